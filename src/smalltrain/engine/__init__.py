@@ -1,0 +1,1 @@
+"""Task-agnostic training machinery: events, checkpoints, runner, jobs, resources."""

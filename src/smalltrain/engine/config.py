@@ -1,0 +1,93 @@
+"""Helpers shared by the tasks' typed, frozen configs."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from smalltrain.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
+    """Parse ``["epochs=5", "lr=1e-3"]`` (the CLI's ``--set``) into a dict of strings.
+
+    Raises:
+        ConfigError: an item has no ``=``.
+    """
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("--set", pair, "must look like key=value, e.g. --set epochs=5")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _coerce(name: str, text: str, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ("none", "null", "") and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(name, text, arg)
+            except ConfigError:
+                continue
+        raise ConfigError(name, text, f"must be one of {args}")
+    if origin is typing.Literal:
+        if text in args:
+            return text
+        raise ConfigError(name, text, f"must be one of {list(args)}")
+    if origin in (tuple, list):
+        items = [t for t in text.strip("[]()").split(",") if t.strip()]
+        inner = args[0] if args else str
+        values = [_coerce(name, t.strip(), inner) for t in items]
+        return tuple(values) if origin is tuple else values
+    if annotation is bool:
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, text, "must be true or false")
+    if annotation in (int, float, str):
+        try:
+            return annotation(text)
+        except ValueError:
+            raise ConfigError(name, text, f"must be a {annotation.__name__}") from None
+    return text
+
+
+def apply_overrides(config: C, overrides: Mapping[str, Any]) -> C:
+    """Return a copy of a dataclass config with ``overrides`` applied and validated.
+
+    String values (from the CLI) are converted to each field's declared type.
+
+    Raises:
+        ConfigError: an unknown field, or a value that breaks a rule.
+    """
+    if not overrides:
+        return config
+    assert dataclasses.is_dataclass(config) and not isinstance(config, type)
+    hints = typing.get_type_hints(type(config))
+    fields = {f.name for f in dataclasses.fields(config)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ConfigError(key, value, f"unknown field; valid fields: {', '.join(sorted(fields))}")
+        changes[key] = _coerce(key, value, hints[key]) if isinstance(value, str) else value
+    return dataclasses.replace(config, **changes)  # __post_init__ validates
+
+
+def check(field: str, value: Any, ok: bool, rule: str) -> None:
+    """Raise ConfigError(field, value, rule) unless ``ok``."""
+    if not ok:
+        raise ConfigError(field, value, rule)

@@ -1,0 +1,129 @@
+"""The contract between the engine and a task: CancelToken, JobContext, TrainResult, Task."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from smalltrain.engine.events import Event
+
+
+class CancelToken:
+    """A cooperative stop request, checked by training loops every batch.
+
+    ``mode`` is "graceful" (finish the current step, write a checkpoint, stop) or
+    "immediate" (stop as soon as possible; still leaves a resumable checkpoint where the task
+    can). ``reason`` is a short text for the job record.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.mode = "graceful"
+        self.reason = ""
+
+    def cancel(self, reason: str = "cancelled by user", mode: str = "graceful") -> None:
+        if mode not in ("graceful", "immediate"):
+            raise ValueError(f"cancel mode must be 'graceful' or 'immediate', not {mode!r}")
+        self.reason = reason
+        self.mode = mode
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    __bool__ = is_set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+    def clear(self) -> None:
+        self._event.clear()
+        self.reason = ""
+        self.mode = "graceful"
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Limits the process running a job applies to itself."""
+
+    max_gpu_memory_percent: float | None = None
+    cpu_threads: int | None = None
+
+
+def _no_emit(event: Event) -> None:
+    """Default emitter: drop events."""
+
+
+@dataclass
+class JobContext:
+    """Everything a task's ``train`` may use. It never sees the manager, store, CLI or UI."""
+
+    job_id: str
+    config: Any
+    dataset_path: Path
+    run_dir: Path
+    cancel: CancelToken = field(default_factory=CancelToken)
+    emit: Callable[[Event], None] = _no_emit
+    resume_from: Path | None = None
+    device: str = "cpu"
+    limits: ResourceLimits = field(default_factory=ResourceLimits)
+    cache_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished ``train`` call hands back to whoever ran it."""
+
+    status: str  # "completed" or "cancelled"
+    epochs_completed: int
+    global_step: int
+    run_dir: Path
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    weights: Path | None  # the file to register (best model, stripped for inference)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    headline_metric: str = ""  # e.g. "best_val_loss" or "best_map50"
+    headline_value: float | None = None
+    artifacts: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class DatasetReport(Protocol):
+    """What every task's ``inspect`` returns."""
+
+    kind: str
+    fingerprint: str
+
+    def snapshot(self) -> str:
+        """A one-line summary such as "35 files, 12.5 min" or "200 images, 3 classes"."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class Task(Protocol):
+    """A kind of training job. One implementation runs inline, in a thread or in a child."""
+
+    name: str
+
+    def inspect(self, path: Path) -> DatasetReport:
+        """Validate and summarise a dataset; raises DatasetError if nothing is usable."""
+        ...
+
+    def adaptive_config(
+        self, report: DatasetReport, device: str, preset: str = "auto", **overrides: Any
+    ) -> Any:
+        """Choose a config for this dataset and device; user overrides win."""
+        ...
+
+    def config_from_dict(self, data: Mapping[str, Any]) -> Any:
+        """Rebuild a validated config from its ``to_dict`` form."""
+        ...
+
+    def train(self, ctx: JobContext) -> TrainResult:
+        """Run training to completion or cancellation; blocks."""
+        ...

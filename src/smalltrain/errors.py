@@ -1,0 +1,105 @@
+"""Every error smalltrain raises on purpose.
+
+Messages say what happened, to which file, field or job, and what to do next.
+
+    SmallTrainError
+    ├── ConfigError              a config field has an invalid value (names field, value, rule)
+    ├── DatasetError             a dataset cannot be used at all (no usable audio, missing split...)
+    ├── CheckpointError          a checkpoint is missing, truncated, corrupt or incompatible
+    ├── TrainingError            training could not go on
+    │   └── TrainingDiverged     repeated NaN/inf losses survived every rollback
+    ├── WeightsNotFound          pretrained weights are not on disk (we never download)
+    ├── JobError                 a job-level problem
+    │   ├── JobNotFound
+    │   ├── InvalidTransition    a forbidden job state change
+    │   └── NotResumable         a job or checkpoint cannot be resumed, with the reason
+    ├── StoreError               the database or the model registry refused an operation
+    │   ├── RegistryCorrupt      registry.json is unreadable; models stay on disk
+    │   ├── ModelNotFound
+    │   ├── ModelExists
+    │   ├── DatasetNotFound
+    │   └── InvalidName          a name with separators, '..', control characters or too long
+    └── SchedulerBusy            another scheduler already holds this home
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SmallTrainError(Exception):
+    """Base class of every error smalltrain raises on purpose."""
+
+
+class ConfigError(SmallTrainError, ValueError):
+    """A config field has an invalid value."""
+
+    def __init__(self, field: str, value: Any, rule: str) -> None:
+        self.field = field
+        self.value = value
+        self.rule = rule
+        super().__init__(f"{field}={value!r}: {rule}")
+
+
+class DatasetError(SmallTrainError):
+    """A dataset cannot be used at all."""
+
+
+class CheckpointError(SmallTrainError):
+    """A checkpoint is missing, truncated, corrupt or incompatible."""
+
+
+class TrainingError(SmallTrainError):
+    """Training could not go on."""
+
+
+class TrainingDiverged(TrainingError):
+    """The loss stayed NaN/inf after every allowed rollback."""
+
+
+class WeightsNotFound(SmallTrainError):
+    """Pretrained weights are not on disk; smalltrain never downloads them."""
+
+
+class JobError(SmallTrainError):
+    """A job-level problem."""
+
+
+class JobNotFound(JobError):
+    """No job has this id."""
+
+
+class InvalidTransition(JobError):
+    """A forbidden job state change."""
+
+
+class NotResumable(JobError):
+    """A job or checkpoint cannot be resumed."""
+
+
+class StoreError(SmallTrainError):
+    """The database or the model registry refused an operation."""
+
+
+class RegistryCorrupt(StoreError):
+    """registry.json could not be read; the models themselves stay on disk."""
+
+
+class ModelNotFound(StoreError):
+    """No model of this name is registered."""
+
+
+class ModelExists(StoreError):
+    """A model of this name is already registered."""
+
+
+class DatasetNotFound(StoreError):
+    """No dataset of this name is registered."""
+
+
+class InvalidName(StoreError, ValueError):
+    """A dataset or model name that is unsafe as a folder name."""
+
+
+class SchedulerBusy(SmallTrainError):
+    """Another scheduler process already holds this home."""

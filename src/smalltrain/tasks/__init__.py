@@ -1,0 +1,76 @@
+"""Registry of training tasks by name, and dataset kind detection."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from smalltrain.engine.context import Task
+from smalltrain.errors import DatasetError
+
+# name -> "module:attribute" of a zero-argument Task factory; imported lazily so that the
+# audio task never pays for importing Ultralytics and vice versa.
+_TASKS: dict[str, str] = {
+    "audio": "smalltrain.tasks.audio.task:AudioTask",
+    "detect": "smalltrain.tasks.detection.task:DetectTask",
+}
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc"})
+
+
+def register_task(name: str, target: str) -> None:
+    """Register a task factory given as ``"package.module:Factory"``."""
+    _TASKS[name] = target
+
+
+def task_names() -> list[str]:
+    return sorted(_TASKS)
+
+
+def get_task(name: str) -> Task:
+    """Return a task instance by name.
+
+    Raises:
+        KeyError: no task of this name.
+    """
+    if name not in _TASKS:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
+    module_name, _, attr = _TASKS[name].partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    task: Task = factory()
+    return task
+
+
+def find_data_yaml(path: Path) -> Path | None:
+    """Return the YOLO data yaml for ``path`` (the file itself or one inside the folder)."""
+    if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
+        return path
+    if path.is_dir():
+        for name in ("data.yaml", "data.yml"):
+            if (path / name).is_file():
+                return path / name
+        yamls = sorted(p for p in path.glob("*.y*ml") if p.is_file())
+        if len(yamls) == 1:
+            return yamls[0]
+    return None
+
+
+def detect_kind(path: str | Path) -> str:
+    """Tell which task a dataset path is for: "detect" (a YOLO yaml) or "audio".
+
+    Raises:
+        DatasetError: the path does not exist or holds neither kind.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file or folder. Check the path and try again.")
+    if find_data_yaml(p) is not None:
+        return "detect"
+    if p.is_dir():
+        for f in p.rglob("*"):
+            if f.suffix.lower() in AUDIO_EXTENSIONS and not f.name.startswith("."):
+                return "audio"
+    raise DatasetError(
+        f"{p}: not a dataset smalltrain knows. Give a folder of audio files "
+        f"({', '.join(sorted(AUDIO_EXTENSIONS))}) or a YOLO data.yaml (or a folder holding one)."
+    )
