@@ -82,7 +82,9 @@ def apply_overrides(config: C, overrides: Mapping[str, Any]) -> C:
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in fields:
-            raise ConfigError(key, value, f"unknown field; valid fields: {', '.join(sorted(fields))}")
+            raise ConfigError(
+                key, value, f"unknown field; valid fields: {', '.join(sorted(fields))}"
+            )
         changes[key] = _coerce(key, value, hints[key]) if isinstance(value, str) else value
     return dataclasses.replace(config, **changes)  # __post_init__ validates
 

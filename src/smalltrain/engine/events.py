@@ -9,6 +9,7 @@ through the job store. Metrics are flat dicts with slash keys: ``train/loss``, `
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import threading
 import time
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 Metrics = Mapping[str, float]
+
+log = logging.getLogger(__name__)
 
 
 def _clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -49,13 +52,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _unjson(value: Any) -> Any:
+def _unjson_metrics(value: Any) -> Any:
+    """Undo ``_jsonable`` inside a metrics dict: 'nan'/'inf' strings become floats again."""
+    if isinstance(value, dict):
+        return {k: _unjson_metrics(v) for k, v in value.items()}
     if value in ("nan", "inf", "-inf"):
         return float(value)
-    if isinstance(value, dict):
-        return {k: _unjson(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return tuple(_unjson(v) for v in value)
     return value
 
 
@@ -180,8 +182,16 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     cls = EVENT_TYPES.get(str(kind))
     if cls is None:
         raise ValueError(f"unknown event type {kind!r}; known: {sorted(EVENT_TYPES)}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {k: _unjson(v) for k, v in data.items() if k in names}
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if f.name == "metrics":
+            value = _unjson_metrics(value)
+        elif isinstance(value, list) and str(f.type).startswith("tuple"):
+            value = tuple(value)
+        kwargs[f.name] = value
     return cls(**kwargs)
 
 
@@ -285,7 +295,10 @@ class MetricsHistory:
                 self.epochs.append({"epoch": event.epoch, **dict(event.metrics)})
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
-            subscriber(event)
+            try:
+                subscriber(event)
+            except Exception:  # a broken progress bar or UI must not stop training
+                log.exception("event subscriber %r failed on a %s event", subscriber, event.type)
 
     def epoch_values(self, key: str) -> list[float]:
         """Return the per-epoch series of one metric (missing epochs are skipped)."""
@@ -304,7 +317,10 @@ class MetricsHistory:
 
     def state_dict(self) -> dict[str, Any]:
         with self._lock:
-            return {"steps": [dict(s) for s in self.steps], "epochs": [dict(e) for e in self.epochs]}
+            return {
+                "steps": [dict(s) for s in self.steps],
+                "epochs": [dict(e) for e in self.epochs],
+            }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         with self._lock:

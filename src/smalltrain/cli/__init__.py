@@ -1,0 +1,1 @@
+"""The ``smalltrain`` command line (Typer + rich)."""

@@ -1,0 +1,416 @@
+"""Checkpoint I/O, validation and retention, plus the RNG-state helpers exact resume needs.
+
+A checkpoint is a ``torch.save``'d dict named ``ckpt-e{epoch:04d}-s{global_step:08d}.pt`` with a
+JSON sidecar of the same stem (``epoch``, ``global_step``, ``metrics``, ``reason``, ``time``,
+``size``, ``sha256``), so listing and retention never unpickle tensors. Rules:
+
+- writes are atomic (temporary file, fsync, rename) and a state holding a NaN/inf tensor is
+  refused, so no NaN weight is ever saved;
+- loads use ``torch.load(weights_only=True)``: no pickled code runs; a missing, truncated or
+  corrupt file raises ``CheckpointError`` saying which file and what to do;
+- retention keeps the newest N, the best by a monitored metric (a NaN never counts as best) and
+  the checkpoint a run resumed from.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import platform
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from smalltrain.engine.fsutil import atomic_write, atomic_write_json, sha256_file
+from smalltrain.errors import CheckpointError
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointInfo",
+    "capture_rng_state",
+    "checkpoint_name",
+    "find_resumable",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "manage_checkpoints",
+    "package_versions",
+    "restore_rng_state",
+    "save_checkpoint",
+    "sidecar_path",
+    "strip_for_inference",
+]
+
+CHECKPOINT_FORMAT = 1
+
+_NAME_RE = re.compile(r"^ckpt-e(\d+)-s(\d+)\.pt$")
+_RESUME_HINT = (
+    "resume from an earlier checkpoint: smalltrain resume picks the newest valid one automatically"
+)
+_OPTIONAL_PACKAGES = ("ultralytics", "soundfile", "soxr")
+# Top-level keys that only matter for resuming training; strip_for_inference drops them.
+TRAINING_ONLY_PREFIXES = ("optimizer", "scheduler", "rng", "sampler", "scaler", "grad_scaler")
+
+
+def checkpoint_name(epoch: int, global_step: int) -> str:
+    """Return the file name of the checkpoint at ``epoch`` / ``global_step``."""
+    return f"ckpt-e{epoch:04d}-s{global_step:08d}.pt"
+
+
+def sidecar_path(path: Path) -> Path:
+    """Return the JSON sidecar path of a checkpoint (same stem, ``.json``)."""
+    return Path(path).with_suffix(".json")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of python, torch, numpy, smalltrain and optional packages (never imported)."""
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "smalltrain", *_OPTIONAL_PACKAGES):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+# --- saving -------------------------------------------------------------------------------------
+
+
+def _walk_tensors(obj: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield ``(dotted key, tensor)`` for every tensor in nested dicts, lists and tuples."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            yield from _walk_tensors(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _walk_tensors(value, f"{prefix}.{i}" if prefix else str(i))
+
+
+def _first_non_finite(state: Mapping[str, Any]) -> str | None:
+    for key, tensor in _walk_tensors(state):
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(
+            torch.isfinite(tensor).all()
+        ):
+            return key
+    return None
+
+
+def _jsonable_metrics(metrics: Mapping[str, float]) -> dict[str, float | str]:
+    # Strict JSON has no NaN; store non-finite values as "nan"/"inf" like events do.
+    return {k: (v if math.isfinite(v) else repr(v)) for k, v in metrics.items()}
+
+
+def save_checkpoint(
+    directory: Path,
+    state: dict[str, Any],
+    *,
+    epoch: int,
+    global_step: int,
+    metrics: Mapping[str, float] | None = None,
+    reason: str = "interval",
+) -> Path:
+    """Write ``state`` atomically as a self-describing checkpoint, then its JSON sidecar.
+
+    Adds ``format``, ``versions``, ``epoch``, ``global_step``, ``metrics`` and ``saved_at`` to a
+    copy of ``state``. The state must hold only what ``torch.load(weights_only=True)`` accepts:
+    tensors, dicts, lists, tuples, str, int, float, bool and None.
+
+    Returns:
+        The path of the ``.pt`` file.
+
+    Raises:
+        CheckpointError: a floating tensor anywhere in ``state`` (optimizer state included) holds
+            NaN or inf; nothing is written.
+    """
+    directory = Path(directory)
+    bad = _first_non_finite(state)
+    if bad is not None:
+        raise CheckpointError(
+            f"refusing to save checkpoint at epoch {epoch}, step {global_step} in {directory}: "
+            f"tensor {bad!r} contains NaN or inf. Training diverged; lower the learning rate or "
+            f"resume from an earlier checkpoint"
+        )
+    clean_metrics = {str(k): float(v) for k, v in (metrics or {}).items()}
+    now = time.time()
+    payload = {
+        **state,
+        "format": CHECKPOINT_FORMAT,
+        "versions": package_versions(),
+        "epoch": int(epoch),
+        "global_step": int(global_step),
+        "metrics": clean_metrics,
+        "saved_at": now,
+    }
+    path = directory / checkpoint_name(epoch, global_step)
+    atomic_write(path, lambda f: torch.save(payload, f))
+    sidecar = {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": int(epoch),
+        "global_step": int(global_step),
+        "metrics": _jsonable_metrics(clean_metrics),
+        "reason": reason,
+        "time": now,
+        "size": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }
+    atomic_write_json(sidecar_path(path), sidecar)
+    return path
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def _describe_load_error(exc: BaseException) -> str:
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        detail = " ".join(text.split(marker, 1)[1].split("\n\nCheck the documentation")[0].split())
+        return f"contains data weights_only loading refuses (nothing was executed): {detail}"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if len(first) > 200:
+        first = first[:197] + "..."
+    return f"truncated or corrupt: {first}"
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, corrupt, not a smalltrain checkpoint, or
+            written by a newer smalltrain. The message names the file and what to do.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; {_RESUME_HINT}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable, {_describe_load_error(exc)}; {_RESUME_HINT}"
+        ) from exc
+    if not isinstance(state, dict) or "format" not in state:
+        raise CheckpointError(
+            f"{path} is not a smalltrain checkpoint (it has no 'format' entry); {_RESUME_HINT}"
+        )
+    if int(state["format"]) > CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} has format {state['format']}, newer than this smalltrain reads "
+            f"(format {CHECKPOINT_FORMAT}); upgrade smalltrain to load it"
+        )
+    return state
+
+
+# --- listing and resuming -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint's sidecar (or, failing that, its file name) says about it."""
+
+    path: Path
+    epoch: int
+    global_step: int
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    reason: str = "unknown"
+    sha256: str | None = None
+    time: float | None = None
+
+
+def _read_info(path: Path, epoch: int, global_step: int) -> CheckpointInfo:
+    try:
+        side = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+        metrics = {str(k): float(v) for k, v in dict(side.get("metrics") or {}).items()}
+        return CheckpointInfo(
+            path=path,
+            epoch=int(side.get("epoch", epoch)),
+            global_step=int(side.get("global_step", global_step)),
+            metrics=metrics,
+            reason=str(side.get("reason", "unknown")),
+            sha256=side.get("sha256"),
+            time=side.get("time"),
+        )
+    except (OSError, ValueError, TypeError, AttributeError):
+        # Missing or damaged sidecar: the file name still gives epoch and step.
+        return CheckpointInfo(path=path, epoch=epoch, global_step=global_step)
+
+
+def list_checkpoints(directory: Path) -> list[CheckpointInfo]:
+    """List the checkpoints in ``directory``, oldest to newest by (global_step, epoch)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    infos = []
+    for path in directory.iterdir():
+        match = _NAME_RE.match(path.name)
+        if match and path.is_file():
+            infos.append(_read_info(path, int(match.group(1)), int(match.group(2))))
+    return sorted(infos, key=lambda i: (i.global_step, i.epoch, i.path.name))
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """Return the newest checkpoint in ``directory`` (not validated), or None."""
+    infos = list_checkpoints(directory)
+    return infos[-1].path if infos else None
+
+
+def find_resumable(
+    directory: Path,
+    *,
+    validate: bool = True,
+    map_location: str | torch.device = "cpu",
+    on_skip: Callable[[Path, str], None] | None = None,
+) -> tuple[Path, dict[str, Any]] | None:
+    """Return ``(path, state)`` of the newest checkpoint that loads cleanly, or None.
+
+    Corrupt checkpoints are skipped silently; pass ``on_skip(path, why)`` to hear about them.
+
+    Args:
+        validate: also require the file's sha256 to match its sidecar, when the sidecar has one.
+    """
+    for info in reversed(list_checkpoints(directory)):
+        if validate and info.sha256 is not None and sha256_file(info.path) != info.sha256:
+            if on_skip is not None:
+                on_skip(info.path, "sha256 does not match its sidecar")
+            continue
+        try:
+            return info.path, load_checkpoint(info.path, map_location=map_location)
+        except CheckpointError as exc:
+            if on_skip is not None:
+                on_skip(info.path, str(exc))
+    return None
+
+
+# --- retention ----------------------------------------------------------------------------------
+
+
+def _best(infos: list[CheckpointInfo], monitor: str, mode: str) -> CheckpointInfo | None:
+    scored = [i for i in infos if monitor in i.metrics and math.isfinite(i.metrics[monitor])]
+    if not scored:
+        return None
+    pick = min if mode == "min" else max
+    return pick(scored, key=lambda i: i.metrics[monitor])
+
+
+def manage_checkpoints(
+    directory: Path,
+    *,
+    keep_last: int,
+    monitor: str = "val/loss",
+    mode: str = "min",
+    protect: Iterable[Path] = (),
+) -> list[Path]:
+    """Delete old checkpoints (and sidecars), keeping the newest, the best and protected ones.
+
+    Kept: the ``keep_last`` newest (the newest always, even with ``keep_last=0``), the best by
+    ``monitor`` (NaN/inf or missing scores never count), and every path in ``protect``, such as
+    the checkpoint a run resumed from. Call it after writing the new checkpoint.
+
+    Returns:
+        The deleted ``.pt`` paths. A file that cannot be deleted is left and not listed.
+
+    Raises:
+        ValueError: ``keep_last`` < 0 or ``mode`` is not "min"/"max".
+    """
+    if keep_last < 0:
+        raise ValueError(f"keep_last={keep_last}: must be >= 0")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode={mode!r}: must be 'min' or 'max'")
+    infos = list_checkpoints(directory)
+    if not infos:
+        return []
+    keep = {i.path.resolve() for i in infos[-max(keep_last, 1) :]}
+    best = _best(infos, monitor, mode)
+    if best is not None:
+        keep.add(best.path.resolve())
+    keep.update(Path(p).resolve() for p in protect)
+    deleted = []
+    for info in infos:
+        if info.path.resolve() in keep:
+            continue
+        try:
+            info.path.unlink(missing_ok=True)
+        except OSError:
+            continue
+        sidecar_path(info.path).unlink(missing_ok=True)
+        deleted.append(info.path)
+    return deleted
+
+
+# --- RNG state ----------------------------------------------------------------------------------
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """Capture python, numpy (legacy global), torch CPU and (when in use) CUDA RNG states.
+
+    The result holds only tensors, ints, floats and None, so it survives
+    ``torch.load(weights_only=True)``.
+    """
+    py_version, py_internal, py_gauss = random.getstate()
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "python": {
+            "version": int(py_version),
+            "state": torch.tensor(py_internal, dtype=torch.int64),
+            "gauss_next": py_gauss,
+        },
+        "numpy": {
+            "kind": str(np_kind),
+            "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+        # Only when CUDA is in use: asking for its state would otherwise create a CUDA
+        # context on every GPU for a CPU-only job.
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+    }
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore RNG states captured by ``capture_rng_state`` (missing parts are left alone).
+
+    CUDA states are restored for as many devices as both the checkpoint and this machine have.
+    """
+    if "python" in state:
+        py = state["python"]
+        internal = tuple(int(v) for v in py["state"].tolist())
+        random.setstate((int(py["version"]), internal, py["gauss_next"]))
+    if "numpy" in state:
+        n = state["numpy"]
+        keys = n["keys"].cpu().numpy().astype(np.uint32)
+        np.random.set_state(
+            (n["kind"], keys, int(n["pos"]), int(n["has_gauss"]), float(n["cached_gaussian"]))
+        )
+    if "torch" in state:
+        torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
+    cuda_states = state.get("cuda")
+    if cuda_states and torch.cuda.is_available():
+        for device, cuda_state in enumerate(cuda_states[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state.cpu().to(torch.uint8), device)
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+def strip_for_inference(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of a checkpoint state without what only resuming needs.
+
+    Drops top-level keys starting with optimizer, scheduler, rng, sampler or (grad_)scaler; keeps
+    model weights, model constructor arguments, configs, metrics and versions. Marks the result
+    with ``"inference_only": True``.
+    """
+    kept = {k: v for k, v in state.items() if not str(k).startswith(TRAINING_ONLY_PREFIXES)}
+    kept["inference_only"] = True
+    return kept

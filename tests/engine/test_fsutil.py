@@ -1,0 +1,72 @@
+"""Atomic writes and hashing in smalltrain.engine.fsutil, on real files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from smalltrain.engine.fsutil import (
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    sha256_bytes,
+    sha256_file,
+)
+
+
+def _stray_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_atomic_write_bytes_creates_parents_and_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "file.bin"
+    assert atomic_write_bytes(target, b"first") == target
+    atomic_write_bytes(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert _stray_files(target.parent) == []
+
+
+def test_atomic_write_text_and_json(tmp_path: Path) -> None:
+    atomic_write_text(tmp_path / "t.txt", "héllo\n")
+    assert (tmp_path / "t.txt").read_text(encoding="utf-8") == "héllo\n"
+    atomic_write_json(tmp_path / "d.json", {"a": [1, 2], "b": None})
+    assert json.loads((tmp_path / "d.json").read_text()) == {"a": [1, 2], "b": None}
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_tmp(tmp_path: Path) -> None:
+    target = tmp_path / "registry.json"
+    atomic_write_text(target, "old")
+
+    def crash(f: IO[bytes]) -> None:
+        f.write(b"half of the new conte")
+        raise OSError("disk full (simulated)")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, crash)
+    assert target.read_text() == "old"
+    assert _stray_files(tmp_path) == []
+
+
+def test_unserialisable_json_writes_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "metrics.json"
+    atomic_write_json(target, {"ok": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(target, {"bad": object()})
+    with pytest.raises(ValueError, match="Out of range float"):
+        atomic_write_json(target, {"nan": math.nan})
+    assert json.loads(target.read_text()) == {"ok": 1}
+    assert _stray_files(tmp_path) == []
+
+
+def test_sha256_matches_hashlib(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 5000  # > 1 MiB, so several chunks
+    path = atomic_write_bytes(tmp_path / "x.bin", data)
+    expected = hashlib.sha256(data).hexdigest()
+    assert sha256_file(path) == expected
+    assert sha256_bytes(data) == expected
