@@ -1,0 +1,1 @@
+"""Audio task: a VAE on log-mel spectrograms trained on a folder of sounds."""
