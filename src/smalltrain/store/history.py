@@ -1,0 +1,174 @@
+"""Job history in the database: attempts, events and metrics (``HistoryStore``).
+
+A base of ``JobStore``; these methods take a job's full id (they are hot paths).
+
+- attempts: one row per run of a job's process; a resume makes a new attempt.
+- events: each row holds an ``Event.to_dict()`` (or a ``status_change`` dict); followers in
+  other processes poll ``events_after`` with the last id they saw.
+- metrics: rows ``(scope "step"|"epoch", epoch, global_step, key, value)`` written in batches,
+  one transaction per batch; read back as curves with ``metric_series``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from smalltrain.store.sqlite import Database
+
+__all__ = ["Attempt", "HistoryStore", "MetricRow"]
+
+#: (scope "step"|"epoch", epoch, global step, key, value)
+MetricRow = tuple[str, int, int, str, float]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One run of a job's process; a resume makes a new attempt. Times are epoch seconds."""
+
+    job_id: str
+    n: int
+    pid: int | None
+    host: str | None
+    resume_from: str | None
+    started_at: float
+    finished_at: float | None
+    outcome: str | None  # "completed", "cancelled", "failed", "interrupted"
+    exit_code: int | None
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class HistoryStore(Database):
+    """Attempts, events and metrics of jobs."""
+
+    # -- attempts ----------------------------------------------------------------------------
+
+    def start_attempt(self, job_id: str, pid: int | None, resume_from: str | None = None) -> int:
+        """Record a new attempt (process ``pid``) of a job; return its number (1, 2, ...)."""
+        resume = None if resume_from is None else os.fspath(resume_from)
+        with self._tx() as con:
+            last = con.execute("SELECT MAX(n) FROM attempts WHERE job_id = ?", (job_id,))
+            n = int(last.fetchone()[0] or 0) + 1
+            con.execute(
+                "INSERT INTO attempts (job_id, n, pid, host, resume_from, started_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, n, pid, socket.gethostname(), resume, time.time()),
+            )
+            con.execute(
+                "UPDATE jobs SET attempts = ?, resume_from = ?, updated_at = ? WHERE id = ?",
+                (n, resume, time.time(), job_id),
+            )
+        return n
+
+    @staticmethod
+    def _finish_attempt(
+        con: sqlite3.Connection,
+        job_id: str,
+        n: int,
+        outcome: str,
+        exit_code: int | None,
+        error: str | None,
+    ) -> None:
+        con.execute(
+            "UPDATE attempts SET finished_at = ?, outcome = ?, exit_code = ?, error = ? "
+            "WHERE job_id = ? AND n = ?",
+            (time.time(), outcome, exit_code, error, job_id, n),
+        )
+
+    def finish_attempt(
+        self,
+        job_id: str,
+        n: int,
+        outcome: str,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Close attempt ``n`` with its outcome ("completed", "cancelled", "failed", ...)."""
+        with self._tx() as con:
+            self._finish_attempt(con, job_id, n, outcome, exit_code, error)
+
+    def list_attempts(self, job_id: str) -> list[Attempt]:
+        """A job's attempts, oldest first."""
+        rows = self._conn().execute("SELECT * FROM attempts WHERE job_id = ? ORDER BY n", (job_id,))
+        return [Attempt(**dict(r)) for r in rows.fetchall()]
+
+    # -- events ------------------------------------------------------------------------------
+
+    def append_events(self, job_id: str, events: Sequence[Mapping[str, Any]]) -> None:
+        """Store events (each an ``Event.to_dict()``) in one transaction."""
+        now = time.time()
+        rows = [
+            (job_id, str(e.get("type", "event")), float(e.get("time", now)), json.dumps(e))
+            for e in events
+        ]
+        with self._tx() as con:
+            con.executemany(
+                "INSERT INTO events (job_id, type, time, data) VALUES (?, ?, ?, ?)", rows
+            )
+
+    def events_after(
+        self, job_id: str, after_id: int = 0, limit: int = 1000
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """A job's events with id > ``after_id``, oldest first, as ``(id, dict)``.
+
+        Followers in other processes poll this, passing the last id they saw.
+        """
+        rows = self._conn().execute(
+            "SELECT id, data FROM events WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (job_id, after_id, limit),
+        )
+        return [(int(r["id"]), json.loads(r["data"])) for r in rows.fetchall()]
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    def append_metrics(self, job_id: str, rows: Sequence[MetricRow]) -> None:
+        """Store metric rows ``(scope, epoch, global_step, key, value)`` in one transaction."""
+        data = [(job_id, s, int(e), int(st), k, float(v)) for s, e, st, k, v in rows]
+        with self._tx() as con:
+            con.executemany(
+                "INSERT INTO metrics (job_id, scope, epoch, step, key, value) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                data,
+            )
+
+    def metric_series(self, job_id: str, key: str, scope: str = "step") -> list[tuple[int, float]]:
+        """One metric's curve: ``(global_step, value)`` for "step", ``(epoch, value)`` for
+        "epoch", in order. NaN values come back as NaN."""
+        x = "epoch" if scope == "epoch" else "step"
+        rows = self._conn().execute(
+            f"SELECT {x}, value FROM metrics WHERE job_id = ? AND key = ? AND scope = ? "
+            f"ORDER BY {x}, rowid",
+            (job_id, key, scope),
+        )
+        return [(int(a), math.nan if v is None else float(v)) for a, v in rows.fetchall()]
+
+    def metric_keys(self, job_id: str, scope: str | None = None) -> list[str]:
+        """The metric keys recorded for a job (optionally of one scope), sorted."""
+        sql = "SELECT DISTINCT key FROM metrics WHERE job_id = ?"
+        args: list[Any] = [job_id]
+        if scope is not None:
+            sql, args = sql + " AND scope = ?", [*args, scope]
+        return sorted(r[0] for r in self._conn().execute(sql, args).fetchall())
+
+    def truncate_metrics(self, job_id: str, global_step: int, epoch: int) -> None:
+        """Drop step rows after ``global_step`` and epoch rows from ``epoch`` on.
+
+        Call it when a job resumes from a checkpoint, so its curves hold no duplicates (as
+        ``MetricsHistory.truncate`` does in memory).
+        """
+        with self._tx() as con:
+            con.execute(
+                "DELETE FROM metrics WHERE job_id = ? AND "
+                "((scope = 'step' AND step > ?) OR (scope = 'epoch' AND epoch >= ?))",
+                (job_id, global_step, epoch),
+            )

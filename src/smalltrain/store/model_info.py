@@ -1,0 +1,107 @@
+"""``ModelInfo``: one registered model as the registry describes it, and value helpers."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENTRY_FIELDS", "ModelInfo", "plain", "utc_now"]
+
+ENTRY_FIELDS = (
+    "created",
+    "base_model",
+    "epochs_completed",
+    "dataset_snapshot",
+    "task",
+    "job_id",
+    "weights_sha256",
+    "weights_size",
+    "dataset_fingerprint",
+    "versions",
+    "headline_metric",
+)
+
+
+@dataclass
+class ModelInfo:
+    """A registered model: where it lives, whether it is active, and its registry entry."""
+
+    name: str
+    dataset: str
+    path: Path
+    weights: Path
+    active: bool = False
+    created: str = ""
+    task: str = ""
+    base_model: str | None = None
+    epochs_completed: int = 0
+    headline_metric: str = ""
+    headline_value: float | None = None
+    dataset_snapshot: str = ""
+    dataset_fingerprint: str = ""
+    job_id: str | None = None
+    weights_sha256: str = ""
+    weights_size: int = 0
+    versions: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # registry keys this version ignores
+
+    @classmethod
+    def from_entry(
+        cls, dataset: str, name: str, entry: Mapping[str, Any], models_dir: Path, active: bool
+    ) -> ModelInfo:
+        """Build from one ``registry.json`` entry; ``models_dir`` is ``<root>/<dataset>/models``."""
+        folder = models_dir / name
+        key = str(entry.get("headline_metric") or _guess_headline(entry))
+        known = {k: entry[k] for k in ENTRY_FIELDS if k in entry and entry[k] is not None}
+        known.pop("headline_metric", None)
+        extra = {k: v for k, v in entry.items() if k not in ENTRY_FIELDS and k != key}
+        value = entry.get(key) if key else None
+        return cls(
+            name=name,
+            dataset=dataset,
+            path=folder,
+            weights=folder.joinpath("weights", "best.pt"),
+            active=active,
+            headline_metric=key,
+            headline_value=None if value is None else float(value),
+            extra=extra,
+            **known,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (paths as strings)."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["path"], out["weights"] = str(self.path), str(self.weights)
+        return out
+
+
+def _guess_headline(entry: Mapping[str, Any]) -> str:
+    for key in ("best_map50", "best_val_loss"):
+        if key in entry:
+            return key
+    return next((k for k in entry if k.startswith("best_")), "")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plain(value: Any) -> Any:
+    """Turn a config/metrics value into plain YAML/JSON data (paths → str, tuples → lists,
+    non-finite floats → "nan"/"inf"/"-inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "value") and hasattr(value, "name") and not isinstance(value, str):
+        return plain(value.value)  # an Enum
+    return value

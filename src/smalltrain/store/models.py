@@ -1,0 +1,387 @@
+"""``ModelStore``: trained models on disk, in the seed's registry layout.
+
+Layout under ``root`` (``$SMALLTRAIN_HOME/models``)::
+
+    <dataset>/registry.json              {"active": name | null, "models": {name: {...}}}
+    <dataset>/.registry.lock             inter-process lock (never delete it while in use)
+    <dataset>/models/<name>/weights/best.pt
+    <dataset>/models/<name>/config.yaml  the training config
+    <dataset>/models/<name>/metrics.json final metrics (non-finite floats as "nan"/"inf")
+    <dataset>/models/<name>/registry_entry.json  a copy of its registry entry (for rebuilds)
+    <dataset>/models/<name>/...          extra files (previews/ for audio)
+
+A registry entry holds the seed's fields (``created`` as ISO-8601 UTC with ``Z``,
+``base_model``, ``epochs_completed``, the headline metric under its own key — ``best_map50``
+for detection, ``best_val_loss`` for audio — and ``dataset_snapshot``) plus ``task``,
+``job_id``, ``weights_sha256``, ``weights_size``, ``dataset_fingerprint``, ``versions`` and
+``headline_metric`` (the headline key's name).
+
+Crash safety: a model folder is assembled in a hidden temporary folder beside its final place
+and renamed into place before the registry names it; registry.json is rewritten atomically
+(``fsutil``) under ``FileLock(<dataset>/.registry.lock)``, reading, changing and writing it
+inside the lock. A crash therefore leaves at worst an unregistered model folder, never a
+registry entry without its files. A registry.json broken by hand raises ``RegistryCorrupt``
+and nothing is changed; other datasets keep working. ``rebuild_registry(dataset)`` rebuilds it
+from the model folders (their ``registry_entry.json`` copies), keeping the broken file aside.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from smalltrain.engine.fsutil import atomic_write_json, atomic_write_text, sha256_file
+from smalltrain.engine.locks import FileLock
+from smalltrain.errors import ModelExists, ModelNotFound, RegistryCorrupt
+from smalltrain.store.model_info import ModelInfo, plain, utc_now
+from smalltrain.store.names import validate_name
+
+__all__ = ["ModelInfo", "ModelStore"]
+
+log = logging.getLogger(__name__)
+
+REGISTRY = "registry.json"
+LOCK = ".registry.lock"
+WEIGHTS = Path("weights") / "best.pt"
+ENTRY = "registry_entry.json"
+
+
+class ModelStore:
+    """Trained models per dataset, with ``registry.json`` as the index.
+
+    Args:
+        root: the models folder, normally ``$SMALLTRAIN_HOME/models``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    # -- paths and registry I/O -------------------------------------------------------------
+
+    def _dataset_dir(self, dataset: str) -> Path:
+        return self.root / validate_name(dataset, "dataset name")
+
+    def _models_dir(self, dataset: str) -> Path:
+        return self._dataset_dir(dataset) / "models"
+
+    def model_dir(self, dataset: str, name: str) -> Path:
+        """The folder of a model (it may not exist)."""
+        return self._dataset_dir(dataset) / "models" / validate_name(name, "model name")
+
+    def registry_path(self, dataset: str) -> Path:
+        return self._dataset_dir(dataset) / REGISTRY
+
+    def read_registry(self, dataset: str) -> dict[str, Any]:
+        """The registry of a dataset (an empty one if the file does not exist yet).
+
+        Raises:
+            RegistryCorrupt: the file is not valid JSON or not a registry.
+        """
+        path = self.registry_path(dataset)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {"active": None, "models": {}}
+        advice = (
+            f"Your models are still in {path.parent / 'models'}/. Fix the file by hand, or "
+            f"rebuild it from the model folders with ModelStore.rebuild_registry({dataset!r})."
+        )
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise RegistryCorrupt(f"{path} is not valid JSON ({e}). {advice}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
+            raise RegistryCorrupt(f"{path} is not a model registry (no 'models' map). {advice}")
+        data.setdefault("models", {})
+        data.setdefault("active", None)
+        return data
+
+    @contextlib.contextmanager
+    def _editing(self, dataset: str) -> Iterator[dict[str, Any]]:
+        """Hold the dataset's lock, yield its registry, and write it back atomically on success."""
+        folder = self._dataset_dir(dataset)
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(folder / LOCK):
+            registry = self.read_registry(dataset)
+            yield registry
+            atomic_write_json(folder / REGISTRY, registry)
+
+    def update_registry(self, dataset: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Apply ``change`` to the registry under the lock and write it atomically."""
+        with self._editing(dataset) as registry:
+            change(registry)
+
+    # -- save -------------------------------------------------------------------------------
+
+    def save(
+        self,
+        dataset: str,
+        name: str,
+        weights_path: str | os.PathLike[str],
+        *,
+        task: str,
+        config: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        base_model: str | None,
+        epochs_completed: int,
+        headline: tuple[str, float | None],
+        dataset_snapshot: str,
+        dataset_fingerprint: str,
+        job_id: str | None = None,
+        versions: Mapping[str, str] | None = None,
+        extra_files: Mapping[str, str | os.PathLike[str]] | None = None,
+        overwrite: bool = False,
+    ) -> ModelInfo:
+        """Copy a trained model into the store and register it.
+
+        Args:
+            extra_files: ``{relative name in the model folder: source file or folder}``,
+                e.g. ``{"previews": run_dir / "previews"}``.
+            headline: ``("best_val_loss", 0.12)`` or ``("best_map50", 0.82)``; a NaN value is
+                stored as null.
+            overwrite: replace a model of the same name (else ``ModelExists``).
+
+        Raises:
+            InvalidName, ModelExists, RegistryCorrupt, FileNotFoundError (no weights).
+        """
+        folder = self.model_dir(dataset, name)
+        source = Path(weights_path)
+        if not source.is_file():
+            raise FileNotFoundError(f"{source}: weights file not found; nothing was saved")
+        if not overwrite:
+            self._refuse_existing(dataset, name, folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=folder.parent))
+        try:
+            self._fill(staging, source, config, metrics, extra_files or {})
+            key, value = headline
+            entry: dict[str, Any] = {
+                "created": utc_now(),
+                "base_model": base_model,
+                "epochs_completed": int(epochs_completed),
+                key: None if value is None or not math.isfinite(value) else float(value),
+                "dataset_snapshot": dataset_snapshot,
+                "task": task,
+                "job_id": job_id,
+                "weights_sha256": sha256_file(staging / WEIGHTS),
+                "weights_size": (staging / WEIGHTS).stat().st_size,
+                "dataset_fingerprint": dataset_fingerprint,
+                "versions": dict(versions or {}),
+                "headline_metric": key,
+            }
+            atomic_write_json(staging / ENTRY, entry)
+            with self._editing(dataset) as registry:
+                if not overwrite:
+                    self._refuse_existing(dataset, name, folder, registry)
+                old = self._swap_in(staging, folder)
+                registry["models"][name] = entry
+                active = registry.get("active") == name
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:  # only once the registry names the new folder
+            shutil.rmtree(old, ignore_errors=True)
+        return ModelInfo.from_entry(dataset, name, entry, self._models_dir(dataset), active)
+
+    def _refuse_existing(
+        self, dataset: str, name: str, folder: Path, registry: dict[str, Any] | None = None
+    ) -> None:
+        registry = registry if registry is not None else self.read_registry(dataset)
+        if name in registry["models"]:
+            raise ModelExists(
+                f"A model named {name!r} already exists for dataset {dataset!r}. Choose another "
+                "name, or pass overwrite=True (--overwrite) to replace it."
+            )
+        if folder.exists():
+            raise ModelExists(
+                f"{folder} exists but is not in {dataset}/registry.json. Move it away, or pass "
+                "overwrite=True (--overwrite) to replace it."
+            )
+
+    @staticmethod
+    def _fill(
+        staging: Path,
+        weights: Path,
+        config: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        extra_files: Mapping[str, str | os.PathLike[str]],
+    ) -> None:
+        (staging / WEIGHTS).parent.mkdir(parents=True)
+        shutil.copyfile(weights, staging / WEIGHTS)
+        for rel, src in extra_files.items():
+            target = staging / validate_name(rel, "extra file name")
+            if Path(src).is_dir():
+                shutil.copytree(src, target)
+            else:
+                shutil.copyfile(src, target)
+        atomic_write_text(staging / "config.yaml", yaml.safe_dump(plain(config), sort_keys=False))
+        atomic_write_json(staging / "metrics.json", plain(metrics))
+
+    @staticmethod
+    def _swap_in(staging: Path, folder: Path) -> Path | None:
+        """Rename the staged folder into place; return where an old one was moved aside."""
+        old: Path | None = None
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".old-{folder.name}-", dir=folder.parent))
+            os.replace(folder, old / folder.name)
+        os.replace(staging, folder)
+        return old
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def get(self, dataset: str, name: str) -> ModelInfo:
+        """The model ``name`` of ``dataset``.
+
+        Raises:
+            ModelNotFound (with the names that do exist), RegistryCorrupt, InvalidName.
+        """
+        validate_name(name, "model name")
+        registry = self.read_registry(dataset)
+        entry = registry["models"].get(name)
+        if entry is None:
+            known = ", ".join(sorted(registry["models"])) or "none"
+            raise ModelNotFound(
+                f"No model {name!r} for dataset {dataset!r} (models: {known}). "
+                f"List them with: smalltrain models list {dataset}"
+            )
+        return ModelInfo.from_entry(
+            dataset, name, entry, self._models_dir(dataset), registry["active"] == name
+        )
+
+    def list(self, dataset: str | None = None) -> list[ModelInfo]:
+        """Models of one dataset, or of every dataset, oldest first per dataset.
+
+        Reads only registry.json files. With ``dataset=None`` a corrupt registry is logged and
+        skipped so the others still list; with a dataset it raises ``RegistryCorrupt``.
+        """
+        if dataset is not None:
+            registry = self.read_registry(dataset)
+            models_dir, active = self._models_dir(dataset), registry["active"]
+            entries = sorted(registry["models"].items(), key=lambda kv: str(kv[1].get("created")))
+            return [
+                ModelInfo.from_entry(dataset, n, e, models_dir, active == n) for n, e in entries
+            ]
+        out: builtins.list[ModelInfo] = []
+        for name in self.datasets():
+            try:
+                out += self.list(name)
+            except RegistryCorrupt as e:
+                log.warning("%s", e)
+        return out
+
+    def datasets(self) -> builtins.list[str]:
+        """Names of the datasets that have a registry, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.root.glob(f"*/{REGISTRY}"))
+
+    def weights_path(self, dataset: str, name: str) -> Path:
+        """The weights file of a registered model. Raises ``ModelNotFound``."""
+        return self.get(dataset, name).weights
+
+    def get_active(self, dataset: str) -> ModelInfo | None:
+        """The active model of ``dataset``, or None."""
+        registry = self.read_registry(dataset)
+        name = registry.get("active")
+        if not name or name not in registry["models"]:
+            return None
+        return ModelInfo.from_entry(
+            dataset, name, registry["models"][name], self._models_dir(dataset), True
+        )
+
+    # -- changes ----------------------------------------------------------------------------
+
+    def set_active(self, dataset: str, name: str | None) -> None:
+        """Make ``name`` the active model of ``dataset`` (None clears it).
+
+        Raises:
+            ModelNotFound: no such model.
+        """
+        if name is not None:
+            validate_name(name, "model name")
+        with self._editing(dataset) as registry:
+            if name is not None and name not in registry["models"]:
+                known = ", ".join(sorted(registry["models"])) or "none"
+                raise ModelNotFound(f"No model {name!r} for dataset {dataset!r} (models: {known})")
+            registry["active"] = name
+
+    def delete(self, dataset: str, name: str) -> bool:
+        """Unregister a model and delete its folder; deleting the active model clears active.
+
+        Returns False if there was neither an entry nor a folder.
+        """
+        folder = self.model_dir(dataset, name)
+        if not self.registry_path(dataset).exists() and not folder.exists():
+            return False
+        trash: Path | None = None
+        # The registry entry goes first, then the folder, both under the lock: a crash leaves
+        # at worst an unregistered folder, and a concurrent save of the same name is never
+        # left with its folder removed.
+        with self._editing(dataset) as registry:
+            known = registry["models"].pop(name, None) is not None
+            if registry.get("active") == name:
+                registry["active"] = None
+        with FileLock(self._dataset_dir(dataset) / LOCK):
+            if folder.exists() and name not in self.read_registry(dataset)["models"]:
+                trash = Path(tempfile.mkdtemp(prefix=f".deleted-{name}-", dir=folder.parent))
+                os.replace(folder, trash / name)
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        return known or trash is not None
+
+    def rebuild_registry(self, dataset: str) -> builtins.list[str]:
+        """Rebuild ``registry.json`` from the model folders; return the names registered.
+
+        Each folder with ``weights/best.pt`` is registered from its ``registry_entry.json``
+        (or, without one, from what the folder shows: weights hash and size, creation time).
+        A readable registry keeps its ``active`` model and its entries for folders that still
+        exist; an unreadable one is kept beside it as ``registry.json.corrupt-<time>``.
+        """
+        folder = self._dataset_dir(dataset)
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(folder / LOCK):
+            try:
+                old = self.read_registry(dataset)
+            except RegistryCorrupt:
+                old = {"active": None, "models": {}}
+                stamp = utc_now().replace(":", "")
+                os.replace(folder / REGISTRY, folder / f"{REGISTRY}.corrupt-{stamp}")
+            models = {}
+            base = folder / "models"
+            for model in sorted(base.iterdir()) if base.is_dir() else []:
+                if model.name.startswith(".") or not (model / WEIGHTS).is_file():
+                    continue
+                models[model.name] = old["models"].get(model.name) or self._entry_from(model)
+            active = old.get("active") if old.get("active") in models else None
+            atomic_write_json(folder / REGISTRY, {"active": active, "models": models})
+        return sorted(models)
+
+    @staticmethod
+    def _entry_from(model: Path) -> dict[str, Any]:
+        try:
+            entry = json.loads((model / ENTRY).read_text(encoding="utf-8"))
+            if isinstance(entry, dict):
+                return entry
+        except (OSError, ValueError):
+            pass
+        weights = model / WEIGHTS
+        created = datetime.fromtimestamp(weights.stat().st_mtime, timezone.utc)
+        return {
+            "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "base_model": None,
+            "epochs_completed": 0,
+            "dataset_snapshot": "",
+            "weights_sha256": sha256_file(weights),
+            "weights_size": weights.stat().st_size,
+        }
