@@ -140,7 +140,7 @@ class EventProgress:
         self.console.print(f"[yellow]warning[/] ({event.code}): {event.message}", highlight=False)
 
     def _on_checkpoint(self, event: CheckpointSaved) -> None:
-        if self.show_checkpoints and event.reason != "interval":
+        if self.show_checkpoints and event.reason in ("cancel", "final"):
             self.console.print(f"checkpoint ({event.reason}): {event.path}", highlight=False)
 
     def _on_preview(self, event: PreviewReady) -> None:

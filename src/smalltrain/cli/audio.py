@@ -1,0 +1,113 @@
+"""``inspect`` and the audio model commands: ``generate``, ``reconstruct``, ``interpolate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from smalltrain.cli.common import console, handle_errors, home, print_json
+from smalltrain.errors import ModelNotFound
+from smalltrain.tasks import detect_kind, get_task
+
+
+def resolve_model_ref(ref: str) -> Path:
+    """A run dir, checkpoint or model folder path; or a registered model "DATASET/NAME" or "NAME".
+
+    Raises:
+        ModelNotFound: ``ref`` is neither an existing path nor a registered model.
+    """
+    path = Path(ref).expanduser()
+    if path.exists():
+        return path
+    from smalltrain.paths import models_dir
+    from smalltrain.store import ModelStore
+
+    store = ModelStore(models_dir(home()))
+    dataset, _, name = ref.rpartition("/")
+    matches = [
+        m for m in store.list(dataset or None) if m.name == name and (not dataset or m.dataset == dataset)
+    ]
+    if len(matches) == 1:
+        return Path(matches[0].path)
+    if len(matches) > 1:
+        options = ", ".join(f"{m.dataset}/{m.name}" for m in matches)
+        raise ModelNotFound(f"model name {name!r} is ambiguous; use one of: {options}")
+    raise ModelNotFound(
+        f"{ref!r} is not a file, a folder or a registered model. "
+        "List models with `smalltrain models list`, or give a run folder or .pt file."
+    )
+
+
+@handle_errors
+def inspect_cmd(
+    path: Path = typer.Argument(..., help="A folder of audio, or a YOLO data.yaml (or its folder)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Check a dataset and print what training would use, skip, and why."""
+    kind = detect_kind(path)
+    task = get_task(kind)
+    report = task.inspect(path)
+    config: Any = task.adaptive_config(report, "auto")
+    if as_json:
+        print_json({"kind": kind, "report": report.to_dict(), "config": config.to_dict()})
+        return
+    text = report.format() if hasattr(report, "format") else report.snapshot()
+    console.print(text, highlight=False, markup=False)
+    material = getattr(report, "material_summary", None)
+    if material:
+        console.print(f"  material:       {material}", highlight=False, markup=False)
+    console.print("\nThe auto preset would train with:", style="bold")
+    console.print(config.describe(), highlight=False, markup=False)
+
+
+@handle_errors
+def generate_cmd(
+    model: str = typer.Argument(..., help="Run folder, checkpoint (.pt) or registered model."),
+    n: int = typer.Option(8, "--n", min=1, help="How many sounds to sample."),
+    out: Path = typer.Option(Path("generated"), "--out", help="Folder for the WAV files."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same sounds."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Prior std scale."),
+) -> None:
+    """Sample N new sounds from a trained audio model's prior."""
+    from smalltrain.tasks.audio.generate import load_model, sample
+
+    paths = sample(load_model(resolve_model_ref(model)), n, out, seed=seed, temperature=temperature)
+    console.print(f"wrote {len(paths)} sounds to {out}", highlight=False)
+
+
+@handle_errors
+def reconstruct_cmd(
+    model: str = typer.Argument(..., help="Run folder, checkpoint (.pt) or registered model."),
+    audio: Path = typer.Argument(..., exists=True, dir_okay=False, help="The file to rebuild."),
+    out: Path = typer.Option(Path("reconstructed.wav"), "--out", help="Output WAV file."),
+) -> None:
+    """Encode a sound and decode it again: hear what the model keeps."""
+    from smalltrain.tasks.audio.generate import load_model, reconstruct
+
+    path = reconstruct(load_model(resolve_model_ref(model)), audio, out)
+    console.print(f"wrote {path}", highlight=False)
+
+
+@handle_errors
+def interpolate_cmd(
+    model: str = typer.Argument(..., help="Run folder, checkpoint (.pt) or registered model."),
+    file_a: Path = typer.Argument(..., exists=True, dir_okay=False),
+    file_b: Path = typer.Argument(..., exists=True, dir_okay=False),
+    steps: int = typer.Option(8, "--steps", min=2, help="Points from A to B, both included."),
+    out: Path = typer.Option(Path("interpolated"), "--out", help="Folder for the WAV files."),
+) -> None:
+    """Walk the latent space from one sound to another in K steps."""
+    from smalltrain.tasks.audio.generate import interpolate, load_model
+
+    paths = interpolate(load_model(resolve_model_ref(model)), file_a, file_b, steps, out)
+    console.print(f"wrote {len(paths)} sounds to {out}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the main app."""
+    app.command("inspect")(inspect_cmd)
+    app.command("generate")(generate_cmd)
+    app.command("reconstruct")(reconstruct_cmd)
+    app.command("interpolate")(interpolate_cmd)

@@ -1,0 +1,411 @@
+"""The audio task's typed, frozen TrainingConfig, its presets and get_adaptive_config.
+
+This module does not import torch at import time (the CLI reads configs cheaply); only
+``resolve_device`` imports it, when called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from smalltrain.engine.config import apply_overrides, check
+from smalltrain.errors import ConfigError
+
+PRESET_NAMES = ("tiny", "small", "medium")
+TINY_MAX_S = 60.0  # "auto" picks tiny below one minute of audio...
+SMALL_MAX_S = 600.0  # ...small below ten minutes, medium otherwise
+CONTINUOUS_TIME_SHIFT_S = 0.05  # about 5 frames at hop 512 / 48 kHz
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_TUPLE_FIELDS = ("speed_range", "gain_db_range", "noise_snr_db_range")
+_AT_LEAST_1 = (
+    "epochs", "batch_size", "latent_dim", "model_width", "kl_cycles", "augmentation_expansion",
+    "checkpoint_every", "keep_last_checkpoints", "nan_skip_limit", "metrics_sync_every",
+    "hop_length", "n_mels",
+)  # fmt: skip
+_AT_LEAST_0 = (
+    "weight_decay", "warmup_epochs", "grad_clip_norm", "num_workers", "kl_beta_max",
+    "kl_warmup_epochs", "sc_weight", "pitch_shift_semitones", "time_shift_max_s",
+    "early_stopping_patience", "early_stopping_min_delta", "preview_every", "preview_count",
+    "max_rollbacks", "collapse_kl_threshold",
+)  # fmt: skip
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "preset": ("custom", *PRESET_NAMES),
+    "lr_schedule": ("cosine", "constant"),
+    "kl_schedule": ("linear", "cyclical"),
+    "material": ("auto", "onset", "continuous", "mixed"),
+    "monitor": ("val/loss", "val/sc", "val/recon"),
+}
+
+# What each preset sets; every other field keeps its TrainingConfig default. tiny (< 1 min, a
+# few dozen chunks) trains in minutes on a laptop CPU: a narrow model (~270k parameters), many
+# short epochs, half-overlapping chunks and 3 augmented copies per chunk. small and medium widen
+# the model and batch and lean less on augmentation as real data grows. All follow
+# ../shared/data/README.md: L1 + spectral convergence, beta ~1e-4 after a warm-up, the best
+# checkpoint by validation loss, and early stopping.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "epochs": 60,
+        "batch_size": 8,
+        "learning_rate": 2e-3,
+        "chunk_hop_seconds": 0.5,
+        "augmentation_expansion": 3,
+        "model_width": 16,
+        "kl_beta_max": 1e-4,
+        "kl_warmup_epochs": 12,
+        "kl_schedule": "linear",
+        "checkpoint_every": 10,
+        "preview_every": 10,
+        "early_stopping_patience": 15,
+    },
+    "small": {
+        "epochs": 60,
+        "batch_size": 16,
+        "learning_rate": 1e-3,
+        "chunk_hop_seconds": None,
+        "augmentation_expansion": 2,
+        "model_width": 32,
+        "kl_beta_max": 1e-4,
+        "kl_warmup_epochs": 12,
+        "kl_schedule": "linear",
+        "checkpoint_every": 5,
+        "preview_every": 5,
+        "early_stopping_patience": 15,
+    },
+    "medium": {
+        "epochs": 40,
+        "batch_size": 32,
+        "learning_rate": 1e-3,
+        "chunk_hop_seconds": None,
+        "augmentation_expansion": 1,
+        "model_width": 48,
+        "kl_beta_max": 1e-4,
+        "kl_warmup_epochs": 8,
+        "kl_schedule": "linear",
+        "checkpoint_every": 2,
+        "preview_every": 2,
+        "early_stopping_patience": 10,
+    },
+}
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything one audio training run needs; validated on creation.
+
+    Raises:
+        ConfigError: a field breaks its rule, e.g. ``batch_size=0: must be >= 1``.
+    """
+
+    seed: int = 0
+    preset: str = "custom"  # the preset this config came from: custom | tiny | small | medium
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    # optimisation
+    epochs: int = 50
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: int = 0  # linear learning-rate warm-up
+    grad_clip_norm: float = 1.0  # 0 = off
+    # data
+    chunk_seconds: float = 1.0
+    chunk_hop_seconds: float | None = None  # None = chunk_seconds (no overlap)
+    val_fraction: float = 0.2
+    num_workers: int = 0
+    # model
+    latent_dim: int = 64
+    model_width: int = 32
+    model_layers: int = 4
+    model_capacity: float | None = None
+    # loss and KL annealing
+    kl_beta_max: float = 1e-4
+    kl_warmup_epochs: int = 10
+    kl_schedule: Literal["linear", "cyclical"] = "linear"
+    kl_cycles: int = 4
+    sc_weight: float = 1.0
+    # augmentation
+    augmentation: bool = True
+    augmentation_expansion: int = 2
+    speed_range: tuple[float, float] = (0.9, 1.1)
+    gain_db_range: tuple[float, float] = (-6.0, 6.0)
+    noise_snr_db_range: tuple[float, float] = (20.0, 40.0)
+    pitch_shift_semitones: float = 0.0  # max |shift|; 0 = off
+    time_shift_max_s: float = 0.0  # max |shift| of a chunk's start; 0 = off
+    material: Literal["auto", "onset", "continuous", "mixed"] = "auto"
+    # checkpoints, previews, monitoring
+    checkpoint_every: int = 5  # epochs
+    keep_last_checkpoints: int = 3
+    monitor: Literal["val/loss", "val/sc", "val/recon"] = "val/loss"  # best checkpoint, early stop
+    early_stopping_patience: int = 0  # epochs without improvement of `monitor`; 0 = off
+    early_stopping_min_delta: float = 0.0
+    preview_every: int = 5  # epochs; 0 = off
+    preview_count: int = 4
+    # robustness
+    nan_skip_limit: int = 3  # consecutive NaN/inf steps before a rollback
+    max_rollbacks: int = 3
+    metrics_sync_every: int = 10  # steps between device -> host metric reads
+    overfit_warning_ratio: float = 0.2  # warn when (val - train) / train exceeds this
+    collapse_kl_threshold: float = 0.5  # nats; a raw val KL below this warns of collapse
+    tensorboard: bool = False
+    # spectrogram (mirrors SpectrogramConfig; kept flat so this module stands alone)
+    sample_rate: int = 48000
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    floor_db: float = -80.0
+
+    def __post_init__(self) -> None:
+        for name in _TUPLE_FIELDS:  # lists from JSON or YAML become tuples
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        self._check_types()
+        for name in _AT_LEAST_1:
+            check(name, getattr(self, name), getattr(self, name) >= 1, "must be >= 1")
+        for name in _AT_LEAST_0:
+            check(name, getattr(self, name), getattr(self, name) >= 0, "must be >= 0")
+        for name, allowed in _CHOICES.items():
+            value = getattr(self, name)
+            check(name, value, value in allowed, f"must be one of {', '.join(allowed)}")
+        self._check_ranges()
+
+    def _check_types(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", int):
+                check(f.name, value, _is_int(value), "must be an integer")
+            elif f.type in ("float", float):
+                check(f.name, value, _is_num(value), "must be a finite number")
+            elif f.type in ("bool", bool):
+                check(f.name, value, isinstance(value, bool), "must be true or false")
+            elif f.type == "float | None":
+                check(f.name, value, value is None or _is_num(value), "must be a number or None")
+        for name in _TUPLE_FIELDS:
+            value = getattr(self, name)
+            ok = isinstance(value, tuple) and len(value) == 2 and all(map(_is_num, value))
+            check(name, value, ok and value[0] <= value[1], "must be two numbers (low, high)")
+
+    def _check_ranges(self) -> None:
+        hop, cap = self.chunk_hop_seconds, self.model_capacity
+        rules: list[tuple[str, bool, str]] = [
+            ("device", bool(_DEVICE_RE.match(str(self.device))), "must be auto/cpu/cuda:N/mps"),
+            ("learning_rate", self.learning_rate > 0, "must be > 0"),
+            ("warmup_epochs", self.warmup_epochs < self.epochs, f"must be < epochs={self.epochs}"),
+            ("chunk_seconds", 0.05 <= self.chunk_seconds <= 60, "must be in [0.05, 60] seconds"),
+            ("chunk_hop_seconds", hop is None or hop > 0, "must be > 0, or None"),
+            ("val_fraction", 0 <= self.val_fraction < 1, "must be in [0, 1)"),
+            ("model_layers", 1 <= self.model_layers <= 6, "must be between 1 and 6"),
+            ("model_capacity", cap is None or cap > 0, "must be > 0, or None for 1.0"),
+            ("speed_range", self.speed_range[0] > 0, "must be > 0"),
+            ("noise_snr_db_range", self.noise_snr_db_range[0] >= 0, "must be >= 0 dB"),
+            ("pitch_shift_semitones", self.pitch_shift_semitones <= 12, "must be <= 12"),
+            ("time_shift_max_s", self.time_shift_max_s < self.chunk_seconds,
+             f"must be < chunk_seconds ({self.chunk_seconds})"),
+            ("overfit_warning_ratio", self.overfit_warning_ratio > 0, "must be > 0"),
+            ("sample_rate", self.sample_rate >= 8000, "must be >= 8000"),
+            ("n_fft", self.n_fft >= 16, "must be >= 16"),
+            ("hop_length", self.hop_length <= self.n_fft, f"must be <= n_fft ({self.n_fft})"),
+            ("n_mels", self.n_mels <= self.n_fft // 2 + 1,
+             f"must be <= n_fft // 2 + 1 ({self.n_fft // 2 + 1})"),
+            ("floor_db", self.floor_db < 0, "must be a negative number of dB"),
+        ]  # fmt: skip
+        for name, ok, rule in rules:
+            check(name, getattr(self, name), ok, rule)
+
+    # --- derived values -----------------------------------------------------------------------
+    @property
+    def chunk_samples(self) -> int:
+        """Samples per chunk at ``sample_rate``."""
+        return round(self.chunk_seconds * self.sample_rate)
+
+    @property
+    def chunk_hop_samples(self) -> int:
+        """Samples between chunk starts (= ``chunk_samples`` without overlap)."""
+        hop = self.chunk_seconds if self.chunk_hop_seconds is None else self.chunk_hop_seconds
+        return max(1, round(hop * self.sample_rate))
+
+    @property
+    def n_frames(self) -> int:
+        """Mel frames per chunk (centred STFT): 94 for 1 s at 48 kHz, hop 512."""
+        return self.chunk_samples // self.hop_length + 1
+
+    def spectrogram_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``SpectrogramConfig``."""
+        return {
+            "sample_rate": self.sample_rate,
+            "n_fft": self.n_fft,
+            "hop_length": self.hop_length,
+            "n_mels": self.n_mels,
+            "floor_db": self.floor_db,
+        }
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``ConvVAE``."""
+        return {
+            "n_mels": self.n_mels,
+            "n_frames": self.n_frames,
+            "latent_dim": self.latent_dim,
+            "width": self.model_width,
+            "n_layers": self.model_layers,
+            "capacity": self.model_capacity,
+        }
+
+    # --- serialisation --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        for name in _TUPLE_FIELDS:
+            d[name] = list(d[name])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainingConfig:
+        """Rebuild from ``to_dict()`` output; missing keys take their defaults.
+
+        Raises:
+            ConfigError: an unknown key, or a value that breaks a rule.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, value in d.items():
+            if key not in names:
+                raise ConfigError(
+                    key, value, f"unknown field; valid fields: {', '.join(sorted(names))}"
+                )
+        return cls(**dict(d))
+
+    def describe(self) -> str:
+        """A short human summary for the CLI."""
+        hop = "" if self.chunk_hop_seconds is None else f", hop {self.chunk_hop_seconds:g} s"
+        if self.augmentation:
+            aug = (
+                f"augmentation x{self.augmentation_expansion} (speed {self.speed_range[0]:g}-"
+                f"{self.speed_range[1]:g}, time shift {self.time_shift_max_s:g} s)"
+            )
+        else:
+            aug = "no augmentation"
+        stop = (
+            f"early stop after {self.early_stopping_patience} epochs without {self.monitor} gain"
+            if self.early_stopping_patience
+            else "no early stopping"
+        )
+        return "\n".join(
+            [
+                f"preset {self.preset} on {self.device}, seed {self.seed}",
+                f"  {self.epochs} epochs x batch {self.batch_size}, lr {self.learning_rate:g} "
+                f"({self.lr_schedule}), grad clip {self.grad_clip_norm:g}",
+                f"  VAE width {self.model_width} x {self.model_layers} layers, latent "
+                f"{self.latent_dim}, chunks {self.chunk_seconds:g} s{hop}",
+                f"  loss L1 + {self.sc_weight:g} x SC + beta x KL, beta -> {self.kl_beta_max:g} "
+                f"({self.kl_schedule} over {self.kl_warmup_epochs} epochs)",
+                f"  material {self.material}: {aug}",
+                f"  checkpoint every {self.checkpoint_every}, preview every {self.preview_every} "
+                f"epochs; best by {self.monitor}; {stop}",
+            ]
+        )
+
+
+class _Report(Protocol):
+    """What get_adaptive_config reads from a dataset report (duck-typed)."""
+
+    total_duration_s: float
+    files: list[Any]
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """Pick the device: "auto" gives cuda > mps > cpu; an explicit one is checked.
+
+    Raises:
+        ConfigError: the requested device is unknown or not available here.
+    """
+    import torch
+
+    req = (requested or "auto").strip().lower()
+    check(
+        "device", requested, bool(_DEVICE_RE.match(req)), "must be auto, cpu, cuda, cuda:N or mps"
+    )
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps is not None and mps.is_available())
+    if req == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if req.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(req.partition(":")[2] or 0)
+        check("device", requested, count > 0,
+              "no CUDA GPU is available here; use device=auto or device=cpu")  # fmt: skip
+        check("device", requested, index < count, f"only {count} CUDA device(s) are available")
+    if req == "mps":
+        check("device", requested, has_mps,
+              "Apple MPS is not available here; use device=auto or device=cpu")  # fmt: skip
+    return req
+
+
+def choose_preset(total_duration_s: float) -> str:
+    """The preset "auto" picks: tiny below 1 min of audio, small below 10 min, else medium."""
+    if total_duration_s < TINY_MAX_S:
+        return "tiny"
+    return "small" if total_duration_s < SMALL_MAX_S else "medium"
+
+
+def estimate_chunks(report: _Report, chunk_seconds: float, hop_seconds: float | None) -> int:
+    """Roughly how many chunks a report yields (a short file still gives one padded chunk)."""
+    hop = chunk_seconds if hop_seconds is None else hop_seconds
+    durations: list[Any] = [getattr(f, "duration_s", None) for f in report.files]
+    if not durations or not all(_is_num(d) for d in durations):
+        return max(len(report.files), math.floor(float(report.total_duration_s) / hop))
+    return sum(1 + max(0, math.floor((d - chunk_seconds) / hop + 1e-9)) for d in durations)
+
+
+def _material_time_shift(material: str) -> float:
+    # time shifts help continuous sound and hurt onset-aligned one-shots (shared/data/README.md);
+    # mixed folders get none, the safe side for their one-shots
+    return CONTINUOUS_TIME_SHIFT_S if material == "continuous" else 0.0
+
+
+def get_adaptive_config(
+    report: _Report, device: str | None = None, preset: str = "auto", **overrides: Any
+) -> TrainingConfig:
+    """Choose a config for a dataset: preset by duration, then material, device, overrides.
+
+    Args:
+        report: a dataset report with ``total_duration_s``, ``files`` and optionally ``material``.
+        device: "auto" (the default, also for None), "cpu", "cuda", "cuda:N" or "mps".
+        preset: "auto" (by total duration), "tiny", "small" or "medium".
+        **overrides: field values, typed or strings from the CLI ("3" for epochs); they win.
+
+    Raises:
+        ConfigError: an unknown preset, field or device, or an invalid value.
+    """
+    check("preset", preset, preset in ("auto", *PRESET_NAMES),
+          f"must be auto or one of {', '.join(PRESET_NAMES)}")  # fmt: skip
+    name = choose_preset(float(report.total_duration_s)) if preset == "auto" else preset
+    resolved = resolve_device(device or "auto")
+    base = TrainingConfig(**PRESETS[name], preset=name, device=resolved)
+    trial = apply_overrides(base, overrides)  # typed view of the user's choices
+
+    material = str(getattr(report, "material", None) or "auto")
+    auto: dict[str, Any] = {}
+    if material in ("onset", "continuous", "mixed"):
+        auto["material"] = material
+        auto["time_shift_max_s"] = _material_time_shift(material)
+    batch = base.batch_size * (2 if resolved.startswith("cuda") else 1)
+    chunks = estimate_chunks(report, trial.chunk_seconds, trial.chunk_hop_seconds)
+    train_chunks = max(1, math.floor(chunks * (1.0 - trial.val_fraction)))
+    auto["batch_size"] = max(1, min(batch, train_chunks))
+    auto = {k: v for k, v in auto.items() if k not in overrides}
+    config = apply_overrides(dataclasses.replace(base, **auto), overrides)
+    if config.device != resolved:  # the user overrode the device: check it exists
+        config = dataclasses.replace(config, device=resolve_device(config.device))
+    return config
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_num(value: Any) -> bool:
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))

@@ -1,0 +1,158 @@
+"""Using a trained audio model: sample from the prior, reconstruct a file, interpolate.
+
+Each function writes 48 kHz WAVs and takes a seed, so the same call gives the same files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from smalltrain.engine.checkpoints import find_resumable, load_checkpoint
+from smalltrain.errors import CheckpointError
+from smalltrain.tasks.audio.config import TrainingConfig
+from smalltrain.tasks.audio.io import load_audio
+from smalltrain.tasks.audio.model import ConvVAE
+from smalltrain.tasks.audio.preview import render_mels, write_wav
+from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+
+
+@dataclass
+class LoadedModel:
+    """A trained ConvVAE with the spectrogram and config it was trained with."""
+
+    model: ConvVAE
+    spectrogram: AudioSpectrogram
+    config: TrainingConfig
+    checkpoint: dict[str, Any]
+    path: Path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def resolve_model_file(ref: str | Path) -> Path:
+    """Find the weights file for a run dir, a registered model folder or a checkpoint path.
+
+    Raises:
+        CheckpointError: nothing loadable at ``ref``, with what was looked for.
+    """
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return path
+    candidates = [
+        path / "export" / "best.pt",  # a run dir
+        path / "weights" / "best.pt",  # a registered model folder
+        path / "best.pt",
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    if (path / "checkpoints").is_dir():
+        found = find_resumable(path / "checkpoints")
+        if found is not None:
+            return found[0]
+    raise CheckpointError(
+        f"{path}: no model found. Give a run folder (with export/best.pt or checkpoints/), a "
+        "registered model folder (with weights/best.pt) or a .pt checkpoint file."
+    )
+
+
+def load_model(ref: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a trained audio model from a run dir, a model folder or a checkpoint file.
+
+    Raises:
+        CheckpointError: the file is missing, corrupt or not an audio model.
+    """
+    path = resolve_model_file(ref)
+    ckpt = load_checkpoint(path, map_location="cpu")
+    if "model_args" not in ckpt or "model_state" not in ckpt:
+        raise CheckpointError(
+            f"{path}: not a smalltrain audio model (no model_args/model_state). "
+            "Detection models are used with `smalltrain predict`."
+        )
+    model = ConvVAE.from_init_args(dict(ckpt["model_args"]))
+    model.load_state_dict(ckpt["model_state"])
+    model.to(device).eval()
+    spec = AudioSpectrogram(SpectrogramConfig.from_dict(ckpt["spectrogram"]), device="cpu")
+    config = TrainingConfig.from_dict(ckpt["config"])
+    return LoadedModel(model, spec, config, ckpt, path)
+
+
+def _write_all(waves: torch.Tensor, out_dir: Path, prefix: str, sr: int) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [write_wav(out_dir / f"{prefix}_{i:03d}.wav", w, sr) for i, w in enumerate(waves)]
+
+
+@torch.no_grad()
+def sample(
+    loaded: LoadedModel, n: int, out_dir: str | Path, *, seed: int = 0, temperature: float = 1.0
+) -> list[Path]:
+    """Decode ``n`` latents drawn from the prior N(0, temperature²·I); returns the WAV paths."""
+    if n < 1:
+        raise ValueError(f"n={n}: must be >= 1")
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, loaded.model.latent_dim, generator=gen) * temperature
+    waves = render_mels(loaded.model.decode(z.to(loaded.device)), loaded.spectrogram)
+    return _write_all(waves, Path(out_dir), "sample", loaded.spectrogram.config.sample_rate)
+
+
+def _chunks(loaded: LoadedModel, audio_path: str | Path) -> tuple[torch.Tensor, int]:
+    """Normalized mels ``[C, 1, n_mels, T]`` of a file's chunks, and the file's length."""
+    cfg = loaded.config
+    wave = torch.from_numpy(load_audio(audio_path, cfg.sample_rate))
+    size = cfg.chunk_samples
+    starts = list(range(0, max(wave.shape[0], 1), size))  # cover the whole file
+    pieces = []
+    for start in starts:
+        piece = wave[start : start + size]
+        pieces.append(torch.nn.functional.pad(piece, (0, size - piece.shape[0])))
+    mels = loaded.spectrogram.normalize(loaded.spectrogram.log_mel(torch.stack(pieces)))
+    return mels.unsqueeze(1), wave.shape[0]
+
+
+@torch.no_grad()
+def encode_file(loaded: LoadedModel, audio_path: str | Path) -> torch.Tensor:
+    """Posterior means ``[C, latent_dim]`` of a file's chunks."""
+    mels, _ = _chunks(loaded, audio_path)
+    mu, _ = loaded.model.encode(mels.to(loaded.device))
+    return mu
+
+
+@torch.no_grad()
+def reconstruct(loaded: LoadedModel, audio_path: str | Path, out_path: str | Path) -> Path:
+    """Encode a file chunk by chunk, decode the means, and write the audio back out."""
+    mels, length = _chunks(loaded, audio_path)
+    mu, _ = loaded.model.encode(mels.to(loaded.device))
+    waves = render_mels(loaded.model.decode(mu, mels.shape[-1]), loaded.spectrogram)
+    size = loaded.config.chunk_samples
+    audio = torch.cat([w[:size] for w in waves])[: max(length, 1)]
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return write_wav(out, audio, loaded.spectrogram.config.sample_rate)
+
+
+@torch.no_grad()
+def interpolate(
+    loaded: LoadedModel,
+    file_a: str | Path,
+    file_b: str | Path,
+    steps: int,
+    out_dir: str | Path,
+) -> list[Path]:
+    """Decode ``steps`` points on the line between two files' latents (first chunk of each).
+
+    The first file is ``interp_000.wav``, the second ``interp_{steps-1}.wav``.
+    """
+    if steps < 2:
+        raise ValueError(f"steps={steps}: must be >= 2")
+    za = encode_file(loaded, file_a)[0]
+    zb = encode_file(loaded, file_b)[0]
+    t = torch.linspace(0.0, 1.0, steps, device=za.device).unsqueeze(1)
+    z = (1 - t) * za + t * zb
+    waves = render_mels(loaded.model.decode(z), loaded.spectrogram)
+    return _write_all(waves, Path(out_dir), "interp", loaded.spectrogram.config.sample_rate)

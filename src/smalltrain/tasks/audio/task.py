@@ -1,0 +1,66 @@
+"""The audio task: the engine's Task protocol for a folder of sounds."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from smalltrain.engine.context import DatasetReport as ReportProtocol
+from smalltrain.engine.context import JobContext, TrainResult
+from smalltrain.errors import ConfigError
+from smalltrain.tasks.audio.config import TrainingConfig, get_adaptive_config
+from smalltrain.tasks.audio.io import DatasetReport, scan_folder
+from smalltrain.tasks.audio.material import detect_material_for_report
+from smalltrain.tasks.audio.train import train
+
+
+def inspect_audio(path: str | Path) -> DatasetReport:
+    """Scan a folder of audio and tell onset-aligned material from continuous sound.
+
+    Raises:
+        DatasetError: the folder has no usable audio (every skipped file is named).
+    """
+    report = scan_folder(Path(path))
+    material = detect_material_for_report(report)
+    report.material = material.kind
+    report.material_summary = material.summary()
+    return report
+
+
+class AudioTask:
+    """Trains a ConvVAE on mel spectrograms of a folder of sounds."""
+
+    name = "audio"
+
+    def inspect(self, path: Path) -> DatasetReport:
+        return inspect_audio(path)
+
+    def adaptive_config(
+        self, report: ReportProtocol, device: str, preset: str = "auto", **overrides: Any
+    ) -> TrainingConfig:
+        if not isinstance(report, DatasetReport):
+            raise TypeError(f"the audio task needs an audio DatasetReport, not {type(report)}")
+        return get_adaptive_config(report, device=device, preset=preset, **overrides)
+
+    def config_from_dict(self, data: Mapping[str, Any]) -> TrainingConfig:
+        return TrainingConfig.from_dict(dict(data))
+
+    def train(self, ctx: JobContext) -> TrainResult:
+        config = ctx.config
+        if isinstance(config, Mapping):
+            config = TrainingConfig.from_dict(dict(config))
+        if not isinstance(config, TrainingConfig):
+            raise ConfigError("config", type(config).__name__, "must be an audio TrainingConfig")
+        if config.device == "auto" and ctx.device not in ("", "auto"):
+            config = dataclasses.replace(config, device=ctx.device)
+        return train(
+            config,
+            ctx.dataset_path,
+            ctx.run_dir,
+            emit=ctx.emit,
+            cancel=ctx.cancel,
+            resume_from=ctx.resume_from,
+            cache_dir=ctx.cache_dir,
+        )

@@ -1,0 +1,528 @@
+"""The audio training orchestrator: ``train`` = setup → loop → finalize.
+
+Run layout under ``run_dir``: ``checkpoints/`` (resumable), ``previews/`` (WAVs by epoch),
+``export/best.pt`` (the best model by the monitored validation metric, for inference) and,
+when switched on, ``tensorboard/``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from smalltrain.engine.checkpoints import (
+    capture_rng_state,
+    find_resumable,
+    load_checkpoint,
+    manage_checkpoints,
+    restore_rng_state,
+    save_checkpoint,
+    strip_for_inference,
+)
+from smalltrain.engine.context import CancelToken, TrainResult
+from smalltrain.engine.events import (
+    CheckpointSaved,
+    EpochMetrics,
+    Event,
+    LogEvent,
+    MetricsHistory,
+    TrainingFinished,
+    TrainingStarted,
+    WarningEvent,
+)
+from smalltrain.engine.fsutil import atomic_write
+from smalltrain.errors import CheckpointError, TrainingDiverged
+from smalltrain.tasks.audio.augment import AugmentationConfig, AugmentationPipeline
+from smalltrain.tasks.audio.config import TrainingConfig, resolve_device
+from smalltrain.tasks.audio.dataset import (
+    AudioTrainingDataset,
+    ResumableSampler,
+    Split,
+    split_files,
+)
+from smalltrain.tasks.audio.io import DatasetReport, scan_folder
+from smalltrain.tasks.audio.loop import (
+    LRSchedule,
+    TrainState,
+    epoch_train_metrics,
+    train_epoch,
+    validate_epoch,
+)
+from smalltrain.tasks.audio.losses import KLSchedule
+from smalltrain.tasks.audio.model import ConvVAE
+from smalltrain.tasks.audio.preview import PreviewRenderer
+from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+
+CHECKPOINTS = "checkpoints"
+EXPORT = "export"
+BEST_MODEL = "best.pt"
+
+
+@dataclass
+class _Run:
+    """What setup builds once per run."""
+
+    config: TrainingConfig
+    report: DatasetReport
+    split: Split
+    train_ds: AudioTrainingDataset
+    val_ds: AudioTrainingDataset
+    spectrogram: AudioSpectrogram
+    sampler: ResumableSampler
+    state: TrainState
+    history: MetricsHistory
+    run_dir: Path
+    steps_per_epoch: int
+    previews: PreviewRenderer
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / CHECKPOINTS
+
+
+# --- setup ---------------------------------------------------------------------------------------
+
+
+def _augmentation(cfg: TrainingConfig) -> AugmentationPipeline | None:
+    if not cfg.augmentation or cfg.augmentation_expansion < 2:
+        return None
+    aug = AugmentationConfig(
+        speed_range=cfg.speed_range,
+        gain_db_range=cfg.gain_db_range,
+        noise_snr_db_range=cfg.noise_snr_db_range,
+        pitch_shift_semitones=cfg.pitch_shift_semitones,
+        time_shift_max_s=cfg.time_shift_max_s,
+    )
+    return AugmentationPipeline(aug, sample_rate=cfg.sample_rate)
+
+
+def build_datasets(
+    cfg: TrainingConfig,
+    report: DatasetReport,
+    spectrogram: AudioSpectrogram,
+    cache_dir: Path | None,
+) -> tuple[Split, AudioTrainingDataset, AudioTrainingDataset]:
+    """Split the report's files by file and build the train (augmented) and val datasets."""
+    split = split_files(
+        report.files,
+        cfg.val_fraction,
+        cfg.seed,
+        chunk_samples=cfg.chunk_samples,
+        hop_samples=cfg.chunk_hop_samples,
+        target_sr=cfg.sample_rate,
+    )
+    common: dict[str, Any] = {
+        "spectrogram": spectrogram,
+        "chunk_samples": cfg.chunk_samples,
+        "hop_samples": cfg.chunk_hop_samples,
+        "cache_dir": cache_dir,
+        "seed": cfg.seed,
+    }
+    train_ds = AudioTrainingDataset(
+        split.train,
+        augmentation=_augmentation(cfg),
+        expansion=cfg.augmentation_expansion if cfg.augmentation else 1,
+        chunk_range=split.train_chunks,
+        **common,
+    )
+    val_ds = AudioTrainingDataset(split.val, chunk_range=split.val_chunks, **common)
+    return split, train_ds, val_ds
+
+
+def build_state(cfg: TrainingConfig, device: torch.device, steps_per_epoch: int) -> TrainState:
+    """A fresh model, optimizer, LR schedule and KL schedule, seeded by ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)
+    model = ConvVAE(**cfg.model_kwargs()).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        fused=device.type == "cuda",  # lets a NaN step be skipped on the device (no host sync)
+    )
+    total = cfg.epochs * steps_per_epoch
+    lr_schedule = LRSchedule(
+        cfg.learning_rate, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr_schedule
+    )
+    kl = KLSchedule.from_config(cfg, steps_per_epoch)
+    return TrainState(model, optimizer, lr_schedule, kl, cfg, device)
+
+
+def _file_entries(files: list[Any]) -> list[dict[str, str]]:
+    return [{"rel": f.rel, "path": str(f.path), "fingerprint": f.fingerprint} for f in files]
+
+
+def _checkpoint_payload(run: _Run) -> dict[str, Any]:
+    s = run.state
+    return {
+        "model_args": s.model.init_args,
+        "model_state": s.model.state_dict(),
+        "config": run.config.to_dict(),
+        "spectrogram": run.spectrogram.config.to_dict(),
+        "optimizer_state": s.optimizer.state_dict(),
+        "scheduler_state": s.lr_schedule.state_dict(),
+        "kl_state": s.kl.state_dict(),
+        "counters": s.counters(),
+        "rng_state": capture_rng_state(),
+        "sampler_state": run.sampler.state_dict(),
+        "history": run.history.state_dict(),
+        "dataset_fingerprint": run.report.fingerprint,
+        "train_files": _file_entries(run.split.train),
+        "val_files": _file_entries(run.split.val),
+        "split_strategy": run.split.strategy,
+    }
+
+
+def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
+    """Put a run back exactly where ``ckpt`` was taken (mid-epoch included)."""
+    s = run.state
+    s.model.load_state_dict(ckpt["model_state"])
+    s.optimizer.load_state_dict(ckpt["optimizer_state"])
+    s.lr_schedule.load_state_dict(ckpt["scheduler_state"])
+    s.kl.load_state_dict(ckpt["kl_state"])
+    s.load_counters(ckpt["counters"])
+    run.sampler.load_state_dict(ckpt["sampler_state"])
+    run.history.load_state_dict(ckpt["history"])
+    restore_rng_state(ckpt["rng_state"])
+
+
+def _save(run: _Run, reason: str, emit: Callable[[Event], None]) -> Path:
+    s = run.state
+    run.sampler.set_epoch(s.epoch)
+    run.sampler.set_start(s.step_in_epoch * run.config.batch_size)
+    path = save_checkpoint(
+        run.ckpt_dir,
+        _checkpoint_payload(run),
+        epoch=s.epoch,
+        global_step=s.global_step,
+        metrics=run.history.last_epoch() if reason != "cancel" else {},
+        reason=reason,
+    )
+    emit(CheckpointSaved(path=str(path), epoch=s.epoch, global_step=s.global_step, reason=reason))
+    return path
+
+
+# --- the loop's helpers ----------------------------------------------------------------------------
+
+
+def _loader(ds: AudioTrainingDataset, cfg: TrainingConfig, sampler: Any = None) -> DataLoader[Any]:
+    return DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=cfg.num_workers,
+        # its own generator, so building a loader never draws from the global torch RNG
+        generator=torch.Generator(),
+        persistent_workers=False,
+    )
+
+
+def _rollback(run: _Run, emit: Callable[[Event], None]) -> None:
+    """Reload the last good checkpoint with the learning rate halved, or give up."""
+    s = run.state
+    cfg = run.config
+    rollbacks, lr_scale = s.rollbacks + 1, s.lr_scale * 0.5
+    if rollbacks > cfg.max_rollbacks:
+        raise TrainingDiverged(
+            f"training diverged: the loss was NaN/inf for {cfg.nan_skip_limit} consecutive "
+            f"steps, again after {cfg.max_rollbacks} rollbacks with the learning rate halved "
+            f"each time. Lower learning_rate (now {cfg.learning_rate * s.lr_scale:.2e}, e.g. "
+            f"--set learning_rate={cfg.learning_rate * lr_scale:.1e}) or check the audio."
+        )
+    found = find_resumable(run.ckpt_dir)
+    if found is None:
+        raise TrainingDiverged("training diverged before any checkpoint was written")
+    path, ckpt = found
+    skipped = s.skipped_total
+    _restore(run, ckpt)
+    s.rollbacks, s.lr_scale, s.skipped_total = rollbacks, lr_scale, skipped
+    emit(
+        WarningEvent(
+            code="rollback",
+            message=f"{cfg.nan_skip_limit} non-finite steps in a row: rolled back to {path.name} "
+            f"with the learning rate halved (rollback {rollbacks}/{cfg.max_rollbacks})",
+            epoch=s.epoch,
+        )
+    )
+
+
+def _improved(run: _Run, metrics: dict[str, float]) -> bool:
+    cfg = run.config
+    score = metrics.get(cfg.monitor, math.nan)
+    s = run.state
+    if math.isfinite(score) and score < s.best_score - cfg.early_stopping_min_delta:
+        s.best_score, s.best_epoch, s.bad_epochs = score, s.epoch, 0
+        return True
+    s.bad_epochs += 1
+    return False
+
+
+def _export_best(run: _Run) -> Path:
+    path = run.run_dir / EXPORT / BEST_MODEL
+    payload = strip_for_inference(_checkpoint_payload(run))
+    payload.update({"format": 1, "epoch": run.state.epoch, "best_score": run.state.best_score})
+    atomic_write(path, lambda f: torch.save(payload, f))
+    return path
+
+
+def _epoch_warnings(run: _Run, metrics: dict[str, float], emit: Callable[[Event], None]) -> None:
+    train_loss, val_loss = metrics.get("train/loss", math.nan), metrics.get("val/loss", math.nan)
+    if math.isfinite(train_loss) and math.isfinite(val_loss) and train_loss > 0:
+        gap = (val_loss - train_loss) / train_loss
+        if gap > run.config.overfit_warning_ratio:
+            emit(
+                WarningEvent(
+                    code="overfitting",
+                    message=f"validation loss is {gap:.0%} above training loss "
+                    f"({val_loss:.4f} vs {train_loss:.4f}); training continues",
+                    epoch=run.state.epoch,
+                )
+            )
+
+
+# --- train ---------------------------------------------------------------------------------------
+
+
+def _setup(
+    cfg: TrainingConfig,
+    data: DatasetReport | Path,
+    run_dir: Path,
+    cache_dir: Path | None,
+    emit: Callable[[Event], None],
+) -> _Run:
+    report = data if isinstance(data, DatasetReport) else scan_folder(Path(data), cfg.sample_rate)
+    for skipped in report.skipped:
+        emit(LogEvent(message=f"skipped {skipped.path}: {skipped.reason}", level="warning"))
+    device = torch.device(resolve_device(cfg.device))
+    spectrogram = AudioSpectrogram(SpectrogramConfig(**cfg.spectrogram_kwargs()))
+    split, train_ds, val_ds = build_datasets(cfg, report, spectrogram, cache_dir)
+    sampler = ResumableSampler(len(train_ds), seed=cfg.seed, shuffle=True)
+    steps = math.ceil(len(train_ds) / cfg.batch_size)
+    history = MetricsHistory()
+    history.subscribe(emit)
+    previews = PreviewRenderer(
+        spectrogram, val_ds, run_dir / "previews", cfg.preview_count, cfg.seed
+    )
+    return _Run(
+        cfg,
+        report,
+        split,
+        train_ds,
+        val_ds,
+        spectrogram,
+        sampler,
+        build_state(cfg, device, steps),
+        history,
+        run_dir,
+        steps,
+        previews,
+    )
+
+
+def _resume_or_start(run: _Run, resume_from: Path | None, emit: Callable[[Event], None]) -> None:
+    if resume_from is None:
+        _save(run, "initial", emit)  # the first rollback target
+        return
+    ckpt = load_checkpoint(resume_from)
+    if "model_state" not in ckpt or "optimizer_state" not in ckpt:
+        raise CheckpointError(
+            f"{resume_from}: not a resumable audio checkpoint (no model/optimizer state); "
+            "resume from a file in the run's checkpoints/ folder"
+        )
+    if ckpt.get("dataset_fingerprint") != run.report.fingerprint:
+        emit(
+            WarningEvent(
+                code="dataset_changed",
+                message="the dataset changed since this checkpoint was written; resuming anyway",
+            )
+        )
+    _restore(run, ckpt)
+
+
+def train(
+    config: TrainingConfig,
+    data: DatasetReport | str | Path,
+    run_dir: str | Path,
+    *,
+    emit: Callable[[Event], None] | None = None,
+    cancel: CancelToken | None = None,
+    resume_from: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> TrainResult:
+    """Train a ConvVAE on a folder of audio; blocks until done or cancelled.
+
+    Args:
+        config: a validated audio TrainingConfig.
+        data: a folder of audio (scanned with ``scan_folder``) or its DatasetReport.
+        run_dir: where checkpoints, previews and the exported model go.
+        emit: receives every event (step and epoch metrics, warnings, checkpoints, previews).
+        cancel: checked every batch; a cancel writes a checkpoint at once and returns.
+        resume_from: a checkpoint of this run to continue from, exactly.
+        cache_dir: spectrogram cache folder.
+
+    Raises:
+        DatasetError: no usable audio. TrainingDiverged: NaN/inf survived every rollback.
+    """
+    emit = emit or (lambda event: None)
+    cancel = cancel if cancel is not None else CancelToken()
+    run_dir = Path(run_dir)
+    resume = Path(resume_from) if resume_from is not None else None
+    data = data if isinstance(data, DatasetReport) else Path(data)
+    run = _setup(config, data, run_dir, Path(cache_dir) if cache_dir else None, emit)
+    _resume_or_start(run, resume, emit)
+    tb_close = _maybe_tensorboard(run)
+    try:
+        return _loop(run, resume, cancel)
+    finally:
+        tb_close()
+
+
+def _loop(run: _Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
+    cfg, s, emit = run.config, run.state, run.history.emit
+    emit(
+        TrainingStarted(
+            total_epochs=cfg.epochs,
+            steps_per_epoch=run.steps_per_epoch,
+            start_epoch=s.epoch,
+            start_step=s.step_in_epoch,
+            resumed_from=str(resume) if resume else None,
+            device=str(s.device),
+            info={
+                "train_chunks": run.train_ds.n_chunks,
+                "val_chunks": run.val_ds.n_chunks,
+                "split": run.split.strategy,
+            },
+        )
+    )
+    status = "completed"
+    while s.epoch < cfg.epochs:
+        if s.step_in_epoch == 0:
+            s.start_epoch()
+        run.sampler.set_epoch(s.epoch)
+        run.sampler.set_start(s.step_in_epoch * cfg.batch_size)
+        t0 = time.perf_counter()
+        outcome = train_epoch(
+            s,
+            _loader(run.train_ds, cfg, run.sampler),
+            steps_per_epoch=run.steps_per_epoch,
+            emit=emit,
+            cancel=cancel,
+        )
+        if outcome == "diverging":
+            _rollback(run, emit)
+            continue
+        if outcome == "cancelled":
+            status = "cancelled"
+            break
+        metrics = epoch_train_metrics(s)
+        metrics.update(validate_epoch(s, _loader(run.val_ds, cfg), emit=emit))
+        metrics["time/epoch_s"] = time.perf_counter() - t0
+        is_best = _improved(run, metrics)
+        emit(EpochMetrics(epoch=s.epoch, total_epochs=cfg.epochs, metrics=metrics))
+        _epoch_warnings(run, metrics, emit)
+        if is_best:
+            _export_best(run)
+        if cfg.preview_every and (s.epoch + 1) % cfg.preview_every == 0:
+            run.previews.render(s.model, s.epoch, emit)
+        s.epoch, s.step_in_epoch = s.epoch + 1, 0
+        stop_early = (
+            bool(cfg.early_stopping_patience) and s.bad_epochs >= cfg.early_stopping_patience
+        )
+        if s.epoch % cfg.checkpoint_every == 0 and s.epoch < cfg.epochs and not stop_early:
+            _save(run, "interval", emit)
+            manage_checkpoints(
+                run.ckpt_dir,
+                keep_last=cfg.keep_last_checkpoints,
+                monitor=cfg.monitor,
+                protect=[resume] if resume else [],
+            )
+        if stop_early:
+            emit(
+                WarningEvent(
+                    code="early_stop",
+                    message=f"{cfg.monitor} has not improved for "
+                    f"{s.bad_epochs} epochs; stopping early",
+                    epoch=s.epoch - 1,
+                )
+            )
+            break
+        if cancel.is_set():
+            status = "cancelled"
+            break
+    return _finalize(run, status, resume)
+
+
+def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
+    s, emit = run.state, run.history.emit
+    last = _save(run, "cancel" if status == "cancelled" else "final", emit)
+    manage_checkpoints(
+        run.ckpt_dir,
+        keep_last=run.config.keep_last_checkpoints,
+        monitor=run.config.monitor,
+        protect=[resume] if resume else [],
+    )
+    best = run.run_dir / EXPORT / BEST_MODEL
+    if not best.exists():
+        best = _export_best(run)
+    every = run.config.preview_every
+    if status == "completed" and every and s.epoch % every != 0:  # not rendered yet
+        run.previews.render(s.model, max(s.epoch - 1, 0), emit)
+    final = run.history.last_epoch()
+    finite_best = s.best_score if math.isfinite(s.best_score) else None
+    emit(
+        TrainingFinished(
+            status=status,
+            epochs_completed=s.epoch,
+            global_step=s.global_step,
+            best_checkpoint=str(best),
+            last_checkpoint=str(last),
+            metrics={k: v for k, v in final.items() if isinstance(v, (int, float))},
+        )
+    )
+    return TrainResult(
+        status=status,
+        epochs_completed=s.epoch,
+        global_step=s.global_step,
+        run_dir=run.run_dir,
+        best_checkpoint=best,
+        last_checkpoint=last,
+        weights=best,
+        metrics={k: float(v) for k, v in final.items() if isinstance(v, (int, float))},
+        headline_metric="best_val_loss"
+        if run.config.monitor == "val/loss"
+        else "best_" + run.config.monitor.replace("/", "_"),
+        headline_value=finite_best,
+        artifacts={"previews": str(run.run_dir / "previews"), "checkpoints": str(run.ckpt_dir)},
+        extra={
+            "history": run.history.state_dict()["epochs"],
+            "best_epoch": s.best_epoch,
+            "skipped_steps": s.skipped_total,
+            "rollbacks": s.rollbacks,
+            "dataset_snapshot": run.report.snapshot(),
+            "dataset_fingerprint": run.report.fingerprint,
+            "config": run.config.to_dict(),
+            "base_model": "ConvVAE (from scratch)",
+        },
+    )
+
+
+def _maybe_tensorboard(run: _Run) -> Callable[[], None]:
+    if not run.config.tensorboard:
+        return lambda: None
+    from smalltrain.engine.tensorboard import TensorBoardLogger
+
+    logger = TensorBoardLogger(run.run_dir / "tensorboard")
+    unsubscribe = run.history.subscribe(logger)
+
+    def close() -> None:
+        unsubscribe()
+        logger.close()
+
+    return close

@@ -1,0 +1,242 @@
+"""The audio training orchestrator end to end: resume, NaN handling, cancel, retention."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from smalltrain.engine.checkpoints import list_checkpoints, load_checkpoint
+from smalltrain.engine.context import CancelToken
+from smalltrain.engine.events import CheckpointSaved, Event, StepMetrics, WarningEvent
+from smalltrain.engine.runner import TrainingRunner
+from smalltrain.errors import TrainingDiverged
+from smalltrain.tasks.audio.config import TrainingConfig
+from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
+from smalltrain.tasks.audio.loop import LRSchedule, TrainState, train_epoch
+from smalltrain.tasks.audio.losses import KLSchedule
+from smalltrain.tasks.audio.model import ConvVAE
+from smalltrain.tasks.audio.synth import make_sound_folder
+from smalltrain.tasks.audio.task import AudioTask, inspect_audio
+from smalltrain.tasks.audio.train import train
+
+SHARED_AUDIO = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "audio"
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sounds")
+    make_sound_folder(folder, n_files=6, seed=1)
+    return folder
+
+
+def tiny_config(**overrides: object) -> TrainingConfig:
+    base: dict[str, object] = {
+        "preset": "tiny",
+        "device": "cpu",
+        "epochs": 3,
+        "batch_size": 4,
+        "learning_rate": 2e-3,
+        "chunk_hop_seconds": 0.5,
+        "augmentation_expansion": 2,
+        "model_width": 8,
+        "model_capacity": 0.5,
+        "latent_dim": 16,
+        "kl_warmup_epochs": 1,
+        "checkpoint_every": 1,
+        "preview_every": 0,
+        "early_stopping_patience": 0,
+    }
+    base.update(overrides)
+    return TrainingConfig(**base)  # type: ignore[arg-type]
+
+
+class Recorder:
+    """Collects step losses and other events; cancels at a chosen global step."""
+
+    def __init__(self, cancel_at: int | None = None, token: CancelToken | None = None) -> None:
+        self.losses: dict[int, float] = {}
+        self.events: list[Event] = []
+        self.cancel_at = cancel_at
+        self.token = token or CancelToken()
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        if isinstance(event, StepMetrics):
+            self.losses[event.global_step] = event.metrics["train/loss"]
+            if event.global_step == self.cancel_at:
+                self.token.cancel()
+
+    def of(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def test_train_writes_checkpoints_previews_and_a_usable_model(sounds: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(epochs=2, preview_every=1, preview_count=2)
+    rec = Recorder()
+    result = train(cfg, sounds, tmp_path / "run", emit=rec)
+    assert result.status == "completed"
+    assert result.epochs_completed == 2
+    assert result.headline_metric == "best_val_loss"
+    assert result.headline_value is not None and math.isfinite(result.headline_value)
+    previews = sorted(p.name for p in (tmp_path / "run" / "previews").glob("epoch_*.wav"))
+    assert previews == [
+        "epoch_0001_recon.wav", "epoch_0001_sample_0.wav", "epoch_0001_sample_1.wav",
+        "epoch_0002_recon.wav", "epoch_0002_sample_0.wav", "epoch_0002_sample_1.wav",
+    ]  # fmt: skip
+    epochs = [e.metrics for e in rec.events if e.type == "epoch"]  # type: ignore[attr-defined]
+    for key in ("train/loss", "train/kl", "val/loss", "val/kl_raw"):
+        assert all(key in m for m in epochs), key
+    steps = rec.of(StepMetrics)
+    assert {"train/loss", "train/recon", "train/kl", "kl/beta", "lr", "time/step_s"} <= set(
+        steps[0].metrics  # type: ignore[attr-defined]
+    )
+    # the exported model rebuilds from the file alone and generates
+    loaded = load_model(tmp_path / "run")
+    assert loaded.path == result.weights
+    assert "optimizer_state" not in loaded.checkpoint
+    wavs = sample(loaded, 2, tmp_path / "gen", seed=3)
+    again = sample(loaded, 2, tmp_path / "gen2", seed=3)
+    assert [p.read_bytes() for p in wavs] == [p.read_bytes() for p in again]
+    files = sorted(sounds.iterdir())
+    out = reconstruct(loaded, files[0], tmp_path / "recon.wav")
+    assert out.stat().st_size > 44
+    steps_out = interpolate(loaded, files[0], files[1], 3, tmp_path / "interp")
+    assert len(steps_out) == 3
+
+
+@pytest.mark.parametrize("cancel_at", [5, 8])  # mid-epoch, and the last step of an epoch
+def test_resume_after_cancel_is_exact(sounds: Path, tmp_path: Path, cancel_at: int) -> None:
+    cfg = tiny_config(epochs=3)
+    report = inspect_audio(sounds)
+    full = Recorder()
+    train(cfg, report, tmp_path / "full", emit=full)
+
+    first = Recorder(cancel_at=cancel_at)
+    cancelled = train(cfg, report, tmp_path / "b", emit=first, cancel=first.token)
+    assert cancelled.status == "cancelled"
+    assert max(first.losses) == cancel_at
+    ckpt = load_checkpoint(cancelled.last_checkpoint)  # type: ignore[arg-type]
+    assert ckpt["global_step"] == cancel_at + 1
+
+    rest = Recorder()
+    resumed = train(cfg, report, tmp_path / "b", emit=rest, resume_from=cancelled.last_checkpoint)
+    assert resumed.status == "completed"
+    assert min(rest.losses) == cancel_at + 1
+    combined = {**first.losses, **rest.losses}
+    assert combined.keys() == full.losses.keys()
+    for step, loss in full.losses.items():
+        assert combined[step] == pytest.approx(loss, abs=1e-6), step
+
+
+def _state(cfg: TrainingConfig) -> TrainState:
+    torch.manual_seed(0)
+    model = ConvVAE(**cfg.model_kwargs())
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
+    return TrainState(
+        model, opt, LRSchedule(cfg.learning_rate, 100, 0, "constant"),
+        KLSchedule.from_config(cfg, 10), cfg, torch.device("cpu"),
+    )  # fmt: skip
+
+
+def test_poisoned_batch_skips_backward_step_and_schedule() -> None:
+    cfg = tiny_config()
+    state = _state(cfg)
+    batches = [torch.rand(2, 1, cfg.n_mels, cfg.n_frames) for _ in range(4)]
+    batches[2][0, 0, 0, 0] = float("nan")
+    rec = Recorder()
+    before = {k: v.clone() for k, v in state.model.state_dict().items()}
+    outcome = train_epoch(state, batches, steps_per_epoch=4, emit=rec, cancel=CancelToken())
+    assert outcome == "completed"
+    skipped = [e.metrics["train/skipped"] for e in rec.of(StepMetrics)]  # type: ignore[attr-defined]
+    assert skipped == [0.0, 0.0, 1.0, 0.0]
+    assert state.skipped_total == 1 and state.epoch_skipped == 1
+    assert state.lr_schedule.step_count == 3  # the scheduler step was skipped too
+    adam_steps = {int(s["step"]) for s in state.optimizer.state.values()}
+    assert adam_steps == {3}
+    assert [e.code for e in rec.of(WarningEvent)] == ["nan_loss"]  # type: ignore[attr-defined]
+    after = state.model.state_dict()
+    assert all(torch.isfinite(v).all() for v in after.values())
+    assert any(not torch.equal(after[k], before[k]) for k in before)  # the good steps did update
+
+
+def test_divergence_rolls_back_then_fails_without_saving_nan(sounds: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(
+        learning_rate=1e12,
+        lr_schedule="constant",
+        grad_clip_norm=0.0,
+        nan_skip_limit=2,
+        max_rollbacks=2,
+    )
+    rec = Recorder()
+    with pytest.raises(TrainingDiverged, match="Lower learning_rate"):
+        train(cfg, sounds, tmp_path / "run", emit=rec)
+    rollbacks = [e for e in rec.of(WarningEvent) if e.code == "rollback"]  # type: ignore[attr-defined]
+    assert len(rollbacks) == 2
+    lrs = [e.metrics["lr"] for e in rec.of(StepMetrics)]  # type: ignore[attr-defined]
+    assert min(lrs) == pytest.approx(1e12 / 4)  # halved once per rollback
+    for info in list_checkpoints(tmp_path / "run" / "checkpoints"):
+        state = load_checkpoint(info.path)
+        assert all(torch.isfinite(v).all() for v in state["model_state"].values())
+
+
+def test_runner_cancel_writes_checkpoint_within_a_batch(sounds: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(epochs=50)
+    saved = threading.Event()
+    seen_step = threading.Event()
+
+    def watch(event: Event) -> None:
+        if isinstance(event, StepMetrics) and event.global_step >= 2:
+            seen_step.set()
+        if isinstance(event, CheckpointSaved) and event.reason == "cancel":
+            saved.set()
+
+    runner = TrainingRunner(AudioTask(), cfg, sounds, tmp_path / "run", subscribers=[watch])
+    runner.start()
+    assert seen_step.wait(60)
+    t0 = time.perf_counter()
+    runner.cancel()
+    assert saved.wait(30)
+    latency = time.perf_counter() - t0
+    result = runner.wait(30)
+    assert result is not None and result.status == "cancelled"
+    assert result.epochs_completed < 50
+    assert latency < 5.0, f"cancel took {latency:.2f} s"
+    assert runner.status == "cancelled"
+    # a corrupt newest checkpoint: resume falls back to the newest valid one
+    newest = list_checkpoints(tmp_path / "run" / "checkpoints")[-1].path
+    newest.write_bytes(newest.read_bytes()[:100])
+    runner.resume()
+    runner.cancel(timeout=60)
+    assert runner.resumed_from is not None and runner.resumed_from != newest
+
+
+def test_retention_keeps_latest_and_best(sounds: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(epochs=5, keep_last_checkpoints=2)
+    train(cfg, sounds, tmp_path / "run")
+    infos = list_checkpoints(tmp_path / "run" / "checkpoints")
+    assert 2 <= len(infos) <= 3
+    assert infos[-1].reason == "final"
+
+
+@pytest.mark.slow
+def test_real_audio_tiny_preset_then_generate(tmp_path: Path) -> None:
+    folder = SHARED_AUDIO / "sonic_pi_cc0"
+    if not folder.is_dir():
+        pytest.skip(f"shared real audio not present at {folder}")
+    task = AudioTask()
+    report = task.inspect(folder)
+    assert len(report.files) > 100
+    # tiny preset, 2 epochs; one clean copy per chunk keeps this real run to about a minute
+    cfg = task.adaptive_config(
+        report, "cpu", "tiny", epochs=2, preview_every=0, augmentation_expansion=1,
+        chunk_hop_seconds="none", model_width=8, batch_size=16,
+    )  # fmt: skip
+    result = train(cfg, report, tmp_path / "run")
+    assert result.status == "completed" and result.epochs_completed == 2
+    wavs = sample(load_model(tmp_path / "run"), 2, tmp_path / "gen")
+    assert len(wavs) == 2 and all(p.stat().st_size > 1000 for p in wavs)
