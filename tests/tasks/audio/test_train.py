@@ -82,12 +82,17 @@ def test_train_writes_checkpoints_previews_and_a_usable_model(sounds: Path, tmp_
     assert result.status == "completed"
     assert result.epochs_completed == 2
     assert result.headline_metric == "best_val_loss"
-    assert result.headline_value is not None and math.isfinite(result.headline_value)
+    assert result.headline_value is not None
+    assert math.isfinite(result.headline_value)
     previews = sorted(p.name for p in (tmp_path / "run" / "previews").glob("epoch_*.wav"))
     assert previews == [
-        "epoch_0001_recon.wav", "epoch_0001_sample_0.wav", "epoch_0001_sample_1.wav",
-        "epoch_0002_recon.wav", "epoch_0002_sample_0.wav", "epoch_0002_sample_1.wav",
-    ]  # fmt: skip
+        "epoch_0001_recon.wav",
+        "epoch_0001_sample_0.wav",
+        "epoch_0001_sample_1.wav",
+        "epoch_0002_recon.wav",
+        "epoch_0002_sample_0.wav",
+        "epoch_0002_sample_1.wav",
+    ]
     epochs = [e.metrics for e in rec.events if e.type == "epoch"]  # type: ignore[attr-defined]
     for key in ("train/loss", "train/kl", "val/loss", "val/kl_raw"):
         assert all(key in m for m in epochs), key
@@ -138,9 +143,13 @@ def _state(cfg: TrainingConfig) -> TrainState:
     model = ConvVAE(**cfg.model_kwargs())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
     return TrainState(
-        model, opt, LRSchedule(cfg.learning_rate, 100, 0, "constant"),
-        KLSchedule.from_config(cfg, 10), cfg, torch.device("cpu"),
-    )  # fmt: skip
+        model,
+        opt,
+        LRSchedule(cfg.learning_rate, 100, 0, "constant"),
+        KLSchedule.from_config(cfg, 10),
+        cfg,
+        torch.device("cpu"),
+    )
 
 
 def test_poisoned_batch_skips_backward_step_and_schedule() -> None:
@@ -154,7 +163,8 @@ def test_poisoned_batch_skips_backward_step_and_schedule() -> None:
     assert outcome == "completed"
     skipped = [e.metrics["train/skipped"] for e in rec.of(StepMetrics)]  # type: ignore[attr-defined]
     assert skipped == [0.0, 0.0, 1.0, 0.0]
-    assert state.skipped_total == 1 and state.epoch_skipped == 1
+    assert state.skipped_total == 1
+    assert state.epoch_skipped == 1
     assert state.lr_schedule.step_count == 3  # the scheduler step was skipped too
     adam_steps = {int(s["step"]) for s in state.optimizer.state.values()}
     assert adam_steps == {3}
@@ -203,7 +213,8 @@ def test_runner_cancel_writes_checkpoint_within_a_batch(sounds: Path, tmp_path: 
     assert saved.wait(30)
     latency = time.perf_counter() - t0
     result = runner.wait(30)
-    assert result is not None and result.status == "cancelled"
+    assert result is not None
+    assert result.status == "cancelled"
     assert result.epochs_completed < 50
     assert latency < 5.0, f"cancel took {latency:.2f} s"
     assert runner.status == "cancelled"
@@ -212,7 +223,8 @@ def test_runner_cancel_writes_checkpoint_within_a_batch(sounds: Path, tmp_path: 
     newest.write_bytes(newest.read_bytes()[:100])
     runner.resume()
     runner.cancel(timeout=60)
-    assert runner.resumed_from is not None and runner.resumed_from != newest
+    assert runner.resumed_from is not None
+    assert runner.resumed_from != newest
 
 
 def test_retention_keeps_latest_and_best(sounds: Path, tmp_path: Path) -> None:
@@ -233,10 +245,35 @@ def test_real_audio_tiny_preset_then_generate(tmp_path: Path) -> None:
     assert len(report.files) > 100
     # tiny preset, 2 epochs; one clean copy per chunk keeps this real run to about a minute
     cfg = task.adaptive_config(
-        report, "cpu", "tiny", epochs=2, preview_every=0, augmentation_expansion=1,
-        chunk_hop_seconds="none", model_width=8, batch_size=16,
-    )  # fmt: skip
+        report,
+        "cpu",
+        "tiny",
+        epochs=2,
+        preview_every=0,
+        augmentation_expansion=1,
+        chunk_hop_seconds="none",
+        model_width=8,
+        batch_size=16,
+    )
     result = train(cfg, report, tmp_path / "run")
-    assert result.status == "completed" and result.epochs_completed == 2
+    assert result.status == "completed"
+    assert result.epochs_completed == 2
     wavs = sample(load_model(tmp_path / "run"), 2, tmp_path / "gen")
-    assert len(wavs) == 2 and all(p.stat().st_size > 1000 for p in wavs)
+    assert len(wavs) == 2
+    assert all(p.stat().st_size > 1000 for p in wavs)
+
+
+def test_tensorboard_logs_scalars_and_preview_audio(sounds: Path, tmp_path: Path) -> None:
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator",
+        reason="tensorboard is an optional extra",
+    )
+    cfg = tiny_config(epochs=1, tensorboard=True, preview_every=1, preview_count=1)
+    train(cfg, sounds, tmp_path / "run")
+    acc = event_accumulator.EventAccumulator(
+        str(tmp_path / "run" / "tensorboard"), size_guidance={"audio": 0, "scalars": 0}
+    )
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"train/loss", "kl/beta", "epoch/val/loss"} <= set(tags["scalars"])
+    assert any(tag.startswith("preview/") for tag in tags["audio"])

@@ -1,0 +1,195 @@
+"""TrainingConfig validation and serialisation, presets, get_adaptive_config, resolve_device."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import torch
+
+from smalltrain.engine.config import apply_overrides, parse_assignments
+from smalltrain.errors import ConfigError
+from smalltrain.tasks.audio.config import (
+    PRESETS,
+    TrainingConfig,
+    estimate_chunks,
+    get_adaptive_config,
+    resolve_device,
+)
+
+
+@dataclass
+class FileInfo:
+    duration_s: float
+
+
+@dataclass
+class Report:
+    """A stand-in for the audio DatasetReport (get_adaptive_config duck-types it)."""
+
+    files: list[Any]
+    material: str | None = None
+    total_duration_s: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.total_duration_s = sum(f.duration_s for f in self.files)
+
+
+def report(n_files: int, seconds_each: float, material: str | None = None) -> Report:
+    return Report([FileInfo(seconds_each) for _ in range(n_files)], material)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field_name", "rule"),
+    [
+        ({"batch_size": 0}, "batch_size", "must be >= 1"),
+        ({"epochs": -1}, "epochs", "must be >= 1"),
+        ({"learning_rate": 0.0}, "learning_rate", "must be > 0"),
+        ({"val_fraction": 1.0}, "val_fraction", "[0, 1)"),
+        ({"kl_schedule": "cosine"}, "kl_schedule", "must be one of linear, cyclical"),
+        ({"material": "drums"}, "material", "must be one of"),
+        ({"speed_range": (1.2, 0.8)}, "speed_range", "low, high"),
+        ({"time_shift_max_s": 2.0}, "time_shift_max_s", "chunk_seconds"),
+        ({"model_capacity": 0.0}, "model_capacity", "> 0"),
+        ({"chunk_hop_seconds": 0.0}, "chunk_hop_seconds", "> 0"),
+        ({"device": "tpu"}, "device", "cuda"),
+        ({"epochs": 2.5}, "epochs", "integer"),
+        ({"augmentation": "yes"}, "augmentation", "true or false"),
+        ({"warmup_epochs": 50}, "warmup_epochs", "< epochs"),
+        ({"floor_db": 10.0}, "floor_db", "negative"),
+    ],
+)
+def test_invalid_values_name_field_value_and_rule(
+    changes: dict[str, Any], field_name: str, rule: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainingConfig(**changes)
+    err = info.value
+    assert err.field == field_name
+    assert err.value == changes[field_name]
+    assert rule in err.rule
+    assert str(err).startswith(f"{field_name}=")
+
+
+def test_defaults_and_derived_values() -> None:
+    cfg = TrainingConfig()
+    assert (cfg.chunk_samples, cfg.chunk_hop_samples, cfg.n_frames) == (48000, 48000, 94)
+    half = TrainingConfig(chunk_hop_seconds=0.5)
+    assert half.chunk_hop_samples == 24000
+    assert cfg.spectrogram_kwargs() == {
+        "sample_rate": 48000,
+        "n_fft": 2048,
+        "hop_length": 512,
+        "n_mels": 128,
+        "floor_db": -80.0,
+    }
+    assert cfg.model_kwargs()["n_frames"] == 94
+
+
+def test_dict_round_trip_through_json() -> None:
+    cfg = TrainingConfig(epochs=7, speed_range=(0.8, 1.3), model_capacity=0.5, material="onset")
+    d = json.loads(json.dumps(cfg.to_dict()))
+    assert d["speed_range"] == [0.8, 1.3]
+    assert TrainingConfig.from_dict(d) == cfg
+
+
+def test_from_dict_rejects_unknown_keys() -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainingConfig.from_dict({"epochs": 3, "epohcs": 4})
+    assert info.value.field == "epohcs"
+    assert "unknown field" in info.value.rule
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(5 * 4.0, "tiny"), (59.0, "tiny"), (20 * 10.0, "small"), (40 * 30.0, "medium")],
+)
+def test_auto_preset_chosen_by_duration(seconds: float, expected: str) -> None:
+    n = 5 if seconds < 60 else 20
+    cfg = get_adaptive_config(report(n, seconds / n), device="cpu")
+    assert cfg.preset == expected
+    assert cfg.device == "cpu"
+    for key, value in PRESETS[expected].items():
+        if key != "batch_size":
+            assert getattr(cfg, key) == value, key
+
+
+def test_presets_set_the_documented_fields() -> None:
+    required = {"epochs", "batch_size", "learning_rate", "augmentation_expansion", "model_width"}
+    required |= {"kl_schedule", "kl_warmup_epochs", "checkpoint_every", "preview_every"}
+    for name, values in PRESETS.items():
+        assert required <= set(values), name
+        TrainingConfig(**values, preset=name)  # every preset is valid on its own
+    assert PRESETS["tiny"]["model_width"] < PRESETS["medium"]["model_width"]
+
+
+def test_batch_size_capped_by_chunk_count() -> None:
+    cfg = get_adaptive_config(report(3, 1.0), device="cpu", preset="small")
+    # 3 one-second chunks, 20% held out -> at most 2 training chunks
+    assert cfg.batch_size == 2
+    assert estimate_chunks(report(3, 1.0), 1.0, None) == 3
+    assert estimate_chunks(report(2, 0.1), 1.0, None) == 2  # short files are padded, not dropped
+    assert estimate_chunks(report(1, 3.0), 1.0, 0.5) == 5
+
+
+def test_overrides_win_including_cli_strings() -> None:
+    overrides = parse_assignments(["epochs=3", "learning_rate=5e-4", "speed_range=0.8,1.2"])
+    cfg = get_adaptive_config(report(30, 10.0), device="cpu", batch_size=64, **overrides)
+    assert (cfg.epochs, cfg.learning_rate, cfg.batch_size) == (3, 5e-4, 64)
+    assert cfg.speed_range == (0.8, 1.2)
+    assert cfg.preset == "small"
+    again = apply_overrides(cfg, {"augmentation": "false", "model_capacity": "none"})
+    assert again.augmentation is False
+    assert again.model_capacity is None
+
+
+def test_override_errors_name_the_field() -> None:
+    with pytest.raises(ConfigError) as info:
+        get_adaptive_config(report(5, 2.0), device="cpu", epochs="zero")
+    assert info.value.field == "epochs"
+    with pytest.raises(ConfigError) as info:
+        get_adaptive_config(report(5, 2.0), device="cpu", no_such_field=1)
+    assert info.value.field == "no_such_field"
+    with pytest.raises(ConfigError) as info:
+        get_adaptive_config(report(5, 2.0), device="cpu", preset="huge")
+    assert info.value.field == "preset"
+
+
+@pytest.mark.parametrize(
+    ("material", "shift"), [("onset", 0.0), ("continuous", 0.05), ("mixed", 0.0), (None, 0.0)]
+)
+def test_material_sets_time_shift(material: str | None, shift: float) -> None:
+    cfg = get_adaptive_config(report(5, 3.0, material), device="cpu")
+    assert cfg.time_shift_max_s == pytest.approx(shift)
+    assert cfg.material == (material or "auto")
+    # an explicit override still wins over the material rule
+    cfg = get_adaptive_config(report(5, 3.0, material), device="cpu", time_shift_max_s="0.1")
+    assert cfg.time_shift_max_s == pytest.approx(0.1)
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") in ("cuda", "mps", "cpu")
+    with pytest.raises(ConfigError, match="must be auto"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU is available"):
+            resolve_device("cuda")
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            get_adaptive_config(report(5, 2.0), device="cuda")
+
+
+def test_device_aware_batch() -> None:
+    cfg = get_adaptive_config(report(40, 30.0), device="auto")
+    assert cfg.device == resolve_device("auto")
+    expected = PRESETS["medium"]["batch_size"] * (2 if cfg.device.startswith("cuda") else 1)
+    assert cfg.batch_size == expected
+
+
+def test_describe_mentions_the_choices() -> None:
+    text = get_adaptive_config(report(5, 3.0, "continuous"), device="cpu").describe()
+    assert "preset tiny on cpu" in text
+    assert "continuous" in text
+    assert "time shift 0.05 s" in text

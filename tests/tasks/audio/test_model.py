@@ -1,0 +1,166 @@
+"""ConvVAE, ConvEncoder, ConvDecoder: shapes, rebuild from init_args, capacity, determinism."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from smalltrain.tasks.audio.losses import vae_loss
+from smalltrain.tasks.audio.model import ConvDecoder, ConvEncoder, ConvVAE
+
+TINY: dict[str, Any] = {"capacity": 0.125}
+
+
+@pytest.mark.parametrize("n_frames", [94, 10, 1])
+def test_output_shape_equals_input_shape(n_frames: int) -> None:
+    torch.manual_seed(0)
+    model = ConvVAE(n_frames=94, **TINY)
+    x = torch.rand(2, 1, 128, n_frames)
+    x_hat, mu, logvar = model(x)
+    assert x_hat.shape == x.shape
+    assert mu.shape == logvar.shape == (2, 64)
+    assert model.decode(mu).shape == (2, 1, 128, 94)
+
+
+@pytest.mark.parametrize("n_frames", [94, 10, 1])
+def test_model_built_for_any_frame_count(n_frames: int) -> None:
+    model = ConvVAE(n_mels=40, n_frames=n_frames, latent_dim=8, width=8, n_layers=3)
+    x = torch.rand(3, 1, 40, n_frames)
+    assert model(x)[0].shape == x.shape
+
+
+def test_encoder_and_decoder_are_the_public_halves() -> None:
+    model = ConvVAE(**TINY)
+    assert isinstance(model.encoder, ConvEncoder)
+    assert isinstance(model.decoder, ConvDecoder)
+    with pytest.raises(ValueError, match="expected mels of shape"):
+        model.encode(torch.rand(1, 1, 64, 94))
+    with pytest.raises(ValueError, match="frames"):
+        model.encode(torch.rand(1, 1, 128, 200))
+
+
+def test_init_args_round_trip_rebuilds_identical_model() -> None:
+    torch.manual_seed(1)
+    model = ConvVAE(latent_dim=16, width=8, n_layers=3, capacity=0.5)
+    args = json.loads(json.dumps(model.init_args))  # plain JSON types only
+    clone = ConvVAE.from_init_args(args)
+    ref, new = model.state_dict(), clone.state_dict()
+    assert list(ref) == list(new)
+    assert all(ref[k].shape == new[k].shape for k in ref)
+    clone.load_state_dict(ref)
+    model.eval()
+    clone.eval()
+    x = torch.rand(2, 1, 128, 94)
+    torch.testing.assert_close(clone(x)[0], model(x)[0], rtol=0, atol=0)
+
+
+def test_capacity_knob_makes_a_tiny_model() -> None:
+    tiny, full = ConvVAE(capacity=0.125), ConvVAE()
+    assert tiny.num_parameters() < 50_000
+    assert full.num_parameters() > 10 * tiny.num_parameters()
+    assert tiny.init_args["capacity"] == 0.125
+
+
+def test_gradients_flow_to_every_parameter() -> None:
+    torch.manual_seed(0)
+    model = ConvVAE(**TINY)
+    x = torch.rand(2, 1, 128, 94)
+    x_hat, mu, logvar = model(x)
+    vae_loss(x_hat, x, mu, logvar, beta=1e-3, sc_weight=1.0)["loss"].backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def test_forward_is_deterministic_under_manual_seed() -> None:
+    x = torch.rand(2, 1, 128, 94)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = ConvVAE(**TINY)
+        outs.append(model(x)[0])  # training mode: samples z from the global RNG
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    gen = [torch.Generator().manual_seed(5) for _ in range(2)]
+    model.train()
+    a, b = model(x, generator=gen[0])[0], model(x, generator=gen[1])[0]
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_eval_mode_decodes_the_mean_and_uses_no_randomness() -> None:
+    model = ConvVAE(**TINY).eval()
+    x = torch.rand(1, 1, 128, 94)
+    state = torch.get_rng_state()
+    x_hat, mu, _ = model(x)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.testing.assert_close(x_hat, model.decode(mu))
+
+
+def test_batch_of_one_matches_batch_of_many() -> None:
+    model = ConvVAE(**TINY).eval()
+    x = torch.rand(3, 1, 128, 94)
+    torch.testing.assert_close(model(x[:1])[0], model(x)[0][:1], rtol=1e-5, atol=1e-6)
+
+
+def test_sigmoid_output_is_bounded_by_output_max() -> None:
+    model = ConvVAE(**TINY)  # default output_max 2.0: normalized mels of loud audio exceed 1
+    x_hat = model.decode(torch.randn(4, 64) * 100)
+    assert x_hat.min() >= 0
+    assert x_hat.max() <= 2.0
+    small = ConvVAE(output_max=1.0, **TINY)
+    assert small.decode(torch.randn(4, 64) * 100).max() <= 1.0
+    for output in ("softplus", "linear"):
+        assert ConvVAE(output=output, **TINY).decode(torch.randn(2, 64)).shape == (2, 1, 128, 94)
+
+
+def test_invalid_arguments_are_rejected() -> None:
+    with pytest.raises(ValueError, match="latent_dim"):
+        ConvVAE(latent_dim=0)
+    with pytest.raises(ValueError, match="capacity"):
+        ConvVAE(capacity=0)
+    with pytest.raises(ValueError, match="output"):
+        ConvVAE(output="tanh")
+
+
+def _fixed_mels(n: int, n_mels: int, n_frames: int) -> torch.Tensor:
+    """Random but fixed, mel-like: a smooth spectral envelope times a smooth time envelope."""
+    g = torch.Generator().manual_seed(0)
+
+    def smooth(length: int, knots: int) -> torch.Tensor:
+        r = torch.rand(n, 1, knots, generator=g)
+        return F.interpolate(r, size=length, mode="linear", align_corners=True)
+
+    spec = smooth(n_mels, 8).view(n, 1, n_mels, 1)
+    env = smooth(n_frames, 6).view(n, 1, 1, n_frames)
+    return 0.2 + 0.8 * spec * env
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Small ops on a busy machine run far faster on one thread than on contended ones."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_tiny_model_overfits_four_mels() -> None:
+    torch.manual_seed(0)
+    model = ConvVAE(n_mels=64, n_frames=32, **TINY)
+    x = _fixed_mels(4, 64, 32)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(100):
+        x_hat, mu, logvar = model(x)
+        loss = vae_loss(x_hat, x, mu, logvar, beta=1e-4, sc_weight=1.0)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
