@@ -35,7 +35,7 @@ check: test
 
 bench: install
 	$(PIP) install -q -e ".[bench]"
-	$(PY) bench/run_all.py
+	for f in bench/bench_*.py bench/quality.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -44,7 +44,9 @@ CFG = TrainingConfig(device="cpu", batch_size=16, model_width=16, latent_dim=64)
 
 def _batches(n: int, cfg: TrainingConfig) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
-    return [torch.rand(cfg.batch_size, 1, cfg.n_mels, cfg.n_frames, generator=gen) for _ in range(n)]
+    return [
+        torch.rand(cfg.batch_size, 1, cfg.n_mels, cfg.n_frames, generator=gen) for _ in range(n)
+    ]
 
 
 def _bare(batches: list[torch.Tensor], cfg: TrainingConfig) -> float:
@@ -66,13 +68,19 @@ def _ours(batches: list[torch.Tensor], cfg: TrainingConfig) -> float:
     model = ConvVAE(**cfg.model_kwargs())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
     state = TrainState(
-        model, opt, LRSchedule(cfg.learning_rate, len(batches), 0, "cosine"),
-        KLSchedule.from_config(cfg, len(batches)), cfg, torch.device("cpu"),
-    )  # fmt: skip
+        model,
+        opt,
+        LRSchedule(cfg.learning_rate, len(batches), 0, "cosine"),
+        KLSchedule.from_config(cfg, len(batches)),
+        cfg,
+        torch.device("cpu"),
+    )
     history = MetricsHistory()
     history.subscribe(lambda e: None)  # a live subscriber, as a progress bar would be
     t0 = time.perf_counter()
-    train_epoch(state, batches, steps_per_epoch=len(batches), emit=history.emit, cancel=CancelToken())
+    train_epoch(
+        state, batches, steps_per_epoch=len(batches), emit=history.emit, cancel=CancelToken()
+    )
     return time.perf_counter() - t0
 
 
@@ -94,9 +102,14 @@ def bench_data(seconds_of_audio: float = 60.0) -> dict[str, float]:
         task = AudioTask()
         report = task.inspect(folder)
         cfg = task.adaptive_config(
-            report, "cpu", "small", epochs=2, preview_every=0, augmentation_expansion=3,
+            report,
+            "cpu",
+            "small",
+            epochs=2,
+            preview_every=0,
+            augmentation_expansion=3,
             model_width=16,
-        )  # fmt: skip
+        )
         steps: list[float] = []
         waits: list[float] = []
 
@@ -108,8 +121,13 @@ def bench_data(seconds_of_audio: float = 60.0) -> dict[str, float]:
 
         train(cfg, report, Path(tmp) / "run", emit=on_event)
     compute, wait = sum(steps), waits[0]
-    return {"step_s": compute, "data_wait_s": wait, "data_fraction": wait / (wait + compute),
-            "steps": float(len(steps)), "audio_s": report.total_duration_s}  # fmt: skip
+    return {
+        "step_s": compute,
+        "data_wait_s": wait,
+        "data_fraction": wait / (wait + compute),
+        "steps": float(len(steps)),
+        "audio_s": report.total_duration_s,
+    }
 
 
 def _write_minutes(folder: Path, minutes: float) -> None:
@@ -118,7 +136,9 @@ def _write_minutes(folder: Path, minutes: float) -> None:
     n_files = max(1, int(minutes * 2))  # 30-second files
     for i in range(n_files):
         t = np.arange(30 * 48000) / 48000
-        x = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 1000) * t) + 0.05 * rng.standard_normal(t.size)
+        x = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 1000) * t) + 0.05 * rng.standard_normal(
+            t.size
+        )
         sf.write(folder / f"f{i:03d}.flac", x.astype(np.float32), 48000)
 
 
@@ -130,12 +150,22 @@ def scale_one(minutes: float) -> dict[str, float]:
         task = AudioTask()
         report = task.inspect(folder)
         cfg = task.adaptive_config(
-            report, "cpu", "small", epochs=1, preview_every=0, augmentation_expansion=1,
-            model_width=16, batch_size=16,
-        )  # fmt: skip
+            report,
+            "cpu",
+            "small",
+            epochs=1,
+            preview_every=0,
+            augmentation_expansion=1,
+            model_width=16,
+            batch_size=16,
+        )
         epoch_s: list[float] = []
-        train(cfg, report, Path(tmp) / "run",
-              emit=lambda e: epoch_s.append(e.metrics["time/epoch_s"]) if e.type == "epoch" else None)  # type: ignore[attr-defined]  # fmt: skip
+        train(
+            cfg,
+            report,
+            Path(tmp) / "run",
+            emit=lambda e: epoch_s.append(e.metrics["time/epoch_s"]) if e.type == "epoch" else None,
+        )  # type: ignore[attr-defined]
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"minutes": minutes, "epoch_s": epoch_s[0], "peak_rss_mib": rss_mib}
 
@@ -145,8 +175,10 @@ def bench_scaling(base_minutes: float = 1.0) -> list[dict[str, float]]:
     for minutes in [base_minutes * k for k in (1, 2, 4, 8)] + [30.0]:
         out = subprocess.run(
             [sys.executable, __file__, "scale-one", "--minutes", str(minutes)],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return rows
 
@@ -160,9 +192,15 @@ def bench_cancel(repeats: int = 5) -> dict[str, float]:
         cfg = task.adaptive_config(task.inspect(folder), "cpu", "tiny", epochs=100, preview_every=0)
         for i in range(repeats):
             stepped, saved = threading.Event(), threading.Event()
+            first_step = 3 + i
 
-            def watch(e: Event, stepped: threading.Event = stepped, saved: threading.Event = saved) -> None:  # fmt: skip
-                if isinstance(e, StepMetrics) and e.global_step >= 3 + i:
+            def watch(
+                e: Event,
+                stepped: threading.Event = stepped,
+                saved: threading.Event = saved,
+                first_step: int = first_step,
+            ) -> None:
+                if isinstance(e, StepMetrics) and e.global_step >= first_step:
                     stepped.set()
                 if isinstance(e, CheckpointSaved) and e.reason == "cancel":
                     saved.set()
@@ -190,22 +228,30 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if args.which in ("all", "overhead"):
         r = bench_overhead()
-        print(f"overhead: bare {r['bare_s']:.3f} s, ours {r['ours_s']:.3f} s, "
-              f"throughput ratio ours/bare = {r['throughput_ratio']:.3f} (target >= 0.97)")  # fmt: skip
+        print(
+            f"overhead: bare {r['bare_s']:.3f} s, ours {r['ours_s']:.3f} s, "
+            f"throughput ratio ours/bare = {r['throughput_ratio']:.3f} (target >= 0.97)"
+        )
     if args.which in ("all", "data"):
         r = bench_data()
-        print(f"data: {r['steps']:.0f} steps, waiting {r['data_wait_s']:.3f} s of "
-              f"{r['data_wait_s'] + r['step_s']:.3f} s = {r['data_fraction']:.1%} (target < 5%)")  # fmt: skip
+        print(
+            f"data: {r['steps']:.0f} steps, waiting {r['data_wait_s']:.3f} s of "
+            f"{r['data_wait_s'] + r['step_s']:.3f} s = {r['data_fraction']:.1%} (target < 5%)"
+        )
     if args.which in ("all", "scaling"):
         rows = bench_scaling()
         base = rows[0]
         for row in rows:
-            print(f"scaling: {row['minutes']:5.1f} min audio: epoch {row['epoch_s']:7.2f} s "
-                  f"({row['epoch_s'] / base['epoch_s']:.2f}x), peak RSS {row['peak_rss_mib']:.0f} MiB")  # fmt: skip
+            print(
+                f"scaling: {row['minutes']:5.1f} min audio: epoch {row['epoch_s']:7.2f} s "
+                f"({row['epoch_s'] / base['epoch_s']:.2f}x), peak RSS {row['peak_rss_mib']:.0f} MiB"
+            )
     if args.which in ("all", "cancel"):
         r = bench_cancel()
-        print(f"cancel: cancel -> checkpoint on disk: median {r['median_s'] * 1000:.0f} ms, "
-              f"max {r['max_s'] * 1000:.0f} ms")  # fmt: skip
+        print(
+            f"cancel: cancel -> checkpoint on disk: median {r['median_s'] * 1000:.0f} ms, "
+            f"max {r['max_s'] * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

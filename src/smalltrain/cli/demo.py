@@ -50,7 +50,7 @@ def demo_cmd(
             f"the demo job ended {job.status.value}: {job.error or job.status_reason}"
         )
 
-    run_dir = Path(job.run_dir)
+    run_dir = Path(str(job.run_dir))
     loaded = load_model(run_dir)
     samples = sample(loaded, 4, out / "generated", seed=0)
     steps = interpolate(loaded, files[0], files[1], 5, out / "interpolated")

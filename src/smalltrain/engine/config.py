@@ -28,36 +28,45 @@ def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def _coerce_union(name: str, text: str, args: tuple[Any, ...]) -> Any:
+    if text.lower() in ("none", "null", "") and type(None) in args:
+        return None
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(name, text, arg)
+        except ConfigError:
+            continue
+    raise ConfigError(name, text, f"must be one of {args}")
+
+
+def _coerce_bool(name: str, text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(name, text, "must be true or false")
+
+
 def _coerce(name: str, text: str, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        if text.lower() in ("none", "null", "") and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(name, text, arg)
-            except ConfigError:
-                continue
-        raise ConfigError(name, text, f"must be one of {args}")
+        return _coerce_union(name, text, args)
     if origin is typing.Literal:
         if text in args:
             return text
         raise ConfigError(name, text, f"must be one of {list(args)}")
     if origin in (tuple, list):
-        items = [t for t in text.strip("[]()").split(",") if t.strip()]
         inner = args[0] if args else str
-        values = [_coerce(name, t.strip(), inner) for t in items]
+        values = [
+            _coerce(name, t.strip(), inner) for t in text.strip("[]()").split(",") if t.strip()
+        ]
         return tuple(values) if origin is tuple else values
     if annotation is bool:
-        low = text.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(name, text, "must be true or false")
+        return _coerce_bool(name, text)
     if annotation in (int, float, str):
         try:
             return annotation(text)
@@ -76,7 +85,8 @@ def apply_overrides(config: C, overrides: Mapping[str, Any]) -> C:
     """
     if not overrides:
         return config
-    assert dataclasses.is_dataclass(config) and not isinstance(config, type)
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"apply_overrides needs a dataclass instance, not {config!r}")
     hints = typing.get_type_hints(type(config))
     fields = {f.name for f in dataclasses.fields(config)}
     changes: dict[str, Any] = {}

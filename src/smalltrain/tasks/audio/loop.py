@@ -114,7 +114,7 @@ class TrainState:
 class _Pending:
     """Per-step values waiting on the device until the next host read."""
 
-    info: list[tuple[int, int, float, float, float, float]] = field(default_factory=list)
+    info: list[tuple[int, int, int, float, float, float]] = field(default_factory=list)
     values: list[torch.Tensor] = field(default_factory=list)
 
 
@@ -130,7 +130,7 @@ def _host_checked_update(state: TrainState, loss: torch.Tensor) -> bool:
     if not bool(torch.isfinite(loss)):
         return False
     state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()  # type: ignore[no-untyped-call]
+    loss.backward()
     clip = state.config.grad_clip_norm
     if clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), clip, foreach=True)
@@ -147,7 +147,7 @@ def _device_checked_update(state: TrainState, loss: torch.Tensor) -> torch.Tenso
     The schedule step is corrected at the next host read (see ``_flush``).
     """
     state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()  # type: ignore[no-untyped-call]
+    loss.backward()
     finite = torch.isfinite(loss)
     clip = state.config.grad_clip_norm
     if clip > 0:
@@ -341,8 +341,9 @@ def validate_epoch(
         emit(
             WarningEvent(
                 code="posterior_collapse",
-                message=f"validation KL is {host['kl']:.3f} nats (< {cfg.collapse_kl_threshold}): "
-                "the decoder may be ignoring the latent. Try a lower kl_beta_max or a longer warm-up.",
+                message=f"validation KL is {host['kl']:.3f} nats "
+                f"(< {cfg.collapse_kl_threshold}): the decoder may be ignoring the latent. "
+                "Try a lower kl_beta_max or a longer warm-up.",
                 epoch=state.epoch,
             )
         )

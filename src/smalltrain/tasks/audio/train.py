@@ -208,7 +208,7 @@ def _save(run: _Run, reason: str, emit: Callable[[Event], None]) -> Path:
     return path
 
 
-# --- the loop's helpers ----------------------------------------------------------------------------
+# --- the loop's helpers ---
 
 
 def _loader(ds: AudioTrainingDataset, cfg: TrainingConfig, sampler: Any = None) -> DataLoader[Any]:
@@ -308,7 +308,7 @@ def _setup(
     history = MetricsHistory()
     history.subscribe(emit)
     previews = PreviewRenderer(
-        spectrogram, val_ds, run_dir / "previews", cfg.preview_count, cfg.seed
+        spectrogram, [val_ds[0]], run_dir / "previews", cfg.preview_count, cfg.seed
     )
     return _Run(
         cfg,

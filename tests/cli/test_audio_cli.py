@@ -1,0 +1,100 @@
+"""The audio commands through the real CLI: inspect, generate, reconstruct, interpolate.
+
+Training through `smalltrain train` (attached, detached, Ctrl-C, resume) is covered in
+test_jobs_cli.py; here a model is trained once with the Python API and then used by path and
+by its registered name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from smalltrain.cli.main import app
+from smalltrain.paths import models_dir
+from smalltrain.store import ModelStore
+from smalltrain.tasks.audio.synth import make_sound_folder
+from smalltrain.tasks.audio.task import AudioTask
+from smalltrain.tasks.audio.train import train
+
+
+def run(*args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    return result.stdout if code == 0 else result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("audio-cli")
+    sounds = root / "sounds"
+    make_sound_folder(sounds, n_files=5, seed=2)
+    task = AudioTask()
+    cfg = task.adaptive_config(
+        task.inspect(sounds), "cpu", "tiny", epochs=1, model_width=8, preview_every=0
+    )
+    train(cfg, sounds, root / "run")
+    return sounds, root / "run"
+
+
+def test_inspect_lists_used_and_skipped_files(tmp_path: Path) -> None:
+    make_sound_folder(tmp_path, n_files=3, seed=0)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....garbage")
+    (tmp_path / "empty.flac").write_bytes(b"")
+    out = run("inspect", str(tmp_path))
+    assert "files used:     3" in out
+    assert "broken.wav" in out
+    assert "empty.flac: empty file (0 bytes)" in out
+    assert "The auto preset would train with" in out
+    assert "preset tiny" in out
+
+
+def test_inspect_of_a_folder_without_audio_fails_clearly(tmp_path: Path) -> None:
+    (tmp_path / "a.wav").write_bytes(b"not audio at all")
+    err = run("inspect", str(tmp_path), code=1)
+    assert str(tmp_path) in err
+    assert "WAV, FLAC, OGG, MP3, AIFF" in err
+    assert "Traceback" not in err
+
+
+def test_generate_reconstruct_interpolate_by_path(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    sounds, run_dir = trained
+    run("generate", str(run_dir), "--n", "3", "--out", str(tmp_path / "gen"), "--seed", "4")
+    wavs = sorted((tmp_path / "gen").glob("*.wav"))
+    assert len(wavs) == 3
+    info = sf.info(wavs[0])
+    assert info.samplerate == 48000
+    assert info.channels == 1
+    source = sorted(sounds.iterdir())[0]
+    run("reconstruct", str(run_dir), str(source), "--out", str(tmp_path / "r.wav"))
+    original = sf.info(source)
+    assert sf.info(tmp_path / "r.wav").duration == pytest.approx(original.duration, abs=0.01)
+    files = sorted(sounds.iterdir())
+    run("interpolate", str(run_dir), str(files[0]), str(files[1]), "--steps", "4",
+        "--out", str(tmp_path / "interp"))  # fmt: skip
+    assert len(list((tmp_path / "interp").glob("interp_*.wav"))) == 4
+
+
+def test_generate_by_registered_model_name(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, run_dir = trained
+    home = tmp_path / "home"
+    monkeypatch.setenv("SMALLTRAIN_HOME", str(home))
+    ModelStore(models_dir(home)).save(
+        "sounds", "vae1", run_dir / "export" / "best.pt", task="audio", config={}, metrics={},
+        base_model=None, epochs_completed=1, headline=("best_val_loss", 1.0),
+        dataset_snapshot="5 files", dataset_fingerprint="x",
+    )  # fmt: skip
+    run("generate", "sounds/vae1", "--n", "1", "--out", str(tmp_path / "a"))
+    run("generate", "vae1", "--n", "1", "--out", str(tmp_path / "b"))
+    assert (tmp_path / "a" / "sample_000.wav").read_bytes() == (
+        tmp_path / "b" / "sample_000.wav"
+    ).read_bytes()
+    err = run("generate", "nope", "--out", str(tmp_path / "c"), code=1)
+    assert "smalltrain models list" in err
