@@ -27,7 +27,9 @@ def resolve_model_ref(ref: str) -> Path:
     store = ModelStore(models_dir(home()))
     dataset, _, name = ref.rpartition("/")
     matches = [
-        m for m in store.list(dataset or None) if m.name == name and (not dataset or m.dataset == dataset)
+        m
+        for m in store.list(dataset or None)
+        if m.name == name and (not dataset or m.dataset == dataset)
     ]
     if len(matches) == 1:
         return Path(matches[0].path)
@@ -42,7 +44,9 @@ def resolve_model_ref(ref: str) -> Path:
 
 @handle_errors
 def inspect_cmd(
-    path: Path = typer.Argument(..., help="A folder of audio, or a YOLO data.yaml (or its folder)."),
+    path: Path = typer.Argument(
+        ..., help="A folder of audio, or a YOLO data.yaml (or its folder)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Check a dataset and print what training would use, skip, and why."""

@@ -1,0 +1,270 @@
+"""Audio quality on held-out sounds: the auto preset, a naive preset and PCA of the same size.
+
+Sets (each split by file, 3/4 train and 1/4 held out, with a fixed seed):
+
+- ``sonic_pi``: ``../shared/data/audio/sonic_pi_cc0`` (165 real samples, skipped if absent);
+- ``onset``: synthetic drum-like one-shots (kicks, snares, hats, toms), 0.15-0.9 s each;
+- ``continuous``: synthetic held tones with vibrato, coloured noise and speech-like formant
+  sweeps (a pulse train through three moving resonators), 2-4 s each.
+
+For each set it trains, through the public API (``inspect_audio``, ``get_adaptive_config``,
+``train``) and scores with ``evaluate`` on the held-out files:
+
+- auto: the preset and material-chosen augmentation ``get_adaptive_config`` picks, best
+  checkpoint by the preset's monitor;
+- naive: the same model size, batch, learning rate and epochs, but reconstruction loss only
+  (L1 on normalized dB, ``sc_weight=0``, ``kl_beta_max=0``), no augmentation, no early stop,
+  and the *last* checkpoint (fixed epochs);
+- PCA with as many components as the model has latent floats (capped by training chunks - 1),
+  fitted on the auto run's training split (``evaluate``'s baseline).
+
+Reported: held-out spectral convergence (linear mel magnitude), mel L1 (dB) and the Fréchet
+distance of ``--generate`` prior samples to the held-out folder (per-frame log-mel statistics).
+
+Epochs are capped (``--epochs``, default per set below) to bound the run; previews are off. On
+the shared 2-vCPU VM (load ~8) the defaults took 30 min; alone on the CPU, about half. Usage::
+
+    .venv/bin/python bench/quality.py [--sets sonic_pi onset continuous] [--epochs N]
+        [--device cpu] [--out DIR] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from smalltrain.tasks.audio.config import get_adaptive_config
+from smalltrain.tasks.audio.evaluate import evaluate
+from smalltrain.tasks.audio.task import inspect_audio
+from smalltrain.tasks.audio.train import train
+
+SR = 48000
+SONIC_PI = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio" / "sonic_pi_cc0"
+DEFAULT_EPOCHS = {"sonic_pi": 5, "onset": 30, "continuous": 10}
+SEED = 0
+
+# --- synthetic material -------------------------------------------------------------------------
+
+
+def _decay(n: int, tau_s: float) -> np.ndarray:
+    return np.exp(-np.arange(n) / SR / tau_s)
+
+
+def _hit(rng: np.random.Generator) -> np.ndarray:
+    """One drum-like one-shot starting at sample 0."""
+    kind = rng.choice(["kick", "snare", "hat", "tom"])
+    dur = {"kick": 0.6, "snare": 0.4, "hat": 0.2, "tom": 0.8}[kind] * rng.uniform(0.75, 1.15)
+    n = int(dur * SR)
+    t = np.arange(n) / SR
+    if kind in ("kick", "tom"):
+        f_end = rng.uniform(45, 60) if kind == "kick" else rng.uniform(90, 160)
+        freq = f_end + rng.uniform(60, 120) * np.exp(-t / rng.uniform(0.02, 0.05))
+        body = np.sin(2 * np.pi * np.cumsum(freq) / SR) * _decay(n, rng.uniform(0.1, 0.25))
+        click = rng.normal(size=n) * _decay(n, 0.004) * 0.3
+        wave = body + click
+    elif kind == "snare":
+        tone = np.sin(2 * np.pi * rng.uniform(160, 240) * t) * _decay(n, 0.05)
+        wave = 0.5 * tone + 0.6 * rng.normal(size=n) * _decay(n, rng.uniform(0.05, 0.12))
+    else:
+        noise = np.diff(rng.normal(size=n + 1))  # tilted towards the highs
+        wave = 0.5 * noise * _decay(n, rng.uniform(0.015, 0.05))
+    return (0.8 * wave / (np.abs(wave).max() + 1e-9)).astype(np.float32)
+
+
+def _formant_sweep(rng: np.random.Generator, n_out: int) -> np.ndarray:
+    """Speech-like sound: a pulse train through three moving formant resonators.
+
+    Made at 16 kHz (the per-sample resonator loop is Python) and resampled to 48 kHz.
+    """
+    sr = 16000
+    n = n_out // 3
+    t = np.arange(n) / sr
+    f0 = rng.uniform(100, 220) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * t))
+    pulses = np.diff(np.floor(np.cumsum(f0) / sr), prepend=0.0)
+    out = np.zeros(n)
+    for base, spread, bw in ((500, 300, 80), (1500, 700, 120), (2500, 400, 160)):
+        fc = base + spread * np.sin(2 * np.pi * rng.uniform(1.5, 4.0) * t + rng.uniform(0, 6))
+        r = np.exp(-np.pi * bw / sr)
+        a1, a2 = -2 * r * np.cos(2 * np.pi * fc / sr), r * r
+        y1 = y2 = 0.0
+        y = np.empty(n)
+        for i in range(n):  # a two-pole resonator with a time-varying centre
+            y0 = pulses[i] - a1[i] * y1 - a2 * y2
+            y[i], y2, y1 = y0, y1, y0
+        out += y / (np.abs(y).max() + 1e-9)
+    syllables = 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(3, 5) * t) ** 2
+    up = np.asarray(soxr.resample(out * syllables, sr, SR), dtype=np.float64)
+    return np.pad(up, (0, max(0, n_out - up.shape[0])))[:n_out]
+
+
+def _sustained(rng: np.random.Generator) -> np.ndarray:
+    """A held tone, coloured noise or a formant sweep, 2-4 s, with soft edges."""
+    kind = rng.choice(["tone", "noise", "speech"])
+    n = int(rng.uniform(2.0, 4.0) * SR)
+    t = np.arange(n) / SR
+    if kind == "tone":
+        f = rng.uniform(110, 660) * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))
+        phase = 2 * np.pi * np.cumsum(f) / SR
+        wave = sum(np.sin(k * phase) / k for k in range(1, 6))
+    elif kind == "noise":
+        spec = np.fft.rfft(rng.normal(size=n))
+        freqs = np.fft.rfftfreq(n, 1 / SR)
+        centre = rng.uniform(300, 6000)
+        spec *= 1 / (1 + (freqs / rng.uniform(200, 2000))) + np.exp(
+            -(((freqs - centre) / 500) ** 2)
+        )
+        wave = np.fft.irfft(spec, n)
+    else:
+        wave = _formant_sweep(rng, n)
+    edges = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.05)
+    wave = np.asarray(wave) * edges
+    return (0.5 * wave / (np.abs(wave).max() + 1e-9)).astype(np.float32)
+
+
+# --- sets ---------------------------------------------------------------------------------------
+
+
+def _split_names(names: list[str], seed: int) -> tuple[list[str], list[str]]:
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_held = max(1, round(len(names) / 4))
+    held = {names[i] for i in order[:n_held]}
+    return [n for n in names if n not in held], [n for n in names if n in held]
+
+
+def _synthetic_set(root: Path, make: Callable[[np.random.Generator], np.ndarray], n: int) -> None:
+    rng = np.random.default_rng(SEED)
+    names = [f"s{i:03d}.wav" for i in range(n)]
+    train_names, _ = _split_names(names, SEED)
+    for name in names:
+        sub = "train" if name in train_names else "held"
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        sf.write(root / sub / name, make(rng), SR, subtype="FLOAT")
+
+
+def _sonic_pi_set(root: Path) -> None:
+    names = sorted(p.name for p in SONIC_PI.glob("*.flac"))
+    train_names, _ = _split_names(names, SEED)
+    for name in names:
+        sub = "train" if name in train_names else "held"
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / sub / name).symlink_to(SONIC_PI / name)  # nothing is copied
+
+
+def build_set(name: str, root: Path) -> Path:
+    """Write (or link) the set's train/ and held/ folders under ``root / name``."""
+    target = root / name
+    if name == "sonic_pi":
+        _sonic_pi_set(target)
+    elif name == "onset":
+        _synthetic_set(target, _hit, 48)
+    elif name == "continuous":
+        _synthetic_set(target, _sustained, 24)
+    else:
+        raise ValueError(f"unknown set {name!r}")
+    return target
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def _scores(result: dict[str, Any], key: str) -> dict[str, float]:
+    gen = result.get("generation", {})
+    frechet = gen.get("frechet_pca" if key == "baseline_pca" else "frechet_model", math.nan)
+    return {"sc": result[key]["sc"], "mel_l1_db": result[key]["mel_l1_db"], "frechet": frechet}
+
+
+def run_set(name: str, root: Path, epochs: int, device: str, n_generate: int) -> dict[str, Any]:
+    """Train auto and naive on ``root/train``, score both and PCA on ``root/held``."""
+    report = inspect_audio(root / "train")
+    common = {"epochs": epochs, "preview_every": 0, "checkpoint_every": max(epochs, 1)}
+    auto_cfg = get_adaptive_config(report, device=device, **common)
+    naive_cfg = get_adaptive_config(
+        report, device=device, **common, sc_weight=0.0, kl_beta_max=0.0, augmentation=False,
+        early_stopping_patience=0, time_shift_max_s=0.0,
+    )  # fmt: skip
+    out: dict[str, Any] = {
+        "set": name,
+        "train": report.snapshot(),
+        "material": getattr(report, "material_summary", report.material),
+        "preset": auto_cfg.preset,
+        "epochs": epochs,
+        "auto_config": auto_cfg.describe(),
+    }
+    for label, cfg in (("auto", auto_cfg), ("naive", naive_cfg)):
+        t0 = time.perf_counter()
+        res = train(cfg, report, root / f"run_{label}")
+        elapsed = time.perf_counter() - t0
+        model_ref = res.best_checkpoint if label == "auto" else res.last_checkpoint
+        ev = evaluate(model_ref, root / "held", generate=n_generate, seed=SEED).to_json_dict()
+        out[label] = {
+            **_scores(ev, "model"),
+            "train_s": elapsed,
+            "epochs_run": res.epochs_completed,
+        }
+        if label == "auto":
+            out["pca"] = {**_scores(ev, "baseline_pca"), "k": ev["baseline_pca"]["k"]}
+            out["held_chunks"] = ev["chunks"]
+            out["latent_floats"] = ev["model"]["latent_floats"]
+    return out
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """The results as a markdown table (lower is better everywhere)."""
+    lines = [
+        "| set | material (train split) | preset, epochs | held-out chunks | model | "
+        "held-out SC | mel L1 dB | Fréchet (gen.) | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        for label in ("auto", "naive", "pca"):
+            s = r[label]
+            size = (
+                f"PCA-{s['k']}" if label == "pca" else f"{label} VAE ({r['latent_floats']} floats)"
+            )
+            train_s = f"{s['train_s']:.0f}" if "train_s" in s else "-"
+            lines.append(
+                f"| {r['set']} | {r['material']} | {r['preset']}, {r['epochs']} | "
+                f"{r['held_chunks']} | {size} | {s['sc']:.3f} | {s['mel_l1_db']:.2f} | "
+                f"{s['frechet']:.0f} | {train_s} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", nargs="+", default=["sonic_pi", "onset", "continuous"])
+    parser.add_argument("--epochs", type=int, default=None, help="epoch cap for every set")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--generate", type=int, default=16, help="samples for Fréchet")
+    parser.add_argument("--out", type=Path, default=None, help="work folder (default: temp)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    work = args.out or Path(tempfile.mkdtemp(prefix="smalltrain-quality-"))
+    results = []
+    t0 = time.perf_counter()
+    for name in args.sets:
+        if name == "sonic_pi" and not SONIC_PI.is_dir():
+            print(f"skipping sonic_pi: {SONIC_PI} is absent")
+            continue
+        epochs = args.epochs or DEFAULT_EPOCHS[name]
+        results.append(run_set(name, build_set(name, work), epochs, args.device, args.generate))
+        print(json.dumps(results[-1], indent=1, default=str), flush=True)
+    print(markdown(results))
+    print(f"total {time.perf_counter() - t0:.0f} s; work folder {work}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

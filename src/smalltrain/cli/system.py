@@ -1,0 +1,84 @@
+"""``smalltrain resources`` and ``smalltrain worker``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType
+
+import typer
+
+from smalltrain.cli.common import console, handle_errors, home, print_json
+from smalltrain.cli.follow import open_manager, spawn_worker
+from smalltrain.engine.resources import ResourceMonitor
+
+__all__ = ["register", "resources_cmd", "worker_cmd"]
+
+
+@handle_errors
+def resources_cmd(
+    gpu_threshold: float = typer.Option(0.9, help="GPU memory fraction counted as constrained."),
+    ram_threshold: float = typer.Option(0.85, help="RAM fraction counted as constrained."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show CPU, RAM and GPU use, and whether new jobs would wait."""
+    status = ResourceMonitor(gpu_threshold, ram_threshold).check()
+    if as_json:
+        print_json(status.to_dict())
+        return
+    console.print(f"CPU {status.cpu_percent:.0f}%   RAM {status.ram_percent:.0f}%", highlight=False)
+    if not status.gpus:
+        console.print(f"GPU: {status.note}", highlight=False)
+    for g in status.gpus:
+        util = "" if g.utilization_percent is None else f", {g.utilization_percent:.0f}% busy"
+        console.print(
+            f"GPU {g.index} {g.name} ({g.backend}): {g.memory_percent:.0f}% memory "
+            f"({g.memory_used_bytes / 2**30:.1f} / {g.memory_total_bytes / 2**30:.1f} GiB){util}",
+            highlight=False,
+        )
+    if status.constrained:
+        console.print(f"[yellow]constrained: {'; '.join(status.reasons)}; queued jobs wait[/]")
+    else:
+        console.print("[green]not constrained: queued jobs may start[/]")
+
+
+@handle_errors
+def worker_cmd(
+    detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background."),
+    serve: bool = typer.Option(
+        False, "--serve", help="Keep running when the queue is empty (default: exit when idle)."
+    ),
+    max_concurrent: int = typer.Option(1, "--max-concurrent", "-j", min=1, help="Jobs at once."),
+) -> None:
+    """Run the queued jobs of this home (one worker per home)."""
+    root = home()
+    if detach:
+        pid = spawn_worker(root)
+        if pid is None:
+            console.print(f"a worker already runs the jobs of {root}")
+        else:
+            console.print(f"worker started in the background (pid {pid}); log: {root}/worker.log")
+        return
+    manager = open_manager(max_concurrent=max_concurrent)
+    stops = [0]
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stops[0] += 1
+        if stops[0] > 1:
+            raise KeyboardInterrupt
+        console.print("stopping: running jobs write a checkpoint and end CANCELLED")
+        manager.stop_scheduler()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    console.print(f"worker (pid {os.getpid()}): running the jobs of {root}")
+    manager.run_scheduler(until_idle=not serve)
+    console.print("worker: the queue is empty; exiting")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``resources`` and ``worker`` to the main app."""
+    app.command("resources")(resources_cmd)
+    app.command("worker")(worker_cmd)

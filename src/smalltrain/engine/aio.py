@@ -1,0 +1,87 @@
+"""``AsyncTrainingManager``: the manager's async flavour (``manager.aio``).
+
+Every method runs the sync one in a worker thread (``asyncio.to_thread``), so no database
+query, checkpoint scan or wait ever blocks the event loop. Training itself always runs
+elsewhere (the scheduler's thread and the job's child process), unlike the seed's sketch, which
+ran blocking training inside ``asyncio.create_task`` and froze the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from smalltrain.engine.events import Event
+from smalltrain.engine.jobs import TrainingJob
+
+if TYPE_CHECKING:
+    from smalltrain.engine.manager import TrainingManager
+    from smalltrain.store.models import ModelInfo
+
+__all__ = ["AsyncTrainingManager"]
+
+
+class AsyncTrainingManager:
+    """Awaitable versions of ``TrainingManager``'s methods, same names and arguments."""
+
+    def __init__(self, manager: TrainingManager) -> None:
+        self.sync = manager
+
+    async def start_training(self, spec: Any = None, /, **kwargs: Any) -> str:
+        """See ``TrainingManager.start_training``."""
+        return await asyncio.to_thread(self.sync.start_training, spec, **kwargs)
+
+    async def cancel(self, job_id: str, mode: str = "graceful") -> TrainingJob:
+        """See ``TrainingManager.cancel``."""
+        return await asyncio.to_thread(self.sync.cancel, job_id, mode)
+
+    async def resume(self, job_id: str) -> str:
+        """See ``TrainingManager.resume``."""
+        return await asyncio.to_thread(self.sync.resume, job_id)
+
+    async def get_job(self, job_id: str) -> TrainingJob:
+        """See ``TrainingManager.get_job``."""
+        return await asyncio.to_thread(self.sync.get_job, job_id)
+
+    async def list_jobs(self, **filters: Any) -> list[TrainingJob]:
+        """See ``TrainingManager.list_jobs``."""
+        return await asyncio.to_thread(self.sync.list_jobs, **filters)
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> TrainingJob:
+        """See ``TrainingManager.wait``."""
+        return await asyncio.to_thread(self.sync.wait, job_id, timeout)
+
+    async def subscribe(self, job_id: str) -> AsyncIterator[Event]:
+        """Async-iterate a job's events until it ends (see ``TrainingManager.subscribe``)."""
+        sub = await asyncio.to_thread(self.sync.subscribe, job_id)
+        done = object()
+        try:
+            while True:
+                event = await asyncio.to_thread(next, sub, done)
+                if event is done:
+                    return
+                assert isinstance(event, Event)
+                yield event
+        finally:
+            sub.close()
+
+    async def list_models(self, dataset: str | None = None) -> list[ModelInfo]:
+        """See ``TrainingManager.list_models``."""
+        return await asyncio.to_thread(self.sync.list_models, dataset)
+
+    async def delete_model(self, name: str, dataset: str | None = None) -> bool:
+        """See ``TrainingManager.delete_model``."""
+        return await asyncio.to_thread(self.sync.delete_model, name, dataset)
+
+    async def set_active_model(self, name: str, dataset: str | None = None) -> ModelInfo:
+        """See ``TrainingManager.set_active_model``."""
+        return await asyncio.to_thread(self.sync.set_active_model, name, dataset)
+
+    async def get_active_model(self, dataset: str) -> ModelInfo | None:
+        """See ``TrainingManager.get_active_model``."""
+        return await asyncio.to_thread(self.sync.get_active_model, dataset)
+
+    async def close(self) -> None:
+        """See ``TrainingManager.close``."""
+        await asyncio.to_thread(self.sync.close)

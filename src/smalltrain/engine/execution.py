@@ -1,0 +1,256 @@
+"""One attempt of a job: what it needs (ExecSpec), how it ended (ExecOutcome), and the code
+every executor shares: ``run_task`` (build the JobContext, call ``task.train``) and the entry
+point of the process executor's spawned child (``child_main``).
+
+Everything here crosses a process boundary, so specs and outcomes hold plain picklable values
+and outcomes convert to and from dicts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing.connection as mpc
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from smalltrain import tasks
+from smalltrain.engine.context import CancelToken, JobContext, ResourceLimits, TrainResult
+from smalltrain.engine.events import Event
+
+__all__ = [
+    "EXTRA_TASKS_ENV",
+    "ExecOutcome",
+    "ExecSpec",
+    "child_main",
+    "describe_exit",
+    "error_line",
+    "register_extra_tasks",
+    "result_from_dict",
+    "result_to_dict",
+    "run_task",
+    "traceback_summary",
+]
+
+EXTRA_TASKS_ENV = "SMALLTRAIN_EXTRA_TASKS"
+OutcomeStatus = Literal["completed", "cancelled", "failed"]
+_TRACEBACK_LINES = 40
+
+
+def register_extra_tasks(value: str | None = None) -> list[str]:
+    """Register tasks named in ``$SMALLTRAIN_EXTRA_TASKS`` ("name=module:Factory,...").
+
+    Child processes call this on start, so a task registered this way in the parent (plugins,
+    the test suite's toy task) is also known to the child.
+
+    Returns:
+        The names registered.
+    """
+    text = os.environ.get(EXTRA_TASKS_ENV, "") if value is None else value
+    names = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, target = item.partition("=")
+        if not sep or ":" not in target:
+            raise ValueError(f"{EXTRA_TASKS_ENV}: {item!r} must look like name=module:Factory")
+        tasks.register_task(name.strip(), target.strip())
+        names.append(name.strip())
+    return names
+
+
+@dataclass(frozen=True)
+class ExecSpec:
+    """Everything needed to run one attempt of a job, in plain picklable values."""
+
+    job_id: str
+    task: str
+    config: Mapping[str, Any]
+    dataset_path: Path
+    run_dir: Path
+    resume_from: Path | None = None
+    device: str = "cpu"
+    limits: ResourceLimits = field(default_factory=ResourceLimits)
+    cache_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class ExecOutcome:
+    """How an attempt ended. ``error`` is one readable line; ``traceback`` a short summary."""
+
+    status: OutcomeStatus
+    result: TrainResult | None = None
+    error: str | None = None
+    traceback: str | None = None
+    exit_code: int | None = None
+    startup_s: float | None = None  # process executor: spawn until the child was ready
+    run_s: float | None = None  # process executor: child ready until its final message
+
+    def to_dict(self) -> dict[str, Any]:
+        """A picklable/JSON-able form (the result's paths become strings)."""
+        return {
+            "status": self.status,
+            "result": result_to_dict(self.result) if self.result is not None else None,
+            "error": self.error,
+            "traceback": self.traceback,
+            "exit_code": self.exit_code,
+            "startup_s": self.startup_s,
+            "run_s": self.run_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExecOutcome:
+        result = data.get("result")
+        return cls(
+            status=data["status"],
+            result=result_from_dict(result) if result is not None else None,
+            error=data.get("error"),
+            traceback=data.get("traceback"),
+            exit_code=data.get("exit_code"),
+            startup_s=data.get("startup_s"),
+            run_s=data.get("run_s"),
+        )
+
+
+_RESULT_PATHS = ("run_dir", "best_checkpoint", "last_checkpoint", "weights")
+
+
+def result_to_dict(result: TrainResult) -> dict[str, Any]:
+    """Turn a TrainResult into plain values (paths as strings)."""
+    out = {f: getattr(result, f) for f in TrainResult.__dataclass_fields__}
+    for key in _RESULT_PATHS:
+        out[key] = str(out[key]) if out[key] is not None else None
+    for key in ("metrics", "artifacts", "extra"):
+        out[key] = dict(out[key])
+    return out
+
+
+def result_from_dict(data: Mapping[str, Any]) -> TrainResult:
+    """Rebuild a TrainResult from ``result_to_dict`` output."""
+    values = dict(data)
+    for key in _RESULT_PATHS:
+        values[key] = Path(values[key]) if values.get(key) is not None else None
+    return TrainResult(**values)
+
+
+def error_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def traceback_summary(exc: BaseException) -> str:
+    lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
+    if len(lines) > _TRACEBACK_LINES:
+        lines = ["...", *lines[-_TRACEBACK_LINES:]]
+    return "\n".join(lines)
+
+
+def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken) -> ExecOutcome:
+    """Run ``get_task(spec.task).train`` in this thread and report how it ended.
+
+    Every exception from the task (or from building its config) becomes a failed outcome.
+    """
+    try:
+        task = tasks.get_task(spec.task)
+        ctx = JobContext(
+            job_id=spec.job_id,
+            config=task.config_from_dict(spec.config),
+            dataset_path=Path(spec.dataset_path),
+            run_dir=Path(spec.run_dir),
+            cancel=cancel,
+            emit=emit,
+            resume_from=Path(spec.resume_from) if spec.resume_from else None,
+            device=spec.device,
+            limits=spec.limits,
+            cache_dir=Path(spec.cache_dir) if spec.cache_dir else None,
+        )
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        result = task.train(ctx)
+    except Exception as exc:
+        return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
+    status: OutcomeStatus = "cancelled" if result.status == "cancelled" else "completed"
+    return ExecOutcome(status, result=result)
+
+
+# --- the spawned child ---------------------------------------------------------------------
+
+
+def describe_exit(exit_code: int | None) -> str:
+    """Say in words how a child process ended, e.g. "was killed by signal 9 (SIGKILL)"."""
+    if exit_code is None:
+        return "the training process ended in an unknown way"
+    if exit_code < 0:
+        number = -exit_code
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown signal"
+        text = f"the training process was killed by signal {number} ({name})"
+        if number == signal.SIGKILL:
+            text += " — possibly out of memory (the kernel's OOM killer sends SIGKILL)"
+        return text
+    return f"the training process exited with code {exit_code} without reporting a result"
+
+
+def _apply_limits(limits: ResourceLimits, device: str) -> None:
+    """Apply a job's resource limits to this (child) process."""
+    if limits.cpu_threads:
+        import torch
+
+        torch.set_num_threads(limits.cpu_threads)
+    if limits.max_gpu_memory_percent and device.startswith("cuda"):
+        from smalltrain.engine.resources import apply_gpu_memory_cap
+
+        apply_gpu_memory_cap(limits.max_gpu_memory_percent, device)
+
+
+def _watch_control(control: mpc.Connection, token: CancelToken, orphan_grace_s: float) -> None:
+    """Child side: turn cancel messages into ``token.cancel``; stop if the parent vanishes."""
+    while True:
+        try:
+            msg = control.recv()
+        except (EOFError, OSError):
+            # The parent (the scheduler) died: checkpoint and stop, so a restarted scheduler can
+            # resume this job without two processes writing one run folder.
+            token.cancel("the scheduler process went away", "immediate")
+            time.sleep(orphan_grace_s)
+            os._exit(75)
+        if isinstance(msg, dict) and msg.get("op") == "cancel":
+            token.cancel(str(msg.get("reason", "cancelled")), str(msg.get("mode", "graceful")))
+
+
+def child_main(
+    spec: ExecSpec, events: mpc.Connection, control: mpc.Connection, orphan_grace_s: float
+) -> None:
+    """Entry point of the spawned child: limits, context, train, final message."""
+    # Ctrl-C in a terminal reaches the whole process group; the parent owns the two-stage stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    register_extra_tasks()
+    send_lock = threading.Lock()
+
+    def send(kind: str, payload: Any) -> None:
+        # A dead parent must not make the task fail mid-step: drop what cannot be delivered.
+        with send_lock, contextlib.suppress(OSError):
+            events.send((kind, payload))
+
+    token = CancelToken()
+    threading.Thread(
+        target=_watch_control, args=(control, token, orphan_grace_s), daemon=True
+    ).start()
+    try:
+        _apply_limits(spec.limits, spec.device)
+    except Exception as exc:
+        outcome = ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
+    else:
+        # Import the task (torch with it) before "ready": the one-off start-up cost is then
+        # measured apart from training. An unknown task fails in run_task with a clear message.
+        with contextlib.suppress(Exception):
+            tasks.get_task(spec.task)
+        send("ready", {"pid": os.getpid()})
+        outcome = run_task(spec, lambda event: send("event", event.to_dict()), token)
+    send("outcome", outcome.to_dict())
+    events.close()

@@ -1,0 +1,352 @@
+"""Where a job runs: one strategy interface, three strategies.
+
+Every executor has one method, ``execute(spec, on_event, cancel) -> ExecOutcome``; it blocks
+until the job ends and never raises for a failure of the task itself (that is an outcome).
+
+- ``InlineExecutor``: the caller's thread. For tests and debugging.
+- ``ThreadExecutor``: a daemon thread through ``TrainingRunner``.
+- ``ProcessExecutor`` (the manager's default): a ``spawn``-ed child process per job. Events
+  cross a pipe as ``Event.to_dict()``; cancel crosses a second pipe. A cancel is cooperative
+  first; after ``grace_s`` the child is sent SIGTERM, then SIGKILL. A child that dies without
+  its final message yields a FAILED outcome that says, in words, how it died.
+
+All three run the same task code through ``run_task``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection as mpc
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+from smalltrain import tasks
+from smalltrain.engine.context import CancelToken
+from smalltrain.engine.events import Event, event_from_dict
+from smalltrain.engine.execution import (
+    EXTRA_TASKS_ENV,
+    ExecOutcome,
+    ExecSpec,
+    OutcomeStatus,
+    child_main,
+    describe_exit,
+    error_line,
+    register_extra_tasks,
+    run_task,
+    traceback_summary,
+)
+from smalltrain.engine.locks import pid_alive
+
+__all__ = [
+    "EXTRA_TASKS_ENV",
+    "EXECUTORS",
+    "ExecOutcome",
+    "ExecSpec",
+    "Executor",
+    "InlineExecutor",
+    "ProcessExecutor",
+    "ThreadExecutor",
+    "describe_exit",
+    "make_executor",
+    "read_pid_file",
+    "register_extra_tasks",
+    "run_task",
+]
+
+
+PID_FILE = "process.pid"
+#: Seconds an "immediate" cancel leaves the child before SIGTERM.
+IMMEDIATE_GRACE_S = 1.0
+
+
+class Executor(Protocol):
+    """Runs one attempt of a job and blocks until it ends."""
+
+    def execute(
+        self, spec: ExecSpec, on_event: Callable[[Event], None], cancel: CancelToken
+    ) -> ExecOutcome:
+        """Run ``spec``; deliver each event to ``on_event``; honour ``cancel``."""
+        ...
+
+
+class InlineExecutor:
+    """Runs the task in the caller's thread: no isolation, simplest to debug."""
+
+    def execute(
+        self, spec: ExecSpec, on_event: Callable[[Event], None], cancel: CancelToken
+    ) -> ExecOutcome:
+        """Run ``spec`` here and now."""
+        return run_task(spec, on_event, cancel)
+
+
+class ThreadExecutor:
+    """Runs the task on a daemon thread through ``TrainingRunner`` (which also writes
+    ``run_dir/events.jsonl``). A thread cannot be killed: cancel is cooperative only.
+
+    Args:
+        poll_s: how often the waiting caller checks ``cancel``.
+    """
+
+    def __init__(self, poll_s: float = 0.1) -> None:
+        self.poll_s = poll_s
+
+    def execute(
+        self, spec: ExecSpec, on_event: Callable[[Event], None], cancel: CancelToken
+    ) -> ExecOutcome:
+        """Run ``spec`` on a runner thread and wait for it."""
+        from smalltrain.engine.runner import TrainingRunner
+
+        try:
+            task = tasks.get_task(spec.task)
+            runner = TrainingRunner(
+                task,
+                task.config_from_dict(spec.config),
+                Path(spec.dataset_path),
+                Path(spec.run_dir),
+                job_id=spec.job_id,
+                device=spec.device,
+                subscribers=[on_event],
+            )
+            runner.start(resume_from=Path(spec.resume_from) if spec.resume_from else None)
+        except Exception as exc:
+            return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
+        forwarded = False
+        while runner.is_running():
+            if cancel.is_set() and not forwarded:
+                runner.cancel(cancel.reason, cancel.mode)
+                forwarded = True
+            runner.wait(self.poll_s)
+        if runner.result is not None:
+            status: OutcomeStatus = (
+                "cancelled" if runner.result.status == "cancelled" else "completed"
+            )
+            return ExecOutcome(status, result=runner.result)
+        error = runner.error or RuntimeError("the training thread ended without a result")
+        return ExecOutcome(
+            "failed", error=error_line(error), traceback=(runner.error_traceback or "").strip()
+        )
+
+
+# --- process executor ----------------------------------------------------------------------
+
+
+class ProcessExecutor:
+    """Runs each job in a fresh ``spawn``-ed child process (the manager's default).
+
+    As with any ``spawn`` start method, the child imports the caller's main module: a script
+    that trains through this executor must guard its entry point with
+    ``if __name__ == "__main__":``. The child's pid is written to ``run_dir/process.pid`` while
+    it runs, so that a scheduler restarted after a crash can wait for an orphaned child.
+
+    Args:
+        grace_s: seconds a cancelled child may take to checkpoint and stop before SIGTERM.
+        term_s: seconds after SIGTERM before SIGKILL.
+        poll_s: how often the parent checks ``cancel`` while no message arrives.
+        orphan_grace_s: seconds a child whose parent died may take to checkpoint before exiting.
+    """
+
+    def __init__(
+        self,
+        grace_s: float = 10.0,
+        *,
+        term_s: float = 3.0,
+        poll_s: float = 0.05,
+        orphan_grace_s: float = 10.0,
+    ) -> None:
+        self.grace_s = grace_s
+        self.term_s = term_s
+        self.poll_s = poll_s
+        self.orphan_grace_s = orphan_grace_s
+        self._mp = multiprocessing.get_context("spawn")
+
+    def execute(
+        self, spec: ExecSpec, on_event: Callable[[Event], None], cancel: CancelToken
+    ) -> ExecOutcome:
+        """Spawn a child for ``spec``, relay its events, and wait for its final message."""
+        events_r, events_w = self._mp.Pipe(duplex=False)
+        control_r, control_w = self._mp.Pipe(duplex=False)
+        proc = self._mp.Process(
+            target=child_main,
+            args=(spec, events_w, control_r, self.orphan_grace_s),
+            name=f"smalltrain-job-{spec.job_id}",
+            daemon=False,
+        )
+        started = time.monotonic()
+        proc.start()
+        events_w.close()
+        control_r.close()
+        pid_file = _write_pid_file(Path(spec.run_dir), proc.pid)
+        watch = _ChildWatch(proc, control_w, self, started)
+        try:
+            outcome = watch.relay(events_r, on_event, cancel)
+        finally:
+            watch.reap()
+            events_r.close()
+            control_w.close()
+            pid_file.unlink(missing_ok=True)
+        return outcome
+
+
+def _process_started(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def _write_pid_file(run_dir: Path, pid: int | None) -> Path:
+    """Record the child's pid and start time in the run folder, so that a scheduler restarted
+    after a crash can wait for an orphaned child before it resumes the job."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / PID_FILE
+    started = _process_started(pid) if pid else None
+    path.write_text(f"{pid} {started}\n", encoding="utf-8")
+    return path
+
+
+def read_pid_file(run_dir: Path) -> int | None:
+    """The pid of ``run_dir``'s training process if that very process is still alive.
+
+    A recycled pid (another process started since) gives None, so that it is never killed.
+    """
+    try:
+        pid_text, started = (Path(run_dir) / PID_FILE).read_text(encoding="utf-8").split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    now = _process_started(pid)
+    if now is None or started == "None" or abs(now - float(started)) > 0.01:
+        return None
+    return pid if pid_alive(pid) else None  # an exited (zombie) child counts as gone
+
+
+class _ChildWatch:
+    """Parent-side bookkeeping for one child: relay messages, forward cancel, kill late."""
+
+    def __init__(
+        self,
+        proc: Any,
+        control: mpc.Connection,
+        owner: ProcessExecutor,
+        started: float,
+    ) -> None:
+        self.proc = proc
+        self.control = control
+        self.owner = owner
+        self.started = started
+        self.startup_s: float | None = None
+        self.sent_mode: str | None = None
+        self.cancelled_at: float | None = None
+        self.kill_at: float | None = None
+        self.signalled: str | None = None
+
+    def relay(
+        self, conn: mpc.Connection, on_event: Callable[[Event], None], cancel: CancelToken
+    ) -> ExecOutcome:
+        while True:
+            ready = mpc.wait([conn, self.proc.sentinel], timeout=self.owner.poll_s)
+            if conn in ready:
+                try:
+                    kind, payload = conn.recv()
+                except (EOFError, OSError):
+                    return self._died()
+                if kind == "event":
+                    on_event(event_from_dict(payload))
+                elif kind == "ready":
+                    self.startup_s = time.monotonic() - self.started
+                elif kind == "outcome":
+                    ran = time.monotonic() - self.started - (self.startup_s or 0.0)
+                    return self._finished(ExecOutcome.from_dict(payload), ran)
+            elif self.proc.sentinel in ready and not conn.poll():
+                return self._died()
+            self._handle_cancel(cancel)
+
+    def _handle_cancel(self, cancel: CancelToken) -> None:
+        """Forward a cancel (again if it escalates to "immediate"); kill the child when late."""
+        if not cancel.is_set():
+            return
+        now = time.monotonic()
+        if cancel.mode != self.sent_mode and self.sent_mode != "immediate":
+            self.sent_mode = cancel.mode
+            with contextlib.suppress(OSError):
+                self.control.send({"op": "cancel", "reason": cancel.reason, "mode": cancel.mode})
+            grace = self.owner.grace_s
+            if cancel.mode == "immediate":
+                grace = min(grace, IMMEDIATE_GRACE_S)
+            self.kill_at = now + grace if self.kill_at is None else min(self.kill_at, now + grace)
+            self.cancelled_at = self.cancelled_at or now
+            return
+        if self.kill_at is None or now < self.kill_at:
+            return
+        if self.signalled is None:
+            self.signalled = "SIGTERM"
+            self.proc.terminate()
+            self.kill_at = now + self.owner.term_s
+        elif self.signalled == "SIGTERM":
+            self.signalled = "SIGKILL"
+            self.proc.kill()
+
+    def _finished(self, outcome: ExecOutcome, run_s: float) -> ExecOutcome:
+        self.proc.join(timeout=30)
+        return ExecOutcome(
+            outcome.status,
+            result=outcome.result,
+            error=outcome.error,
+            traceback=outcome.traceback,
+            exit_code=self.proc.exitcode,
+            startup_s=self.startup_s,
+            run_s=run_s,
+        )
+
+    def _died(self) -> ExecOutcome:
+        self.proc.join(timeout=30)
+        code = self.proc.exitcode
+        if self.signalled is not None:
+            waited = time.monotonic() - (self.cancelled_at or time.monotonic())
+            return ExecOutcome(
+                "cancelled",
+                error=(
+                    f"the training process did not stop within {waited:.1f} s of the cancel "
+                    f"request and was stopped with {self.signalled}"
+                ),
+                exit_code=code,
+                startup_s=self.startup_s,
+            )
+        return ExecOutcome(
+            "failed", error=describe_exit(code), exit_code=code, startup_s=self.startup_s
+        )
+
+    def reap(self) -> None:
+        """Make sure the child is gone (SIGTERM, then SIGKILL) once the parent is done."""
+        self.proc.join(timeout=self.owner.term_s)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(timeout=self.owner.term_s)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+
+
+EXECUTORS = ("inline", "thread", "process")
+
+
+def make_executor(kind: str | Executor, grace_s: float = 10.0) -> Executor:
+    """Return an executor by name ("inline", "thread", "process") or pass one through.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if not isinstance(kind, str):
+        return kind
+    if kind == "inline":
+        return InlineExecutor()
+    if kind == "thread":
+        return ThreadExecutor()
+    if kind == "process":
+        return ProcessExecutor(grace_s=grace_s)
+    raise ValueError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")

@@ -1,0 +1,411 @@
+"""``TrainingManager``: queue training jobs, run them in the background, register the models.
+
+The seed's API (``TrainingManager(model_store, dataset_store)``, ``start_training``,
+``list_models``, ``delete_model``, ``set_active_model``) plus cancel, resume, wait, live
+events and a scheduler per home. The database is the hub: this manager may enqueue a job that
+another process's scheduler runs, and follow it from here.
+
+Sync API on ``TrainingManager``; the async flavour is ``manager.aio``
+(``AsyncTrainingManager``), whose methods run in worker threads and never block the event loop.
+
+Example::
+
+    with TrainingManager.open() as manager:
+        job_id = manager.start_training(JobSpec(dataset="kicks", overrides={"epochs": 5}))
+        for event in manager.subscribe(job_id):
+            print(event.type)
+        job = manager.wait(job_id)
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from smalltrain import paths
+from smalltrain.engine.aio import AsyncTrainingManager
+from smalltrain.engine.checkpoints import find_resumable
+from smalltrain.engine.execution import ExecOutcome, register_extra_tasks
+from smalltrain.engine.executors import Executor, make_executor
+from smalltrain.engine.jobs import RESUMABLE, TERMINAL, JobStatus, TrainingJob
+from smalltrain.engine.live import EventHub, Subscription, follow_events
+from smalltrain.engine.planning import JobSpec, as_spec, plan_job, register_model
+from smalltrain.engine.scheduler import Scheduler, scheduler_running
+from smalltrain.errors import (
+    ModelNotFound,
+    NotResumable,
+    SchedulerBusy,
+)
+from smalltrain.store.datasets import DatasetStore
+from smalltrain.store.db import JobStore
+from smalltrain.store.models import ModelInfo, ModelStore
+
+__all__ = ["AsyncTrainingManager", "JobSpec", "TrainingManager"]
+
+
+def _close_at_exit(ref: weakref.ref[TrainingManager]) -> None:
+    manager = ref()
+    if manager is not None:
+        manager.close()
+
+
+class TrainingManager:
+    """Queues training jobs of one home, runs them in the background, registers the models.
+
+    Args:
+        model_store: where finished models are registered.
+        dataset_store: the registered datasets (its ``job_store`` is used when none is given).
+        job_store: the jobs database.
+        home: the smalltrain home (``runs/``, ``cache/``, the scheduler lock); by default the
+            folder of the jobs database.
+        executor: "process" (default: a child process per job), "thread", "inline", or an
+            ``Executor``.
+        max_concurrent: jobs run at once by this manager's scheduler.
+        grace_s: seconds a cancelled job may take to checkpoint before its process is killed.
+        resource_monitor: a ``ResourceMonitor``; queued jobs wait while it reports constrained,
+            and running jobs get a "resources" warning event when it becomes constrained.
+        resource_check_s: how often running jobs' resources are checked for those warnings.
+        autostart: start a background scheduler in this process when a job is queued, unless
+            another process already runs one for this home.
+    """
+
+    def __init__(
+        self,
+        model_store: ModelStore,
+        dataset_store: DatasetStore,
+        *,
+        job_store: JobStore | None = None,
+        home: str | os.PathLike[str] | None = None,
+        executor: str | Executor = "process",
+        max_concurrent: int = 1,
+        grace_s: float = 10.0,
+        resource_monitor: Any = None,
+        resource_check_s: float = 5.0,
+        autostart: bool = True,
+    ) -> None:
+        register_extra_tasks()
+        self.models = model_store
+        self.datasets = dataset_store
+        self.jobs = job_store if job_store is not None else dataset_store.job_store
+        # By default the home is where the jobs database lives.
+        self.home = paths.home(home if home is not None else self.jobs.path.parent)
+        self.executor = make_executor(executor, grace_s=grace_s)
+        self.max_concurrent = max_concurrent
+        self.grace_s = grace_s
+        self.resource_monitor = resource_monitor
+        self.resource_check_s = resource_check_s
+        self.autostart = autostart
+        self.hub = EventHub()
+        self._owned: list[JobStore] = []
+        self._scheduler: Scheduler | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._aio: AsyncTrainingManager | None = None
+        # At interpreter exit, cancel running jobs (they checkpoint) before multiprocessing
+        # joins the children, which would otherwise wait for the whole training.
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    @classmethod
+    def open(cls, home: str | os.PathLike[str] | None = None, **kwargs: Any) -> TrainingManager:
+        """Build the stores under ``home`` (``$SMALLTRAIN_HOME`` by default) and a manager."""
+        root = paths.home(home)
+        job_store = JobStore(paths.db_path(root))
+        manager = cls(
+            ModelStore(paths.models_dir(root)),
+            DatasetStore(job_store, cache_root=paths.cache_dir(root)),
+            job_store=job_store,
+            home=root,
+            **kwargs,
+        )
+        manager._owned.append(job_store)
+        return manager
+
+    @property
+    def aio(self) -> AsyncTrainingManager:
+        """The async flavour of this manager."""
+        if self._aio is None:
+            self._aio = AsyncTrainingManager(self)
+        return self._aio
+
+    # -- starting jobs ------------------------------------------------------------------------
+
+    def start_training(self, spec: Any = None, /, **kwargs: Any) -> str:
+        """Validate the dataset, choose a config, and queue a job; return its id.
+
+        Args:
+            spec: a ``JobSpec``, a dataset name or path, a task config object (the seed's
+                ``TrainingConfig`` with ``dataset_name``), or None with ``JobSpec`` fields as
+                keyword arguments.
+
+        Raises:
+            DatasetNotFound, DatasetError: before anything is queued.
+            ConfigError: an override or config value is invalid.
+            InvalidName, ModelExists: the model name cannot be used.
+        """
+        job = plan_job(as_spec(spec, kwargs), self.datasets, self.models, self.home)
+        self.jobs.insert_job(job)
+        self._kick()
+        return job.id
+
+    # -- controlling jobs ---------------------------------------------------------------------
+
+    def cancel(
+        self, job_id: str, mode: str = "graceful", reason: str = "cancelled by user"
+    ) -> TrainingJob:
+        """Cancel a job: a queued one at once; a running one checkpoints and stops.
+
+        ``mode="immediate"`` stops a running job as soon as possible (its process is killed
+        after at most a second or two). After ``grace_s`` a process that ignores the request is
+        killed either way.
+
+        Raises:
+            JobNotFound, InvalidTransition (the job already ended).
+        """
+        job = self.jobs.request_cancel(job_id, mode, reason)
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.cancel_local(job.id, mode, reason)
+        self.hub.notify()
+        return job
+
+    def resume(self, job_id: str) -> str:
+        """Queue a new attempt of a CANCELLED, INTERRUPTED or FAILED job from its newest valid
+        checkpoint; return the job id.
+
+        Raises:
+            NotResumable: the job is running or completed, or has no valid checkpoint.
+        """
+        job = self.jobs.get_job(job_id)
+        if job.status not in RESUMABLE:
+            why = (
+                "it already completed"
+                if job.status is JobStatus.COMPLETED
+                else "it has not ended yet"
+            )
+            raise NotResumable(
+                f"Cannot resume job {job.id}: it is {job.status} and {why}; only CANCELLED, "
+                "FAILED and INTERRUPTED jobs can be resumed"
+            )
+        folder = Path(job.run_dir or paths.runs_dir(self.home) / job.id) / "checkpoints"
+        found = find_resumable(folder)
+        if found is None:
+            raise NotResumable(
+                f"Cannot resume job {job.id}: no valid checkpoint in {folder}. Start it again "
+                f"with: smalltrain train {job.dataset or job.dataset_path}"
+            )
+        self.jobs.set_status(
+            job.id,
+            JobStatus.QUEUED,
+            resume_from=str(found[0]),
+            status_reason=f"resuming from {found[0].name}",
+            error=None,
+            error_traceback=None,
+        )
+        self._kick()
+        return job.id
+
+    def get_job(self, job_id: str) -> TrainingJob:
+        """The job with this id (or a unique prefix of 4+ characters). Raises JobNotFound."""
+        return self.jobs.get_job(job_id)
+
+    def list_jobs(self, **filters: Any) -> list[TrainingJob]:
+        """Jobs newest first; filters: ``status``, ``dataset``, ``limit``, ``offset``."""
+        return self.jobs.list_jobs(**filters)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> TrainingJob:
+        """Block until the job ends (COMPLETED, CANCELLED, FAILED or INTERRUPTED); return it.
+
+        Wakes on local job changes at once; jobs run by another process are polled with
+        back-off up to 0.5 s.
+
+        Raises:
+            TimeoutError: the job is still going after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            job = self.jobs.get_job(job_id)
+            if job.status in TERMINAL:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job.id} is still {job.status} after {timeout} s")
+            left = delay if deadline is None else min(delay, max(deadline - time.monotonic(), 0))
+            self.hub.wait_change(left)
+            delay = min(delay * 1.5, 0.5)
+
+    def subscribe(self, job_id: str, after_id: int = 0) -> Subscription:
+        """Iterate a job's events as they happen, ending when the job ends.
+
+        Live from this process's scheduler; otherwise (another process runs the job) events
+        are followed from the database, from event id ``after_id`` on. Use as a context
+        manager or call ``close()``.
+        """
+        return Subscription(self, self.jobs.get_job(job_id).id, after_id)
+
+    def follow(
+        self, job_id: str, after_id: int = 0, *, timeout: float | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Yield ``(event id, event dict)`` of a job from the database, from any process,
+        polling with back-off, until the job has ended and every event was read.
+
+        Dicts are ``Event.to_dict()`` forms plus the store's ``status_change`` records.
+        """
+        job = self.jobs.get_job(job_id)
+        return follow_events(self.jobs, job.id, after_id, self.hub, timeout=timeout)
+
+    # -- models -------------------------------------------------------------------------------
+
+    def list_models(self, dataset: str | None = None) -> list[ModelInfo]:
+        """Registered models of one dataset, or of all."""
+        return self.models.list(dataset)
+
+    def _find_model(self, name: str, dataset: str | None) -> ModelInfo:
+        if dataset is not None:
+            return self.models.get(dataset, name)
+        found = [m for m in self.models.list() if m.name == name]
+        if not found:
+            raise ModelNotFound(f"No model named {name!r}. List them with: smalltrain models list")
+        if len(found) > 1:
+            where = ", ".join(m.dataset for m in found)
+            raise ModelNotFound(
+                f"Several datasets have a model named {name!r} ({where}); name the dataset"
+            )
+        return found[0]
+
+    def get_model(self, name: str, dataset: str | None = None) -> ModelInfo:
+        """One registered model; ``dataset`` may be omitted when the name is unique."""
+        return self._find_model(name, dataset)
+
+    def delete_model(self, name: str, dataset: str | None = None) -> bool:
+        """Delete a registered model (deleting the active one clears ``active``)."""
+        model = self._find_model(name, dataset)
+        return self.models.delete(model.dataset, model.name)
+
+    def set_active_model(self, name: str, dataset: str | None = None) -> ModelInfo:
+        """Mark a model as its dataset's active model; return it."""
+        model = self._find_model(name, dataset)
+        self.models.set_active(model.dataset, model.name)
+        return self.models.get(model.dataset, model.name)
+
+    def get_active_model(self, dataset: str) -> ModelInfo | None:
+        """The active model of ``dataset``, or None."""
+        return self.models.get_active(dataset)
+
+    def _register(self, job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:
+        """Scheduler hook: register a finished job's model; return its final fields."""
+        return register_model(self.models, self.jobs.get_job(job.id), outcome)
+
+    # -- the scheduler ------------------------------------------------------------------------
+
+    def _new_scheduler(self, stop_after: Iterable[str] | None = None) -> Scheduler:
+        return Scheduler(
+            self.jobs,
+            self.home,
+            self.executor,
+            self._register,
+            self.hub.publish,
+            max_concurrent=self.max_concurrent,
+            resource_monitor=self.resource_monitor,
+            alert_every_s=self.resource_check_s,
+            stop_after=set(stop_after) if stop_after is not None else None,
+        )
+
+    def start_scheduler(self, stop_after: Iterable[str] | None = None) -> bool:
+        """Run this home's scheduler on a background thread of this process.
+
+        Args:
+            stop_after: job ids; the scheduler returns once they have all finished (it runs
+                queued jobs ahead of them first, FIFO). None: run until ``close()``.
+
+        Returns:
+            True if this process now runs it (or already did); False if another process does.
+        """
+        with self._lock:
+            if self._scheduler is not None:
+                return True
+            scheduler = self._new_scheduler(stop_after)
+            try:
+                scheduler.acquire()
+            except SchedulerBusy:
+                return False
+            self._scheduler = scheduler
+            self._thread = threading.Thread(
+                target=self._run_background, args=(scheduler,), name="smalltrain-scheduler"
+            )
+            self._thread.daemon = True
+            self._thread.start()
+            return True
+
+    def _run_background(self, scheduler: Scheduler) -> None:
+        try:
+            scheduler.run()
+        finally:
+            with self._lock:
+                if self._scheduler is scheduler:
+                    self._scheduler = None
+
+    def run_scheduler(self, until_idle: bool = True) -> None:
+        """Run this home's scheduler in the calling thread (``smalltrain worker``).
+
+        Raises:
+            SchedulerBusy: another process runs it.
+        """
+        scheduler = self._new_scheduler()
+        scheduler.acquire()
+        with self._lock:
+            self._scheduler = scheduler
+        try:
+            scheduler.run(until_idle=until_idle)
+        finally:
+            with self._lock:
+                self._scheduler = None
+
+    def stop_scheduler(self) -> None:
+        """Stop this process's scheduler: running jobs are cancelled (they checkpoint)."""
+        with self._lock:
+            scheduler, thread = self._scheduler, self._thread
+        if scheduler is not None:
+            scheduler.stop()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        with self._lock:
+            if self._scheduler is scheduler:
+                self._scheduler = None
+            if self._thread is thread:
+                self._thread = None
+
+    def scheduler_info(self) -> dict[str, Any] | None:
+        """Who runs this home's scheduler ({"pid", "host", "since"}), or None if nobody."""
+        if self._scheduler is not None:
+            return {"pid": os.getpid(), "here": True}
+        return scheduler_running(self.home)
+
+    @property
+    def runs_scheduler(self) -> bool:
+        """Whether this process runs the home's scheduler."""
+        return self._scheduler is not None
+
+    def _kick(self) -> None:
+        if self._scheduler is None and self.autostart:
+            self.start_scheduler()
+        if self._scheduler is not None:
+            self._scheduler.wake.set()
+
+    def close(self) -> None:
+        """Stop the scheduler (running jobs checkpoint and end CANCELLED) and close stores."""
+        self.stop_scheduler()
+        for store in self._owned:
+            store.close()
+        self._owned.clear()
+
+    def __enter__(self) -> TrainingManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,293 @@
+"""The seed's progress monitor and output parser, read from Ultralytics callbacks (not stdout).
+
+:class:`ProgressMonitor` turns Ultralytics' trainer state into engine events with our slash keys:
+
+- per batch, :class:`StepMetrics`: ``train/box_loss``, ``train/cls_loss``, ``train/dfl_loss``
+  (running means over the epoch), ``progress/epoch`` and ``progress/total`` (fractions);
+- per epoch, :class:`EpochMetrics`: train and val losses, ``metrics/precision``,
+  ``metrics/recall``, ``val/mAP50``, ``val/mAP50-95``, ``metrics/fitness``, ``lr/pg0``...;
+- the final evaluation of best.pt, kept apart under ``final/...`` keys (:attr:`final`).
+
+:class:`CancelGuard` makes a cancel leave a resumable last.pt (see its docstring).
+:func:`redirect_output` sends Ultralytics' console output to the job log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from smalltrain.engine.context import CancelToken
+from smalltrain.engine.events import (
+    CheckpointSaved,
+    EpochMetrics,
+    Event,
+    LogEvent,
+    StepMetrics,
+    TrainingStarted,
+)
+
+__all__ = ["CancelGuard", "Cancelled", "ProgressMonitor", "normalise_metrics", "redirect_output"]
+
+_RENAMES = {
+    "metrics/precision(B)": "metrics/precision",
+    "metrics/recall(B)": "metrics/recall",
+    "metrics/mAP50(B)": "val/mAP50",
+    "metrics/mAP50-95(B)": "val/mAP50-95",
+    "fitness": "metrics/fitness",
+    "time": "time/elapsed_s",
+}
+_FINAL = {
+    "metrics/precision": "final/precision",
+    "metrics/recall": "final/recall",
+    "val/mAP50": "final/mAP50",
+    "val/mAP50-95": "final/mAP50-95",
+    "metrics/fitness": "final/fitness",
+}
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def add_hook(model: Any, event: str, hook: Callable[[Any], None]) -> None:
+    """``model.add_callback`` that rejects an unknown event name (Ultralytics accepts typos)."""
+    from ultralytics.utils.callbacks.base import default_callbacks
+
+    if event not in default_callbacks:
+        raise ValueError(
+            f"unknown Ultralytics callback {event!r}; known: {sorted(default_callbacks)}"
+        )
+    model.add_callback(event, hook)
+
+
+def normalise_metrics(raw: dict[str, Any]) -> dict[str, float]:
+    """Ultralytics metric keys to ours: ``metrics/mAP50(B)`` -> ``val/mAP50`` and so on."""
+    return {_RENAMES.get(k, k): _num(v) for k, v in raw.items()}
+
+
+class ProgressMonitor:
+    """Emits engine events from Ultralytics trainer callbacks and keeps the epoch history."""
+
+    def __init__(
+        self,
+        emit: Callable[[Event], None],
+        resumed_from: str | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        self.emit = emit
+        self.resumed_from = resumed_from
+        self.cancel = cancel
+        self.history: list[dict[str, float]] = []
+        self.final: dict[str, float] = {}
+        self.global_step = 0
+        self.last_saved_epoch = -1
+        self._batch = 0
+        self._pending_epoch: int | None = None
+        self._epoch_start = time.time()
+
+    def attach(self, model: Any) -> None:
+        """Register the hooks on a ``ultralytics.YOLO`` model."""
+        for name in (
+            "on_train_start",
+            "on_train_epoch_start",
+            "on_train_batch_end",
+            "on_train_epoch_end",
+            "on_fit_epoch_end",
+            "on_model_save",
+        ):
+            add_hook(model, name, getattr(self, name))
+
+    def on_train_start(self, trainer: Any) -> None:
+        """Training set up: announce it."""
+        nb = len(trainer.train_loader)
+        self.global_step = trainer.start_epoch * nb
+        args = trainer.args
+        info = {
+            "imgsz": args.imgsz,
+            "batch": trainer.batch_size,
+            "nbs": args.nbs,
+            "accumulate": trainer.accumulate,
+            "optimizer": args.optimizer,
+            "lr0": args.lr0,
+            "freeze": args.freeze,
+            "save_dir": str(trainer.save_dir),
+            "optimizer_state_tensors": len(trainer.optimizer.state),  # > 0 after a real resume
+        }
+        self.emit(
+            TrainingStarted(
+                total_epochs=int(trainer.epochs),
+                steps_per_epoch=nb,
+                start_epoch=int(trainer.start_epoch),
+                start_step=self.global_step,
+                resumed_from=self.resumed_from,
+                device=str(trainer.device),
+                info=info,
+            )
+        )
+
+    def on_train_epoch_start(self, trainer: Any) -> None:
+        """Reset the batch counter."""
+        self._batch = 0
+        self._epoch_start = time.time()
+
+    def on_train_batch_end(self, trainer: Any) -> None:
+        """One batch done: running losses and progress."""
+        nb = len(trainer.train_loader)
+        epochs = max(int(trainer.epochs), 1)
+        metrics = {f"train/{k}": _num(v) for k, v in (trainer.tloss or {}).items()}
+        metrics["progress/epoch"] = (self._batch + 1) / nb
+        metrics["progress/total"] = (trainer.epoch * nb + self._batch + 1) / (epochs * nb)
+        self.emit(
+            StepMetrics(
+                epoch=int(trainer.epoch),
+                step=self._batch,
+                global_step=self.global_step,
+                steps_per_epoch=nb,
+                metrics=metrics,
+            )
+        )
+        self._batch += 1
+        self.global_step += 1
+
+    def on_train_epoch_end(self, trainer: Any) -> None:
+        """Training part of an epoch done; the fit-epoch hook that follows is a real epoch."""
+        self._pending_epoch = int(trainer.epoch)
+
+    def on_fit_epoch_end(self, trainer: Any) -> None:
+        """An epoch's train+val summary, or (without a pending epoch) the final best.pt eval."""
+        metrics = normalise_metrics(dict(trainer.metrics or {}))
+        if self._pending_epoch != int(trainer.epoch):
+            self.final = {_FINAL.get(k, f"final/{k.split('/')[-1]}"): v for k, v in metrics.items()}
+            self.emit(LogEvent(message=f"final evaluation of best.pt: {self.final}"))
+            return
+        self._pending_epoch = None
+        if trainer.tloss:
+            metrics.update({k: _num(v) for k, v in trainer.label_loss_items(trainer.tloss).items()})
+        metrics["metrics/fitness"] = _num(trainer.fitness)
+        metrics.update({k: _num(v) for k, v in (getattr(trainer, "lr", None) or {}).items()})
+        metrics["time/epoch_s"] = time.time() - self._epoch_start
+        self.history.append({"epoch": float(trainer.epoch), **metrics})
+        self.emit(
+            EpochMetrics(
+                epoch=int(trainer.epoch), total_epochs=int(trainer.epochs), metrics=metrics
+            )
+        )
+
+    def on_model_save(self, trainer: Any) -> None:
+        """last.pt (and maybe best.pt) landed on disk."""
+        self.last_saved_epoch = int(trainer.epoch)
+        reason = "cancel" if self.cancel is not None and self.cancel.is_set() else "interval"
+        self.emit(CheckpointSaved(str(trainer.last), int(trainer.epoch), self.global_step, reason))
+        if trainer.best_fitness == trainer.fitness and trainer.best.exists():
+            self.emit(
+                CheckpointSaved(str(trainer.best), int(trainer.epoch), self.global_step, "best")
+            )
+
+
+class Cancelled(Exception):
+    """Raised from a callback to end Ultralytics' training loop after a cancel."""
+
+    def __init__(self, checkpoint_epoch: int | None) -> None:
+        self.checkpoint_epoch = checkpoint_epoch
+        super().__init__(f"cancelled; resumable checkpoint epoch: {checkpoint_epoch}")
+
+
+class CancelGuard:
+    """Honours a :class:`CancelToken` so that a cancelled run always leaves a resumable last.pt.
+
+    Ultralytics' own ``trainer.stop`` runs ``final_eval``, which strips the optimizer from
+    last.pt, so a stopped run can no longer be resumed. We end the loop by raising
+    :class:`Cancelled` from a callback instead, before ``final_eval`` runs:
+
+    - graceful: ``trainer.stop = True`` after the current batch; Ultralytics validates and saves
+      last.pt (with optimizer state); we raise straight after that save (``on_model_save``);
+    - immediate: after the current batch we write last.pt ourselves with ``trainer.save_model()``
+      (skipping validation) and raise. The partial epoch counts as done, as Ultralytics counts
+      a stopped epoch; in the final epoch it counts as not done, so last.pt stays resumable;
+    - a cancel before the first batch (setup resets ``trainer.stop``) is caught at every
+      epoch/batch start and ends the run; last.pt, if any, is the previous epoch's, still whole.
+
+    A graceful cancel during the final epoch ends it early and the run completes (Ultralytics'
+    ``stop`` semantics: final evaluation, stripped weights), since a checkpoint of the final
+    epoch could never be resumed.
+    """
+
+    def __init__(self, token: CancelToken, monitor: ProgressMonitor | None = None) -> None:
+        self.token = token
+        self.monitor = monitor
+        self.saved_epoch: int | None = None
+
+    def attach(self, model: Any) -> None:
+        for name in ("on_pretrain_routine_end", "on_train_start", "on_train_epoch_start"):
+            add_hook(model, name, self.check_before)
+        add_hook(model, "on_train_batch_end", self.on_train_batch_end)
+        add_hook(model, "on_model_save", self.on_model_save)
+
+    def check_before(self, trainer: Any) -> None:
+        """Before any batch of an epoch: end now if a cancel is pending."""
+        if self.token.is_set():
+            raise Cancelled(self._existing_epoch(trainer))
+
+    def on_train_batch_end(self, trainer: Any) -> None:
+        """Between batches: graceful sets ``stop``; immediate saves last.pt and ends."""
+        if not self.token.is_set():
+            return
+        if self.token.mode == "immediate":
+            epoch, fitness = int(trainer.epoch), trainer.fitness
+            # In the final epoch, record the previous one so that last.pt stays resumable and
+            # a resume redoes the final epoch (Ultralytics refuses start_epoch == epochs).
+            if epoch + 1 >= int(trainer.epochs) and epoch > 0:
+                trainer.epoch = epoch - 1
+            trainer.fitness = math.nan  # NaN never equals best_fitness: best.pt stays untouched
+            try:
+                trainer.save_model()
+            finally:
+                self.saved_epoch = int(trainer.epoch)
+                trainer.epoch, trainer.fitness = epoch, fitness
+            if self.monitor is not None:
+                step = self.monitor.global_step
+                self.monitor.emit(
+                    CheckpointSaved(str(trainer.last), self.saved_epoch, step, "cancel")
+                )
+            raise Cancelled(self.saved_epoch)
+        trainer.stop = True
+
+    def on_model_save(self, trainer: Any) -> None:
+        """last.pt was just written with optimizer state: end here unless it was the last epoch."""
+        if self.token.is_set() and int(trainer.epoch) + 1 < int(trainer.epochs):
+            self.saved_epoch = int(trainer.epoch)
+            if self.monitor is not None:  # this epoch was validated: report it before leaving
+                self.monitor.on_fit_epoch_end(trainer)
+            raise Cancelled(self.saved_epoch)
+
+    def _existing_epoch(self, trainer: Any) -> int | None:
+        last = getattr(trainer, "last", None)
+        if last is not None and Path(last).exists() and getattr(trainer, "epoch", 0) > 0:
+            return int(trainer.epoch) - 1
+        return None
+
+
+@contextlib.contextmanager
+def redirect_output(log_file: Path) -> Iterator[None]:
+    """Send Ultralytics' logger, progress bars and stray prints to ``log_file``."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger("ultralytics")
+    with open(log_file, "a", encoding="utf-8") as stream:
+        handlers = [h for h in logger.handlers if type(h) is logging.StreamHandler]
+        old = [h.setStream(stream) for h in handlers]
+        try:
+            with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+                yield
+        finally:
+            for handler, previous in zip(handlers, old, strict=True):
+                if previous is not None:
+                    handler.setStream(previous)

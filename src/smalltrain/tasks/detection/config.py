@@ -1,0 +1,142 @@
+"""The detection task's ``TrainingConfig``: the seed's fields and defaults plus what we need.
+
+The seed's fields and defaults are kept as they are (``base_model="yolo11n.pt"``,
+``epochs=100``, ``batch_size=16``, ``image_size=640``, ``patience=20``, ``freeze_layers=10``,
+``lr0=0.001``, ``lrf=0.01``, ``model_name=""``, ``max_gpu_memory_percent=0.8``).
+
+``optimizer`` is never Ultralytics' ``'auto'``: auto silently ignores ``lr0`` (Ultralytics issue
+#8400). We accept ``"auto"`` on input and resolve it to a concrete optimizer here, so the config
+records what really ran and ``lr0`` always applies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from smalltrain.engine.config import check
+from smalltrain.errors import ConfigError
+
+__all__ = ["OPTIMIZERS", "PRESETS", "TrainingConfig"]
+
+OPTIMIZERS = ("SGD", "MuSGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop")
+PRESETS = ("auto", "ultralytics", "seed")
+# What "auto" becomes: AdamW honours the small default lr0=0.001 well on small data.
+AUTO_OPTIMIZER = "AdamW"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Detection training config (frozen, validated on creation).
+
+    Not to be confused with ``smalltrain.tasks.audio.TrainingConfig``.
+    """
+
+    dataset_name: str = ""
+    base_model: str = "yolo11n.pt"
+    epochs: int = 100
+    batch_size: int = 16
+    image_size: int = 640
+    patience: int = 20
+    freeze_layers: int = 10
+    lr0: float = 0.001
+    lrf: float = 0.01
+    model_name: str = ""
+    max_gpu_memory_percent: float = 0.8
+    optimizer: str = "AdamW"
+    seed: int = 0
+    workers: int = 0
+    device: str = ""  # "" = the job's device
+    nbs: int = 64  # Ultralytics' nominal batch size: gradients accumulate up to it
+    warmup_epochs: float = 3.0
+    close_mosaic: int = 10
+    preset: str = "seed"  # which preset produced the values: auto | ultralytics | seed
+
+    def __post_init__(self) -> None:
+        if self.optimizer.lower() == "auto":
+            object.__setattr__(self, "optimizer", AUTO_OPTIMIZER)
+        canon = {o.lower(): o for o in OPTIMIZERS}
+        check(
+            "optimizer",
+            self.optimizer,
+            self.optimizer.lower() in canon,
+            f"must be one of {', '.join(OPTIMIZERS)} ('auto' becomes {AUTO_OPTIMIZER})",
+        )
+        object.__setattr__(self, "optimizer", canon[self.optimizer.lower()])
+        check("base_model", self.base_model, bool(self.base_model.strip()), "must not be empty")
+        check("epochs", self.epochs, self.epochs >= 1, "must be >= 1")
+        check("batch_size", self.batch_size, self.batch_size >= 1, "must be >= 1")
+        check(
+            "image_size",
+            self.image_size,
+            self.image_size >= 32 and self.image_size % 32 == 0,
+            "must be a multiple of 32 and >= 32 (YOLO's largest stride is 32), e.g. 320, 640",
+        )
+        self._check_rest()
+
+    def _check_rest(self) -> None:
+        check("patience", self.patience, self.patience >= 0, "must be >= 0 (0 = no early stop)")
+        check("freeze_layers", self.freeze_layers, self.freeze_layers >= 0, "must be >= 0")
+        check("lr0", self.lr0, 0 < self.lr0 <= 1, "must be in (0, 1]")
+        check("lrf", self.lrf, 0 < self.lrf <= 1, "must be in (0, 1]")
+        check(
+            "max_gpu_memory_percent",
+            self.max_gpu_memory_percent,
+            0 < self.max_gpu_memory_percent <= 1,
+            "must be a fraction in (0, 1], e.g. 0.8 for 80%",
+        )
+        check("workers", self.workers, self.workers >= 0, "must be >= 0")
+        check("nbs", self.nbs, self.nbs >= 1, "must be >= 1")
+        check("warmup_epochs", self.warmup_epochs, self.warmup_epochs >= 0, "must be >= 0")
+        check("close_mosaic", self.close_mosaic, self.close_mosaic >= 0, "must be >= 0")
+        check("preset", self.preset, self.preset in PRESETS, f"must be one of {PRESETS}")
+        for name in ("model_name", "dataset_name"):
+            value = getattr(self, name)
+            check(name, value, "/" not in value and "\\" not in value, "must not contain '/'")
+
+    @property
+    def from_scratch(self) -> bool:
+        """True when ``base_model`` is a model .yaml (no pretrained weights)."""
+        return self.base_model.lower().endswith((".yaml", ".yml"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of every field (JSON/YAML friendly)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainingConfig:
+        """Rebuild a validated config; unknown keys are an error that names them.
+
+        Raises:
+            ConfigError: an unknown field or an invalid value.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(
+                unknown[0],
+                data[unknown[0]],
+                f"unknown field; valid fields: {', '.join(sorted(names))}",
+            )
+        return cls(**dict(data))
+
+    def ultralytics_args(self) -> dict[str, Any]:
+        """The ``YOLO.train`` keyword arguments this config stands for (no paths, no device)."""
+        return {
+            "epochs": self.epochs,
+            "batch": self.batch_size,
+            "imgsz": self.image_size,
+            "patience": self.patience if self.patience > 0 else self.epochs + 1,
+            "freeze": self.freeze_layers or None,
+            "lr0": self.lr0,
+            "lrf": self.lrf,
+            "optimizer": self.optimizer,
+            "seed": self.seed,
+            "deterministic": True,
+            "workers": self.workers,
+            "nbs": self.nbs,
+            "warmup_epochs": self.warmup_epochs,
+            "close_mosaic": min(self.close_mosaic, self.epochs),
+        }

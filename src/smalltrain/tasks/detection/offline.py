@@ -1,0 +1,179 @@
+"""Make Ultralytics run offline: no downloads, no telemetry, no font fetch, no AMP-check download.
+
+Call :func:`apply` before anything imports ``ultralytics`` in the process. It sets
+``YOLO_OFFLINE=1``, ``YOLO_AUTOINSTALL=false`` and ``YOLO_CONFIG_DIR=<home>/cache/ultralytics``,
+installs matplotlib's DejaVuSans as ``Arial.ttf`` / ``Arial.Unicode.ttf`` there (Ultralytics
+otherwise makes a network check for its font on every run), then turns settings sync and every
+integration off and points Ultralytics' datasets/weights/runs dirs into our home.
+
+If Ultralytics was already imported, :func:`apply` still patches what it can (its ``ONLINE``
+flags, settings and fonts in the config dir it chose) so that a late call stays safe.
+
+:func:`resolve_base_model` turns ``TrainingConfig.base_model`` into something Ultralytics can
+load without a download, or raises :class:`~smalltrain.errors.WeightsNotFound` at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from smalltrain.errors import WeightsNotFound
+
+__all__ = ["apply", "config_dir", "resolve_base_model", "weights_dir"]
+
+log = logging.getLogger(__name__)
+
+_INTEGRATIONS = ("clearml", "comet", "dvc", "mlflow", "raytune", "wandb", "tensorboard")
+_FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+_applied: Path | None = None
+
+
+def config_dir(home: Path) -> Path:
+    """The folder given to Ultralytics as ``YOLO_CONFIG_DIR``."""
+    return Path(home) / "cache" / "ultralytics"
+
+
+def weights_dir(home: Path) -> Path:
+    """The local weights folder searched for bare model names such as ``yolo11n.pt``."""
+    return Path(home) / "weights"
+
+
+def _install_fonts(target: Path) -> None:
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in _FONT_NAMES:
+        dest = target / name
+        if not dest.exists() and source.is_file():
+            tmp = dest.with_suffix(".tmp")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, dest)
+
+
+def _set_env(cfg: Path, tensorboard: bool) -> None:
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    os.environ["YOLO_CONFIG_DIR"] = str(cfg)
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    os.environ.setdefault("COMET_MODE", "disabled")
+    os.environ.setdefault("MLFLOW_TRACKING_URI", "")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not tensorboard:
+        os.environ.setdefault("TENSORBOARD_DISABLED", "1")
+
+
+def _patch_loaded(home: Path, tensorboard: bool) -> None:
+    """Settings and module flags that only exist once Ultralytics is imported."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)  # "Creating new Ultralytics Settings" would reach the terminal
+    try:
+        import ultralytics.utils  # noqa: F401
+    finally:
+        logging.disable(previous)
+    import ultralytics.utils as uutils
+    from ultralytics.engine import trainer as utrainer
+    from ultralytics.utils import checks, events
+
+    settings: dict[str, Any] = dict.fromkeys(_INTEGRATIONS, False)
+    settings.update(
+        sync=False,
+        tensorboard=tensorboard,
+        datasets_dir=str(home / "cache" / "ultralytics-datasets"),
+        weights_dir=str(weights_dir(home)),
+        runs_dir=str(home / "runs" / "ultralytics"),
+        vscode_msg=False,
+        openvino_msg=False,
+    )
+    if any(uutils.SETTINGS.get(k) != v for k, v in settings.items()):
+        uutils.SETTINGS.update(settings)
+    # Late application (Ultralytics imported first): make the cached flags agree with the env.
+    for module in (uutils, checks, events):
+        if getattr(module, "ONLINE", False):
+            module.ONLINE = False  # type: ignore[attr-defined]
+    _install_fonts(Path(uutils.USER_CONFIG_DIR))
+    if not getattr(utrainer.check_amp, "_smalltrain_offline", False):
+        utrainer.check_amp = _offline_check_amp(utrainer.check_amp)
+
+
+def _offline_check_amp(original: Any) -> Any:
+    """Wrap Ultralytics' AMP check, which downloads yolo26n.pt when it is not on disk.
+
+    Offline, Ultralytics itself keeps ``amp=True`` when the check cannot run; we do the same
+    without first waiting on a download.
+    """
+
+    def check_amp(model: Any) -> bool:
+        from ultralytics.utils import WEIGHTS_DIR
+
+        device = next(model.parameters()).device
+        if device.type in ("cpu", "mps") or (Path(WEIGHTS_DIR) / "yolo26n.pt").is_file():
+            return bool(original(model))
+        log.info("AMP check skipped (offline, no local yolo26n.pt); keeping amp=True")
+        return True
+
+    check_amp._smalltrain_offline = True  # type: ignore[attr-defined]
+    return check_amp
+
+
+def apply(home: Path, *, tensorboard: bool = False) -> Path:
+    """Make Ultralytics offline-safe for this process; returns its config dir.
+
+    Args:
+        home: the smalltrain home (``<home>/cache/ultralytics`` becomes ``YOLO_CONFIG_DIR``).
+        tensorboard: keep Ultralytics' TensorBoard callback on.
+    """
+    global _applied
+    home = Path(home).resolve()
+    cfg = config_dir(home)
+    already_imported = "ultralytics" in sys.modules
+    if not already_imported:
+        _set_env(cfg, tensorboard)
+        _install_fonts(cfg / "Ultralytics")
+    else:
+        os.environ["YOLO_OFFLINE"] = "1"
+        os.environ["YOLO_AUTOINSTALL"] = "false"
+        if _applied is None:
+            log.warning("ultralytics was imported before smalltrain's offline guard; patching it")
+    weights_dir(home).mkdir(parents=True, exist_ok=True)
+    _patch_loaded(home, tensorboard)
+    _applied = cfg
+    return cfg
+
+
+def _is_official_name(name: str) -> bool:
+    return "/" not in name and "\\" not in name and name.lower().startswith(("yolo", "rtdetr"))
+
+
+def resolve_base_model(name: str, home: Path | None = None) -> str:
+    """Turn ``base_model`` into a local path or a model yaml that needs no download.
+
+    Order: an existing file path; a bare name found in ``<home>/weights``; a ``.yaml`` (a
+    local file, or an Ultralytics model config such as ``yolov8n.yaml``, built from scratch).
+
+    Raises:
+        WeightsNotFound: a ``.pt`` that is not on disk; we never download it.
+    """
+    text = str(name).strip()
+    path = Path(text).expanduser()
+    if path.is_file():
+        return str(path.resolve())
+    if home is not None and (weights_dir(home) / path.name).is_file():
+        return str((weights_dir(home) / path.name).resolve())
+    if path.suffix.lower() in (".yaml", ".yml"):
+        if len(path.parts) > 1:
+            raise WeightsNotFound(f"model config {text!r} does not exist. Check the path.")
+        return text  # an Ultralytics model config shipped in the package: trains from scratch
+    where = f" or in {weights_dir(home)}" if home is not None else ""
+    hint = (
+        "smalltrain never downloads weights. Give base_model as a local .pt file "
+        f"(or put {path.name} in the weights folder), or a model .yaml such as "
+        f"'{path.stem}.yaml' to train from scratch."
+    )
+    kind = "official pretrained weights" if _is_official_name(text) else "weights"
+    raise WeightsNotFound(f"{kind} {text!r} not found on disk{where}. {hint}")

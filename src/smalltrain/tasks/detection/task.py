@@ -1,0 +1,315 @@
+"""``DetectTask``: the engine's Task protocol for Ultralytics YOLO detection.
+
+``train(ctx)`` is the seed's YOLO training wrapper. It makes Ultralytics offline-safe, inspects
+the dataset and hands Ultralytics a resolved copy in the run dir, then runs ``YOLO.train`` with
+absolute ``project``/``name`` under ``ctx.run_dir / "ultralytics"`` and its console output in
+``ctx.run_dir / "ultralytics.log"``. Progress arrives as engine events (see ``callbacks``).
+
+Run-dir layout: ``dataset/`` (resolved copy), ``ultralytics/train/`` (Ultralytics' own run:
+``weights/last.pt``, ``weights/best.pt``, ``results.csv``, ``args.yaml``), ``export/best.pt``
+(the stripped model to register), ``ultralytics.log``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from smalltrain import paths
+from smalltrain.engine.context import JobContext, TrainResult
+from smalltrain.engine.events import LogEvent, TrainingFinished, WarningEvent
+from smalltrain.errors import ConfigError, NotResumable
+from smalltrain.tasks.detection import offline
+from smalltrain.tasks.detection.callbacks import (
+    CancelGuard,
+    Cancelled,
+    ProgressMonitor,
+    normalise_metrics,
+    redirect_output,
+)
+from smalltrain.tasks.detection.config import TrainingConfig
+from smalltrain.tasks.detection.finetune import continue_config
+from smalltrain.tasks.detection.inspect import DetectionReport, inspect_dataset
+from smalltrain.tasks.detection.presets import build_config
+
+__all__ = ["DetectTask", "apply_memory_cap", "check_resumable", "home_for"]
+
+RUN_NAME = "train"
+
+
+def home_for(ctx: JobContext) -> Path:
+    """The smalltrain home of a job (``ctx.cache_dir`` is ``<home>/cache``)."""
+    return ctx.cache_dir.parent if ctx.cache_dir is not None else paths.home()
+
+
+def apply_memory_cap(device: str, fraction: float) -> bool:
+    """Cap this process's CUDA memory at ``fraction`` of the device; False where no CUDA."""
+    import torch
+
+    if not torch.cuda.is_available() or device in ("cpu", "mps"):
+        return False
+    index = int(device.split(":")[-1]) if device and device.split(":")[-1].isdigit() else 0
+    torch.cuda.set_per_process_memory_fraction(fraction, index)
+    return True
+
+
+def _load_ckpt(path: Path) -> dict[str, Any]:
+    import torch
+
+    # An Ultralytics checkpoint pickles its model, so weights_only=True cannot load it; we only
+    # open last.pt files from our own run dirs here.
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise NotResumable(f"{path}: cannot read this checkpoint ({exc}).") from exc
+    if not isinstance(ckpt, dict):
+        raise NotResumable(f"{path}: not an Ultralytics training checkpoint.")
+    return ckpt
+
+
+def check_resumable(path: Path) -> int:
+    """Return the last finished epoch of a resumable Ultralytics last.pt.
+
+    Raises:
+        NotResumable: missing file, no optimizer state, epoch < 0, or the run already finished.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NotResumable(f"{path}: no such checkpoint; nothing to resume.")
+    ckpt = _load_ckpt(path)
+    epoch = int(ckpt.get("epoch", -1))
+    epochs = int((ckpt.get("train_args") or {}).get("epochs", 0))
+    if epoch < 0 or ckpt.get("optimizer") is None:
+        raise NotResumable(
+            f"{path}: this run already finished (its last.pt was stripped of optimizer state). "
+            "To train more, start a fine-tune from its best.pt ('continue training')."
+        )
+    if epochs and epoch + 1 >= epochs:
+        raise NotResumable(f"{path}: this run already finished all {epochs} epochs.")
+    return epoch
+
+
+class DetectTask:
+    """Fine-tune or train an Ultralytics YOLO detector (the ``detect`` task)."""
+
+    name = "detect"
+
+    def inspect(self, path: Path) -> DetectionReport:
+        """Validate and summarise a YOLO dataset (a data.yaml or its folder)."""
+        return inspect_dataset(Path(path))
+
+    def adaptive_config(
+        self, report: Any, device: str, preset: str = "auto", **overrides: Any
+    ) -> TrainingConfig:
+        """A config for this dataset and device from a preset; user overrides win."""
+        return build_config(report, device, preset, **overrides)
+
+    def config_from_dict(self, data: Mapping[str, Any]) -> TrainingConfig:
+        """Rebuild a validated config from ``TrainingConfig.to_dict`` output."""
+        return TrainingConfig.from_dict(data)
+
+    def continue_config(
+        self, previous: TrainingConfig, weights: Path, extra_epochs: int, **overrides: Any
+    ) -> TrainingConfig:
+        """A fine-tune config that continues from finished weights for N more epochs."""
+        return continue_config(previous, weights, extra_epochs, **overrides)
+
+    def train(self, ctx: JobContext) -> TrainResult:
+        """Train to completion or cancellation; blocks. See the module docstring."""
+        config = ctx.config
+        if isinstance(config, Mapping):
+            config = TrainingConfig.from_dict(config)
+        if not isinstance(config, TrainingConfig):
+            raise ConfigError("config", type(config).__name__, "must be a detection TrainingConfig")
+        home = home_for(ctx)
+        offline.apply(home)
+        run_dir = Path(ctx.run_dir).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_dir = run_dir / "ultralytics" / RUN_NAME
+        if ctx.cancel.is_set():
+            return self._result(ctx, config, None, None, save_dir, status="cancelled")
+        report = inspect_dataset(Path(ctx.dataset_path))
+        if report.problems:
+            ctx.emit(WarningEvent("dataset_problems", report.format(max_problems=10)))
+        data_yaml = report.build_resolved(run_dir / "dataset")
+        device = config.device or ctx.device or "cpu"
+        cap = ctx.limits.max_gpu_memory_percent or config.max_gpu_memory_percent
+        if apply_memory_cap(device, cap):
+            ctx.emit(LogEvent(f"CUDA memory capped at {cap:.0%} of {device}"))
+        model, kwargs, start = self._model_and_args(ctx, config, home, data_yaml, save_dir, device)
+        resumed = str(ctx.resume_from) if ctx.resume_from else None
+        monitor = ProgressMonitor(ctx.emit, resumed, ctx.cancel)
+        guard = CancelGuard(ctx.cancel, monitor)
+        monitor.attach(model)
+        guard.attach(model)
+        status = "completed"
+        with redirect_output(run_dir / "ultralytics.log"):
+            try:
+                model.train(**kwargs)
+            except Cancelled:
+                status = "cancelled"
+            finally:
+                _close_loaders(getattr(model, "trainer", None))
+        done = max(start, (guard.saved_epoch + 1) if guard.saved_epoch is not None else 0)
+        return self._result(ctx, config, report, model, save_dir, status, monitor, done)
+
+    def _model_and_args(
+        self,
+        ctx: JobContext,
+        config: TrainingConfig,
+        home: Path,
+        data_yaml: Path,
+        save_dir: Path,
+        device: str,
+    ) -> tuple[Any, dict[str, Any], int]:
+        from ultralytics import YOLO
+
+        common = {"data": str(data_yaml), "device": _ul_device(device), "plots": False}
+        if ctx.resume_from is not None:
+            epoch = check_resumable(Path(ctx.resume_from))
+            ctx.emit(LogEvent(f"resuming from {ctx.resume_from} after epoch {epoch + 1}"))
+            kwargs = {
+                **common,
+                "resume": True,
+                "save_dir": str(save_dir),
+                "workers": config.workers,
+            }
+            return YOLO(str(ctx.resume_from)), kwargs, epoch + 1
+        base = offline.resolve_base_model(config.base_model, home)
+        args = config.ultralytics_args()
+        if config.from_scratch and config.freeze_layers:
+            ctx.emit(
+                WarningEvent(
+                    "freeze_ignored",
+                    f"freeze_layers={config.freeze_layers} ignored: training from scratch "
+                    f"({config.base_model}) has no pretrained backbone to keep.",
+                )
+            )
+            args["freeze"] = None
+        kwargs = {
+            **args,
+            **common,
+            "project": str(save_dir.parent),
+            "name": save_dir.name,
+            "exist_ok": True,
+        }
+        return YOLO(base), kwargs, 0
+
+    def _result(
+        self,
+        ctx: JobContext,
+        config: TrainingConfig,
+        report: DetectionReport | None,
+        model: Any,
+        save_dir: Path,
+        status: str,
+        monitor: ProgressMonitor | None = None,
+        epochs_done: int = 0,
+    ) -> TrainResult:
+        weights_dir = save_dir / "weights"
+        last = weights_dir / "last.pt"
+        best = weights_dir / "best.pt"
+        # results.csv covers every attempt of a resumed run; our events add fitness and timing
+        live = {h["epoch"]: h for h in (monitor.history if monitor else [])}
+        history = _read_results(save_dir / "results.csv") or list(live.values())
+        history = [{**row, **live.get(row["epoch"], {})} for row in history]
+        final = dict(monitor.final) if monitor else {}
+        maps = [h["val/mAP50"] for h in history if "val/mAP50" in h]
+        headline = final.get("final/mAP50", max(maps) if maps else None)
+        exported = None
+        if status == "completed" and best.exists():
+            exported = Path(ctx.run_dir).resolve() / "export" / "best.pt"
+            exported.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(best, exported)  # final_eval already stripped best.pt
+        if history:
+            epochs_done = max(epochs_done, int(history[-1]["epoch"]) + 1)
+        trainer = getattr(model, "trainer", None)
+        ul_args = _plain(vars(trainer.args)) if trainer is not None else {}
+        metrics = {**final, **({"best_map50": headline} if headline is not None else {})}
+        extra = {
+            "config_yaml": {"smalltrain": config.to_dict(), "ultralytics": ul_args},
+            "metrics": {"final": final, "history": history},
+            "base_model": config.base_model,
+            "dataset_snapshot": report.snapshot() if report else "",
+            "dataset_fingerprint": report.fingerprint if report else "",
+        }
+        artifacts = {
+            k: str(v)
+            for k, v in {
+                "results_csv": save_dir / "results.csv",
+                "ultralytics_log": Path(ctx.run_dir) / "ultralytics.log",
+                "data_yaml": Path(ctx.run_dir) / "dataset" / "data.yaml",
+            }.items()
+            if v.exists()
+        }
+        global_step = monitor.global_step if monitor else 0
+        ctx.emit(
+            TrainingFinished(
+                status=status,
+                epochs_completed=epochs_done,
+                global_step=global_step,
+                best_checkpoint=str(best) if best.exists() else None,
+                last_checkpoint=str(last) if last.exists() else None,
+                metrics=metrics,
+            )
+        )
+        return TrainResult(
+            status=status,
+            epochs_completed=epochs_done,
+            global_step=global_step,
+            run_dir=Path(ctx.run_dir),
+            best_checkpoint=best if best.exists() else None,
+            last_checkpoint=last if last.exists() else None,
+            weights=exported,
+            metrics=metrics,
+            headline_metric="best_map50",
+            headline_value=headline,
+            artifacts=artifacts,
+            extra=extra,
+        )
+
+
+def _ul_device(device: str) -> str:
+    """Our device string to Ultralytics' ("cuda:1" -> "1", "cuda" -> "0")."""
+    if device.startswith("cuda"):
+        return device.split(":", 1)[1] if ":" in device else "0"
+    return device
+
+
+def _close_loaders(trainer: Any) -> None:
+    """Shut dataloader workers down (Ultralytics only does this at the end of a full run)."""
+    if trainer is None:
+        return
+    for name in ("train_loader", "test_loader"):
+        loader = getattr(trainer, name, None)
+        if loader is not None and hasattr(loader, "close"):
+            loader.close()
+
+
+def _read_results(path: Path) -> list[dict[str, float]]:
+    """Ultralytics' results.csv (every attempt of the run) as our per-epoch history."""
+    import csv
+
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for row in rows:
+        values = normalise_metrics({k.strip(): v for k, v in row.items() if k})
+        values["epoch"] = values["epoch"] - 1  # results.csv counts epochs from 1
+        out.append(values)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """YAML/JSON-friendly copy of Ultralytics' resolved args."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

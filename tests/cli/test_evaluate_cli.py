@@ -1,0 +1,94 @@
+"""``smalltrain evaluate`` through the CLI: table, --json, bad folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from smalltrain.cli.main import app
+from smalltrain.tasks.audio.config import TrainingConfig
+from smalltrain.tasks.audio.train import train
+
+SR = 16000
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMALLTRAIN_HOME", str(tmp_path / "home"))
+
+
+def _write_tones(folder: Path, n: int, seed: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        t = np.arange(int(SR * rng.uniform(0.4, 1.6))) / SR
+        wave = 0.3 * np.sin(2 * np.pi * rng.uniform(150, 900) * t) * np.exp(-t)
+        sf.write(folder / f"tone{i}.wav", wave.astype(np.float32), SR)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli_eval")
+    cfg = TrainingConfig(
+        epochs=1, batch_size=4, latent_dim=8, model_capacity=0.125, augmentation=False,
+        sample_rate=SR, n_fft=512, hop_length=256, n_mels=32, preview_every=0, device="cpu",
+        val_fraction=0.34,
+    )  # fmt: skip
+    train(cfg, _write_tones(root / "data", 5, seed=0), root / "run")
+    return root / "run"
+
+
+@pytest.fixture
+def folder_with_bad(tmp_path: Path) -> Path:
+    folder = _write_tones(tmp_path / "held", 2, seed=1)
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00 definitely not audio" * 8)
+    (folder / "empty.ogg").write_bytes(b"")
+    return folder
+
+
+def test_json_is_one_object_with_every_field(run_dir: Path, folder_with_bad: Path) -> None:
+    args = ["evaluate", str(run_dir), str(folder_with_bad), "--json", "--generate", "3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # the whole of stdout is one JSON document
+    assert set(data["model"]) >= {"sc", "mel_l1_db", "latent_floats"}
+    assert set(data["baseline_pca"]) >= {"k", "sc", "mel_l1_db"}
+    assert isinstance(data["chunks"], int)
+    assert data["chunks"] >= 2
+    assert all(set(f) >= {"path", "sc", "mel_l1_db"} for f in data["files"])
+    assert set(data["generation"]) >= {"n", "frechet_model", "frechet_pca"}
+    assert data["generation"]["n"] == 3
+    assert sorted(s["path"] for s in data["skipped"]) == ["corrupt.wav", "empty.ogg"]
+
+
+def test_table_names_skipped_files(run_dir: Path, folder_with_bad: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", str(run_dir), str(folder_with_bad)])
+    assert result.exit_code == 0, result.output
+    assert "PCA-" in result.stdout
+    assert "skipped 2 file(s)" in result.stdout
+    assert "corrupt.wav" in result.stdout
+    assert "empty.ogg" in result.stdout
+
+
+def test_only_bad_files_fail_with_one_clear_line(run_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00 definitely not audio" * 8)
+    (tmp_path / "notes.flac").write_text("not a flac\n")
+    result = CliRunner().invoke(app, ["evaluate", str(run_dir), str(tmp_path), "--json"])
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert "no usable audio" in lines[0]
+    assert "corrupt.wav" in lines[0]
+
+
+def test_unknown_model_is_a_clear_error(folder_with_bad: Path) -> None:
+    result = CliRunner().invoke(app, ["evaluate", "no-such-model-xyz", str(folder_with_bad)])
+    assert result.exit_code == 1
+    assert "not a file, a folder or a registered model" in result.stderr

@@ -1,0 +1,178 @@
+"""Executors: inline, thread and process run the same task code and end the same ways.
+
+The task here is ``tests/engine/toytask.py``, a minimal real task (a tiny torch model with
+real checkpoints) used to test the engine in isolation from the audio and detect tasks. Process
+tests start real ``spawn`` children; nothing is mocked and nothing sleeps to wait.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from smalltrain.engine.checkpoints import find_resumable  # noqa: E402
+from smalltrain.engine.context import CancelToken, TrainResult  # noqa: E402
+from smalltrain.engine.events import (  # noqa: E402
+    Event,
+    StepMetrics,
+    TrainingFinished,
+    TrainingStarted,
+)
+from smalltrain.engine.executors import (  # noqa: E402
+    ExecOutcome,
+    ExecSpec,
+    Executor,
+    ProcessExecutor,
+    describe_exit,
+    make_executor,
+    register_extra_tasks,
+)
+from tests.engine import toytask  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _toy(monkeypatch: pytest.MonkeyPatch) -> None:
+    toytask.install(monkeypatch)
+
+
+def _spec(tmp_path: Path, **overrides: Any) -> ExecSpec:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    config = toytask.ToyConfig(**overrides).to_dict()
+    return ExecSpec(
+        job_id="job1", task="toy", config=config, dataset_path=data, run_dir=tmp_path / "run"
+    )
+
+
+class Recorder:
+    """Collects events; optionally acts on the first step event (cancel, kill)."""
+
+    def __init__(self, on_first_step: Any = None) -> None:
+        self.events: list[Event] = []
+        self.pid: int | None = None
+        self.on_first_step = on_first_step
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        if isinstance(event, TrainingStarted):
+            self.pid = int(event.info.get("pid", 0))
+        if isinstance(event, StepMetrics) and self.on_first_step is not None:
+            action, self.on_first_step = self.on_first_step, None
+            action(self)
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+
+@pytest.mark.parametrize("kind", ["inline", "thread", "process"])
+def test_every_executor_completes_the_same_job(tmp_path: Path, kind: str) -> None:
+    rec = Recorder()
+    outcome = make_executor(kind).execute(_spec(tmp_path), rec, CancelToken())
+    assert outcome.status == "completed", outcome.error
+    assert isinstance(outcome.result, TrainResult)
+    assert outcome.result.weights is not None
+    assert outcome.result.weights.is_file()
+    assert outcome.result.epochs_completed == 2
+    assert rec.types().count("step") == 8
+    assert rec.types()[0] == "training_started"
+    assert rec.types()[-1] == "training_finished"
+    if kind == "process":
+        assert rec.pid != os.getpid()
+        assert outcome.startup_s is not None
+        assert outcome.startup_s > 0
+        assert outcome.exit_code == 0
+
+
+@pytest.mark.parametrize("kind", ["inline", "thread", "process"])
+def test_cancel_checkpoints_and_resume_finishes(tmp_path: Path, kind: str) -> None:
+    executor: Executor = make_executor(kind)
+    token = CancelToken()
+    rec = Recorder(on_first_step=lambda r: token.cancel("test cancel"))
+    spec = _spec(tmp_path, epochs=3, step_s=0.05)
+    outcome = executor.execute(spec, rec, token)
+    assert outcome.status == "cancelled", outcome.error
+    found = find_resumable(spec.run_dir / "checkpoints")
+    assert found is not None
+    path, state = found
+    assert state["global_step"] >= 1
+    again = make_executor("inline").execute(
+        ExecSpec(**{**spec.__dict__, "resume_from": path}), Recorder(), CancelToken()
+    )
+    assert again.status == "completed"
+    assert again.result is not None
+    assert again.result.global_step == 3 * 4
+
+
+def test_grace_period_kills_a_child_that_ignores_cancel(tmp_path: Path) -> None:
+    token = CancelToken()
+    rec = Recorder(on_first_step=lambda r: token.cancel("test cancel"))
+    executor = ProcessExecutor(grace_s=0.3, term_s=1.0)
+    outcome = executor.execute(
+        _spec(tmp_path, epochs=1000, step_s=0.05, ignore_cancel=True), rec, token
+    )
+    assert outcome.status == "cancelled"
+    assert outcome.error is not None
+    assert "SIGTERM" in outcome.error
+    assert outcome.exit_code == -signal.SIGTERM
+    assert "training_finished" not in rec.types()
+
+
+def test_kill_9_of_the_child_fails_with_the_signal_in_words(tmp_path: Path) -> None:
+    rec = Recorder(on_first_step=lambda r: os.kill(r.pid, signal.SIGKILL))
+    outcome = ProcessExecutor().execute(
+        _spec(tmp_path, epochs=1000, step_s=0.05), rec, CancelToken()
+    )
+    assert outcome.status == "failed"
+    assert outcome.exit_code == -9
+    assert outcome.error is not None
+    assert "killed by signal 9 (SIGKILL)" in outcome.error
+    assert "out of memory" in outcome.error
+
+
+def test_child_exit_code_and_exception_are_reported(tmp_path: Path) -> None:
+    executor = ProcessExecutor()
+    died = executor.execute(_spec(tmp_path, exit_at_step=2), Recorder(), CancelToken())
+    assert died.status == "failed"
+    assert died.exit_code == 3
+    assert died.error == "the training process exited with code 3 without reporting a result"
+    raised = executor.execute(_spec(tmp_path, raise_at_step=1), Recorder(), CancelToken())
+    assert raised.status == "failed"
+    assert raised.error == "RuntimeError: toy task failure at step 1"
+    assert raised.traceback is not None
+    assert "toytask.py" in raised.traceback
+
+
+def test_unknown_task_is_a_failed_outcome_not_an_exception(tmp_path: Path) -> None:
+    spec = ExecSpec(
+        job_id="j", task="nope", config={}, dataset_path=tmp_path, run_dir=tmp_path / "r"
+    )
+    outcome = make_executor("inline").execute(spec, Recorder(), CancelToken())
+    assert outcome.status == "failed"
+    assert outcome.error is not None
+    assert "unknown task 'nope'" in outcome.error
+
+
+def test_outcome_round_trips_through_plain_values(tmp_path: Path) -> None:
+    result = TrainResult("completed", 2, 8, tmp_path, None, tmp_path / "c.pt", tmp_path / "w.pt")
+    outcome = ExecOutcome("completed", result=result, exit_code=0)
+    assert ExecOutcome.from_dict(outcome.to_dict()) == outcome
+    assert TrainingFinished.type == "training_finished"
+
+
+def test_describe_exit_and_bad_settings() -> None:
+    assert describe_exit(3).endswith("exited with code 3 without reporting a result")
+    assert "signal 15 (SIGTERM)" in describe_exit(-15)
+    assert "out of memory" not in describe_exit(-15)
+    with pytest.raises(ValueError, match="unknown executor"):
+        make_executor("ray")
+    with pytest.raises(ValueError, match="name=module:Factory"):
+        register_extra_tasks("broken")

@@ -1,0 +1,230 @@
+"""A minimal REAL task used to test the job engine in isolation from the audio and detect tasks.
+
+It trains a tiny torch regression model on seeded random data, honours ``ctx.cancel`` every
+step, writes resumable checkpoints with the engine's checkpoint functions under
+``run_dir/checkpoints``, resumes from ``ctx.resume_from``, and returns a ``TrainResult`` with a
+``weights`` file. A few config knobs misbehave on purpose so tests can exercise the engine's
+failure paths: ``ignore_cancel`` (a child that must be killed after the grace period),
+``raise_at_step`` (an exception with a traceback) and ``exit_at_step`` (a hard exit without a
+final message).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from smalltrain.engine.checkpoints import (
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+    strip_for_inference,
+)
+from smalltrain.engine.config import apply_overrides
+from smalltrain.engine.context import JobContext, TrainResult
+from smalltrain.engine.events import (
+    CheckpointSaved,
+    EpochMetrics,
+    StepMetrics,
+    TrainingFinished,
+    TrainingStarted,
+)
+from smalltrain.engine.fsutil import atomic_write
+from smalltrain.errors import DatasetError
+
+TARGET = "tests.engine.toytask:ToyTask"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def install(monkeypatch: Any) -> None:
+    """Register the toy task here and in every child or subprocess a test starts.
+
+    Children learn it from ``$SMALLTRAIN_EXTRA_TASKS``; ``$PYTHONPATH`` lets them import it.
+    """
+    from smalltrain.engine.executors import EXTRA_TASKS_ENV, register_extra_tasks
+
+    monkeypatch.setenv(EXTRA_TASKS_ENV, f"toy={TARGET}")
+    path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO_ROOT), path) if p))
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    register_extra_tasks()
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """Config of the toy task; ``step_s`` paces each step so tests can act mid-training."""
+
+    epochs: int = 2
+    steps_per_epoch: int = 4
+    hidden: int = 8
+    lr: float = 0.05
+    step_s: float = 0.0
+    ignore_cancel: bool = False
+    raise_at_step: int = -1
+    exit_at_step: int = -1
+    seed: int = 0
+    model_name: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class ToyReport:
+    """What ``ToyTask.inspect`` finds: how many files the folder holds."""
+
+    kind: str
+    fingerprint: str
+    files: int
+
+    def snapshot(self) -> str:
+        return f"{self.files} files"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class ToyTask:
+    """The toy task (see the module docstring)."""
+
+    name = "toy"
+
+    def inspect(self, path: Path) -> ToyReport:
+        path = Path(path)
+        if not path.is_dir():
+            raise DatasetError(f"{path}: the toy task needs a folder")
+        names = sorted(p.name for p in path.iterdir())
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+        return ToyReport(kind="toy", fingerprint=digest, files=len(names))
+
+    def adaptive_config(
+        self, report: Any, device: str, preset: str = "auto", **overrides: Any
+    ) -> ToyConfig:
+        return apply_overrides(ToyConfig(), overrides)
+
+    def config_from_dict(self, data: Mapping[str, Any]) -> ToyConfig:
+        return ToyConfig(**dict(data))
+
+    def train(self, ctx: JobContext) -> TrainResult:
+        cfg: ToyConfig = ctx.config
+        torch.manual_seed(cfg.seed)
+        data = torch.randn(16, 4)
+        target = data.sum(dim=1, keepdim=True)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(4, cfg.hidden), torch.nn.Tanh(), torch.nn.Linear(cfg.hidden, 1)
+        )
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+        ckpt_dir = ctx.run_dir / "checkpoints"
+        epoch, step, best = 0, 0, float("inf")
+        if ctx.resume_from is not None:
+            state = load_checkpoint(ctx.resume_from)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            restore_rng_state(state["rng"])
+            epoch, step, best = state["next_epoch"], state["next_step"], state["best"]
+        spe = cfg.steps_per_epoch
+        ctx.emit(
+            TrainingStarted(
+                total_epochs=cfg.epochs,
+                steps_per_epoch=spe,
+                start_epoch=epoch,
+                start_step=step,
+                resumed_from=str(ctx.resume_from) if ctx.resume_from else None,
+                device=ctx.device,
+                info={"pid": os.getpid()},
+            )
+        )
+
+        def checkpoint(reason: str) -> Path:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "rng": capture_rng_state(),
+                "model_args": {"hidden": cfg.hidden},
+                "next_epoch": epoch,
+                "next_step": step,
+                "best": best,
+            }
+            gs = epoch * spe + step
+            path = save_checkpoint(ckpt_dir, state, epoch=epoch, global_step=gs, reason=reason)
+            ctx.emit(CheckpointSaved(path=str(path), epoch=epoch, global_step=gs, reason=reason))
+            return path
+
+        last: Path | None = None
+        while epoch < cfg.epochs:
+            while step < spe:
+                gs = epoch * spe + step
+                if ctx.cancel.is_set() and not cfg.ignore_cancel:
+                    last = checkpoint("cancel")
+                    return self._result(ctx, "cancelled", epoch, gs, last, None, best)
+                if gs == cfg.raise_at_step:
+                    raise RuntimeError(f"toy task failure at step {gs}")
+                if gs == cfg.exit_at_step:
+                    os._exit(3)
+                loss = torch.nn.functional.mse_loss(model(data), target)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                ctx.emit(StepMetrics(epoch, step, gs, spe, {"train/loss": loss.item()}))
+                step += 1
+                self._pace(ctx, cfg)
+            best = min(best, loss.item())
+            ctx.emit(EpochMetrics(epoch, cfg.epochs, {"train/loss": loss.item(), "val/loss": best}))
+            epoch, step = epoch + 1, 0
+            last = checkpoint("interval")
+        weights = ctx.run_dir / "export" / "best.pt"
+        export = strip_for_inference({"model": model.state_dict(), "model_args": {}})
+        atomic_write(weights, lambda f: torch.save(export, f))
+        return self._result(ctx, "completed", epoch, epoch * spe, last, weights, best)
+
+    @staticmethod
+    def _pace(ctx: JobContext, cfg: ToyConfig) -> None:
+        """Stand in for real compute time; a cooperative task still wakes on cancel."""
+        if cfg.step_s <= 0:
+            return
+        if cfg.ignore_cancel:
+            time.sleep(cfg.step_s)
+        else:
+            ctx.cancel.wait(cfg.step_s)
+
+    @staticmethod
+    def _result(
+        ctx: JobContext,
+        status: str,
+        epochs: int,
+        global_step: int,
+        last: Path | None,
+        weights: Path | None,
+        best: float,
+    ) -> TrainResult:
+        metrics = {"best_loss": best} if best != float("inf") else {}
+        ctx.emit(
+            TrainingFinished(
+                status=status,
+                epochs_completed=epochs,
+                global_step=global_step,
+                last_checkpoint=str(last) if last else None,
+                metrics=metrics,
+            )
+        )
+        return TrainResult(
+            status=status,
+            epochs_completed=epochs,
+            global_step=global_step,
+            run_dir=ctx.run_dir,
+            best_checkpoint=last,
+            last_checkpoint=last,
+            weights=weights,
+            metrics=metrics,
+            headline_metric="best_loss",
+            headline_value=metrics.get("best_loss"),
+        )

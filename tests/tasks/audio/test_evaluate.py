@@ -1,0 +1,146 @@
+"""evaluate(): the model beside PCA on a folder, with a tiny model trained once per session."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from smalltrain.errors import DatasetError
+from smalltrain.tasks.audio.config import TrainingConfig
+from smalltrain.tasks.audio.evaluate import PCAComparator, compare_with_pca, evaluate
+from smalltrain.tasks.audio.generate import load_model
+from smalltrain.tasks.audio.train import train
+
+SR = 16000
+
+
+def _write_tones(folder: Path, n: int, seed: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        t = np.arange(int(SR * rng.uniform(0.4, 2.2))) / SR
+        wave = np.sin(2 * np.pi * rng.uniform(150, 900) * t) + 0.1 * rng.normal(size=t.size)
+        sf.write(folder / f"tone{i}.wav", (0.3 * wave * np.exp(-t)).astype(np.float32), SR)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder of a tiny VAE trained for 2 epochs on 6 synthetic tones (a few seconds)."""
+    root = tmp_path_factory.mktemp("eval_run")
+    data = _write_tones(root / "train_data", 6, seed=0)
+    cfg = TrainingConfig(
+        epochs=2, batch_size=4, latent_dim=8, model_capacity=0.125, augmentation=False,
+        sample_rate=SR, n_fft=512, hop_length=256, n_mels=32, preview_every=0,
+        checkpoint_every=1, device="cpu", val_fraction=0.34,
+    )  # fmt: skip
+    result = train(cfg, data, root / "run")
+    assert result.status == "completed"
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def held_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_tones(tmp_path_factory.mktemp("held") / "held", 3, seed=1)
+
+
+def test_evaluate_reports_model_and_pca(trained_run: Path, held_out: Path) -> None:
+    result = evaluate(trained_run, held_out)
+    data = result.to_json_dict()
+    json.dumps(data, allow_nan=False)
+    assert data["model"]["latent_floats"] == 8
+    n_train = data["baseline_pca"]["train_chunks"]
+    assert data["baseline_pca"]["k"] == min(8, n_train - 1)
+    assert n_train >= 4  # 4 training files of 0.4-2.2 s at 1 s chunks
+    assert data["chunks"] == sum(f["chunks"] for f in data["files"])
+    assert {f["path"] for f in data["files"]} == {"tone0.wav", "tone1.wav", "tone2.wav"}
+    for key in ("model", "baseline_pca"):
+        assert 0.0 < data[key]["sc"] < 10.0
+        assert 0.0 < data[key]["mel_l1_db"] < 80.0
+    mean_of_chunks = sum(f["sc"] * f["chunks"] for f in data["files"]) / data["chunks"]
+    assert math.isclose(data["model"]["sc"], mean_of_chunks, rel_tol=1e-9)
+    assert data["skipped"] == []
+    assert "generation" not in data
+    assert not result.warnings
+    assert data["model_file"].endswith("best.pt")
+    assert result.headline().startswith(f"model SC {data['model']['sc']:.3f}, PCA-")
+
+
+def test_evaluate_generation_frechet(trained_run: Path, held_out: Path) -> None:
+    gen = evaluate(trained_run, held_out, generate=4, seed=3).to_json_dict()["generation"]
+    assert gen["n"] == 4
+    assert gen["frechet_model"] > 0.0
+    assert gen["frechet_pca"] > 0.0
+    again = evaluate(trained_run, held_out, generate=4, seed=3).to_json_dict()["generation"]
+    assert again == gen
+
+
+def test_evaluate_on_training_folder_warns(trained_run: Path) -> None:
+    result = evaluate(trained_run, trained_run.parent / "train_data")
+    assert any("training split" in w for w in result.warnings)
+
+
+def test_only_bad_files_is_a_clear_error(trained_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not really")
+    (tmp_path / "empty.flac").write_bytes(b"")
+    with pytest.raises(DatasetError, match="no usable audio"):
+        evaluate(trained_run, tmp_path)
+
+
+def test_bad_files_are_skipped_and_named(trained_run: Path, held_out: Path, tmp_path: Path) -> None:
+    folder = _write_tones(tmp_path / "mixed", 2, seed=4)
+    (folder / "broken.wav").write_bytes(b"RIFF not really")
+    data = evaluate(trained_run, folder).to_json_dict()
+    assert [s["path"] for s in data["skipped"]] == ["broken.wav"]
+    assert data["skipped"][0]["reason"]
+    assert len(data["files"]) == 2
+
+
+def _with_train_files(run: Path, out: Path, mutate: object) -> Path:
+    ckpt = torch.load(run / "export" / "best.pt", weights_only=True)
+    ckpt["train_files"] = mutate(ckpt["train_files"])  # type: ignore[operator]
+    torch.save(ckpt, out)
+    return out
+
+
+def test_missing_training_file_warns(trained_run: Path, held_out: Path, tmp_path: Path) -> None:
+    def drop_first(files: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [{**files[0], "path": str(tmp_path / "gone.wav")}, *files[1:]]
+
+    model = _with_train_files(trained_run, tmp_path / "model.pt", drop_first)
+    result = evaluate(model, held_out)
+    assert any("missing" in w for w in result.warnings)
+    assert result.pca_train_chunks >= 2
+
+
+def test_no_training_file_left_is_an_error(
+    trained_run: Path, held_out: Path, tmp_path: Path
+) -> None:
+    def all_gone(files: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [{**f, "path": str(tmp_path / f"gone{i}.wav")} for i, f in enumerate(files)]
+
+    model = _with_train_files(trained_run, tmp_path / "model.pt", all_gone)
+    with pytest.raises(DatasetError, match="PCA baseline cannot be fitted"):
+        evaluate(model, held_out)
+
+
+def test_comparator_keys_and_exact_pca_on_train(trained_run: Path) -> None:
+    loaded = load_model(trained_run)
+    g = torch.Generator().manual_seed(0)
+    train_mels = torch.rand(5, 32, 63, generator=g)
+    comparator = PCAComparator(loaded.spectrogram, train_mels, latent_floats=64)
+    assert comparator.k == 4  # capped at N - 1
+    out = comparator.compare(loaded.model, train_mels)
+    assert set(out) == {"val/sc", "val/mel_l1_db", "pca/sc", "pca/mel_l1_db", "pca/k"}
+    assert out["pca/sc"] < 1e-4  # N - 1 components span a centred set of N rows
+    assert out["val/sc"] > 0.01
+    assert comparator.pca_scores(train_mels) is comparator.pca_scores(train_mels)  # cached
+    once = compare_with_pca(loaded.model, loaded.spectrogram, train_mels, train_mels)
+    assert once["pca/k"] == 4.0
+    assert math.isclose(once["val/sc"], out["val/sc"], rel_tol=1e-6)

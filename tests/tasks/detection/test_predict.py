@@ -1,0 +1,152 @@
+"""Using a trained detector: predict/validate (Python API) and the predict/val CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from smalltrain.cli import detect as detect_cli
+from smalltrain.engine.context import JobContext, TrainResult
+from smalltrain.errors import WeightsNotFound
+from smalltrain.tasks.detection import DetectTask, TrainingConfig, predict, validate
+from tests.tasks.detection.conftest import (
+    COCO8,
+    PRETRAINED,
+    TINY_MODEL_YAML,
+    make_shapes_dataset,
+    require,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path, Path]:
+    """One tiny finished run shared by this module: (result, data.yaml, home)."""
+    root = tmp_path_factory.mktemp("trained")
+    data = make_shapes_dataset(root / "shapes")
+    model_yaml = root / "tiny-yolov8n.yaml"
+    model_yaml.write_text(TINY_MODEL_YAML)
+    config = TrainingConfig(
+        base_model=str(model_yaml), epochs=2, batch_size=4, image_size=64, freeze_layers=0
+    )
+    home = root / "home"
+    ctx = JobContext("j", config, data, root / "run", cache_dir=home / "cache")
+    result = DetectTask().train(ctx)
+    assert result.weights is not None
+    return result, data, home
+
+
+def test_predict_writes_json_and_images(
+    trained: tuple[TrainResult, Path, Path], tmp_path: Path
+) -> None:
+    result, data, home = trained
+    assert result.weights is not None
+    out = tmp_path / "pred"
+    records = predict(result.weights, data.parent / "images" / "val", out, conf=0.001, home=home)
+    assert len(records) == 4
+    saved = json.loads((out / "predictions.json").read_text())
+    assert saved == records
+    for record in records:
+        assert Path(record["annotated"]).is_file()
+        assert (record["width"], record["height"]) == (64, 64)
+        for box in record["boxes"]:
+            assert box["class_name"] in ("rect", "circle")
+            assert 0 <= box["confidence"] <= 1
+            assert len(box["xyxy"]) == 4
+
+
+def test_predict_real_boxes_with_pretrained(tmp_path: Path) -> None:
+    records = predict(
+        require(PRETRAINED), require(COCO8) / "images" / "val", tmp_path / "p", home=tmp_path / "h"
+    )
+    boxes = [b for r in records for b in r["boxes"]]
+    assert boxes
+    assert {b["class_name"] for b in boxes} <= {"Normal", "Fall"}
+    x1, y1, x2, y2 = boxes[0]["xyxy"]
+    assert x2 > x1 >= 0
+    assert y2 > y1 >= 0
+    assert x2 > 1
+
+
+def test_predict_errors(tmp_path: Path) -> None:
+    with pytest.raises(WeightsNotFound):
+        predict(tmp_path / "none.pt", tmp_path, tmp_path / "o", home=tmp_path / "h")
+
+
+def test_validate_returns_our_keys(trained: tuple[TrainResult, Path, Path]) -> None:
+    result, data, home = trained
+    assert result.weights is not None
+    before = sorted(p.name for p in data.parent.rglob("*"))
+    metrics = validate(result.weights, data, home=home)
+    assert {"val/mAP50", "val/mAP50-95", "metrics/precision", "metrics/recall"} <= set(metrics)
+    assert metrics["val/images"] == 4
+    assert sorted(p.name for p in data.parent.rglob("*")) == before  # no cache in the user folder
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    detect_cli.register(app)
+    return app
+
+
+def test_cli_predict_and_val_with_model_path(
+    trained: tuple[TrainResult, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, data, home = trained
+    monkeypatch.setenv("SMALLTRAIN_HOME", str(home))
+    runner = CliRunner()
+    images = str(data.parent / "images" / "val")
+    out = tmp_path / "cli"
+    res = runner.invoke(
+        _app(), ["predict", "--model", str(result.weights), images, "--out", str(out), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.stdout)) == 4
+    assert (out / "predictions.json").is_file()
+    res = runner.invoke(
+        _app(), ["val", str(result.run_dir / "export"), "--data", str(data), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "val/mAP50" in json.loads(res.stdout)
+    res = runner.invoke(_app(), ["predict", images, "--out", str(out)])
+    assert res.exit_code != 0  # neither --dataset nor --model
+
+
+def test_cli_predict_with_active_model(
+    trained: tuple[TrainResult, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smalltrain.paths import models_dir
+    from smalltrain.store import ModelStore
+
+    result, data, _ = trained
+    home = tmp_path / "home"
+    monkeypatch.setenv("SMALLTRAIN_HOME", str(home))
+    runner = CliRunner()
+    args = ["predict", "--dataset", "shapes", str(data.parent / "images" / "val"), "--out", "o"]
+    res = runner.invoke(_app(), args)
+    assert res.exit_code == 1
+    assert "no active model" in res.output
+    assert result.weights is not None
+    extra = result.extra
+    store = ModelStore(models_dir(home))
+    store.save(
+        "shapes",
+        "tiny",
+        result.weights,
+        task="detect",
+        config=extra["config_yaml"],
+        metrics=extra["metrics"],
+        base_model=extra["base_model"],
+        epochs_completed=result.epochs_completed,
+        headline=(result.headline_metric, result.headline_value),
+        dataset_snapshot=extra["dataset_snapshot"],
+        dataset_fingerprint=extra["dataset_fingerprint"],
+    )
+    store.set_active("shapes", "tiny")
+    args[-1] = str(tmp_path / "o")
+    res = runner.invoke(_app(), [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.stdout)) == 4
