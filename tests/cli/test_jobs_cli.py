@@ -156,8 +156,9 @@ def test_audio_end_to_end_through_the_cli(home: Path, tmp_path: Path) -> None:
     sounds = audiojob.make_audio_dataset(tmp_path / "sounds")
     added = cli_json("datasets", "add", "sounds", str(sounds))
     assert added["kind"] == "audio"
+    # 40 epochs: long enough that the cancel below always lands before the job could finish
     cli("train", "sounds", "--preset", "tiny", *audiojob.cli_sets(), "--set", "device=cpu",
-        "--model-name", "vae1", "--detach")  # fmt: skip
+        "--set", "epochs=40", "--model-name", "vae1", "--detach")  # fmt: skip
     (job,) = cli_json("jobs", "list")
     _wait_for_event(home, job["id"], "checkpoint")
     cli("jobs", "cancel", job["id"])

@@ -21,6 +21,11 @@ def resolve_model_ref(ref: str) -> Path:
     path = Path(ref).expanduser()
     if path.exists():
         return path
+    if path.is_absolute() or ref.count("/") > 1 or ref.startswith("."):
+        raise ModelNotFound(
+            f"{ref}: no such file or folder. Give a run folder, a .pt file, or a registered "
+            "model as DATASET/NAME (list them with `smalltrain models list`)."
+        )
     from smalltrain.paths import models_dir
     from smalltrain.store import ModelStore
 

@@ -55,7 +55,14 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
-        except (SmallTrainError, FileNotFoundError, PermissionError, KeyError, ValueError) as exc:
+        except (
+            SmallTrainError,
+            FileNotFoundError,
+            PermissionError,
+            KeyError,
+            ValueError,
+            TypeError,
+        ) as exc:
             if state.debug:
                 raise
             message = str(exc)

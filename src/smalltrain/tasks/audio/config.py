@@ -61,6 +61,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint_every": 10,
         "preview_every": 10,
         "early_stopping_patience": 15,
+        "monitor": "val/sc",
     },
     "small": {
         "epochs": 60,
@@ -75,6 +76,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint_every": 5,
         "preview_every": 5,
         "early_stopping_patience": 15,
+        "monitor": "val/sc",
     },
     "medium": {
         "epochs": 40,
@@ -89,6 +91,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint_every": 2,
         "preview_every": 2,
         "early_stopping_patience": 10,
+        "monitor": "val/sc",
     },
 }
 

@@ -64,7 +64,8 @@ def reconstruct_mels(model: ConvVAE, mels: Tensor, batch_size: int = _BATCH) -> 
     """Deterministic reconstructions (``z = mu``) of normalized mels ``[N, n_mels, T]``.
 
     Runs on the model's device in eval mode (the model's mode is restored); returns normalized
-    mels on the CPU, clipped to ``[0, 1]`` (a no-op for the default sigmoid output).
+    mels on the CPU, clipped below at 0 (the floor). Loud bins above 0 dB (normalized > 1) are
+    kept: real audio has them, and clipping them would understate the model.
     """
     was_training = model.training
     model.eval()
@@ -74,7 +75,7 @@ def reconstruct_mels(model: ConvVAE, mels: Tensor, batch_size: int = _BATCH) -> 
         for batch in mels.split(batch_size):
             x = batch.reshape(batch.shape[0], 1, *batch.shape[-2:]).to(device, torch.float32)
             x_hat, _, _ = model(x)
-            outs.append(x_hat.squeeze(1).clamp(0.0, 1.0).cpu())
+            outs.append(x_hat.squeeze(1).clamp(min=0.0).cpu())
     finally:
         model.train(was_training)
     return torch.cat(outs) if outs else mels.new_zeros(mels.shape)
@@ -124,9 +125,9 @@ class PCAComparator:
         return self.spectrogram.denormalize(normalized.float())
 
     def pca_reconstruct_db(self, target_db: Tensor) -> Tensor:
-        """PCA reconstruction in dB, clipped to ``[floor_db, 0]``."""
+        """PCA reconstruction in dB, clipped below at ``floor_db`` (as the model's output is)."""
         rec = self.baseline.reconstruct(target_db.flatten(1)).reshape(target_db.shape)
-        return rec.clamp(self.floor_db, 0.0)
+        return rec.clamp(min=self.floor_db)
 
     def pca_scores(self, val_mels: Tensor, files: list[str] | None = None) -> ReconstructionScores:
         """PCA scores on normalized ``val_mels`` (cached for the same tensor without ``files``)."""

@@ -100,10 +100,14 @@ def vae_loss(
 class _ScheduleConfig(Protocol):
     """The fields of the audio TrainingConfig that ``KLSchedule.from_config`` reads."""
 
-    kl_beta_max: float
-    kl_warmup_epochs: int
-    kl_schedule: str
-    kl_cycles: int
+    @property
+    def kl_beta_max(self) -> float: ...
+    @property
+    def kl_warmup_epochs(self) -> int: ...
+    @property
+    def kl_schedule(self) -> str: ...
+    @property
+    def kl_cycles(self) -> int: ...
 
 
 @dataclass

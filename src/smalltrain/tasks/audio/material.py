@@ -228,7 +228,8 @@ def detect_material(
 
 
 class _FileLike(Protocol):
-    path: Path
+    @property
+    def path(self) -> Path: ...
 
 
 class _ReportLike(Protocol):

@@ -47,6 +47,7 @@ from smalltrain.tasks.audio.dataset import (
     Split,
     split_files,
 )
+from smalltrain.tasks.audio.evaluate import PCAComparator
 from smalltrain.tasks.audio.io import DatasetReport, scan_folder
 from smalltrain.tasks.audio.loop import (
     LRSchedule,
@@ -81,6 +82,7 @@ class _Run:
     run_dir: Path
     steps_per_epoch: int
     previews: PreviewRenderer
+    comparator: PCAComparator | None  # None when there are too few training chunks for PCA
 
     @property
     def ckpt_dir(self) -> Path:
@@ -255,7 +257,7 @@ def _rollback(run: _Run, emit: Callable[[Event], None]) -> None:
 
 def _improved(run: _Run, metrics: dict[str, float]) -> bool:
     cfg = run.config
-    score = metrics.get(cfg.monitor, math.nan)
+    score = metrics.get(cfg.monitor, metrics.get("val/loss", math.nan))
     s = run.state
     if math.isfinite(score) and score < s.best_score - cfg.early_stopping_min_delta:
         s.best_score, s.best_epoch, s.bad_epochs = score, s.epoch, 0
@@ -323,6 +325,9 @@ def _setup(
         run_dir,
         steps,
         previews,
+        PCAComparator(spectrogram, train_ds.mels, cfg.latent_dim)
+        if train_ds.n_chunks > 1
+        else None,
     )
 
 
@@ -421,42 +426,43 @@ def _loop(run: _Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
         if outcome == "cancelled":
             status = "cancelled"
             break
-        metrics = epoch_train_metrics(s)
-        metrics.update(validate_epoch(s, _loader(run.val_ds, cfg), emit=emit))
-        metrics["time/epoch_s"] = time.perf_counter() - t0
-        is_best = _improved(run, metrics)
-        emit(EpochMetrics(epoch=s.epoch, total_epochs=cfg.epochs, metrics=metrics))
-        _epoch_warnings(run, metrics, emit)
-        if is_best:
-            _export_best(run)
-        if cfg.preview_every and (s.epoch + 1) % cfg.preview_every == 0:
-            run.previews.render(s.model, s.epoch, emit)
-        s.epoch, s.step_in_epoch = s.epoch + 1, 0
-        stop_early = (
-            bool(cfg.early_stopping_patience) and s.bad_epochs >= cfg.early_stopping_patience
-        )
-        if s.epoch % cfg.checkpoint_every == 0 and s.epoch < cfg.epochs and not stop_early:
-            _save(run, "interval", emit)
-            manage_checkpoints(
-                run.ckpt_dir,
-                keep_last=cfg.keep_last_checkpoints,
-                monitor=cfg.monitor,
-                protect=[resume] if resume else [],
-            )
-        if stop_early:
-            emit(
-                WarningEvent(
-                    code="early_stop",
-                    message=f"{cfg.monitor} has not improved for "
-                    f"{s.bad_epochs} epochs; stopping early",
-                    epoch=s.epoch - 1,
-                )
-            )
+        if _end_epoch(run, t0, resume):
             break
         if cancel.is_set():
             status = "cancelled"
             break
     return _finalize(run, status, resume)
+
+
+def _end_epoch(run: _Run, t0: float, resume: Path | None) -> bool:
+    """Validate, report, export, preview and checkpoint a finished epoch; True = stop early."""
+    cfg, s, emit = run.config, run.state, run.history.emit
+    metrics = epoch_train_metrics(s)
+    metrics.update(validate_epoch(s, _loader(run.val_ds, cfg), emit=emit))
+    if run.comparator is not None:  # the model beside PCA of its own size
+        metrics.update(run.comparator.compare(s.model, run.val_ds.mels))
+    metrics["time/epoch_s"] = time.perf_counter() - t0
+    is_best = _improved(run, metrics)
+    emit(EpochMetrics(epoch=s.epoch, total_epochs=cfg.epochs, metrics=metrics))
+    _epoch_warnings(run, metrics, emit)
+    if is_best:
+        _export_best(run)
+    if cfg.preview_every and (s.epoch + 1) % cfg.preview_every == 0:
+        run.previews.render(s.model, s.epoch, emit)
+    s.epoch, s.step_in_epoch = s.epoch + 1, 0
+    stop_early = bool(cfg.early_stopping_patience) and s.bad_epochs >= cfg.early_stopping_patience
+    if s.epoch % cfg.checkpoint_every == 0 and s.epoch < cfg.epochs and not stop_early:
+        _save(run, "interval", emit)
+        manage_checkpoints(
+            run.ckpt_dir,
+            keep_last=cfg.keep_last_checkpoints,
+            monitor=cfg.monitor,
+            protect=[resume] if resume else [],
+        )
+    if stop_early:
+        message = f"{cfg.monitor} has not improved for {s.bad_epochs} epochs; stopping early"
+        emit(WarningEvent(code="early_stop", message=message, epoch=s.epoch - 1))
+    return stop_early
 
 
 def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
@@ -474,8 +480,7 @@ def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
     every = run.config.preview_every
     if status == "completed" and every and s.epoch % every != 0:  # not rendered yet
         run.previews.render(s.model, max(s.epoch - 1, 0), emit)
-    final = run.history.last_epoch()
-    finite_best = s.best_score if math.isfinite(s.best_score) else None
+    summary = _summary_metrics(run)
     emit(
         TrainingFinished(
             status=status,
@@ -483,9 +488,10 @@ def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
             global_step=s.global_step,
             best_checkpoint=str(best),
             last_checkpoint=str(last),
-            metrics={k: v for k, v in final.items() if isinstance(v, (int, float))},
+            metrics=summary,
         )
     )
+    best_loss = summary.get("best_val_loss", math.nan)
     return TrainResult(
         status=status,
         epochs_completed=s.epoch,
@@ -494,11 +500,9 @@ def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
         best_checkpoint=best,
         last_checkpoint=last,
         weights=best,
-        metrics={k: float(v) for k, v in final.items() if isinstance(v, (int, float))},
-        headline_metric="best_val_loss"
-        if run.config.monitor == "val/loss"
-        else "best_" + run.config.monitor.replace("/", "_"),
-        headline_value=finite_best,
+        metrics=summary,
+        headline_metric="best_val_loss",
+        headline_value=best_loss if math.isfinite(best_loss) else None,
         artifacts={"previews": str(run.run_dir / "previews"), "checkpoints": str(run.ckpt_dir)},
         extra={
             "history": run.history.state_dict()["epochs"],
@@ -511,6 +515,22 @@ def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
             "base_model": "ConvVAE (from scratch)",
         },
     )
+
+
+def _summary_metrics(run: _Run) -> dict[str, float]:
+    """The metrics of the exported (best) epoch, plus the best validation loss of the run."""
+    epochs = run.history.state_dict()["epochs"]
+    best = next(
+        (e for e in epochs if e["epoch"] == run.state.best_epoch), epochs[-1] if epochs else {}
+    )
+    out = {k: float(v) for k, v in best.items() if isinstance(v, (int, float))}
+    losses = [
+        float(e["val/loss"]) for e in epochs if math.isfinite(float(e.get("val/loss", math.nan)))
+    ]
+    if losses:
+        out["best_val_loss"] = min(losses)
+    out["best_epoch"] = float(run.state.best_epoch)
+    return out
 
 
 def _maybe_tensorboard(run: _Run) -> Callable[[], None]:
