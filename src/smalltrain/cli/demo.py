@@ -20,6 +20,7 @@ def demo_cmd(
     from smalltrain.cli.follow import follow_job, open_manager
     from smalltrain.engine.jobs import JobStatus
     from smalltrain.engine.manager import JobSpec
+    from smalltrain.tasks.audio.evaluate import evaluate
     from smalltrain.tasks.audio.generate import interpolate, load_model, sample
     from smalltrain.tasks.audio.synth import make_sound_folder
 
@@ -56,6 +57,10 @@ def demo_cmd(
     steps = interpolate(loaded, files[0], files[1], 5, out / "interpolated")
     model = manager.get_job(job_id).artifacts.get("model", "")
     console.print("3. generated sounds", highlight=False)
+    held_out = out / "held-out"
+    make_sound_folder(held_out, n_files=4, seed=99)
+    scores = evaluate(run_dir, held_out)
+    console.print(f"4. on 4 held-out sounds: {scores.headline()}", highlight=False)
     console.print(
         "\n".join(
             [
@@ -69,7 +74,10 @@ def demo_cmd(
                 f"interpolation    {steps[0].parent} ({len(steps)} WAVs)",
                 f"job database     {home() / 'smalltrain.db'}",
                 "",
+                f"held-out sounds  {held_out}",
+                "",
                 f"next: smalltrain generate {run_dir} --n 8 --out my-sounds",
+                f"      smalltrain evaluate {run_dir} {held_out}",
             ]
         ),
         highlight=False,
