@@ -95,7 +95,7 @@ def bench_overhead(repeats: int = 5, n_batches: int = 20) -> dict[str, float]:
     return {"bare_s": b, "ours_s": o, "throughput_ratio": b / o}
 
 
-def bench_data(seconds_of_audio: float = 60.0) -> dict[str, float]:
+def bench_data(seconds_of_audio: float = 60.0, num_workers: int = 0) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "sounds"
         make_sound_folder(folder, n_files=max(4, int(seconds_of_audio / 1.5)), seed=0)
@@ -109,6 +109,7 @@ def bench_data(seconds_of_audio: float = 60.0) -> dict[str, float]:
             preview_every=0,
             augmentation_expansion=3,
             model_width=16,
+            num_workers=num_workers,
         )
         steps: list[float] = []
         waits: list[float] = []
@@ -232,10 +233,11 @@ def main() -> None:
             f"overhead: bare {r['bare_s']:.3f} s, ours {r['ours_s']:.3f} s, "
             f"throughput ratio ours/bare = {r['throughput_ratio']:.3f} (target >= 0.97)"
         )
-    if args.which in ("all", "data"):
-        r = bench_data()
+    for workers in (0, 1) if args.which in ("all", "data") else ():
+        r = bench_data(180.0, workers)
         print(
-            f"data: {r['steps']:.0f} steps, waiting {r['data_wait_s']:.3f} s of "
+            f"data (num_workers={workers}): {r['steps']:.0f} steps, "
+            f"waiting {r['data_wait_s']:.3f} s of "
             f"{r['data_wait_s'] + r['step_s']:.3f} s = {r['data_fraction']:.1%} (target < 5%)"
         )
     if args.which in ("all", "scaling"):

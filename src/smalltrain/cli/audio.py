@@ -68,7 +68,11 @@ def inspect_cmd(
     if material:
         console.print(f"  material:       {material}", highlight=False, markup=False)
     console.print("\nThe auto preset would train with:", style="bold")
-    console.print(config.describe(), highlight=False, markup=False)
+    if hasattr(config, "describe"):
+        console.print(config.describe(), highlight=False, markup=False)
+    else:
+        for key, value in config.to_dict().items():
+            console.print(f"  {key}: {value}", highlight=False, markup=False)
 
 
 @handle_errors

@@ -276,3 +276,16 @@ def test_misspelt_ultralytics_hook_is_rejected() -> None:
 
     with pytest.raises(ValueError, match="unknown Ultralytics callback 'on_train_epoch_ends'"):
         add_hook(object(), "on_train_epoch_ends", print)
+
+
+def test_auto_device_resolves_to_what_this_machine_has() -> None:
+    import torch
+
+    from smalltrain.tasks.detection.task import _resolve_device
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and torch.backends.mps.is_available():
+        expected = "mps"
+    assert _resolve_device("auto") == expected  # the manager passes "auto" by default
+    assert _resolve_device("") == expected
+    assert _resolve_device("cuda:1") == "cuda:1"

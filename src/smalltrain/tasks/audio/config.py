@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -399,6 +400,11 @@ def get_adaptive_config(
     chunks = estimate_chunks(report, trial.chunk_seconds, trial.chunk_hop_seconds)
     train_chunks = max(1, math.floor(chunks * (1.0 - trial.val_fraction)))
     auto["batch_size"] = max(1, min(batch, train_chunks))
+    # Augmented items are built on the fly; loader workers hide that cost, but on a 2-core
+    # machine a worker slows the whole epoch down (bench/README.md, "Data pipeline").
+    cores = os.cpu_count() or 1
+    if trial.augmentation and trial.augmentation_expansion > 1 and cores > 2:
+        auto["num_workers"] = min(4, cores // 2)
     auto = {k: v for k, v in auto.items() if k not in overrides}
     config = apply_overrides(dataclasses.replace(base, **auto), overrides)
     if config.device != resolved:  # the user overrode the device: check it exists

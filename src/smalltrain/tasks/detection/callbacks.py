@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -283,11 +284,15 @@ def redirect_output(log_file: Path) -> Iterator[None]:
     logger = logging.getLogger("ultralytics")
     with open(log_file, "a", encoding="utf-8") as stream:
         handlers = [h for h in logger.handlers if type(h) is logging.StreamHandler]
-        old = [h.setStream(stream) for h in handlers]
+        # Swap streams without setStream(): it flushes the old stream, which may be closed
+        # by now (the handler was bound to whatever sys.stdout was when Ultralytics loaded).
+        old = [h.stream for h in handlers]
+        for handler in handlers:
+            handler.stream = stream
         try:
             with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
                 yield
         finally:
             for handler, previous in zip(handlers, old, strict=True):
-                if previous is not None:
-                    handler.setStream(previous)
+                closed = getattr(previous, "closed", False)
+                handler.stream = sys.stdout if closed else previous

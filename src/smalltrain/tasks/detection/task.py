@@ -134,7 +134,7 @@ class DetectTask:
         if report.problems:
             ctx.emit(WarningEvent("dataset_problems", report.format(max_problems=10)))
         data_yaml = report.build_resolved(run_dir / "dataset")
-        device = config.device or ctx.device or "cpu"
+        device = _resolve_device(config.device or ctx.device)
         cap = ctx.limits.max_gpu_memory_percent or config.max_gpu_memory_percent
         if apply_memory_cap(device, cap):
             ctx.emit(LogEvent(f"CUDA memory capped at {cap:.0%} of {device}"))
@@ -269,6 +269,18 @@ class DetectTask:
             artifacts=artifacts,
             extra=extra,
         )
+
+
+def _resolve_device(device: str | None) -> str:
+    """ "auto" (or nothing) becomes cuda > mps > cpu, whichever this machine has."""
+    if device and device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
 
 
 def _ul_device(device: str) -> str:
