@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from smalltrain.cli.common import console, handle_errors, home, print_json
+from smalltrain.cli.common import console, find_registered_model, handle_errors, print_json
 from smalltrain.errors import ModelNotFound
 from smalltrain.tasks import detect_kind, get_task
 
@@ -26,25 +26,7 @@ def resolve_model_ref(ref: str) -> Path:
             f"{ref}: no such file or folder. Give a run folder, a .pt file, or a registered "
             "model as DATASET/NAME (list them with `smalltrain models list`)."
         )
-    from smalltrain.paths import models_dir
-    from smalltrain.store import ModelStore
-
-    store = ModelStore(models_dir(home()))
-    dataset, _, name = ref.rpartition("/")
-    matches = [
-        m
-        for m in store.list(dataset or None)
-        if m.name == name and (not dataset or m.dataset == dataset)
-    ]
-    if len(matches) == 1:
-        return Path(matches[0].path)
-    if len(matches) > 1:
-        options = ", ".join(f"{m.dataset}/{m.name}" for m in matches)
-        raise ModelNotFound(f"model name {name!r} is ambiguous; use one of: {options}")
-    raise ModelNotFound(
-        f"{ref!r} is not a file, a folder or a registered model. "
-        "List models with `smalltrain models list`, or give a run folder or .pt file."
-    )
+    return Path(find_registered_model(ref).path)
 
 
 @handle_errors

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from smalltrain import paths
-from smalltrain.errors import SmallTrainError
+from smalltrain.errors import ModelNotFound, SmallTrainError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -71,3 +71,29 @@ def handle_errors(func: F) -> F:
             fail(message)
 
     return wrapper  # type: ignore[return-value]
+
+
+def find_registered_model(ref: str) -> Any:
+    """The registered model ``ref`` names: "DATASET/NAME", or "NAME" when it is unique.
+
+    Raises:
+        ModelNotFound: no model, or several, with that name; the message says what to do.
+    """
+    from smalltrain.paths import models_dir
+    from smalltrain.store import ModelStore
+
+    dataset, _, name = ref.rpartition("/")
+    matches = [
+        m
+        for m in ModelStore(models_dir(home())).list(dataset or None)
+        if m.name == name and (not dataset or m.dataset == dataset)
+    ]
+    if len(matches) > 1:
+        options = ", ".join(f"{m.dataset}/{m.name}" for m in matches)
+        raise ModelNotFound(f"model name {name!r} is ambiguous; use one of: {options}")
+    if not matches:
+        raise ModelNotFound(
+            f"{ref!r} is not a file, a folder or a registered model. "
+            "List models with `smalltrain models list`, or give a run folder or .pt file."
+        )
+    return matches[0]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from smalltrain.cli.common import console, handle_errors, home, print_json
+from smalltrain.cli.common import console, find_registered_model, handle_errors, home, print_json
 from smalltrain.errors import ModelNotFound, WeightsNotFound
 
 _WEIGHT_CANDIDATES = (
@@ -37,24 +37,7 @@ def resolve_weights(ref: str) -> Path:
         return path
     if path.is_dir():
         return _weights_in(path)
-    from smalltrain.paths import models_dir
-    from smalltrain.store import ModelStore
-
-    dataset, _, name = ref.rpartition("/")
-    matches = [
-        m
-        for m in ModelStore(models_dir(home())).list(dataset or None)
-        if m.name == name and (not dataset or m.dataset == dataset)
-    ]
-    if len(matches) == 1:
-        return Path(matches[0].weights)
-    if len(matches) > 1:
-        options = ", ".join(f"{m.dataset}/{m.name}" for m in matches)
-        raise ModelNotFound(f"model name {name!r} is ambiguous; use one of: {options}")
-    raise ModelNotFound(
-        f"{ref!r} is not a .pt file, a folder or a registered model. "
-        "List models with `smalltrain models list`."
-    )
+    return Path(find_registered_model(ref).weights)
 
 
 def active_weights(dataset: str) -> Path:
