@@ -144,3 +144,15 @@ def test_comparator_keys_and_exact_pca_on_train(trained_run: Path) -> None:
     once = compare_with_pca(loaded.model, loaded.spectrogram, train_mels, train_mels)
     assert once["pca/k"] == 4.0
     assert math.isclose(once["val/sc"], out["val/sc"], rel_tol=1e-6)
+
+
+def test_compare_from_reconstructions_matches_running_the_model(trained_run: Path) -> None:
+    loaded = load_model(trained_run)
+    g = torch.Generator().manual_seed(1)
+    mels = torch.rand(6, 32, 63, generator=g)
+    comparator = PCAComparator(loaded.spectrogram, mels, latent_floats=64)
+    with torch.no_grad():
+        mu, _ = loaded.model.encode(mels.unsqueeze(1))
+        recon = loaded.model.decode(mu, mels.shape[-1])
+    from_recon = comparator.compare_reconstructions(recon, mels)
+    assert from_recon == pytest.approx(comparator.compare(loaded.model, mels), rel=1e-6)

@@ -149,7 +149,15 @@ class PCAComparator:
 
     def compare(self, model: ConvVAE, val_mels: Tensor) -> dict[str, float]:
         """``{"val/sc", "val/mel_l1_db", "pca/sc", "pca/mel_l1_db", "pca/k"}``."""
-        ours, pca = self.model_scores(model, val_mels), self.pca_scores(val_mels)
+        return self.compare_reconstructions(reconstruct_mels(model, val_mels), val_mels)
+
+    def compare_reconstructions(self, recon: Tensor, val_mels: Tensor) -> dict[str, float]:
+        """Like ``compare``, from reconstructions the caller already has (normalized mels in
+        the order of ``val_mels``), so validation does not run the model twice."""
+        target = self.to_db(val_mels.cpu())
+        recon = recon.reshape(val_mels.shape).float().cpu().clamp(min=0.0)
+        ours = score_reconstruction(self.to_db(recon), target)
+        pca = self.pca_scores(val_mels)
         return {
             "val/sc": ours.sc,
             "val/mel_l1_db": ours.mel_l1_db,

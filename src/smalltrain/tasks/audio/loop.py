@@ -303,8 +303,12 @@ def validate_epoch(
     batches: Iterable[torch.Tensor],
     *,
     emit: Callable[[Event], None],
+    keep: list[torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Validation loss and raw KL (nats) on the posterior mean; warns on posterior collapse.
+
+    With ``keep``, the reconstructions (on the CPU, in loader order) are appended to it, for
+    metrics that need them (the PCA comparison) without a second pass over the model.
 
     Validation uses the mean latent (no sampling), so it draws no random numbers and leaves
     the training RNG stream untouched.
@@ -322,6 +326,8 @@ def validate_epoch(
         losses = vae_loss(
             x_hat, x, mu, logvar, beta, sc_weight=cfg.sc_weight, floor_db=cfg.floor_db
         )
+        if keep is not None:
+            keep.append(x_hat.detach().cpu())
         n = x.shape[0]
         for key in ("loss", "recon", "kl", "sc", "l1"):
             sums[key] = sums.get(key, torch.zeros((), device=x.device)) + losses[key].detach() * n

@@ -22,6 +22,7 @@ from smalltrain.engine.checkpoints import (
     find_resumable,
     load_checkpoint,
     manage_checkpoints,
+    package_versions,
     restore_rng_state,
     save_checkpoint,
     strip_for_inference,
@@ -269,7 +270,16 @@ def _improved(run: _Run, metrics: dict[str, float]) -> bool:
 def _export_best(run: _Run) -> Path:
     path = run.run_dir / EXPORT / BEST_MODEL
     payload = strip_for_inference(_checkpoint_payload(run))
-    payload.update({"format": 1, "epoch": run.state.epoch, "best_score": run.state.best_score})
+    payload.update(
+        {
+            "format": 1,
+            "versions": package_versions(),
+            "epoch": run.state.epoch,
+            "best_score": run.state.best_score,
+            # per-step records are for resuming; the exported model keeps the epoch curve only
+            "history": {"steps": [], "epochs": payload["history"]["epochs"]},
+        }
+    )
     atomic_write(path, lambda f: torch.save(payload, f))
     return path
 
@@ -438,9 +448,10 @@ def _end_epoch(run: _Run, t0: float, resume: Path | None) -> bool:
     """Validate, report, export, preview and checkpoint a finished epoch; True = stop early."""
     cfg, s, emit = run.config, run.state, run.history.emit
     metrics = epoch_train_metrics(s)
-    metrics.update(validate_epoch(s, _loader(run.val_ds, cfg), emit=emit))
-    if run.comparator is not None:  # the model beside PCA of its own size
-        metrics.update(run.comparator.compare(s.model, run.val_ds.mels))
+    recon: list[torch.Tensor] = []
+    metrics.update(validate_epoch(s, _loader(run.val_ds, cfg), emit=emit, keep=recon))
+    if run.comparator is not None and recon:  # the model beside PCA of its own size
+        metrics.update(run.comparator.compare_reconstructions(torch.cat(recon), run.val_ds.mels))
     metrics["time/epoch_s"] = time.perf_counter() - t0
     is_best = _improved(run, metrics)
     emit(EpochMetrics(epoch=s.epoch, total_epochs=cfg.epochs, metrics=metrics))
