@@ -21,7 +21,8 @@ For each set it trains, through the public API (``inspect_audio``, ``get_adaptiv
 Reported: held-out spectral convergence (linear mel magnitude), mel L1 (dB) and the Fréchet
 distance of ``--generate`` prior samples to the held-out folder (per-frame log-mel statistics).
 
-Epochs are capped (``--epochs``, default per set below) to bound the run; previews are off. On
+Each run uses its preset's epochs (``--epochs`` overrides them for a quick look); previews are
+off. On
 the shared 2-vCPU VM (load ~8) the defaults took 30 min; alone on the CPU, about half. Usage::
 
     .venv/bin/python bench/quality.py [--sets sonic_pi onset continuous] [--epochs N]
@@ -50,7 +51,6 @@ from smalltrain.tasks.audio.train import train
 
 SR = 48000
 SONIC_PI = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio" / "sonic_pi_cc0"
-DEFAULT_EPOCHS = {"sonic_pi": 5, "onset": 30, "continuous": 10}
 SEED = 0
 
 # --- synthetic material -------------------------------------------------------------------------
@@ -183,11 +183,16 @@ def _scores(result: dict[str, Any], key: str) -> dict[str, float]:
     return {"sc": result[key]["sc"], "mel_l1_db": result[key]["mel_l1_db"], "frechet": frechet}
 
 
-def run_set(name: str, root: Path, epochs: int, device: str, n_generate: int) -> dict[str, Any]:
+def run_set(
+    name: str, root: Path, epochs: int | None, device: str, n_generate: int
+) -> dict[str, Any]:
     """Train auto and naive on ``root/train``, score both and PCA on ``root/held``."""
     report = inspect_audio(root / "train")
-    common = {"epochs": epochs, "preview_every": 0, "checkpoint_every": max(epochs, 1)}
+    common: dict[str, Any] = {"preview_every": 0}
+    if epochs:
+        common["epochs"] = epochs
     auto_cfg = get_adaptive_config(report, device=device, **common)
+    epochs = auto_cfg.epochs
     naive_cfg = get_adaptive_config(
         report, device=device, **common, sc_weight=0.0, kl_beta_max=0.0, augmentation=False,
         early_stopping_patience=0, time_shift_max_s=0.0,
@@ -243,7 +248,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", nargs="+", default=["sonic_pi", "onset", "continuous"])
-    parser.add_argument("--epochs", type=int, default=None, help="epoch cap for every set")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs for every set (default: the preset's)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--generate", type=int, default=16, help="samples for Fréchet")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: temp)")
@@ -256,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "sonic_pi" and not SONIC_PI.is_dir():
             print(f"skipping sonic_pi: {SONIC_PI} is absent")
             continue
-        epochs = args.epochs or DEFAULT_EPOCHS[name]
-        results.append(run_set(name, build_set(name, work), epochs, args.device, args.generate))
+        target = build_set(name, work)
+        results.append(run_set(name, target, args.epochs, args.device, args.generate))
         print(json.dumps(results[-1], indent=1, default=str), flush=True)
     print(markdown(results))
     print(f"total {time.perf_counter() - t0:.0f} s; work folder {work}")

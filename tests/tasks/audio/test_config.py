@@ -59,6 +59,8 @@ def report(n_files: int, seconds_each: float, material: str | None = None) -> Re
         ({"augmentation": "yes"}, "augmentation", "true or false"),
         ({"warmup_epochs": 50}, "warmup_epochs", "< epochs"),
         ({"floor_db": 10.0}, "floor_db", "negative"),
+        ({"latent_dim": 64, "latent_frames": 12}, "latent_frames", "divide latent_dim (64)"),
+        ({"latent_layout": "grid"}, "latent_layout", "must be one of temporal, flat"),
     ],
 )
 def test_invalid_values_name_field_value_and_rule(
@@ -123,6 +125,19 @@ def test_presets_set_the_documented_fields() -> None:
         assert required <= set(values), name
         TrainingConfig(**values, preset=name)  # every preset is valid on its own
     assert PRESETS["tiny"]["model_width"] < PRESETS["medium"]["model_width"]
+
+
+def test_latent_layout_reaches_the_model() -> None:
+    # presets: 60 floats = 12 steps x 5; auto frames pick the largest divisor up to 12
+    assert TrainingConfig(**PRESETS["tiny"]).model_kwargs()["latent_frames"] == 12
+    assert TrainingConfig(latent_dim=64).resolved_latent_frames == 8
+    assert TrainingConfig(latent_dim=7).resolved_latent_frames == 7
+    assert TrainingConfig(latent_dim=64, latent_frames=4).resolved_latent_frames == 4
+    assert TrainingConfig(latent_layout="flat").model_kwargs()["latent_frames"] is None
+    assert (
+        "temporal latent 60 floats (12 steps x 5)" in TrainingConfig(**PRESETS["small"]).describe()
+    )
+    assert "flat latent 64 floats" in TrainingConfig(latent_layout="flat").describe()
 
 
 def test_batch_size_capped_by_chunk_count() -> None:

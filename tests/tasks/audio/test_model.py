@@ -1,4 +1,4 @@
-"""ConvVAE, ConvEncoder, ConvDecoder: shapes, rebuild from init_args, capacity, determinism."""
+"""ConvVAE in both latent layouts: shapes, rebuild from init_args, capacity, determinism."""
 
 from __future__ import annotations
 
@@ -11,15 +11,25 @@ import torch
 import torch.nn.functional as F
 
 from smalltrain.tasks.audio.losses import vae_loss
-from smalltrain.tasks.audio.model import ConvDecoder, ConvEncoder, ConvVAE
+from smalltrain.tasks.audio.model import (
+    ConvDecoder,
+    ConvEncoder,
+    ConvVAE,
+    TemporalDecoder,
+    TemporalEncoder,
+)
 
 TINY: dict[str, Any] = {"capacity": 0.125}
+# the flat layout (old models) and the temporal one the presets use (8 steps x 8 floats)
+LAYOUTS: dict[str, dict[str, Any]] = {"flat": {}, "temporal": {"latent_frames": 8}}
+each_layout = pytest.mark.parametrize("layout", list(LAYOUTS.values()), ids=list(LAYOUTS))
 
 
 @pytest.mark.parametrize("n_frames", [94, 10, 1])
-def test_output_shape_equals_input_shape(n_frames: int) -> None:
+@each_layout
+def test_output_shape_equals_input_shape(n_frames: int, layout: dict[str, Any]) -> None:
     torch.manual_seed(0)
-    model = ConvVAE(n_frames=94, **TINY)
+    model = ConvVAE(n_frames=94, **TINY, **layout)
     x = torch.rand(2, 1, 128, n_frames)
     x_hat, mu, logvar = model(x)
     assert x_hat.shape == x.shape
@@ -28,8 +38,9 @@ def test_output_shape_equals_input_shape(n_frames: int) -> None:
 
 
 @pytest.mark.parametrize("n_frames", [94, 10, 1])
-def test_model_built_for_any_frame_count(n_frames: int) -> None:
-    model = ConvVAE(n_mels=40, n_frames=n_frames, latent_dim=8, width=8, n_layers=3)
+@each_layout
+def test_model_built_for_any_frame_count(n_frames: int, layout: dict[str, Any]) -> None:
+    model = ConvVAE(n_mels=40, n_frames=n_frames, latent_dim=8, width=8, n_layers=3, **layout)
     x = torch.rand(3, 1, 40, n_frames)
     assert model(x)[0].shape == x.shape
 
@@ -44,9 +55,10 @@ def test_encoder_and_decoder_are_the_public_halves() -> None:
         model.encode(torch.rand(1, 1, 128, 200))
 
 
-def test_init_args_round_trip_rebuilds_identical_model() -> None:
+@each_layout
+def test_init_args_round_trip_rebuilds_identical_model(layout: dict[str, Any]) -> None:
     torch.manual_seed(1)
-    model = ConvVAE(latent_dim=16, width=8, n_layers=3, capacity=0.5)
+    model = ConvVAE(latent_dim=16, width=8, n_layers=3, capacity=0.5, **layout)
     args = json.loads(json.dumps(model.init_args))  # plain JSON types only
     clone = ConvVAE.from_init_args(args)
     ref, new = model.state_dict(), clone.state_dict()
@@ -66,9 +78,10 @@ def test_capacity_knob_makes_a_tiny_model() -> None:
     assert tiny.init_args["capacity"] == 0.125
 
 
-def test_gradients_flow_to_every_parameter() -> None:
+@each_layout
+def test_gradients_flow_to_every_parameter(layout: dict[str, Any]) -> None:
     torch.manual_seed(0)
-    model = ConvVAE(**TINY)
+    model = ConvVAE(**TINY, **layout)
     x = torch.rand(2, 1, 128, 94)
     x_hat, mu, logvar = model(x)
     vae_loss(x_hat, x, mu, logvar, beta=1e-3, sc_weight=1.0)["loss"].backward()
@@ -78,12 +91,13 @@ def test_gradients_flow_to_every_parameter() -> None:
         assert p.grad.abs().sum() > 0, name
 
 
-def test_forward_is_deterministic_under_manual_seed() -> None:
+@each_layout
+def test_forward_is_deterministic_under_manual_seed(layout: dict[str, Any]) -> None:
     x = torch.rand(2, 1, 128, 94)
     outs = []
     for _ in range(2):
         torch.manual_seed(123)
-        model = ConvVAE(**TINY)
+        model = ConvVAE(**TINY, **layout)
         outs.append(model(x)[0])  # training mode: samples z from the global RNG
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
     gen = [torch.Generator().manual_seed(5) for _ in range(2)]
@@ -92,8 +106,9 @@ def test_forward_is_deterministic_under_manual_seed() -> None:
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_eval_mode_decodes_the_mean_and_uses_no_randomness() -> None:
-    model = ConvVAE(**TINY).eval()
+@each_layout
+def test_eval_mode_decodes_the_mean_and_uses_no_randomness(layout: dict[str, Any]) -> None:
+    model = ConvVAE(**TINY, **layout).eval()
     x = torch.rand(1, 1, 128, 94)
     state = torch.get_rng_state()
     x_hat, mu, _ = model(x)
@@ -101,21 +116,30 @@ def test_eval_mode_decodes_the_mean_and_uses_no_randomness() -> None:
     torch.testing.assert_close(x_hat, model.decode(mu))
 
 
-def test_batch_of_one_matches_batch_of_many() -> None:
-    model = ConvVAE(**TINY).eval()
+@each_layout
+def test_batch_of_one_matches_batch_of_many(layout: dict[str, Any]) -> None:
+    model = ConvVAE(**TINY, **layout).eval()
     x = torch.rand(3, 1, 128, 94)
     torch.testing.assert_close(model(x[:1])[0], model(x)[0][:1], rtol=1e-5, atol=1e-6)
 
 
-def test_sigmoid_output_is_bounded_by_output_max() -> None:
-    model = ConvVAE(**TINY)  # default output_max 2.0: normalized mels of loud audio exceed 1
+@each_layout
+def test_sigmoid_output_is_bounded_by_output_max(layout: dict[str, Any]) -> None:
+    model = ConvVAE(
+        **TINY, **layout
+    )  # default output_max 2.0: normalized mels of loud audio exceed 1
     x_hat = model.decode(torch.randn(4, 64) * 100)
     assert x_hat.min() >= 0
     assert x_hat.max() <= 2.0
-    small = ConvVAE(output_max=1.0, **TINY)
+    small = ConvVAE(output_max=1.0, **TINY, **layout)
     assert small.decode(torch.randn(4, 64) * 100).max() <= 1.0
     for output in ("softplus", "linear"):
-        assert ConvVAE(output=output, **TINY).decode(torch.randn(2, 64)).shape == (2, 1, 128, 94)
+        assert ConvVAE(output=output, **TINY, **layout).decode(torch.randn(2, 64)).shape == (
+            2,
+            1,
+            128,
+            94,
+        )
 
 
 def test_invalid_arguments_are_rejected() -> None:
@@ -125,6 +149,50 @@ def test_invalid_arguments_are_rejected() -> None:
         ConvVAE(capacity=0)
     with pytest.raises(ValueError, match="output"):
         ConvVAE(output="tanh")
+    with pytest.raises(ValueError, match="latent_frames=12: must be None or a whole divisor of"):
+        ConvVAE(latent_dim=64, latent_frames=12)
+    with pytest.raises(ValueError, match="latent_frames"):
+        ConvVAE(latent_dim=64, latent_frames=0)
+
+
+def test_temporal_layout_has_its_own_halves_and_records_its_frames() -> None:
+    model = ConvVAE(latent_dim=60, latent_frames=12, **TINY)
+    assert isinstance(model.encoder, TemporalEncoder)
+    assert isinstance(model.decoder, TemporalDecoder)
+    assert (model.layout, model.latent_frames) == ("temporal", 12)
+    assert model.init_args["latent_frames"] == 12
+    assert "latent_frames" not in ConvVAE(**TINY).init_args  # old flat models load unchanged
+    assert ConvVAE.from_init_args({**ConvVAE(**TINY).init_args}).layout == "flat"
+    with pytest.raises(ValueError, match="expected mels of shape"):
+        model.encode(torch.rand(1, 1, 64, 94))
+    with pytest.raises(ValueError, match="built for at most 96"):
+        model.encode(torch.rand(1, 1, 128, 97))
+
+
+def test_temporal_code_moves_with_the_sound() -> None:
+    """Shifting a sound by one latent step (8 frames) shifts its code by one step."""
+    torch.manual_seed(0)
+    model = ConvVAE(n_mels=16, n_frames=64, latent_dim=16, latent_frames=8, width=8).eval()
+    x = torch.zeros(1, 1, 16, 64)
+    x[..., 16:24] = torch.rand(1, 1, 16, 8) + 0.5  # a burst in silence
+    shifted = torch.roll(x, 8, dims=-1)
+    code = model.encode(x)[0].reshape(2, 8)  # [floats per step, steps]
+    code_shifted = model.encode(shifted)[0].reshape(2, 8)
+    torch.testing.assert_close(code_shifted[:, 3:6], code[:, 2:5], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(code_shifted[:, 3], code[:, 3])
+
+
+def test_init_output_level_starts_the_decoder_at_the_mean() -> None:
+    torch.manual_seed(0)
+    model = ConvVAE(n_mels=16, n_frames=32, latent_dim=8, latent_frames=4, **TINY).eval()
+    mean = torch.linspace(0.1, 1.4, 16)  # loud bands above 1 (0 dB) included
+    model.init_output_level(mean)
+    out = model.decode(torch.zeros(2, 8))[0, 0].mean(dim=1)  # the per-band level
+    torch.testing.assert_close(out, mean, rtol=0, atol=0.05)
+    flat = ConvVAE(**TINY)
+    before = {k: v.clone() for k, v in flat.state_dict().items()}
+    flat.init_output_level(torch.full((128,), 0.7))  # the flat layout keeps its fixed start
+    assert all(torch.equal(before[k], v) for k, v in flat.state_dict().items())
 
 
 def _fixed_mels(n: int, n_mels: int, n_frames: int) -> torch.Tensor:
@@ -150,13 +218,18 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_tiny_model_overfits_four_mels() -> None:
+@each_layout
+def test_tiny_model_overfits_four_mels(layout: dict[str, Any]) -> None:
     torch.manual_seed(0)
-    model = ConvVAE(n_mels=64, n_frames=32, **TINY)
+    size = TINY if not layout else {"width": 16}  # a temporal layer is one width wide
+    model = ConvVAE(n_mels=64, n_frames=32, **size, **layout)
     x = _fixed_mels(4, 64, 32)
+    model.init_output_level(x.mean(dim=(0, 1, 3)))  # as training does (flat: no-op)
+    # weights shared across time memorise more slowly than one Linear over the whole chunk
+    steps = 300 if layout else 100
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(100):
+    for _ in range(steps):
         x_hat, mu, logvar = model(x)
         loss = vae_loss(x_hat, x, mu, logvar, beta=1e-4, sc_weight=1.0)["loss"]
         opt.zero_grad()

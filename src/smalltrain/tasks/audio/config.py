@@ -32,7 +32,7 @@ _AT_LEAST_0 = (
     "weight_decay", "warmup_epochs", "grad_clip_norm", "num_workers", "kl_beta_max",
     "kl_warmup_epochs", "sc_weight", "pitch_shift_semitones", "time_shift_max_s",
     "early_stopping_patience", "early_stopping_min_delta", "preview_every", "preview_count",
-    "max_rollbacks", "collapse_kl_threshold",
+    "max_rollbacks", "collapse_kl_threshold", "latent_frames",
 )  # fmt: skip
 _CHOICES: dict[str, tuple[str, ...]] = {
     "preset": ("custom", *PRESET_NAMES),
@@ -40,58 +40,64 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "kl_schedule": ("linear", "cyclical"),
     "material": ("auto", "onset", "continuous", "mixed"),
     "monitor": ("val/loss", "val/sc", "val/recon"),
+    "latent_layout": ("temporal", "flat"),
 }
+MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks the largest divisor of latent_dim up to this
 
-# What each preset sets; every other field keeps its TrainingConfig default. tiny (< 1 min, a
-# few dozen chunks) trains in minutes on a laptop CPU: a narrow model (~270k parameters), many
-# short epochs, half-overlapping chunks and 3 augmented copies per chunk. small and medium widen
-# the model and batch and lean less on augmentation as real data grows. All follow
-# ../shared/data/README.md: L1 + spectral convergence, beta ~1e-4 after a warm-up, the best
-# checkpoint by validation loss, and early stopping.
+# What each preset sets; every other field keeps its TrainingConfig default. All three use the
+# temporal latent of 60 floats per 1 s chunk (12 steps x 5, see tasks/audio/model.py), L1 +
+# spectral convergence, beta 1e-4 after a warm-up, the best checkpoint by validation SC and
+# early stopping on it (../shared/data/README.md). The numbers were chosen by measurement
+# (bench/quality.py, bench/README.md "Audio quality"): on 36 to 270 training chunks the model
+# needs thousands of optimizer steps to pass PCA, so the small presets run many short epochs
+# at batch 8. tiny (< 1 min of audio) also overlaps chunks by half.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
-        "epochs": 60,
+        "epochs": 200,
         "batch_size": 8,
-        "learning_rate": 2e-3,
+        "learning_rate": 1e-3,
         "chunk_hop_seconds": 0.5,
-        "augmentation_expansion": 3,
-        "model_width": 16,
+        "augmentation_expansion": 2,
+        "latent_dim": 60,
+        "model_width": 128,
         "kl_beta_max": 1e-4,
-        "kl_warmup_epochs": 12,
+        "kl_warmup_epochs": 40,
         "kl_schedule": "linear",
-        "checkpoint_every": 10,
-        "preview_every": 10,
-        "early_stopping_patience": 15,
+        "checkpoint_every": 20,
+        "preview_every": 20,
+        "early_stopping_patience": 40,
         "monitor": "val/sc",
     },
     "small": {
+        "epochs": 120,
+        "batch_size": 8,
+        "learning_rate": 1e-3,
+        "chunk_hop_seconds": None,
+        "augmentation_expansion": 2,
+        "latent_dim": 60,
+        "model_width": 128,
+        "kl_beta_max": 1e-4,
+        "kl_warmup_epochs": 24,
+        "kl_schedule": "linear",
+        "checkpoint_every": 10,
+        "preview_every": 10,
+        "early_stopping_patience": 30,
+        "monitor": "val/sc",
+    },
+    "medium": {
         "epochs": 60,
         "batch_size": 16,
         "learning_rate": 1e-3,
         "chunk_hop_seconds": None,
-        "augmentation_expansion": 2,
-        "model_width": 32,
+        "augmentation_expansion": 1,
+        "latent_dim": 60,
+        "model_width": 192,
         "kl_beta_max": 1e-4,
         "kl_warmup_epochs": 12,
         "kl_schedule": "linear",
         "checkpoint_every": 5,
         "preview_every": 5,
         "early_stopping_patience": 15,
-        "monitor": "val/sc",
-    },
-    "medium": {
-        "epochs": 40,
-        "batch_size": 32,
-        "learning_rate": 1e-3,
-        "chunk_hop_seconds": None,
-        "augmentation_expansion": 1,
-        "model_width": 48,
-        "kl_beta_max": 1e-4,
-        "kl_warmup_epochs": 8,
-        "kl_schedule": "linear",
-        "checkpoint_every": 2,
-        "preview_every": 2,
-        "early_stopping_patience": 10,
         "monitor": "val/sc",
     },
 }
@@ -122,9 +128,11 @@ class TrainingConfig:
     val_fraction: float = 0.2
     num_workers: int = 0
     # model
-    latent_dim: int = 64
-    model_width: int = 32
-    model_layers: int = 4
+    latent_dim: int = 64  # floats per chunk
+    latent_layout: Literal["temporal", "flat"] = "temporal"  # see tasks/audio/model.py
+    latent_frames: int = 0  # temporal: latent steps per chunk; 0 = auto (a divisor, up to 12)
+    model_width: int = 32  # temporal: channels of every layer; flat: of the first layer
+    model_layers: int = 4  # flat only; the temporal layout's depth follows the frame count
     model_capacity: float | None = None
     # loss and KL annealing
     kl_beta_max: float = 1e-4
@@ -205,6 +213,8 @@ class TrainingConfig:
             ("val_fraction", 0 <= self.val_fraction < 1, "must be in [0, 1)"),
             ("model_layers", 1 <= self.model_layers <= 6, "must be between 1 and 6"),
             ("model_capacity", cap is None or cap > 0, "must be > 0, or None for 1.0"),
+            ("latent_frames", self.latent_frames == 0 or self.latent_dim % self.latent_frames == 0,
+             f"must divide latent_dim ({self.latent_dim}) exactly, or be 0 for auto"),
             ("speed_range", self.speed_range[0] > 0, "must be > 0"),
             ("noise_snr_db_range", self.noise_snr_db_range[0] >= 0, "must be >= 0 dB"),
             ("pitch_shift_semitones", self.pitch_shift_semitones <= 12, "must be <= 12"),
@@ -248,6 +258,16 @@ class TrainingConfig:
             "floor_db": self.floor_db,
         }
 
+    @property
+    def resolved_latent_frames(self) -> int | None:
+        """Latent steps per chunk of the temporal layout (None for flat); resolves 0 = auto."""
+        if self.latent_layout == "flat":
+            return None
+        if self.latent_frames:
+            return self.latent_frames
+        top = min(MAX_AUTO_LATENT_FRAMES, self.latent_dim)
+        return next(f for f in range(top, 0, -1) if self.latent_dim % f == 0)
+
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``ConvVAE``."""
         return {
@@ -257,6 +277,7 @@ class TrainingConfig:
             "width": self.model_width,
             "n_layers": self.model_layers,
             "capacity": self.model_capacity,
+            "latent_frames": self.resolved_latent_frames,
         }
 
     # --- serialisation --------------------------------------------------------------------------
@@ -302,14 +323,23 @@ class TrainingConfig:
                 f"preset {self.preset} on {self.device}, seed {self.seed}",
                 f"  {self.epochs} epochs x batch {self.batch_size}, lr {self.learning_rate:g} "
                 f"({self.lr_schedule}), grad clip {self.grad_clip_norm:g}",
-                f"  VAE width {self.model_width} x {self.model_layers} layers, latent "
-                f"{self.latent_dim}, chunks {self.chunk_seconds:g} s{hop}",
+                f"  VAE {self._describe_latent()}, width {self.model_width}, "
+                f"chunks {self.chunk_seconds:g} s{hop}",
                 f"  loss L1 + {self.sc_weight:g} x SC + beta x KL, beta -> {self.kl_beta_max:g} "
                 f"({self.kl_schedule} over {self.kl_warmup_epochs} epochs)",
                 f"  material {self.material}: {aug}",
                 f"  checkpoint every {self.checkpoint_every}, preview every {self.preview_every} "
                 f"epochs; best by {self.monitor}; {stop}",
             ]
+        )
+
+    def _describe_latent(self) -> str:
+        frames = self.resolved_latent_frames
+        if frames is None:
+            return f"flat latent {self.latent_dim} floats, {self.model_layers} layers"
+        return (
+            f"temporal latent {self.latent_dim} floats ({frames} steps x "
+            f"{self.latent_dim // frames})"
         )
 
 

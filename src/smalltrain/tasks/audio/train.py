@@ -185,6 +185,12 @@ def _checkpoint_payload(run: _Run) -> dict[str, Any]:
 def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
     """Put a run back exactly where ``ckpt`` was taken (mid-epoch included)."""
     s = run.state
+    saved_args = ckpt.get("model_args")
+    if saved_args is not None and saved_args != s.model.init_args:
+        raise CheckpointError(
+            f"the checkpoint's model ({saved_args}) differs from the one this config builds "
+            f"({s.model.init_args}); resume with the config saved in the checkpoint"
+        )
     s.model.load_state_dict(ckpt["model_state"])
     s.optimizer.load_state_dict(ckpt["optimizer_state"])
     s.lr_schedule.load_state_dict(ckpt["scheduler_state"])
@@ -335,7 +341,7 @@ def _setup(
         run_dir,
         steps,
         previews,
-        PCAComparator(spectrogram, train_ds.mels, cfg.latent_dim)
+        PCAComparator(spectrogram, train_ds.mels, cfg.latent_dim)  # = the model's latent floats
         if train_ds.n_chunks > 1
         else None,
     )
@@ -343,6 +349,8 @@ def _setup(
 
 def _resume_or_start(run: _Run, resume_from: Path | None, emit: Callable[[Event], None]) -> None:
     if resume_from is None:
+        # a fresh model starts at the training set's mean level per mel band
+        run.state.model.init_output_level(run.train_ds.mels.mean(dim=(0, 2)))
         _save(run, "initial", emit)  # the first rollback target
         return
     ckpt = load_checkpoint(resume_from)
