@@ -63,9 +63,18 @@ def generate_cmd(
     n: int = typer.Option(8, "--n", min=1, help="How many sounds to sample."),
     out: Path = typer.Option(Path("generated"), "--out", help="Folder for the WAV files."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same sounds."),
-    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Prior std scale."),
+    temperature: float = typer.Option(
+        1.0,
+        "--temperature",
+        min=0.0,
+        help="Spread around the typical sound (0 = the mean, 1 = as varied as the training set).",
+    ),
 ) -> None:
-    """Sample N new sounds from a trained audio model's prior."""
+    """Sample N new sounds from a trained audio model.
+
+    Latents are drawn from the Gaussian fitted to the model's codes of its training sounds
+    (stored with every exported model), so new sounds resemble the training material.
+    """
     from smalltrain.tasks.audio.generate import load_model, sample
 
     paths = sample(load_model(resolve_model_ref(model)), n, out, seed=seed, temperature=temperature)

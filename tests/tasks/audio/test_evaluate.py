@@ -77,8 +77,28 @@ def test_evaluate_generation_frechet(trained_run: Path, held_out: Path) -> None:
     assert gen["n"] == 4
     assert gen["frechet_model"] > 0.0
     assert gen["frechet_pca"] > 0.0
+    assert gen["model_prior"] == "stored"  # the exported model carries its fitted prior
     again = evaluate(trained_run, held_out, generate=4, seed=3).to_json_dict()["generation"]
     assert again == gen
+
+
+def test_exported_model_stores_the_prior_fitted_to_its_training_codes(trained_run: Path) -> None:
+    loaded = load_model(trained_run)
+    prior = loaded.prior
+    assert prior.fitted
+    assert prior.dim == loaded.model.latent_dim == 8
+    train_chunks = evaluate(trained_run, trained_run.parent / "train_data")
+    assert prior.n_codes == train_chunks.pca_train_chunks  # the same split PCA is fitted on
+
+
+def test_checkpoint_without_prior_gets_one_fitted_on_the_training_split(
+    trained_run: Path, held_out: Path
+) -> None:
+    ckpt = sorted((trained_run / "checkpoints").glob("*.pt"))[-1]
+    assert "latent_prior" not in torch.load(ckpt, weights_only=True)
+    gen = evaluate(ckpt, held_out, generate=4, seed=3).to_json_dict()["generation"]
+    assert gen["model_prior"] == "fitted"
+    assert math.isfinite(gen["frechet_model"])
 
 
 def test_evaluate_on_training_folder_warns(trained_run: Path) -> None:

@@ -6,13 +6,16 @@ chunk settings (``AudioTrainingDataset``, no augmentation, the same padding rule
 
 - the model's reconstruction (eval mode, ``z = mu``) of every chunk;
 - PCA with ``k = min(latent floats per chunk, training chunks - 1)`` components, refitted on the
-  model's recorded training split (``train_files`` in the checkpoint). PCA outputs are clipped to
-  the valid dB range ``[floor_db, 0]``, as the model's sigmoid output is; that only helps PCA.
+  model's recorded training split (``train_files`` in the checkpoint). PCA outputs are clipped
+  below at ``floor_db``, as the model's are; that only helps PCA.
 
 Scores are spectral convergence on linear mel magnitude and mel L1 in dB (``metrics``), overall
 = mean over chunks, per file = mean over that file's chunks. With ``generate=N`` it also draws N
 sounds from the model's prior and N from the PCA Gaussian and reports the Fréchet distance of
-their log-mel frame statistics to those of FOLDER (``frechet``).
+their log-mel frame statistics to those of FOLDER (``frechet``). The model's prior is the one
+stored with it (``tasks/audio/prior.py``), or, for a checkpoint without one, a Gaussian fitted
+to its codes of the same training chunks PCA is fitted on: each side samples from a Gaussian
+fitted to its own codes of the same data. Both sides' samples are clipped to ``[floor_db, 0]``.
 
 ``PCAComparator`` is the same comparison for the training orchestrator: fitted once per run on
 the training chunks, then called at every validation.
@@ -20,6 +23,7 @@ the training chunks, then called at every validation.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,7 @@ from smalltrain.tasks.audio.metrics import (
     spectral_convergence_mel,
 )
 from smalltrain.tasks.audio.model import ConvVAE
+from smalltrain.tasks.audio.prior import LatentPrior, fit_latent_prior
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram
 
 __all__ = [
@@ -188,6 +193,7 @@ class GenerationScores:
     frechet_model: float
     frechet_pca: float
     reference_frames: int
+    model_prior: str = "stored"  # stored with the model | fitted here | standard N(0, I)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +201,7 @@ class GenerationScores:
             "frechet_model": self.frechet_model,
             "frechet_pca": self.frechet_pca,
             "reference_frames": self.reference_frames,
+            "model_prior": self.model_prior,
         }
 
 
@@ -298,8 +305,9 @@ def _fit_baseline(
     cfg: TrainingConfig,
     latent: int,
     warnings: list[str],
-) -> tuple[PCAComparator, int]:
-    """PCA on the checkpoint's training split, read again from disk; returns it and its chunks."""
+) -> tuple[PCAComparator, Tensor]:
+    """PCA on the checkpoint's training split, read again from disk; returns it and the split's
+    normalized mels."""
     entries = ckpt.get("train_files")
     if not entries:
         raise DatasetError(
@@ -328,16 +336,21 @@ def _fit_baseline(
     train = AudioTrainingDataset(
         infos, spectrogram, cfg.chunk_samples, cfg.chunk_hop_samples, chunk_range=chunk_range
     )
-    return PCAComparator(spectrogram, train.mels, latent), train.n_chunks
+    return PCAComparator(spectrogram, train.mels, latent), train.mels
 
 
 @torch.no_grad()
 def _generation(
-    model: ConvVAE, comparator: PCAComparator, reference_db: Tensor, n: int, seed: int
+    model: ConvVAE,
+    prior: LatentPrior,
+    comparator: PCAComparator,
+    reference_db: Tensor,
+    n: int,
+    seed: int,
 ) -> GenerationScores:
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    z = torch.randn(n, model.latent_dim, generator=gen).to(device)
+    z = prior.sample(n, gen).to(device)
     model.eval()
     model_db = comparator.to_db(model.decode(z).squeeze(1).clamp(0.0, 1.0).cpu())
     pca_db = comparator.baseline.sample(n, gen).reshape(n, *reference_db.shape[1:])
@@ -378,7 +391,7 @@ def evaluate(
     ckpt = loaded.checkpoint
     report = scan_folder(folder, cfg.sample_rate)
     warnings: list[str] = []
-    comparator, n_train = _fit_baseline(ckpt, spectrogram, cfg, model.latent_dim, warnings)
+    comparator, train_mels = _fit_baseline(ckpt, spectrogram, cfg, model.latent_dim, warnings)
     data = AudioTrainingDataset(report.files, spectrogram, cfg.chunk_samples, cfg.chunk_hop_samples)
     names = [data.file_of_chunk(i).rel for i in range(data.n_chunks)]
     overlap = _in_training_split(report.files, ckpt.get("train_files") or [])
@@ -390,7 +403,11 @@ def evaluate(
     generation = None
     if generate > 0:
         reference = comparator.to_db(data.mels)
-        generation = _generation(model, comparator, reference, generate, seed)
+        prior, source = loaded.prior, "stored"
+        if not prior.fitted:  # e.g. an interval checkpoint: fit it as PCA's Gaussian is fitted
+            prior, source = fit_latent_prior(model, train_mels), "fitted"
+        generation = _generation(model, prior, comparator, reference, generate, seed)
+        generation = dataclasses.replace(generation, model_prior=source)
     return EvaluationResult(
         model_ref=str(model_ref),
         folder=str(folder),
@@ -399,7 +416,7 @@ def evaluate(
         baseline=comparator.pca_scores(data.mels, names),
         latent_floats=int(model.latent_dim),
         pca_k=comparator.k,
-        pca_train_chunks=n_train,
+        pca_train_chunks=int(train_mels.shape[0]),
         skipped=list(report.skipped),
         warnings=warnings,
         generation=generation,

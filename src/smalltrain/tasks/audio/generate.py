@@ -17,6 +17,7 @@ from smalltrain.tasks.audio.config import TrainingConfig
 from smalltrain.tasks.audio.io import load_audio
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.preview import render_mels, write_wav
+from smalltrain.tasks.audio.prior import LatentPrior
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
 
 
@@ -33,6 +34,12 @@ class LoadedModel:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def prior(self) -> LatentPrior:
+        """What new sounds are drawn from: the Gaussian fitted to the training codes that
+        training stores with the model, or N(0, I) for a checkpoint without one."""
+        return LatentPrior.of_checkpoint(self.checkpoint, self.model.latent_dim)
 
 
 def resolve_model_file(ref: str | Path) -> Path:
@@ -92,11 +99,14 @@ def _write_all(waves: torch.Tensor, out_dir: Path, prefix: str, sr: int) -> list
 def sample(
     loaded: LoadedModel, n: int, out_dir: str | Path, *, seed: int = 0, temperature: float = 1.0
 ) -> list[Path]:
-    """Decode ``n`` latents drawn from the prior N(0, temperature²·I); returns the WAV paths."""
+    """Decode ``n`` latents drawn from the model's prior; returns the WAV paths.
+
+    The prior is ``loaded.prior`` (see tasks/audio/prior.py); ``temperature`` scales its spread.
+    """
     if n < 1:
         raise ValueError(f"n={n}: must be >= 1")
     gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, loaded.model.latent_dim, generator=gen) * temperature
+    z = loaded.prior.sample(n, gen, temperature)
     waves = render_mels(loaded.model.decode(z.to(loaded.device)), loaded.spectrogram)
     return _write_all(waves, Path(out_dir), "sample", loaded.spectrogram.config.sample_rate)
 

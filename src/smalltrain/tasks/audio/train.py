@@ -60,6 +60,7 @@ from smalltrain.tasks.audio.loop import (
 from smalltrain.tasks.audio.losses import KLSchedule
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.preview import PreviewRenderer
+from smalltrain.tasks.audio.prior import fit_latent_prior
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
 
 CHECKPOINTS = "checkpoints"
@@ -284,6 +285,8 @@ def _export_best(run: _Run) -> Path:
             "best_score": run.state.best_score,
             # per-step records are for resuming; the exported model keeps the epoch curve only
             "history": {"steps": [], "epochs": payload["history"]["epochs"]},
+            # what `generate` samples from (see tasks/audio/prior.py)
+            "latent_prior": fit_latent_prior(run.state.model, run.train_ds.mels).state_dict(),
         }
     )
     atomic_write(path, lambda f: torch.save(payload, f))
