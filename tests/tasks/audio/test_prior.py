@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from smalltrain.tasks.audio.model import ConvVAE
+from smalltrain.tasks.audio.preview import PreviewRenderer
 from smalltrain.tasks.audio.prior import LatentPrior, fit_latent_prior
+from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
 
 
 def test_fit_recovers_mean_and_covariance() -> None:
@@ -69,3 +76,23 @@ def test_fit_latent_prior_uses_posterior_means_and_keeps_the_mode() -> None:
     torch.testing.assert_close(prior.mean, codes.mean(0), rtol=0, atol=1e-5)
     assert prior.n_codes == 6
     assert not fit_latent_prior(model, mels[:1]).fitted  # one chunk: nothing to fit
+
+
+def test_previews_decode_the_fixed_noise_through_the_prior(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = SpectrogramConfig(sample_rate=16000, n_fft=256, hop_length=128, n_mels=16)
+    model = ConvVAE(n_mels=16, n_frames=8, latent_dim=8, latent_frames=2, width=8)
+    renderer = PreviewRenderer(AudioSpectrogram(config), [], tmp_path, count=3, seed=0)
+    noise = renderer.latents(8)
+    assert not torch.equal(noise[0], noise[1])
+    # a prior with no spread: every sample is its mean
+    point = LatentPrior(torch.full((8,), 0.5), torch.zeros(8, 8), n_codes=4)
+    assert torch.equal(renderer.latents(8, point), torch.full((3, 8), 0.5))
+    shifted = LatentPrior(torch.full((8,), 2.0), 3 * torch.eye(8), n_codes=4)
+    torch.testing.assert_close(renderer.latents(8, shifted), 2.0 + 3 * noise)
+    assert torch.equal(renderer.latents(8), noise)  # the same noise every epoch
+    events: list[Any] = []
+    paths = renderer.render(model, 0, events.append, point)
+    assert [p.name for p in paths] == [f"epoch_0001_sample_{i}.wav" for i in range(3)]
+    assert all(np.isfinite(sf.read(p)[0]).all() for p in paths)
+    assert len(events) == 1

@@ -12,6 +12,7 @@ import torch
 from smalltrain.engine.events import Event, PreviewReady
 from smalltrain.engine.fsutil import atomic_write
 from smalltrain.tasks.audio.model import ConvVAE
+from smalltrain.tasks.audio.prior import LatentPrior
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram
 
 
@@ -93,23 +94,34 @@ class PreviewRenderer:
         self.reference = val_items[0] if len(val_items) else None
         self._latents: torch.Tensor | None = None
 
-    def latents(self, latent_dim: int) -> torch.Tensor:
+    def latents(self, latent_dim: int, prior: LatentPrior | None = None) -> torch.Tensor:
+        """The samples' latents: the run's fixed noise, through ``prior`` when given."""
         # A private generator: previews never draw from the training RNG stream.
         if self._latents is None or self._latents.shape[1] != latent_dim:
             gen = torch.Generator().manual_seed(self.seed + 7919)
             self._latents = torch.randn(self.count, latent_dim, generator=gen)
+        if prior is not None and prior.dim == latent_dim:
+            return prior.mean + self._latents @ prior.root.T
         return self._latents
 
-    def render(self, model: ConvVAE, epoch: int, emit: Callable[[Event], None]) -> list[Path]:
+    def render(
+        self,
+        model: ConvVAE,
+        epoch: int,
+        emit: Callable[[Event], None],
+        prior: LatentPrior | None = None,
+    ) -> list[Path]:
+        """Write this epoch's samples (and the reconstruction of the validation chunk).
+
+        The samples decode the same fixed noise every epoch, through ``prior`` when given (the
+        Gaussian of the model's current training codes, what ``generate`` would draw from now),
+        else as N(0, I) latents.
+        """
         if self.count <= 0:
             return []
+        latents = self.latents(model.latent_dim, prior)
         paths = generate_preview(
-            model,
-            self.spectrogram,
-            self.out_dir,
-            epoch,
-            self.latents(model.latent_dim),
-            self.reference,
+            model, self.spectrogram, self.out_dir, epoch, latents, self.reference
         )
         emit(PreviewReady(epoch=epoch, paths=tuple(str(p) for p in paths)))
         return paths

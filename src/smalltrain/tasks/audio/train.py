@@ -60,7 +60,7 @@ from smalltrain.tasks.audio.loop import (
 from smalltrain.tasks.audio.losses import KLSchedule
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.preview import PreviewRenderer
-from smalltrain.tasks.audio.prior import fit_latent_prior
+from smalltrain.tasks.audio.prior import LatentPrior, fit_latent_prior
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
 
 CHECKPOINTS = "checkpoints"
@@ -274,6 +274,11 @@ def _improved(run: _Run, metrics: dict[str, float]) -> bool:
     return False
 
 
+def _prior(run: _Run) -> LatentPrior:
+    """The Gaussian of the model's codes of the training chunks, what `generate` samples."""
+    return fit_latent_prior(run.state.model, run.train_ds.mels)
+
+
 def _export_best(run: _Run) -> Path:
     path = run.run_dir / EXPORT / BEST_MODEL
     payload = strip_for_inference(_checkpoint_payload(run))
@@ -286,7 +291,7 @@ def _export_best(run: _Run) -> Path:
             # per-step records are for resuming; the exported model keeps the epoch curve only
             "history": {"steps": [], "epochs": payload["history"]["epochs"]},
             # what `generate` samples from (see tasks/audio/prior.py)
-            "latent_prior": fit_latent_prior(run.state.model, run.train_ds.mels).state_dict(),
+            "latent_prior": _prior(run).state_dict(),
         }
     )
     atomic_write(path, lambda f: torch.save(payload, f))
@@ -470,7 +475,7 @@ def _end_epoch(run: _Run, t0: float, resume: Path | None) -> bool:
     if is_best:
         _export_best(run)
     if cfg.preview_every and (s.epoch + 1) % cfg.preview_every == 0:
-        run.previews.render(s.model, s.epoch, emit)
+        run.previews.render(s.model, s.epoch, emit, _prior(run))
     s.epoch, s.step_in_epoch = s.epoch + 1, 0
     stop_early = bool(cfg.early_stopping_patience) and s.bad_epochs >= cfg.early_stopping_patience
     if s.epoch % cfg.checkpoint_every == 0 and s.epoch < cfg.epochs and not stop_early:
@@ -501,7 +506,7 @@ def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
         best = _export_best(run)
     every = run.config.preview_every
     if status == "completed" and every and s.epoch % every != 0:  # not rendered yet
-        run.previews.render(s.model, max(s.epoch - 1, 0), emit)
+        run.previews.render(s.model, max(s.epoch - 1, 0), emit, _prior(run))
     summary = _summary_metrics(run)
     emit(
         TrainingFinished(
