@@ -149,6 +149,9 @@ def build_state(cfg: TrainingConfig, device: torch.device, steps_per_epoch: int)
         lr=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
         fused=device.type == "cuda",  # lets a NaN step be skipped on the device (no host sync)
+        # elsewhere the multi-tensor update: PyTorch defaults to one tensor at a time off CUDA,
+        # 1.9 ms against 1.4 ms a step for the small preset's model on this CPU
+        foreach=None if device.type == "cuda" else True,
     )
     total = cfg.epochs * steps_per_epoch
     lr_schedule = LRSchedule(
