@@ -46,6 +46,7 @@ import soxr
 
 from smalltrain.tasks.audio.config import get_adaptive_config
 from smalltrain.tasks.audio.evaluate import evaluate
+from smalltrain.tasks.audio.synth import drum_hit
 from smalltrain.tasks.audio.task import inspect_audio
 from smalltrain.tasks.audio.train import train
 
@@ -56,29 +57,9 @@ SEED = 0
 # --- synthetic material -------------------------------------------------------------------------
 
 
-def _decay(n: int, tau_s: float) -> np.ndarray:
-    return np.exp(-np.arange(n) / SR / tau_s)
-
-
 def _hit(rng: np.random.Generator) -> np.ndarray:
-    """One drum-like one-shot starting at sample 0."""
-    kind = rng.choice(["kick", "snare", "hat", "tom"])
-    dur = {"kick": 0.6, "snare": 0.4, "hat": 0.2, "tom": 0.8}[kind] * rng.uniform(0.75, 1.15)
-    n = int(dur * SR)
-    t = np.arange(n) / SR
-    if kind in ("kick", "tom"):
-        f_end = rng.uniform(45, 60) if kind == "kick" else rng.uniform(90, 160)
-        freq = f_end + rng.uniform(60, 120) * np.exp(-t / rng.uniform(0.02, 0.05))
-        body = np.sin(2 * np.pi * np.cumsum(freq) / SR) * _decay(n, rng.uniform(0.1, 0.25))
-        click = rng.normal(size=n) * _decay(n, 0.004) * 0.3
-        wave = body + click
-    elif kind == "snare":
-        tone = np.sin(2 * np.pi * rng.uniform(160, 240) * t) * _decay(n, 0.05)
-        wave = 0.5 * tone + 0.6 * rng.normal(size=n) * _decay(n, rng.uniform(0.05, 0.12))
-    else:
-        noise = np.diff(rng.normal(size=n + 1))  # tilted towards the highs
-        wave = 0.5 * noise * _decay(n, rng.uniform(0.015, 0.05))
-    return (0.8 * wave / (np.abs(wave).max() + 1e-9)).astype(np.float32)
+    """One drum-like one-shot starting at sample 0 (the demo's material too)."""
+    return drum_hit(rng, SR)
 
 
 def _formant_sweep(rng: np.random.Generator, n_out: int) -> np.ndarray:
