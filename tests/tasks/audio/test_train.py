@@ -14,7 +14,7 @@ from smalltrain.engine.checkpoints import list_checkpoints, load_checkpoint
 from smalltrain.engine.context import CancelToken
 from smalltrain.engine.events import CheckpointSaved, Event, StepMetrics, WarningEvent
 from smalltrain.engine.runner import TrainingRunner
-from smalltrain.errors import TrainingDiverged
+from smalltrain.errors import CheckpointError, TrainingDiverged
 from smalltrain.tasks.audio.config import TrainingConfig
 from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
 from smalltrain.tasks.audio.loop import LRSchedule, TrainState, train_epoch
@@ -277,3 +277,13 @@ def test_tensorboard_logs_scalars_and_preview_audio(sounds: Path, tmp_path: Path
     tags = acc.Tags()
     assert {"train/loss", "kl/beta", "epoch/val/loss"} <= set(tags["scalars"])
     assert any(tag.startswith("preview/") for tag in tags["audio"])
+
+
+def test_resume_with_a_config_that_builds_another_model_fails_clearly(
+    sounds: Path, tmp_path: Path
+) -> None:
+    done = train(tiny_config(epochs=1), sounds, tmp_path / "run")
+    other = tiny_config(epochs=2, latent_layout="flat")
+    with pytest.raises(CheckpointError, match="differs from the one this config builds"):
+        train(other, sounds, tmp_path / "again", resume_from=done.last_checkpoint)
+    assert not (tmp_path / "again" / "export" / "best.pt").exists()
