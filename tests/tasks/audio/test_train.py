@@ -287,3 +287,25 @@ def test_resume_with_a_config_that_builds_another_model_fails_clearly(
     with pytest.raises(CheckpointError, match="differs from the one this config builds"):
         train(other, sounds, tmp_path / "again", resume_from=done.last_checkpoint)
     assert not (tmp_path / "again" / "export" / "best.pt").exists()
+
+
+def test_overfitting_warning_is_not_repeated_every_epoch() -> None:
+    from types import SimpleNamespace
+
+    from smalltrain.tasks.audio.train import _epoch_warnings
+
+    run = SimpleNamespace(config=tiny_config(), state=SimpleNamespace(epoch=0), overfit_warned=None)
+    warned: list[int | None] = []
+
+    def record(event: Event) -> None:
+        assert isinstance(event, WarningEvent)
+        assert event.code == "overfitting"
+        warned.append(event.epoch)
+
+    gaps = [0.1, 0.3, 0.35, 0.4, 0.5, 0.3, 0.3] + [0.3] * 20  # val / train - 1 per epoch
+    for epoch, gap in enumerate(gaps):
+        run.state.epoch = epoch
+        metrics = {"train/loss": 1.0, "val/loss": 1.0 + gap}
+        _epoch_warnings(run, metrics, record)  # type: ignore[arg-type]
+    # first crossing (epoch 1), growth to 1.5x the warned gap (0.5 at epoch 4), then 20 epochs on
+    assert warned == [1, 4, 24]

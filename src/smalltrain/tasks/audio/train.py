@@ -85,6 +85,7 @@ class _Run:
     steps_per_epoch: int
     previews: PreviewRenderer
     comparator: PCAComparator | None  # None when there are too few training chunks for PCA
+    overfit_warned: tuple[int, float] | None = None  # (epoch, gap) of the last such warning
 
     @property
     def ckpt_dir(self) -> Path:
@@ -304,11 +305,23 @@ def _export_best(run: _Run) -> Path:
     return path
 
 
+OVERFIT_REPEAT_EPOCHS = 20  # a standing overfitting gap is repeated this often...
+OVERFIT_REPEAT_GROWTH = 1.5  # ...or as soon as it has grown this much since the last warning
+
+
 def _epoch_warnings(run: _Run, metrics: dict[str, float], emit: Callable[[Event], None]) -> None:
+    """Warn of overfitting when the gap first passes the ratio, then only when it grows 1.5x or
+    every 20 epochs: long small-data runs sit above the ratio for most of their epochs."""
     train_loss, val_loss = metrics.get("train/loss", math.nan), metrics.get("val/loss", math.nan)
     if math.isfinite(train_loss) and math.isfinite(val_loss) and train_loss > 0:
         gap = (val_loss - train_loss) / train_loss
-        if gap > run.config.overfit_warning_ratio:
+        last = run.overfit_warned
+        due = last is None or (
+            run.state.epoch - last[0] >= OVERFIT_REPEAT_EPOCHS
+            or gap >= OVERFIT_REPEAT_GROWTH * last[1]
+        )
+        if gap > run.config.overfit_warning_ratio and due:
+            run.overfit_warned = (run.state.epoch, gap)
             emit(
                 WarningEvent(
                     code="overfitting",
