@@ -50,18 +50,17 @@ def _batches(n: int, cfg: TrainingConfig) -> list[torch.Tensor]:
     ]
 
 
-def _bare(batches: list[torch.Tensor], cfg: TrainingConfig, clip: bool = False) -> float:
+def _bare(batches: list[torch.Tensor], cfg: TrainingConfig, foreach: bool | None = None) -> float:
+    """A bare loop; ``foreach=None`` is AdamW as a user writes it, True is the runs' choice."""
     torch.manual_seed(0)
     model = ConvVAE(**cfg.model_kwargs())
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, foreach=foreach)
     t0 = time.perf_counter()
     for x in batches:
         opt.zero_grad(set_to_none=True)
         x_hat, mu, logvar = model(x)
         loss = vae_loss(x_hat, x, mu, logvar, 1e-4, sc_weight=cfg.sc_weight)["loss"]
         loss.backward()
-        if clip:  # the one feature of ours that costs real work per step
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm, foreach=True)
         opt.step()
     return time.perf_counter() - t0
 
@@ -78,21 +77,21 @@ def _ours(batches: list[torch.Tensor], cfg: TrainingConfig) -> float:
     return time.perf_counter() - t0
 
 
-def bench_overhead(repeats: int = 5, n_batches: int = 60) -> dict[str, float]:
+def bench_overhead(repeats: int = 9, n_batches: int = 60) -> dict[str, float]:
     batches = _batches(n_batches, CFG)
     _bare(batches[:3], CFG), _ours(batches[:3], CFG)  # warm-up
-    bare, clipped, ours = [], [], []
+    bare, same_opt, ours = [], [], []
     for _ in range(repeats):  # interleaved, so machine load hits all alike
         bare.append(_bare(batches, CFG))
-        clipped.append(_bare(batches, CFG, clip=True))
+        same_opt.append(_bare(batches, CFG, foreach=True))
         ours.append(_ours(batches, CFG))
-    b, c, o = statistics.median(bare), statistics.median(clipped), statistics.median(ours)
+    b, f, o = statistics.median(bare), statistics.median(same_opt), statistics.median(ours)
     return {
         "bare_s": b,
-        "bare_clip_s": c,
+        "bare_foreach_s": f,
         "ours_s": o,
         "throughput_ratio": b / o,
-        "ratio_vs_clipped": c / o,
+        "engine_ratio": f / o,
     }
 
 
@@ -231,9 +230,10 @@ def main() -> None:
     if args.which in ("all", "overhead"):
         r = bench_overhead()
         print(
-            f"overhead: bare {r['bare_s']:.3f} s, bare + grad clipping {r['bare_clip_s']:.3f} s, "
-            f"ours {r['ours_s']:.3f} s; throughput ours/bare = {r['throughput_ratio']:.3f} "
-            f"(target >= 0.97), ours/(bare + clipping) = {r['ratio_vs_clipped']:.3f}"
+            f"overhead: bare {r['bare_s']:.3f} s, bare with the runs' optimizer "
+            f"{r['bare_foreach_s']:.3f} s, ours {r['ours_s']:.3f} s; throughput ours/bare = "
+            f"{r['throughput_ratio']:.3f} (target >= 0.97), engine only (same optimizer) = "
+            f"{r['engine_ratio']:.3f}"
         )
     for workers in (0, 1) if args.which in ("all", "data") else ():
         r = bench_data(180.0, workers)

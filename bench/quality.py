@@ -22,8 +22,7 @@ Reported: held-out spectral convergence (linear mel magnitude), mel L1 (dB) and 
 distance of ``--generate`` prior samples to the held-out folder (per-frame log-mel statistics).
 
 Each run uses its preset's epochs (``--epochs`` overrides them for a quick look); previews are
-off. On
-the shared 2-vCPU VM (load ~8) the defaults took 30 min; alone on the CPU, about half. Usage::
+off. On a quiet 2-vCPU VM the whole script takes about 9 minutes. Usage::
 
     .venv/bin/python bench/quality.py [--sets sonic_pi onset continuous] [--epochs N]
         [--device cpu] [--out DIR] [--json results.json]

@@ -77,7 +77,15 @@ def generate_cmd(
     """
     from smalltrain.tasks.audio.generate import load_model, sample
 
-    paths = sample(load_model(resolve_model_ref(model)), n, out, seed=seed, temperature=temperature)
+    loaded = load_model(resolve_model_ref(model))
+    if not loaded.prior.fitted:
+        console.print(
+            f"warning: {loaded.path.name} carries no fitted latent prior (a training checkpoint, "
+            "not an exported model), so sounds are drawn from N(0, I) and resemble the training "
+            "material less; give the run folder or registered model for its export/best.pt",
+            highlight=False,
+        )
+    paths = sample(loaded, n, out, seed=seed, temperature=temperature)
     console.print(f"wrote {len(paths)} sounds to {out}", highlight=False)
 
 

@@ -26,6 +26,7 @@ def demo_cmd(
     from smalltrain.cli.follow import follow_job, open_manager
     from smalltrain.engine.jobs import JobStatus
     from smalltrain.engine.manager import JobSpec
+    from smalltrain.tasks.audio.config import PRESETS
     from smalltrain.tasks.audio.evaluate import evaluate
     from smalltrain.tasks.audio.generate import interpolate, load_model, sample
     from smalltrain.tasks.audio.synth import make_drum_kit
@@ -44,7 +45,8 @@ def demo_cmd(
         model_name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
     )
     job_id = manager.start_training(spec)
-    length = f"{epochs} epochs" if epochs else "up to 200 epochs, stops early on a plateau"
+    tiny = PRESETS["tiny"]["epochs"]
+    length = f"{epochs} epochs" if epochs else f"up to {tiny} epochs, stops early on a plateau"
     console.print(f"2. training job {job_id} (tiny preset, {length})", highlight=False)
     t0 = time.perf_counter()
     manager.start_scheduler(stop_after={job_id})

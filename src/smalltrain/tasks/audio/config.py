@@ -42,6 +42,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "monitor": ("val/loss", "val/sc", "val/recon"),
     "latent_layout": ("temporal", "flat"),
 }
+# model_width of each preset with latent_layout=flat (first layer, doubling), as before the
+# temporal layout: the temporal widths would build 13-29M-parameter flat models
+FLAT_WIDTHS = {"tiny": 16, "small": 32, "medium": 48}
+_LAYOUT_FIELDS = {"latent_layout", "latent_frames"}  # added with the temporal layout
 MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks the largest divisor of latent_dim up to this
 
 # What each preset sets; every other field keeps its TrainingConfig default. All three use the
@@ -213,7 +217,8 @@ class TrainingConfig:
             ("val_fraction", 0 <= self.val_fraction < 1, "must be in [0, 1)"),
             ("model_layers", 1 <= self.model_layers <= 6, "must be between 1 and 6"),
             ("model_capacity", cap is None or cap > 0, "must be > 0, or None for 1.0"),
-            ("latent_frames", self.latent_frames == 0 or self.latent_dim % self.latent_frames == 0,
+            ("latent_frames", self.latent_layout == "flat" or self.latent_frames == 0
+             or self.latent_dim % self.latent_frames == 0,
              f"must divide latent_dim ({self.latent_dim}) exactly, or be 0 for auto"),
             ("speed_range", self.speed_range[0] > 0, "must be > 0"),
             ("noise_snr_db_range", self.noise_snr_db_range[0] >= 0, "must be >= 0 dB"),
@@ -265,7 +270,7 @@ class TrainingConfig:
             return None
         if self.latent_frames:
             return self.latent_frames
-        top = min(MAX_AUTO_LATENT_FRAMES, self.latent_dim)
+        top = min(MAX_AUTO_LATENT_FRAMES, self.latent_dim, self.n_frames)  # never more than frames
         return next(f for f in range(top, 0, -1) if self.latent_dim % f == 0)
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -292,10 +297,17 @@ class TrainingConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> TrainingConfig:
         """Rebuild from ``to_dict()`` output; missing keys take their defaults.
 
+        A complete dict without ``latent_layout`` was saved before the temporal layout existed
+        and describes a flat model, so it is read as ``latent_layout="flat"`` (old runs resume).
+
         Raises:
             ConfigError: an unknown key, or a value that breaks a rule.
         """
         names = {f.name for f in dataclasses.fields(cls)}
+        d = dict(d)
+        if "latent_layout" not in d and names - _LAYOUT_FIELDS <= set(d):
+            # a whole config saved before the temporal layout existed: its model was flat
+            d["latent_layout"] = "flat"
         for key, value in d.items():
             if key not in names:
                 raise ConfigError(
@@ -430,6 +442,8 @@ def get_adaptive_config(
     chunks = estimate_chunks(report, trial.chunk_seconds, trial.chunk_hop_seconds)
     train_chunks = max(1, math.floor(chunks * (1.0 - trial.val_fraction)))
     auto["batch_size"] = max(1, min(batch, train_chunks))
+    if trial.latent_layout == "flat":  # a preset's width means every layer only when temporal
+        auto["model_width"] = FLAT_WIDTHS[name]
     # Augmented items are built on the fly; loader workers hide that cost, but on a 2-core
     # machine a worker slows the whole epoch down (bench/README.md, "Data pipeline").
     cores = os.cpu_count() or 1

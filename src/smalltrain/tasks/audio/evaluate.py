@@ -405,7 +405,8 @@ def evaluate(
         reference = comparator.to_db(data.mels)
         prior, source = loaded.prior, "stored"
         if not prior.fitted:  # e.g. an interval checkpoint: fit it as PCA's Gaussian is fitted
-            prior, source = fit_latent_prior(model, train_mels), "fitted"
+            prior = fit_latent_prior(model, train_mels)
+            source = "fitted" if prior.fitted else "standard"  # < 2 training chunks: N(0, I)
         generation = _generation(model, prior, comparator, reference, generate, seed)
         generation = dataclasses.replace(generation, model_prior=source)
     return EvaluationResult(

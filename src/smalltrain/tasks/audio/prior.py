@@ -3,8 +3,9 @@
 A VAE's nominal prior is N(0, I), but with the small KL weight that reconstructs best on small
 data (β ~1e-4) the training codes do not fill it: on the shared sonic_pi set their means sat
 about 0.5 away from 0 with a spread of 0.65, and decoding N(0, I) draws gave sounds whose log-mel
-statistics were 10x further from held-out material (Fréchet distance 111,000 dB² against 9,200
-for draws from the fitted Gaussian; PCA's own Gaussian sampler: 8,300). So, as for PCA, new
+statistics were 9x further from held-out material (Fréchet distance of 16 sounds 111,302 dB²
+against 12,160 for draws from the fitted Gaussian; PCA's own Gaussian sampler: 11,381;
+bench/README.md, "Audio quality"). So, as for PCA, new
 sounds are drawn from a full-covariance Gaussian fitted to the posterior means of the training
 chunks ("ex-post density estimation", Ghosh et al. 2020). Training stores it with every exported
 model; a model without one (an interval checkpoint) falls back to N(0, I).

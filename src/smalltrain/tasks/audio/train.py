@@ -187,6 +187,9 @@ def _checkpoint_payload(run: _Run) -> dict[str, Any]:
     }
 
 
+_DEVICE_FLAGS = ("fused", "foreach")  # AdamW implementation choices made per device
+
+
 def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
     """Put a run back exactly where ``ckpt`` was taken (mid-epoch included)."""
     s = run.state
@@ -200,7 +203,12 @@ def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
             "generate and evaluate, or start a new run"
         )
     s.model.load_state_dict(ckpt["model_state"])
+    flags = [{k: g.get(k) for k in _DEVICE_FLAGS} for g in s.optimizer.param_groups]
     s.optimizer.load_state_dict(ckpt["optimizer_state"])
+    # the saved groups carry the flags of the device they were saved on (a CPU checkpoint
+    # resumed on CUDA would lose `fused`, and with it the on-device NaN skip): keep this run's
+    for group, own in zip(s.optimizer.param_groups, flags, strict=True):
+        group.update(own)
     s.lr_schedule.load_state_dict(ckpt["scheduler_state"])
     s.kl.load_state_dict(ckpt["kl_state"])
     s.load_counters(ckpt["counters"])
@@ -284,6 +292,11 @@ def _improved(run: _Run, metrics: dict[str, float]) -> bool:
 def _prior(run: _Run) -> LatentPrior:
     """The Gaussian of the model's codes of the training chunks, what `generate` samples."""
     return fit_latent_prior(run.state.model, run.train_ds.mels)
+
+
+def _render_previews(run: _Run, epoch: int) -> None:
+    if run.config.preview_count > 0:  # fitting the prior encodes the training set: skip it
+        run.previews.render(run.state.model, epoch, run.history.emit, _prior(run))
 
 
 def _export_best(run: _Run) -> Path:
@@ -494,7 +507,7 @@ def _end_epoch(run: _Run, t0: float, resume: Path | None) -> bool:
     if is_best:
         _export_best(run)
     if cfg.preview_every and (s.epoch + 1) % cfg.preview_every == 0:
-        run.previews.render(s.model, s.epoch, emit, _prior(run))
+        _render_previews(run, s.epoch)
     s.epoch, s.step_in_epoch = s.epoch + 1, 0
     stop_early = bool(cfg.early_stopping_patience) and s.bad_epochs >= cfg.early_stopping_patience
     if s.epoch % cfg.checkpoint_every == 0 and s.epoch < cfg.epochs and not stop_early:
@@ -525,7 +538,7 @@ def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
         best = _export_best(run)
     every = run.config.preview_every
     if status == "completed" and every and s.epoch % every != 0:  # not rendered yet
-        run.previews.render(s.model, max(s.epoch - 1, 0), emit, _prior(run))
+        _render_previews(run, max(s.epoch - 1, 0))
     summary = _summary_metrics(run)
     emit(
         TrainingFinished(
