@@ -64,7 +64,11 @@ def test_generate_reconstruct_interpolate_by_path(
     trained: tuple[Path, Path], tmp_path: Path
 ) -> None:
     sounds, run_dir = trained
-    run("generate", str(run_dir), "--n", "3", "--out", str(tmp_path / "gen"), "--seed", "4")
+    out = run("generate", str(run_dir), "--n", "3", "--out", str(tmp_path / "gen"), "--seed", "4")
+    assert "warning" not in out  # the exported model carries its fitted prior
+    ckpt = sorted((run_dir / "checkpoints").glob("*.pt"))[-1]
+    out = run("generate", str(ckpt), "--n", "1", "--out", str(tmp_path / "raw"))
+    assert "no fitted latent prior" in " ".join(out.split())
     wavs = sorted((tmp_path / "gen").glob("*.wav"))
     assert len(wavs) == 3
     info = sf.info(wavs[0])

@@ -140,6 +140,25 @@ def test_latent_layout_reaches_the_model() -> None:
     assert "flat latent 64 floats" in TrainingConfig(latent_layout="flat").describe()
 
 
+def test_a_whole_config_saved_before_the_temporal_layout_reads_as_flat() -> None:
+    old = TrainingConfig(latent_layout="flat").to_dict()
+    del old["latent_layout"], old["latent_frames"]
+    assert TrainingConfig.from_dict(old).latent_layout == "flat"
+    assert TrainingConfig.from_dict({"epochs": 3}).latent_layout == "temporal"  # a partial dict
+    # the flat layout ignores latent_frames, so its divisibility rule does not apply
+    assert TrainingConfig(latent_layout="flat", latent_dim=64, latent_frames=12).latent_dim == 64
+    # auto never picks more latent steps than the chunk has frames (0.05 s: 5 frames)
+    assert TrainingConfig(chunk_seconds=0.05, latent_dim=60).resolved_latent_frames == 5
+
+
+def test_flat_layout_with_a_preset_gets_the_flat_width() -> None:
+    for preset, width in (("tiny", 16), ("small", 32), ("medium", 48)):
+        cfg = get_adaptive_config(report(5, 2.0), device="cpu", preset=preset, latent_layout="flat")
+        assert cfg.model_width == width
+    chosen = get_adaptive_config(report(5, 2.0), device="cpu", latent_layout="flat", model_width=8)
+    assert chosen.model_width == 8  # the user's width wins
+
+
 def test_batch_size_capped_by_chunk_count() -> None:
     cfg = get_adaptive_config(report(3, 1.0), device="cpu", preset="small")
     # 3 one-second chunks, 20% held out -> at most 2 training chunks

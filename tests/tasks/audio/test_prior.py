@@ -45,6 +45,9 @@ def test_temperature_scales_the_spread_around_the_mean() -> None:
     prior = LatentPrior(torch.tensor([1.0, -1.0]), torch.eye(2) * 2)
     cold = prior.sample(4, torch.Generator().manual_seed(0), temperature=0.0)
     assert torch.equal(cold, torch.tensor([[1.0, -1.0]]).expand(4, 2))
+    one = prior.sample(4, torch.Generator().manual_seed(0), temperature=1.0)
+    hot = prior.sample(4, torch.Generator().manual_seed(0), temperature=2.5)
+    torch.testing.assert_close(hot - prior.mean, 2.5 * (one - prior.mean))
 
 
 def test_checkpoint_without_a_prior_falls_back_to_the_standard_normal() -> None:

@@ -309,3 +309,14 @@ def test_overfitting_warning_is_not_repeated_every_epoch() -> None:
         _epoch_warnings(run, metrics, record)  # type: ignore[arg-type]
     # first crossing (epoch 1), growth to 1.5x the warned gap (0.5 at epoch 4), then 20 epochs on
     assert warned == [1, 4, 24]
+
+
+def test_a_run_saved_before_the_temporal_layout_resumes(sounds: Path, tmp_path: Path) -> None:
+    first = train(tiny_config(epochs=1, latent_layout="flat"), sounds, tmp_path / "run")
+    saved = load_checkpoint(first.last_checkpoint)["config"]
+    del saved["latent_layout"], saved["latent_frames"]  # as an older smalltrain wrote it
+    cfg = TrainingConfig.from_dict({**saved, "epochs": 2})
+    resumed = train(cfg, sounds, tmp_path / "run", resume_from=first.last_checkpoint)
+    assert resumed.status == "completed"
+    assert resumed.epochs_completed == 2
+    assert load_model(resumed.best_checkpoint).model.layout == "flat"
