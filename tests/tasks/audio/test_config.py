@@ -149,6 +149,9 @@ def test_a_whole_config_saved_before_the_temporal_layout_reads_as_flat() -> None
     assert TrainingConfig(latent_layout="flat", latent_dim=64, latent_frames=12).latent_dim == 64
     # auto never picks more latent steps than the chunk has frames (0.05 s: 5 frames)
     assert TrainingConfig(chunk_seconds=0.05, latent_dim=60).resolved_latent_frames == 5
+    # ...and of the divisors it takes the one that pads the chunk least: 1.5 s is 141 frames,
+    # 10 steps pad it to 160 where 12 would pad it to 192
+    assert TrainingConfig(chunk_seconds=1.5, latent_dim=60).resolved_latent_frames == 10
 
 
 def test_flat_layout_with_a_preset_gets_the_flat_width() -> None:

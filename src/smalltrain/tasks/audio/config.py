@@ -46,7 +46,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 # temporal layout: the temporal widths would build 13-29M-parameter flat models
 FLAT_WIDTHS = {"tiny": 16, "small": 32, "medium": 48}
 _LAYOUT_FIELDS = {"latent_layout", "latent_frames"}  # added with the temporal layout
-MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks the largest divisor of latent_dim up to this
+MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks a divisor of latent_dim up to this
 
 # What each preset sets; every other field keeps its TrainingConfig default. All three use the
 # temporal latent of 60 floats per 1 s chunk (12 steps x 5, see tasks/audio/model.py), L1 +
@@ -270,8 +270,11 @@ class TrainingConfig:
             return None
         if self.latent_frames:
             return self.latent_frames
-        top = min(MAX_AUTO_LATENT_FRAMES, self.latent_dim, self.n_frames)  # never more than frames
-        return next(f for f in range(top, 0, -1) if self.latent_dim % f == 0)
+        # a divisor of latent_dim, at most 12 and at most the chunk's frames; of those, the one
+        # that pads the chunk least (the encoder pads to frames * 2**k), then the most steps
+        top = min(MAX_AUTO_LATENT_FRAMES, self.latent_dim, self.n_frames)
+        options = [f for f in range(1, top + 1) if self.latent_dim % f == 0]
+        return min(options, key=lambda f: (f * 2 ** _steps_down(self.n_frames, f), -f))
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``ConvVAE``."""
@@ -454,6 +457,11 @@ def get_adaptive_config(
     if config.device != resolved:  # the user overrode the device: check it exists
         config = dataclasses.replace(config, device=resolve_device(config.device))
     return config
+
+
+def _steps_down(n_frames: int, latent_frames: int) -> int:
+    """Stride-2 steps from ``n_frames`` down to ``latent_frames`` (as model.temporal_plan)."""
+    return max(0, math.ceil(math.log2(max(n_frames, 1) / latent_frames)))
 
 
 def _is_int(value: Any) -> bool:
