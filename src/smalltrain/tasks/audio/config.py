@@ -274,7 +274,7 @@ class TrainingConfig:
         # that pads the chunk least (the encoder pads to frames * 2**k), then the most steps
         top = min(MAX_AUTO_LATENT_FRAMES, self.latent_dim, self.n_frames)
         options = [f for f in range(1, top + 1) if self.latent_dim % f == 0]
-        return min(options, key=lambda f: (f * 2 ** _steps_down(self.n_frames, f), -f))
+        return min(options, key=lambda f: (f * 2 ** temporal_steps_down(self.n_frames, f), -f))
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``ConvVAE``."""
@@ -459,8 +459,8 @@ def get_adaptive_config(
     return config
 
 
-def _steps_down(n_frames: int, latent_frames: int) -> int:
-    """Stride-2 steps from ``n_frames`` down to ``latent_frames`` (as model.temporal_plan)."""
+def temporal_steps_down(n_frames: int, latent_frames: int) -> int:
+    """Stride-2 steps of the temporal layout from ``n_frames`` down to ``latent_frames``."""
     return max(0, math.ceil(math.log2(max(n_frames, 1) / latent_frames)))
 
 

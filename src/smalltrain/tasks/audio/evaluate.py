@@ -23,7 +23,6 @@ the training chunks, then called at every validation.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,6 +342,7 @@ def _fit_baseline(
 def _generation(
     model: ConvVAE,
     prior: LatentPrior,
+    prior_source: str,
     comparator: PCAComparator,
     reference_db: Tensor,
     n: int,
@@ -361,6 +361,7 @@ def _generation(
         frechet_model=frechet_distance(*mel_statistics(model_db), *ref),
         frechet_pca=frechet_distance(*mel_statistics(pca_db), *ref),
         reference_frames=int(reference_db.shape[0] * reference_db.shape[-1]),
+        model_prior=prior_source,
     )
 
 
@@ -407,8 +408,7 @@ def evaluate(
         if not prior.fitted:  # e.g. an interval checkpoint: fit it as PCA's Gaussian is fitted
             prior = fit_latent_prior(model, train_mels)
             source = "fitted" if prior.fitted else "standard"  # < 2 training chunks: N(0, I)
-        generation = _generation(model, prior, comparator, reference, generate, seed)
-        generation = dataclasses.replace(generation, model_prior=source)
+        generation = _generation(model, prior, source, comparator, reference, generate, seed)
     return EvaluationResult(
         model_ref=str(model_ref),
         folder=str(folder),

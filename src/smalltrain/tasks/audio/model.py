@@ -53,6 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from smalltrain.tasks.audio.config import temporal_steps_down
+
 LOGVAR_MIN = -20.0  # clamp logvar so exp() never under/overflows in float32 (std in [4.5e-5, 150])
 LOGVAR_MAX = 10.0
 # Initial logvar (std 0.05). With logvar 0 the sampled z is pure unit noise until the encoder
@@ -177,7 +179,7 @@ def temporal_plan(n_frames: int, latent_frames: int) -> tuple[int, int]:
 
     The input is padded (with silence) to ``latent_frames * 2**n_down >= n_frames`` frames.
     """
-    n_down = max(0, math.ceil(math.log2(max(n_frames, 1) / latent_frames)))
+    n_down = temporal_steps_down(n_frames, latent_frames)
     return n_down, latent_frames * 2**n_down
 
 

@@ -197,10 +197,8 @@ def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
     if saved_args is not None and saved_args != s.model.init_args:
         raise CheckpointError(
             f"the checkpoint's model ({saved_args}) differs from the one this config builds "
-            f"({s.model.init_args}); resume with the config saved in the checkpoint. A run "
-            "started before the temporal latent layout (model_args without latent_frames) "
-            "cannot be resumed by this version; its exported model still loads for "
-            "generate and evaluate, or start a new run"
+            f"({s.model.init_args}); resume with the config saved in the checkpoint (the job's "
+            "own config, as `smalltrain resume` does), or start a new run"
         )
     s.model.load_state_dict(ckpt["model_state"])
     flags = [{k: g.get(k) for k in _DEVICE_FLAGS} for g in s.optimizer.param_groups]
