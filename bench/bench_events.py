@@ -24,12 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from smalltrain.engine.executors import EXTRA_TASKS_ENV, register_extra_tasks  # noqa: E402
-from smalltrain.engine.manager import JobSpec, TrainingManager  # noqa: E402
+from smalltrain.service.executors import EXTRA_TASKS_ENV, register_extra_tasks  # noqa: E402
+from smalltrain.service.manager import JobSpec, TrainingManager  # noqa: E402
 
 FOLLOW = """
 import json, sys, time
-from smalltrain.engine.manager import TrainingManager
+from smalltrain.service.manager import TrainingManager
 m = TrainingManager.open(sys.argv[1], autostart=False)
 out = [(e.type, time.time() - e.time) for e in m.subscribe(sys.argv[2])]
 print(json.dumps(out))

@@ -34,13 +34,13 @@ from smalltrain.engine.context import (
     CancelToken,  # noqa: E402
 )
 from smalltrain.engine.events import Event  # noqa: E402
-from smalltrain.engine.executors import (  # noqa: E402
+from smalltrain.service.executors import (  # noqa: E402
     EXTRA_TASKS_ENV,
     ExecSpec,
     make_executor,
     register_extra_tasks,
 )
-from smalltrain.engine.planning import JobSpec, plan_job  # noqa: E402
+from smalltrain.service.planning import JobSpec, plan_job  # noqa: E402
 from smalltrain.store.datasets import DatasetStore  # noqa: E402
 from smalltrain.store.db import JobStore  # noqa: E402
 from smalltrain.store.models import ModelStore  # noqa: E402

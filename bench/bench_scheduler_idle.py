@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from smalltrain.engine.scheduler import scheduler_running
+from smalltrain.service.scheduler import scheduler_running
 
 
 def cpu_seconds(pid: int) -> float:

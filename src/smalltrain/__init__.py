@@ -18,10 +18,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "AsyncTrainingManager": "smalltrain.engine.manager",
+    "AsyncTrainingManager": "smalltrain.service.aio",
     "Callback": "smalltrain.engine.events",
     "DatasetStore": "smalltrain.store",
-    "JobSpec": "smalltrain.engine.manager",
+    "JobSpec": "smalltrain.service.manager",
     "JobStatus": "smalltrain.engine.jobs",
     "JobStore": "smalltrain.store",
     "MetricsHistory": "smalltrain.engine.events",
@@ -29,7 +29,7 @@ _EXPORTS = {
     "ResourceMonitor": "smalltrain.engine.resources",
     "ResourceStatus": "smalltrain.engine.resources",
     "TrainingJob": "smalltrain.engine.jobs",
-    "TrainingManager": "smalltrain.engine.manager",
+    "TrainingManager": "smalltrain.service.manager",
     "TrainingRunner": "smalltrain.engine.runner",
 }
 

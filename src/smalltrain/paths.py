@@ -1,4 +1,4 @@
-"""Where smalltrain keeps its files (``SMALLTRAIN_HOME``)."""
+"""Where smalltrain keeps its files (``SMALLTRAIN_HOME``): every path in the home is named here."""
 
 from __future__ import annotations
 
@@ -41,3 +41,37 @@ def models_dir(root: Path) -> Path:
 
 def cache_dir(root: Path) -> Path:
     return root / "cache"
+
+
+def run_dir(root: Path, job_id: str) -> Path:
+    """The default run folder of a job (checkpoints, previews, logs)."""
+    return runs_dir(root) / job_id
+
+
+def weights_dir(root: Path) -> Path:
+    """Pretrained weights the user placed or registered, found by bare file name."""
+    return root / "weights"
+
+
+def tool_dir(root: Path, tool: str) -> Path:
+    """A third-party tool's own config/cache folder, kept inside the home (``cache/<tool>``)."""
+    return cache_dir(root) / tool
+
+
+def scheduler_lock_path(root: Path) -> Path:
+    """The lock file that makes one scheduler per home."""
+    return root / "scheduler.lock"
+
+
+def find_data_yaml(path: Path) -> Path | None:
+    """Return the YOLO data yaml for ``path`` (the file itself or one inside the folder)."""
+    if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
+        return path
+    if path.is_dir():
+        for name in ("data.yaml", "data.yml"):
+            if (path / name).is_file():
+                return path / name
+        yamls = sorted(p for p in path.glob("*.y*ml") if p.is_file())
+        if len(yamls) == 1:
+            return yamls[0]
+    return None

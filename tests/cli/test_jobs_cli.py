@@ -24,7 +24,7 @@ if _ROOT not in sys.path:
 
 from smalltrain.cli.main import app  # noqa: E402
 from smalltrain.engine.jobs import JobStatus  # noqa: E402
-from smalltrain.engine.manager import TrainingManager  # noqa: E402
+from smalltrain.service.manager import TrainingManager  # noqa: E402
 from tests.engine import audiojob, toytask  # noqa: E402
 
 

@@ -50,7 +50,7 @@ def install(monkeypatch: Any) -> None:
 
     Children learn it from ``$SMALLTRAIN_EXTRA_TASKS``; ``$PYTHONPATH`` lets them import it.
     """
-    from smalltrain.engine.executors import EXTRA_TASKS_ENV, register_extra_tasks
+    from smalltrain.service.executors import EXTRA_TASKS_ENV, register_extra_tasks
 
     monkeypatch.setenv(EXTRA_TASKS_ENV, f"toy={TARGET}")
     path = os.environ.get("PYTHONPATH", "")

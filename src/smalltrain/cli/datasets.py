@@ -10,6 +10,7 @@ from rich.table import Table
 
 from smalltrain.cli.common import console, handle_errors, home, print_json
 from smalltrain.paths import cache_dir, db_path
+from smalltrain.service.datasets import register_dataset
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 
@@ -32,7 +33,7 @@ def add_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Inspect a dataset and register it under NAME (again: re-register it)."""
-    record = _store().register(name, path, kind=kind)
+    record = register_dataset(_store(), name, path, kind=kind)
     if as_json:
         print_json(record.to_dict())
         return

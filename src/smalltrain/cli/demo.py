@@ -25,7 +25,7 @@ def demo_cmd(
     """Run the whole audio path end to end on a synthetic folder of sounds."""
     from smalltrain.cli.follow import follow_job, open_manager
     from smalltrain.engine.jobs import JobStatus
-    from smalltrain.engine.manager import JobSpec
+    from smalltrain.service.manager import JobSpec
     from smalltrain.tasks.audio.config import PRESETS
     from smalltrain.tasks.audio.evaluate import evaluate
     from smalltrain.tasks.audio.generate import interpolate, load_model, sample

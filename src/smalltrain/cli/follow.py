@@ -24,9 +24,9 @@ import typer
 from smalltrain.cli.common import console, err_console, home
 from smalltrain.cli.progress import EventProgress
 from smalltrain.engine.jobs import JobStatus, TrainingJob
-from smalltrain.engine.manager import TrainingManager
-from smalltrain.engine.scheduler import scheduler_running
 from smalltrain.errors import SmallTrainError
+from smalltrain.service.manager import TrainingManager
+from smalltrain.service.scheduler import scheduler_running
 
 __all__ = ["exit_for", "follow_job", "open_manager", "spawn_worker"]
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from smalltrain.cli.common import console, handle_errors, print_json
 from smalltrain.cli.follow import exit_for, follow_job, open_manager, spawn_worker
 from smalltrain.engine.jobs import JobStatus, TrainingJob
-from smalltrain.engine.live import last_event_id
+from smalltrain.service.live import last_event_id
 
 __all__ = ["app"]
 

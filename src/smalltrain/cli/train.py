@@ -15,10 +15,10 @@ import typer
 from smalltrain.cli.common import console, handle_errors
 from smalltrain.cli.follow import exit_for, follow_job, open_manager, spawn_worker
 from smalltrain.engine.config import parse_assignments
-from smalltrain.engine.executors import EXECUTORS
-from smalltrain.engine.live import last_event_id
-from smalltrain.engine.manager import JobSpec, TrainingManager
 from smalltrain.errors import JobNotFound
+from smalltrain.service.executors import EXECUTORS
+from smalltrain.service.live import last_event_id
+from smalltrain.service.manager import JobSpec, TrainingManager
 
 __all__ = ["register", "resume_cmd", "train_cmd"]
 

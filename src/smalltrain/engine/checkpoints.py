@@ -1,8 +1,8 @@
-"""Checkpoint I/O, validation and retention, plus the RNG-state helpers exact resume needs.
+"""Checkpoint I/O with torch, plus the RNG-state helpers exact resume needs.
 
 A checkpoint is a ``torch.save``'d dict named ``ckpt-e{epoch:04d}-s{global_step:08d}.pt`` with a
-JSON sidecar of the same stem (``epoch``, ``global_step``, ``metrics``, ``reason``, ``time``,
-``size``, ``sha256``), so listing and retention never unpickle tensors. Rules:
+JSON sidecar of the same stem; the sidecar side (names, listing, choosing, retention) is in the
+torch-free ``engine.checkpoint_index`` and re-exported here. Rules:
 
 - writes are atomic (temporary file, fsync, rename) and a state holding a NaN/inf tensor is
   refused, so no NaN weight is ever saved;
@@ -14,22 +14,29 @@ JSON sidecar of the same stem (``epoch``, ``global_step``, ``metrics``, ``reason
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
-import math
-import platform
 import random
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from smalltrain.engine.checkpoint_index import (
+    CHECKPOINT_FORMAT,
+    CheckpointInfo,
+    checkpoint_name,
+    latest_checkpoint,
+    list_checkpoints,
+    manage_checkpoints,
+    newest_verified,
+    package_versions,
+    sidecar_path,
+    verify,
+)
 from smalltrain.engine.fsutil import atomic_write, atomic_write_json, sha256_file
+from smalltrain.engine.plain import plain
 from smalltrain.errors import CheckpointError
 
 __all__ = [
@@ -42,6 +49,7 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "manage_checkpoints",
+    "newest_verified",
     "package_versions",
     "restore_rng_state",
     "save_checkpoint",
@@ -49,36 +57,11 @@ __all__ = [
     "strip_for_inference",
 ]
 
-CHECKPOINT_FORMAT = 1
-
-_NAME_RE = re.compile(r"^ckpt-e(\d+)-s(\d+)\.pt$")
 _RESUME_HINT = (
     "resume from an earlier checkpoint: smalltrain resume picks the newest valid one automatically"
 )
-_OPTIONAL_PACKAGES = ("ultralytics", "soundfile", "soxr")
 # Top-level keys that only matter for resuming training; strip_for_inference drops them.
 TRAINING_ONLY_PREFIXES = ("optimizer", "scheduler", "rng", "sampler", "scaler", "grad_scaler")
-
-
-def checkpoint_name(epoch: int, global_step: int) -> str:
-    """Return the file name of the checkpoint at ``epoch`` / ``global_step``."""
-    return f"ckpt-e{epoch:04d}-s{global_step:08d}.pt"
-
-
-def sidecar_path(path: Path) -> Path:
-    """Return the JSON sidecar path of a checkpoint (same stem, ``.json``)."""
-    return Path(path).with_suffix(".json")
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of python, torch, numpy, smalltrain and optional packages (never imported)."""
-    versions = {"python": platform.python_version()}
-    for name in ("torch", "numpy", "smalltrain", *_OPTIONAL_PACKAGES):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 # --- saving -------------------------------------------------------------------------------------
@@ -103,11 +86,6 @@ def _first_non_finite(state: Mapping[str, Any]) -> str | None:
         ):
             return key
     return None
-
-
-def _jsonable_metrics(metrics: Mapping[str, float]) -> dict[str, float | str]:
-    # Strict JSON has no NaN; store non-finite values as "nan"/"inf" like events do.
-    return {k: (v if math.isfinite(v) else repr(v)) for k, v in metrics.items()}
 
 
 def save_checkpoint(
@@ -157,7 +135,7 @@ def save_checkpoint(
         "format": CHECKPOINT_FORMAT,
         "epoch": int(epoch),
         "global_step": int(global_step),
-        "metrics": _jsonable_metrics(clean_metrics),
+        "metrics": plain(clean_metrics),
         "reason": reason,
         "time": now,
         "size": path.stat().st_size,
@@ -210,57 +188,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return state
 
 
-# --- listing and resuming -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """What a checkpoint's sidecar (or, failing that, its file name) says about it."""
-
-    path: Path
-    epoch: int
-    global_step: int
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    reason: str = "unknown"
-    sha256: str | None = None
-    time: float | None = None
-
-
-def _read_info(path: Path, epoch: int, global_step: int) -> CheckpointInfo:
-    try:
-        side = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
-        metrics = {str(k): float(v) for k, v in dict(side.get("metrics") or {}).items()}
-        return CheckpointInfo(
-            path=path,
-            epoch=int(side.get("epoch", epoch)),
-            global_step=int(side.get("global_step", global_step)),
-            metrics=metrics,
-            reason=str(side.get("reason", "unknown")),
-            sha256=side.get("sha256"),
-            time=side.get("time"),
-        )
-    except (OSError, ValueError, TypeError, AttributeError):
-        # Missing or damaged sidecar: the file name still gives epoch and step.
-        return CheckpointInfo(path=path, epoch=epoch, global_step=global_step)
-
-
-def list_checkpoints(directory: Path) -> list[CheckpointInfo]:
-    """List the checkpoints in ``directory``, oldest to newest by (global_step, epoch)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    infos = []
-    for path in directory.iterdir():
-        match = _NAME_RE.match(path.name)
-        if match and path.is_file():
-            infos.append(_read_info(path, int(match.group(1)), int(match.group(2))))
-    return sorted(infos, key=lambda i: (i.global_step, i.epoch, i.path.name))
-
-
-def latest_checkpoint(directory: Path) -> Path | None:
-    """Return the newest checkpoint in ``directory`` (not validated), or None."""
-    infos = list_checkpoints(directory)
-    return infos[-1].path if infos else None
+# --- resuming -----------------------------------------------------------------------------------
 
 
 def find_resumable(
@@ -275,12 +203,13 @@ def find_resumable(
     Corrupt checkpoints are skipped silently; pass ``on_skip(path, why)`` to hear about them.
 
     Args:
-        validate: also require the file's sha256 to match its sidecar, when the sidecar has one.
+        validate: also require the file's size and sha256 to match its sidecar, when it has them.
     """
     for info in reversed(list_checkpoints(directory)):
-        if validate and info.sha256 is not None and sha256_file(info.path) != info.sha256:
+        problem = verify(info) if validate else None
+        if problem is not None:
             if on_skip is not None:
-                on_skip(info.path, "sha256 does not match its sidecar")
+                on_skip(info.path, problem)
             continue
         try:
             return info.path, load_checkpoint(info.path, map_location=map_location)
@@ -288,62 +217,6 @@ def find_resumable(
             if on_skip is not None:
                 on_skip(info.path, str(exc))
     return None
-
-
-# --- retention ----------------------------------------------------------------------------------
-
-
-def _best(infos: list[CheckpointInfo], monitor: str, mode: str) -> CheckpointInfo | None:
-    scored = [i for i in infos if monitor in i.metrics and math.isfinite(i.metrics[monitor])]
-    if not scored:
-        return None
-    pick = min if mode == "min" else max
-    return pick(scored, key=lambda i: i.metrics[monitor])
-
-
-def manage_checkpoints(
-    directory: Path,
-    *,
-    keep_last: int,
-    monitor: str = "val/loss",
-    mode: str = "min",
-    protect: Iterable[Path] = (),
-) -> list[Path]:
-    """Delete old checkpoints (and sidecars), keeping the newest, the best and protected ones.
-
-    Kept: the ``keep_last`` newest (the newest always, even with ``keep_last=0``), the best by
-    ``monitor`` (NaN/inf or missing scores never count), and every path in ``protect``, such as
-    the checkpoint a run resumed from. Call it after writing the new checkpoint.
-
-    Returns:
-        The deleted ``.pt`` paths. A file that cannot be deleted is left and not listed.
-
-    Raises:
-        ValueError: ``keep_last`` < 0 or ``mode`` is not "min"/"max".
-    """
-    if keep_last < 0:
-        raise ValueError(f"keep_last={keep_last}: must be >= 0")
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode={mode!r}: must be 'min' or 'max'")
-    infos = list_checkpoints(directory)
-    if not infos:
-        return []
-    keep = {i.path.resolve() for i in infos[-max(keep_last, 1) :]}
-    best = _best(infos, monitor, mode)
-    if best is not None:
-        keep.add(best.path.resolve())
-    keep.update(Path(p).resolve() for p in protect)
-    deleted = []
-    for info in infos:
-        if info.path.resolve() in keep:
-            continue
-        try:
-            info.path.unlink(missing_ok=True)
-        except OSError:
-            continue
-        sidecar_path(info.path).unlink(missing_ok=True)
-        deleted.append(info.path)
-    return deleted
 
 
 # --- RNG state ----------------------------------------------------------------------------------

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from smalltrain.engine.plain import plain
 
 Metrics = Mapping[str, float]
 
@@ -38,22 +39,12 @@ class Event:
         """Return a JSON-serialisable dict (non-finite floats become strings)."""
         out: dict[str, Any] = {"type": self.type}
         for f in dataclasses.fields(self):
-            out[f.name] = _jsonable(getattr(self, f.name))
+            out[f.name] = plain(getattr(self, f.name))
         return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)  # 'nan', 'inf', '-inf': strict JSON has no NaN
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _unjson_metrics(value: Any) -> Any:
-    """Undo ``_jsonable`` inside a metrics dict: 'nan'/'inf' strings become floats again."""
+    """Undo ``plain`` inside a metrics dict: 'nan'/'inf' strings become floats again."""
     if isinstance(value, dict):
         return {k: _unjson_metrics(v) for k, v in value.items()}
     if value in ("nan", "inf", "-inf"):

@@ -2,18 +2,19 @@
 
 - ``JobStore`` (``db.py``): jobs, attempts, events, metrics and datasets in
   ``$SMALLTRAIN_HOME/smalltrain.db``.
-- ``DatasetStore`` (``datasets.py``): datasets registered by name, with kind detection,
-  summary, snapshot text and fingerprints.
+- ``DatasetStore`` (``datasets.py``): datasets registered by name (``DatasetRecord``, in
+  ``records.py``): path, kind, summary, snapshot text and fingerprints.
 - ``ModelStore`` (``models.py``): trained models in the seed's ``models/<dataset>/registry.json``
   layout.
 """
 
 from __future__ import annotations
 
-from smalltrain.store.datasets import DatasetRecord, DatasetStore, quick_fingerprint
+from smalltrain.store.datasets import DatasetStore, quick_fingerprint
 from smalltrain.store.db import Attempt, JobStore, MetricRow
 from smalltrain.store.models import ModelInfo, ModelStore
 from smalltrain.store.names import MAX_NAME_LENGTH, validate_name
+from smalltrain.store.records import DatasetRecord
 
 __all__ = [
     "MAX_NAME_LENGTH",

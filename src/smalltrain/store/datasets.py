@@ -1,8 +1,7 @@
-"""Registered datasets: ``DatasetRecord`` and ``DatasetStore``.
+"""Registered datasets: ``DatasetStore`` keeps ``DatasetRecord``s by name.
 
-A dataset is registered under a name (``smalltrain datasets add NAME PATH``). Registration
-detects its kind (a folder of audio → "audio", a YOLO data.yaml or a folder holding one →
-"detect"), inspects it with that task, and records in the job store:
+A record (built by the service, which inspects the dataset with its task:
+``smalltrain.service.datasets.register_dataset``) holds:
 
 - ``summary``: the task report's ``to_dict()`` with lists of records replaced by their
   lengths, plus headline counts (audio: files, duration_s, sample_rates, channels; detect:
@@ -20,14 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from smalltrain.errors import DatasetError, DatasetNotFound
+from smalltrain.paths import find_data_yaml
 from smalltrain.store.names import validate_name
+from smalltrain.store.records import DatasetRecord
 
 if TYPE_CHECKING:
     from smalltrain.store.db import JobStore
@@ -37,47 +35,6 @@ __all__ = ["DatasetRecord", "DatasetStore", "quick_fingerprint"]
 # Files that tools write into a dataset folder without changing its content (Ultralytics'
 # labels.cache, Finder's .DS_Store): they must not make a dataset look changed.
 _IGNORED_SUFFIXES = (".cache", ".tmp")
-
-
-@dataclass
-class DatasetRecord:
-    """A registered dataset. ``created_at`` is epoch seconds; ``path`` is absolute."""
-
-    name: str
-    path: str
-    kind: str
-    summary: dict[str, Any] = field(default_factory=dict)
-    snapshot: str = ""
-    fingerprint: str = ""
-    quick_fingerprint: str = ""
-    created_at: float = field(default_factory=time.time)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict."""
-        return asdict(self)
-
-
-def _summarise(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The report's dict, small: lists of records (files, problems...) become their lengths.
-
-    Headline counts are added under common names where the report has their source:
-    ``files``, ``duration_s`` (audio); ``images``, ``classes``, ``instances`` (detection).
-    """
-    out: dict[str, Any] = {}
-    for key, value in report.items():
-        if key == "snapshot":
-            continue
-        records = isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value)
-        out[str(key)] = len(value) if records else value
-    if "total_duration_s" in report:
-        out["duration_s"] = report["total_duration_s"]
-    if isinstance(report.get("images_per_split"), Mapping):
-        out["images"] = sum(report["images_per_split"].values())
-    if isinstance(report.get("names"), (list, tuple)):
-        out["classes"] = len(report["names"])
-    if isinstance(report.get("instances_per_class"), Mapping):
-        out["instances"] = sum(report["instances_per_class"].values())
-    return out
 
 
 def quick_fingerprint(path: str | os.PathLike[str]) -> str:
@@ -119,39 +76,16 @@ class DatasetStore:
         self.job_store = job_store
         self.cache_root = cache_root
 
-    def register(
-        self, name: str, path: str | os.PathLike[str], kind: str | None = None
-    ) -> DatasetRecord:
-        """Inspect the dataset at ``path`` and register (or re-register) it as ``name``.
+    def add(self, record: DatasetRecord) -> DatasetRecord:
+        """Store ``record`` under its name, replacing an older one of that name.
 
-        Args:
-            name: a folder-safe name (see ``validate_name``).
-            path: a folder of audio, a YOLO data.yaml, or a folder holding one.
-            kind: "audio" or "detect"; detected when None.
+        Inspecting a dataset to build the record is the service's job
+        (``smalltrain.service.datasets.register_dataset``); the store only keeps it.
 
         Raises:
             InvalidName: the name is unsafe.
-            DatasetError: the path is missing or holds nothing usable (from the task).
         """
-        from smalltrain.tasks import detect_kind, get_task
-
-        validate_name(name, "dataset name")
-        target = Path(path).expanduser().resolve()
-        kind = kind or detect_kind(target)
-        try:
-            task = get_task(kind)
-        except KeyError as e:
-            raise DatasetError(f"{target}: {e.args[0]}") from None
-        report = task.inspect(target)
-        record = DatasetRecord(
-            name=name,
-            path=str(target),
-            kind=kind,
-            summary=_summarise(report.to_dict()),
-            snapshot=report.snapshot(),
-            fingerprint=report.fingerprint,
-            quick_fingerprint=quick_fingerprint(target),
-        )
+        validate_name(record.name, "dataset name")
         self.job_store.upsert_dataset(record)
         return record
 
@@ -191,8 +125,6 @@ class DatasetStore:
             DatasetNotFound: no such dataset.
             DatasetError: it is not a detection dataset, or its data.yaml is gone.
         """
-        from smalltrain.tasks import find_data_yaml
-
         record = self.get(name)
         if record.kind != "detect":
             raise DatasetError(

@@ -40,8 +40,8 @@ from smalltrain.engine.jobs import (
 )
 from smalltrain.engine.locks import pid_alive
 from smalltrain.errors import InvalidTransition, JobNotFound
-from smalltrain.store.datasets import DatasetRecord
 from smalltrain.store.history import Attempt, HistoryStore, MetricRow
+from smalltrain.store.records import DatasetRecord
 
 __all__ = ["Attempt", "JobStore", "MetricRow"]
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from smalltrain.engine.plain import plain
 
 __all__ = ["ENTRY_FIELDS", "ModelInfo", "plain", "utc_now"]
 
@@ -89,19 +89,3 @@ def _guess_headline(entry: Mapping[str, Any]) -> str:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def plain(value: Any) -> Any:
-    """Turn a config/metrics value into plain YAML/JSON data (paths → str, tuples → lists,
-    non-finite floats → "nan"/"inf"/"-inf")."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [plain(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if hasattr(value, "value") and hasattr(value, "name") and not isinstance(value, str):
-        return plain(value.value)  # an Enum
-    return value

@@ -44,8 +44,9 @@ import yaml
 
 from smalltrain.engine.fsutil import atomic_write_json, atomic_write_text, sha256_file
 from smalltrain.engine.locks import FileLock
+from smalltrain.engine.plain import plain
 from smalltrain.errors import ModelExists, ModelNotFound, RegistryCorrupt
-from smalltrain.store.model_info import ModelInfo, plain, utc_now
+from smalltrain.store.model_info import ModelInfo, utc_now
 from smalltrain.store.names import validate_name
 
 __all__ = ["ModelInfo", "ModelStore"]

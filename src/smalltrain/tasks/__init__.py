@@ -7,6 +7,7 @@ from pathlib import Path
 
 from smalltrain.engine.context import Task
 from smalltrain.errors import DatasetError
+from smalltrain.paths import find_data_yaml
 
 # name -> "module:attribute" of a zero-argument Task factory; imported lazily so that the
 # audio task never pays for importing Ultralytics and vice versa.
@@ -39,20 +40,6 @@ def get_task(name: str) -> Task:
     factory = getattr(importlib.import_module(module_name), attr)
     task: Task = factory()
     return task
-
-
-def find_data_yaml(path: Path) -> Path | None:
-    """Return the YOLO data yaml for ``path`` (the file itself or one inside the folder)."""
-    if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
-        return path
-    if path.is_dir():
-        for name in ("data.yaml", "data.yml"):
-            if (path / name).is_file():
-                return path / name
-        yamls = sorted(p for p in path.glob("*.y*ml") if p.is_file())
-        if len(yamls) == 1:
-            return yamls[0]
-    return None
 
 
 def detect_kind(path: str | Path) -> str:

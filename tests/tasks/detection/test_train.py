@@ -228,19 +228,6 @@ def test_audit_hook_sees_connect_attempts() -> None:
     _CONNECTS.clear()
 
 
-def test_gpu_memory_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    from smalltrain.tasks.detection.task import apply_memory_cap
-
-    calls: list[tuple[float, int]] = []
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(
-        torch.cuda, "set_per_process_memory_fraction", lambda f, i: calls.append((f, i))
-    )
-    assert apply_memory_cap("cuda:1", 0.5) is True
-    assert apply_memory_cap("cpu", 0.5) is False
-    assert calls == [(0.5, 1)]
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_run_respects_memory_cap(tmp_path: Path, shapes: Path, tiny_model: Path) -> None:
@@ -276,16 +263,3 @@ def test_misspelt_ultralytics_hook_is_rejected() -> None:
 
     with pytest.raises(ValueError, match="unknown Ultralytics callback 'on_train_epoch_ends'"):
         add_hook(object(), "on_train_epoch_ends", print)
-
-
-def test_auto_device_resolves_to_what_this_machine_has() -> None:
-    import torch
-
-    from smalltrain.tasks.detection.task import _resolve_device
-
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available() and torch.backends.mps.is_available():
-        expected = "mps"
-    assert _resolve_device("auto") == expected  # the manager passes "auto" by default
-    assert _resolve_device("") == expected
-    assert _resolve_device("cuda:1") == "cuda:1"

@@ -1,7 +1,7 @@
 """The audio task's typed, frozen TrainingConfig, its presets and get_adaptive_config.
 
-This module does not import torch at import time (the CLI reads configs cheaply); only
-``resolve_device`` imports it, when called.
+This module does not import torch (the CLI reads configs cheaply); ``resolve_device``
+(``engine.devices``) imports it when called.
 """
 
 from __future__ import annotations
@@ -9,19 +9,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from smalltrain.engine.config import apply_overrides, check
+from smalltrain.engine.devices import DEVICE_PATTERN, resolve_device
 from smalltrain.errors import ConfigError
 
 PRESET_NAMES = ("tiny", "small", "medium")
 TINY_MAX_S = 60.0  # "auto" picks tiny below one minute of audio...
 SMALL_MAX_S = 600.0  # ...small below ten minutes, medium otherwise
 CONTINUOUS_TIME_SHIFT_S = 0.05  # about 5 frames at hop 512 / 48 kHz
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _TUPLE_FIELDS = ("speed_range", "gain_db_range", "noise_snr_db_range")
 _AT_LEAST_1 = (
     "epochs", "batch_size", "latent_dim", "model_width", "kl_cycles", "augmentation_expansion",
@@ -209,7 +208,7 @@ class TrainingConfig:
     def _check_ranges(self) -> None:
         hop, cap = self.chunk_hop_seconds, self.model_capacity
         rules: list[tuple[str, bool, str]] = [
-            ("device", bool(_DEVICE_RE.match(str(self.device))), "must be auto/cpu/cuda:N/mps"),
+            ("device", bool(DEVICE_PATTERN.match(str(self.device))), "must be auto/cpu/cuda:N/mps"),
             ("learning_rate", self.learning_rate > 0, "must be > 0"),
             ("warmup_epochs", self.warmup_epochs < self.epochs, f"must be < epochs={self.epochs}"),
             ("chunk_seconds", 0.05 <= self.chunk_seconds <= 60, "must be in [0.05, 60] seconds"),
@@ -363,34 +362,6 @@ class _Report(Protocol):
 
     total_duration_s: float
     files: list[Any]
-
-
-def resolve_device(requested: str = "auto") -> str:
-    """Pick the device: "auto" gives cuda > mps > cpu; an explicit one is checked.
-
-    Raises:
-        ConfigError: the requested device is unknown or not available here.
-    """
-    import torch
-
-    req = (requested or "auto").strip().lower()
-    check(
-        "device", requested, bool(_DEVICE_RE.match(req)), "must be auto, cpu, cuda, cuda:N or mps"
-    )
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps is not None and mps.is_available())
-    if req == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    if req.startswith("cuda"):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(req.partition(":")[2] or 0)
-        check("device", requested, count > 0,
-              "no CUDA GPU is available here; use device=auto or device=cpu")  # fmt: skip
-        check("device", requested, index < count, f"only {count} CUDA device(s) are available")
-    if req == "mps":
-        check("device", requested, has_mps,
-              "Apple MPS is not available here; use device=auto or device=cpu")  # fmt: skip
-    return req
 
 
 def choose_preset(total_duration_s: float) -> str:

@@ -266,7 +266,7 @@ def inspect_dataset(path: Path) -> DetectionReport:
         DatasetError: no yaml, a missing key, a missing split folder, no labelled images, or
             every image broken.
     """
-    from smalltrain.tasks import find_data_yaml
+    from smalltrain.paths import find_data_yaml
 
     yaml_path = find_data_yaml(Path(path).expanduser())
     if yaml_path is None:

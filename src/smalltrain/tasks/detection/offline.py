@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from smalltrain import paths
 from smalltrain.errors import WeightsNotFound
 
 __all__ = ["apply", "config_dir", "resolve_base_model", "weights_dir"]
@@ -35,12 +36,12 @@ _applied: Path | None = None
 
 def config_dir(home: Path) -> Path:
     """The folder given to Ultralytics as ``YOLO_CONFIG_DIR``."""
-    return Path(home) / "cache" / "ultralytics"
+    return paths.tool_dir(Path(home), "ultralytics")
 
 
 def weights_dir(home: Path) -> Path:
     """The local weights folder searched for bare model names such as ``yolo11n.pt``."""
-    return Path(home) / "weights"
+    return paths.weights_dir(Path(home))
 
 
 def _install_fonts(target: Path) -> None:
@@ -84,9 +85,9 @@ def _patch_loaded(home: Path, tensorboard: bool) -> None:
     settings.update(
         sync=False,
         tensorboard=tensorboard,
-        datasets_dir=str(home / "cache" / "ultralytics-datasets"),
+        datasets_dir=str(paths.tool_dir(home, "ultralytics-datasets")),
         weights_dir=str(weights_dir(home)),
-        runs_dir=str(home / "runs" / "ultralytics"),
+        runs_dir=str(paths.runs_dir(home) / "ultralytics"),
         vscode_msg=False,
         openvino_msg=False,
     )

@@ -19,7 +19,10 @@ from typing import Any
 
 from smalltrain import paths
 from smalltrain.engine.context import JobContext, TrainResult
+from smalltrain.engine.devices import resolve_device
 from smalltrain.engine.events import LogEvent, TrainingFinished, WarningEvent
+from smalltrain.engine.plain import plain
+from smalltrain.engine.resources import apply_gpu_memory_cap
 from smalltrain.errors import ConfigError, NotResumable
 from smalltrain.tasks.detection import offline
 from smalltrain.tasks.detection.callbacks import (
@@ -34,7 +37,7 @@ from smalltrain.tasks.detection.finetune import continue_config
 from smalltrain.tasks.detection.inspect import DetectionReport, inspect_dataset
 from smalltrain.tasks.detection.presets import build_config
 
-__all__ = ["DetectTask", "apply_memory_cap", "check_resumable", "home_for"]
+__all__ = ["DetectTask", "check_resumable", "home_for"]
 
 RUN_NAME = "train"
 
@@ -42,17 +45,6 @@ RUN_NAME = "train"
 def home_for(ctx: JobContext) -> Path:
     """The smalltrain home of a job (``ctx.cache_dir`` is ``<home>/cache``)."""
     return ctx.cache_dir.parent if ctx.cache_dir is not None else paths.home()
-
-
-def apply_memory_cap(device: str, fraction: float) -> bool:
-    """Cap this process's CUDA memory at ``fraction`` of the device; False where no CUDA."""
-    import torch
-
-    if not torch.cuda.is_available() or device in ("cpu", "mps"):
-        return False
-    index = int(device.split(":")[-1]) if device and device.split(":")[-1].isdigit() else 0
-    torch.cuda.set_per_process_memory_fraction(fraction, index)
-    return True
 
 
 def _load_ckpt(path: Path) -> dict[str, Any]:
@@ -134,10 +126,11 @@ class DetectTask:
         if report.problems:
             ctx.emit(WarningEvent("dataset_problems", report.format(max_problems=10)))
         data_yaml = report.build_resolved(run_dir / "dataset")
-        device = _resolve_device(config.device or ctx.device)
+        device = resolve_device(config.device or ctx.device)
         cap = ctx.limits.max_gpu_memory_percent or config.max_gpu_memory_percent
-        if apply_memory_cap(device, cap):
-            ctx.emit(LogEvent(f"CUDA memory capped at {cap:.0%} of {device}"))
+        capped, why = apply_gpu_memory_cap(cap, device)
+        if capped:
+            ctx.emit(LogEvent(why))
         model, kwargs, start = self._model_and_args(ctx, config, home, data_yaml, save_dir, device)
         resumed = str(ctx.resume_from) if ctx.resume_from else None
         monitor = ProgressMonitor(ctx.emit, resumed, ctx.cancel)
@@ -226,7 +219,7 @@ class DetectTask:
         if history:
             epochs_done = max(epochs_done, int(history[-1]["epoch"]) + 1)
         trainer = getattr(model, "trainer", None)
-        ul_args = _plain(vars(trainer.args)) if trainer is not None else {}
+        ul_args = plain(vars(trainer.args)) if trainer is not None else {}
         metrics = {**final, **({"best_map50": headline} if headline is not None else {})}
         extra = {
             "config_yaml": {"smalltrain": config.to_dict(), "ultralytics": ul_args},
@@ -271,18 +264,6 @@ class DetectTask:
         )
 
 
-def _resolve_device(device: str | None) -> str:
-    """ "auto" (or nothing) becomes cuda > mps > cpu, whichever this machine has."""
-    if device and device != "auto":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    return "mps" if mps is not None and mps.is_available() else "cpu"
-
-
 def _ul_device(device: str) -> str:
     """Our device string to Ultralytics' ("cuda:1" -> "1", "cuda" -> "0")."""
     if device.startswith("cuda"):
@@ -314,14 +295,3 @@ def _read_results(path: Path) -> list[dict[str, float]]:
         values["epoch"] = values["epoch"] - 1  # results.csv counts epochs from 1
         out.append(values)
     return out
-
-
-def _plain(value: Any) -> Any:
-    """YAML/JSON-friendly copy of Ultralytics' resolved args."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)

@@ -28,7 +28,8 @@ import psutil
 from smalltrain import tasks
 from smalltrain.engine.context import CancelToken
 from smalltrain.engine.events import Event, event_from_dict
-from smalltrain.engine.execution import (
+from smalltrain.engine.locks import pid_alive
+from smalltrain.service.attempt import (
     EXTRA_TASKS_ENV,
     ExecOutcome,
     ExecSpec,
@@ -40,7 +41,6 @@ from smalltrain.engine.execution import (
     run_task,
     traceback_summary,
 )
-from smalltrain.engine.locks import pid_alive
 
 __all__ = [
     "EXTRA_TASKS_ENV",

@@ -1,4 +1,4 @@
-"""``AsyncTrainingManager``: the manager's async flavour (``manager.aio``).
+"""``AsyncTrainingManager``: the manager's async flavour.
 
 Every method runs the sync one in a worker thread (``asyncio.to_thread``), so no database
 query, checkpoint scan or wait ever blocks the event loop. Training itself always runs
@@ -9,24 +9,40 @@ ran blocking training inside ``asyncio.create_task`` and froze the loop.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from smalltrain.engine.events import Event
 from smalltrain.engine.jobs import TrainingJob
+from smalltrain.service.manager import TrainingManager
 
 if TYPE_CHECKING:
-    from smalltrain.engine.manager import TrainingManager
     from smalltrain.store.models import ModelInfo
 
 __all__ = ["AsyncTrainingManager"]
 
 
 class AsyncTrainingManager:
-    """Awaitable versions of ``TrainingManager``'s methods, same names and arguments."""
+    """Awaitable versions of ``TrainingManager``'s methods, same names and arguments.
+
+    Example::
+
+        manager = AsyncTrainingManager.open()  # or AsyncTrainingManager(TrainingManager.open())
+        job_id = await manager.start_training(dataset="kicks")
+        async for event in manager.subscribe(job_id):
+            ...
+    """
 
     def __init__(self, manager: TrainingManager) -> None:
         self.sync = manager
+
+    @classmethod
+    def open(
+        cls, home: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> AsyncTrainingManager:
+        """``TrainingManager.open(home, **kwargs)``, wrapped."""
+        return cls(TrainingManager.open(home, **kwargs))
 
     async def start_training(self, spec: Any = None, /, **kwargs: Any) -> str:
         """See ``TrainingManager.start_training``."""

@@ -12,13 +12,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from smalltrain.engine.events import EVENT_TYPES, Event, event_from_dict
 
 if TYPE_CHECKING:
-    from smalltrain.engine.manager import TrainingManager
     from smalltrain.store.db import JobStore
 
 __all__ = ["EventHub", "Subscription", "follow_events", "last_event_id", "to_event"]
@@ -125,14 +124,30 @@ class Subscription:
 
     It listens on the hub from the moment it is made, so no event is missed. At the first
     ``next()`` it stays live if this process runs the scheduler, else it follows the store.
+
+    Args:
+        store: the home's job store.
+        hub: the process's event hub.
+        job_id: the job to follow.
+        after_id: follow stored events after this id.
+        live: tells, at the first ``next()``, whether this process runs the scheduler (then
+            events come from the hub, else from the store).
     """
 
-    def __init__(self, manager: TrainingManager, job_id: str, after_id: int = 0) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        hub: EventHub,
+        job_id: str,
+        after_id: int = 0,
+        *,
+        live: Callable[[], bool],
+    ) -> None:
         self.job_id = job_id
         self.after_id = after_id
-        self._manager = manager
-        self._store = manager.jobs
-        self._hub = manager.hub
+        self._runs_here = live
+        self._store = store
+        self._hub = hub
         self._queue: queue.SimpleQueue[Event | None] | None = self._hub.add(job_id)
         self._follow: Iterator[tuple[int, dict[str, Any]]] | None = None
         self.live: bool | None = None
@@ -142,7 +157,7 @@ class Subscription:
 
     def __next__(self) -> Event:
         if self.live is None:
-            self.live = self._manager.runs_scheduler
+            self.live = self._runs_here()
             if not self.live:
                 self.close()
                 self._follow = follow_events(self._store, self.job_id, self.after_id, self._hub)

@@ -5,8 +5,8 @@ The seed's API (``TrainingManager(model_store, dataset_store)``, ``start_trainin
 events and a scheduler per home. The database is the hub: this manager may enqueue a job that
 another process's scheduler runs, and follow it from here.
 
-Sync API on ``TrainingManager``; the async flavour is ``manager.aio``
-(``AsyncTrainingManager``), whose methods run in worker threads and never block the event loop.
+Sync API on ``TrainingManager``; the async flavour is ``AsyncTrainingManager(manager)`` (in
+``service.aio``), whose methods run in worker threads and never block the event loop.
 
 Example::
 
@@ -29,24 +29,24 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain import paths
-from smalltrain.engine.aio import AsyncTrainingManager
-from smalltrain.engine.checkpoints import find_resumable
-from smalltrain.engine.execution import ExecOutcome, register_extra_tasks
-from smalltrain.engine.executors import Executor, make_executor
+from smalltrain.engine.checkpoint_index import newest_verified
 from smalltrain.engine.jobs import RESUMABLE, TERMINAL, JobStatus, TrainingJob
-from smalltrain.engine.live import EventHub, Subscription, follow_events
-from smalltrain.engine.planning import JobSpec, as_spec, plan_job, register_model
-from smalltrain.engine.scheduler import Scheduler, scheduler_running
 from smalltrain.errors import (
     ModelNotFound,
     NotResumable,
     SchedulerBusy,
 )
+from smalltrain.service.attempt import ExecOutcome, register_extra_tasks
+from smalltrain.service.executors import Executor, make_executor
+from smalltrain.service.live import EventHub, Subscription, follow_events
+from smalltrain.service.planning import JobSpec, as_spec, plan_job
+from smalltrain.service.registration import register_model
+from smalltrain.service.scheduler import Scheduler, scheduler_running
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelInfo, ModelStore
 
-__all__ = ["AsyncTrainingManager", "JobSpec", "TrainingManager"]
+__all__ = ["JobSpec", "TrainingManager"]
 
 
 def _close_at_exit(ref: weakref.ref[TrainingManager]) -> None:
@@ -106,7 +106,6 @@ class TrainingManager:
         self._scheduler: Scheduler | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._aio: AsyncTrainingManager | None = None
         # At interpreter exit, cancel running jobs (they checkpoint) before multiprocessing
         # joins the children, which would otherwise wait for the whole training.
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -125,13 +124,6 @@ class TrainingManager:
         )
         manager._owned.append(job_store)
         return manager
-
-    @property
-    def aio(self) -> AsyncTrainingManager:
-        """The async flavour of this manager."""
-        if self._aio is None:
-            self._aio = AsyncTrainingManager(self)
-        return self._aio
 
     # -- starting jobs ------------------------------------------------------------------------
 
@@ -192,8 +184,8 @@ class TrainingManager:
                 f"Cannot resume job {job.id}: it is {job.status} and {why}; only CANCELLED, "
                 "FAILED and INTERRUPTED jobs can be resumed"
             )
-        folder = Path(job.run_dir or paths.runs_dir(self.home) / job.id) / "checkpoints"
-        found = find_resumable(folder)
+        folder = Path(job.run_dir or paths.run_dir(self.home, job.id)) / "checkpoints"
+        found = newest_verified(folder)
         if found is None:
             raise NotResumable(
                 f"Cannot resume job {job.id}: no valid checkpoint in {folder}. Start it again "
@@ -202,8 +194,8 @@ class TrainingManager:
         self.jobs.set_status(
             job.id,
             JobStatus.QUEUED,
-            resume_from=str(found[0]),
-            status_reason=f"resuming from {found[0].name}",
+            resume_from=str(found),
+            status_reason=f"resuming from {found.name}",
             error=None,
             error_traceback=None,
         )
@@ -246,7 +238,8 @@ class TrainingManager:
         are followed from the database, from event id ``after_id`` on. Use as a context
         manager or call ``close()``.
         """
-        return Subscription(self, self.jobs.get_job(job_id).id, after_id)
+        job = self.jobs.get_job(job_id)
+        return Subscription(self.jobs, self.hub, job.id, after_id, live=lambda: self.runs_scheduler)
 
     def follow(
         self, job_id: str, after_id: int = 0, *, timeout: float | None = None

@@ -28,17 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smalltrain.engine.checkpoints import find_resumable
+from smalltrain import paths
+from smalltrain.engine.checkpoint_index import newest_verified
 from smalltrain.engine.context import CancelToken, ResourceLimits
 from smalltrain.engine.events import (
     WarningEvent,
 )
-from smalltrain.engine.execution import ExecOutcome, ExecSpec
-from smalltrain.engine.executors import Executor, read_pid_file
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.engine.locks import HolderLock, pid_alive, read_holder, try_lock
-from smalltrain.engine.sink import JobEventSink, Publish
 from smalltrain.errors import SchedulerBusy
+from smalltrain.service.attempt import ExecOutcome, ExecSpec
+from smalltrain.service.executors import Executor, read_pid_file
+from smalltrain.service.sink import JobEventSink, Publish
 from smalltrain.store.db import JobStore
 
 __all__ = ["Scheduler", "lock_path", "scheduler_running"]
@@ -50,7 +51,7 @@ OnFinished = Callable[[TrainingJob, ExecOutcome], dict[str, Any]]
 
 def lock_path(home: Path) -> Path:
     """The lock file that makes one scheduler per home."""
-    return Path(home) / "scheduler.lock"
+    return paths.scheduler_lock_path(Path(home))
 
 
 def scheduler_running(home: Path) -> dict[str, Any] | None:
@@ -340,11 +341,10 @@ class Scheduler:
                 del self.running[job_id]
 
     def _spec(self, job: TrainingJob) -> ExecSpec:
-        run_dir = Path(job.run_dir or self.home / "runs" / job.id)
+        run_dir = Path(job.run_dir or paths.run_dir(self.home, job.id))
         resume = Path(job.resume_from) if job.resume_from else None
         if resume is not None and not resume.is_file():
-            found = find_resumable(run_dir / "checkpoints")
-            resume = found[0] if found else None
+            resume = newest_verified(run_dir / "checkpoints")
         gpu_cap = job.config.get("max_gpu_memory_percent")
         threads = job.config.get("cpu_threads")
         return ExecSpec(
@@ -359,7 +359,7 @@ class Scheduler:
                 max_gpu_memory_percent=float(gpu_cap) if gpu_cap else None,
                 cpu_threads=int(threads) if threads else None,
             ),
-            cache_dir=self.home / "cache",
+            cache_dir=paths.cache_dir(self.home),
         )
 
     def _run_job(self, run: _Running) -> None:

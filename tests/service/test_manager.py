@@ -26,9 +26,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from smalltrain.engine.events import StepMetrics, TrainingStarted, WarningEvent  # noqa: E402
-from smalltrain.engine.executors import read_pid_file  # noqa: E402
 from smalltrain.engine.jobs import JobStatus  # noqa: E402
-from smalltrain.engine.manager import JobSpec, TrainingManager  # noqa: E402
 from smalltrain.engine.resources import ResourceMonitor  # noqa: E402
 from smalltrain.errors import (  # noqa: E402
     ConfigError,
@@ -37,6 +35,9 @@ from smalltrain.errors import (  # noqa: E402
     NotResumable,
     SchedulerBusy,
 )
+from smalltrain.service.aio import AsyncTrainingManager  # noqa: E402
+from smalltrain.service.executors import read_pid_file  # noqa: E402
+from smalltrain.service.manager import JobSpec, TrainingManager  # noqa: E402
 from tests.engine import audiojob, toytask  # noqa: E402
 
 TOY = {"task": "toy"}
@@ -203,7 +204,7 @@ def test_kill_9_of_child_fails_clearly_queue_continues_and_resume_works(
 
 
 _WORKER = (
-    "import sys; from smalltrain.engine.manager import TrainingManager; "
+    "import sys; from smalltrain.service.manager import TrainingManager; "
     "TrainingManager.open(sys.argv[1], autostart=False).run_scheduler(until_idle=True)"
 )
 
@@ -240,7 +241,7 @@ def test_kill_9_of_the_scheduler_interrupts_then_resume_finishes(data: Path, hom
 
 def test_subscribe_from_another_process_sees_events(data: Path, home: Path) -> None:
     script = (
-        "import sys, json; from smalltrain.engine.manager import TrainingManager; "
+        "import sys, json; from smalltrain.service.manager import TrainingManager; "
         "m = TrainingManager.open(sys.argv[1], autostart=False); "
         "print(json.dumps([e.type for e in m.subscribe(sys.argv[2])]))"
     )
@@ -259,7 +260,7 @@ def test_subscribe_from_another_process_sees_events(data: Path, home: Path) -> N
 
 def test_async_api_keeps_the_event_loop_responsive(data: Path, home: Path) -> None:
     async def main() -> float:
-        manager = _open(home, autostart=True).aio
+        manager = AsyncTrainingManager(_open(home, autostart=True))
         lags: list[float] = []
         stop = asyncio.Event()
 

@@ -1,11 +1,9 @@
-"""Before and after a job runs: ``JobSpec`` → a queued ``TrainingJob``, and a finished job's
-result → a registered model.
+"""Before a job runs: ``JobSpec`` → a queued ``TrainingJob``.
 
 ``plan_job`` does everything that can fail before anything is queued: it resolves the dataset
 (a registered name or a path), inspects it with its task, builds the config (adaptive, or the
-one given, plus overrides) and checks the model name. ``register_model`` copies the weights
-into the ``ModelStore`` with the job link, headline metric, dataset snapshot, fingerprint and
-versions, and makes the model active when its dataset has none yet.
+one given, plus overrides) and checks the model name. After the job, ``registration`` turns its
+result into a registered model.
 """
 
 from __future__ import annotations
@@ -20,16 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain import paths, tasks
-from smalltrain.engine.checkpoints import package_versions
 from smalltrain.engine.config import apply_overrides
-from smalltrain.engine.execution import ExecOutcome
 from smalltrain.engine.jobs import TrainingJob
 from smalltrain.errors import DatasetNotFound, ModelExists, TrainingError
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.models import ModelStore
 from smalltrain.store.names import validate_name
 
-__all__ = ["JobSpec", "as_spec", "dataset_name", "plan_job", "register_model", "resolve_dataset"]
+__all__ = ["JobSpec", "as_spec", "dataset_name", "plan_job", "resolve_dataset"]
 
 
 @dataclass(frozen=True)
@@ -138,7 +134,7 @@ def plan_job(spec: JobSpec, datasets: DatasetStore, models: ModelStore, home: Pa
         },
     )
     job.run_dir = str(Path(spec.run_dir).expanduser().resolve() if spec.run_dir else
-                      paths.runs_dir(home) / job.id)  # fmt: skip
+                      paths.run_dir(home, job.id))  # fmt: skip
     return job
 
 
@@ -156,40 +152,3 @@ def resolve_dataset(spec: JobSpec, datasets: DatasetStore) -> tuple[str, Path, s
     path = path.resolve()
     kind = spec.task or tasks.detect_kind(path)
     return dataset_name(path), path, kind, None
-
-
-def register_model(models: ModelStore, job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:
-    """Register a finished job's model (active if its dataset has none); return the job's
-    final fields (artifacts, model name, reason)."""
-    result = outcome.result
-    if result is None or result.weights is None or not Path(result.weights).is_file():
-        raise TrainingError(f"job {job.id} finished without a weights file to register")
-    dataset = job.dataset or dataset_name(Path(job.dataset_path))
-    previews = Path(result.run_dir) / "previews"
-    kwargs: dict[str, Any] = dict(
-        task=job.task,
-        config=job.config,
-        metrics=dict(result.metrics),
-        base_model=job.config.get("base_model"),
-        epochs_completed=result.epochs_completed,
-        headline=(result.headline_metric or "best_metric", result.headline_value),
-        dataset_snapshot=str(job.artifacts.get("dataset_snapshot", "")),
-        dataset_fingerprint=str(job.artifacts.get("dataset_fingerprint", "")),
-        job_id=job.id,
-        versions=package_versions(),
-        extra_files={"previews": previews} if previews.is_dir() else None,
-    )
-    name = job.model_name
-    try:
-        info = models.save(dataset, name, result.weights, **kwargs)
-    except ModelExists:  # e.g. two auto-named jobs in one second
-        name = f"{name}-{job.id[:6]}"
-        info = models.save(dataset, name, result.weights, **kwargs)
-    if models.get_active(dataset) is None:
-        models.set_active(dataset, info.name)
-    artifacts = {**job.artifacts, "model": str(info.path), "weights": str(info.weights)}
-    fields: dict[str, Any] = {"artifacts": artifacts, "model_name": info.name}
-    fields["status_reason"] = f"model {info.name!r} registered for dataset {dataset!r}"
-    if result.last_checkpoint is not None:
-        fields["checkpoint_path"] = str(result.last_checkpoint)
-    return fields

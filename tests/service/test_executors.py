@@ -27,7 +27,7 @@ from smalltrain.engine.events import (  # noqa: E402
     TrainingFinished,
     TrainingStarted,
 )
-from smalltrain.engine.executors import (  # noqa: E402
+from smalltrain.service.executors import (  # noqa: E402
     ExecOutcome,
     ExecSpec,
     Executor,

@@ -1,8 +1,8 @@
-"""DatasetStore with the real audio and detection tasks on data made in tmp_path."""
+"""Registering datasets (the service inspects, the store keeps) with the real audio and detection
+tasks on data made in tmp_path."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import struct
@@ -13,24 +13,8 @@ from pathlib import Path
 import pytest
 
 from smalltrain.errors import DatasetError, DatasetNotFound, InvalidName
+from smalltrain.service.datasets import register_dataset
 from smalltrain.store import DatasetRecord, DatasetStore, JobStore, quick_fingerprint
-
-
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:
-        return False
-
-
-needs_audio = pytest.mark.skipif(
-    not _has("smalltrain.tasks.audio.task"),
-    reason="smalltrain.tasks.audio.task (AudioTask) is not written yet; remove when it lands",
-)
-needs_detect = pytest.mark.skipif(
-    not (_has("smalltrain.tasks.detection.task") and _has("cv2")),
-    reason="smalltrain.tasks.detection.task (DetectTask) or OpenCV is missing",
-)
 
 
 @pytest.fixture
@@ -81,11 +65,10 @@ def yolo_dir(tmp_path: Path) -> Path:
     return root
 
 
-@needs_audio
 def test_register_audio_records_summary_snapshot_and_fingerprints(
     datasets: DatasetStore, audio_dir: Path
 ) -> None:
-    rec = datasets.register("sounds", audio_dir)
+    rec = register_dataset(datasets, "sounds", audio_dir)
     assert rec.kind == "audio"
     assert rec.path == str(audio_dir.resolve())
     assert rec.snapshot == "3 files, 3.0 s"
@@ -100,11 +83,10 @@ def test_register_audio_records_summary_snapshot_and_fingerprints(
         datasets.get_data_yaml_path("sounds")
 
 
-@needs_audio
 def test_changed_since_notices_edits_but_not_caches(
     datasets: DatasetStore, audio_dir: Path
 ) -> None:
-    datasets.register("sounds", audio_dir)
+    register_dataset(datasets, "sounds", audio_dir)
     assert not datasets.changed_since("sounds")
     (audio_dir / "labels.cache").write_bytes(b"tool cache")
     (audio_dir / ".DS_Store").write_bytes(b"finder")
@@ -113,11 +95,10 @@ def test_changed_since_notices_edits_but_not_caches(
     assert datasets.changed_since("sounds")
 
 
-@needs_audio
 def test_remove_forgets_the_name_but_keeps_the_files(
     datasets: DatasetStore, audio_dir: Path
 ) -> None:
-    datasets.register("sounds", audio_dir)
+    register_dataset(datasets, "sounds", audio_dir)
     removed = datasets.remove("sounds")
     assert removed.name == "sounds"
     kept = sorted(p.name for p in audio_dir.iterdir())
@@ -128,9 +109,8 @@ def test_remove_forgets_the_name_but_keeps_the_files(
         datasets.remove("sounds")
 
 
-@needs_detect
 def test_register_detection_and_data_yaml(datasets: DatasetStore, yolo_dir: Path) -> None:
-    rec = datasets.register("pets", yolo_dir)
+    rec = register_dataset(datasets, "pets", yolo_dir)
     assert rec.kind == "detect"
     assert rec.snapshot == "5 images, 2 classes"
     assert (rec.summary["images"], rec.summary["classes"], rec.summary["instances"]) == (5, 2, 10)
@@ -143,13 +123,13 @@ def test_register_detection_and_data_yaml(datasets: DatasetStore, yolo_dir: Path
 
 def test_register_refuses_bad_names_and_paths(datasets: DatasetStore, tmp_path: Path) -> None:
     with pytest.raises(InvalidName, match="dataset name"):
-        datasets.register("../up", tmp_path)
+        register_dataset(datasets, "../up", tmp_path)
     with pytest.raises(DatasetError, match="no such file"):
-        datasets.register("gone", tmp_path / "missing")
+        register_dataset(datasets, "gone", tmp_path / "missing")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DatasetError, match="not a dataset"):
-        datasets.register("empty", empty)
+        register_dataset(datasets, "empty", empty)
     assert datasets.list() == []
 
 

@@ -1,0 +1,39 @@
+"""One conversion of values into plain JSON/YAML data, used by events, sidecars and registries."""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["plain"]
+
+
+def plain(value: Any) -> Any:
+    """A copy of ``value`` made of dicts, lists, str, int, float, bool and None.
+
+    Non-finite floats become "nan", "inf" or "-inf" (strict JSON has no NaN); mappings get
+    string keys; tuples and sets become lists; paths become strings; enums their value;
+    numpy scalars and 0-d tensors their Python number; anything else its ``str``.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, enum.Enum):
+        return plain(value.value)
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return plain(item())
+        except (TypeError, ValueError):  # an array of more than one element
+            pass
+    return str(value)

@@ -1,0 +1,40 @@
+"""Light commands start without torch, numpy or Ultralytics (a fresh interpreter each)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("torch", "numpy", "ultralytics", "torchvision", "soundfile", "cv2")
+
+_PROBE = """
+import json, sys
+from typer.main import get_command
+from smalltrain.cli.main import app
+try:
+    get_command(app).main(sys.argv[1:], prog_name="smalltrain", standalone_mode=False)
+except SystemExit:
+    pass
+sys.stdout.flush()
+sys.stderr.write("\\nHEAVY=" + json.dumps(sorted(m for m in %r if m in sys.modules)) + "\\n")
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["jobs", "list"], ["jobs", "list", "--json"], ["models", "list"], ["--version"]],
+)
+def test_light_commands_do_not_import_heavy_libraries(tmp_path: Path, argv: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE % (HEAVY,), "--home", str(tmp_path), *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    heavy = json.loads(proc.stderr.rsplit("HEAVY=", 1)[1])
+    assert heavy == [], f"smalltrain {' '.join(argv)} imported {heavy}"
