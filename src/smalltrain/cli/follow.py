@@ -23,6 +23,7 @@ import typer
 
 from smalltrain.cli.common import console, err_console, home
 from smalltrain.cli.progress import EventProgress
+from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.errors import SmallTrainError
 from smalltrain.service.manager import TrainingManager
@@ -64,7 +65,7 @@ def _ctrl_c_cancels(manager: TrainingManager, job_id: str) -> Iterator[list[int]
     """While inside, Ctrl-C cancels the job (graceful, then immediate, then leave)."""
     presses = [0]
 
-    def cancel(mode: str) -> None:
+    def cancel(mode: CancelMode) -> None:
         with contextlib.suppress(SmallTrainError):
             manager.cancel(job_id, mode, reason="cancelled with Ctrl-C")
 
@@ -72,7 +73,7 @@ def _ctrl_c_cancels(manager: TrainingManager, job_id: str) -> Iterator[list[int]
         presses[0] += 1
         if presses[0] >= 3:
             raise KeyboardInterrupt
-        mode = "graceful" if presses[0] == 1 else "immediate"
+        mode: CancelMode = "graceful" if presses[0] == 1 else "immediate"
         if mode == "graceful":
             console.print(
                 "[yellow]Cancelling: the job writes a checkpoint and stops "

@@ -6,9 +6,27 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from smalltrain.engine.events import Event
+
+#: How a cancel stops a job: "graceful" finishes the step and checkpoints; "immediate" stops as
+#: soon as it can (still leaving a resumable checkpoint where the task can).
+CancelMode = Literal["graceful", "immediate"]
+#: How a task's ``train`` ended without an error.
+ResultStatus = Literal["completed", "cancelled"]
+CANCEL_MODES: tuple[CancelMode, ...] = get_args(CancelMode)
+
+
+def cancel_mode(value: str) -> CancelMode:
+    """``value`` as a ``CancelMode`` (it comes from a database, a pipe or a command line).
+
+    Raises:
+        ValueError: it is neither "graceful" nor "immediate".
+    """
+    if value not in CANCEL_MODES:
+        raise ValueError(f"cancel mode must be 'graceful' or 'immediate', not {value!r}")
+    return value
 
 
 class CancelToken:
@@ -21,14 +39,17 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
-        self.mode = "graceful"
+        self.mode: CancelMode = "graceful"
         self.reason = ""
 
-    def cancel(self, reason: str = "cancelled by user", mode: str = "graceful") -> None:
-        if mode not in ("graceful", "immediate"):
-            raise ValueError(f"cancel mode must be 'graceful' or 'immediate', not {mode!r}")
+    def cancel(self, reason: str = "cancelled by user", mode: CancelMode = "graceful") -> None:
+        """Ask the job to stop (again with "immediate" to escalate).
+
+        Raises:
+            ValueError: ``mode`` is not a ``CancelMode``.
+        """
+        self.mode = cancel_mode(mode)
         self.reason = reason
-        self.mode = mode
         self._event.set()
 
     def is_set(self) -> bool:
@@ -77,7 +98,7 @@ class JobContext:
 class TrainResult:
     """What a finished ``train`` call hands back to whoever ran it."""
 
-    status: str  # "completed" or "cancelled"
+    status: ResultStatus
     epochs_completed: int
     global_step: int
     run_dir: Path

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from smalltrain.engine.checkpoints import find_resumable, load_checkpoint
-from smalltrain.engine.context import CancelToken, JobContext, Task, TrainResult
+from smalltrain.engine.context import CancelMode, CancelToken, JobContext, Task, TrainResult
 from smalltrain.engine.events import (
     CheckpointSaved,
     EpochMetrics,
@@ -172,7 +172,7 @@ class TrainingRunner:
     def cancel(
         self,
         reason: str = "cancelled by user",
-        mode: str = "graceful",
+        mode: CancelMode = "graceful",
         timeout: float | None = None,
     ) -> bool:
         """Ask the task to stop (it checkpoints and returns at its next cancel check).

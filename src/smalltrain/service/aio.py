@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from smalltrain.engine.context import CancelMode
 from smalltrain.engine.events import Event
 from smalltrain.engine.jobs import TrainingJob
 from smalltrain.service.manager import TrainingManager
@@ -48,7 +49,7 @@ class AsyncTrainingManager:
         """See ``TrainingManager.start_training``."""
         return await asyncio.to_thread(self.sync.start_training, spec, **kwargs)
 
-    async def cancel(self, job_id: str, mode: str = "graceful") -> TrainingJob:
+    async def cancel(self, job_id: str, mode: CancelMode = "graceful") -> TrainingJob:
         """See ``TrainingManager.cancel``."""
         return await asyncio.to_thread(self.sync.cancel, job_id, mode)
 

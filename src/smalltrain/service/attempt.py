@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from smalltrain import tasks
-from smalltrain.engine.context import CancelToken, JobContext, ResourceLimits, TrainResult
+from smalltrain.engine.context import (
+    CancelToken,
+    JobContext,
+    ResourceLimits,
+    TrainResult,
+    cancel_mode,
+)
 from smalltrain.engine.events import Event
 
 __all__ = [
@@ -220,7 +226,8 @@ def _watch_control(control: mpc.Connection, token: CancelToken, orphan_grace_s: 
             time.sleep(orphan_grace_s)
             os._exit(75)
         if isinstance(msg, dict) and msg.get("op") == "cancel":
-            token.cancel(str(msg.get("reason", "cancelled")), str(msg.get("mode", "graceful")))
+            mode = cancel_mode(str(msg.get("mode", "graceful")))
+            token.cancel(str(msg.get("reason", "cancelled")), mode)
 
 
 def child_main(

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import psutil
 
 from smalltrain import tasks
-from smalltrain.engine.context import CancelToken
+from smalltrain.engine.context import CancelMode, CancelToken
 from smalltrain.engine.events import Event, event_from_dict
 from smalltrain.engine.locks import pid_alive
 from smalltrain.service.attempt import (
@@ -240,7 +240,7 @@ class _ChildWatch:
         self.owner = owner
         self.started = started
         self.startup_s: float | None = None
-        self.sent_mode: str | None = None
+        self.sent_mode: CancelMode | None = None
         self.cancelled_at: float | None = None
         self.kill_at: float | None = None
         self.signalled: str | None = None

@@ -30,6 +30,7 @@ from typing import Any
 
 from smalltrain import paths
 from smalltrain.engine.checkpoint_index import newest_verified
+from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import RESUMABLE, TERMINAL, JobStatus, TrainingJob
 from smalltrain.errors import (
     ModelNotFound,
@@ -148,7 +149,7 @@ class TrainingManager:
     # -- controlling jobs ---------------------------------------------------------------------
 
     def cancel(
-        self, job_id: str, mode: str = "graceful", reason: str = "cancelled by user"
+        self, job_id: str, mode: CancelMode = "graceful", reason: str = "cancelled by user"
     ) -> TrainingJob:
         """Cancel a job: a queued one at once; a running one checkpoints and stops.
 

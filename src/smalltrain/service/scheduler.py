@@ -30,7 +30,7 @@ from typing import Any
 
 from smalltrain import paths
 from smalltrain.engine.checkpoint_index import newest_verified
-from smalltrain.engine.context import CancelToken, ResourceLimits
+from smalltrain.engine.context import CancelMode, CancelToken, ResourceLimits, cancel_mode
 from smalltrain.engine.events import (
     WarningEvent,
 )
@@ -259,9 +259,10 @@ class Scheduler:
             if not run.token.is_set() or (
                 job.cancel_requested == "immediate" and run.token.mode != "immediate"
             ):
-                run.token.cancel(job.status_reason or "cancelled by user", job.cancel_requested)
+                reason = job.status_reason or "cancelled by user"
+                run.token.cancel(reason, cancel_mode(job.cancel_requested))
 
-    def cancel_local(self, job_id: str, mode: str, reason: str) -> bool:
+    def cancel_local(self, job_id: str, mode: CancelMode, reason: str) -> bool:
         """Cancel a job this scheduler runs at once, without waiting for the next poll."""
         run = self.running.get(job_id)
         if run is None:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import (
     ACTIVE,
     JOB_FIELDS,
@@ -284,7 +285,7 @@ class JobStore(HistoryStore):
             return self._set_status(con, job, JobStatus.STARTING, {"status_reason": None})
 
     def request_cancel(
-        self, job_id: str, mode: str = "graceful", reason: str = "cancelled by user"
+        self, job_id: str, mode: CancelMode = "graceful", reason: str = "cancelled by user"
     ) -> TrainingJob:
         """Ask for a job to stop.
 

@@ -27,7 +27,7 @@ from smalltrain.engine.checkpoints import (
     save_checkpoint,
     strip_for_inference,
 )
-from smalltrain.engine.context import CancelToken, TrainResult
+from smalltrain.engine.context import CancelToken, ResultStatus, TrainResult
 from smalltrain.engine.events import (
     CheckpointSaved,
     EpochMetrics,
@@ -462,7 +462,7 @@ def _loop(run: _Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
             },
         )
     )
-    status = "completed"
+    status: ResultStatus = "completed"
     while s.epoch < cfg.epochs:
         if s.step_in_epoch == 0:
             s.start_epoch()
@@ -522,7 +522,7 @@ def _end_epoch(run: _Run, t0: float, resume: Path | None) -> bool:
     return stop_early
 
 
-def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
+def _finalize(run: _Run, status: ResultStatus, resume: Path | None) -> TrainResult:
     s, emit = run.state, run.history.emit
     last = _save(run, "cancel" if status == "cancelled" else "final", emit)
     manage_checkpoints(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain import paths
-from smalltrain.engine.context import JobContext, TrainResult
+from smalltrain.engine.context import JobContext, ResultStatus, TrainResult
 from smalltrain.engine.devices import resolve_device
 from smalltrain.engine.events import LogEvent, TrainingFinished, WarningEvent
 from smalltrain.engine.plain import plain
@@ -137,7 +137,7 @@ class DetectTask:
         guard = CancelGuard(ctx.cancel, monitor)
         monitor.attach(model)
         guard.attach(model)
-        status = "completed"
+        status: ResultStatus = "completed"
         with redirect_output(run_dir / "ultralytics.log"):
             try:
                 model.train(**kwargs)
@@ -197,7 +197,7 @@ class DetectTask:
         report: DetectionReport | None,
         model: Any,
         save_dir: Path,
-        status: str,
+        status: ResultStatus,
         monitor: ProgressMonitor | None = None,
         epochs_done: int = 0,
     ) -> TrainResult:
