@@ -1,47 +1,39 @@
-"""A small convolutional VAE on normalized log-mel chunks: ConvEncoder, ConvDecoder, ConvVAE.
+"""A small convolutional VAE on normalized log-mel chunks: ``ConvVAE`` in two latent layouts.
 
 Input and output are ``[B, 1, n_mels, n_frames]`` in the normalized scale of
-``AudioSpectrogram.normalize`` (floor -> 0, 0 dB -> 1). The latent is flat: ``latent_dim`` floats
-per chunk.
+``AudioSpectrogram.normalize`` (floor -> 0, 0 dB -> 1). The latent is ``latent_dim`` floats per
+chunk, laid out one of two ways (``latent_frames``):
 
-Shape of the network (``L = n_layers``, ``w = width * capacity``)::
+- ``latent_frames = F``, "temporal" (what the presets use): 1-D convs over time with the mel
+  bands as channels, down to ``F`` latent steps of ``latent_dim // F`` floats each, and back up.
+  Every weight is shared across time, so each training chunk teaches the model ``F`` times over,
+  and a sound shifted in time is the same code shifted. No normalisation layers: GroupNorm
+  scales every chunk's activations to unit variance and throws away the level, which varies
+  across a real folder of sounds. The decoder's output bias is per mel band and starts at the
+  training set's mean level (``init_output_level``).
+- ``None``, "flat" (the first design, kept for old checkpoints): 2-D convs down to a small grid,
+  then one Linear to ``latent_dim`` floats for the whole chunk.
+
+Shape of the flat network (``L = n_layers``, ``w = width * capacity``)::
 
     x -> pad to multiples of 2**L -> L x [Conv3x3 stride 2 -> GroupNorm -> LeakyReLU]
       -> Conv1x1 to a few "bottleneck" channels -> flatten -> Linear -> (mu, logvar)
     z -> Linear -> Conv1x1 -> L x [nearest upsample x2 -> Conv3x3 -> GroupNorm -> LeakyReLU]
       -> Conv3x3 to 1 channel -> output_max * sigmoid -> crop to the input size
 
-Channel ``i`` of the encoder has ``w * 2**i`` channels, capped at ``8 * w``. The 1x1 bottleneck
-(``max(2, w // 2)`` channels) keeps the flattening Linear small: on 60 to 600 training chunks a
-multi-million-parameter Linear only memorises.
+Channel ``i`` of the flat encoder has ``w * 2**i`` channels, capped at ``8 * w``. The 1x1
+bottleneck (``max(2, w // 2)`` channels) keeps the flattening Linear small: on 60 to 600
+training chunks a multi-million-parameter Linear only memorises. The flat layout normalises with
+GroupNorm (not BatchNorm): it behaves the same for batch size 1 and in train and eval mode.
 
-No BatchNorm: GroupNorm behaves the same for batch size 1 and in train and eval mode.
+Both layouts bound their output, ``output_max * sigmoid`` with ``output_max = 2``: normalized
+mels are NOT capped at 1. 0 dB is only the power reference and loud audio reaches about +40 dB
+(x up to ~1.5), so a plain sigmoid cannot reach the loudest bins, which dominate spectral
+convergence. An unbounded linear output can overshoot: the SC term works on ``10 ** (dB / 20)``,
+exponential in the output, and its gradient explodes. ``output`` may be "softplus" or "linear"
+for experiments.
 
-Why a bounded sigmoid output, ``output_max * sigmoid`` with ``output_max = 2``: normalized mels
-are NOT capped at 1. 0 dB is only the power reference, and loud audio reaches about +40 dB (x up
-to ~1.5; 9% of the values of the shared sonic_pi set lie above 1), so a plain sigmoid cannot
-reach the loudest bins, which dominate spectral convergence (clamping targets at 1 alone costs
-SC 0.8). An unbounded linear output can overshoot: the SC term works on ``10 ** (dB / 20)``,
-exponential in the output, and its gradient explodes. On 51 sonic_pi chunks (400 steps, width 16,
-no augmentation) sigmoid x 2 fitted the training chunks best in three paired runs (train SC 0.53
-to 0.63 against 0.63 to 0.64 for softplus; linear 0.82); held-out SC on 13 chunks was too noisy
-to separate sigmoid and softplus (0.90 to 1.47 against 0.85 to 1.08; PCA-51: 0.81). ``output``
-may be "softplus" or "linear" for experiments.
-
-Two latent layouts (``latent_frames``):
-
-- ``None``, "flat" (the first design, kept for old checkpoints): 2-D convs down to a small grid,
-  then one Linear to ``latent_dim`` floats for the whole chunk.
-- ``latent_frames = F``, "temporal" (what the presets use): 1-D convs over time with the mel
-  bands as channels, down to ``F`` latent steps of ``latent_dim // F`` floats each, and back up.
-  Every weight is shared across time, so on a few dozen chunks each training chunk teaches the
-  model ``F`` times over, and a sound shifted in time is the same code shifted.
-  ``bench/quality.py`` measured it against the flat layout and PCA of the same size, on held-out
-  files (bench/README.md, "Audio quality"). No normalisation layers: GroupNorm scales every
-  chunk's activations to unit variance and throws away the level, which on real folders of
-  sounds at different loudness cost held-out SC (0.908 with GroupNorm against 0.767 without,
-  sonic_pi, 40 epochs). The decoder's output bias is per mel band and starts at the training
-  set's mean level (``init_output_level``).
+The measurements behind these choices are in bench/README.md, "Audio quality".
 """
 
 from __future__ import annotations
@@ -59,7 +51,7 @@ LOGVAR_MIN = -20.0  # clamp logvar so exp() never under/overflows in float32 (st
 LOGVAR_MAX = 10.0
 # Initial logvar (std 0.05). With logvar 0 the sampled z is pure unit noise until the encoder
 # learns to shrink it, and the decoder cannot tell chunks apart; the tiny beta (~1e-4) used here
-# would narrow the posterior anyway. On a 4-mel overfit test this halves the loss 3x faster.
+# would narrow the posterior anyway.
 LOGVAR_INIT = -6.0
 OUTPUTS = ("sigmoid", "softplus", "linear")
 INIT_LEVEL = 0.4  # initial output, normalized (-48 dB at floor -80): about the mean of real mels
@@ -186,8 +178,8 @@ def temporal_plan(n_frames: int, latent_frames: int) -> tuple[int, int]:
 class TemporalEncoder(nn.Module):
     """Map ``[B, 1, n_mels, T]`` to ``(mu, logvar)``, each ``[B, channels * latent_frames]``.
 
-    1-D convs over time, mel bands as input channels; the flat latent is the ``[channels,
-    latent_frames]`` code, channel-major.
+    1-D convs over time, mel bands as input channels; the latent vector is the ``[channels,
+    latent_frames]`` code flattened, channel-major.
     """
 
     def __init__(
@@ -267,23 +259,27 @@ class TemporalDecoder(nn.Module):
 
 
 class ConvVAE(nn.Module):
-    """A convolutional VAE with a flat latent of ``latent_dim`` floats per chunk.
+    """A convolutional VAE with ``latent_dim`` floats per chunk, temporal or flat layout.
+
+    The layout follows ``latent_frames`` (see the module docstring); the presets build the
+    temporal one through ``TrainingConfig.model_kwargs``, while this constructor's default
+    (``latent_frames=None``) is the flat one.
 
     Args:
         n_mels: mel bands of the input.
         n_frames: frames per chunk; inputs may have fewer (they are padded, and the output is
             cropped back to the input's length), never more.
         latent_dim: floats per chunk in the latent.
-        width: channels of the first conv layer; each layer doubles it, capped at 8x.
-        n_layers: stride-2 conv layers (downsampling by ``2**n_layers``).
+        width: temporal: channels of every layer; flat: channels of the first conv layer, each
+            layer doubling it, capped at 8x.
+        n_layers: flat only: stride-2 conv layers (downsampling by ``2**n_layers``); the
+            temporal layout's depth follows from the frame count.
         capacity: multiplier on every channel count (None = 1.0); 0.125 makes a ~30k-parameter
             test model.
         output: "sigmoid" (default, see the module docstring), "softplus" or "linear".
         output_max: the upper bound of the sigmoid output, in normalized units.
         latent_frames: None for the flat layout; else the temporal layout with this many latent
             steps of ``latent_dim // latent_frames`` floats (``latent_dim`` must be a multiple).
-            Temporal models have ``width * capacity`` channels in every layer and ignore
-            ``n_layers`` (the frame count sets the depth).
     """
 
     def __init__(
@@ -416,9 +412,8 @@ def _kaiming(layers: list[nn.Module]) -> None:
     """He initialisation for convs followed by LeakyReLU(0.2), zero biases.
 
     Without normalisation layers, PyTorch's default init shrinks activations about 3x per
-    layer: a fresh temporal encoder's codes differed between chunks by 0.005 while the sampling
-    noise was 0.05, and the decoder could not tell chunks apart for hundreds of steps. With it
-    the difference is 0.17 (measured on four fixed mels, width 16).
+    layer: a fresh temporal encoder's codes then differ between chunks far less than the
+    sampling noise, and the decoder cannot tell chunks apart for hundreds of steps.
     """
     for layer in layers:
         if isinstance(layer, nn.Conv1d):
