@@ -32,7 +32,7 @@ from smalltrain.engine.context import CancelToken
 from smalltrain.engine.events import CheckpointSaved, Event, MetricsHistory, StepMetrics
 from smalltrain.engine.runner import TrainingRunner
 from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.loop import train_epoch
+from smalltrain.tasks.audio.epoch import train_epoch
 from smalltrain.tasks.audio.losses import vae_loss
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.synth import make_sound_folder

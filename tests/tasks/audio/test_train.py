@@ -16,8 +16,8 @@ from smalltrain.engine.events import CheckpointSaved, Event, StepMetrics, Warnin
 from smalltrain.engine.runner import TrainingRunner
 from smalltrain.errors import CheckpointError, TrainingDiverged
 from smalltrain.tasks.audio.config import TrainingConfig
+from smalltrain.tasks.audio.epoch import LRSchedule, TrainState, train_epoch
 from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
-from smalltrain.tasks.audio.loop import LRSchedule, TrainState, train_epoch
 from smalltrain.tasks.audio.losses import KLSchedule
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.synth import make_sound_folder

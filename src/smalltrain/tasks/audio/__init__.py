@@ -12,10 +12,10 @@ from smalltrain.engine.runner import TrainingRunner
 from smalltrain.tasks.audio.augment import AugmentationConfig, AugmentationPipeline
 from smalltrain.tasks.audio.config import TrainingConfig, resolve_device
 from smalltrain.tasks.audio.dataset import AudioTrainingDataset, split_files
+from smalltrain.tasks.audio.epoch import train_epoch, validate_epoch
 from smalltrain.tasks.audio.flat import ConvDecoder, ConvEncoder
 from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
 from smalltrain.tasks.audio.io import DatasetReport, load_audio, scan_folder
-from smalltrain.tasks.audio.loop import train_epoch, validate_epoch
 from smalltrain.tasks.audio.losses import compute_kl_divergence, get_kl_weight, vae_loss
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.presets import get_adaptive_config

@@ -48,15 +48,15 @@ from smalltrain.tasks.audio.dataset import (
     Split,
     split_files,
 )
-from smalltrain.tasks.audio.evaluate import PCAComparator
-from smalltrain.tasks.audio.io import DatasetReport, scan_folder
-from smalltrain.tasks.audio.loop import (
+from smalltrain.tasks.audio.epoch import (
     LRSchedule,
     TrainState,
     epoch_train_metrics,
     train_epoch,
     validate_epoch,
 )
+from smalltrain.tasks.audio.evaluate import PCAComparator
+from smalltrain.tasks.audio.io import DatasetReport, scan_folder
 from smalltrain.tasks.audio.losses import KLSchedule
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.preview import PreviewRenderer

@@ -1,5 +1,7 @@
 """One epoch of training (``train_epoch``) and of validation (``validate_epoch``).
 
+The run loop around them (epochs, checkpoints, early stopping) is ``train.py``.
+
 The training state lives in one dataclass, ``TrainState``. ``train_epoch`` is a flat loop:
 set the learning rate and KL weight, forward, skip or update, record, check for cancel.
 """
