@@ -143,12 +143,12 @@ def _state(cfg: TrainingConfig) -> TrainState:
     model = ConvVAE(**cfg.model_kwargs())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
     return TrainState(
-        model,
-        opt,
-        LRSchedule(cfg.learning_rate, 100, 0, "constant"),
-        KLSchedule.from_config(cfg, 10),
-        cfg,
-        torch.device("cpu"),
+        model=model,
+        optimizer=opt,
+        lr_schedule=LRSchedule(cfg.learning_rate, 100, 0, "constant"),
+        kl=KLSchedule.from_config(cfg, 10),
+        config=cfg,
+        device=torch.device("cpu"),
     )
 
 

@@ -55,9 +55,9 @@ class LRSchedule:
         self.step_count = int(state["step_count"])
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainState:
-    """Everything that changes while training, in one place."""
+    """Everything that changes while training, in one place; built with keyword arguments."""
 
     model: ConvVAE
     optimizer: torch.optim.Optimizer

@@ -68,9 +68,9 @@ EXPORT = "export"
 BEST_MODEL = "best.pt"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Run:
-    """What setup builds once per run."""
+    """What setup builds once per run; ``state`` is what changes while it trains."""
 
     config: TrainingConfig
     report: DatasetReport
@@ -159,7 +159,9 @@ def build_state(cfg: TrainingConfig, device: torch.device, steps_per_epoch: int)
         cfg.learning_rate, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr_schedule
     )
     kl = KLSchedule.from_config(cfg, steps_per_epoch)
-    return TrainState(model, optimizer, lr_schedule, kl, cfg, device)
+    return TrainState(
+        model=model, optimizer=optimizer, lr_schedule=lr_schedule, kl=kl, config=cfg, device=device
+    )
 
 
 def _file_entries(files: list[Any]) -> list[dict[str, str]]:
@@ -366,22 +368,25 @@ def _setup(
     previews = PreviewRenderer(
         spectrogram, [val_ds[0]], run_dir / "previews", cfg.preview_count, cfg.seed
     )
-    return _Run(
-        cfg,
-        report,
-        split,
-        train_ds,
-        val_ds,
-        spectrogram,
-        sampler,
-        build_state(cfg, device, steps),
-        history,
-        run_dir,
-        steps,
-        previews,
+    comparator = (
         PCAComparator(spectrogram, train_ds.mels, cfg.latent_dim)  # = the model's latent floats
         if train_ds.n_chunks > 1
-        else None,
+        else None
+    )
+    return _Run(
+        config=cfg,
+        report=report,
+        split=split,
+        train_ds=train_ds,
+        val_ds=val_ds,
+        spectrogram=spectrogram,
+        sampler=sampler,
+        state=build_state(cfg, device, steps),
+        history=history,
+        run_dir=run_dir,
+        steps_per_epoch=steps,
+        previews=previews,
+        comparator=comparator,
     )
 
 
