@@ -1,8 +1,6 @@
 """The audio training orchestrator: ``train`` = setup → loop → finalize.
 
-Run layout under ``run_dir``: ``checkpoints/`` (resumable), ``previews/`` (WAVs by epoch),
-``export/best.pt`` (the best model by the monitored validation metric, for inference) and,
-when switched on, ``tensorboard/``.
+Setup (the ``Run`` and the run folder's layout) is ``run.py``; one epoch's body is ``epoch.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +8,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,143 +29,25 @@ from smalltrain.engine.events import (
     CheckpointSaved,
     EpochMetrics,
     Event,
-    LogEvent,
-    MetricsHistory,
     TrainingFinished,
     TrainingStarted,
     WarningEvent,
 )
 from smalltrain.engine.fsutil import atomic_write
 from smalltrain.errors import CheckpointError, TrainingDiverged
-from smalltrain.tasks.audio.augment import AugmentationConfig, AugmentationPipeline
-from smalltrain.tasks.audio.config import TrainingConfig, resolve_device
-from smalltrain.tasks.audio.dataset import (
-    AudioTrainingDataset,
-    ResumableSampler,
-    Split,
-    split_files,
-)
-from smalltrain.tasks.audio.epoch import (
-    LRSchedule,
-    TrainState,
-    epoch_train_metrics,
-    train_epoch,
-    validate_epoch,
-)
-from smalltrain.tasks.audio.evaluate import PCAComparator
-from smalltrain.tasks.audio.io import DatasetReport, scan_folder
-from smalltrain.tasks.audio.losses import KLSchedule
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.preview import PreviewRenderer
+from smalltrain.tasks.audio.config import TrainingConfig
+from smalltrain.tasks.audio.dataset import AudioTrainingDataset
+from smalltrain.tasks.audio.epoch import epoch_train_metrics, train_epoch, validate_epoch
+from smalltrain.tasks.audio.io import DatasetReport
 from smalltrain.tasks.audio.prior import LatentPrior, fit_latent_prior
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
-
-CHECKPOINTS = "checkpoints"
-EXPORT = "export"
-BEST_MODEL = "best.pt"
-
-
-@dataclass(kw_only=True)
-class _Run:
-    """What setup builds once per run; ``state`` is what changes while it trains."""
-
-    config: TrainingConfig
-    report: DatasetReport
-    split: Split
-    train_ds: AudioTrainingDataset
-    val_ds: AudioTrainingDataset
-    spectrogram: AudioSpectrogram
-    sampler: ResumableSampler
-    state: TrainState
-    history: MetricsHistory
-    run_dir: Path
-    steps_per_epoch: int
-    previews: PreviewRenderer
-    comparator: PCAComparator | None  # None when there are too few training chunks for PCA
-    overfit_warned: tuple[int, float] | None = None  # (epoch, gap) of the last such warning
-
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.run_dir / CHECKPOINTS
-
-
-# --- setup ---------------------------------------------------------------------------------------
-
-
-def _augmentation(cfg: TrainingConfig) -> AugmentationPipeline | None:
-    if not cfg.augmentation or cfg.augmentation_expansion < 2:
-        return None
-    aug = AugmentationConfig(
-        speed_range=cfg.speed_range,
-        gain_db_range=cfg.gain_db_range,
-        noise_snr_db_range=cfg.noise_snr_db_range,
-        pitch_shift_semitones=cfg.pitch_shift_semitones,
-        time_shift_max_s=cfg.time_shift_max_s,
-    )
-    return AugmentationPipeline(aug, sample_rate=cfg.sample_rate)
-
-
-def build_datasets(
-    cfg: TrainingConfig,
-    report: DatasetReport,
-    spectrogram: AudioSpectrogram,
-    cache_dir: Path | None,
-) -> tuple[Split, AudioTrainingDataset, AudioTrainingDataset]:
-    """Split the report's files by file and build the train (augmented) and val datasets."""
-    split = split_files(
-        report.files,
-        cfg.val_fraction,
-        cfg.seed,
-        chunk_samples=cfg.chunk_samples,
-        hop_samples=cfg.chunk_hop_samples,
-        target_sr=cfg.sample_rate,
-    )
-    common: dict[str, Any] = {
-        "spectrogram": spectrogram,
-        "chunk_samples": cfg.chunk_samples,
-        "hop_samples": cfg.chunk_hop_samples,
-        "cache_dir": cache_dir,
-        "seed": cfg.seed,
-    }
-    train_ds = AudioTrainingDataset(
-        split.train,
-        augmentation=_augmentation(cfg),
-        expansion=cfg.augmentation_expansion if cfg.augmentation else 1,
-        chunk_range=split.train_chunks,
-        **common,
-    )
-    val_ds = AudioTrainingDataset(split.val, chunk_range=split.val_chunks, **common)
-    return split, train_ds, val_ds
-
-
-def build_state(cfg: TrainingConfig, device: torch.device, steps_per_epoch: int) -> TrainState:
-    """A fresh model, optimizer, LR schedule and KL schedule, seeded by ``cfg.seed``."""
-    torch.manual_seed(cfg.seed)
-    model = ConvVAE(**cfg.model_kwargs()).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        fused=device.type == "cuda",  # lets a NaN step be skipped on the device (no host sync)
-        # elsewhere the multi-tensor update: PyTorch defaults to one tensor at a time off CUDA,
-        # 1.9 ms against 1.4 ms a step for the small preset's model on this CPU
-        foreach=None if device.type == "cuda" else True,
-    )
-    total = cfg.epochs * steps_per_epoch
-    lr_schedule = LRSchedule(
-        cfg.learning_rate, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr_schedule
-    )
-    kl = KLSchedule.from_config(cfg, steps_per_epoch)
-    return TrainState(
-        model=model, optimizer=optimizer, lr_schedule=lr_schedule, kl=kl, config=cfg, device=device
-    )
+from smalltrain.tasks.audio.run import Run, setup_run
 
 
 def _file_entries(files: list[Any]) -> list[dict[str, str]]:
     return [{"rel": f.rel, "path": str(f.path), "fingerprint": f.fingerprint} for f in files]
 
 
-def _checkpoint_payload(run: _Run) -> dict[str, Any]:
+def _checkpoint_payload(run: Run) -> dict[str, Any]:
     s = run.state
     return {
         "model_args": s.model.init_args,
@@ -192,7 +71,7 @@ def _checkpoint_payload(run: _Run) -> dict[str, Any]:
 _DEVICE_FLAGS = ("fused", "foreach")  # AdamW implementation choices made per device
 
 
-def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
+def _restore(run: Run, ckpt: dict[str, Any]) -> None:
     """Put a run back exactly where ``ckpt`` was taken (mid-epoch included)."""
     s = run.state
     saved_args = ckpt.get("model_args")
@@ -217,7 +96,7 @@ def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
     restore_rng_state(ckpt["rng_state"])
 
 
-def _save(run: _Run, reason: str, emit: Callable[[Event], None]) -> Path:
+def _save(run: Run, reason: str, emit: Callable[[Event], None]) -> Path:
     s = run.state
     run.sampler.set_epoch(s.epoch)
     run.sampler.set_start(s.step_in_epoch * run.config.batch_size)
@@ -249,7 +128,7 @@ def _loader(ds: AudioTrainingDataset, cfg: TrainingConfig, sampler: Any = None) 
     )
 
 
-def _rollback(run: _Run, emit: Callable[[Event], None]) -> None:
+def _rollback(run: Run, emit: Callable[[Event], None]) -> None:
     """Reload the last good checkpoint with the learning rate halved, or give up."""
     s = run.state
     cfg = run.config
@@ -278,7 +157,7 @@ def _rollback(run: _Run, emit: Callable[[Event], None]) -> None:
     )
 
 
-def _improved(run: _Run, metrics: dict[str, float]) -> bool:
+def _improved(run: Run, metrics: dict[str, float]) -> bool:
     cfg = run.config
     score = metrics.get(cfg.monitor, metrics.get("val/loss", math.nan))
     s = run.state
@@ -289,18 +168,18 @@ def _improved(run: _Run, metrics: dict[str, float]) -> bool:
     return False
 
 
-def _prior(run: _Run) -> LatentPrior:
+def _prior(run: Run) -> LatentPrior:
     """The Gaussian of the model's codes of the training chunks, what `generate` samples."""
     return fit_latent_prior(run.state.model, run.train_ds.mels)
 
 
-def _render_previews(run: _Run, epoch: int) -> None:
+def _render_previews(run: Run, epoch: int) -> None:
     if run.config.preview_count > 0:  # fitting the prior encodes the training set: skip it
         run.previews.render(run.state.model, epoch, run.history.emit, _prior(run))
 
 
-def _export_best(run: _Run) -> Path:
-    path = run.run_dir / EXPORT / BEST_MODEL
+def _export_best(run: Run) -> Path:
+    path = run.export_path
     payload = strip_for_inference(_checkpoint_payload(run))
     payload.update(
         {
@@ -322,7 +201,7 @@ OVERFIT_REPEAT_EPOCHS = 20  # a standing overfitting gap is repeated this often.
 OVERFIT_REPEAT_GROWTH = 1.5  # ...or as soon as it has grown this much since the last warning
 
 
-def _epoch_warnings(run: _Run, metrics: dict[str, float], emit: Callable[[Event], None]) -> None:
+def _epoch_warnings(run: Run, metrics: dict[str, float], emit: Callable[[Event], None]) -> None:
     """Warn of overfitting when the gap first passes the ratio, then only when it grows 1.5x or
     every 20 epochs: long small-data runs sit above the ratio for most of their epochs."""
     train_loss, val_loss = metrics.get("train/loss", math.nan), metrics.get("val/loss", math.nan)
@@ -348,49 +227,7 @@ def _epoch_warnings(run: _Run, metrics: dict[str, float], emit: Callable[[Event]
 # --- train ---------------------------------------------------------------------------------------
 
 
-def _setup(
-    cfg: TrainingConfig,
-    data: DatasetReport | Path,
-    run_dir: Path,
-    cache_dir: Path | None,
-    emit: Callable[[Event], None],
-) -> _Run:
-    report = data if isinstance(data, DatasetReport) else scan_folder(Path(data), cfg.sample_rate)
-    for skipped in report.skipped:
-        emit(LogEvent(message=f"skipped {skipped.path}: {skipped.reason}", level="warning"))
-    device = torch.device(resolve_device(cfg.device))
-    spectrogram = AudioSpectrogram(SpectrogramConfig(**cfg.spectrogram_kwargs()))
-    split, train_ds, val_ds = build_datasets(cfg, report, spectrogram, cache_dir)
-    sampler = ResumableSampler(len(train_ds), seed=cfg.seed, shuffle=True)
-    steps = math.ceil(len(train_ds) / cfg.batch_size)
-    history = MetricsHistory()
-    history.subscribe(emit)
-    previews = PreviewRenderer(
-        spectrogram, [val_ds[0]], run_dir / "previews", cfg.preview_count, cfg.seed
-    )
-    comparator = (
-        PCAComparator(spectrogram, train_ds.mels, cfg.latent_dim)  # = the model's latent floats
-        if train_ds.n_chunks > 1
-        else None
-    )
-    return _Run(
-        config=cfg,
-        report=report,
-        split=split,
-        train_ds=train_ds,
-        val_ds=val_ds,
-        spectrogram=spectrogram,
-        sampler=sampler,
-        state=build_state(cfg, device, steps),
-        history=history,
-        run_dir=run_dir,
-        steps_per_epoch=steps,
-        previews=previews,
-        comparator=comparator,
-    )
-
-
-def _resume_or_start(run: _Run, resume_from: Path | None, emit: Callable[[Event], None]) -> None:
+def _resume_or_start(run: Run, resume_from: Path | None, emit: Callable[[Event], None]) -> None:
     if resume_from is None:
         # a fresh model starts at the training set's mean level per mel band
         run.state.model.init_output_level(run.train_ds.mels.mean(dim=(0, 2)))
@@ -441,7 +278,7 @@ def train(
     run_dir = Path(run_dir)
     resume = Path(resume_from) if resume_from is not None else None
     data = data if isinstance(data, DatasetReport) else Path(data)
-    run = _setup(config, data, run_dir, Path(cache_dir) if cache_dir else None, emit)
+    run = setup_run(config, data, run_dir, Path(cache_dir) if cache_dir else None, emit)
     _resume_or_start(run, resume, emit)
     tb_close = _maybe_tensorboard(run)
     try:
@@ -450,7 +287,7 @@ def train(
         tb_close()
 
 
-def _loop(run: _Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
+def _loop(run: Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
     cfg, s, emit = run.config, run.state, run.history.emit
     emit(
         TrainingStarted(
@@ -495,7 +332,7 @@ def _loop(run: _Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
     return _finalize(run, status, resume)
 
 
-def _end_epoch(run: _Run, t0: float, resume: Path | None) -> bool:
+def _end_epoch(run: Run, t0: float, resume: Path | None) -> bool:
     """Validate, report, export, preview and checkpoint a finished epoch; True = stop early."""
     cfg, s, emit = run.config, run.state, run.history.emit
     metrics = epoch_train_metrics(s)
@@ -527,7 +364,7 @@ def _end_epoch(run: _Run, t0: float, resume: Path | None) -> bool:
     return stop_early
 
 
-def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
+def _finalize(run: Run, status: str, resume: Path | None) -> TrainResult:
     s, emit = run.state, run.history.emit
     last = _save(run, "cancel" if status == "cancelled" else "final", emit)
     manage_checkpoints(
@@ -536,7 +373,7 @@ def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
         monitor=run.config.monitor,
         protect=[resume] if resume else [],
     )
-    best = run.run_dir / EXPORT / BEST_MODEL
+    best = run.export_path
     if not best.exists():
         best = _export_best(run)
     every = run.config.preview_every
@@ -579,7 +416,7 @@ def _finalize(run: _Run, status: str, resume: Path | None) -> TrainResult:
     )
 
 
-def _summary_metrics(run: _Run) -> dict[str, float]:
+def _summary_metrics(run: Run) -> dict[str, float]:
     """The metrics of the exported (best) epoch, plus the best validation loss of the run."""
     epochs = run.history.state_dict()["epochs"]
     best = next(
@@ -595,7 +432,7 @@ def _summary_metrics(run: _Run) -> dict[str, float]:
     return out
 
 
-def _maybe_tensorboard(run: _Run) -> Callable[[], None]:
+def _maybe_tensorboard(run: Run) -> Callable[[], None]:
     if not run.config.tensorboard:
         return lambda: None
     from smalltrain.engine.tensorboard import TensorBoardLogger
