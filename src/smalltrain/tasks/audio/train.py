@@ -1,6 +1,7 @@
 """The audio training orchestrator: ``train`` = setup → loop → finalize.
 
-Setup (the ``Run`` and the run folder's layout) is ``run.py``; one epoch's body is ``epoch.py``.
+Setup (the ``Run`` and the run folder's layout) is ``run.py``; one epoch's body is ``epoch.py``;
+checkpoints, rollback and the exported best model are ``checkpointing.py``.
 """
 
 from __future__ import annotations
@@ -14,103 +15,28 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from smalltrain.engine.checkpoints import (
-    capture_rng_state,
-    find_resumable,
-    load_checkpoint,
-    manage_checkpoints,
-    package_versions,
-    restore_rng_state,
-    save_checkpoint,
-    strip_for_inference,
-)
+from smalltrain.engine.checkpoints import load_checkpoint, manage_checkpoints
 from smalltrain.engine.context import CancelToken, TrainResult
 from smalltrain.engine.events import (
-    CheckpointSaved,
     EpochMetrics,
     Event,
     TrainingFinished,
     TrainingStarted,
     WarningEvent,
 )
-from smalltrain.engine.fsutil import atomic_write
-from smalltrain.errors import CheckpointError, TrainingDiverged
+from smalltrain.errors import CheckpointError
+from smalltrain.tasks.audio.checkpointing import (
+    export_best,
+    fit_run_prior,
+    restore_run,
+    rollback,
+    save_run,
+)
 from smalltrain.tasks.audio.config import TrainingConfig
 from smalltrain.tasks.audio.dataset import AudioTrainingDataset
 from smalltrain.tasks.audio.epoch import epoch_train_metrics, train_epoch, validate_epoch
 from smalltrain.tasks.audio.io import DatasetReport
-from smalltrain.tasks.audio.prior import LatentPrior, fit_latent_prior
 from smalltrain.tasks.audio.run import Run, setup_run
-
-
-def _file_entries(files: list[Any]) -> list[dict[str, str]]:
-    return [{"rel": f.rel, "path": str(f.path), "fingerprint": f.fingerprint} for f in files]
-
-
-def _checkpoint_payload(run: Run) -> dict[str, Any]:
-    s = run.state
-    return {
-        "model_args": s.model.init_args,
-        "model_state": s.model.state_dict(),
-        "config": run.config.to_dict(),
-        "spectrogram": run.spectrogram.config.to_dict(),
-        "optimizer_state": s.optimizer.state_dict(),
-        "scheduler_state": s.lr_schedule.state_dict(),
-        "kl_state": s.kl.state_dict(),
-        "counters": s.counters(),
-        "rng_state": capture_rng_state(),
-        "sampler_state": run.sampler.state_dict(),
-        "history": run.history.state_dict(),
-        "dataset_fingerprint": run.report.fingerprint,
-        "train_files": _file_entries(run.split.train),
-        "val_files": _file_entries(run.split.val),
-        "split_strategy": run.split.strategy,
-    }
-
-
-_DEVICE_FLAGS = ("fused", "foreach")  # AdamW implementation choices made per device
-
-
-def _restore(run: Run, ckpt: dict[str, Any]) -> None:
-    """Put a run back exactly where ``ckpt`` was taken (mid-epoch included)."""
-    s = run.state
-    saved_args = ckpt.get("model_args")
-    if saved_args is not None and saved_args != s.model.init_args:
-        raise CheckpointError(
-            f"the checkpoint's model ({saved_args}) differs from the one this config builds "
-            f"({s.model.init_args}); resume with the config saved in the checkpoint (the job's "
-            "own config, as `smalltrain resume` does), or start a new run"
-        )
-    s.model.load_state_dict(ckpt["model_state"])
-    flags = [{k: g.get(k) for k in _DEVICE_FLAGS} for g in s.optimizer.param_groups]
-    s.optimizer.load_state_dict(ckpt["optimizer_state"])
-    # the saved groups carry the flags of the device they were saved on (a CPU checkpoint
-    # resumed on CUDA would lose `fused`, and with it the on-device NaN skip): keep this run's
-    for group, own in zip(s.optimizer.param_groups, flags, strict=True):
-        group.update(own)
-    s.lr_schedule.load_state_dict(ckpt["scheduler_state"])
-    s.kl.load_state_dict(ckpt["kl_state"])
-    s.load_counters(ckpt["counters"])
-    run.sampler.load_state_dict(ckpt["sampler_state"])
-    run.history.load_state_dict(ckpt["history"])
-    restore_rng_state(ckpt["rng_state"])
-
-
-def _save(run: Run, reason: str, emit: Callable[[Event], None]) -> Path:
-    s = run.state
-    run.sampler.set_epoch(s.epoch)
-    run.sampler.set_start(s.step_in_epoch * run.config.batch_size)
-    path = save_checkpoint(
-        run.ckpt_dir,
-        _checkpoint_payload(run),
-        epoch=s.epoch,
-        global_step=s.global_step,
-        metrics=run.history.last_epoch() if reason != "cancel" else {},
-        reason=reason,
-    )
-    emit(CheckpointSaved(path=str(path), epoch=s.epoch, global_step=s.global_step, reason=reason))
-    return path
-
 
 # --- the loop's helpers ---
 
@@ -128,35 +54,6 @@ def _loader(ds: AudioTrainingDataset, cfg: TrainingConfig, sampler: Any = None) 
     )
 
 
-def _rollback(run: Run, emit: Callable[[Event], None]) -> None:
-    """Reload the last good checkpoint with the learning rate halved, or give up."""
-    s = run.state
-    cfg = run.config
-    rollbacks, lr_scale = s.rollbacks + 1, s.lr_scale * 0.5
-    if rollbacks > cfg.max_rollbacks:
-        raise TrainingDiverged(
-            f"training diverged: the loss was NaN/inf for {cfg.nan_skip_limit} consecutive "
-            f"steps, again after {cfg.max_rollbacks} rollbacks with the learning rate halved "
-            f"each time. Lower learning_rate (now {cfg.learning_rate * s.lr_scale:.2e}, e.g. "
-            f"--set learning_rate={cfg.learning_rate * lr_scale:.1e}) or check the audio."
-        )
-    found = find_resumable(run.ckpt_dir)
-    if found is None:
-        raise TrainingDiverged("training diverged before any checkpoint was written")
-    path, ckpt = found
-    skipped = s.skipped_total
-    _restore(run, ckpt)
-    s.rollbacks, s.lr_scale, s.skipped_total = rollbacks, lr_scale, skipped
-    emit(
-        WarningEvent(
-            code="rollback",
-            message=f"{cfg.nan_skip_limit} non-finite steps in a row: rolled back to {path.name} "
-            f"with the learning rate halved (rollback {rollbacks}/{cfg.max_rollbacks})",
-            epoch=s.epoch,
-        )
-    )
-
-
 def _improved(run: Run, metrics: dict[str, float]) -> bool:
     cfg = run.config
     score = metrics.get(cfg.monitor, metrics.get("val/loss", math.nan))
@@ -168,33 +65,9 @@ def _improved(run: Run, metrics: dict[str, float]) -> bool:
     return False
 
 
-def _prior(run: Run) -> LatentPrior:
-    """The Gaussian of the model's codes of the training chunks, what `generate` samples."""
-    return fit_latent_prior(run.state.model, run.train_ds.mels)
-
-
 def _render_previews(run: Run, epoch: int) -> None:
     if run.config.preview_count > 0:  # fitting the prior encodes the training set: skip it
-        run.previews.render(run.state.model, epoch, run.history.emit, _prior(run))
-
-
-def _export_best(run: Run) -> Path:
-    path = run.export_path
-    payload = strip_for_inference(_checkpoint_payload(run))
-    payload.update(
-        {
-            "format": 1,
-            "versions": package_versions(),
-            "epoch": run.state.epoch,
-            "best_score": run.state.best_score,
-            # per-step records are for resuming; the exported model keeps the epoch curve only
-            "history": {"steps": [], "epochs": payload["history"]["epochs"]},
-            # what `generate` samples from (see tasks/audio/prior.py)
-            "latent_prior": _prior(run).state_dict(),
-        }
-    )
-    atomic_write(path, lambda f: torch.save(payload, f))
-    return path
+        run.previews.render(run.state.model, epoch, run.history.emit, fit_run_prior(run))
 
 
 OVERFIT_REPEAT_EPOCHS = 20  # a standing overfitting gap is repeated this often...
@@ -231,7 +104,7 @@ def _resume_or_start(run: Run, resume_from: Path | None, emit: Callable[[Event],
     if resume_from is None:
         # a fresh model starts at the training set's mean level per mel band
         run.state.model.init_output_level(run.train_ds.mels.mean(dim=(0, 2)))
-        _save(run, "initial", emit)  # the first rollback target
+        save_run(run, "initial", emit)  # the first rollback target
         return
     ckpt = load_checkpoint(resume_from)
     if "model_state" not in ckpt or "optimizer_state" not in ckpt:
@@ -246,7 +119,7 @@ def _resume_or_start(run: Run, resume_from: Path | None, emit: Callable[[Event],
                 message="the dataset changed since this checkpoint was written; resuming anyway",
             )
         )
-    _restore(run, ckpt)
+    restore_run(run, ckpt)
 
 
 def train(
@@ -319,7 +192,7 @@ def _loop(run: Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
             cancel=cancel,
         )
         if outcome == "diverging":
-            _rollback(run, emit)
+            rollback(run, emit)
             continue
         if outcome == "cancelled":
             status = "cancelled"
@@ -345,13 +218,13 @@ def _end_epoch(run: Run, t0: float, resume: Path | None) -> bool:
     emit(EpochMetrics(epoch=s.epoch, total_epochs=cfg.epochs, metrics=metrics))
     _epoch_warnings(run, metrics, emit)
     if is_best:
-        _export_best(run)
+        export_best(run)
     if cfg.preview_every and (s.epoch + 1) % cfg.preview_every == 0:
         _render_previews(run, s.epoch)
     s.epoch, s.step_in_epoch = s.epoch + 1, 0
     stop_early = bool(cfg.early_stopping_patience) and s.bad_epochs >= cfg.early_stopping_patience
     if s.epoch % cfg.checkpoint_every == 0 and s.epoch < cfg.epochs and not stop_early:
-        _save(run, "interval", emit)
+        save_run(run, "interval", emit)
         manage_checkpoints(
             run.ckpt_dir,
             keep_last=cfg.keep_last_checkpoints,
@@ -366,7 +239,7 @@ def _end_epoch(run: Run, t0: float, resume: Path | None) -> bool:
 
 def _finalize(run: Run, status: str, resume: Path | None) -> TrainResult:
     s, emit = run.state, run.history.emit
-    last = _save(run, "cancel" if status == "cancelled" else "final", emit)
+    last = save_run(run, "cancel" if status == "cancelled" else "final", emit)
     manage_checkpoints(
         run.ckpt_dir,
         keep_last=run.config.keep_last_checkpoints,
@@ -375,7 +248,7 @@ def _finalize(run: Run, status: str, resume: Path | None) -> TrainResult:
     )
     best = run.export_path
     if not best.exists():
-        best = _export_best(run)
+        best = export_best(run)
     every = run.config.preview_every
     if status == "completed" and every and s.epoch % every != 0:  # not rendered yet
         _render_previews(run, max(s.epoch - 1, 0))
