@@ -160,23 +160,26 @@ def train(
         tb_close()
 
 
+def _started(run: Run, resume: Path | None) -> TrainingStarted:
+    s = run.state
+    return TrainingStarted(
+        total_epochs=run.config.epochs,
+        steps_per_epoch=run.steps_per_epoch,
+        start_epoch=s.epoch,
+        start_step=s.step_in_epoch,
+        resumed_from=str(resume) if resume else None,
+        device=str(s.device),
+        info={
+            "train_chunks": run.train_ds.n_chunks,
+            "val_chunks": run.val_ds.n_chunks,
+            "split": run.split.strategy,
+        },
+    )
+
+
 def _loop(run: Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
     cfg, s, emit = run.config, run.state, run.history.emit
-    emit(
-        TrainingStarted(
-            total_epochs=cfg.epochs,
-            steps_per_epoch=run.steps_per_epoch,
-            start_epoch=s.epoch,
-            start_step=s.step_in_epoch,
-            resumed_from=str(resume) if resume else None,
-            device=str(s.device),
-            info={
-                "train_chunks": run.train_ds.n_chunks,
-                "val_chunks": run.val_ds.n_chunks,
-                "split": run.split.strategy,
-            },
-        )
-    )
+    emit(_started(run, resume))
     status = "completed"
     while s.epoch < cfg.epochs:
         if s.step_in_epoch == 0:
@@ -263,6 +266,13 @@ def _finalize(run: Run, status: str, resume: Path | None) -> TrainResult:
             metrics=summary,
         )
     )
+    return _result(run, status, best, last, summary)
+
+
+def _result(
+    run: Run, status: str, best: Path, last: Path, summary: dict[str, float]
+) -> TrainResult:
+    s = run.state
     best_loss = summary.get("best_val_loss", math.nan)
     return TrainResult(
         status=status,
