@@ -43,8 +43,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from smalltrain.tasks.audio.config import get_adaptive_config
 from smalltrain.tasks.audio.evaluate import evaluate
+from smalltrain.tasks.audio.presets import get_adaptive_config
 from smalltrain.tasks.audio.synth import drum_hit
 from smalltrain.tasks.audio.task import inspect_audio
 from smalltrain.tasks.audio.train import train

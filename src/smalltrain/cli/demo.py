@@ -26,9 +26,9 @@ def demo_cmd(
     from smalltrain.cli.follow import follow_job, open_manager
     from smalltrain.engine.jobs import JobStatus
     from smalltrain.service.manager import JobSpec
-    from smalltrain.tasks.audio.config import PRESETS
     from smalltrain.tasks.audio.evaluate import evaluate
     from smalltrain.tasks.audio.generate import interpolate, load_model, sample
+    from smalltrain.tasks.audio.presets import PRESETS
     from smalltrain.tasks.audio.synth import make_drum_kit
 
     out = out.resolve()

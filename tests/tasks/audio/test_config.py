@@ -11,13 +11,8 @@ import torch
 
 from smalltrain.engine.config import apply_overrides, parse_assignments
 from smalltrain.errors import ConfigError
-from smalltrain.tasks.audio.config import (
-    PRESETS,
-    TrainingConfig,
-    estimate_chunks,
-    get_adaptive_config,
-    resolve_device,
-)
+from smalltrain.tasks.audio.config import TrainingConfig, resolve_device
+from smalltrain.tasks.audio.presets import PRESETS, estimate_chunks, get_adaptive_config
 
 
 @dataclass

@@ -16,8 +16,8 @@ from smalltrain.engine.events import CheckpointSaved, Event, StepMetrics, Warnin
 from smalltrain.engine.runner import TrainingRunner
 from smalltrain.errors import CheckpointError, TrainingDiverged
 from smalltrain.tasks.audio.config import TrainingConfig
+from smalltrain.tasks.audio.epoch import LRSchedule, TrainState, train_epoch
 from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
-from smalltrain.tasks.audio.loop import LRSchedule, TrainState, train_epoch
 from smalltrain.tasks.audio.losses import KLSchedule
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.synth import make_sound_folder
@@ -143,12 +143,12 @@ def _state(cfg: TrainingConfig) -> TrainState:
     model = ConvVAE(**cfg.model_kwargs())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate)
     return TrainState(
-        model,
-        opt,
-        LRSchedule(cfg.learning_rate, 100, 0, "constant"),
-        KLSchedule.from_config(cfg, 10),
-        cfg,
-        torch.device("cpu"),
+        model=model,
+        optimizer=opt,
+        lr_schedule=LRSchedule(cfg.learning_rate, 100, 0, "constant"),
+        kl=KLSchedule.from_config(cfg, 10),
+        config=cfg,
+        device=torch.device("cpu"),
     )
 
 

@@ -1,26 +1,22 @@
-"""The audio task's typed, frozen TrainingConfig, its presets and get_adaptive_config.
+"""The audio task's typed, frozen TrainingConfig and its validation.
 
-This module does not import torch (the CLI reads configs cheaply); ``resolve_device``
-(``engine.devices``) imports it when called.
+The presets and ``get_adaptive_config`` are in ``presets.py``. This module does not import torch
+(the CLI reads configs cheaply); ``resolve_device`` (``engine.devices``) imports it when called.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from smalltrain.engine.config import apply_overrides, check
-from smalltrain.engine.devices import DEVICE_PATTERN, resolve_device
+from smalltrain.engine.config import check
+from smalltrain.engine.devices import DEVICE_PATTERN
 from smalltrain.errors import ConfigError
 
-PRESET_NAMES = ("tiny", "small", "medium")
-TINY_MAX_S = 60.0  # "auto" picks tiny below one minute of audio...
-SMALL_MAX_S = 600.0  # ...small below ten minutes, medium otherwise
-CONTINUOUS_TIME_SHIFT_S = 0.05  # about 5 frames at hop 512 / 48 kHz
+PRESET_NAMES = ("tiny", "small", "medium")  # their values are in presets.py
 _TUPLE_FIELDS = ("speed_range", "gain_db_range", "noise_snr_db_range")
 _AT_LEAST_1 = (
     "epochs", "batch_size", "latent_dim", "model_width", "kl_cycles", "augmentation_expansion",
@@ -41,69 +37,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "monitor": ("val/loss", "val/sc", "val/recon"),
     "latent_layout": ("temporal", "flat"),
 }
-# model_width of each preset with latent_layout=flat (first layer, doubling), as before the
-# temporal layout: the temporal widths would build 13-29M-parameter flat models
-FLAT_WIDTHS = {"tiny": 16, "small": 32, "medium": 48}
 _LAYOUT_FIELDS = {"latent_layout", "latent_frames"}  # added with the temporal layout
 MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks a divisor of latent_dim up to this
-
-# What each preset sets; every other field keeps its TrainingConfig default. All three use the
-# temporal latent of 60 floats per 1 s chunk (12 steps x 5, see tasks/audio/model.py), L1 +
-# spectral convergence, beta 1e-4 after a warm-up, the best checkpoint by validation SC and
-# early stopping on it (../shared/data/README.md). The numbers were chosen by measurement
-# (bench/quality.py, bench/README.md "Audio quality"): on 36 to 270 training chunks the model
-# needs thousands of optimizer steps to pass PCA, so the small presets run many short epochs
-# at batch 8. tiny (< 1 min of audio) also overlaps chunks by half.
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "epochs": 200,
-        "batch_size": 8,
-        "learning_rate": 1e-3,
-        "chunk_hop_seconds": 0.5,
-        "augmentation_expansion": 2,
-        "latent_dim": 60,
-        "model_width": 128,
-        "kl_beta_max": 1e-4,
-        "kl_warmup_epochs": 40,
-        "kl_schedule": "linear",
-        "checkpoint_every": 20,
-        "preview_every": 20,
-        "early_stopping_patience": 40,
-        "monitor": "val/sc",
-    },
-    "small": {
-        "epochs": 120,
-        "batch_size": 8,
-        "learning_rate": 1e-3,
-        "chunk_hop_seconds": None,
-        "augmentation_expansion": 2,
-        "latent_dim": 60,
-        "model_width": 128,
-        "kl_beta_max": 1e-4,
-        "kl_warmup_epochs": 24,
-        "kl_schedule": "linear",
-        "checkpoint_every": 10,
-        "preview_every": 10,
-        "early_stopping_patience": 30,
-        "monitor": "val/sc",
-    },
-    "medium": {
-        "epochs": 60,
-        "batch_size": 16,
-        "learning_rate": 1e-3,
-        "chunk_hop_seconds": None,
-        "augmentation_expansion": 1,
-        "latent_dim": 60,
-        "model_width": 192,
-        "kl_beta_max": 1e-4,
-        "kl_warmup_epochs": 12,
-        "kl_schedule": "linear",
-        "checkpoint_every": 5,
-        "preview_every": 5,
-        "early_stopping_patience": 15,
-        "monitor": "val/sc",
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -195,14 +130,14 @@ class TrainingConfig:
             if f.type in ("int", int):
                 check(f.name, value, _is_int(value), "must be an integer")
             elif f.type in ("float", float):
-                check(f.name, value, _is_num(value), "must be a finite number")
+                check(f.name, value, is_number(value), "must be a finite number")
             elif f.type in ("bool", bool):
                 check(f.name, value, isinstance(value, bool), "must be true or false")
             elif f.type == "float | None":
-                check(f.name, value, value is None or _is_num(value), "must be a number or None")
+                check(f.name, value, value is None or is_number(value), "must be a number or None")
         for name in _TUPLE_FIELDS:
             value = getattr(self, name)
-            ok = isinstance(value, tuple) and len(value) == 2 and all(map(_is_num, value))
+            ok = isinstance(value, tuple) and len(value) == 2 and all(map(is_number, value))
             check(name, value, ok and value[0] <= value[1], "must be two numbers (low, high)")
 
     def _check_ranges(self) -> None:
@@ -357,79 +292,6 @@ class TrainingConfig:
         )
 
 
-class _Report(Protocol):
-    """What get_adaptive_config reads from a dataset report (duck-typed)."""
-
-    total_duration_s: float
-    files: list[Any]
-
-
-def choose_preset(total_duration_s: float) -> str:
-    """The preset "auto" picks: tiny below 1 min of audio, small below 10 min, else medium."""
-    if total_duration_s < TINY_MAX_S:
-        return "tiny"
-    return "small" if total_duration_s < SMALL_MAX_S else "medium"
-
-
-def estimate_chunks(report: _Report, chunk_seconds: float, hop_seconds: float | None) -> int:
-    """Roughly how many chunks a report yields (a short file still gives one padded chunk)."""
-    hop = chunk_seconds if hop_seconds is None else hop_seconds
-    durations: list[Any] = [getattr(f, "duration_s", None) for f in report.files]
-    if not durations or not all(_is_num(d) for d in durations):
-        return max(len(report.files), math.floor(float(report.total_duration_s) / hop))
-    return sum(1 + max(0, math.floor((d - chunk_seconds) / hop + 1e-9)) for d in durations)
-
-
-def _material_time_shift(material: str) -> float:
-    # time shifts help continuous sound and hurt onset-aligned one-shots (shared/data/README.md);
-    # mixed folders get none, the safe side for their one-shots
-    return CONTINUOUS_TIME_SHIFT_S if material == "continuous" else 0.0
-
-
-def get_adaptive_config(
-    report: _Report, device: str | None = None, preset: str = "auto", **overrides: Any
-) -> TrainingConfig:
-    """Choose a config for a dataset: preset by duration, then material, device, overrides.
-
-    Args:
-        report: a dataset report with ``total_duration_s``, ``files`` and optionally ``material``.
-        device: "auto" (the default, also for None), "cpu", "cuda", "cuda:N" or "mps".
-        preset: "auto" (by total duration), "tiny", "small" or "medium".
-        **overrides: field values, typed or strings from the CLI ("3" for epochs); they win.
-
-    Raises:
-        ConfigError: an unknown preset, field or device, or an invalid value.
-    """
-    check("preset", preset, preset in ("auto", *PRESET_NAMES),
-          f"must be auto or one of {', '.join(PRESET_NAMES)}")  # fmt: skip
-    name = choose_preset(float(report.total_duration_s)) if preset == "auto" else preset
-    resolved = resolve_device(device or "auto")
-    base = TrainingConfig(**PRESETS[name], preset=name, device=resolved)
-    trial = apply_overrides(base, overrides)  # typed view of the user's choices
-
-    material = str(getattr(report, "material", None) or "auto")
-    auto: dict[str, Any] = {}
-    if material in ("onset", "continuous", "mixed"):
-        auto["material"] = material
-        auto["time_shift_max_s"] = _material_time_shift(material)
-    batch = base.batch_size * (2 if resolved.startswith("cuda") else 1)
-    chunks = estimate_chunks(report, trial.chunk_seconds, trial.chunk_hop_seconds)
-    train_chunks = max(1, math.floor(chunks * (1.0 - trial.val_fraction)))
-    auto["batch_size"] = max(1, min(batch, train_chunks))
-    if trial.latent_layout == "flat":  # a preset's width means every layer only when temporal
-        auto["model_width"] = FLAT_WIDTHS[name]
-    # Augmented items are built on the fly; loader workers hide that cost, but on a 2-core
-    # machine a worker slows the whole epoch down (bench/README.md, "Data pipeline").
-    cores = os.cpu_count() or 1
-    if trial.augmentation and trial.augmentation_expansion > 1 and cores > 2:
-        auto["num_workers"] = min(4, cores // 2)
-    auto = {k: v for k, v in auto.items() if k not in overrides}
-    config = apply_overrides(dataclasses.replace(base, **auto), overrides)
-    if config.device != resolved:  # the user overrode the device: check it exists
-        config = dataclasses.replace(config, device=resolve_device(config.device))
-    return config
-
-
 def temporal_steps_down(n_frames: int, latent_frames: int) -> int:
     """Stride-2 steps of the temporal layout from ``n_frames`` down to ``latent_frames``."""
     return max(0, math.ceil(math.log2(max(n_frames, 1) / latent_frames)))
@@ -439,5 +301,6 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_num(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """An int (not a bool) or a finite float."""
     return _is_int(value) or (isinstance(value, float) and math.isfinite(value))

@@ -26,7 +26,7 @@ _BATCH = 64
 
 
 class LatentPrior:
-    """A Gaussian over the flat latent: ``z = mean + root @ eps`` with ``eps ~ N(0, I)``.
+    """A Gaussian over the latent vector: ``z = mean + root @ eps`` with ``eps ~ N(0, I)``.
 
     ``root @ root.T`` is the covariance. ``LatentPrior.standard(d)`` is N(0, I).
     """

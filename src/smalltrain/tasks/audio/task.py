@@ -10,9 +10,10 @@ from typing import Any
 from smalltrain.engine.context import DatasetReport as ReportProtocol
 from smalltrain.engine.context import JobContext, TrainResult
 from smalltrain.errors import ConfigError
-from smalltrain.tasks.audio.config import TrainingConfig, get_adaptive_config
+from smalltrain.tasks.audio.config import TrainingConfig
 from smalltrain.tasks.audio.io import DatasetReport, scan_folder
 from smalltrain.tasks.audio.material import detect_material_for_report
+from smalltrain.tasks.audio.presets import get_adaptive_config
 from smalltrain.tasks.audio.train import train
 
 

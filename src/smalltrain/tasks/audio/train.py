@@ -1,8 +1,7 @@
 """The audio training orchestrator: ``train`` = setup → loop → finalize.
 
-Run layout under ``run_dir``: ``checkpoints/`` (resumable), ``previews/`` (WAVs by epoch),
-``export/best.pt`` (the best model by the monitored validation metric, for inference) and,
-when switched on, ``tensorboard/``.
+Setup (the ``Run`` and the run folder's layout) is ``run.py``; one epoch's body is ``epoch.py``;
+checkpoints, rollback and the exported best model are ``checkpointing.py``.
 """
 
 from __future__ import annotations
@@ -10,226 +9,34 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from smalltrain.engine.checkpoints import (
-    capture_rng_state,
-    find_resumable,
-    load_checkpoint,
-    manage_checkpoints,
-    package_versions,
-    restore_rng_state,
-    save_checkpoint,
-    strip_for_inference,
-)
+from smalltrain.engine.checkpoints import load_checkpoint, manage_checkpoints
 from smalltrain.engine.context import CancelToken, ResultStatus, TrainResult
 from smalltrain.engine.events import (
-    CheckpointSaved,
     EpochMetrics,
     Event,
-    LogEvent,
-    MetricsHistory,
     TrainingFinished,
     TrainingStarted,
     WarningEvent,
 )
-from smalltrain.engine.fsutil import atomic_write
-from smalltrain.errors import CheckpointError, TrainingDiverged
-from smalltrain.tasks.audio.augment import AugmentationConfig, AugmentationPipeline
-from smalltrain.tasks.audio.config import TrainingConfig, resolve_device
-from smalltrain.tasks.audio.dataset import (
-    AudioTrainingDataset,
-    ResumableSampler,
-    Split,
-    split_files,
+from smalltrain.errors import CheckpointError
+from smalltrain.tasks.audio.checkpointing import (
+    export_best,
+    fit_run_prior,
+    restore_run,
+    rollback,
+    save_run,
 )
-from smalltrain.tasks.audio.evaluate import PCAComparator
-from smalltrain.tasks.audio.io import DatasetReport, scan_folder
-from smalltrain.tasks.audio.loop import (
-    LRSchedule,
-    TrainState,
-    epoch_train_metrics,
-    train_epoch,
-    validate_epoch,
-)
-from smalltrain.tasks.audio.losses import KLSchedule
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.preview import PreviewRenderer
-from smalltrain.tasks.audio.prior import LatentPrior, fit_latent_prior
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
-
-CHECKPOINTS = "checkpoints"
-EXPORT = "export"
-BEST_MODEL = "best.pt"
-
-
-@dataclass
-class _Run:
-    """What setup builds once per run."""
-
-    config: TrainingConfig
-    report: DatasetReport
-    split: Split
-    train_ds: AudioTrainingDataset
-    val_ds: AudioTrainingDataset
-    spectrogram: AudioSpectrogram
-    sampler: ResumableSampler
-    state: TrainState
-    history: MetricsHistory
-    run_dir: Path
-    steps_per_epoch: int
-    previews: PreviewRenderer
-    comparator: PCAComparator | None  # None when there are too few training chunks for PCA
-    overfit_warned: tuple[int, float] | None = None  # (epoch, gap) of the last such warning
-
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.run_dir / CHECKPOINTS
-
-
-# --- setup ---------------------------------------------------------------------------------------
-
-
-def _augmentation(cfg: TrainingConfig) -> AugmentationPipeline | None:
-    if not cfg.augmentation or cfg.augmentation_expansion < 2:
-        return None
-    aug = AugmentationConfig(
-        speed_range=cfg.speed_range,
-        gain_db_range=cfg.gain_db_range,
-        noise_snr_db_range=cfg.noise_snr_db_range,
-        pitch_shift_semitones=cfg.pitch_shift_semitones,
-        time_shift_max_s=cfg.time_shift_max_s,
-    )
-    return AugmentationPipeline(aug, sample_rate=cfg.sample_rate)
-
-
-def build_datasets(
-    cfg: TrainingConfig,
-    report: DatasetReport,
-    spectrogram: AudioSpectrogram,
-    cache_dir: Path | None,
-) -> tuple[Split, AudioTrainingDataset, AudioTrainingDataset]:
-    """Split the report's files by file and build the train (augmented) and val datasets."""
-    split = split_files(
-        report.files,
-        cfg.val_fraction,
-        cfg.seed,
-        chunk_samples=cfg.chunk_samples,
-        hop_samples=cfg.chunk_hop_samples,
-        target_sr=cfg.sample_rate,
-    )
-    common: dict[str, Any] = {
-        "spectrogram": spectrogram,
-        "chunk_samples": cfg.chunk_samples,
-        "hop_samples": cfg.chunk_hop_samples,
-        "cache_dir": cache_dir,
-        "seed": cfg.seed,
-    }
-    train_ds = AudioTrainingDataset(
-        split.train,
-        augmentation=_augmentation(cfg),
-        expansion=cfg.augmentation_expansion if cfg.augmentation else 1,
-        chunk_range=split.train_chunks,
-        **common,
-    )
-    val_ds = AudioTrainingDataset(split.val, chunk_range=split.val_chunks, **common)
-    return split, train_ds, val_ds
-
-
-def build_state(cfg: TrainingConfig, device: torch.device, steps_per_epoch: int) -> TrainState:
-    """A fresh model, optimizer, LR schedule and KL schedule, seeded by ``cfg.seed``."""
-    torch.manual_seed(cfg.seed)
-    model = ConvVAE(**cfg.model_kwargs()).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        fused=device.type == "cuda",  # lets a NaN step be skipped on the device (no host sync)
-        # elsewhere the multi-tensor update: PyTorch defaults to one tensor at a time off CUDA,
-        # 1.9 ms against 1.4 ms a step for the small preset's model on this CPU
-        foreach=None if device.type == "cuda" else True,
-    )
-    total = cfg.epochs * steps_per_epoch
-    lr_schedule = LRSchedule(
-        cfg.learning_rate, total, cfg.warmup_epochs * steps_per_epoch, cfg.lr_schedule
-    )
-    kl = KLSchedule.from_config(cfg, steps_per_epoch)
-    return TrainState(model, optimizer, lr_schedule, kl, cfg, device)
-
-
-def _file_entries(files: list[Any]) -> list[dict[str, str]]:
-    return [{"rel": f.rel, "path": str(f.path), "fingerprint": f.fingerprint} for f in files]
-
-
-def _checkpoint_payload(run: _Run) -> dict[str, Any]:
-    s = run.state
-    return {
-        "model_args": s.model.init_args,
-        "model_state": s.model.state_dict(),
-        "config": run.config.to_dict(),
-        "spectrogram": run.spectrogram.config.to_dict(),
-        "optimizer_state": s.optimizer.state_dict(),
-        "scheduler_state": s.lr_schedule.state_dict(),
-        "kl_state": s.kl.state_dict(),
-        "counters": s.counters(),
-        "rng_state": capture_rng_state(),
-        "sampler_state": run.sampler.state_dict(),
-        "history": run.history.state_dict(),
-        "dataset_fingerprint": run.report.fingerprint,
-        "train_files": _file_entries(run.split.train),
-        "val_files": _file_entries(run.split.val),
-        "split_strategy": run.split.strategy,
-    }
-
-
-_DEVICE_FLAGS = ("fused", "foreach")  # AdamW implementation choices made per device
-
-
-def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
-    """Put a run back exactly where ``ckpt`` was taken (mid-epoch included)."""
-    s = run.state
-    saved_args = ckpt.get("model_args")
-    if saved_args is not None and saved_args != s.model.init_args:
-        raise CheckpointError(
-            f"the checkpoint's model ({saved_args}) differs from the one this config builds "
-            f"({s.model.init_args}); resume with the config saved in the checkpoint (the job's "
-            "own config, as `smalltrain resume` does), or start a new run"
-        )
-    s.model.load_state_dict(ckpt["model_state"])
-    flags = [{k: g.get(k) for k in _DEVICE_FLAGS} for g in s.optimizer.param_groups]
-    s.optimizer.load_state_dict(ckpt["optimizer_state"])
-    # the saved groups carry the flags of the device they were saved on (a CPU checkpoint
-    # resumed on CUDA would lose `fused`, and with it the on-device NaN skip): keep this run's
-    for group, own in zip(s.optimizer.param_groups, flags, strict=True):
-        group.update(own)
-    s.lr_schedule.load_state_dict(ckpt["scheduler_state"])
-    s.kl.load_state_dict(ckpt["kl_state"])
-    s.load_counters(ckpt["counters"])
-    run.sampler.load_state_dict(ckpt["sampler_state"])
-    run.history.load_state_dict(ckpt["history"])
-    restore_rng_state(ckpt["rng_state"])
-
-
-def _save(run: _Run, reason: str, emit: Callable[[Event], None]) -> Path:
-    s = run.state
-    run.sampler.set_epoch(s.epoch)
-    run.sampler.set_start(s.step_in_epoch * run.config.batch_size)
-    path = save_checkpoint(
-        run.ckpt_dir,
-        _checkpoint_payload(run),
-        epoch=s.epoch,
-        global_step=s.global_step,
-        metrics=run.history.last_epoch() if reason != "cancel" else {},
-        reason=reason,
-    )
-    emit(CheckpointSaved(path=str(path), epoch=s.epoch, global_step=s.global_step, reason=reason))
-    return path
-
+from smalltrain.tasks.audio.config import TrainingConfig
+from smalltrain.tasks.audio.dataset import AudioTrainingDataset
+from smalltrain.tasks.audio.epoch import epoch_train_metrics, train_epoch, validate_epoch
+from smalltrain.tasks.audio.io import DatasetReport
+from smalltrain.tasks.audio.run import Run, setup_run
 
 # --- the loop's helpers ---
 
@@ -247,36 +54,7 @@ def _loader(ds: AudioTrainingDataset, cfg: TrainingConfig, sampler: Any = None) 
     )
 
 
-def _rollback(run: _Run, emit: Callable[[Event], None]) -> None:
-    """Reload the last good checkpoint with the learning rate halved, or give up."""
-    s = run.state
-    cfg = run.config
-    rollbacks, lr_scale = s.rollbacks + 1, s.lr_scale * 0.5
-    if rollbacks > cfg.max_rollbacks:
-        raise TrainingDiverged(
-            f"training diverged: the loss was NaN/inf for {cfg.nan_skip_limit} consecutive "
-            f"steps, again after {cfg.max_rollbacks} rollbacks with the learning rate halved "
-            f"each time. Lower learning_rate (now {cfg.learning_rate * s.lr_scale:.2e}, e.g. "
-            f"--set learning_rate={cfg.learning_rate * lr_scale:.1e}) or check the audio."
-        )
-    found = find_resumable(run.ckpt_dir)
-    if found is None:
-        raise TrainingDiverged("training diverged before any checkpoint was written")
-    path, ckpt = found
-    skipped = s.skipped_total
-    _restore(run, ckpt)
-    s.rollbacks, s.lr_scale, s.skipped_total = rollbacks, lr_scale, skipped
-    emit(
-        WarningEvent(
-            code="rollback",
-            message=f"{cfg.nan_skip_limit} non-finite steps in a row: rolled back to {path.name} "
-            f"with the learning rate halved (rollback {rollbacks}/{cfg.max_rollbacks})",
-            epoch=s.epoch,
-        )
-    )
-
-
-def _improved(run: _Run, metrics: dict[str, float]) -> bool:
+def _improved(run: Run, metrics: dict[str, float]) -> bool:
     cfg = run.config
     score = metrics.get(cfg.monitor, metrics.get("val/loss", math.nan))
     s = run.state
@@ -287,40 +65,16 @@ def _improved(run: _Run, metrics: dict[str, float]) -> bool:
     return False
 
 
-def _prior(run: _Run) -> LatentPrior:
-    """The Gaussian of the model's codes of the training chunks, what `generate` samples."""
-    return fit_latent_prior(run.state.model, run.train_ds.mels)
-
-
-def _render_previews(run: _Run, epoch: int) -> None:
+def _render_previews(run: Run, epoch: int) -> None:
     if run.config.preview_count > 0:  # fitting the prior encodes the training set: skip it
-        run.previews.render(run.state.model, epoch, run.history.emit, _prior(run))
-
-
-def _export_best(run: _Run) -> Path:
-    path = run.run_dir / EXPORT / BEST_MODEL
-    payload = strip_for_inference(_checkpoint_payload(run))
-    payload.update(
-        {
-            "format": 1,
-            "versions": package_versions(),
-            "epoch": run.state.epoch,
-            "best_score": run.state.best_score,
-            # per-step records are for resuming; the exported model keeps the epoch curve only
-            "history": {"steps": [], "epochs": payload["history"]["epochs"]},
-            # what `generate` samples from (see tasks/audio/prior.py)
-            "latent_prior": _prior(run).state_dict(),
-        }
-    )
-    atomic_write(path, lambda f: torch.save(payload, f))
-    return path
+        run.previews.render(run.state.model, epoch, run.history.emit, fit_run_prior(run))
 
 
 OVERFIT_REPEAT_EPOCHS = 20  # a standing overfitting gap is repeated this often...
 OVERFIT_REPEAT_GROWTH = 1.5  # ...or as soon as it has grown this much since the last warning
 
 
-def _epoch_warnings(run: _Run, metrics: dict[str, float], emit: Callable[[Event], None]) -> None:
+def _epoch_warnings(run: Run, metrics: dict[str, float], emit: Callable[[Event], None]) -> None:
     """Warn of overfitting when the gap first passes the ratio, then only when it grows 1.5x or
     every 20 epochs: long small-data runs sit above the ratio for most of their epochs."""
     train_loss, val_loss = metrics.get("train/loss", math.nan), metrics.get("val/loss", math.nan)
@@ -346,50 +100,11 @@ def _epoch_warnings(run: _Run, metrics: dict[str, float], emit: Callable[[Event]
 # --- train ---------------------------------------------------------------------------------------
 
 
-def _setup(
-    cfg: TrainingConfig,
-    data: DatasetReport | Path,
-    run_dir: Path,
-    cache_dir: Path | None,
-    emit: Callable[[Event], None],
-) -> _Run:
-    report = data if isinstance(data, DatasetReport) else scan_folder(Path(data), cfg.sample_rate)
-    for skipped in report.skipped:
-        emit(LogEvent(message=f"skipped {skipped.path}: {skipped.reason}", level="warning"))
-    device = torch.device(resolve_device(cfg.device))
-    spectrogram = AudioSpectrogram(SpectrogramConfig(**cfg.spectrogram_kwargs()))
-    split, train_ds, val_ds = build_datasets(cfg, report, spectrogram, cache_dir)
-    sampler = ResumableSampler(len(train_ds), seed=cfg.seed, shuffle=True)
-    steps = math.ceil(len(train_ds) / cfg.batch_size)
-    history = MetricsHistory()
-    history.subscribe(emit)
-    previews = PreviewRenderer(
-        spectrogram, [val_ds[0]], run_dir / "previews", cfg.preview_count, cfg.seed
-    )
-    return _Run(
-        cfg,
-        report,
-        split,
-        train_ds,
-        val_ds,
-        spectrogram,
-        sampler,
-        build_state(cfg, device, steps),
-        history,
-        run_dir,
-        steps,
-        previews,
-        PCAComparator(spectrogram, train_ds.mels, cfg.latent_dim)  # = the model's latent floats
-        if train_ds.n_chunks > 1
-        else None,
-    )
-
-
-def _resume_or_start(run: _Run, resume_from: Path | None, emit: Callable[[Event], None]) -> None:
+def _resume_or_start(run: Run, resume_from: Path | None, emit: Callable[[Event], None]) -> None:
     if resume_from is None:
         # a fresh model starts at the training set's mean level per mel band
         run.state.model.init_output_level(run.train_ds.mels.mean(dim=(0, 2)))
-        _save(run, "initial", emit)  # the first rollback target
+        save_run(run, "initial", emit)  # the first rollback target
         return
     ckpt = load_checkpoint(resume_from)
     if "model_state" not in ckpt or "optimizer_state" not in ckpt:
@@ -404,7 +119,7 @@ def _resume_or_start(run: _Run, resume_from: Path | None, emit: Callable[[Event]
                 message="the dataset changed since this checkpoint was written; resuming anyway",
             )
         )
-    _restore(run, ckpt)
+    restore_run(run, ckpt)
 
 
 def train(
@@ -436,7 +151,7 @@ def train(
     run_dir = Path(run_dir)
     resume = Path(resume_from) if resume_from is not None else None
     data = data if isinstance(data, DatasetReport) else Path(data)
-    run = _setup(config, data, run_dir, Path(cache_dir) if cache_dir else None, emit)
+    run = setup_run(config, data, run_dir, Path(cache_dir) if cache_dir else None, emit)
     _resume_or_start(run, resume, emit)
     tb_close = _maybe_tensorboard(run)
     try:
@@ -445,23 +160,26 @@ def train(
         tb_close()
 
 
-def _loop(run: _Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
-    cfg, s, emit = run.config, run.state, run.history.emit
-    emit(
-        TrainingStarted(
-            total_epochs=cfg.epochs,
-            steps_per_epoch=run.steps_per_epoch,
-            start_epoch=s.epoch,
-            start_step=s.step_in_epoch,
-            resumed_from=str(resume) if resume else None,
-            device=str(s.device),
-            info={
-                "train_chunks": run.train_ds.n_chunks,
-                "val_chunks": run.val_ds.n_chunks,
-                "split": run.split.strategy,
-            },
-        )
+def _started(run: Run, resume: Path | None) -> TrainingStarted:
+    s = run.state
+    return TrainingStarted(
+        total_epochs=run.config.epochs,
+        steps_per_epoch=run.steps_per_epoch,
+        start_epoch=s.epoch,
+        start_step=s.step_in_epoch,
+        resumed_from=str(resume) if resume else None,
+        device=str(s.device),
+        info={
+            "train_chunks": run.train_ds.n_chunks,
+            "val_chunks": run.val_ds.n_chunks,
+            "split": run.split.strategy,
+        },
     )
+
+
+def _loop(run: Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
+    cfg, s, emit = run.config, run.state, run.history.emit
+    emit(_started(run, resume))
     status: ResultStatus = "completed"
     while s.epoch < cfg.epochs:
         if s.step_in_epoch == 0:
@@ -477,7 +195,7 @@ def _loop(run: _Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
             cancel=cancel,
         )
         if outcome == "diverging":
-            _rollback(run, emit)
+            rollback(run, emit)
             continue
         if outcome == "cancelled":
             status = "cancelled"
@@ -490,7 +208,7 @@ def _loop(run: _Run, resume: Path | None, cancel: CancelToken) -> TrainResult:
     return _finalize(run, status, resume)
 
 
-def _end_epoch(run: _Run, t0: float, resume: Path | None) -> bool:
+def _end_epoch(run: Run, t0: float, resume: Path | None) -> bool:
     """Validate, report, export, preview and checkpoint a finished epoch; True = stop early."""
     cfg, s, emit = run.config, run.state, run.history.emit
     metrics = epoch_train_metrics(s)
@@ -503,13 +221,13 @@ def _end_epoch(run: _Run, t0: float, resume: Path | None) -> bool:
     emit(EpochMetrics(epoch=s.epoch, total_epochs=cfg.epochs, metrics=metrics))
     _epoch_warnings(run, metrics, emit)
     if is_best:
-        _export_best(run)
+        export_best(run)
     if cfg.preview_every and (s.epoch + 1) % cfg.preview_every == 0:
         _render_previews(run, s.epoch)
     s.epoch, s.step_in_epoch = s.epoch + 1, 0
     stop_early = bool(cfg.early_stopping_patience) and s.bad_epochs >= cfg.early_stopping_patience
     if s.epoch % cfg.checkpoint_every == 0 and s.epoch < cfg.epochs and not stop_early:
-        _save(run, "interval", emit)
+        save_run(run, "interval", emit)
         manage_checkpoints(
             run.ckpt_dir,
             keep_last=cfg.keep_last_checkpoints,
@@ -522,18 +240,18 @@ def _end_epoch(run: _Run, t0: float, resume: Path | None) -> bool:
     return stop_early
 
 
-def _finalize(run: _Run, status: ResultStatus, resume: Path | None) -> TrainResult:
+def _finalize(run: Run, status: ResultStatus, resume: Path | None) -> TrainResult:
     s, emit = run.state, run.history.emit
-    last = _save(run, "cancel" if status == "cancelled" else "final", emit)
+    last = save_run(run, "cancel" if status == "cancelled" else "final", emit)
     manage_checkpoints(
         run.ckpt_dir,
         keep_last=run.config.keep_last_checkpoints,
         monitor=run.config.monitor,
         protect=[resume] if resume else [],
     )
-    best = run.run_dir / EXPORT / BEST_MODEL
+    best = run.export_path
     if not best.exists():
-        best = _export_best(run)
+        best = export_best(run)
     every = run.config.preview_every
     if status == "completed" and every and s.epoch % every != 0:  # not rendered yet
         _render_previews(run, max(s.epoch - 1, 0))
@@ -548,6 +266,13 @@ def _finalize(run: _Run, status: ResultStatus, resume: Path | None) -> TrainResu
             metrics=summary,
         )
     )
+    return _result(run, status, best, last, summary)
+
+
+def _result(
+    run: Run, status: ResultStatus, best: Path, last: Path, summary: dict[str, float]
+) -> TrainResult:
+    s = run.state
     best_loss = summary.get("best_val_loss", math.nan)
     return TrainResult(
         status=status,
@@ -574,7 +299,7 @@ def _finalize(run: _Run, status: ResultStatus, resume: Path | None) -> TrainResu
     )
 
 
-def _summary_metrics(run: _Run) -> dict[str, float]:
+def _summary_metrics(run: Run) -> dict[str, float]:
     """The metrics of the exported (best) epoch, plus the best validation loss of the run."""
     epochs = run.history.state_dict()["epochs"]
     best = next(
@@ -590,7 +315,7 @@ def _summary_metrics(run: _Run) -> dict[str, float]:
     return out
 
 
-def _maybe_tensorboard(run: _Run) -> Callable[[], None]:
+def _maybe_tensorboard(run: Run) -> Callable[[], None]:
     if not run.config.tensorboard:
         return lambda: None
     from smalltrain.engine.tensorboard import TensorBoardLogger

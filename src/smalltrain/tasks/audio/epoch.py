@@ -1,7 +1,10 @@
 """One epoch of training (``train_epoch``) and of validation (``validate_epoch``).
 
-The training state lives in one dataclass, ``TrainState``. ``train_epoch`` is a flat loop:
-set the learning rate and KL weight, forward, skip or update, record, check for cancel.
+The run loop around them (epochs, checkpoints, early stopping) is ``train.py``.
+
+The training state lives in one dataclass, ``TrainState``. ``train_epoch`` is a flat loop over
+the batches: a step (``_train_step``: set the learning rate and KL weight, forward, skip or
+update), record, check for cancel.
 """
 
 from __future__ import annotations
@@ -53,9 +56,9 @@ class LRSchedule:
         self.step_count = int(state["step_count"])
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainState:
-    """Everything that changes while training, in one place."""
+    """Everything that changes while training, in one place; built with keyword arguments."""
 
     model: ConvVAE
     optimizer: torch.optim.Optimizer
@@ -175,26 +178,9 @@ def _flush(
         metrics = dict(zip(_STEP_KEYS, row, strict=True))
         ok = metrics.pop("finite") > 0.5
         if ok:
-            state.consecutive_skips = 0
-            state.epoch_steps += 1
-            for key, value in metrics.items():
-                state.epoch_sums[key] = state.epoch_sums.get(key, 0.0) + value
+            _count_good_step(state, metrics)
         else:
-            if sync_every > 1:  # the device path already advanced the schedule
-                state.lr_schedule.step_count -= 1
-            state.consecutive_skips += 1
-            state.skipped_total += 1
-            state.epoch_skipped += 1
-            if state.epoch_skipped == 1:
-                emit(
-                    WarningEvent(
-                        code="nan_loss",
-                        message=f"non-finite loss at step {gstep}: update skipped "
-                        f"(skips are counted in train/skipped_steps)",
-                        epoch=epoch,
-                    )
-                )
-            diverging = diverging or state.consecutive_skips >= state.config.nan_skip_limit
+            diverging = _count_skipped_step(state, epoch, gstep, emit, sync_every) or diverging
         metrics.update(
             {"kl/beta": beta, "lr": lr, "time/step_s": dt, "train/skipped": float(not ok)}
         )
@@ -210,6 +196,68 @@ def _flush(
     pending.info.clear()
     pending.values.clear()
     return diverging
+
+
+def _count_good_step(state: TrainState, metrics: dict[str, float]) -> None:
+    state.consecutive_skips = 0
+    state.epoch_steps += 1
+    for key, value in metrics.items():
+        state.epoch_sums[key] = state.epoch_sums.get(key, 0.0) + value
+
+
+def _count_skipped_step(
+    state: TrainState, epoch: int, gstep: int, emit: Callable[[Event], None], sync_every: int
+) -> bool:
+    """Count a skipped (non-finite) step, warn at the epoch's first. True = diverging."""
+    if sync_every > 1:  # the device path already advanced the schedule
+        state.lr_schedule.step_count -= 1
+    state.consecutive_skips += 1
+    state.skipped_total += 1
+    state.epoch_skipped += 1
+    if state.epoch_skipped == 1:
+        emit(
+            WarningEvent(
+                code="nan_loss",
+                message=f"non-finite loss at step {gstep}: update skipped "
+                f"(skips are counted in train/skipped_steps)",
+                epoch=epoch,
+            )
+        )
+    return state.consecutive_skips >= state.config.nan_skip_limit
+
+
+def _train_step(
+    state: TrainState, batch: torch.Tensor, on_cuda: bool
+) -> tuple[torch.Tensor, float, float]:
+    """One step (an update, or a skip on a non-finite loss).
+
+    Returns the step's values in ``_STEP_KEYS`` order, still on the device, the learning rate
+    and the KL weight.
+    """
+    cfg = state.config
+    # 1. learning rate and KL weight for this step
+    lr = _set_lr(state)
+    beta = get_kl_weight(state.global_step, state.kl)
+    # 2. forward
+    x = batch.to(state.device, non_blocking=True)
+    x_hat, mu, logvar = state.model(x)
+    losses = vae_loss(x_hat, x, mu, logvar, beta, sc_weight=cfg.sc_weight, floor_db=cfg.floor_db)
+    # 3. update, unless the loss is not finite
+    if on_cuda:
+        finite = _device_checked_update(state, losses["loss"])
+    else:
+        finite = torch.tensor(_host_checked_update(state, losses["loss"]))
+    # 4. record (values stay on the device until the next host read)
+    values = torch.stack(
+        [
+            losses["loss"].detach(),
+            losses["recon"].detach(),
+            losses["kl"].detach(),
+            losses["sc"].detach(),
+            finite.to(losses["loss"].dtype),
+        ]
+    )
+    return values, lr, beta
 
 
 def train_epoch(
@@ -229,43 +277,17 @@ def train_epoch(
         "completed", "cancelled", or "diverging" (``nan_skip_limit`` consecutive skips: the
         caller rolls back to the last good checkpoint).
     """
-    cfg = state.config
-    model = state.model
-    model.train()
+    state.model.train()
     on_cuda = state.device.type == "cuda"
-    sync_every = cfg.metrics_sync_every if on_cuda else 1
+    sync_every = state.config.metrics_sync_every if on_cuda else 1
     pending = _Pending()
     data_wait = 0.0
     t_last = time.perf_counter()
     for batch in batches:
         t_data = time.perf_counter()
         data_wait += t_data - t_last
-        # 1. learning rate and KL weight for this step
-        lr = _set_lr(state)
-        beta = get_kl_weight(state.global_step, state.kl)
-        # 2. forward
-        x = batch.to(state.device, non_blocking=True)
-        x_hat, mu, logvar = model(x)
-        losses = vae_loss(
-            x_hat, x, mu, logvar, beta, sc_weight=cfg.sc_weight, floor_db=cfg.floor_db
-        )
-        # 3. update, unless the loss is not finite
-        if on_cuda:
-            finite = _device_checked_update(state, losses["loss"])
-        else:
-            finite = torch.tensor(_host_checked_update(state, losses["loss"]))
-        # 4. record (values stay on the device until the next host read)
-        pending.values.append(
-            torch.stack(
-                [
-                    losses["loss"].detach(),
-                    losses["recon"].detach(),
-                    losses["kl"].detach(),
-                    losses["sc"].detach(),
-                    finite.to(losses["loss"].dtype),
-                ]
-            )
-        )
+        values, lr, beta = _train_step(state, batch, on_cuda)
+        pending.values.append(values)
         t_last = time.perf_counter()
         pending.info.append(
             (state.epoch, state.step_in_epoch, state.global_step, lr, beta, t_last - t_data)
@@ -276,7 +298,7 @@ def train_epoch(
             state, pending, steps_per_epoch, emit, sync_every
         ):
             return "diverging"
-        # 5. stop?
+        # stop?
         if cancel.is_set():
             _flush(state, pending, steps_per_epoch, emit, sync_every)
             return "cancelled"
@@ -343,14 +365,19 @@ def validate_epoch(
         "val/sc_loss": host["sc"],
         "val/l1": host["l1"],
     }
-    if math.isfinite(host["kl"]) and host["kl"] < cfg.collapse_kl_threshold:
+    _warn_collapse(state, host["kl"], emit)
+    return metrics
+
+
+def _warn_collapse(state: TrainState, kl: float, emit: Callable[[Event], None]) -> None:
+    threshold = state.config.collapse_kl_threshold
+    if math.isfinite(kl) and kl < threshold:
         emit(
             WarningEvent(
                 code="posterior_collapse",
-                message=f"validation KL is {host['kl']:.3f} nats "
-                f"(< {cfg.collapse_kl_threshold}): the decoder may be ignoring the latent. "
+                message=f"validation KL is {kl:.3f} nats "
+                f"(< {threshold}): the decoder may be ignoring the latent. "
                 "Try a lower kl_beta_max or a longer warm-up.",
                 epoch=state.epoch,
             )
         )
-    return metrics
