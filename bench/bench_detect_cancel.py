@@ -22,9 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 
 def _run(config: Any, data: Path, run_dir: Path, home: Path, mode: str | None, resume: Any) -> dict:
     from smalltrain.engine.context import JobContext
@@ -58,9 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgsz", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args(argv)
-    from tests.tasks.detection.conftest import TINY_MODEL_YAML, make_shapes_dataset
-
     from smalltrain.tasks.detection import TrainingConfig, check_resumable, offline
+    from smalltrain.tasks.detection.synth import TINY_MODEL_YAML, make_shapes_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-cancel-") as tmp:
         root = Path(tmp)

@@ -24,9 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 
 def _config_values(model: str, epochs: int, imgsz: int) -> dict[str, Any]:
     return {
@@ -81,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgsz", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    from tests.tasks.detection.conftest import TINY_MODEL_YAML, make_shapes_dataset
+    from smalltrain.tasks.detection.synth import TINY_MODEL_YAML, make_shapes_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         root = Path(tmp)

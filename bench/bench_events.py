@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -21,11 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from smalltrain.service.executors import EXTRA_TASKS_ENV, register_extra_tasks  # noqa: E402
-from smalltrain.service.manager import JobSpec, TrainingManager  # noqa: E402
+from smalltrain.service.manager import JobSpec, TrainingManager
+from smalltrain.tasks import toy
 
 FOLLOW = """
 import json, sys, time
@@ -44,11 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=60)
     args = parser.parse_args()
-    os.environ[EXTRA_TASKS_ENV] = "toy=tests.engine.toytask:ToyTask"
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
-    )
-    register_extra_tasks()
+    toy.install()
     with tempfile.TemporaryDirectory() as tmp:
         home, data = Path(tmp) / "home", Path(tmp) / "data"
         data.mkdir()

@@ -17,33 +17,29 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from smalltrain import tasks  # noqa: E402
+from smalltrain import tasks
 from smalltrain.engine.context import (
-    CancelToken,  # noqa: E402
+    CancelToken,
 )
-from smalltrain.engine.events import Event  # noqa: E402
-from smalltrain.service.executors import (  # noqa: E402
-    EXTRA_TASKS_ENV,
+from smalltrain.engine.events import Event
+from smalltrain.service.executors import (
     ExecSpec,
     make_executor,
     register_extra_tasks,
 )
-from smalltrain.service.planning import JobSpec, plan_job  # noqa: E402
-from smalltrain.store.datasets import DatasetStore  # noqa: E402
-from smalltrain.store.db import JobStore  # noqa: E402
-from smalltrain.store.models import ModelStore  # noqa: E402
+from smalltrain.service.planning import JobSpec, plan_job
+from smalltrain.store.datasets import DatasetStore
+from smalltrain.store.db import JobStore
+from smalltrain.store.models import ModelStore
+from smalltrain.tasks import toy
 
 AUDIO = {
     "epochs": 4, "batch_size": 4, "model_width": 8, "model_capacity": 0.5, "latent_dim": 16,
@@ -61,8 +57,7 @@ def _spec(root: Path, task: str, threads: int) -> ExecSpec:
         make_sound_folder(data, n_files=8, seed=1)
         job_spec = JobSpec(dataset=data, preset="tiny", overrides=AUDIO, device="cpu")
     else:
-        os.environ[EXTRA_TASKS_ENV] = "toy=tests.engine.toytask:ToyTask"
-        tasks.register_task("toy", "tests.engine.toytask:ToyTask")
+        toy.install()
         data.mkdir(parents=True)
         job_spec = JobSpec(dataset=data, task="toy", overrides=TOY)
     store = JobStore(root / "db.sqlite")

@@ -1,7 +1,7 @@
 """The job CLI end to end: datasets, train (attached and detached), jobs, models, worker.
 
 Commands run through Typer's CliRunner in this process, except where a real terminal process is
-the point (the detached worker, Ctrl-C). The task is ``tests/engine/toytask.py``, a minimal
+the point (the detached worker, Ctrl-C). The task is ``smalltrain.tasks.toy``, a minimal
 real task used to test the engine in isolation; the audio variant runs the real audio task on
 tiny synthetic sounds. No mocks, no fixed sleeps: tests wait on job state and processes.
 """
@@ -18,26 +18,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+from smalltrain.cli.main import app
+from smalltrain.engine.jobs import JobStatus
+from smalltrain.service.manager import TrainingManager
+from tests.support import audio as audiojob
 
-from smalltrain.cli.main import app  # noqa: E402
-from smalltrain.engine.jobs import JobStatus  # noqa: E402
-from smalltrain.service.manager import TrainingManager  # noqa: E402
-from tests.engine import audiojob, toytask  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _toy(monkeypatch: pytest.MonkeyPatch) -> None:
-    toytask.install(monkeypatch)
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "home"
-    monkeypatch.setenv("SMALLTRAIN_HOME", str(root))
-    return root
+pytestmark = pytest.mark.usefixtures("toy_task")
 
 
 @pytest.fixture

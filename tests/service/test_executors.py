@@ -1,6 +1,6 @@
 """Executors: inline, thread and process run the same task code and end the same ways.
 
-The task here is ``tests/engine/toytask.py``, a minimal real task (a tiny torch model with
+The task here is ``smalltrain.tasks.toy``, a minimal real task (a tiny torch model with
 real checkpoints) used to test the engine in isolation from the audio and detect tasks. Process
 tests start real ``spawn`` children; nothing is mocked and nothing sleeps to wait.
 """
@@ -9,25 +9,20 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from smalltrain.engine.checkpoints import find_resumable  # noqa: E402
-from smalltrain.engine.context import CancelToken, TrainResult  # noqa: E402
-from smalltrain.engine.events import (  # noqa: E402
+from smalltrain.engine.checkpoints import find_resumable
+from smalltrain.engine.context import CancelToken, TrainResult
+from smalltrain.engine.events import (
     Event,
     StepMetrics,
     TrainingFinished,
     TrainingStarted,
 )
-from smalltrain.service.executors import (  # noqa: E402
+from smalltrain.service.executors import (
     ExecOutcome,
     ExecSpec,
     Executor,
@@ -36,12 +31,9 @@ from smalltrain.service.executors import (  # noqa: E402
     make_executor,
     register_extra_tasks,
 )
-from tests.engine import toytask  # noqa: E402
+from smalltrain.tasks import toy as toytask
 
-
-@pytest.fixture(autouse=True)
-def _toy(monkeypatch: pytest.MonkeyPatch) -> None:
-    toytask.install(monkeypatch)
+pytestmark = pytest.mark.usefixtures("toy_task")
 
 
 def _spec(tmp_path: Path, **overrides: Any) -> ExecSpec:
@@ -148,7 +140,7 @@ def test_child_exit_code_and_exception_are_reported(tmp_path: Path) -> None:
     assert raised.status == "failed"
     assert raised.error == "RuntimeError: toy task failure at step 1"
     assert raised.traceback is not None
-    assert "toytask.py" in raised.traceback
+    assert "toy.py" in raised.traceback
 
 
 def test_unknown_task_is_a_failed_outcome_not_an_exception(tmp_path: Path) -> None:

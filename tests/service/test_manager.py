@@ -1,7 +1,7 @@
 """TrainingManager and its scheduler: queue, cancel, resume, recovery, registration, async.
 
 Real SQLite, real child processes, no mocks, no fixed sleeps: tests wait on job state, on
-events or on processes. The task is ``tests/engine/toytask.py``, a minimal real task (a tiny
+events or on processes. The task is ``smalltrain.tasks.toy``, a minimal real task (a tiny
 torch model with real checkpoints) used to test the engine in isolation from the audio and
 detect tasks; the audio variants at the end run the real audio task on tiny synthetic sounds.
 """
@@ -21,31 +21,25 @@ from typing import Any
 
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from smalltrain.engine.events import StepMetrics, TrainingStarted, WarningEvent  # noqa: E402
-from smalltrain.engine.jobs import JobStatus  # noqa: E402
-from smalltrain.engine.resources import ResourceMonitor  # noqa: E402
-from smalltrain.errors import (  # noqa: E402
+from smalltrain.engine.events import StepMetrics, TrainingStarted, WarningEvent
+from smalltrain.engine.jobs import JobStatus
+from smalltrain.engine.resources import ResourceMonitor
+from smalltrain.errors import (
     ConfigError,
     DatasetNotFound,
     InvalidName,
     NotResumable,
     SchedulerBusy,
 )
-from smalltrain.service.aio import AsyncTrainingManager  # noqa: E402
-from smalltrain.service.executors import read_pid_file  # noqa: E402
-from smalltrain.service.manager import JobSpec, TrainingManager  # noqa: E402
-from tests.engine import audiojob, toytask  # noqa: E402
+from smalltrain.service.aio import AsyncTrainingManager
+from smalltrain.service.executors import read_pid_file
+from smalltrain.service.manager import JobSpec, TrainingManager
+from tests.support import audio as audiojob
 
 TOY = {"task": "toy"}
 
 
-@pytest.fixture(autouse=True)
-def _toy(monkeypatch: pytest.MonkeyPatch) -> None:
-    toytask.install(monkeypatch)
+pytestmark = pytest.mark.usefixtures("toy_task")
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from smalltrain.engine.context import (
     cancel_mode,
 )
 from smalltrain.engine.events import Event
+from smalltrain.tasks import EXTRA_TASKS_ENV, register_extra_tasks
 
 __all__ = [
     "EXTRA_TASKS_ENV",
@@ -44,29 +45,8 @@ __all__ = [
     "traceback_summary",
 ]
 
-EXTRA_TASKS_ENV = "SMALLTRAIN_EXTRA_TASKS"
 OutcomeStatus = Literal["completed", "cancelled", "failed"]
 _TRACEBACK_LINES = 40
-
-
-def register_extra_tasks(value: str | None = None) -> list[str]:
-    """Register tasks named in ``$SMALLTRAIN_EXTRA_TASKS`` ("name=module:Factory,...").
-
-    Child processes call this on start, so a task registered this way in the parent (plugins,
-    the test suite's toy task) is also known to the child.
-
-    Returns:
-        The names registered.
-    """
-    text = os.environ.get(EXTRA_TASKS_ENV, "") if value is None else value
-    names = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, target = item.partition("=")
-        if not sep or ":" not in target:
-            raise ValueError(f"{EXTRA_TASKS_ENV}: {item!r} must look like name=module:Factory")
-        tasks.register_task(name.strip(), target.strip())
-        names.append(name.strip())
-    return names
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""Registry of training tasks by name, and dataset kind detection."""
+"""Registry of training tasks by name (built-in, or extra ones from ``$SMALLTRAIN_EXTRA_TASKS``),
+and dataset kind detection."""
 
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 from smalltrain.engine.context import Task
@@ -16,12 +18,35 @@ _TASKS: dict[str, str] = {
     "detect": "smalltrain.tasks.detection.task:DetectTask",
 }
 
+#: Extra tasks as "name=module:Factory,..."; every process (children included) reads it on start.
+EXTRA_TASKS_ENV = "SMALLTRAIN_EXTRA_TASKS"
+
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc"})
 
 
 def register_task(name: str, target: str) -> None:
     """Register a task factory given as ``"package.module:Factory"``."""
     _TASKS[name] = target
+
+
+def register_extra_tasks(value: str | None = None) -> list[str]:
+    """Register tasks named in ``$SMALLTRAIN_EXTRA_TASKS`` ("name=module:Factory,...").
+
+    Child processes call this on start, so a task registered this way in the parent (plugins,
+    the test suite's toy task) is also known to the child.
+
+    Returns:
+        The names registered.
+    """
+    text = os.environ.get(EXTRA_TASKS_ENV, "") if value is None else value
+    names = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, target = item.partition("=")
+        if not sep or ":" not in target:
+            raise ValueError(f"{EXTRA_TASKS_ENV}: {item!r} must look like name=module:Factory")
+        register_task(name.strip(), target.strip())
+        names.append(name.strip())
+    return names
 
 
 def task_names() -> list[str]:

@@ -1,88 +1,13 @@
-"""Fixtures for the detection task: a synthetic shapes dataset, the shared real data, a home."""
+"""Fixtures for the detection task: a synthetic shapes dataset and a tiny model yaml (the shared
+real data and ``home`` come from ``tests/support/data.py`` and ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-COCO8 = SHARED / "detection" / "coco8"
-BCCD = SHARED / "detection" / "bccd"
-PRETRAINED = SHARED / "weights" / "yolov8s_fall_detection.pt"
-SHARED_SKIP = f"shared real data not found at {SHARED.resolve()} (only present in CI/dev checkouts)"
-
-
-def make_shapes_dataset(
-    root: Path, n_train: int = 8, n_val: int = 4, classes: int = 2, size: int = 64, seed: int = 0
-) -> Path:
-    """Write a YOLO dataset of rectangles (class 0) and circles (class 1); returns data.yaml."""
-    import cv2
-    import numpy as np
-
-    rng = random.Random(seed)
-    for split, count in (("train", n_train), ("val", n_val)):
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            img = np.full((size, size, 3), rng.randint(0, 60), np.uint8)
-            rows = []
-            for _ in range(rng.randint(1, 2)):
-                cls = rng.randrange(classes)
-                w, h = rng.randint(size // 5, size // 2), rng.randint(size // 5, size // 2)
-                x0, y0 = rng.randint(0, size - w - 1), rng.randint(0, size - h - 1)
-                colour = (rng.randint(120, 255), rng.randint(120, 255), rng.randint(120, 255))
-                if cls == 0:
-                    cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), colour, -1)
-                else:
-                    cv2.ellipse(
-                        img, (x0 + w // 2, y0 + h // 2), (w // 2, h // 2), 0, 0, 360, colour, -1
-                    )
-                rows.append(
-                    f"{cls} {(x0 + w / 2) / size:.5f} {(y0 + h / 2) / size:.5f} "
-                    f"{w / size:.5f} {h / size:.5f}"
-                )
-            cv2.imwrite(str(root / "images" / split / f"img{i:03d}.png"), img)
-            (root / "labels" / split / f"img{i:03d}.txt").write_text("\n".join(rows) + "\n")
-    names = "\n".join(f"  {i}: {n}" for i, n in enumerate(["rect", "circle"][:classes]))
-    data_yaml = root / "data.yaml"
-    data_yaml.write_text(f"path: .\ntrain: images/train\nval: images/val\nnames:\n{names}\n")
-    return data_yaml
-
-
-# A tiny model config from scratch: a few hundred thousand parameters, seconds per epoch at 64 px.
-TINY_MODEL_YAML = """\
-nc: 2
-scales:
-  n: [0.33, 0.125, 256]
-backbone:
-  - [-1, 1, Conv, [64, 3, 2]]
-  - [-1, 1, Conv, [128, 3, 2]]
-  - [-1, 1, C2f, [128, True]]
-  - [-1, 1, Conv, [256, 3, 2]]
-  - [-1, 1, C2f, [256, True]]
-  - [-1, 1, Conv, [512, 3, 2]]
-  - [-1, 1, C2f, [512, True]]
-  - [-1, 1, Conv, [512, 3, 2]]
-  - [-1, 1, C2f, [512, True]]
-  - [-1, 1, SPPF, [512, 5]]
-head:
-  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]
-  - [[-1, 6], 1, Concat, [1]]
-  - [-1, 1, C2f, [256]]
-  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]
-  - [[-1, 4], 1, Concat, [1]]
-  - [-1, 1, C2f, [128]]
-  - [-1, 1, Conv, [128, 3, 2]]
-  - [[-1, 12], 1, Concat, [1]]
-  - [-1, 1, C2f, [256]]
-  - [-1, 1, Conv, [256, 3, 2]]
-  - [[-1, 9], 1, Concat, [1]]
-  - [-1, 1, C2f, [512]]
-  - [[15, 18, 21], 1, Detect, [nc]]
-"""
+from smalltrain.tasks.detection.synth import make_shapes_dataset, write_tiny_model
 
 
 @pytest.fixture
@@ -94,22 +19,4 @@ def shapes(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> Path:
     """A very small YOLO model yaml (trains from scratch)."""
-    path = tmp_path / "tiny-yolov8n.yaml"
-    path.write_text(TINY_MODEL_YAML)
-    return path
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh smalltrain home (SMALLTRAIN_HOME)."""
-    root = tmp_path / "home"
-    root.mkdir()
-    monkeypatch.setenv("SMALLTRAIN_HOME", str(root))
-    return root
-
-
-def require(path: Path) -> Path:
-    """Skip the test with one clear reason when the shared data is absent."""
-    if not path.exists():
-        pytest.skip(SHARED_SKIP)
-    return path
+    return write_tiny_model(tmp_path / "tiny-yolov8n.yaml")

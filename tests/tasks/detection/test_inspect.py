@@ -11,7 +11,8 @@ from smalltrain.engine.context import DatasetReport
 from smalltrain.errors import DatasetError
 from smalltrain.tasks.detection import DetectTask, inspect_dataset
 from smalltrain.tasks.detection.inspect import DetectionReport
-from tests.tasks.detection.conftest import BCCD, COCO8, make_shapes_dataset, require
+from smalltrain.tasks.detection.synth import make_shapes_dataset
+from tests.support.data import BCCD, COCO8, require
 
 
 def test_report_of_a_clean_dataset(shapes: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from smalltrain.errors import WeightsNotFound
 from smalltrain.tasks.detection import offline, resolve_base_model
-from tests.tasks.detection.conftest import PRETRAINED, require
+from tests.support.data import PRETRAINED, require
 
 
 def test_official_name_not_on_disk_fails_at_once(tmp_path: Path) -> None:

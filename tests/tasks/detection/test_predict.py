@@ -13,13 +13,8 @@ from smalltrain.cli import detect as detect_cli
 from smalltrain.engine.context import JobContext, TrainResult
 from smalltrain.errors import WeightsNotFound
 from smalltrain.tasks.detection import DetectTask, TrainingConfig, predict, validate
-from tests.tasks.detection.conftest import (
-    COCO8,
-    PRETRAINED,
-    TINY_MODEL_YAML,
-    make_shapes_dataset,
-    require,
-)
+from smalltrain.tasks.detection.synth import TINY_MODEL_YAML, make_shapes_dataset
+from tests.support.data import COCO8, PRETRAINED, require
 
 
 @pytest.fixture(scope="module")

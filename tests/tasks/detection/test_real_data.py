@@ -13,7 +13,7 @@ import torch
 from smalltrain.engine.context import JobContext
 from smalltrain.engine.events import Event, TrainingStarted
 from smalltrain.tasks.detection import DetectTask, TrainingConfig
-from tests.tasks.detection.conftest import BCCD, COCO8, PRETRAINED, require
+from tests.support.data import BCCD, COCO8, PRETRAINED, require
 
 
 def _train(tmp_path: Path, data: Path, **values: object) -> tuple[object, list[Event]]:

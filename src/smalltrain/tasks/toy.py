@@ -1,4 +1,7 @@
-"""A minimal REAL task used to test the job engine in isolation from the audio and detect tasks.
+"""A minimal real task: the engine's tests and benchmarks run it in isolation from the audio and
+detection tasks, and it is the smallest example of the Task contract for anyone writing a new one.
+It is not registered by default; register it with ``$SMALLTRAIN_EXTRA_TASKS``
+(``toy=smalltrain.tasks.toy:ToyTask``) or ``install``.
 
 It trains a tiny torch regression model on seeded random data, honours ``ctx.cancel`` every
 step, writes resumable checkpoints with the engine's checkpoint functions under
@@ -30,7 +33,7 @@ from smalltrain.engine.checkpoints import (
     strip_for_inference,
 )
 from smalltrain.engine.config import apply_overrides
-from smalltrain.engine.context import JobContext, TrainResult
+from smalltrain.engine.context import JobContext, ResultStatus, TrainResult
 from smalltrain.engine.events import (
     CheckpointSaved,
     EpochMetrics,
@@ -40,23 +43,20 @@ from smalltrain.engine.events import (
 )
 from smalltrain.engine.fsutil import atomic_write
 from smalltrain.errors import DatasetError
+from smalltrain.tasks import EXTRA_TASKS_ENV, register_task
 
-TARGET = "tests.engine.toytask:ToyTask"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+TARGET = "smalltrain.tasks.toy:ToyTask"
 
 
-def install(monkeypatch: Any) -> None:
-    """Register the toy task here and in every child or subprocess a test starts.
+def install() -> None:
+    """Register the toy task in this process and in every child or subprocess started after.
 
-    Children learn it from ``$SMALLTRAIN_EXTRA_TASKS``; ``$PYTHONPATH`` lets them import it.
+    Children learn it from ``$SMALLTRAIN_EXTRA_TASKS`` (read when a child starts).
     """
-    from smalltrain.service.executors import EXTRA_TASKS_ENV, register_extra_tasks
-
-    monkeypatch.setenv(EXTRA_TASKS_ENV, f"toy={TARGET}")
-    path = os.environ.get("PYTHONPATH", "")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO_ROOT), path) if p))
-    monkeypatch.syspath_prepend(str(REPO_ROOT))
-    register_extra_tasks()
+    names = [p for p in os.environ.get(EXTRA_TASKS_ENV, "").split(",") if p.strip()]
+    if f"toy={TARGET}" not in names:
+        os.environ[EXTRA_TASKS_ENV] = ",".join([*names, f"toy={TARGET}"])
+    register_task("toy", TARGET)
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ class ToyTask:
     @staticmethod
     def _result(
         ctx: JobContext,
-        status: str,
+        status: ResultStatus,
         epochs: int,
         global_step: int,
         last: Path | None,
