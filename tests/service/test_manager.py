@@ -283,11 +283,27 @@ def test_async_api_keeps_the_event_loop_responsive(data: Path, home: Path) -> No
     assert asyncio.run(main()) < 0.2
 
 
-def test_follow_waits_with_backoff_and_times_out(data: Path, home: Path) -> None:
+def test_follow_waits_with_backoff_and_times_out(
+    data: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with _open(home, executor="inline") as manager:
         job_id = manager.start_training(_spec(data))
+        polls: list[float] = []
+        read = manager.jobs.events_after
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            polls.append(time.monotonic())
+            return read(*args, **kwargs)
+
+        monkeypatch.setattr(manager.jobs, "events_after", counted)
         with pytest.raises(TimeoutError):
-            list(manager.follow(job_id, timeout=0.2))
+            list(manager.follow(job_id, timeout=2.0))  # queued, nobody runs it: only polls
+        gaps = [b - a for a, b in zip(polls, polls[1:], strict=False)]
+        # 20 ms growing 1.5x to 0.5 s: about 11 reads in 2 s, not the 100 of a fixed 20 ms poll
+        assert 6 <= len(polls) <= 20, polls
+        assert gaps[-1] > 4 * gaps[0]
+        assert max(gaps) < 0.8  # capped (0.5 s plus scheduling slack)
+        monkeypatch.undo()
         with pytest.raises(TimeoutError):
             manager.wait(job_id, timeout=0.1)
         thread = threading.Thread(target=manager.run_scheduler)
