@@ -153,8 +153,11 @@ def _config(task: Any, report: Any, spec: JobSpec) -> tuple[Any, str | None]:
     overrides = dict(spec.overrides)
     # "--set device=cpu" and JobSpec(device=...) mean the same; the explicit argument wins.
     device = spec.device or overrides.pop("device", None) or None
+    # A config's own "preset" field (a run's config.yaml has one) names the preset to start
+    # from; every other field then overrides that preset's values.
+    preset = str(overrides.pop("preset", None) or spec.preset)
     if spec.config is None:
-        config = task.adaptive_config(report, device or "auto", preset=spec.preset, **overrides)
+        config = task.adaptive_config(report, device or "auto", preset=preset, **overrides)
     else:
         raw = spec.config
         config = task.config_from_dict(raw) if isinstance(raw, Mapping) else raw

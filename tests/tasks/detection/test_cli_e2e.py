@@ -1,8 +1,9 @@
-"""Detection through the same commands as audio, as a new user meets them: inspect, datasets
-add, a first train with no weights on disk (from scratch, and it says so), weights add, a
-fine-tune from the registered weights, the end summary, the model's files, predict and val
-with every kind of MODEL, and a model of the wrong kind. Training runs in real child processes
-through the job manager, with real Ultralytics on a tiny dataset."""
+"""Detection through the same commands as audio, as a new user meets them: inspect (which
+says there are no weights to fine-tune), datasets add, train, the end summary, weights add, the
+model's files, predict and val with every kind of MODEL, and a model of the wrong kind.
+Training runs in a real child process through the job manager, with real Ultralytics on a tiny
+dataset. (README's own example, tests/cli/test_readme.py, trains from scratch without weights
+and then fine-tunes from ``weights add``.)"""
 
 from __future__ import annotations
 
@@ -44,29 +45,16 @@ def _audio_run(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_detect_end_to_end_through_the_cli(shapes: Path, home: Path, tmp_path: Path) -> None:
+def test_detect_end_to_end_through_the_cli(
+    shapes: Path, tiny_model: Path, home: Path, tmp_path: Path
+) -> None:
     inspected = cli("inspect", str(shapes)).stdout
     assert "note: no pretrained weights on disk" in inspected
     assert cli_json("datasets", "add", "shapes", str(shapes))["kind"] == "detect"
 
-    # A first run with no weights anywhere: from scratch, said in one line, and it works.
-    first = cli("train", "shapes", "--set", "epochs=1", "--name", "scratch").stdout
-    assert "training yolo11n.yaml from scratch with the small-data recipe" in first
-    assert "--set base_model=PATH.pt" in first
-    assert "active: the first model of dataset 'shapes'" in first
-    (job,) = cli_json("jobs", "list")
-    assert job["status"] == "COMPLETED"
-    assert job["config"]["base_model"] == "yolo11n.yaml"
-
-    # Register those weights once, then fine-tune from them by name.
-    best = Path(job["run_dir"]) / "export" / "best.pt"
-    added = cli_json("weights", "add", str(best), "--name", "tiny.pt")
-    assert added["state"] == "ok"
-    assert len(added["sha256"]) == 64
-    assert [w["name"] for w in cli_json("weights", "list")] == ["tiny.pt"]
-    out = cli("train", "shapes", "--set", "base_model=tiny.pt", "--set", "epochs=2",
+    out = cli("train", "shapes", "--set", f"base_model={tiny_model}", "--set", "epochs=2",
               "--name", "det1").stdout  # fmt: skip
-    assert "from scratch" not in out
+    assert "from scratch" not in out  # the user chose the model: no note
     for part in (
         "best epoch",
         "mAP50-95",
@@ -76,14 +64,21 @@ def test_detect_end_to_end_through_the_cli(shapes: Path, home: Path, tmp_path: P
         "active",
         "per class (best.pt on the val split)",
         "next: smalltrain predict shapes/det1",
+        "active: the first model of dataset 'shapes'",
     ):
         assert part in out, part  # fmt: skip
-    det = next(j for j in cli_json("jobs", "list") if j["model_name"] == "det1")
+    (det,) = cli_json("jobs", "list")
+    assert det["status"] == "COMPLETED"
     run_dir = Path(det["run_dir"])
     assert (run_dir / "metrics.png").stat().st_size > 1000
     assert f"the training tool's own log: {run_dir / 'ultralytics.log'}" in (
         cli("jobs", "logs", det["id"]).stdout
     )
+    best = run_dir / "export" / "best.pt"
+    added = cli_json("weights", "add", str(best), "--name", "tiny.pt")
+    assert added["state"] == "ok"
+    assert len(added["sha256"]) == 64
+    assert [w["name"] for w in cli_json("weights", "list")] == ["tiny.pt"]
 
     # What the registered model holds, as README says.
     model = cli_json("models", "show", "shapes/det1")
@@ -93,7 +88,7 @@ def test_detect_end_to_end_through_the_cli(shapes: Path, home: Path, tmp_path: P
     for field in ("created", "base_model", "epochs_completed", "best_map50", "dataset_snapshot"):
         assert field in entry, field
     config = yaml.safe_load((folder / "config.yaml").read_text())
-    assert config["config"]["base_model"] == "tiny.pt"
+    assert config["config"]["base_model"] == str(tiny_model)
     assert config["ultralytics"]["imgsz"] == 64  # Ultralytics' resolved arguments
     assert config["ultralytics"]["epochs"] == 2
     metrics = json.loads((folder / "metrics.json").read_text())

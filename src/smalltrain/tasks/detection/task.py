@@ -150,7 +150,7 @@ class DetectTask:
         if ctx.cancel.is_set():
             return self._result(ctx, config, None, None, save_dir, status="cancelled")
         report = inspect_dataset(Path(ctx.dataset_path))
-        if report.problems:
+        if report.problems or report.warnings:
             ctx.emit(WarningEvent("dataset_problems", report.format(max_problems=10)))
         data_yaml = report.build_resolved(run_dir / "dataset")
         device = resolve_device(config.device or ctx.device)
