@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ def cli(*args: str, code: int = 0) -> Any:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("audio-output")
     sounds = audiojob.make_audio_dataset(root / "sounds")
     home = root / "home"
@@ -46,7 +45,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         text = cli("train", str(sounds), "--preset", "tiny", *audiojob.cli_sets(),
                    "--set", "epochs=2", "--name", "vae").stdout  # fmt: skip
         data = json.loads(cli("jobs", "list", "--json").stdout)[0]
-    yield {"home": home, "sounds": sounds, "text": text, "job": data}
+    return {"home": home, "sounds": sounds, "text": text, "job": data}
 
 
 @pytest.fixture
