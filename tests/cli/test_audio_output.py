@@ -24,7 +24,6 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from smalltrain.cli.audio import silence_warning  # noqa: E402
 from smalltrain.cli.main import app  # noqa: E402
 from tests.engine import audiojob  # noqa: E402
 
@@ -43,7 +42,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SMALLTRAIN_HOME", str(home))
         text = cli("train", str(sounds), "--preset", "tiny", *audiojob.cli_sets(),
-                   "--set", "epochs=2", "--name", "vae").stdout  # fmt: skip
+                   "--set", "epochs=2", "--model-name", "vae").stdout  # fmt: skip
         data = json.loads(cli("jobs", "list", "--json").stdout)[0]
     return {"home": home, "sounds": sounds, "text": text, "job": data}
 
@@ -121,6 +120,8 @@ def test_interpolate_says_it_uses_the_first_chunk(
 
 
 def test_near_silent_samples_are_named(tmp_path: Path) -> None:
+    from smalltrain.cli.audio import silence_warning
+
     loud, quiet = tmp_path / "sample_000.wav", tmp_path / "sample_001.wav"
     sf.write(loud, np.full(4800, 0.5, np.float32), 48000)
     sf.write(quiet, np.full(4800, 10 ** (-61 / 20), np.float32), 48000)  # -61 dBFS

@@ -12,7 +12,7 @@ from typing import Any
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from smalltrain.cli.main import app, hoist_global_options
+from smalltrain.cli.main import app
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "CLI.md"
 
@@ -132,6 +132,8 @@ def test_home_and_debug_before_or_after_the_command(tmp_path: Path) -> None:
     assert plain.stderr.startswith("error:")
     debug = CliRunner().invoke(app, ["--home", str(after), "jobs", "show", "nope", "--debug"])
     assert type(debug.exception).__name__ == "JobNotFound"  # the traceback is shown
+    from smalltrain.cli.main import hoist_global_options
+
     assert hoist_global_options(["train", "x", "--", "--home", "y"]) == [
         "train", "x", "--", "--home", "y"
     ]  # fmt: skip

@@ -28,7 +28,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from smalltrain.cli.main import app, hoist_global_options  # noqa: E402
+from smalltrain.cli.main import app  # noqa: E402
 from smalltrain.service.scheduler import scheduler_running  # noqa: E402
 from smalltrain.tasks.audio.synth import make_drum_kit  # noqa: E402
 from tests.tasks.detection.conftest import make_shapes_dataset  # noqa: E402
@@ -78,6 +78,8 @@ def parse_only(line: str) -> None:
     Raises:
         click's UsageError (an unknown command or flag, a missing argument).
     """
+    from smalltrain.cli.main import hoist_global_options
+
     placeholders = re.sub(r"<[^>]+>", "PLACEHOLDER", line)  # "<job-id or run folder>"
     args = hoist_global_options(shlex.split(placeholders)[1:])
     cmd: Any = get_command(app)

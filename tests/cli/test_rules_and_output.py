@@ -55,7 +55,8 @@ def cli_json(*args: str) -> Any:
 
 
 def train(data: Path, name: str, epochs: int, *extra: str, code: int = 0) -> Any:
-    return cli("train", str(data), "--task", "toy", "--executor", "inline", "--name", name,
+    # --model-name and --kind (below) are the old spellings: they keep working
+    return cli("train", str(data), "--task", "toy", "--executor", "inline", "--model-name", name,
                "--set", f"epochs={epochs}", *extra, code=code)  # fmt: skip
 
 
@@ -82,7 +83,7 @@ def test_training_on_a_path_registers_the_dataset_once(home: Path, data: Path) -
     train(data, "m1", 1)
     (record,) = cli_json("datasets", "list")
     assert (record["name"], record["registered"], record["models"]) == ("toydata", True, 1)
-    added = cli("datasets", "add", "again", str(data), "--task", "toy")
+    added = cli("datasets", "add", "again", str(data), "--kind", "toy")
     assert "also registered as 'toydata'" in added.stderr
     train(data, "m2", 1)  # the path keeps the name it already had
     jobs = cli_json("jobs", "list")
@@ -111,7 +112,7 @@ def test_user_text_is_never_markup(home: Path, tmp_path: Path) -> None:
     folder = tmp_path / "set[green]"
     folder.mkdir()
     (folder / "f.txt").write_text("x")
-    cli("datasets", "add", "brackets", str(folder), "--task", "toy")
+    cli("datasets", "add", "brackets", str(folder), "--kind", "toy")
     assert "set[green]" in cli("datasets", "list").stdout
     assert "set[green]" in cli("datasets", "show", "brackets").stdout
 
@@ -173,3 +174,18 @@ def test_resuming_a_finished_job_says_what_to_do_instead(home: Path, data: Path)
     assert f"train a new model the same way with: smalltrain train --config {job['run_dir']}" in (
         " ".join(err.split())
     )
+
+
+def test_a_job_with_nothing_to_resume_is_not_offered_a_resume(home: Path, data: Path) -> None:
+    from smalltrain.service.manager import JobSpec, TrainingManager
+
+    with TrainingManager.open(home, autostart=False) as manager:  # queued, no worker yet
+        job_id = manager.start_training(JobSpec(dataset=str(data), task="toy"))
+    cli("jobs", "cancel", job_id)  # cancelled before it ever ran: no checkpoint
+    waited = cli("jobs", "wait", job_id, "--quiet", code=1).stdout
+    assert "Resume with" not in waited
+    assert "no valid checkpoint" in waited
+    assert "Start it again with: smalltrain train --config" in " ".join(waited.split())
+    shown = cli("jobs", "show", job_id).stdout
+    assert "resume" in shown
+    assert "Start it again with" in shown

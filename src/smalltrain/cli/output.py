@@ -2,7 +2,7 @@
 
 - ``print_table``: a rich table in a terminal; plain aligned columns (no box characters, no
   wrapping) when stdout is a pipe or a file. Ids and names are never shortened in either.
-- ``readable``: numbers rounded to 4 significant digits, mappings as ``key value, ...``,
+- ``readable``: numbers rounded to 4 significant digits, mappings as ``key: value, ...``,
   lists joined with commas, None as ``-``: never a Python repr.
 - ``print_fields``: ``label  value`` lines with the labels aligned.
 """
@@ -43,7 +43,7 @@ def readable(value: Any) -> str:
     if isinstance(value, (bool, int, float)):
         return fmt_number(value)
     if isinstance(value, Mapping):
-        return ", ".join(f"{k} {readable(v)}" for k, v in value.items()) or "-"
+        return ", ".join(f"{k}: {readable(v)}" for k, v in value.items()) or "-"
     if isinstance(value, (list, tuple, set)):
         return ", ".join(readable(v) for v in value) or "-"
     return str(value)

@@ -3,10 +3,11 @@
 ``generate``, ``reconstruct``, ``interpolate``, ``evaluate``, ``predict`` and ``val`` all take
 one of (in this order):
 
-1. a file or folder that exists: a ``.pt``, a run folder, a registered model's folder;
+1. a file or folder that holds a model: a ``.pt``, a run folder, a registered model's folder;
 2. ``DATASET/NAME``: a registered model;
 3. ``NAME``: a registered model (when only one dataset has a model of that name);
-4. ``DATASET``: that dataset's active model.
+4. ``DATASET``: that dataset's active model;
+5. any other existing path (its loader then says what is missing).
 
 The registry knows each model's task, and files and run folders are peeked at (without
 running them), so a model of the wrong kind gets "X is an audio model; predict needs a
@@ -106,16 +107,20 @@ def resolve_model(ref: str, *, need: str | None = None, command: str = "") -> Mo
     from smalltrain.tasks import model_kind
 
     path = Path(ref).expanduser()
-    if path.exists():
-        found = ModelRef(path, model_kind(path), str(path))
-    else:
-        registered = _registered(ref) if ref.count("/") <= 1 and ref.strip() else None
-        if registered is None:
-            raise ModelNotFound(
-                f"{ref!r} is not a file, a folder, a registered model or a dataset with an "
-                "active model. List models with: smalltrain models list"
-            )
+    kind = model_kind(path) if path.exists() else None
+    registered = None
+    if kind is None and ref.count("/") <= 1 and ref.strip():
+        # "kicks" may be a registered name and also a folder of sounds in the working dir
+        registered = _registered(ref)
+    if registered is not None:
         found = registered
+    elif path.exists():
+        found = ModelRef(path, kind, str(path))
+    else:
+        raise ModelNotFound(
+            f"{ref!r} is not a file, a folder, a registered model or a dataset with an "
+            "active model. List models with: smalltrain models list"
+        )
     if need is not None and found.task is not None and found.task != need:
         have = _KIND_WORDS.get(found.task, f"a {found.task}")
         raise WrongModelKind(
