@@ -189,3 +189,13 @@ def test_a_job_with_nothing_to_resume_is_not_offered_a_resume(home: Path, data: 
     shown = cli("jobs", "show", job_id).stdout
     assert "resume" in shown
     assert "Start it again with" in shown
+
+
+def test_train_json_is_one_document_with_the_summary(home: Path, data: Path) -> None:
+    result = train(data, "j", 1, "--json")
+    out = json.loads(result.stdout)  # the progress and notes went to stderr
+    assert out["job"]["status"] == "COMPLETED"
+    assert out["summary"]["model"] == "toydata/j"
+    assert out["summary"]["active"] is True
+    assert out["summary"]["next"]
+    assert "running job" in result.stderr
