@@ -67,6 +67,7 @@ def commands(lang: str | None = None) -> list[str]:
             continue
         for line in lines:
             text = re.sub(r"\s#.*$", "", line.removeprefix("$ ")).strip()  # shell comments
+            text = text.split(" | ")[0]  # "... | cat": the smalltrain part
             if text.startswith("smalltrain "):
                 out.append(text)
     return out
