@@ -88,13 +88,10 @@ def test_reporting_commands_print_pure_json(
         ["weights", "list"],
         ["resources", "--interval", "0.05"],
     ]
-    for args in runs:
-        result = cli(*args, "--json")
-        json.loads(result.stdout)  # exactly one JSON document, nothing else
-    generated = json.loads(cli(*runs[0], "--json").stdout)
+    printed = [json.loads(cli(*args, "--json").stdout) for args in runs]  # one document each
+    generated, waited = printed[0], printed[4]
     assert len(generated["files"]) == 2
     assert "warnings" in generated
-    waited = json.loads(cli("jobs", "wait", job_id, "--json").stdout)
     assert waited["summary"]["model"] == "sounds/vae"
     cancel = cli("jobs", "cancel", job_id, "--json", code=1)  # it already ended: one error line
     assert cancel.stdout == ""
