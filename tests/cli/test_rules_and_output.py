@@ -199,3 +199,10 @@ def test_train_json_is_one_document_with_the_summary(home: Path, data: Path) -> 
     assert out["summary"]["active"] is True
     assert out["summary"]["next"]
     assert "running job" in result.stderr
+
+
+def test_a_dataset_without_a_model_says_how_to_get_one(home: Path, data: Path) -> None:
+    cli("datasets", "add", "fresh", str(data), "--kind", "toy")
+    err = cli("generate", "fresh", code=1).stderr
+    assert "dataset 'fresh' has no active model yet" in err
+    assert "Train one with: smalltrain train fresh" in err

@@ -75,19 +75,23 @@ def _active_of(dataset: str) -> ModelRef | None:
 
     store = _models()
     known = dataset in store.datasets()
-    if not known:
-        db = paths.db_path(home())
-        if not db.exists():
-            return None
+    registered = False
+    db = paths.db_path(home())
+    if db.exists():
         try:
             DatasetStore(JobStore(db)).get(dataset)
+            registered = True
         except (DatasetNotFound, ValueError):
-            return None
+            pass
+    if not known and not registered:
+        return None
     active = store.get_active(dataset) if known else None
     if active is None:
+        # only suggest commands that would be accepted: training needs a registered dataset
+        train = f"Train one with: smalltrain train {dataset}, or a" if registered else "A"
         raise ModelNotFound(
-            f"dataset {dataset!r} has no active model yet. Train one with: smalltrain train "
-            f"{dataset}, or activate one with: smalltrain models activate NAME --dataset {dataset}"
+            f"dataset {dataset!r} has no active model yet. {train}ctivate one with: "
+            f"smalltrain models activate NAME --dataset {dataset}"
         )
     label = f"{dataset}/{active.name} (the active model of {dataset!r})"
     return ModelRef(active.path, active.task or None, label, active, dataset)
