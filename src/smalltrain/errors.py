@@ -9,6 +9,7 @@ Messages say what happened, to which file, field or job, and what to do next.
     ├── TrainingError            training could not go on
     │   └── TrainingDiverged     repeated NaN/inf losses survived every rollback
     ├── WeightsNotFound          pretrained weights are not on disk (we never download)
+    ├── WrongModelKind           a model of another task (an audio model given to predict)
     ├── JobError                 a job-level problem
     │   ├── JobNotFound
     │   ├── InvalidTransition    a forbidden job state change
@@ -59,6 +60,10 @@ class TrainingDiverged(TrainingError):
 
 class WeightsNotFound(SmallTrainError):
     """Pretrained weights are not on disk; smalltrain never downloads them."""
+
+
+class WrongModelKind(SmallTrainError):
+    """A model of another task than the command needs (an audio model given to predict)."""
 
 
 class JobError(SmallTrainError):

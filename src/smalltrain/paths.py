@@ -10,8 +10,9 @@ import platformdirs
 ENV_HOME = "SMALLTRAIN_HOME"
 
 
-def home(override: str | os.PathLike[str] | None = None) -> Path:
-    """Return the smalltrain home folder, creating it if needed.
+def home(override: str | os.PathLike[str] | None = None, *, create: bool = True) -> Path:
+    """Return the smalltrain home folder, creating it if needed (unless ``create=False``,
+    for lookups that must not leave a folder behind).
 
     Order: the explicit ``override`` (``--home``), then ``$SMALLTRAIN_HOME``, then the
     platform's user data dir.
@@ -23,7 +24,8 @@ def home(override: str | os.PathLike[str] | None = None) -> Path:
     else:
         root = Path(platformdirs.user_data_dir("smalltrain", appauthor=False))
     root = root.expanduser().resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
     return root
 
 

@@ -22,9 +22,10 @@ from smalltrain.tasks.audio.train import train
 
 
 def run(*args: str, code: int = 0) -> str:
+    """stdout and stderr together (warnings go to stderr)."""
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == code, (result.stdout, result.stderr)
-    return result.stdout if code == 0 else result.stderr
+    return result.stdout + result.stderr if code == 0 else result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -91,4 +91,4 @@ def test_only_bad_files_fail_with_one_clear_line(run_dir: Path, tmp_path: Path) 
 def test_unknown_model_is_a_clear_error(folder_with_bad: Path) -> None:
     result = CliRunner().invoke(app, ["evaluate", "no-such-model-xyz", str(folder_with_bad)])
     assert result.exit_code == 1
-    assert "not a file, a folder or a registered model" in result.stderr
+    assert "not a file, a folder, a registered model" in result.stderr

@@ -168,3 +168,24 @@ def test_describe_exit_and_bad_settings() -> None:
         make_executor("ray")
     with pytest.raises(ValueError, match="name=module:Factory"):
         register_extra_tasks("broken")
+
+
+def test_a_slow_step_still_finishes_and_checkpoints_after_a_cancel(tmp_path: Path) -> None:
+    """A machine slower than the grace period: the child gets time for its step and the save
+    (the grace grows with the slowest step seen) instead of being killed without a checkpoint."""
+    token = CancelToken()
+    events: list[Event] = []
+
+    def on_event(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, StepMetrics) and event.global_step == 1:  # two steps timed
+            token.cancel("test", "graceful")
+
+    executor = ProcessExecutor(grace_s=0.3, term_s=1.0)
+    spec = _spec(tmp_path, epochs=50, steps_per_epoch=4, step_s=1.0, busy_steps=True)
+    outcome = executor.execute(spec, on_event, token)
+    assert outcome.status == "cancelled"
+    assert outcome.error is None, outcome.error  # not "did not stop within ... SIGTERM"
+    assert outcome.result is not None
+    assert outcome.result.last_checkpoint is not None
+    assert find_resumable(tmp_path / "run" / "checkpoints") is not None

@@ -340,7 +340,7 @@ def test_audio_kill_9_of_the_scheduler_then_resume_registers_the_model(
         model = manager.get_model(job.model_name)
         assert model.job_id == job_id
         assert model.task == "audio"
-        assert model.headline_metric == "best_val_loss"
+        assert model.headline_metric == "best_val_sc"  # the metric the best epoch is chosen by
         assert model.active
         assert model.dataset_snapshot.startswith("6 files")
 

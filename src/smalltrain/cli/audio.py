@@ -7,60 +7,99 @@ from typing import Any
 
 import typer
 
-from smalltrain.cli.common import console, find_registered_model, handle_errors, print_json
-from smalltrain.errors import ModelNotFound
+from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json, say, warn
+from smalltrain.cli.refs import MODEL_HELP, resolve_model
 from smalltrain.tasks import detect_kind, get_task
 
+#: A generated sound whose peak is below this is reported as near-silent.
+SILENT_PEAK_DBFS = -50.0
 
-def resolve_model_ref(ref: str) -> Path:
-    """A run dir, checkpoint or model folder path; or a registered model "DATASET/NAME" or "NAME".
+
+def resolve_model_ref(ref: str, command: str = "") -> Path:
+    """The file or folder of an audio MODEL argument (see ``cli.refs``).
 
     Raises:
-        ModelNotFound: ``ref`` is neither an existing path nor a registered model.
+        ModelNotFound, WrongModelKind.
     """
+    return resolve_model(ref, need="audio", command=command).path
+
+
+def _dataset_path(ref: str) -> Path:
+    """A dataset path, or the path of the registered dataset ``ref``."""
     path = Path(ref).expanduser()
     if path.exists():
         return path
-    if path.is_absolute() or ref.count("/") > 1 or ref.startswith("."):
-        raise ModelNotFound(
-            f"{ref}: no such file or folder. Give a run folder, a .pt file, or a registered "
-            "model as DATASET/NAME (list them with `smalltrain models list`)."
-        )
-    return Path(find_registered_model(ref).path)
+    from smalltrain.cli.common import home
+    from smalltrain.paths import db_path
+    from smalltrain.store.datasets import DatasetStore
+    from smalltrain.store.db import JobStore
+
+    return Path(DatasetStore(JobStore(db_path(home()))).get(ref).path)
 
 
 @handle_errors
 def inspect_cmd(
-    path: Path = typer.Argument(
-        ..., help="A folder of audio, or a YOLO data.yaml (or its folder)."
+    dataset: str = typer.Argument(
+        ...,
+        metavar="DATASET",
+        help="A folder of audio, a YOLO data.yaml (or its folder), or a registered dataset.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Check a dataset and print what training would use, skip, and why."""
+    path = _dataset_path(dataset)
     kind = detect_kind(path)
     task = get_task(kind)
     report = task.inspect(path)
     config: Any = task.adaptive_config(report, "auto")
+    notes_of = getattr(task, "config_notes", None)
+    notes = notes_of(config, {}) if notes_of else []
     if as_json:
-        print_json({"kind": kind, "report": report.to_dict(), "config": config.to_dict()})
+        print_json(
+            {"kind": kind, "report": report.to_dict(), "config": config.to_dict(), "notes": notes}
+        )
         return
-    text = report.format() if hasattr(report, "format") else report.snapshot()
-    console.print(text, highlight=False, markup=False)
-    material = getattr(report, "material_summary", None)
-    if material:
-        console.print(f"  material:       {material}", highlight=False, markup=False)
+    # the report's own text already holds every line once (the material line included)
+    console.print(report.format() if hasattr(report, "format") else report.snapshot())
     console.print("\nThe auto preset would train with:", style="bold")
     if hasattr(config, "describe"):
-        console.print(config.describe(), highlight=False, markup=False)
+        console.print(config.describe())
     else:
         for key, value in config.to_dict().items():
-            console.print(f"  {key}: {value}", highlight=False, markup=False)
+            console.print(f"  {key}: {value}")
+    for note in notes:
+        console.print(f"note: {note}")
+    console.print("Every field, its default and what it does: smalltrain config show " + kind)
+
+
+def _peak_dbfs(path: Path) -> float:
+    import numpy as np
+    import soundfile as sf
+
+    data, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    peak = float(np.max(np.abs(data))) if data.size else 0.0
+    return 20 * float(np.log10(max(peak, 1e-10)))
+
+
+def silence_warning(paths: list[Path]) -> str | None:
+    """A warning when some generated sounds came out near-silent, else None."""
+    levels = {p: _peak_dbfs(p) for p in paths}
+    quiet = [p for p, level in levels.items() if level < SILENT_PEAK_DBFS]
+    if not quiet:
+        return None
+    worst = min(levels[p] for p in quiet)
+    return (
+        f"{len(quiet)} of {len(paths)} samples are near-silent (peak down to {worst:.0f} dBFS, "
+        f"under {SILENT_PEAK_DBFS:.0f}): {', '.join(p.name for p in quiet)}. The model may need "
+        "more training (more epochs, or more sounds); --temperature 0 gives the typical sound"
+    )
 
 
 @handle_errors
 def generate_cmd(
-    model: str = typer.Argument(..., help="Run folder, checkpoint (.pt) or registered model."),
-    n: int = typer.Option(8, "--n", min=1, help="How many sounds to sample."),
+    model: str = typer.Argument(..., metavar="MODEL", help=MODEL_HELP),
+    count: int = typer.Option(8, "-n", "--count", min=1, help="How many sounds to sample."),
+    count_old: int | None = typer.Option(None, "--n", min=1, hidden=True),
     out: Path = typer.Option(Path("generated"), "--out", help="Folder for the WAV files."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same sounds."),
     temperature: float = typer.Option(
@@ -69,6 +108,7 @@ def generate_cmd(
         min=0.0,
         help="Spread around the typical sound (0 = the mean, 1 = as varied as the training set).",
     ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Sample N new sounds from a trained audio model.
 
@@ -77,44 +117,90 @@ def generate_cmd(
     """
     from smalltrain.tasks.audio.generate import load_model, sample
 
-    loaded = load_model(resolve_model_ref(model))
+    loaded = load_model(resolve_model_ref(model, "generate"))
+    warnings = []
     if not loaded.prior.fitted:
-        console.print(
-            f"warning: {loaded.path.name} carries no fitted latent prior (a training checkpoint, "
-            "not an exported model), so sounds are drawn from N(0, I) and resemble the training "
-            "material less; give the run folder or registered model for its export/best.pt",
-            highlight=False,
+        warnings.append(
+            f"{loaded.path.name} carries no fitted latent prior (a training checkpoint, not an "
+            "exported model), so sounds are drawn from N(0, I) and resemble the training "
+            "material less; give the run folder or registered model for its export/best.pt"
         )
-    paths = sample(loaded, n, out, seed=seed, temperature=temperature)
-    console.print(f"wrote {len(paths)} sounds to {out}", highlight=False)
+    paths = sample(loaded, count_old or count, out, seed=seed, temperature=temperature)
+    quiet = silence_warning(paths)
+    warnings += [quiet] if quiet else []
+    for text in warnings:
+        warn(text)
+    if as_json:
+        print_json({"model": str(loaded.path), "out": str(out), "files": [str(p) for p in paths],
+                    "warnings": warnings})  # fmt: skip
+        return
+    console.print(f"wrote {len(paths)} sounds to {out}")
 
 
 @handle_errors
 def reconstruct_cmd(
-    model: str = typer.Argument(..., help="Run folder, checkpoint (.pt) or registered model."),
+    model: str = typer.Argument(..., metavar="MODEL", help=MODEL_HELP),
     audio: Path = typer.Argument(..., exists=True, dir_okay=False, help="The file to rebuild."),
     out: Path = typer.Option(Path("reconstructed.wav"), "--out", help="Output WAV file."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Encode a sound and decode it again: hear what the model keeps."""
     from smalltrain.tasks.audio.generate import load_model, reconstruct
 
-    path = reconstruct(load_model(resolve_model_ref(model)), audio, out)
-    console.print(f"wrote {path}", highlight=False)
+    loaded = load_model(resolve_model_ref(model, "reconstruct"))
+    path = reconstruct(loaded, audio, out)
+    if as_json:
+        print_json({"model": str(loaded.path), "file": str(path)})
+        return
+    console.print(f"wrote {path}")
+
+
+def _first_chunk_note(chunk_s: float, files: list[Path]) -> str | None:
+    """Say that only the first chunk of each file is used, when a file is longer than that."""
+    import soundfile as sf
+
+    longer = []
+    for f in files:
+        try:
+            seconds = float(sf.info(str(f)).duration)
+        except RuntimeError:
+            continue  # unreadable: interpolate itself reports it
+        if seconds > chunk_s + 1e-3:
+            longer.append(f"{f.name} is {seconds:.1f} s")
+    if not longer:
+        return None
+    return (
+        f"interpolate uses the first {chunk_s:g} s of each file (the model's chunk; "
+        f"{', '.join(longer)}); every step is {chunk_s:g} s long"
+    )
 
 
 @handle_errors
 def interpolate_cmd(
-    model: str = typer.Argument(..., help="Run folder, checkpoint (.pt) or registered model."),
-    file_a: Path = typer.Argument(..., exists=True, dir_okay=False),
-    file_b: Path = typer.Argument(..., exists=True, dir_okay=False),
+    model: str = typer.Argument(..., metavar="MODEL", help=MODEL_HELP),
+    file_a: Path = typer.Argument(..., exists=True, dir_okay=False, metavar="A"),
+    file_b: Path = typer.Argument(..., exists=True, dir_okay=False, metavar="B"),
     steps: int = typer.Option(8, "--steps", min=2, help="Points from A to B, both included."),
     out: Path = typer.Option(Path("interpolated"), "--out", help="Folder for the WAV files."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Walk the latent space from one sound to another in K steps."""
+    """Walk the latent space from the start of one sound to the start of another in K steps.
+
+    The model codes one chunk (1 s by default) at a time: the walk goes from A's first chunk
+    to B's, and says so when a file is longer.
+    """
     from smalltrain.tasks.audio.generate import interpolate, load_model
 
-    paths = interpolate(load_model(resolve_model_ref(model)), file_a, file_b, steps, out)
-    console.print(f"wrote {len(paths)} sounds to {out}", highlight=False)
+    loaded = load_model(resolve_model_ref(model, "interpolate"))
+    note = _first_chunk_note(float(loaded.config.chunk_seconds), [file_a, file_b])
+    paths = interpolate(loaded, file_a, file_b, steps, out)
+    if note:
+        say(f"note: {note}", json_mode=as_json)
+    if as_json:
+        print_json({"model": str(loaded.path), "out": str(out), "files": [str(p) for p in paths],
+                    "note": note})  # fmt: skip
+        return
+    console.print(f"wrote {len(paths)} sounds to {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,9 +1,20 @@
-"""What every CLI command shares: consoles, the home folder, and error handling."""
+"""What every CLI command shares: consoles, the home folder, and error handling.
+
+Output rules (docs/CLI.md):
+
+- Text from users, files and errors is never parsed as rich markup: both consoles have markup
+  and highlighting off, and styled words are ``rich.text.Text`` objects built by ``styled``.
+- Lines are never wrapped by us (``soft_wrap``): a long path or command stays one line that
+  can be pasted back.
+- ``--json`` output is exactly one JSON document on stdout (``print_json``); everything
+  meant for a person then goes to stderr.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,14 +22,18 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from smalltrain import paths
-from smalltrain.errors import ModelNotFound, SmallTrainError
+from smalltrain.errors import SmallTrainError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(markup=False, highlight=False, soft_wrap=True, emoji=False)
+err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True, emoji=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Help text of every ``--json`` flag.
+JSON_HELP = "Print one JSON document on stdout (messages go to stderr)."
 
 
 class _State:
@@ -29,14 +44,51 @@ class _State:
 state = _State()
 
 
+def set_home(value: Path | None) -> Callable[[], None]:
+    """Use ``value`` as this invocation's home, here and in every process started from here.
+
+    Returns a function that puts the previous home (and environment) back.
+    """
+    previous_state, previous_env = state.home, os.environ.get(paths.ENV_HOME)
+    state.home = value
+    if value is not None:
+        # Children (workers, training processes, the detection presets' weights lookup) find
+        # the same home through the environment.
+        os.environ[paths.ENV_HOME] = str(Path(value).expanduser().resolve())
+
+    def restore() -> None:
+        state.home = previous_state
+        if previous_env is None:
+            os.environ.pop(paths.ENV_HOME, None)
+        else:
+            os.environ[paths.ENV_HOME] = previous_env
+
+    return restore
+
+
 def home() -> Path:
     """The smalltrain home for this invocation (``--home``, then ``$SMALLTRAIN_HOME``)."""
     return paths.home(state.home)
 
 
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """A line of plain strings and ``(text, style)`` pairs; nothing in it is parsed as markup."""
+    return Text.assemble(*parts)
+
+
+def say(message: str | Text, *, json_mode: bool = False) -> None:
+    """Print a line for a person: stdout, or stderr when stdout carries JSON."""
+    (err_console if json_mode else console).print(message)
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    err_console.print(styled(("warning:", "yellow"), " ", message))
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear error line on stderr and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(styled(("error:", "bold red"), " ", message))
     raise typer.Exit(code)
 
 
@@ -71,29 +123,3 @@ def handle_errors(func: F) -> F:
             fail(message)
 
     return wrapper  # type: ignore[return-value]
-
-
-def find_registered_model(ref: str) -> Any:
-    """The registered model ``ref`` names: "DATASET/NAME", or "NAME" when it is unique.
-
-    Raises:
-        ModelNotFound: no model, or several, with that name; the message says what to do.
-    """
-    from smalltrain.paths import models_dir
-    from smalltrain.store import ModelStore
-
-    dataset, _, name = ref.rpartition("/")
-    matches = [
-        m
-        for m in ModelStore(models_dir(home())).list(dataset or None)
-        if m.name == name and (not dataset or m.dataset == dataset)
-    ]
-    if len(matches) > 1:
-        options = ", ".join(f"{m.dataset}/{m.name}" for m in matches)
-        raise ModelNotFound(f"model name {name!r} is ambiguous; use one of: {options}")
-    if not matches:
-        raise ModelNotFound(
-            f"{ref!r} is not a file, a folder or a registered model. "
-            "List models with `smalltrain models list`, or give a run folder or .pt file."
-        )
-    return matches[0]

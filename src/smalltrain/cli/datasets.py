@@ -1,16 +1,23 @@
-"""``smalltrain datasets``: register, list, show and forget datasets."""
+"""``smalltrain datasets``: register, list, show and forget datasets.
+
+``datasets list`` shows every dataset this home knows: the registered ones (``datasets add``,
+or trained on by path, which registers them) and any that only has models in the registry
+(trained before datasets were registered automatically).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.table import Table
 
-from smalltrain.cli.common import console, handle_errors, home, print_json
-from smalltrain.paths import cache_dir, db_path
-from smalltrain.service.datasets import register_dataset
+from smalltrain.cli.common import JSON_HELP, console, handle_errors, home, print_json, warn
+from smalltrain.cli.output import print_fields, print_table, readable
+from smalltrain.paths import cache_dir, db_path, models_dir
+from smalltrain.service.datasets import names_for_path, register_dataset
+from smalltrain.store import ModelStore
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 
@@ -29,65 +36,112 @@ def _store() -> DatasetStore:
 def add_cmd(
     name: str = typer.Argument(..., help="A short name, used as a folder name."),
     path: Path = typer.Argument(..., help="A folder of audio, or a YOLO data.yaml (or folder)."),
-    kind: str | None = typer.Option(None, "--kind", help="audio | detect (default: detected)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    task: str | None = typer.Option(None, "--task", help="audio | detect (default: detected)."),
+    kind_old: str | None = typer.Option(None, "--kind", hidden=True),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Inspect a dataset and register it under NAME (again: re-register it)."""
-    record = register_dataset(_store(), name, path, kind=kind)
+    kind = task or kind_old
+    store = _store()
+    others = [n for n in names_for_path(store, path) if n != name] if path.exists() else []
+    record = register_dataset(store, name, path, kind=kind)
+    if others:
+        warn(
+            f"{record.path} is also registered as {', '.join(repr(o) for o in others)}; each "
+            "name keeps its own models and active model. To keep one name, forget the other "
+            f"with: smalltrain datasets remove {others[0]}"
+        )
     if as_json:
-        print_json(record.to_dict())
+        print_json({**record.to_dict(), "also_registered_as": others})
         return
-    console.print(
-        f"dataset {record.name!r} ({record.kind}): {record.snapshot} at {record.path}",
-        highlight=False,
-    )
+    console.print(f"dataset {record.name!r} ({record.kind}): {record.snapshot} at {record.path}")
+
+
+def _unregistered(known: set[str]) -> list[dict[str, Any]]:
+    """Datasets that have models but no record (trained by path before registration)."""
+    store = ModelStore(models_dir(home()))
+    out = []
+    for name in store.datasets():
+        if name in known:
+            continue
+        models = store.list(name)
+        tasks = sorted({m.task for m in models if m.task})
+        out.append({"name": name, "kind": ", ".join(tasks) or "-", "registered": False,
+                    "snapshot": models[-1].dataset_snapshot if models else "",
+                    "path": None, "models": len(models)})  # fmt: skip
+    return out
 
 
 @app.command("list")
 @handle_errors
-def list_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List registered datasets."""
+def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """List every dataset: registered, trained on, or holding models."""
     records = _store().list()
+    counts = {name: len(ModelStore(models_dir(home())).list(name))
+              for name in ModelStore(models_dir(home())).datasets()}  # fmt: skip
+    rows: list[dict[str, Any]] = [
+        {**r.to_dict(), "registered": True, "models": counts.get(r.name, 0)} for r in records
+    ]
+    rows += _unregistered({r.name for r in records})
     if as_json:
-        print_json([r.to_dict() for r in records])
+        print_json(rows)
         return
-    if not records:
+    if not rows:
         console.print("no datasets yet; add one with: smalltrain datasets add NAME PATH")
         return
-    table = Table("name", "kind", "snapshot", "path", "added")
-    for r in records:
-        added = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M")
-        table.add_row(r.name, r.kind, r.snapshot, r.path, added)
-    console.print(table)
+    table = []
+    for r in rows:
+        added = (dt.datetime.fromtimestamp(r["created_at"]).strftime("%Y-%m-%d %H:%M")
+                 if r.get("created_at") else "-")  # fmt: skip
+        path = r["path"] or "(models only: path unknown)"
+        table.append([r["name"], r["kind"], r["snapshot"] or "-", str(r["models"]), path, added])
+    print_table(["name", "kind", "contents", "models", "path", "added"], table,
+                right=["models"], wrap=["path", "contents"])  # fmt: skip
 
 
 @app.command("show")
 @handle_errors
 def show_cmd(
     name: str = typer.Argument(..., help="The dataset name."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Show a dataset's summary, and whether it changed since it was registered."""
     store = _store()
     record = store.get(name)
     changed = store.changed_since(name)
+    others = [n for n in names_for_path(store, record.path) if n != name]
     if as_json:
-        print_json({**record.to_dict(), "changed_since_registered": changed})
+        print_json({**record.to_dict(), "changed_since_registered": changed,
+                    "also_registered_as": others})  # fmt: skip
         return
-    console.print(f"[bold]{record.name}[/] ({record.kind}) {record.path}", highlight=False)
-    console.print(f"  {record.snapshot}", highlight=False)
-    for key, value in record.summary.items():
-        console.print(f"  {key}: {value}", highlight=False, markup=False)
+    added = dt.datetime.fromtimestamp(record.created_at).strftime("%Y-%m-%d %H:%M")
+    rows: list[tuple[str, Any]] = [
+        ("name", record.name),
+        ("kind", record.kind),
+        ("path", record.path),
+        ("contents", record.snapshot),
+        ("registered", added),
+    ]
+    rows += [(k.replace("_", " "), readable(v)) for k, v in record.summary.items()]
+    print_fields(rows)
+    if others:
+        warn(f"the same path is also registered as {', '.join(repr(o) for o in others)}")
     if changed:
-        console.print(
-            "[yellow]  changed on disk since it was registered; models trained before may "
-            f"differ. Re-register with: smalltrain datasets add {name} {record.path}[/]"
+        warn(
+            "changed on disk since it was registered; models trained before may differ. "
+            f"Re-register with: smalltrain datasets add {name} {record.path}"
         )
 
 
 @app.command("remove")
 @handle_errors
-def remove_cmd(name: str = typer.Argument(..., help="The dataset name.")) -> None:
+def remove_cmd(
+    name: str = typer.Argument(..., help="The dataset name."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
     """Forget a dataset (its files and models stay where they are)."""
     record = _store().remove(name)
-    console.print(f"forgot dataset {record.name!r}; {record.path} is untouched", highlight=False)
+    if as_json:
+        print_json({"removed": record.name, "path": record.path})
+        return
+    console.print(f"forgot dataset {record.name!r}; {record.path} is untouched")

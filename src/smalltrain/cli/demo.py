@@ -50,7 +50,7 @@ def demo_cmd(
     console.print(f"2. training job {job_id} (tiny preset, {length})", highlight=False)
     t0 = time.perf_counter()
     manager.start_scheduler(stop_after={job_id})
-    job, _ = follow_job(manager, job_id)
+    job, _, _ = follow_job(manager, job_id)
     manager.stop_scheduler()
     console.print(
         f"   {job.status.value.lower()} in {time.perf_counter() - t0:.1f} s", highlight=False
@@ -85,7 +85,7 @@ def demo_cmd(
                 "",
                 f"held-out sounds  {held_out}",
                 "",
-                f"next: smalltrain generate {run_dir} --n 8 --out my-sounds",
+                f"next: smalltrain generate {run_dir} -n 8 --out my-sounds",
                 f"      smalltrain evaluate {run_dir} {held_out}",
             ]
         ),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from smalltrain.cli.common import console, find_registered_model, handle_errors, home, print_json
+from smalltrain.cli.common import JSON_HELP, console, handle_errors, home, print_json
+from smalltrain.cli.output import fmt_number, print_table
+from smalltrain.cli.refs import MODEL_HELP, ModelRef, resolve_model
 from smalltrain.errors import ModelNotFound, WeightsNotFound
 
 _WEIGHT_CANDIDATES = (
@@ -26,84 +29,132 @@ def _weights_in(folder: Path) -> Path:
     )
 
 
-def resolve_weights(ref: str) -> Path:
-    """A .pt path, a model/run folder, or a registered model "DATASET/NAME" to a weights file.
+def detection_model(ref: str, command: str) -> ModelRef:
+    """A detection MODEL argument resolved to its weights file (``ModelRef.path``).
 
     Raises:
-        ModelNotFound: ``ref`` is neither a path nor a registered model.
+        ModelNotFound, WrongModelKind, WeightsNotFound.
     """
+    found = resolve_model(ref, need="detect", command=command)
+    path = _weights_in(found.path) if found.path.is_dir() else found.path
+    return ModelRef(path, found.task, found.label, found.info, found.dataset)
+
+
+def _dataset_yaml(ref: str) -> Path:
+    """A YOLO data.yaml (or its folder), or the path of the registered dataset ``ref``."""
     path = Path(ref).expanduser()
-    if path.is_file():
+    if path.exists():
         return path
-    if path.is_dir():
-        return _weights_in(path)
-    return Path(find_registered_model(ref).weights)
+    from smalltrain.paths import db_path
+    from smalltrain.store.datasets import DatasetStore
+    from smalltrain.store.db import JobStore
 
-
-def active_weights(dataset: str) -> Path:
-    """The weights of the active model of a dataset.
-
-    Raises:
-        ModelNotFound: the dataset has no active model.
-    """
-    from smalltrain.paths import models_dir
-    from smalltrain.store import ModelStore
-
-    info = ModelStore(models_dir(home())).get_active(dataset)
-    if info is None:
-        raise ModelNotFound(
-            f"dataset {dataset!r} has no active model. Train one, or mark one active with "
-            "`smalltrain models activate`, or pass --model PATH."
-        )
-    return Path(info.weights)
+    return DatasetStore(JobStore(db_path(home()))).get_data_yaml_path(ref)
 
 
 @handle_errors
 def predict_cmd(
-    images: Path = typer.Argument(..., help="An image, or a folder of images."),
-    out: Path = typer.Option(
-        ..., "--out", help="Folder for predictions.json and annotated images."
+    targets: list[str] = typer.Argument(
+        ..., metavar="MODEL IMAGES", help=f"MODEL: {MODEL_HELP} IMAGES: an image or a folder."
     ),
-    dataset: str | None = typer.Option(None, "--dataset", help="Use this dataset's active model."),
-    model: str | None = typer.Option(
-        None, "--model", help="A .pt file, model folder or registered DATASET/NAME."
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for predictions.json, annotated images (their own names) and labels/ "
+        "(default: predictions; with --json and no --out nothing is written).",
     ),
     conf: float = typer.Option(0.25, "--conf", min=0.0, max=1.0, help="Confidence threshold."),
-    as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Inference image size (default: the model's)."
+    ),
+    imgsz_old: int | None = typer.Option(None, "--imgsz", hidden=True),
+    device: str = typer.Option("", "--device", help="cpu | cuda | cuda:N | mps (default: auto)."),
+    save_txt: bool = typer.Option(
+        False, "--save-txt", help="Also write YOLO label files (labels/NAME.txt) to seed labelling."
+    ),
+    dataset_old: str | None = typer.Option(None, "--dataset", hidden=True),
+    model_old: str | None = typer.Option(None, "--model", hidden=True),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Detect objects in images with a trained model (the dataset's active model by default)."""
+    """Detect objects in images with a trained detection model."""
     from smalltrain.tasks.detection.predict import predict
 
-    if (dataset is None) == (model is None):
-        raise typer.BadParameter("give exactly one of --dataset NAME or --model PATH")
-    weights = active_weights(dataset) if dataset else resolve_weights(str(model))
-    records = predict(weights, images, out, conf=conf, home=home())
+    old = dataset_old or model_old
+    if dataset_old and model_old:
+        raise typer.BadParameter("give the model once (MODEL, or the old --dataset / --model)")
+    if len(targets) != (1 if old else 2):
+        raise typer.BadParameter("give MODEL and IMAGES, e.g. smalltrain predict cells photos/")
+    model_ref, images = (old, targets[0]) if old else (targets[0], targets[1])
+    try:
+        model = detection_model(str(model_ref), "predict")
+    except ModelNotFound:
+        if not dataset_old:
+            raise
+        raise ModelNotFound(
+            f"no active model for dataset {dataset_old!r} (no such dataset, or no model trained "
+            "on it yet); list models with: smalltrain models list"
+        ) from None
+    folder = out if out is not None or as_json else Path("predictions")
+    records = predict(model.path, images, folder, conf=conf, imgsz=image_size or imgsz_old,
+                      device=device, home=home(), save_txt=save_txt)  # fmt: skip
     if as_json:
         print_json(records)
         return
     total = sum(len(r["boxes"]) for r in records)
-    console.print(f"{len(records)} images, {total} boxes -> {out / 'predictions.json'}")
+    where = f" -> {folder / 'predictions.json'}" if folder is not None else ""
+    console.print(f"{len(records)} images, {total} boxes with {model.label}{where}")
+    if save_txt and folder is not None:
+        console.print(f"YOLO labels: {folder / 'labels'}")
     for r in records:
         names = ", ".join(f"{b['class_name']} {b['confidence']:.2f}" for b in r["boxes"]) or "-"
-        console.print(f"  {Path(r['image']).name}: {names}", highlight=False)
+        console.print(f"  {Path(r['image']).name}: {names}")
+
+
+def print_per_class(per_class: dict[str, dict[str, float]], title: str = "per class") -> None:
+    """The per-class metrics as a table."""
+    if not per_class:
+        return
+    keys = ("images", "instances", "precision", "recall", "mAP50", "mAP50-95")
+    rows = [[name, *(fmt_number(values.get(k, float("nan"))) for k in keys)]
+            for name, values in per_class.items()]  # fmt: skip
+    print_table(["class", *keys], rows, title=title, right=keys)
 
 
 @handle_errors
 def val_cmd(
-    model: str = typer.Argument(..., help="A .pt file, model folder or registered DATASET/NAME."),
-    data: Path = typer.Option(..., "--data", help="A YOLO data.yaml (or its folder)."),
-    imgsz: int | None = typer.Option(None, "--imgsz", help="Image size (default: the model's)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    model: str = typer.Argument(..., metavar="MODEL", help=MODEL_HELP),
+    data: str | None = typer.Argument(
+        None,
+        metavar="[DATASET]",
+        help="A registered dataset, a YOLO data.yaml or its folder (default: the model's own "
+        "dataset).",
+    ),
+    data_old: str | None = typer.Option(None, "--data", hidden=True),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Image size (default: the model's)."
+    ),
+    imgsz_old: int | None = typer.Option(None, "--imgsz", hidden=True),
+    device: str = typer.Option("", "--device", help="cpu | cuda | cuda:N | mps (default: auto)."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Evaluate a detector on a dataset's val split: precision, recall, mAP50, mAP50-95."""
+    """Evaluate a detector on a dataset's val split: precision, recall, mAP50, mAP50-95, and
+    the same per class."""
     from smalltrain.tasks.detection.predict import validate
 
-    metrics = validate(resolve_weights(model), data, imgsz=imgsz, home=home())
+    found = detection_model(model, "val")
+    target = data or data_old or found.dataset
+    if target is None:
+        raise typer.BadParameter("give the DATASET to validate on (a name or a data.yaml)")
+    metrics = validate(found.path, _dataset_yaml(target), imgsz=image_size or imgsz_old,
+                       device=device, home=home())  # fmt: skip
     if as_json:
         print_json(metrics)
         return
+    per_class: dict[str, Any] = metrics.pop("per_class", {})
+    console.print(f"{found.label} on {target}:")
     for key, value in metrics.items():
-        console.print(f"{key:20s} {value:.4f}", highlight=False)
+        console.print(f"  {key:20s} {fmt_number(value)}")
+    print_per_class(per_class)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,44 +6,33 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from smalltrain.cli.common import console, err_console, handle_errors, print_json
+from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json, warn
+from smalltrain.cli.output import print_table
+from smalltrain.cli.refs import MODEL_HELP
 
-_MODEL_HELP = "A run folder, a checkpoint .pt, a model folder, or a registered DATASET/NAME."
 
-
-def _scores_table(data: dict[str, Any]) -> Table:
+def _print_scores(data: dict[str, Any]) -> None:
     model, pca = data["model"], data["baseline_pca"]
-    table = Table(title=f"Reconstruction of {data['chunks']} chunks (lower is better)")
-    table.add_column("")
-    table.add_column("size", justify="right")
-    table.add_column("spectral convergence", justify="right")
-    table.add_column("mel L1 (dB)", justify="right")
-    table.add_row(
-        "model", f"{model['latent_floats']} latent floats", f"{model['sc']:.4f}",
-        f"{model['mel_l1_db']:.2f}",
-    )  # fmt: skip
-    table.add_row(
-        f"PCA-{pca['k']}", f"{pca['k']} components", f"{pca['sc']:.4f}", f"{pca['mel_l1_db']:.2f}"
-    )
-    return table
+    rows = [
+        ["model", f"{model['latent_floats']} latent floats", f"{model['sc']:.4f}",
+         f"{model['mel_l1_db']:.2f}"],
+        [f"PCA-{pca['k']}", f"{pca['k']} components", f"{pca['sc']:.4f}",
+         f"{pca['mel_l1_db']:.2f}"],
+    ]  # fmt: skip
+    headers = ["", "size", "spectral convergence", "mel L1 (dB)"]
+    title = f"Reconstruction of {data['chunks']} chunks (lower is better)"
+    print_table(headers, rows, title=title, right=headers[1:])
 
 
-def _files_table(files: list[dict[str, Any]]) -> Table:
-    table = Table(title="Per file (mean over its chunks)")
-    table.add_column("file")
-    table.add_column("chunks", justify="right")
-    table.add_column("model SC", justify="right")
-    table.add_column("PCA SC", justify="right")
-    table.add_column("model L1 dB", justify="right")
-    table.add_column("PCA L1 dB", justify="right")
-    for f in files:
-        table.add_row(
-            f["path"], str(f.get("chunks", "")), f"{f['sc']:.4f}", f"{f.get('pca_sc', 0.0):.4f}",
-            f"{f['mel_l1_db']:.2f}", f"{f.get('pca_mel_l1_db', 0.0):.2f}",
-        )  # fmt: skip
-    return table
+def _print_files(files: list[dict[str, Any]]) -> None:
+    headers = ["file", "chunks", "model SC", "PCA SC", "model L1 dB", "PCA L1 dB"]
+    rows = [
+        [f["path"], str(f.get("chunks", "")), f"{f['sc']:.4f}", f"{f.get('pca_sc', 0.0):.4f}",
+         f"{f['mel_l1_db']:.2f}", f"{f.get('pca_mel_l1_db', 0.0):.2f}"]
+        for f in files
+    ]  # fmt: skip
+    print_table(headers, rows, title="Per file (mean over its chunks)", right=headers[1:])
 
 
 def _print_report(data: dict[str, Any]) -> None:
@@ -51,38 +40,35 @@ def _print_report(data: dict[str, Any]) -> None:
     ratio = model["sc"] / max(pca["sc"], 1e-12)
     # within 1% either way is a tie, not a win: SC on a few dozen chunks is that noisy
     verdict = "beats" if ratio < 0.99 else "is level with" if ratio <= 1.01 else "does not beat"
-    console.print(_scores_table(data))
+    _print_scores(data)
     console.print(
         f"model SC {model['sc']:.3f}, PCA-{pca['k']} SC {pca['sc']:.3f}: the model {verdict} "
         f"the linear baseline (PCA fitted on {pca['train_chunks']} training chunks)",
         highlight=False,
     )
     if len(data["files"]) > 1:
-        console.print(_files_table(data["files"]))
+        _print_files(data["files"])
     gen = data.get("generation")
     if gen:
         console.print(
             f"generation: Fréchet distance of {gen['n']} prior samples to the folder "
-            f"{gen['frechet_model']:.1f} (PCA Gaussian: {gen['frechet_pca']:.1f}; lower is closer)",
-            highlight=False,
+            f"{gen['frechet_model']:.1f} (PCA Gaussian: {gen['frechet_pca']:.1f}; lower is closer)"
         )
     if data["skipped"]:
-        console.print(f"skipped {len(data['skipped'])} file(s):", highlight=False)
+        console.print(f"skipped {len(data['skipped'])} file(s):")
         for s in data["skipped"]:
-            console.print(f"  - {s['path']}: {s['reason']}", highlight=False, markup=False)
+            console.print(f"  - {s['path']}: {s['reason']}")
     for warning in data.get("warnings", []):
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        warn(warning)
 
 
 @handle_errors
 def evaluate_command(
-    model: str = typer.Argument(..., metavar="RUN_DIR|CHECKPOINT|MODEL", help=_MODEL_HELP),
+    model: str = typer.Argument(..., metavar="MODEL", help=MODEL_HELP),
     folder: Path = typer.Argument(
         ..., metavar="FOLDER", help="Audio to evaluate on (a folder or one file)."
     ),
-    json_output: bool = typer.Option(
-        False, "--json", help="Print exactly one JSON object on stdout."
-    ),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
     generate: int = typer.Option(
         0, "--generate", min=0, help="Also sample N sounds and report the Fréchet distance."
     ),
@@ -93,7 +79,7 @@ def evaluate_command(
     from smalltrain.cli.audio import resolve_model_ref
     from smalltrain.tasks.audio.evaluate import evaluate  # keeps `smalltrain --help` fast
 
-    ref = resolve_model_ref(model)
+    ref = resolve_model_ref(model, "evaluate")
     result = evaluate(ref, folder, generate=generate, seed=seed, device=device)
     data = result.to_json_dict()
     if json_output:

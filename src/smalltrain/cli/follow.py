@@ -20,13 +20,16 @@ from types import FrameType
 from typing import Any
 
 import typer
+from rich.console import Console
 
-from smalltrain.cli.common import console, err_console, home
+from smalltrain.cli.common import console, err_console, home, say, styled
 from smalltrain.cli.progress import EventProgress
 from smalltrain.engine.context import CancelMode
+from smalltrain.engine.events import TrainingFinished
 from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.errors import SmallTrainError
 from smalltrain.service.manager import TrainingManager
+from smalltrain.service.resuming import check_resumable_job
 from smalltrain.service.scheduler import scheduler_running
 
 __all__ = ["exit_for", "follow_job", "open_manager", "spawn_worker"]
@@ -61,7 +64,7 @@ def spawn_worker(root: Path) -> int | None:
 
 
 @contextlib.contextmanager
-def _ctrl_c_cancels(manager: TrainingManager, job_id: str) -> Iterator[list[int]]:
+def _ctrl_c_cancels(manager: TrainingManager, job_id: str, out: Console) -> Iterator[list[int]]:
     """While inside, Ctrl-C cancels the job (graceful, then immediate, then leave)."""
     presses = [0]
 
@@ -75,12 +78,15 @@ def _ctrl_c_cancels(manager: TrainingManager, job_id: str) -> Iterator[list[int]
             raise KeyboardInterrupt
         mode: CancelMode = "graceful" if presses[0] == 1 else "immediate"
         if mode == "graceful":
-            console.print(
-                "[yellow]Cancelling: the job writes a checkpoint and stops "
-                "(Ctrl-C again to stop it at once).[/]"
+            out.print(
+                styled(
+                    ("Cancelling:", "yellow"),
+                    " the job writes a checkpoint and stops (Ctrl-C again to stop it at once).",
+                )  # fmt: skip
             )
         else:
-            console.print("[red]Stopping the job now.[/] (Ctrl-C again to leave without waiting)")
+            out.print(styled(("Stopping the job now.", "red"),
+                             " (Ctrl-C again to leave without waiting)"))  # fmt: skip
         # The store is not touched from a signal handler: another thread sends the request.
         threading.Thread(target=cancel, args=(mode,), daemon=True).start()
 
@@ -95,34 +101,49 @@ def _ctrl_c_cancels(manager: TrainingManager, job_id: str) -> Iterator[list[int]
 
 
 def follow_job(
-    manager: TrainingManager, job_id: str, *, after_id: int = 0, quiet: bool = False
-) -> tuple[TrainingJob, bool]:
-    """Show a job's progress until it ends; return the job and whether Ctrl-C cancelled it."""
-    with _ctrl_c_cancels(manager, job_id) as presses:
+    manager: TrainingManager,
+    job_id: str,
+    *,
+    after_id: int = 0,
+    quiet: bool = False,
+    out: Console | None = None,
+) -> tuple[TrainingJob, bool, TrainingFinished | None]:
+    """Show a job's progress until it ends; return the job, whether Ctrl-C cancelled it, and
+    its last ``TrainingFinished`` event (None if it sent none)."""
+    finished: TrainingFinished | None = None
+    with _ctrl_c_cancels(manager, job_id, out or console) as presses:
         events = manager.subscribe(job_id, after_id=after_id)
         if quiet:
-            for _ in events:
-                pass
+            for event in events:
+                if isinstance(event, TrainingFinished):
+                    finished = event
         else:
-            with EventProgress(console) as view:
+            with EventProgress(out or console) as view:
                 for event in events:
                     view(event)
+            finished = view.finished
         job = manager.wait(job_id)
-    return job, presses[0] > 0
+    return job, presses[0] > 0, finished
 
 
-def exit_for(job: TrainingJob, *, interrupted: bool = False) -> None:
-    """Print how a job ended and exit: 0 when COMPLETED, 130 when cancelled with Ctrl-C,
-    else 1 with the reason on stderr."""
+def exit_for(
+    manager: TrainingManager, job: TrainingJob, *, interrupted: bool = False, quiet: bool = False
+) -> None:
+    """Say how a job ended and exit: 0 when COMPLETED, 130 when cancelled with Ctrl-C, else 1.
+
+    A cancelled or failed job gets "Resume with: smalltrain resume ID" only when its task says
+    it can resume; otherwise why not and what to do instead. ``quiet`` (JSON output) prints
+    nothing on stdout.
+    """
     if job.status is JobStatus.COMPLETED:
-        console.print(f"[green]job {job.id} completed[/]: {job.status_reason or ''}")
         return
     reason = job.status_reason or job.error or ""
+    why_not = check_resumable_job(job, manager.home)
+    advice = f"Resume with: smalltrain resume {job.id}" if why_not is None else why_not
     if job.status is JobStatus.CANCELLED:
-        console.print(
-            f"job {job.id} cancelled: {reason}. Resume with: smalltrain resume {job.id}",
-            highlight=False,
-        )
+        say(f"job {job.id} cancelled: {reason}. {advice}", json_mode=quiet)
         raise typer.Exit(130 if interrupted else 1)
-    err_console.print(f"[bold red]error:[/] job {job.id} {job.status}: {reason}", highlight=False)
+    err_console.print(styled(("error:", "bold red"), f" job {job.id} {job.status}: {reason}"))
+    if why_not is None:
+        err_console.print(advice)
     raise typer.Exit(1)

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from smalltrain.cli.common import console, handle_errors, print_json
-from smalltrain.cli.follow import exit_for, follow_job, open_manager, spawn_worker
+from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json, say
+from smalltrain.cli.follow import exit_for, follow_job, open_manager
+from smalltrain.cli.output import fmt_number, print_fields, print_table, readable
+from smalltrain.cli.summary import job_summary, print_summary
+from smalltrain.cli.train import DETACH_HELP, resume_job
 from smalltrain.engine.jobs import JobStatus, TrainingJob
-from smalltrain.service.live import last_event_id
+from smalltrain.service.resuming import check_resumable_job
 
 __all__ = ["app"]
 
 app = typer.Typer(name="jobs", help="Training jobs: list, show, cancel, resume, logs, wait.")
 
-_STYLE = {
-    JobStatus.COMPLETED: "green",
-    JobStatus.TRAINING: "cyan",
-    JobStatus.FAILED: "red",
-    JobStatus.INTERRUPTED: "yellow",
-    JobStatus.CANCELLED: "yellow",
-}
+_JOB_HELP = "Job id or a 4+ character prefix."
 
 
 def _when(ts: float | None) -> str:
@@ -42,9 +39,9 @@ def list_cmd(
     status: list[str] = typer.Option([], "--status", "-s", help="Only these statuses."),
     dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many jobs."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first (full ids: paste them into the other commands)."""
     manager = open_manager()
     statuses = [JobStatus(s.upper()) for s in status] or None
     jobs = manager.list_jobs(status=statuses, dataset=dataset, limit=limit)
@@ -54,89 +51,97 @@ def list_cmd(
     if not jobs:
         console.print("no jobs yet; start one with: smalltrain train DATASET")
         return
-    table = Table("id", "status", "task", "dataset", "model", "progress", "created", "reason")
-    for j in jobs:
-        style = _STYLE.get(j.status, "")
-        table.add_row(
-            j.short_id,
-            f"[{style}]{j.status}[/]" if style else str(j.status),
-            j.task,
-            j.dataset or "-",
-            j.model_name,
-            _progress(j),
-            _when(j.created_at),
-            (j.status_reason or "")[:60],
-        )
-    console.print(table)
+    rows = [[j.id, j.status.value, j.task, j.dataset or "-", j.model_name, _progress(j),
+             _when(j.created_at), j.status_reason or ""] for j in jobs]  # fmt: skip
+    headers = ["id", "status", "task", "dataset", "model", "progress", "created", "reason"]
+    print_table(headers, rows, wrap=["reason"])
+
+
+def _metrics_text(metrics: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {fmt_number(v)}" if isinstance(v, (int, float)) else f"{k} {v}"
+                     for k, v in metrics.items()) or "-"  # fmt: skip
+
+
+def _show_rows(job: TrainingJob, home: Path) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = [
+        ("id", job.id),
+        ("status", job.status.value),
+        ("reason", job.status_reason or "-"),
+        ("task", job.task),
+        ("dataset", f"{job.dataset} ({job.dataset_path})"),
+        ("model", job.model_name),
+        ("progress", f"{_progress(job)}, step {job.step}/{job.total_steps or '?'}"),
+        ("created", _when(job.created_at)),
+        ("started", _when(job.started_at)),
+        ("finished", _when(job.finished_at)),
+        ("run folder", job.run_dir or "-"),
+        ("checkpoint", job.checkpoint_path or "-"),
+    ]
+    if job.status in (JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.INTERRUPTED):
+        why_not = check_resumable_job(job, home)
+        rows.append(("resume", f"smalltrain resume {job.id}" if why_not is None else why_not))
+    rows.append(("last metrics", _metrics_text(job.last_metrics)))
+    for key, value in job.artifacts.items():
+        rows.append((key.replace("_", " "), readable(value)))
+    return rows
 
 
 @app.command("show")
 @handle_errors
 def show_cmd(
-    job_id: str = typer.Argument(..., help="Job id or a 4+ character prefix."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    job_id: str = typer.Argument(..., metavar="JOB", help=_JOB_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Show one job: status, progress, metrics, attempts, error."""
+    """Show one job: status, progress, metrics, files, attempts, error."""
     manager = open_manager()
     job = manager.get_job(job_id)
     attempts = manager.jobs.list_attempts(job.id)
     if as_json:
         print_json({**job.to_dict(), "attempt_list": [a.to_dict() for a in attempts]})
         return
-    rows: list[tuple[str, Any]] = [
-        ("id", job.id),
-        ("status", job.status),
-        ("reason", job.status_reason or "-"),
-        ("task / dataset", f"{job.task} / {job.dataset} ({job.dataset_path})"),
-        ("model name", job.model_name),
-        ("progress", f"{_progress(job)}, step {job.step}/{job.total_steps or '?'}"),
-        ("created / started / finished",
-         f"{_when(job.created_at)} / {_when(job.started_at)} / {_when(job.finished_at)}"),
-        ("run folder", job.run_dir or "-"),
-        ("checkpoint", job.checkpoint_path or "-"),
-        ("last metrics", json.dumps(job.last_metrics)),
-        ("artifacts", json.dumps(job.artifacts)),
-    ]  # fmt: skip
-    for label, value in rows:
-        console.print(f"[bold]{label:>30}[/]  {value}", highlight=False)
+    rows = _show_rows(job, manager.home)
     for a in attempts:
-        line = f"attempt {a.n}: {_when(a.started_at)} → {_when(a.finished_at)} {a.outcome or ''}"
-        console.print(f"{'':>32}{line} {a.error or ''}", highlight=False)
+        outcome = f" {a.outcome}" if a.outcome else ""
+        error = f": {a.error}" if a.error else ""
+        resumed = f" from {Path(a.resume_from).name}" if a.resume_from else ""
+        rows.append(
+            (
+                f"attempt {a.n}",
+                f"{_when(a.started_at)} → {_when(a.finished_at)}{outcome}{resumed}{error}",
+            )
+        )
+    print_fields(rows)
     if job.error_traceback:
-        console.print("[bold]traceback (summary)[/]")
-        console.print(job.error_traceback, markup=False, highlight=False)
+        console.print("traceback (summary)", style="bold")
+        console.print(job.error_traceback)
 
 
 @app.command("cancel")
 @handle_errors
 def cancel_cmd(
-    job_id: str = typer.Argument(..., help="Job id or a 4+ character prefix."),
+    job_id: str = typer.Argument(..., metavar="JOB", help=_JOB_HELP),
     now: bool = typer.Option(False, "--now", help="Stop at once instead of after a checkpoint."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Cancel a job: a queued one at once; a running one checkpoints and stops."""
     manager = open_manager()
     job = manager.cancel(job_id, "immediate" if now else "graceful")
-    console.print(f"job {job.id}: {job.status} ({job.status_reason})", highlight=False)
+    if as_json:
+        print_json(job.to_dict())
+        return
+    console.print(f"job {job.id}: {job.status} ({job.status_reason})")
 
 
 @app.command("resume")
 @handle_errors
 def resume_cmd(
-    job_id: str = typer.Argument(..., help="Job id or a 4+ character prefix."),
-    attach: bool = typer.Option(False, "--attach", help="Watch it here until it ends."),
+    job_id: str = typer.Argument(..., metavar="JOB", help=f"{_JOB_HELP} Or its run folder."),
+    detach: bool = typer.Option(False, "--detach", "-d", help=DETACH_HELP),
+    attach_old: bool = typer.Option(False, "--attach", hidden=True),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Queue a new attempt of a cancelled, interrupted or failed job from its checkpoint."""
-    manager = open_manager()
-    job = manager.get_job(job_id)
-    after = last_event_id(manager.jobs, job.id)
-    manager.resume(job.id)
-    console.print(f"job {job.id}: {manager.get_job(job.id).status_reason}", highlight=False)
-    pid = spawn_worker(manager.home)
-    if pid is not None:
-        console.print(f"started a background worker (pid {pid})")
-    if attach:
-        job, interrupted = follow_job(manager, job.id, after_id=after)
-        exit_for(job, interrupted=interrupted)
+    """Resume a cancelled, interrupted or failed job (the same as ``smalltrain resume``)."""
+    resume_job(job_id, detach and not attach_old, as_json)
 
 
 def _describe(event: dict[str, Any]) -> str:
@@ -155,12 +160,20 @@ def _describe(event: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in event.items() if k not in ("type", "time")})
 
 
+def _tool_logs(job: TrainingJob) -> list[Path]:
+    """Logs the job's tools wrote in its run folder (Ultralytics' own console output)."""
+    named = [Path(str(v)) for k, v in job.artifacts.items() if str(k).endswith("_log")]
+    if job.run_dir:
+        named.append(Path(job.run_dir) / "ultralytics.log")
+    return sorted({p for p in named if p.is_file()})
+
+
 @app.command("logs")
 @handle_errors
 def logs_cmd(
-    job_id: str = typer.Argument(..., help="Job id or a 4+ character prefix."),
+    job_id: str = typer.Argument(..., metavar="JOB", help=_JOB_HELP),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until it ends."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line (JSON Lines)."),
 ) -> None:
     """Print a job's stored events (status changes, epochs, warnings, checkpoints...)."""
     manager = open_manager()
@@ -174,22 +187,33 @@ def logs_cmd(
             print(json.dumps(event))
             continue
         when = dt.datetime.fromtimestamp(float(event.get("time", 0))).strftime("%H:%M:%S")
-        console.print(f"{when} {event.get('type', '?'):>17}  {_describe(event)}", highlight=False,
-                      markup=False)  # fmt: skip
+        console.print(f"{when} {event.get('type', '?'):>17}  {_describe(event)}")
+    for log in _tool_logs(manager.get_job(job.id)):
+        say(f"the training tool's own log: {log}", json_mode=as_json)
 
 
 @app.command("wait")
 @handle_errors
 def wait_cmd(
-    job_id: str = typer.Argument(..., help="Job id or a 4+ character prefix."),
+    job_id: str = typer.Argument(..., metavar="JOB", help=_JOB_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Follow a job until it ends (exit 0 when COMPLETED); Ctrl-C cancels it."""
+    from smalltrain.cli.common import err_console
+
     manager = open_manager()
     job = manager.get_job(job_id)
     if not job.is_terminal and manager.scheduler_info() is None:
-        console.print(
-            "[yellow]no worker runs this home; start one with: smalltrain worker --detach[/]"
-        )
-    job, interrupted = follow_job(manager, job.id, quiet=quiet)
-    exit_for(job, interrupted=interrupted)
+        say("no worker runs this home; start one with: smalltrain worker --detach",
+            json_mode=as_json)  # fmt: skip
+    out = err_console if as_json else console
+    job, interrupted, finished = follow_job(manager, job.id, quiet=quiet or as_json, out=out)
+    summary = job_summary(manager, job, finished)
+    if as_json:
+        print_json({"job": job.to_dict(), "summary": summary})
+    elif not quiet:
+        print_summary(summary)
+    elif job.status is JobStatus.COMPLETED:
+        console.print(f"job {job.id} completed: {job.status_reason or ''}")
+    exit_for(manager, job, interrupted=interrupted, quiet=as_json)

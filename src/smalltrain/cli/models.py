@@ -1,84 +1,150 @@
-"""``smalltrain models``: list, show, activate and delete registered models."""
+"""``smalltrain models``: list, show, activate and delete registered models.
+
+``models list`` ranks each dataset's models by the metric its task optimises (the headline:
+``val/sc`` for audio, lower is better; ``mAP50-95`` for detection, higher is better), best
+first, and marks the active model with ``*``.
+"""
 
 from __future__ import annotations
 
-import typer
-from rich.table import Table
+import math
+from typing import Any
 
-from smalltrain.cli.common import console, handle_errors, print_json
+import typer
+
+from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json
 from smalltrain.cli.follow import open_manager
+from smalltrain.cli.output import fmt_number, print_fields, print_table, readable
+from smalltrain.engine.context import metric_label, metric_mode
 from smalltrain.store.models import ModelInfo
 
-__all__ = ["app"]
+__all__ = ["app", "ranked"]
 
 app = typer.Typer(name="models", help="Trained models: list, show, activate, delete.")
 
-_DATASET = typer.Option(None, "--dataset", "-d", help="The dataset (needed if NAME is ambiguous).")
+_MODEL_HELP = "The model: NAME, or DATASET/NAME when several datasets have one of that name."
+_DATASET = typer.Option(None, "--dataset", help="The model's dataset (or write DATASET/NAME).")
+_DATASET_OLD = typer.Option(None, "-d", hidden=True)
 
 
 def _metric(model: ModelInfo) -> str:
     if model.headline_value is None:
         return "-"
-    return f"{model.headline_metric} {model.headline_value:.4g}"
+    return f"{metric_label(model.headline_metric)} {fmt_number(model.headline_value)}"
+
+
+def ranked(models: list[ModelInfo]) -> list[ModelInfo]:
+    """Per dataset (by name), best first on the task's metric; models without one last."""
+
+    def key(m: ModelInfo) -> tuple[Any, ...]:
+        value = m.headline_value
+        if value is None or not math.isfinite(value):
+            return (m.dataset, 1, 0.0, m.created)
+        sign = 1.0 if metric_mode(m.headline_metric, m.headline_mode) == "min" else -1.0
+        return (m.dataset, 0, sign * value, m.created)
+
+    return sorted(models, key=key)
+
+
+def _split(name: str, dataset: str | None) -> tuple[str, str | None]:
+    """``DATASET/NAME`` or ``NAME`` with ``--dataset``."""
+    if "/" in name and dataset is None:
+        dataset, name = name.split("/", 1)
+    return name, dataset
 
 
 @app.command("list")
 @handle_errors
 def list_cmd(
-    dataset: str | None = typer.Argument(None, help="Only this dataset's models."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    dataset: str | None = typer.Argument(None, metavar="[DATASET]", help="Only this dataset."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """List registered models (* marks each dataset's active model)."""
-    models = open_manager().list_models(dataset)
+    """List models, each dataset's best first (* marks the active model)."""
+    models = ranked(open_manager().list_models(dataset))
     if as_json:
         print_json([m.to_dict() for m in models])
         return
     if not models:
         console.print("no models yet; train one with: smalltrain train DATASET")
         return
-    table = Table("", "dataset", "name", "task", "epochs", "metric", "created", "job")
-    for m in models:
-        table.add_row("*" if m.active else "", m.dataset, m.name, m.task, str(m.epochs_completed),
-                      _metric(m), m.created, (m.job_id or "-")[:8])  # fmt: skip
-    console.print(table)
+    rows = [["*" if m.active else "", m.dataset, m.name, m.task, str(m.epochs_completed),
+             _metric(m), m.created, m.job_id or "-"] for m in models]  # fmt: skip
+    headers = ["", "dataset", "name", "task", "epochs", "metric (best first)", "created", "job"]
+    print_table(headers, rows)
+    console.print("* = active: each dataset's first model, or a later one that beats it "
+                  "(smalltrain models activate NAME to choose)")  # fmt: skip
+
+
+def _show_rows(model: ModelInfo) -> list[tuple[str, Any]]:
+    direction = metric_mode(model.headline_metric, model.headline_mode)
+    better = "lower is better" if direction == "min" else "higher is better"
+    rows: list[tuple[str, Any]] = [
+        ("name", f"{model.dataset}/{model.name}"),
+        ("active", "yes" if model.active else "no"),
+        ("task", model.task or "-"),
+        ("metric", f"{_metric(model)} ({better})"),
+        ("epochs", model.epochs_completed),
+        ("created", model.created),
+        ("base model", model.base_model),
+        ("dataset", model.dataset_snapshot),
+        ("job", model.job_id),
+        ("folder", str(model.path)),
+        ("weights", f"{model.weights} ({model.weights_size / 2**20:.1f} MiB)"),
+        ("sha256", model.weights_sha256 or "-"),
+        ("versions", model.versions),
+    ]
+    rows += [(k.replace("_", " "), readable(v)) for k, v in sorted(model.extra.items())]
+    return rows
 
 
 @app.command("show")
 @handle_errors
 def show_cmd(
-    name: str = typer.Argument(..., help="The model name."),
+    name: str = typer.Argument(..., metavar="MODEL", help=_MODEL_HELP),
     dataset: str | None = _DATASET,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    dataset_old: str | None = _DATASET_OLD,
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Show one model's registry entry and files."""
-    model = open_manager().get_model(name, dataset)
+    model = open_manager().get_model(*_split(name, dataset or dataset_old))
     if as_json:
         print_json(model.to_dict())
         return
-    for key, value in model.to_dict().items():
-        console.print(f"[bold]{key:>20}[/]  {value}", highlight=False)
+    print_fields(_show_rows(model))
 
 
 @app.command("activate")
 @handle_errors
-def activate_cmd(name: str = typer.Argument(..., help="The model name."),
-                 dataset: str | None = _DATASET) -> None:  # fmt: skip
-    """Make a model its dataset's active model."""
-    model = open_manager().set_active_model(name, dataset)
-    console.print(f"{model.name!r} is now the active model of {model.dataset!r}", highlight=False)
+def activate_cmd(
+    name: str = typer.Argument(..., metavar="MODEL", help=_MODEL_HELP),
+    dataset: str | None = _DATASET,
+    dataset_old: str | None = _DATASET_OLD,
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Make a model its dataset's active model (what DATASET means in predict, generate...)."""
+    model = open_manager().set_active_model(*_split(name, dataset or dataset_old))
+    if as_json:
+        print_json(model.to_dict())
+        return
+    console.print(f"{model.name!r} is now the active model of {model.dataset!r}")
 
 
 @app.command("delete")
 @handle_errors
 def delete_cmd(
-    name: str = typer.Argument(..., help="The model name."),
+    name: str = typer.Argument(..., metavar="MODEL", help=_MODEL_HELP),
     dataset: str | None = _DATASET,
+    dataset_old: str | None = _DATASET_OLD,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Delete a model and its files (deleting the active model clears 'active')."""
     manager = open_manager()
-    model = manager.get_model(name, dataset)
+    model = manager.get_model(*_split(name, dataset or dataset_old))
     if not yes:
-        typer.confirm(f"Delete model {model.name!r} of {model.dataset!r}?", abort=True)
+        typer.confirm(f"Delete model {model.name!r} of {model.dataset!r}?", abort=True, err=True)
     manager.delete_model(model.name, model.dataset)
-    console.print(f"deleted model {model.name!r} of {model.dataset!r}", highlight=False)
+    if as_json:
+        print_json({"deleted": f"{model.dataset}/{model.name}", "path": str(model.path)})
+        return
+    console.print(f"deleted model {model.name!r} of {model.dataset!r}")

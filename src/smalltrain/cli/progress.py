@@ -16,6 +16,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from smalltrain.engine.events import (
     CheckpointSaved,
@@ -65,13 +66,13 @@ class EventProgress:
     """
 
     def __init__(self, console: Console | None = None, *, show_checkpoints: bool = True) -> None:
-        self.console = console or Console()
+        self.console = console or Console(markup=False, highlight=False)
         self.show_checkpoints = show_checkpoints
         self.progress = Progress(
-            TextColumn("[bold]{task.fields[epoch]}"),
+            TextColumn("{task.fields[epoch]}", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[metrics]}"),
+            TextColumn("{task.fields[metrics]}", markup=False),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -137,20 +138,22 @@ class EventProgress:
 
     def _on_warning(self, event: WarningEvent) -> None:
         self.warnings.append(event)
-        self.console.print(f"[yellow]warning[/] ({event.code}): {event.message}", highlight=False)
+        self.console.print(
+            Text.assemble(("warning", "yellow"), f" ({event.code}): {event.message}")
+        )
 
     def _on_checkpoint(self, event: CheckpointSaved) -> None:
         if self.show_checkpoints and event.reason in ("cancel", "final"):
-            self.console.print(f"checkpoint ({event.reason}): {event.path}", highlight=False)
+            self.console.print(f"checkpoint ({event.reason}): {event.path}")
 
     def _on_preview(self, event: PreviewReady) -> None:
         if event.paths:
             folder = event.paths[0].rsplit("/", 1)[0]
-            self.console.print(f"previews for epoch {event.epoch + 1}: {folder}", highlight=False)
+            self.console.print(f"previews for epoch {event.epoch + 1}: {folder}")
 
     def _on_log(self, event: LogEvent) -> None:
         if event.level in ("warning", "error"):
-            self.console.print(f"[red]{event.level}[/]: {event.message}", highlight=False)
+            self.console.print(Text.assemble((event.level, "red"), f": {event.message}"))
 
     def _on_training_finished(self, event: TrainingFinished) -> None:
         self.finished = event

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from types import FrameType
 
 import typer
 
-from smalltrain.cli.common import console, handle_errors, home, print_json
+from smalltrain.cli.common import JSON_HELP, console, handle_errors, home, print_json, styled
 from smalltrain.cli.follow import open_manager, spawn_worker
 from smalltrain.engine.resources import ResourceMonitor
 
@@ -18,29 +19,39 @@ __all__ = ["register", "resources_cmd", "worker_cmd"]
 
 @handle_errors
 def resources_cmd(
+    interval: float = typer.Option(
+        0.5, "--interval", min=0.05, help="Seconds over which CPU use is measured."
+    ),
     gpu_threshold: float = typer.Option(0.9, help="GPU memory fraction counted as constrained."),
     ram_threshold: float = typer.Option(0.85, help="RAM fraction counted as constrained."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Show CPU, RAM and GPU use, and whether new jobs would wait."""
-    status = ResourceMonitor(gpu_threshold, ram_threshold).check()
+    monitor = ResourceMonitor(gpu_threshold, ram_threshold)  # starts the CPU counter
+    # CPU use is a rate: a reading right after the counter starts says 0% (or 100%) whatever
+    # the machine does. Measure over a real interval.
+    time.sleep(interval)
+    status = monitor.check()
     if as_json:
-        print_json(status.to_dict())
+        print_json({**status.to_dict(), "cpu_interval_s": interval})
         return
-    console.print(f"CPU {status.cpu_percent:.0f}%   RAM {status.ram_percent:.0f}%", highlight=False)
+    console.print(
+        f"CPU {status.cpu_percent:.0f}% (over {interval:g} s)   RAM {status.ram_percent:.0f}%"
+    )
     if not status.gpus:
-        console.print(f"GPU: {status.note}", highlight=False)
+        console.print(f"GPU: {status.note}")
     for g in status.gpus:
         util = "" if g.utilization_percent is None else f", {g.utilization_percent:.0f}% busy"
         console.print(
             f"GPU {g.index} {g.name} ({g.backend}): {g.memory_percent:.0f}% memory "
-            f"({g.memory_used_bytes / 2**30:.1f} / {g.memory_total_bytes / 2**30:.1f} GiB){util}",
-            highlight=False,
+            f"({g.memory_used_bytes / 2**30:.1f} / {g.memory_total_bytes / 2**30:.1f} GiB){util}"
         )
     if status.constrained:
-        console.print(f"[yellow]constrained: {'; '.join(status.reasons)}; queued jobs wait[/]")
+        console.print(
+            styled(("constrained:", "yellow"), f" {'; '.join(status.reasons)}; queued jobs wait")
+        )
     else:
-        console.print("[green]not constrained: queued jobs may start[/]")
+        console.print(styled(("not constrained:", "green"), " queued jobs may start"))
 
 
 @handle_errors

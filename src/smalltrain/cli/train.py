@@ -2,8 +2,9 @@
 
 Attached, the command runs the home's scheduler in this process for its own job (unless a
 worker already runs it, then it follows the job from the database) and shows a progress bar;
-Ctrl-C cancels with a checkpoint, a second Ctrl-C stops at once. ``--detach`` queues the job,
-makes sure a background worker runs, and returns.
+Ctrl-C cancels with a checkpoint, a second Ctrl-C stops at once. It ends with a summary and
+``next:`` commands. ``--detach`` queues the job, makes sure a background worker runs, and
+returns. ``--json`` prints one JSON document at the end (the job and its summary).
 """
 
 from __future__ import annotations
@@ -12,54 +13,111 @@ from pathlib import Path
 
 import typer
 
-from smalltrain.cli.common import console, handle_errors
+from smalltrain.cli.common import JSON_HELP, handle_errors, print_json, say
 from smalltrain.cli.follow import exit_for, follow_job, open_manager, spawn_worker
+from smalltrain.cli.summary import job_summary, print_summary
 from smalltrain.engine.config import parse_assignments
 from smalltrain.errors import JobNotFound
 from smalltrain.service.executors import EXECUTORS
 from smalltrain.service.live import last_event_id
 from smalltrain.service.manager import JobSpec, TrainingManager
+from smalltrain.service.planning import read_config_file
 
-__all__ = ["register", "resume_cmd", "train_cmd"]
+__all__ = ["register", "resume_cmd", "run_job", "train_cmd"]
+
+DETACH_HELP = "Queue the job for a background worker and return."
 
 
-def _run_attached(manager: TrainingManager, job_id: str, after_id: int = 0) -> None:
-    """Run (or follow) the job to its end in this terminal, then exit with its outcome."""
+def run_job(
+    manager: TrainingManager, job_id: str, *, after_id: int = 0, as_json: bool = False
+) -> None:
+    """Run (or follow) the job to its end in this terminal, print its summary, and exit with
+    its outcome (0 completed, 130 cancelled with Ctrl-C, 1 otherwise)."""
+    from smalltrain.cli.common import console, err_console
+
     if manager.start_scheduler(stop_after={job_id}):
-        console.print(f"running job {job_id} here (Ctrl-C cancels with a checkpoint)")
+        say(f"running job {job_id} here (Ctrl-C cancels with a checkpoint)", json_mode=as_json)
     else:
         holder = manager.scheduler_info() or {}
-        console.print(
+        say(
             f"following job {job_id}, run by the worker with pid {holder.get('pid', '?')} "
-            "(Ctrl-C cancels it)"
+            "(Ctrl-C cancels it)",
+            json_mode=as_json,
         )
-    job, interrupted = follow_job(manager, job_id, after_id=after_id)
+    out = err_console if as_json else console
+    job, interrupted, finished = follow_job(
+        manager, job_id, after_id=after_id, quiet=as_json, out=out
+    )
     manager.stop_scheduler()
     if manager.jobs.count_jobs("QUEUED") and (pid := spawn_worker(manager.home)) is not None:
-        console.print(f"other queued jobs continue in a background worker (pid {pid})")
-    exit_for(job, interrupted=interrupted)
+        say(f"other queued jobs continue in a background worker (pid {pid})", json_mode=as_json)
+    summary = job_summary(manager, job, finished)
+    if as_json:
+        print_json({"job": job.to_dict(), "summary": summary})
+    else:
+        print_summary(summary)
+    exit_for(manager, job, interrupted=interrupted, quiet=as_json)
 
 
-def _detached(manager: TrainingManager, job_id: str) -> None:
+def _detached(manager: TrainingManager, job_id: str, as_json: bool) -> None:
     pid = spawn_worker(manager.home)
     where = f"a background worker (pid {pid})" if pid else "the running worker"
-    console.print(f"job {job_id} queued; {where} will run it.", highlight=False)
-    console.print(f"Follow it with: smalltrain jobs wait {job_id}", highlight=False)
+    if as_json:
+        print_json({"job": manager.get_job(job_id).to_dict(), "worker_pid": pid})
+        return
+    say(f"job {job_id} queued; {where} will run it.")
+    say(f"Follow it with: smalltrain jobs wait {job_id}")
+
+
+def _spec_from(
+    manager: TrainingManager,
+    dataset: str | None,
+    config_file: Path | None,
+    preset: str | None,
+    settings: list[str],
+) -> JobSpec:
+    """The JobSpec of a train command: --config fields, then --set values on top."""
+    overrides = parse_assignments(settings)
+    task = None
+    if config_file is not None:
+        loaded = read_config_file(config_file)
+        overrides = {**loaded.fields, **overrides}
+        task = loaded.task
+        dataset = dataset or loaded.dataset_ref(manager.datasets)
+        preset = preset or loaded.preset
+    if not dataset:
+        raise typer.BadParameter("give the DATASET to train on (a registered name or a path)")
+    return JobSpec(dataset=dataset, task=task, preset=preset or "auto", overrides=overrides)
 
 
 @handle_errors
 def train_cmd(
-    dataset: str = typer.Argument(..., help="A registered dataset name, or a dataset path."),
-    model_name: str | None = typer.Option(
-        None, "--model-name", "-n", help="Register the model under this name."
+    dataset: str | None = typer.Argument(
+        None,
+        metavar="[DATASET]",
+        help="A registered dataset name, or a dataset path (optional with a --config file that "
+        "names one).",
     ),
-    preset: str = typer.Option("auto", "--preset", help="auto | tiny | small | medium."),
+    name: str | None = typer.Option(None, "--name", help="Register the model under this name."),
+    name_old: str | None = typer.Option(None, "--model-name", "-n", hidden=True),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help="auto (default) | tiny | small | medium (audio) | ultralytics | seed (detection).",
+    ),
     settings: list[str] = typer.Option(
-        [], "--set", help="Override a config field, e.g. --set epochs=5 (repeatable)."
+        [],
+        "--set",
+        metavar="KEY=VALUE",
+        help="Set a config field, e.g. --set epochs=5 (repeatable; see smalltrain config show).",
     ),
-    detach: bool = typer.Option(
-        False, "--detach", "-d", help="Queue the job for a background worker and return."
+    config_file: Path | None = typer.Option(
+        None,
+        "--config",
+        metavar="FILE",
+        help="A YAML file of config fields; a run's config.yaml repeats that run. --set wins.",
     ),
+    detach: bool = typer.Option(False, "--detach", "-d", help=DETACH_HELP),
     run_dir: Path | None = typer.Option(
         None, "--run-dir", help="Where to write checkpoints (default: HOME/runs/<job id>)."
     ),
@@ -68,6 +126,7 @@ def train_cmd(
     ),
     task: str | None = typer.Option(None, "--task", help="Force the task (default: detected)."),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train a model on a dataset (queued; attached by default)."""
     if executor not in EXECUTORS:
@@ -75,29 +134,32 @@ def train_cmd(
     if detach and executor != "process":
         raise ValueError("--detach runs the job in a background worker: use --executor process")
     manager = open_manager(executor)
+    spec = _spec_from(manager, dataset, config_file, preset, settings)
     spec = JobSpec(
-        dataset=dataset,
-        task=task,
-        model_name=model_name,
-        preset=preset,
-        overrides=parse_assignments(settings),
+        dataset=spec.dataset,
+        task=task or spec.task,
+        model_name=name or name_old,
+        preset=spec.preset,
+        overrides=spec.overrides,
         device=device,
         run_dir=run_dir,
     )
     job_id = manager.start_training(spec)
     job = manager.get_job(job_id)
-    console.print(
+    say(
         f"job {job_id}: {job.task} model {job.model_name!r} on {job.dataset} "
         f"({job.artifacts.get('dataset_snapshot', '')})",
-        highlight=False,
+        json_mode=as_json,
     )
+    for note in job.artifacts.get("notes") or []:
+        say(f"note: {note}", json_mode=as_json)
     if detach:
-        _detached(manager, job_id)
+        _detached(manager, job_id, as_json)
     else:
-        _run_attached(manager, job_id)
+        run_job(manager, job_id, as_json=as_json)
 
 
-def _job_for(manager: TrainingManager, ref: str) -> str:
+def job_for(manager: TrainingManager, ref: str) -> str:
     """The id of the job whose run folder is ``ref``, or of the job ``ref`` itself."""
     path = Path(ref).expanduser()
     if path.is_dir():
@@ -109,21 +171,29 @@ def _job_for(manager: TrainingManager, ref: str) -> str:
     return manager.get_job(ref).id
 
 
-@handle_errors
-def resume_cmd(
-    ref: str = typer.Argument(..., help="A job id (or 4+ character prefix) or its run folder."),
-    detach: bool = typer.Option(False, "--detach", "-d", help="Resume in a background worker."),
-) -> None:
-    """Resume a cancelled, interrupted or failed job from its newest valid checkpoint."""
+def resume_job(ref: str, detach: bool, as_json: bool) -> None:
+    """What ``resume`` and ``jobs resume`` do."""
     manager = open_manager()
-    job_id = _job_for(manager, ref)
+    job_id = job_for(manager, ref)
     after = last_event_id(manager.jobs, job_id)
     manager.resume(job_id)
-    console.print(f"job {job_id}: {manager.get_job(job_id).status_reason}", highlight=False)
+    say(f"job {job_id}: {manager.get_job(job_id).status_reason}", json_mode=as_json)
     if detach:
-        _detached(manager, job_id)
+        _detached(manager, job_id, as_json)
     else:
-        _run_attached(manager, job_id, after_id=after)
+        run_job(manager, job_id, after_id=after, as_json=as_json)
+
+
+@handle_errors
+def resume_cmd(
+    ref: str = typer.Argument(
+        ..., metavar="JOB", help="A job id (or a 4+ character prefix) or its run folder."
+    ),
+    detach: bool = typer.Option(False, "--detach", "-d", help=DETACH_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Resume a cancelled, interrupted or failed job where its task saved it."""
+    resume_job(ref, detach, as_json)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -75,6 +76,24 @@ def _coerce(name: str, text: str, annotation: Any) -> Any:
     return text
 
 
+def unknown_field(key: str, value: Any, fields: Iterable[str]) -> ConfigError:
+    """The error for a field that does not exist, suggesting the nearest name.
+
+    E.g. ``epoch=5: unknown field; did you mean epochs? (smalltrain config show lists all)``.
+    """
+    names = sorted(fields)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    if not close:  # "lr" -> "learning_rate": a known field that starts with or contains it
+        close = [n for n in names if key and key.lower() in n.lower()][:1]
+    hint = f"did you mean {close[0]}? " if close else ""
+    return ConfigError(
+        key,
+        value,
+        f"unknown field; {hint}valid fields: {', '.join(names)} "
+        "(smalltrain config show describes each)",
+    )
+
+
 def apply_overrides(config: C, overrides: Mapping[str, Any]) -> C:
     """Return a copy of a dataclass config with ``overrides`` applied and validated.
 
@@ -92,9 +111,7 @@ def apply_overrides(config: C, overrides: Mapping[str, Any]) -> C:
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in fields:
-            raise ConfigError(
-                key, value, f"unknown field; valid fields: {', '.join(sorted(fields))}"
-            )
+            raise unknown_field(key, value, fields)
         changes[key] = _coerce(key, value, hints[key]) if isinstance(value, str) else value
     return dataclasses.replace(config, **changes)  # __post_init__ validates
 

@@ -1,4 +1,11 @@
-"""The contract between the engine and a task: CancelToken, JobContext, TrainResult, Task."""
+"""The contract between the engine and a task: CancelToken, JobContext, TrainResult, Task.
+
+It also says where a run resumes from: ``Task.resume_point(run_dir)`` returns a
+``ResumePoint`` or raises ``NotResumable`` with the reason. Tasks that keep the engine's
+checkpoint format under ``run_dir/checkpoints`` use ``checkpoint_resume_point``; a task with its
+own resumable state (detection keeps Ultralytics' ``last.pt``) answers for itself. The service
+asks the task through ``resume_point_of`` and never looks inside a run folder itself.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
+from smalltrain.engine.checkpoint_index import newest_verified
 from smalltrain.engine.events import Event
+from smalltrain.errors import NotResumable
 
 #: How a cancel stops a job: "graceful" finishes the step and checkpoints; "immediate" stops as
 #: soon as it can (still leaving a resumable checkpoint where the task can).
@@ -106,10 +115,70 @@ class TrainResult:
     last_checkpoint: Path | None
     weights: Path | None  # the file to register (best model, stripped for inference)
     metrics: Mapping[str, float] = field(default_factory=dict)
-    headline_metric: str = ""  # e.g. "best_val_loss" or "best_map50"
+    headline_metric: str = ""  # the metric the task optimises, e.g. "best_val_sc"
     headline_value: float | None = None
+    headline_mode: str = ""  # "min" or "max" (better is lower / higher); "" = from the name
     artifacts: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a run resumes from: ``path`` becomes the next attempt's ``ctx.resume_from``.
+
+    ``description`` says it in words for the job record, e.g. "last.pt after epoch 3 of 10".
+    """
+
+    path: Path
+    description: str = ""
+
+
+def checkpoint_resume_point(run_dir: Path) -> ResumePoint:
+    """The newest checkpoint in ``run_dir/checkpoints`` that matches its sidecar.
+
+    Raises:
+        NotResumable: there is none.
+    """
+    folder = Path(run_dir) / "checkpoints"
+    found = newest_verified(folder)
+    if found is None:
+        raise NotResumable(f"no valid checkpoint in {folder}")
+    return ResumePoint(found, f"resuming from {found.name}")
+
+
+def resume_point_of(task: Any, run_dir: Path) -> ResumePoint:
+    """Ask ``task`` where ``run_dir`` resumes from (tasks without ``resume_point`` keep the
+    engine's checkpoint format). Raises NotResumable with the reason."""
+    method = getattr(task, "resume_point", None)
+    if method is None:
+        return checkpoint_resume_point(Path(run_dir))
+    point: ResumePoint = method(Path(run_dir))
+    return point
+
+
+def metric_mode(name: str, mode: str = "") -> str:
+    """Whether lower ("min") or higher ("max") is better for metric ``name``.
+
+    An explicit ``mode`` wins; otherwise losses, errors, spectral convergence and distances are
+    "min" and everything else (accuracies, mAP) is "max".
+    """
+    if mode in ("min", "max"):
+        return mode
+    low = name.lower()
+    lower_is_better = ("loss", "error", "_sc", "/sc", "l1", "_db", "distance", "frechet")
+    return "min" if any(part in low for part in lower_is_better) else "max"
+
+
+_LABELS = {"best_map50_95": "mAP50-95", "best_map50": "mAP50"}
+
+
+def metric_label(name: str) -> str:
+    """A headline key as people read it: "best_val_sc" -> "val/sc", "best_map50_95" ->
+    "mAP50-95"."""
+    if name in _LABELS:
+        return _LABELS[name]
+    text = name.removeprefix("best_")
+    return text.replace("val_", "val/", 1) if text.startswith("val_") else text
 
 
 @runtime_checkable
@@ -147,4 +216,17 @@ class Task(Protocol):
 
     def train(self, ctx: JobContext) -> TrainResult:
         """Run training to completion or cancellation; blocks."""
+        ...
+
+    def resume_point(self, run_dir: Path) -> ResumePoint:
+        """Where the run in ``run_dir`` resumes from.
+
+        Raises:
+            NotResumable: it cannot resume (nothing saved, or the run already finished); the
+                message says why and what to do instead.
+        """
+        ...
+
+    def field_help(self) -> Mapping[str, str]:
+        """A one-line description of every config field (``smalltrain config show``)."""
         ...

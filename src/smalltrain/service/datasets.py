@@ -13,11 +13,12 @@ from typing import Any
 
 from smalltrain import tasks
 from smalltrain.errors import DatasetError
+from smalltrain.paths import find_data_yaml
 from smalltrain.store.datasets import DatasetStore, quick_fingerprint
 from smalltrain.store.names import validate_name
 from smalltrain.store.records import DatasetRecord
 
-__all__ = ["register_dataset", "summarise_report"]
+__all__ = ["names_for_path", "record_for", "register_dataset", "summarise_report"]
 
 
 def summarise_report(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -43,10 +44,42 @@ def summarise_report(report: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def record_for(name: str, path: Path, kind: str, report: Any) -> DatasetRecord:
+    """The record of a dataset already inspected (``report`` is its task's report)."""
+    return DatasetRecord(
+        name=name,
+        path=str(path),
+        kind=kind,
+        summary=summarise_report(report.to_dict()),
+        snapshot=report.snapshot(),
+        fingerprint=report.fingerprint,
+        quick_fingerprint=quick_fingerprint(path),
+    )
+
+
+def _identity(path: str | os.PathLike[str]) -> Path:
+    """What makes two dataset paths the same dataset: a YOLO data.yaml (given itself or by
+    its folder) or the resolved folder."""
+    target = Path(path).expanduser().resolve()
+    found = find_data_yaml(target)
+    return found.resolve() if found is not None else target
+
+
+def names_for_path(store: DatasetStore, path: str | os.PathLike[str]) -> list[str]:
+    """The names under which the dataset at ``path`` is registered (usually one or none),
+    the oldest registration first."""
+    wanted = _identity(path)
+    records = sorted(store.list(), key=lambda r: r.created_at)
+    return [r.name for r in records if _identity(r.path) == wanted]
+
+
 def register_dataset(
     store: DatasetStore, name: str, path: str | os.PathLike[str], kind: str | None = None
 ) -> DatasetRecord:
     """Inspect the dataset at ``path`` and register (or re-register) it as ``name``.
+
+    Registering a path that another name already holds is allowed (the names keep separate
+    model registries); ``names_for_path`` tells the caller, who should warn.
 
     Args:
         store: where the record is kept.
@@ -65,14 +98,4 @@ def register_dataset(
         task = tasks.get_task(kind)
     except KeyError as e:
         raise DatasetError(f"{target}: {e.args[0]}") from None
-    report = task.inspect(target)
-    record = DatasetRecord(
-        name=name,
-        path=str(target),
-        kind=kind,
-        summary=summarise_report(report.to_dict()),
-        snapshot=report.snapshot(),
-        fingerprint=report.fingerprint,
-        quick_fingerprint=quick_fingerprint(target),
-    )
-    return store.add(record)
+    return store.add(record_for(name, target, kind, task.inspect(target)))

@@ -62,6 +62,9 @@ __all__ = [
 PID_FILE = "process.pid"
 #: Seconds an "immediate" cancel leaves the child before SIGTERM.
 IMMEDIATE_GRACE_S = 1.0
+#: A graceful cancel finishes the current step and saves: the child gets at least this many
+#: times its slowest step so far (on top of ``grace_s``, which covers the save itself).
+STEP_GRACE_FACTOR = 3.0
 
 
 class Executor(Protocol):
@@ -144,7 +147,9 @@ class ProcessExecutor:
     it runs, so that a scheduler restarted after a crash can wait for an orphaned child.
 
     Args:
-        grace_s: seconds a cancelled child may take to checkpoint and stop before SIGTERM.
+        grace_s: seconds a cancelled child may take to checkpoint and stop before SIGTERM; a
+            child whose steps are slow gets ``STEP_GRACE_FACTOR`` times its slowest step if
+            that is longer.
         term_s: seconds after SIGTERM before SIGKILL.
         poll_s: how often the parent checks ``cancel`` while no message arrives.
         orphan_grace_s: seconds a child whose parent died may take to checkpoint before exiting.
@@ -152,7 +157,7 @@ class ProcessExecutor:
 
     def __init__(
         self,
-        grace_s: float = 10.0,
+        grace_s: float = 30.0,
         *,
         term_s: float = 3.0,
         poll_s: float = 0.05,
@@ -244,6 +249,17 @@ class _ChildWatch:
         self.cancelled_at: float | None = None
         self.kill_at: float | None = None
         self.signalled: str | None = None
+        self.slowest_step_s = 0.0
+        self._last_step_at: float | None = None
+
+    def _time_step(self, payload: Any) -> None:
+        """Keep the slowest step seen (between two step events of one epoch)."""
+        if not isinstance(payload, dict) or payload.get("type") != "step":
+            return
+        now = time.monotonic()
+        if self._last_step_at is not None and int(payload.get("step", 0)) > 0:
+            self.slowest_step_s = max(self.slowest_step_s, now - self._last_step_at)
+        self._last_step_at = now
 
     def relay(
         self, conn: mpc.Connection, on_event: Callable[[Event], None], cancel: CancelToken
@@ -256,6 +272,7 @@ class _ChildWatch:
                 except (EOFError, OSError):
                     return self._died()
                 if kind == "event":
+                    self._time_step(payload)
                     on_event(event_from_dict(payload))
                 elif kind == "ready":
                     self.startup_s = time.monotonic() - self.started
@@ -275,7 +292,8 @@ class _ChildWatch:
             self.sent_mode = cancel.mode
             with contextlib.suppress(OSError):
                 self.control.send({"op": "cancel", "reason": cancel.reason, "mode": cancel.mode})
-            grace = self.owner.grace_s
+            # A slow machine's step may take longer than grace_s: the step and the save must fit.
+            grace = max(self.owner.grace_s, STEP_GRACE_FACTOR * self.slowest_step_s)
             if cancel.mode == "immediate":
                 grace = min(grace, IMMEDIATE_GRACE_S)
             self.kill_at = now + grace if self.kill_at is None else min(self.kill_at, now + grace)
@@ -335,7 +353,7 @@ class _ChildWatch:
 EXECUTORS = ("inline", "thread", "process")
 
 
-def make_executor(kind: str | Executor, grace_s: float = 10.0) -> Executor:
+def make_executor(kind: str | Executor, grace_s: float = 30.0) -> Executor:
     """Return an executor by name ("inline", "thread", "process") or pass one through.
 
     Raises:

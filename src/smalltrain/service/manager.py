@@ -25,16 +25,13 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from smalltrain import paths
-from smalltrain.engine.checkpoint_index import newest_verified
 from smalltrain.engine.context import CancelMode
-from smalltrain.engine.jobs import RESUMABLE, TERMINAL, JobStatus, TrainingJob
+from smalltrain.engine.jobs import TERMINAL, JobStatus, TrainingJob
 from smalltrain.errors import (
     ModelNotFound,
-    NotResumable,
     SchedulerBusy,
 )
 from smalltrain.service.attempt import ExecOutcome, register_extra_tasks
@@ -42,6 +39,7 @@ from smalltrain.service.executors import Executor, make_executor
 from smalltrain.service.live import EventHub, Subscription, follow_events
 from smalltrain.service.planning import JobSpec, as_spec, plan_job
 from smalltrain.service.registration import register_model
+from smalltrain.service.resuming import resume_point_for
 from smalltrain.service.scheduler import Scheduler, scheduler_running
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
@@ -68,7 +66,9 @@ class TrainingManager:
         executor: "process" (default: a child process per job), "thread", "inline", or an
             ``Executor``.
         max_concurrent: jobs run at once by this manager's scheduler.
-        grace_s: seconds a cancelled job may take to checkpoint before its process is killed.
+        grace_s: seconds a cancelled job may take to checkpoint before its process is killed
+            (more when its steps are slow: see ``ProcessExecutor``). 30 s fits a real save of
+            a YOLO checkpoint with optimizer state on a slow disk.
         resource_monitor: a ``ResourceMonitor``; queued jobs wait while it reports constrained,
             and running jobs get a "resources" warning event when it becomes constrained.
         resource_check_s: how often running jobs' resources are checked for those warnings.
@@ -85,7 +85,7 @@ class TrainingManager:
         home: str | os.PathLike[str] | None = None,
         executor: str | Executor = "process",
         max_concurrent: int = 1,
-        grace_s: float = 10.0,
+        grace_s: float = 30.0,
         resource_monitor: Any = None,
         resource_check_s: float = 5.0,
         autostart: bool = True,
@@ -168,35 +168,20 @@ class TrainingManager:
         return job
 
     def resume(self, job_id: str) -> str:
-        """Queue a new attempt of a CANCELLED, INTERRUPTED or FAILED job from its newest valid
-        checkpoint; return the job id.
+        """Queue a new attempt of a CANCELLED, INTERRUPTED or FAILED job from where its task
+        says it resumes (``Task.resume_point``); return the job id.
 
         Raises:
-            NotResumable: the job is running or completed, or has no valid checkpoint.
+            NotResumable: the job is running or completed, or its task has nothing to resume
+                from; the message says what to do instead.
         """
         job = self.jobs.get_job(job_id)
-        if job.status not in RESUMABLE:
-            why = (
-                "it already completed"
-                if job.status is JobStatus.COMPLETED
-                else "it has not ended yet"
-            )
-            raise NotResumable(
-                f"Cannot resume job {job.id}: it is {job.status} and {why}; only CANCELLED, "
-                "FAILED and INTERRUPTED jobs can be resumed"
-            )
-        folder = Path(job.run_dir or paths.run_dir(self.home, job.id)) / "checkpoints"
-        found = newest_verified(folder)
-        if found is None:
-            raise NotResumable(
-                f"Cannot resume job {job.id}: no valid checkpoint in {folder}. Start it again "
-                f"with: smalltrain train {job.dataset or job.dataset_path}"
-            )
+        point = resume_point_for(job, self.home)  # the task says where, and whether
         self.jobs.set_status(
             job.id,
             JobStatus.QUEUED,
-            resume_from=str(found),
-            status_reason=f"resuming from {found.name}",
+            resume_from=str(point.path),
+            status_reason=point.description or f"resuming from {point.path.name}",
             error=None,
             error_traceback=None,
         )

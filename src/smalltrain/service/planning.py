@@ -1,8 +1,9 @@
 """Before a job runs: ``JobSpec`` → a queued ``TrainingJob``.
 
 ``plan_job`` does everything that can fail before anything is queued: it resolves the dataset
-(a registered name or a path), inspects it with its task, builds the config (adaptive, or the
-one given, plus overrides) and checks the model name. After the job, ``registration`` turns its
+(a registered name or a path, which it registers), inspects it with its task, builds the config
+(adaptive, or the one given, plus overrides), checks the model name and writes the run's
+``config.yaml``. After the job, ``registration`` turns its
 result into a registered model.
 """
 
@@ -17,15 +18,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from smalltrain import paths, tasks
 from smalltrain.engine.config import apply_overrides
+from smalltrain.engine.fsutil import atomic_write_text
 from smalltrain.engine.jobs import TrainingJob
-from smalltrain.errors import DatasetNotFound, ModelExists, TrainingError
+from smalltrain.engine.plain import plain
+from smalltrain.errors import ConfigError, DatasetNotFound, ModelExists, TrainingError
+from smalltrain.service.datasets import names_for_path, record_for
+from smalltrain.service.resuming import RUN_CONFIG
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.models import ModelStore
-from smalltrain.store.names import validate_name
+from smalltrain.store.names import looks_like_path, validate_name
 
-__all__ = ["JobSpec", "as_spec", "dataset_name", "plan_job", "resolve_dataset"]
+__all__ = [
+    "ConfigFile",
+    "JobSpec",
+    "as_spec",
+    "dataset_name",
+    "plan_job",
+    "read_config_file",
+    "resolve_dataset",
+    "write_run_config",
+]
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,10 @@ def as_spec(spec: Any, kwargs: Mapping[str, Any]) -> JobSpec:
 def plan_job(spec: JobSpec, datasets: DatasetStore, models: ModelStore, home: Path) -> TrainingJob:
     """Resolve the dataset, inspect it, choose the config and name: a job ready to queue.
 
+    A dataset given by path is registered (under its folder's name, or the name it already
+    has), so ``smalltrain datasets list`` shows every dataset a model was trained on. The
+    job's full config is written to ``<run_dir>/config.yaml``.
+
     Raises:
         DatasetNotFound, DatasetError, ConfigError, InvalidName, ModelExists, TrainingError.
     """
@@ -102,24 +122,12 @@ def plan_job(spec: JobSpec, datasets: DatasetStore, models: ModelStore, home: Pa
     except KeyError as exc:
         raise TrainingError(str(exc.args[0])) from None
     report = task.inspect(path)
-    overrides = dict(spec.overrides)
-    # "--set device=cpu" and JobSpec(device=...) mean the same; the explicit argument wins.
-    device = spec.device or overrides.pop("device", None)
-    if spec.config is None:
-        config = task.adaptive_config(report, device or "auto", preset=spec.preset, **overrides)
-    else:
-        raw = spec.config
-        config = task.config_from_dict(raw) if isinstance(raw, Mapping) else raw
-        config = apply_overrides(config, {**overrides, **({"device": device} if device else {})})
+    config, device = _config(task, report, spec)
     config_dict = _config_dict(config)
-    name = spec.model_name or config_dict.get("model_name") or ""
-    name = name or f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    validate_name(name, "model name")
-    if spec.model_name and name in models.read_registry(dataset)["models"]:
-        raise ModelExists(
-            f"A model named {name!r} already exists for dataset {dataset!r}; choose "
-            f"another --model-name, or delete it with: smalltrain models delete {name}"
-        )
+    name = _model_name(spec, config_dict, task_name, dataset, models)
+    if record is None:
+        record = datasets.add(record_for(dataset, path, task_name, report))
+    notes = getattr(task, "config_notes", None)
     job = TrainingJob(
         task=task_name,
         dataset_path=str(path),
@@ -129,26 +137,155 @@ def plan_job(spec: JobSpec, datasets: DatasetStore, models: ModelStore, home: Pa
         priority=spec.priority,
         device=device,
         artifacts={
-            "dataset_snapshot": record.snapshot if record else report.snapshot(),
-            "dataset_fingerprint": record.fingerprint if record else report.fingerprint,
+            "dataset_snapshot": record.snapshot,
+            "dataset_fingerprint": record.fingerprint,
+            **({"notes": notes(config, spec.overrides)} if notes else {}),
         },
     )
     job.run_dir = str(Path(spec.run_dir).expanduser().resolve() if spec.run_dir else
                       paths.run_dir(home, job.id))  # fmt: skip
+    write_run_config(job, spec.preset)
     return job
 
 
+def _config(task: Any, report: Any, spec: JobSpec) -> tuple[Any, str | None]:
+    """The task config (adaptive, or the one given, plus overrides) and the job's device."""
+    overrides = dict(spec.overrides)
+    # "--set device=cpu" and JobSpec(device=...) mean the same; the explicit argument wins.
+    device = spec.device or overrides.pop("device", None) or None
+    # A config's own "preset" field (a run's config.yaml has one) names the preset to start
+    # from; every other field then overrides that preset's values.
+    preset = str(overrides.pop("preset", None) or spec.preset)
+    if spec.config is None:
+        config = task.adaptive_config(report, device or "auto", preset=preset, **overrides)
+    else:
+        raw = spec.config
+        config = task.config_from_dict(raw) if isinstance(raw, Mapping) else raw
+        config = apply_overrides(config, {**overrides, **({"device": device} if device else {})})
+    return config, device
+
+
+def _model_name(
+    spec: JobSpec, config: Mapping[str, Any], task_name: str, dataset: str, models: ModelStore
+) -> str:
+    name = spec.model_name or config.get("model_name") or ""
+    name = name or f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    validate_name(name, "model name")
+    if spec.model_name and name in models.read_registry(dataset)["models"]:
+        raise ModelExists(
+            f"A model named {name!r} already exists for dataset {dataset!r}; choose "
+            f"another --name, or delete it with: smalltrain models delete {dataset}/{name}"
+        )
+    return name
+
+
+def write_run_config(job: TrainingJob, preset: str = "") -> Path:
+    """Write the job's full config to ``<run_dir>/config.yaml`` (``train --config`` reads it)."""
+    run_dir = Path(str(job.run_dir))
+    path = run_dir / RUN_CONFIG
+    data = {
+        "task": job.task,
+        "dataset": job.dataset,
+        "dataset_path": job.dataset_path,
+        "preset": preset,
+        "config": plain(job.config),
+    }
+    header = (
+        f"# The full config of smalltrain job {job.id}. Repeat the run with:\n"
+        f"#   smalltrain train --config {path}\n"
+        "# (--set KEY=VALUE after it changes a field; every field here is applied as given)\n"
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(path, header + yaml.safe_dump(data, sort_keys=False))
+
+
+def _free_name(datasets: DatasetStore, name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``... if another dataset already holds it."""
+    known = {r.name for r in datasets.list()}
+    candidate, n = name, 1
+    while candidate in known:
+        n += 1
+        candidate = f"{name[:60]}-{n}"
+    return candidate
+
+
 def resolve_dataset(spec: JobSpec, datasets: DatasetStore) -> tuple[str, Path, str, Any]:
-    """(dataset name, path, kind, record or None) of a registered name or a path."""
+    """(dataset name, path, kind, record or None) of a registered name or a path.
+
+    A path already registered (under any name) gives that registration; a new path gets its
+    folder's name (made unique) and no record yet (``plan_job`` registers it).
+    """
+    ref = str(spec.dataset)
     try:
-        record = datasets.get(str(spec.dataset))
+        record = datasets.get(ref)
         return record.name, Path(record.path), record.kind, record
     except DatasetNotFound as missing:
-        path = Path(spec.dataset).expanduser()
+        path = Path(ref).expanduser()
         if not path.exists():
+            known = ", ".join(r.name for r in datasets.list()) or "none yet"
+            hint = (
+                f"{ref}: no such file or folder, and no dataset is registered under that name "
+                f"(registered: {known})"
+                if looks_like_path(ref)
+                else str(missing)
+            )
             raise DatasetNotFound(
-                f"{spec.dataset!s} is neither a registered dataset nor an existing path. {missing}"
+                f"{ref} is neither a registered dataset nor an existing path. {hint}"
             ) from None
     path = path.resolve()
+    for name in names_for_path(datasets, path):
+        record = datasets.get(name)
+        return record.name, Path(record.path), record.kind, record
     kind = spec.task or tasks.detect_kind(path)
-    return dataset_name(path), path, kind, None
+    return _free_name(datasets, dataset_name(path)), path, kind, None
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """What ``smalltrain train --config FILE`` read: config fields, and what the file names."""
+
+    fields: dict[str, Any]
+    task: str | None = None
+    dataset: str | None = None
+    dataset_path: str | None = None
+    preset: str | None = None
+
+    def dataset_ref(self, datasets: DatasetStore) -> str | None:
+        """The dataset to train on: its registered name, or its path when the name is gone."""
+        if self.dataset:
+            try:
+                return datasets.get(self.dataset).name
+            except DatasetNotFound:
+                pass
+        return self.dataset_path or self.dataset
+
+
+def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
+    """Read a YAML config file: a mapping of config fields (the same as ``--set``), or a run's
+    or model's ``config.yaml`` (its ``config`` section, with ``task`` and ``dataset``).
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a mapping of fields.
+    """
+    file = Path(path).expanduser()
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            "--config", str(file), f"cannot be read ({exc.strerror or exc})"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("--config", str(file), f"is not valid YAML ({exc})") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError("--config", str(file), "must be a YAML mapping of config fields")
+    section = data.get("config")
+    if not isinstance(section, Mapping):
+        return ConfigFile(dict(data))
+    dataset, dataset_path = data.get("dataset"), data.get("dataset_path")
+    return ConfigFile(
+        fields=dict(section),
+        task=data.get("task"),
+        dataset=str(dataset) if dataset else None,
+        dataset_path=str(dataset_path) if dataset_path else None,
+        preset=data.get("preset") or None,
+    )

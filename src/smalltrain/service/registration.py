@@ -1,40 +1,134 @@
-"""After a job: its result → a registered model.
+"""After a job: its result → a registered model, and the rule that makes a model active.
 
 ``register_model`` copies the weights into the ``ModelStore`` with the job link, headline
-metric, dataset snapshot, fingerprint and versions, and makes the model active when its dataset
-has none yet.
+metric, dataset snapshot, fingerprint and versions. The model folder holds:
+
+- ``config.yaml``: ``task``, ``dataset`` and ``config`` (the job's full config, which
+  ``smalltrain train --config`` reads back), plus whatever the task adds (detection:
+  ``ultralytics``, Ultralytics' resolved training arguments);
+- ``metrics.json``: ``final`` (the result's metrics), ``history`` (one row per epoch) and, where
+  the task reports it, ``per_class`` (detection: precision, recall, mAP per class).
+
+**The activation rule** (one rule, README "Jobs, datasets and models"): a new model becomes its
+dataset's active model when the dataset has no active model yet, or when it beats the active
+model on the metric the task optimises (the headline: ``val/sc`` for audio, lower is better;
+``mAP50-95`` for detection, higher is better). Otherwise the active model stays, and the job
+record says why and how to activate the new one. The decision is made under the registry's
+lock, so two jobs finishing at once cannot both win.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from smalltrain.engine.checkpoint_index import package_versions
+from smalltrain.engine.context import TrainResult, metric_label, metric_mode
 from smalltrain.engine.jobs import TrainingJob
 from smalltrain.errors import ModelExists, TrainingError
 from smalltrain.service.attempt import ExecOutcome
 from smalltrain.service.planning import dataset_name
-from smalltrain.store.models import ModelStore
+from smalltrain.store.models import ModelInfo, ModelStore
 
-__all__ = ["register_model"]
+__all__ = ["activation_rule", "model_files", "register_model"]
+
+
+def model_files(job: TrainingJob, result: TrainResult) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The contents of a model's ``config.yaml`` and ``metrics.json``."""
+    extra = dict(result.extra)
+    given = dict(extra.get("config_yaml") or {})
+    config = {
+        "task": job.task,
+        "dataset": job.dataset,
+        "dataset_path": job.dataset_path,
+        "config": dict(given.pop("config", None) or job.config),
+        **given,  # e.g. detection's "ultralytics": its resolved arguments
+    }
+    reported = dict(extra.get("metrics") or {})
+    metrics: dict[str, Any] = {
+        "final": dict(reported.get("final") or result.metrics),
+        "history": list(reported.get("history") or extra.get("history") or []),
+    }
+    if reported.get("per_class"):
+        metrics["per_class"] = dict(reported["per_class"])
+    return config, metrics
+
+
+def _better(value: float | None, other: float | None, mode: str) -> bool | None:
+    """Whether ``value`` beats ``other`` (None when either is missing)."""
+    if value is None or other is None or not (math.isfinite(value) and math.isfinite(other)):
+        return None
+    return value < other if mode == "min" else value > other
+
+
+def activation_rule(new: ModelInfo, active: ModelInfo | None) -> tuple[bool, str]:
+    """Whether ``new`` becomes active instead of ``active``, and why, in words."""
+    if active is None or active.name == new.name:
+        return True, f"the first model of dataset {new.dataset!r}"
+    label = metric_label(new.headline_metric)
+    mode = metric_mode(new.headline_metric, new.headline_mode)
+    same_metric = active.headline_metric == new.headline_metric
+    wins = _better(new.headline_value, active.headline_value, mode) if same_metric else None
+    direction = "lower" if mode == "min" else "higher"
+    if wins:
+        return True, (
+            f"its {label} {new.headline_value:.4g} beats the previous active model "
+            f"{active.name!r} ({active.headline_value:.4g}; {direction} is better)"
+        )
+    if wins is None:
+        why = f"it cannot be compared with the active model {active.name!r} on {label}"
+    else:
+        why = (
+            f"the active model {active.name!r} is as good or better on {label} "
+            f"({active.headline_value:.4g} vs {new.headline_value:.4g}; {direction} is better)"
+        )
+    return False, why
+
+
+def _activate(models: ModelStore, info: ModelInfo) -> tuple[bool, str]:
+    """Apply the activation rule under the registry lock; return (active, why)."""
+    decision: list[tuple[bool, str]] = []
+
+    def change(registry: dict[str, Any]) -> None:
+        name = registry.get("active")
+        current = None
+        if name and name in registry["models"] and name != info.name:
+            folder = models.model_dir(info.dataset, name).parent
+            current = ModelInfo.from_entry(
+                info.dataset, name, registry["models"][name], folder, True
+            )
+        made_active, why = activation_rule(info, current)
+        if made_active:
+            registry["active"] = info.name
+        decision.append((made_active, why))
+
+    models.update_registry(info.dataset, change)
+    return decision[0]
 
 
 def register_model(models: ModelStore, job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:
-    """Register a finished job's model (active if its dataset has none); return the job's
-    final fields (artifacts, model name, reason)."""
+    """Register a finished job's model, apply the activation rule; return the job's final
+    fields (artifacts, model name, reason)."""
     result = outcome.result
     if result is None or result.weights is None or not Path(result.weights).is_file():
         raise TrainingError(f"job {job.id} finished without a weights file to register")
     dataset = job.dataset or dataset_name(Path(job.dataset_path))
     previews = Path(result.run_dir) / "previews"
+    config, metrics = model_files(job, result)
+    headline = result.headline_metric or "best_metric"
+    seed_fields = {
+        k: v for k, v in result.metrics.items() if k.startswith("best_") and k != headline
+    }
     kwargs: dict[str, Any] = dict(
         task=job.task,
-        config=job.config,
-        metrics=dict(result.metrics),
+        config=config,
+        metrics=metrics,
         base_model=job.config.get("base_model"),
         epochs_completed=result.epochs_completed,
-        headline=(result.headline_metric or "best_metric", result.headline_value),
+        headline=(headline, result.headline_value),
+        headline_mode=metric_mode(headline, result.headline_mode),
+        fields=seed_fields,
         dataset_snapshot=str(job.artifacts.get("dataset_snapshot", "")),
         dataset_fingerprint=str(job.artifacts.get("dataset_fingerprint", "")),
         job_id=job.id,
@@ -47,11 +141,16 @@ def register_model(models: ModelStore, job: TrainingJob, outcome: ExecOutcome) -
     except ModelExists:  # e.g. two auto-named jobs in one second
         name = f"{name}-{job.id[:6]}"
         info = models.save(dataset, name, result.weights, **kwargs)
-    if models.get_active(dataset) is None:
-        models.set_active(dataset, info.name)
-    artifacts = {**job.artifacts, "model": str(info.path), "weights": str(info.weights)}
+    active, why = _activate(models, info)
+    artifacts = {
+        **job.artifacts,
+        "model": str(info.path),
+        "weights": str(info.weights),
+        "activation": f"{'active' if active else 'not active'}: {why}",
+    }
     fields: dict[str, Any] = {"artifacts": artifacts, "model_name": info.name}
-    fields["status_reason"] = f"model {info.name!r} registered for dataset {dataset!r}"
+    state = "and made active" if active else "(not active)"
+    fields["status_reason"] = f"model {info.name!r} registered for dataset {dataset!r} {state}"
     if result.last_checkpoint is not None:
         fields["checkpoint_path"] = str(result.last_checkpoint)
     return fields

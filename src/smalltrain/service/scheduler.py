@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain import paths
-from smalltrain.engine.checkpoint_index import newest_verified
 from smalltrain.engine.context import CancelMode, CancelToken, ResourceLimits, cancel_mode
 from smalltrain.engine.events import (
     WarningEvent,
@@ -39,6 +38,8 @@ from smalltrain.engine.locks import HolderLock, pid_alive, read_holder, try_lock
 from smalltrain.errors import SchedulerBusy
 from smalltrain.service.attempt import ExecOutcome, ExecSpec
 from smalltrain.service.executors import Executor, read_pid_file
+from smalltrain.service.report import write_metrics_plot
+from smalltrain.service.resuming import current_resume_point
 from smalltrain.service.sink import JobEventSink, Publish
 from smalltrain.store.db import JobStore
 
@@ -344,8 +345,8 @@ class Scheduler:
     def _spec(self, job: TrainingJob) -> ExecSpec:
         run_dir = Path(job.run_dir or paths.run_dir(self.home, job.id))
         resume = Path(job.resume_from) if job.resume_from else None
-        if resume is not None and not resume.is_file():
-            resume = newest_verified(run_dir / "checkpoints")
+        if resume is not None and not resume.is_file():  # gone since: ask the task again
+            resume = current_resume_point(job, run_dir)
         gpu_cap = job.config.get("max_gpu_memory_percent")
         threads = job.config.get("cpu_threads")
         return ExecSpec(
@@ -404,6 +405,9 @@ class Scheduler:
                 error=outcome.error,
                 error_traceback=outcome.traceback,
             )
+        # Before the attempt is closed: a closed attempt of an active job reads as "process gone"
+        # to the recovery pass, so nothing slow may run between the two writes below.
+        write_metrics_plot(self.store, self.store.get_job(job.id), self.home)
         self.store.finish_attempt(
             job.id, run.attempt, outcome.status, outcome.exit_code, outcome.error
         )

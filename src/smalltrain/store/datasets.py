@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from smalltrain.errors import DatasetError, DatasetNotFound
 from smalltrain.paths import find_data_yaml
-from smalltrain.store.names import validate_name
+from smalltrain.store.names import looks_like_path, validate_name
 from smalltrain.store.records import DatasetRecord
 
 if TYPE_CHECKING:
@@ -98,10 +98,13 @@ class DatasetStore:
         record = self.job_store.get_dataset(name)
         if record is None:
             known = ", ".join(r.name for r in self.list()) or "none yet"
-            raise DatasetNotFound(
-                f"No dataset named {name!r} (registered: {known}). "
-                f"Register it with: smalltrain datasets add {name} PATH"
+            # Never suggest a command that would itself be rejected ("datasets add .. PATH").
+            hint = (
+                "Register a dataset with: smalltrain datasets add NAME PATH"
+                if looks_like_path(name)
+                else f"Register it with: smalltrain datasets add {name} PATH"
             )
+            raise DatasetNotFound(f"No dataset named {name!r} (registered: {known}). {hint}")
         return record
 
     def list(self) -> list[DatasetRecord]:

@@ -24,6 +24,7 @@ ENTRY_FIELDS = (
     "dataset_fingerprint",
     "versions",
     "headline_metric",
+    "headline_mode",
 )
 
 
@@ -42,6 +43,7 @@ class ModelInfo:
     epochs_completed: int = 0
     headline_metric: str = ""
     headline_value: float | None = None
+    headline_mode: str = ""  # "min" | "max" | "" (older entries: judged by the name)
     dataset_snapshot: str = ""
     dataset_fingerprint: str = ""
     job_id: str | None = None
@@ -81,7 +83,7 @@ class ModelInfo:
 
 
 def _guess_headline(entry: Mapping[str, Any]) -> str:
-    for key in ("best_map50", "best_val_loss"):
+    for key in ("best_map50_95", "best_val_sc", "best_map50", "best_val_loss"):
         if key in entry:
             return key
     return next((k for k in entry if k.startswith("best_")), "")

@@ -144,6 +144,8 @@ class ModelStore:
         versions: Mapping[str, str] | None = None,
         extra_files: Mapping[str, str | os.PathLike[str]] | None = None,
         overwrite: bool = False,
+        headline_mode: str = "",
+        fields: Mapping[str, Any] | None = None,
     ) -> ModelInfo:
         """Copy a trained model into the store and register it.
 
@@ -153,6 +155,9 @@ class ModelStore:
             headline: ``("best_val_loss", 0.12)`` or ``("best_map50", 0.82)``; a NaN value is
                 stored as null.
             overwrite: replace a model of the same name (else ``ModelExists``).
+            headline_mode: "min" or "max": whether a lower or higher headline is better.
+            fields: more entry fields (e.g. the seed's ``best_map50`` beside another
+                headline); they never replace the fields above.
 
         Raises:
             InvalidName, ModelExists, RegistryCorrupt, FileNotFoundError (no weights).
@@ -169,6 +174,7 @@ class ModelStore:
             self._fill(staging, source, config, metrics, extra_files or {})
             key, value = headline
             entry: dict[str, Any] = {
+                **{k: plain(v) for k, v in (fields or {}).items()},
                 "created": utc_now(),
                 "base_model": base_model,
                 "epochs_completed": int(epochs_completed),
@@ -182,6 +188,8 @@ class ModelStore:
                 "versions": dict(versions or {}),
                 "headline_metric": key,
             }
+            if headline_mode:
+                entry["headline_mode"] = headline_mode
             atomic_write_json(staging / ENTRY, entry)
             with self._editing(dataset) as registry:
                 if not overwrite:

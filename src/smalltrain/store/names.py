@@ -6,9 +6,12 @@ import unicodedata
 
 from smalltrain.errors import InvalidName
 
-__all__ = ["MAX_NAME_LENGTH", "validate_name"]
+__all__ = ["MAX_NAME_LENGTH", "looks_like_path", "validate_name"]
 
 MAX_NAME_LENGTH = 64
+# A reference ending like a file ("missing.yaml", "kick.wav") is a path, not a name.
+_FILE_SUFFIXES = (".yaml", ".yml", ".pt", ".pth", ".wav", ".flac", ".ogg", ".mp3", ".aif",
+                  ".aiff", ".jpg", ".jpeg", ".png", ".txt", ".json")  # fmt: skip
 
 
 def _rule_broken(name: str) -> str | None:
@@ -45,3 +48,14 @@ def validate_name(name: object, what: str = "name") -> str:
     if rule is not None:
         raise InvalidName(f"{what} {name!r}: {rule}")
     return name
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether ``text`` was meant as a path rather than a dataset or model name.
+
+    True for anything that is not a valid name (separators, "..", a leading dot) and for a
+    name ending like a file ("data.yaml"). Hints then never suggest registering it as a name.
+    """
+    if _rule_broken(text) is not None or text.startswith("~"):
+        return True
+    return text.lower().endswith(_FILE_SUFFIXES)

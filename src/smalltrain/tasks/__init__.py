@@ -4,10 +4,12 @@ and dataset kind detection."""
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from pathlib import Path
 
 from smalltrain.engine.context import Task
+from smalltrain.engine.ptinfo import peek, stub_name
 from smalltrain.errors import DatasetError
 from smalltrain.paths import find_data_yaml
 
@@ -86,3 +88,48 @@ def detect_kind(path: str | Path) -> str:
         f"{p}: not a dataset smalltrain knows. Give a folder of audio files "
         f"({', '.join(sorted(AUDIO_EXTENSIONS))}) or a YOLO data.yaml (or a folder holding one)."
     )
+
+
+# Files a model or run folder holds its weights in, per layout (run folder, model folder...).
+_WEIGHT_FILES = ("export/best.pt", "weights/best.pt", "best.pt")
+
+
+def _kind_of_file(path: Path) -> str | None:
+    try:
+        data = peek(path)  # no torch, and nothing from the file runs
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if "model_args" in data and "model_state" in data:
+        return "audio"
+    ultralytics = any(stub_name(data.get(k)).startswith("ultralytics") for k in ("model", "ema"))
+    if "train_args" in data or ultralytics:
+        return "detect"
+    return None
+
+
+def model_kind(path: str | Path) -> str | None:
+    """Which task a model file or folder belongs to ("audio", "detect"), or None if unknown.
+
+    Folders: a registered model folder (its ``registry_entry.json``), a detection run
+    (``ultralytics/``), or whatever its best.pt is. Files are peeked at without running them.
+    """
+    p = Path(path).expanduser()
+    if p.is_file():
+        return _kind_of_file(p)
+    if not p.is_dir():
+        return None
+    try:
+        task = json.loads((p / "registry_entry.json").read_text(encoding="utf-8")).get("task")
+        if task:
+            return str(task)
+    except (OSError, ValueError, AttributeError):
+        pass
+    if (p / "ultralytics").is_dir():
+        return "detect"
+    for name in _WEIGHT_FILES:
+        if (p / name).is_file():
+            return _kind_of_file(p / name)
+    checkpoints = sorted((p / "checkpoints").glob("*.pt")) if (p / "checkpoints").is_dir() else []
+    return _kind_of_file(checkpoints[-1]) if checkpoints else None

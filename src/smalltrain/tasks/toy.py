@@ -8,6 +8,7 @@ step, writes resumable checkpoints with the engine's checkpoint functions under
 ``run_dir/checkpoints``, resumes from ``ctx.resume_from``, and returns a ``TrainResult`` with a
 ``weights`` file. A few config knobs misbehave on purpose so tests can exercise the engine's
 failure paths: ``ignore_cancel`` (a child that must be killed after the grace period),
+``busy_steps`` (steps that, like real compute, finish before a cancel is seen),
 ``raise_at_step`` (an exception with a traceback) and ``exit_at_step`` (a hard exit without a
 final message).
 """
@@ -69,6 +70,7 @@ class ToyConfig:
     lr: float = 0.05
     step_s: float = 0.0
     ignore_cancel: bool = False
+    busy_steps: bool = False  # a step is compute that cannot stop midway (cancel waits for it)
     raise_at_step: int = -1
     exit_at_step: int = -1
     seed: int = 0
@@ -191,7 +193,7 @@ class ToyTask:
         """Stand in for real compute time; a cooperative task still wakes on cancel."""
         if cfg.step_s <= 0:
             return
-        if cfg.ignore_cancel:
+        if cfg.ignore_cancel or cfg.busy_steps:
             time.sleep(cfg.step_s)
         else:
             ctx.cancel.wait(cfg.step_s)

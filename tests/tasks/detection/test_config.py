@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from smalltrain.errors import ConfigError
+from smalltrain.errors import ConfigError, WeightsNotFound
 from smalltrain.tasks.detection import DetectTask, TrainingConfig, continue_config
 from smalltrain.tasks.detection.inspect import inspect_dataset
 
@@ -46,18 +46,20 @@ def test_dict_round_trip_and_unknown_field() -> None:
     c = TrainingConfig(dataset_name="d", epochs=5, preset="auto")
     assert TrainingConfig.from_dict(c.to_dict()) == c
     assert DetectTask().config_from_dict(c.to_dict()) == c
-    with pytest.raises(ConfigError, match="unknown field"):
+    with pytest.raises(ConfigError, match="unknown field; did you mean epochs?"):
         TrainingConfig.from_dict({"epoch": 3})
 
 
-def test_auto_preset_for_small_data(shapes: Path) -> None:
+def test_auto_preset_for_small_data(shapes: Path, tmp_path: Path) -> None:
     report = inspect_dataset(shapes)
+    weights = tmp_path / "x.pt"
+    weights.write_bytes(b"x")
     scratch = DetectTask().adaptive_config(report, "cpu", base_model="yolov8n.yaml")
     assert scratch.nbs == scratch.batch_size  # no accumulation up to nbs=64
     assert scratch.freeze_layers == 0  # never a frozen random backbone
     assert scratch.image_size == 64  # from the images' size
     assert scratch.preset == "auto"
-    pretrained = DetectTask().adaptive_config(report, "cpu", base_model="x.pt")
+    pretrained = DetectTask().adaptive_config(report, "cpu", base_model=str(weights))
     assert pretrained.freeze_layers == 10  # < 100 images: keep the pretrained backbone
     assert pretrained.epochs <= scratch.epochs
     assert pretrained.patience <= scratch.patience
@@ -73,13 +75,39 @@ def test_overrides_win_and_derived_values_follow(shapes: Path) -> None:
         DetectTask().adaptive_config(report, "cpu", preset="fast")
 
 
-def test_ultralytics_and_seed_presets(shapes: Path) -> None:
+def test_ultralytics_and_seed_presets(shapes: Path, home: Path) -> None:
     report = inspect_dataset(shapes)
+    # Outside the auto preset, default weights that are not on disk fail at once (no job):
+    with pytest.raises(WeightsNotFound, match="yolo11n.pt"):
+        DetectTask().adaptive_config(report, "cpu", preset="seed")
+    (home / "weights").mkdir()
+    (home / "weights" / "yolo11n.pt").write_bytes(b"x")  # found by name in the weights folder
     ul = DetectTask().adaptive_config(report, "cpu", preset="ultralytics")
     assert (ul.nbs, ul.epochs, ul.optimizer) == (64, 100, "AdamW")
     assert ul.lr0 == round(0.002 * 5 / (4 + 2), 6)  # what optimizer='auto' would pick, recorded
     seed = DetectTask().adaptive_config(report, "cpu", preset="seed")
     assert seed == TrainingConfig(preset="seed")
+
+
+def test_auto_preset_without_weights_trains_from_scratch_and_says_so(
+    shapes: Path, home: Path
+) -> None:
+    report = inspect_dataset(shapes)
+    task = DetectTask()
+    config = task.adaptive_config(report, "cpu")
+    assert config.base_model == "yolo11n.yaml"  # the same architecture, from scratch
+    assert config.freeze_layers == 0
+    assert config.nbs == config.batch_size  # the small-data recipe
+    with_weights = task.adaptive_config(report, "cpu", base_model="yolov8n.yaml")
+    assert config.epochs == with_weights.epochs  # the from-scratch number of epochs
+    (note,) = task.config_notes(config, {})
+    assert "no pretrained weights" in note
+    assert "--set base_model=PATH.pt" in note
+    assert "smalltrain weights add FILE" in note
+    assert task.config_notes(with_weights, {"base_model": "yolov8n.yaml"}) == []
+    (home / "weights").mkdir()
+    (home / "weights" / "yolo11n.pt").write_bytes(b"x")
+    assert task.adaptive_config(report, "cpu").base_model == "yolo11n.pt"  # fine-tunes it
 
 
 def test_continue_config(tmp_path: Path) -> None:

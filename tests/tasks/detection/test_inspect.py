@@ -135,3 +135,28 @@ def test_coco8_and_bccd() -> None:
     assert bccd.names == ["RBC", "WBC", "Platelets"]
     assert bccd.median_size == (640, 480)
     assert bccd.instances_per_class["RBC"] > bccd.instances_per_class["WBC"]
+
+
+def test_nc_that_disagrees_with_names_is_a_warning(tmp_path: Path) -> None:
+    data = make_shapes_dataset(tmp_path / "d")
+    data.write_text(data.read_text() + "nc: 3\n")
+    report = inspect_dataset(data)
+    (warning,) = report.warnings
+    assert "nc: 3 but names has 2 entries; training uses 2 classes" in warning
+    assert warning in report.format()
+    assert report.to_dict()["warnings"] == [warning]
+    data.write_text(data.read_text().replace("nc: 3", "nc: 2"))
+    assert inspect_dataset(data).warnings == []
+
+
+def test_label_files_without_an_image_are_reported(tmp_path: Path) -> None:
+    data = make_shapes_dataset(tmp_path / "d")
+    labels = tmp_path / "d" / "labels" / "train"
+    (labels / "img999.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (labels / "typo_img001.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    report = inspect_dataset(data)
+    (warning,) = report.warnings
+    assert warning.startswith("train: 2 label file(s) have no image")
+    assert str(labels / "img999.txt") in warning
+    assert str(labels / "typo_img001.txt") in warning
+    assert report.images_per_split == {"train": 8, "val": 4}  # nothing else changes

@@ -46,3 +46,39 @@ def test_apply_sets_env_fonts_and_settings(home: Path) -> None:
     from ultralytics.utils.checks import check_font
 
     assert Path(str(check_font("Arial.ttf"))).is_file()  # found locally: no download attempt
+
+
+_MPL_PROBE = """
+import sys
+from pathlib import Path
+home = Path(sys.argv[1])
+if sys.argv[2] == "detect":
+    from smalltrain.tasks.detection import offline
+    offline.apply(home)
+else:
+    from smalltrain.engine.plots import plot_history
+    plot_history({"train/loss": [(0, 1.0), (1, 0.5)]}, home / "m.png", "t", home)
+import matplotlib
+import matplotlib.font_manager
+print(matplotlib.get_configdir())
+"""
+
+
+@pytest.mark.parametrize("user", ["detect", "plots"])
+def test_matplotlib_keeps_its_cache_in_the_smalltrain_home(tmp_path: Path, user: str) -> None:
+    import subprocess
+    import sys
+
+    fake_home, home = tmp_path / "user", tmp_path / "st-home"
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME",
+                                                            "XDG_CONFIG_HOME")}  # fmt: skip
+    env["HOME"] = str(fake_home)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MPL_PROBE, str(home), user],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()) == home.resolve() / "cache" / "matplotlib"
+    assert any((home / "cache" / "matplotlib").glob("fontlist*.json"))  # the font cache
+    assert not (fake_home / ".cache" / "matplotlib").exists()
+    assert not (fake_home / ".config" / "matplotlib").exists()

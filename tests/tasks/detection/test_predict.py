@@ -123,7 +123,7 @@ def test_cli_predict_with_active_model(
     args = ["predict", "--dataset", "shapes", str(data.parent / "images" / "val"), "--out", "o"]
     res = runner.invoke(_app(), args)
     assert res.exit_code == 1
-    assert "no active model" in res.output
+    assert "no active model for dataset 'shapes'" in res.output
     assert result.weights is not None
     extra = result.extra
     store = ModelStore(models_dir(home))

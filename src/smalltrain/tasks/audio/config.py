@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from smalltrain.engine.config import check
+from smalltrain.engine.config import check, unknown_field
 from smalltrain.engine.devices import DEVICE_PATTERN
-from smalltrain.errors import ConfigError
 
 PRESET_NAMES = ("tiny", "small", "medium")  # their values are in presets.py
 _TUPLE_FIELDS = ("speed_range", "gain_db_range", "noise_snr_db_range")
@@ -247,9 +246,7 @@ class TrainingConfig:
             d["latent_layout"] = "flat"
         for key, value in d.items():
             if key not in names:
-                raise ConfigError(
-                    key, value, f"unknown field; valid fields: {', '.join(sorted(names))}"
-                )
+                raise unknown_field(key, value, names)
         return cls(**dict(d))
 
     def describe(self) -> str:

@@ -8,9 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain.engine.context import DatasetReport as ReportProtocol
-from smalltrain.engine.context import JobContext, TrainResult
+from smalltrain.engine.context import (
+    JobContext,
+    ResumePoint,
+    TrainResult,
+    checkpoint_resume_point,
+)
 from smalltrain.errors import ConfigError
 from smalltrain.tasks.audio.config import TrainingConfig
+from smalltrain.tasks.audio.fields import FIELD_HELP
 from smalltrain.tasks.audio.io import DatasetReport, scan_folder
 from smalltrain.tasks.audio.material import detect_material_for_report
 from smalltrain.tasks.audio.presets import get_adaptive_config
@@ -47,6 +53,14 @@ class AudioTask:
 
     def config_from_dict(self, data: Mapping[str, Any]) -> TrainingConfig:
         return TrainingConfig.from_dict(dict(data))
+
+    def resume_point(self, run_dir: Path) -> ResumePoint:
+        """The newest checkpoint in ``run_dir/checkpoints`` that matches its sidecar."""
+        return checkpoint_resume_point(run_dir)
+
+    def field_help(self) -> Mapping[str, str]:
+        """One line per config field (``smalltrain config show audio``)."""
+        return FIELD_HELP
 
     def train(self, ctx: JobContext) -> TrainResult:
         config = ctx.config

@@ -273,7 +273,10 @@ def _result(
     run: Run, status: ResultStatus, best: Path, last: Path, summary: dict[str, float]
 ) -> TrainResult:
     s = run.state
-    best_loss = summary.get("best_val_loss", math.nan)
+    # The headline is the metric the best epoch was chosen by (the config's monitor), so
+    # models rank the way their checkpoints were picked.
+    monitor = run.config.monitor
+    headline = summary.get("best_val_loss" if monitor == "val/loss" else monitor, math.nan)
     return TrainResult(
         status=status,
         epochs_completed=s.epoch,
@@ -283,8 +286,9 @@ def _result(
         last_checkpoint=last,
         weights=best,
         metrics=summary,
-        headline_metric="best_val_loss",
-        headline_value=best_loss if math.isfinite(best_loss) else None,
+        headline_metric="best_" + monitor.replace("/", "_"),
+        headline_value=headline if math.isfinite(headline) else None,
+        headline_mode="min",
         artifacts={"previews": str(run.run_dir / "previews"), "checkpoints": str(run.ckpt_dir)},
         extra={
             "history": run.history.state_dict()["epochs"],

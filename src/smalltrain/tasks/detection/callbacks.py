@@ -33,7 +33,14 @@ from smalltrain.engine.events import (
     TrainingStarted,
 )
 
-__all__ = ["CancelGuard", "Cancelled", "ProgressMonitor", "normalise_metrics", "redirect_output"]
+__all__ = [
+    "CancelGuard",
+    "Cancelled",
+    "ProgressMonitor",
+    "normalise_metrics",
+    "per_class_metrics",
+    "redirect_output",
+]
 
 _RENAMES = {
     "metrics/precision(B)": "metrics/precision",
@@ -75,6 +82,23 @@ def normalise_metrics(raw: dict[str, Any]) -> dict[str, float]:
     return {_RENAMES.get(k, k): _num(v) for k, v in raw.items()}
 
 
+def per_class_metrics(det_metrics: Any) -> dict[str, dict[str, float]]:
+    """Per-class precision, recall, mAP50, mAP50-95, images and instances from Ultralytics'
+    ``DetMetrics`` (classes the val split never shows are left out); {} when unavailable."""
+    try:
+        rows = det_metrics.summary()
+    except Exception:  # an Ultralytics version without it, or no validation ran
+        return {}
+    keys = {"Box-P": "precision", "Box-R": "recall", "mAP50": "mAP50", "mAP50-95": "mAP50-95",
+            "Images": "images", "Instances": "instances"}  # fmt: skip
+    return {
+        str(row["Class"]): {
+            ours: _num(row[theirs]) for theirs, ours in keys.items() if theirs in row
+        }
+        for row in rows
+    }
+
+
 class ProgressMonitor:
     """Emits engine events from Ultralytics trainer callbacks and keeps the epoch history."""
 
@@ -89,6 +113,7 @@ class ProgressMonitor:
         self.cancel = cancel
         self.history: list[dict[str, float]] = []
         self.final: dict[str, float] = {}
+        self.per_class: dict[str, dict[str, float]] = {}
         self.global_step = 0
         self.last_saved_epoch = -1
         self._batch = 0
@@ -168,6 +193,7 @@ class ProgressMonitor:
         metrics = normalise_metrics(dict(trainer.metrics or {}))
         if self._pending_epoch != int(trainer.epoch):
             self.final = {_FINAL.get(k, f"final/{k.split('/')[-1]}"): v for k, v in metrics.items()}
+            self.per_class = per_class_metrics(getattr(trainer.validator, "metrics", None))
             self.emit(LogEvent(message=f"final evaluation of best.pt: {self.final}"))
             return
         self._pending_epoch = None
@@ -186,8 +212,9 @@ class ProgressMonitor:
     def on_model_save(self, trainer: Any) -> None:
         """last.pt (and maybe best.pt) landed on disk."""
         self.last_saved_epoch = int(trainer.epoch)
-        reason = "cancel" if self.cancel is not None and self.cancel.is_set() else "interval"
-        self.emit(CheckpointSaved(str(trainer.last), int(trainer.epoch), self.global_step, reason))
+        if self.cancel is None or not self.cancel.is_set():  # else CancelGuard reports it
+            epoch = int(trainer.epoch)
+            self.emit(CheckpointSaved(str(trainer.last), epoch, self.global_step, "interval"))
         if trainer.best_fitness == trainer.fitness and trainer.best.exists():
             self.emit(
                 CheckpointSaved(str(trainer.best), int(trainer.epoch), self.global_step, "best")
@@ -202,24 +229,44 @@ class Cancelled(Exception):
         super().__init__(f"cancelled; resumable checkpoint epoch: {checkpoint_epoch}")
 
 
+def _atomic_path(path: Path) -> Path:
+    """``path`` as a Path whose ``write_bytes`` is crash-safe (temporary file, fsync, rename).
+
+    Ultralytics writes last.pt and best.pt with ``Path.write_bytes``, in place: a process killed
+    during that write would leave a truncated last.pt and lose the resumable state. Our paths
+    make the same call atomic.
+    """
+    from smalltrain.engine.fsutil import atomic_write_bytes
+
+    class AtomicPath(type(Path())):  # type: ignore[misc]
+        def write_bytes(self, data: Any) -> int:
+            atomic_write_bytes(Path(str(self)), bytes(data))
+            return len(data)
+
+    return AtomicPath(str(path))
+
+
 class CancelGuard:
-    """Honours a :class:`CancelToken` so that a cancelled run always leaves a resumable last.pt.
+    """Honours a :class:`CancelToken` so that a cancelled run always ends CANCELLED with a
+    resumable last.pt (optimizer state kept), within one batch plus the save.
 
-    Ultralytics' own ``trainer.stop`` runs ``final_eval``, which strips the optimizer from
-    last.pt, so a stopped run can no longer be resumed. We end the loop by raising
-    :class:`Cancelled` from a callback instead, before ``final_eval`` runs:
+    Ultralytics' own ``trainer.stop`` validates and then runs ``final_eval``, which strips the
+    optimizer from last.pt, so a stopped run could not be resumed; validation alone can take
+    longer than a cancel's grace period. We end the loop by raising :class:`Cancelled` from a
+    callback instead, graceful and immediate alike:
 
-    - graceful: ``trainer.stop = True`` after the current batch; Ultralytics validates and saves
-      last.pt (with optimizer state); we raise straight after that save (``on_model_save``);
-    - immediate: after the current batch we write last.pt ourselves with ``trainer.save_model()``
-      (skipping validation) and raise. The partial epoch counts as done, as Ultralytics counts
-      a stopped epoch; in the final epoch it counts as not done, so last.pt stays resumable;
-    - a cancel before the first batch (setup resets ``trainer.stop``) is caught at every
-      epoch/batch start and ends the run; last.pt, if any, is the previous epoch's, still whole.
+    - cancel during an epoch's batches (or before its validation): after the current batch we
+      write last.pt ourselves (no validation) as of the previous epoch, so a resume redoes the
+      interrupted epoch and the epoch numbers carry on. Ultralytics cannot restart the first
+      epoch (it resumes from epoch 1 at the earliest), so a cancel in epoch 0 records epoch 0
+      as done instead;
+    - cancel during validation: Ultralytics finishes it and saves last.pt, and we stop there;
+      in the final epoch that last.pt is written again as of the previous epoch, since a
+      checkpoint of the final epoch could not be resumed;
+    - cancel before the first batch of an epoch (setup resets ``trainer.stop``): caught at every
+      epoch start; last.pt, if any, is the previous epoch's, still whole.
 
-    A graceful cancel during the final epoch ends it early and the run completes (Ultralytics'
-    ``stop`` semantics: final evaluation, stripped weights), since a checkpoint of the final
-    epoch could never be resumed.
+    best.pt is never touched by a cancel save (its fitness is written as NaN).
     """
 
     def __init__(self, token: CancelToken, monitor: ProgressMonitor | None = None) -> None:
@@ -228,10 +275,20 @@ class CancelGuard:
         self.saved_epoch: int | None = None
 
     def attach(self, model: Any) -> None:
+        add_hook(model, "on_pretrain_routine_start", self.make_saves_atomic)
         for name in ("on_pretrain_routine_end", "on_train_start", "on_train_epoch_start"):
             add_hook(model, name, self.check_before)
         add_hook(model, "on_train_batch_end", self.on_train_batch_end)
+        add_hook(model, "on_train_epoch_end", self.on_train_batch_end)
         add_hook(model, "on_model_save", self.on_model_save)
+
+    @staticmethod
+    def make_saves_atomic(trainer: Any) -> None:
+        """Swap the trainer's last/best paths for ones whose writes are atomic."""
+        for name in ("last", "best"):
+            path = getattr(trainer, name, None)
+            if path is not None:
+                setattr(trainer, name, _atomic_path(Path(path)))
 
     def check_before(self, trainer: Any) -> None:
         """Before any batch of an epoch: end now if a cancel is pending."""
@@ -239,36 +296,43 @@ class CancelGuard:
             raise Cancelled(self._existing_epoch(trainer))
 
     def on_train_batch_end(self, trainer: Any) -> None:
-        """Between batches: graceful sets ``stop``; immediate saves last.pt and ends."""
+        """After a batch (or the last one): on cancel, save last.pt without validating; stop."""
         if not self.token.is_set():
             return
-        if self.token.mode == "immediate":
-            epoch, fitness = int(trainer.epoch), trainer.fitness
-            # In the final epoch, record the previous one so that last.pt stays resumable and
-            # a resume redoes the final epoch (Ultralytics refuses start_epoch == epochs).
-            if epoch + 1 >= int(trainer.epochs) and epoch > 0:
-                trainer.epoch = epoch - 1
-            trainer.fitness = math.nan  # NaN never equals best_fitness: best.pt stays untouched
-            try:
-                trainer.save_model()
-            finally:
-                self.saved_epoch = int(trainer.epoch)
-                trainer.epoch, trainer.fitness = epoch, fitness
-            if self.monitor is not None:
-                step = self.monitor.global_step
-                self.monitor.emit(
-                    CheckpointSaved(str(trainer.last), self.saved_epoch, step, "cancel")
-                )
-            raise Cancelled(self.saved_epoch)
-        trainer.stop = True
+        epoch = int(trainer.epoch)
+        self._save_as(trainer, epoch - 1 if epoch > 0 else 0)
+        raise Cancelled(self.saved_epoch)
 
     def on_model_save(self, trainer: Any) -> None:
-        """last.pt was just written with optimizer state: end here unless it was the last epoch."""
-        if self.token.is_set() and int(trainer.epoch) + 1 < int(trainer.epochs):
-            self.saved_epoch = int(trainer.epoch)
-            if self.monitor is not None:  # this epoch was validated: report it before leaving
-                self.monitor.on_fit_epoch_end(trainer)
-            raise Cancelled(self.saved_epoch)
+        """last.pt was just written after validation: end here if a cancel is pending."""
+        if not self.token.is_set():
+            return
+        epoch = int(trainer.epoch)
+        if self.monitor is not None:  # this epoch was validated: report it before leaving
+            self.monitor.on_fit_epoch_end(trainer)
+        if epoch + 1 >= int(trainer.epochs) and epoch > 0:
+            self._save_as(trainer, epoch - 1)  # the final epoch's last.pt could not resume
+        else:
+            self.saved_epoch = epoch
+            self._report(trainer, epoch)
+        raise Cancelled(self.saved_epoch)
+
+    def _save_as(self, trainer: Any, epoch: int) -> None:
+        """Write last.pt (with optimizer state) recording ``epoch`` as the last one done."""
+        current, fitness = trainer.epoch, trainer.fitness
+        trainer.epoch = epoch
+        trainer.fitness = math.nan  # NaN never equals best_fitness: best.pt stays untouched
+        try:
+            trainer.save_model()
+        finally:
+            self.saved_epoch = epoch
+            trainer.epoch, trainer.fitness = current, fitness
+        self._report(trainer, epoch)
+
+    def _report(self, trainer: Any, epoch: int) -> None:
+        if self.monitor is not None:
+            step = self.monitor.global_step
+            self.monitor.emit(CheckpointSaved(str(trainer.last), epoch, step, "cancel"))
 
     def _existing_epoch(self, trainer: Any) -> int | None:
         last = getattr(trainer, "last", None)

@@ -16,15 +16,38 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from smalltrain.engine.config import check
-from smalltrain.errors import ConfigError
+from smalltrain.engine.config import check, unknown_field
 
-__all__ = ["OPTIMIZERS", "PRESETS", "TrainingConfig"]
+__all__ = ["FIELD_HELP", "OPTIMIZERS", "PRESETS", "TrainingConfig"]
 
 OPTIMIZERS = ("SGD", "MuSGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop")
 PRESETS = ("auto", "ultralytics", "seed")
 # What "auto" becomes: AdamW honours the small default lr0=0.001 well on small data.
 AUTO_OPTIMIZER = "AdamW"
+
+#: One line per field, for ``smalltrain config show detect``.
+FIELD_HELP: dict[str, str] = {
+    "dataset_name": "the seed's field; the dataset is given to train, so leave it empty",
+    "base_model": "a local .pt to fine-tune, a name in the weights folder, or a model .yaml "
+    "(from scratch)",
+    "epochs": "passes over the training images (patience may stop sooner)",
+    "batch_size": "images per batch",
+    "image_size": "training image size in pixels (a multiple of 32)",
+    "patience": "epochs without improvement before stopping early (0 = never)",
+    "freeze_layers": "first layers kept frozen (the backbone of a pretrained model; 0 = none)",
+    "lr0": "initial learning rate",
+    "lrf": "final learning rate as a fraction of lr0",
+    "model_name": "the seed's field; use train --name instead",
+    "max_gpu_memory_percent": "fraction of GPU memory the job may use (0-1)",
+    "optimizer": "SGD, MuSGD, Adam, Adamax, AdamW, NAdam, RAdam or RMSprop ('auto' = AdamW)",
+    "seed": "random seed",
+    "workers": "data-loading worker processes (0 = in the training process)",
+    "device": "where to train: '' (the job's device), cpu, cuda, cuda:N or mps",
+    "nbs": "nominal batch size: gradients accumulate up to it (auto: = batch_size)",
+    "warmup_epochs": "epochs of learning-rate warm-up",
+    "close_mosaic": "final epochs trained without mosaic augmentation",
+    "preset": "the preset the values came from: auto, ultralytics or seed",
+}
 
 
 @dataclass(frozen=True)
@@ -115,11 +138,7 @@ class TrainingConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(
-                unknown[0],
-                data[unknown[0]],
-                f"unknown field; valid fields: {', '.join(sorted(names))}",
-            )
+            raise unknown_field(unknown[0], data[unknown[0]], names)
         return cls(**dict(data))
 
     def ultralytics_args(self) -> dict[str, Any]:

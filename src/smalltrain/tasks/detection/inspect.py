@@ -17,7 +17,7 @@ import hashlib
 import os
 import shutil
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ class DetectionReport:
     fingerprint: str
     kind: str = "detect"
     median_size: tuple[int, int] = (0, 0)
+    warnings: list[str] = field(default_factory=list)  # nothing skipped, but worth knowing
 
     @property
     def num_images(self) -> int:
@@ -95,6 +96,7 @@ class DetectionReport:
             "problems": [
                 {"file": p.file, "line": p.line, "message": p.message} for p in self.problems
             ],
+            "warnings": list(self.warnings),
             "fingerprint": self.fingerprint,
             "snapshot": self.snapshot(),
         }
@@ -108,6 +110,7 @@ class DetectionReport:
             f"  median image size: {self.median_size[0]}x{self.median_size[1]}",
             "  instances: " + ", ".join(f"{k} {v}" for k, v in self.instances_per_class.items()),
         ]
+        lines += [f"  warning: {w}" for w in self.warnings]
         if self.problems:
             skipped = sum(self.skipped_per_split.values())
             lines.append(f"  {len(self.problems)} problems; {skipped} images left out:")
@@ -274,6 +277,7 @@ def inspect_dataset(path: Path) -> DetectionReport:
     yaml_path = yaml_path.resolve()
     data = _load_yaml(yaml_path)
     names = _parse_names(yaml_path, data["names"])
+    warnings = _nc_warning(yaml_path, data.get("nc"), names)
     root = Path(str(data.get("path") or "."))
     root = (root if root.is_absolute() else yaml_path.parent / root).resolve()
     problems: list[Problem] = []
@@ -285,6 +289,7 @@ def inspect_dataset(path: Path) -> DetectionReport:
         if not data.get(split):
             continue
         found = _split_images(yaml_path, root, split, data[split])
+        warnings += _orphan_labels(yaml_path, split, {r for _, r, _ in found}, found)
         per_split[split], skipped[split] = 0, 0
         for image, _root, rel in found:
             info = _check_image(split, image, rel, len(names), problems, digest)
@@ -293,7 +298,44 @@ def inspect_dataset(path: Path) -> DetectionReport:
             else:
                 images.append(info)
                 per_split[split] += 1
-    return _summarise(yaml_path, root, names, images, per_split, skipped, problems, digest)
+    report = _summarise(yaml_path, root, names, images, per_split, skipped, problems, digest)
+    report.warnings = warnings
+    return report
+
+
+def _nc_warning(yaml_path: Path, nc: Any, names: list[str]) -> list[str]:
+    """A warning when ``nc`` disagrees with ``names`` (training follows ``names``)."""
+    if nc is None:
+        return []
+    try:
+        count = int(nc)
+    except (TypeError, ValueError):
+        return [f"{yaml_path}: nc: {nc!r} is not a number; training uses the {len(names)} names"]
+    if count == len(names):
+        return []
+    return [
+        f"{yaml_path}: nc: {count} but names has {len(names)} entries; training uses "
+        f"{len(names)} classes (from names). Fix nc or names so they agree"
+    ]
+
+
+def _orphan_labels(
+    yaml_path: Path, split: str, roots: set[Path], found: list[tuple[Path, Path, str]]
+) -> list[str]:
+    """A warning naming the label files of a split that no image uses (a typo in an image
+    name, or images deleted without their labels)."""
+    used = {_label_path(image).resolve() for image, _, _ in found}
+    orphans: list[Path] = []
+    for images_root in sorted(roots):
+        labels_root = _label_path(images_root / "x.png").parent
+        if labels_root == images_root or not labels_root.is_dir():
+            continue  # labels beside the images, or no labels folder: nothing to pair up
+        orphans += [p for p in sorted(labels_root.rglob("*.txt")) if p.resolve() not in used]
+    if not orphans:
+        return []
+    shown = ", ".join(str(p) for p in orphans[:5])
+    more = f" and {len(orphans) - 5} more" if len(orphans) > 5 else ""
+    return [f"{split}: {len(orphans)} label file(s) have no image and are not used: {shown}{more}"]
 
 
 def _check_image(

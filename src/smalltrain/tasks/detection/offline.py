@@ -1,7 +1,8 @@
 """Make Ultralytics run offline: no downloads, no telemetry, no font fetch, no AMP-check download.
 
 Call :func:`apply` before anything imports ``ultralytics`` in the process. It sets
-``YOLO_OFFLINE=1``, ``YOLO_AUTOINSTALL=false`` and ``YOLO_CONFIG_DIR=<home>/cache/ultralytics``,
+``YOLO_OFFLINE=1``, ``YOLO_AUTOINSTALL=false``, ``YOLO_CONFIG_DIR=<home>/cache/ultralytics`` and
+``MPLCONFIGDIR=<home>/cache/matplotlib`` (matplotlib's font cache stays in the home),
 installs matplotlib's DejaVuSans as ``Arial.ttf`` / ``Arial.Unicode.ttf`` there (Ultralytics
 otherwise makes a network check for its font on every run), then turns settings sync and every
 integration off and points Ultralytics' datasets/weights/runs dirs into our home.
@@ -25,7 +26,7 @@ from typing import Any
 from smalltrain import paths
 from smalltrain.errors import WeightsNotFound
 
-__all__ = ["apply", "config_dir", "resolve_base_model", "weights_dir"]
+__all__ = ["apply", "config_dir", "matplotlib_dir", "resolve_base_model", "weights_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,23 @@ def _install_fonts(target: Path) -> None:
             tmp = dest.with_suffix(".tmp")
             shutil.copyfile(source, tmp)
             os.replace(tmp, dest)
+
+
+def matplotlib_dir(home: Path) -> Path:
+    """matplotlib's config and font cache (``MPLCONFIGDIR``), inside the smalltrain home."""
+    return paths.tool_dir(Path(home), "matplotlib")
+
+
+def _set_matplotlib_dir(home: Path) -> None:
+    """Keep matplotlib's font cache out of ``$HOME/.cache`` and ``$HOME/.config``.
+
+    matplotlib reads ``MPLCONFIGDIR`` once, on import, so this runs before anything imports
+    it; a user's own ``MPLCONFIGDIR`` is respected.
+    """
+    if "MPLCONFIGDIR" not in os.environ and "matplotlib" not in sys.modules:
+        folder = matplotlib_dir(home)
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["MPLCONFIGDIR"] = str(folder)
 
 
 def _set_env(cfg: Path, tensorboard: bool) -> None:
@@ -132,6 +150,7 @@ def apply(home: Path, *, tensorboard: bool = False) -> Path:
     global _applied
     home = Path(home).resolve()
     cfg = config_dir(home)
+    _set_matplotlib_dir(home)
     already_imported = "ultralytics" in sys.modules
     if not already_imported:
         _set_env(cfg, tensorboard)
@@ -172,9 +191,9 @@ def resolve_base_model(name: str, home: Path | None = None) -> str:
         return text  # an Ultralytics model config shipped in the package: trains from scratch
     where = f" or in {weights_dir(home)}" if home is not None else ""
     hint = (
-        "smalltrain never downloads weights. Give base_model as a local .pt file "
-        f"(or put {path.name} in the weights folder), or a model .yaml such as "
-        f"'{path.stem}.yaml' to train from scratch."
+        "smalltrain never downloads weights. Give base_model as a local .pt file, or register "
+        f"one once with `smalltrain weights add FILE` and name it, or train from scratch with "
+        f"a model .yaml such as '{path.stem}.yaml'."
     )
     kind = "official pretrained weights" if _is_official_name(text) else "weights"
     raise WeightsNotFound(f"{kind} {text!r} not found on disk{where}. {hint}")

@@ -17,12 +17,23 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from smalltrain import paths
 from smalltrain.engine.config import apply_overrides
-from smalltrain.errors import ConfigError
+from smalltrain.errors import ConfigError, WeightsNotFound
 from smalltrain.tasks.detection.config import PRESETS, TrainingConfig
 from smalltrain.tasks.detection.inspect import DetectionReport
+from smalltrain.tasks.detection.offline import resolve_base_model
 
-__all__ = ["auto_values", "batch_for_device", "build_config", "imgsz_for", "ultralytics_values"]
+__all__ = [
+    "SCRATCH_MODEL",
+    "auto_values",
+    "batch_for_device",
+    "build_config",
+    "config_notes",
+    "imgsz_for",
+    "ultralytics_values",
+    "weights_available",
+]
 
 # Optimizer steps a run should get (measured on BCCD: from a pretrained .pt the best epoch
 # came at ~37 of 100 with 13 steps per epoch; from scratch it kept improving to epoch 100).
@@ -137,17 +148,66 @@ def _int(value: Any) -> int | None:
         return None  # left for apply_overrides to reject with a clear message
 
 
+#: What the auto preset trains when no pretrained weights are on disk: the same architecture
+#: as the default ``yolo11n.pt``, built from Ultralytics' bundled model config (no download).
+SCRATCH_MODEL = "yolo11n.yaml"
+
+
+def weights_available(name: str) -> bool:
+    """Whether ``name`` is a .pt smalltrain can load without a download (a path, or a file in
+    the home's weights folder)."""
+    try:
+        resolve_base_model(name, paths.home(create=False))
+    except WeightsNotFound:
+        return False
+    return True
+
+
+def _choose_base_model(preset: str, overrides: Mapping[str, Any]) -> str:
+    """The base model: the user's; else the default .pt if it is on disk; else (auto preset)
+    ``SCRATCH_MODEL``. A .pt that is not on disk fails here, before any job is queued.
+
+    Raises:
+        WeightsNotFound: the weights named (or the default, outside the auto preset) are
+            not on disk; the message says how to fine-tune or to train from scratch.
+    """
+    given = overrides.get("base_model")
+    name = str(given if given is not None else TrainingConfig.base_model)
+    if given is None and preset == "auto" and not weights_available(name):
+        return SCRATCH_MODEL
+    resolve_base_model(name, paths.home(create=False))  # raises WeightsNotFound with what to do
+    return name
+
+
+def config_notes(config: TrainingConfig, overrides: Mapping[str, Any]) -> list[str]:
+    """One-line notes on choices the user did not make, e.g. training from scratch."""
+    if "base_model" in overrides or config.base_model != SCRATCH_MODEL:
+        return []
+    default = TrainingConfig.base_model
+    return [
+        f"no pretrained weights on disk ({default} is not in the weights folder): training "
+        f"{SCRATCH_MODEL} from scratch with the small-data recipe ({config.epochs} epochs). To "
+        f"fine-tune instead, pass --set base_model=PATH.pt, or register a .pt once with "
+        f"`smalltrain weights add FILE` and pass --set base_model=NAME.pt"
+    ]
+
+
 def build_config(
     report: DetectionReport, device: str, preset: str = "auto", **overrides: Any
 ) -> TrainingConfig:
     """A validated config from a preset and the user's overrides (overrides win).
 
+    Without ``base_model``, the auto preset fine-tunes ``yolo11n.pt`` when it is on disk and
+    otherwise trains ``yolo11n.yaml`` from scratch with the from-scratch recipe (see
+    ``config_notes``); nothing is ever downloaded.
+
     Raises:
         ConfigError: an unknown preset or field, or an invalid value.
+        WeightsNotFound: ``base_model`` names a .pt that is not on disk.
     """
     if preset not in PRESETS:
         raise ConfigError("preset", preset, f"must be one of {', '.join(PRESETS)}")
-    base_model = str(overrides.get("base_model", TrainingConfig.base_model))
+    base_model = _choose_base_model(preset, overrides)
     pretrained = not base_model.lower().endswith((".yaml", ".yml"))
     values: Mapping[str, Any]
     if preset == "auto":
@@ -162,5 +222,5 @@ def build_config(
         values = ultralytics_values(report)
     else:
         values = {}
-    config = TrainingConfig(preset=preset, **values)
+    config = TrainingConfig(preset=preset, base_model=base_model, **values)
     return apply_overrides(config, {k: v for k, v in overrides.items() if v is not None})

@@ -12,16 +12,18 @@ Run-dir layout: ``dataset/`` (resolved copy), ``ultralytics/train/`` (Ultralytic
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from smalltrain import paths
-from smalltrain.engine.context import JobContext, ResultStatus, TrainResult
+from smalltrain.engine.context import JobContext, ResultStatus, ResumePoint, TrainResult
 from smalltrain.engine.devices import resolve_device
 from smalltrain.engine.events import LogEvent, TrainingFinished, WarningEvent
 from smalltrain.engine.plain import plain
+from smalltrain.engine.ptinfo import peek
 from smalltrain.engine.resources import apply_gpu_memory_cap
 from smalltrain.errors import ConfigError, NotResumable
 from smalltrain.tasks.detection import offline
@@ -32,12 +34,12 @@ from smalltrain.tasks.detection.callbacks import (
     normalise_metrics,
     redirect_output,
 )
-from smalltrain.tasks.detection.config import TrainingConfig
+from smalltrain.tasks.detection.config import FIELD_HELP, TrainingConfig
 from smalltrain.tasks.detection.finetune import continue_config
 from smalltrain.tasks.detection.inspect import DetectionReport, inspect_dataset
-from smalltrain.tasks.detection.presets import build_config
+from smalltrain.tasks.detection.presets import build_config, config_notes
 
-__all__ = ["DetectTask", "check_resumable", "home_for"]
+__all__ = ["DetectTask", "check_resumable", "home_for", "last_checkpoint"]
 
 RUN_NAME = "train"
 
@@ -47,14 +49,17 @@ def home_for(ctx: JobContext) -> Path:
     return ctx.cache_dir.parent if ctx.cache_dir is not None else paths.home()
 
 
-def _load_ckpt(path: Path) -> dict[str, Any]:
-    import torch
+def last_checkpoint(run_dir: Path) -> Path:
+    """Where a detection run keeps its resumable state: Ultralytics' ``last.pt``."""
+    return Path(run_dir) / "ultralytics" / RUN_NAME / "weights" / "last.pt"
 
-    # An Ultralytics checkpoint pickles its model, so weights_only=True cannot load it; we only
-    # open last.pt files from our own run dirs here.
+
+def _peek(path: Path) -> dict[str, Any]:
+    # peek reads the pickle with every class stubbed: no torch, no Ultralytics, no code from
+    # the file runs (an Ultralytics checkpoint cannot load with weights_only=True).
     try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as exc:
+        ckpt = peek(path)
+    except (OSError, ValueError) as exc:
         raise NotResumable(f"{path}: cannot read this checkpoint ({exc}).") from exc
     if not isinstance(ckpt, dict):
         raise NotResumable(f"{path}: not an Ultralytics training checkpoint.")
@@ -69,14 +74,17 @@ def check_resumable(path: Path) -> int:
     """
     path = Path(path)
     if not path.is_file():
-        raise NotResumable(f"{path}: no such checkpoint; nothing to resume.")
-    ckpt = _load_ckpt(path)
+        raise NotResumable(
+            f"{path}: no such checkpoint; the run stopped before it saved one, so there is "
+            "nothing to resume."
+        )
+    ckpt = _peek(path)
     epoch = int(ckpt.get("epoch", -1))
     epochs = int((ckpt.get("train_args") or {}).get("epochs", 0))
     if epoch < 0 or ckpt.get("optimizer") is None:
         raise NotResumable(
-            f"{path}: this run already finished (its last.pt was stripped of optimizer state). "
-            "To train more, start a fine-tune from its best.pt ('continue training')."
+            f"{path}: this run already finished (its last.pt was stripped of optimizer state), "
+            "so there is nothing to resume."
         )
     if epochs and epoch + 1 >= epochs:
         raise NotResumable(f"{path}: this run already finished all {epochs} epochs.")
@@ -102,6 +110,25 @@ class DetectTask:
         """Rebuild a validated config from ``TrainingConfig.to_dict`` output."""
         return TrainingConfig.from_dict(data)
 
+    def resume_point(self, run_dir: Path) -> ResumePoint:
+        """The run's Ultralytics last.pt, if it can resume (see ``check_resumable``).
+
+        Raises:
+            NotResumable: no last.pt, or the run already finished; the message says why.
+        """
+        last = last_checkpoint(run_dir)
+        epoch = check_resumable(last)
+        epochs = int((_peek(last).get("train_args") or {}).get("epochs", 0))
+        return ResumePoint(last, f"resuming from last.pt after epoch {epoch + 1} of {epochs}")
+
+    def config_notes(self, config: TrainingConfig, overrides: Mapping[str, Any]) -> list[str]:
+        """Notes on choices the user did not make (training from scratch without weights)."""
+        return config_notes(config, overrides)
+
+    def field_help(self) -> Mapping[str, str]:
+        """One line per config field (``smalltrain config show detect``)."""
+        return FIELD_HELP
+
     def continue_config(
         self, previous: TrainingConfig, weights: Path, extra_epochs: int, **overrides: Any
     ) -> TrainingConfig:
@@ -123,7 +150,7 @@ class DetectTask:
         if ctx.cancel.is_set():
             return self._result(ctx, config, None, None, save_dir, status="cancelled")
         report = inspect_dataset(Path(ctx.dataset_path))
-        if report.problems:
+        if report.problems or report.warnings:
             ctx.emit(WarningEvent("dataset_problems", report.format(max_problems=10)))
         data_yaml = report.build_resolved(run_dir / "dataset")
         device = resolve_device(config.device or ctx.device)
@@ -131,14 +158,17 @@ class DetectTask:
         capped, why = apply_gpu_memory_cap(cap, device)
         if capped:
             ctx.emit(LogEvent(why))
-        model, kwargs, start = self._model_and_args(ctx, config, home, data_yaml, save_dir, device)
-        resumed = str(ctx.resume_from) if ctx.resume_from else None
-        monitor = ProgressMonitor(ctx.emit, resumed, ctx.cancel)
-        guard = CancelGuard(ctx.cancel, monitor)
-        monitor.attach(model)
-        guard.attach(model)
-        status: ResultStatus = "completed"
         with redirect_output(run_dir / "ultralytics.log"):
+            # Building the model logs too ("no model scale passed..."): into the log with it.
+            model, kwargs, start = self._model_and_args(
+                ctx, config, home, data_yaml, save_dir, device
+            )
+            resumed = str(ctx.resume_from) if ctx.resume_from else None
+            monitor = ProgressMonitor(ctx.emit, resumed, ctx.cancel)
+            guard = CancelGuard(ctx.cancel, monitor)
+            monitor.attach(model)
+            guard.attach(model)
+            status: ResultStatus = "completed"
             try:
                 model.train(**kwargs)
             except Cancelled:
@@ -202,15 +232,9 @@ class DetectTask:
         epochs_done: int = 0,
     ) -> TrainResult:
         weights_dir = save_dir / "weights"
-        last = weights_dir / "last.pt"
-        best = weights_dir / "best.pt"
-        # results.csv covers every attempt of a resumed run; our events add fitness and timing
-        live = {h["epoch"]: h for h in (monitor.history if monitor else [])}
-        history = _read_results(save_dir / "results.csv") or list(live.values())
-        history = [{**row, **live.get(row["epoch"], {})} for row in history]
+        last, best = weights_dir / "last.pt", weights_dir / "best.pt"
+        history = _history(save_dir, monitor)
         final = dict(monitor.final) if monitor else {}
-        maps = [h["val/mAP50"] for h in history if "val/mAP50" in h]
-        headline = final.get("final/mAP50", max(maps) if maps else None)
         exported = None
         if status == "completed" and best.exists():
             exported = Path(ctx.run_dir).resolve() / "export" / "best.pt"
@@ -218,12 +242,13 @@ class DetectTask:
             shutil.copyfile(best, exported)  # final_eval already stripped best.pt
         if history:
             epochs_done = max(epochs_done, int(history[-1]["epoch"]) + 1)
+        metrics = _summary(history, final)
         trainer = getattr(model, "trainer", None)
         ul_args = plain(vars(trainer.args)) if trainer is not None else {}
-        metrics = {**final, **({"best_map50": headline} if headline is not None else {})}
+        per_class = dict(monitor.per_class) if monitor else {}
         extra = {
-            "config_yaml": {"smalltrain": config.to_dict(), "ultralytics": ul_args},
-            "metrics": {"final": final, "history": history},
+            "config_yaml": {"config": config.to_dict(), "ultralytics": ul_args},
+            "metrics": {"final": metrics, "per_class": per_class, "history": history},
             "base_model": config.base_model,
             "dataset_snapshot": report.snapshot() if report else "",
             "dataset_fingerprint": report.fingerprint if report else "",
@@ -257,11 +282,48 @@ class DetectTask:
             last_checkpoint=last if last.exists() else None,
             weights=exported,
             metrics=metrics,
-            headline_metric="best_map50",
-            headline_value=headline,
+            headline_metric="best_map50_95",
+            headline_value=metrics.get("best_map50_95"),
+            headline_mode="max",
             artifacts=artifacts,
             extra=extra,
         )
+
+
+def _history(save_dir: Path, monitor: ProgressMonitor | None) -> list[dict[str, float]]:
+    """One row per epoch: results.csv (every attempt of the run) with our events' extra keys.
+
+    An epoch redone after a cancel appears once, as its last run.
+    """
+    live = {h["epoch"]: h for h in (monitor.history if monitor else [])}
+    rows = _read_results(save_dir / "results.csv") or list(live.values())
+    by_epoch = {row["epoch"]: {**row, **live.get(row["epoch"], {})} for row in rows}
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _summary(history: list[dict[str, float]], final: dict[str, float]) -> dict[str, float]:
+    """The run's headline numbers: the final evaluation of best.pt, the best epoch (by
+    mAP50-95, Ultralytics' fitness, which is how best.pt was chosen) and that epoch's mAPs.
+
+    ``best_map50_95`` (what ranks models) and ``best_map50`` (the seed's registry field) are
+    best.pt's final evaluation, or the best epoch's values when there was none.
+    """
+    metrics = dict(final)
+    scored = [h for h in history if math.isfinite(h.get("val/mAP50-95", math.nan))]
+    if scored:
+        best = max(scored, key=lambda h: h["val/mAP50-95"])
+        metrics["best_epoch"] = float(best["epoch"])
+        for key in ("val/mAP50", "val/mAP50-95"):
+            if key in best:
+                metrics[key] = best[key]
+    for ours, final_key, epoch_key in (
+        ("best_map50_95", "final/mAP50-95", "val/mAP50-95"),
+        ("best_map50", "final/mAP50", "val/mAP50"),
+    ):
+        value = final.get(final_key, metrics.get(epoch_key))
+        if value is not None:
+            metrics[ours] = value
+    return metrics
 
 
 def _ul_device(device: str) -> str:
