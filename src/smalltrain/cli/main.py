@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from smalltrain import __version__
-from smalltrain.cli import audio, datasets, demo, detect, evaluate, jobs, models, system, train
+from smalltrain.cli import audio, datasets, demo, detect, evaluate, jobs, models, system, train, ui
 from smalltrain.cli.common import state
 
 app = typer.Typer(
@@ -45,6 +45,7 @@ train.register(app)
 system.register(app)
 evaluate.register(app)
 detect.register(app)
+ui.register(app)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
