@@ -18,8 +18,9 @@ _W, _H = 560, 240
 _LEFT, _RIGHT, _TOP, _BOTTOM = 58, 14, 12, 40
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About ``count`` round tick values covering [low, high] (1, 2 or 5 times a power of 10)."""
+def nice_ticks(low: float, high: float, count: int = 5, integer: bool = False) -> list[float]:
+    """About ``count`` round tick values covering [low, high] (1, 2 or 5 times a power of 10);
+    ``integer`` ticks are whole numbers (steps, epochs)."""
     if not (math.isfinite(low) and math.isfinite(high)):
         return []
     if high <= low:
@@ -27,12 +28,11 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     raw = (high - low) / max(1, count)
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.floor(low / step) * step
-    ticks = []
-    value = first
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
+    if integer:
+        step = max(1.0, round(step))
+    first = math.floor(low / step + 1e-9) * step
+    last = math.ceil(high / step - 1e-9) * step
+    ticks = [round(first + i * step, 12) for i in range(int(round((last - first) / step)) + 1)]
     return ticks
 
 
@@ -91,7 +91,7 @@ def line_chart(
         parts.append(
             f'<text class="tick" x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>'
         )
-    for t in nice_ticks(x0, x1, 6):
+    for t in nice_ticks(x0, x1, 6, integer=True):
         if x0 <= t <= x1:
             x = sx(t)
             parts.append(

@@ -55,21 +55,24 @@ def safe_extract(archive: Path, dest: Path) -> int:
                 f"{archive.name}: unpacks to {total / 2**30:.1f} GiB; at most "
                 f"{MAX_UNZIPPED_BYTES / 2**30:.0f} GiB. Register the folder by its path instead."
             )
-        written = 0
-        for m in members:
+        wanted = []
+        for m in members:  # check everything before writing anything
             name = PurePosixPath(m.filename.replace("\\", "/"))
-            if m.is_dir() or any(p in _SKIP_PARTS or p.startswith(".") for p in name.parts):
-                continue
             if name.is_absolute() or ".." in name.parts or (m.external_attr >> 28) == 0xA:
                 raise DatasetError(
-                    f"{archive.name}: unsafe entry {m.filename!r} (absolute path, "
-                    "'..' or a link); nothing was extracted"
+                    f"{archive.name}: unsafe entry {m.filename!r} (absolute path, '..' or a "
+                    "link); nothing was extracted"
                 )
+            if not m.is_dir() and not any(
+                p in _SKIP_PARTS or p.startswith(".") for p in name.parts
+            ):
+                wanted.append((m, name))
+        for m, name in wanted:
             target = dest.joinpath(*name.parts)
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(m) as src, open(target, "wb") as out:
                 shutil.copyfileobj(src, out)
-            written += 1
+        written = len(wanted)
     return written
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import faulthandler
 import signal
 import socket
 import sys
@@ -157,6 +158,8 @@ def serve(home: Path, options: ServeOptions, say: Any = print) -> None:
         ServeError: the port is taken or the address cannot be used.
     """
     ui = env.prepare(home)  # before gradio is imported
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack (debugging)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     sock = _bind(options)
     import uvicorn
 

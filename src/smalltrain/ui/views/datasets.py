@@ -114,31 +114,33 @@ def build(backend: Backend) -> DatasetsTab:
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
             gr.Markdown("### Add a dataset")
-            name = gr.Textbox(label="Name", placeholder="kicks")
+            name = gr.Textbox(label="Name", placeholder="kicks", elem_id="ds-name")
             path = gr.Textbox(
                 label="Path on this machine",
+                elem_id="ds-path",
                 placeholder="/data/kicks  or  /data/cells/data.yaml",
                 info="A folder of sounds, a YOLO data.yaml, or the folder holding it.",
             )
-            add = gr.Button("Register path", variant="primary")
+            add = gr.Button("Register path", variant="primary", elem_id="ds-register")
             files = gr.File(
                 label="…or upload sounds, or one .zip of a YOLO dataset",
                 file_count="multiple",
                 file_types=UPLOAD_TYPES,
                 type="filepath",
                 height=120,
+                elem_id="ds-files",
             )
-            upload = gr.Button("Upload and register")
-            message = gr.HTML()
+            upload = gr.Button("Upload and register", elem_id="ds-upload")
+            message = gr.HTML(elem_id="ds-message")
         with gr.Column(scale=3, min_width=420):
             gr.Markdown("### Registered datasets")
-            table = gr.HTML(table_html(backend))
+            table = gr.HTML(table_html(backend), elem_id="ds-table")
             with gr.Row(elem_classes=["st-row-end"]):
                 picker = gr.Dropdown(
                     label="Inspection report of", choices=[], interactive=True, scale=4
                 )
                 remove = gr.Button("Remove…", variant="stop", scale=1, min_width=100)
-            report = gr.HTML()
+            report = gr.HTML(elem_id="ds-report")
             with gr.Row(visible=False) as confirm_row:
                 confirm_text = gr.HTML()
                 confirm = gr.Button("Yes, remove", variant="stop", size="sm")
@@ -146,9 +148,9 @@ def build(backend: Backend) -> DatasetsTab:
 
     panel = DatasetsPanel(backend)
     outs = [message, table, picker, report, changed]
-    add.click(guard(panel.register, 5, 0), [name, path, changed], outs, concurrency_limit=2)
-    upload.click(guard(panel.upload, 5, 0), [name, files, changed], outs, concurrency_limit=2)
-    picker.change(panel.show, picker, report, concurrency_limit=2)
+    add.click(guard(panel.register, 5, 0), [name, path, changed], outs)
+    upload.click(guard(panel.upload, 5, 0), [name, files, changed], outs)
+    picker.change(panel.show, picker, report)
     remove.click(guard(panel.ask, 3, 2), picker, [confirm_row, confirm_text, message])
     cancel.click(lambda: gr.update(visible=False), None, confirm_row)
     confirm.click(

@@ -116,26 +116,30 @@ def build(backend: Backend) -> JobTab:
     panel = JobPanel(backend)
     sig = gr.State("")
     with gr.Row(elem_classes=["st-row-end"]):
-        picker = gr.Dropdown(label="Job", choices=[], scale=4, interactive=True)
-        refresh = gr.Button("Refresh list", size="sm", scale=1)
-    header = gr.HTML()
-    progress = gr.HTML()
+        picker = gr.Dropdown(
+            label="Job", choices=[], scale=4, interactive=True, elem_id="job-picker"
+        )
+        refresh = gr.Button("Refresh list", scale=1, elem_id="job-refresh")
+    header = gr.HTML(elem_id="job-header")
+    progress = gr.HTML(elem_id="job-progress")
     with gr.Row():
-        stop = gr.Button("Stop (checkpoint first)", variant="secondary", interactive=False)
-        stop_now = gr.Button("Stop now", variant="stop", interactive=False)
-        resume = gr.Button("Resume", variant="primary", interactive=False)
-    notice = gr.HTML()
-    gauges = gr.HTML(render.gauges(None))
-    charts = gr.HTML()
+        stop = gr.Button(
+            "Stop (checkpoint first)", variant="secondary", interactive=False, elem_id="job-stop"
+        )
+        stop_now = gr.Button("Stop now", variant="stop", interactive=False, elem_id="job-stop-now")
+        resume = gr.Button("Resume", variant="primary", interactive=False, elem_id="job-resume")
+    notice = gr.HTML(elem_id="job-notice")
+    gauges = gr.HTML(render.gauges(None), elem_id="job-gauges")
+    charts = gr.HTML(elem_id="job-charts")
     with gr.Row():
         with gr.Column(scale=1):
             gr.Markdown("#### Warnings")
-            warnings = gr.HTML()
+            warnings = gr.HTML(elem_id="job-warnings")
         with gr.Column(scale=1):
             gr.Markdown("#### Previews")
-            previews = gr.HTML()
+            previews = gr.HTML(elem_id="job-previews")
     with gr.Accordion("Event log", open=False):
-        log = gr.HTML()
+        log = gr.HTML(elem_id="job-log")
     outputs = [sig, header, progress, charts, warnings, previews, log, stop, stop_now, resume]
     timer = gr.Timer(0.5)
     timer.tick(
@@ -156,7 +160,7 @@ def build(backend: Backend) -> JobTab:
         queue=False,
     )
     picker.change(panel.render, picker, outputs, show_progress="hidden")
-    picker.change(None, picker, None, js=URL_JS)
+    picker.input(None, picker, None, js=URL_JS)
     refresh.click(lambda j: gr.update(choices=job_choices(backend, j)), picker, picker)
     for button, action in ((stop, "stop"), (stop_now, "stop_now"), (resume, "resume")):
         button.click(

@@ -128,7 +128,7 @@ def build(backend: Backend) -> JobsTab:
         task = gr.Dropdown(label="Task", choices=[ALL, "audio", "detect"], value=ALL, scale=1)
         dataset = gr.Dropdown(label="Dataset", choices=[ALL], value=ALL, scale=2)
         refresh = gr.Button("Refresh", size="sm", scale=1)
-    table = gr.HTML()
+    table = gr.HTML(elem_id="jobs-table")
     with gr.Row(elem_classes=["st-row-end"]):
         picker = gr.Dropdown(label="Details of job", choices=[], scale=4)
         open_button = gr.Button("Open in the Job tab", scale=1)

@@ -121,24 +121,24 @@ def build(backend: Backend) -> ModelsTab:
     """Lay out the tab and wire its events."""
     panel = ModelsPanel(backend)
     with gr.Row(elem_classes=["st-row-end"]):
-        dataset = gr.Dropdown(label="Dataset", choices=[], scale=4)
+        dataset = gr.Dropdown(label="Dataset", choices=[], scale=4, elem_id="models-dataset")
         refresh = gr.Button("Refresh", size="sm", scale=1)
-    table = gr.HTML()
+    table = gr.HTML(elem_id="models-table")
     with gr.Row(elem_classes=["st-row-end"]):
-        model = gr.Dropdown(label="Model", choices=[], scale=3)
-        activate = gr.Button("Set active", scale=1)
-        delete = gr.Button("Delete…", variant="stop", scale=1)
+        model = gr.Dropdown(label="Model", choices=[], scale=3, elem_id="models-model")
+        activate = gr.Button("Set active", scale=1, elem_id="models-activate")
+        delete = gr.Button("Delete…", variant="stop", scale=1, elem_id="models-delete")
         download = gr.HTML()
     with gr.Row(visible=False) as confirm_row:
         confirm_text = gr.HTML()
-        confirm = gr.Button("Yes, delete it", variant="stop", size="sm")
+        confirm = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="models-confirm")
         cancel = gr.Button("Cancel", size="sm")
-    message = gr.HTML()
+    message = gr.HTML(elem_id="models-message")
     gr.Markdown("#### Compare models")
     with gr.Row():
         compare = gr.CheckboxGroup(label="Models", choices=[], scale=3)
         metric = gr.Dropdown(label="Metric", choices=[], scale=1)
-    chart = gr.HTML(elem_classes=["st-compare"])
+    chart = gr.HTML(elem_classes=["st-compare"], elem_id="models-chart")
 
     outputs = [table, model, compare, metric, chart, download]
     dataset.change(panel.refresh, dataset, outputs, show_progress="hidden")

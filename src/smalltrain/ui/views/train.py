@@ -209,58 +209,85 @@ class TrainForm:
         return [note, "", gr.update(selected="job"), job.id]
 
 
-def build(backend: Backend, tabs: gr.Tabs, started: gr.State) -> TrainTab:
+def build(backend: Backend, tabs: gr.Tabs, started: gr.Textbox) -> TrainTab:
     """Lay out the tab and wire its events."""
     logic = TrainForm(backend)
     form = gr.State({})
     with gr.Row():
-        dataset = gr.Dropdown(label="Dataset", choices=[], scale=3, interactive=True)
+        dataset = gr.Dropdown(
+            label="Dataset", choices=[], scale=3, interactive=True, elem_id="train-dataset"
+        )
         preset = gr.Dropdown(
-            label="Preset", choices=["auto"], value="auto", scale=1, interactive=True
+            label="Preset",
+            choices=["auto"],
+            value="auto",
+            scale=1,
+            interactive=True,
+            elem_id="train-preset",
         )
         model_name = gr.Textbox(
-            label="Model name", placeholder="automatic: <task>-<date>-<time>", scale=2
+            label="Model name",
+            placeholder="automatic: <task>-<date>-<time>",
+            scale=2,
+            elem_id="train-model-name",
         )
-    info = gr.HTML()
+    info = gr.HTML(elem_id="train-info")
     slots = []
     with gr.Row():
-        for _ in range(SLOTS // 2):
-            slots.append(gr.Textbox(label="", visible=False, min_width=140))
+        for i in range(SLOTS // 2):
+            slots.append(
+                gr.Textbox(label="", visible=False, min_width=140, elem_id=f"train-field-{i}")
+            )
     with gr.Row():
-        for _ in range(SLOTS - SLOTS // 2):
-            slots.append(gr.Textbox(label="", visible=False, min_width=140))
+        for i in range(SLOTS // 2, SLOTS):
+            slots.append(
+                gr.Textbox(label="", visible=False, min_width=140, elem_id=f"train-field-{i}")
+            )
     with gr.Accordion("Advanced settings: every other field (YAML)", open=False):
-        code = gr.Code(language="yaml", lines=16, label="Advanced settings", show_label=False)
-    status = gr.HTML()
-    with gr.Row():
-        start = gr.Button("Start training", variant="primary", scale=2)
-        reset = gr.Button("Reset to the preset", scale=1)
-        export = gr.DownloadButton("Export YAML", interactive=False, scale=1)
-        upload = gr.UploadButton(
-            "Import settings (YAML)", file_types=[".yaml", ".yml"], type="filepath", scale=1
+        code = gr.Code(
+            language="yaml",
+            lines=16,
+            label="Advanced settings",
+            show_label=False,
+            elem_id="train-yaml",
         )
-    message = gr.HTML()
+    status = gr.HTML(elem_id="train-status")
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", scale=2, elem_id="train-start")
+        reset = gr.Button("Reset to the preset", scale=1, elem_id="train-reset")
+        export = gr.DownloadButton(
+            "Export YAML", interactive=False, scale=1, elem_id="train-export"
+        )
+        upload = gr.UploadButton(
+            "Import YAML",
+            file_types=[".yaml", ".yml"],
+            type="filepath",
+            scale=1,
+            elem_id="train-import",
+        )
+    message = gr.HTML(elem_id="train-message")
 
     outputs = [preset, model_name, info, *slots, code, status, form, export]
 
     status_at = outputs.index(status)
-    dataset.input(guard(logic.load, len(outputs), status_at), dataset, outputs, concurrency_limit=4)
+    dataset.input(guard(logic.load, len(outputs), status_at), dataset, outputs)
     preset.input(
         guard(logic.change_preset, len(outputs), status_at),
         [form, preset, model_name, code, *slots],
         outputs,
-        concurrency_limit=4,
     )
     boxes: list[gr.Textbox | gr.Code] = [*slots, code, model_name]
-    for box in boxes:
-        box.input(
-            logic.edit,
-            [form, model_name, code, *slots],
-            [status, export],
-            trigger_mode="always_last",
-            show_progress="hidden",
-            concurrency_limit=4,
-        )
+    # Typing validates (and remembers); leaving a field does too (a paste). One listener for
+    # every field: "always_last" then keeps the checks in order, so an older answer never
+    # overwrites a newer one.
+    gr.on(
+        [t for box in boxes for t in (box.input, box.blur)],
+        logic.edit,
+        [form, model_name, code, *slots],
+        [status, export],
+        trigger_mode="always_last",
+        show_progress="hidden",
+    )
     reset.click(guard(logic.reset, len(outputs), status_at), [form, model_name], outputs)
     upload.upload(
         guard(logic.import_file, len(outputs), status_at), [form, upload, model_name], outputs
@@ -269,6 +296,5 @@ def build(backend: Backend, tabs: gr.Tabs, started: gr.State) -> TrainTab:
         guard(logic.start, 4, 0),
         [form, model_name, code, *slots],
         [message, model_name, tabs, started],
-        concurrency_limit=4,
     )
     return TrainTab(dataset=dataset, load_outputs=outputs, load=logic.load)

@@ -109,14 +109,18 @@ def _source(upload: str | None, chosen: str | None, what: str) -> str:
 
 
 def _audio(backend: Backend) -> list[Any]:
-    model = gr.Dropdown(label="Audio model (dataset/name; active models first)", choices=[])
+    model = gr.Dropdown(
+        label="Audio model (dataset/name; active models first)",
+        choices=[],
+        elem_id="use-audio-model",
+    )
     with gr.Tab("Generate"):
         with gr.Row():
             n = gr.Slider(1, 16, value=4, step=1, label="How many sounds")
             seed = gr.Number(value=0, precision=0, label="Seed (same seed, same sounds)")
             temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature (spread)")
-        go = gr.Button("Generate", variant="primary")
-        out = gr.HTML()
+        go = gr.Button("Generate", variant="primary", elem_id="use-generate")
+        out = gr.HTML(elem_id="use-generate-out")
         go.click(
             guard(
                 lambda m, k, s, t: _play(backend.use.generate(m, int(k), int(s or 0), float(t))),
@@ -125,7 +129,6 @@ def _audio(backend: Backend) -> list[Any]:
             ),
             [model, n, seed, temperature],
             out,
-            concurrency_limit=2,
         )
     with gr.Tab("Reconstruct"):
         with gr.Row():
@@ -139,7 +142,6 @@ def _audio(backend: Backend) -> list[Any]:
             guard(lambda m, u, p: _play(backend.use.reconstruct(m, _source(u, p, "sound"))), 1, 0),
             [model, up, pick],
             out,
-            concurrency_limit=2,
         )
     with gr.Tab("Interpolate"):
         with gr.Row():
@@ -165,7 +167,6 @@ def _audio(backend: Backend) -> list[Any]:
             guard(interpolate, 1, 0),
             [model, up_a, pick_a, up_b, pick_b, steps],
             out,
-            concurrency_limit=2,
         )
     with gr.Tab("Evaluate"):
         with gr.Row():
@@ -192,7 +193,7 @@ def _audio(backend: Backend) -> list[Any]:
                 raise ValueError("choose a held-out dataset or upload sounds")
             return evaluation_html(backend.use.evaluate(m, folder, int(k or 0)).data)
 
-        go.click(guard(evaluate, 1, 0), [model, held, files, frechet], out, concurrency_limit=2)
+        go.click(guard(evaluate, 1, 0), [model, held, files, frechet], out)
     return [model, pick, pick_a, pick_b, held]
 
 
@@ -202,7 +203,11 @@ def _play(output: Any) -> str:
 
 
 def _detect(backend: Backend) -> list[Any]:
-    model = gr.Dropdown(label="Detection model (dataset/name; active models first)", choices=[])
+    model = gr.Dropdown(
+        label="Detection model (dataset/name; active models first)",
+        choices=[],
+        elem_id="use-detect-model",
+    )
     with gr.Row():
         images = gr.File(
             label="Images",
@@ -211,11 +216,22 @@ def _detect(backend: Backend) -> list[Any]:
             type="filepath",
             height=120,
             scale=3,
+            elem_id="use-images",
         )
-        conf = gr.Slider(0.01, 1.0, value=0.25, step=0.01, label="Confidence threshold", scale=2)
-    go = gr.Button("Detect", variant="primary")
-    gallery = gr.Gallery(label="Annotated", columns=3, height=360, object_fit="contain")
-    boxes = gr.HTML()
+        conf = gr.Slider(
+            0.01,
+            1.0,
+            value=0.25,
+            step=0.01,
+            label="Confidence threshold",
+            scale=2,
+            elem_id="use-conf",
+        )
+    go = gr.Button("Detect", variant="primary", elem_id="use-detect")
+    gallery = gr.Gallery(
+        label="Annotated", columns=3, height=360, object_fit="contain", elem_id="use-gallery"
+    )
+    boxes = gr.HTML(elem_id="use-boxes")
 
     def detect(m: str, files: list[str] | None, c: float) -> list[Any]:
         out = backend.use.predict(m, list(files or []), float(c))
@@ -238,7 +254,7 @@ def _detect(backend: Backend) -> list[Any]:
         )
         return [out.files, note + (table if rows else "")]
 
-    go.click(guard(detect, 2, 1), [model, images, conf], [gallery, boxes], concurrency_limit=2)
+    go.click(guard(detect, 2, 1), [model, images, conf], [gallery, boxes])
     return [model]
 
 
@@ -265,5 +281,5 @@ def build(backend: Backend) -> UseTab:
             gr.update(choices=held_out, value=None),
         ]
 
-    refresh.click(fill, None, outputs, concurrency_limit=2)
+    refresh.click(fill, None, outputs)
     return UseTab(refresh=fill, outputs=outputs)
