@@ -33,6 +33,12 @@ def ui_cmd(
         None, "--auth-file", help="A file of user:password lines (one per user) to require."
     ),
     max_concurrent: int = typer.Option(1, "--max-concurrent", "-j", min=1, help="Jobs at once."),
+    job_nice: int = typer.Option(
+        10,
+        "--job-nice",
+        help="Priority (nice 0-19) of the jobs this server runs, so the page stays quick while "
+        "they train; 0 leaves them at normal priority.",
+    ),
 ) -> None:
     """Serve the web UI and the HTTP API (default http://127.0.0.1:7860/).
 
@@ -41,7 +47,11 @@ def ui_cmd(
     """
     credentials = parse_credentials(auth, auth_file)
     options = ServeOptions(
-        host=host, port=port, credentials=tuple(credentials), max_concurrent=max_concurrent
+        host=host,
+        port=port,
+        credentials=tuple(credentials),
+        max_concurrent=max_concurrent,
+        job_nice=job_nice,
     )
     if auth_file is not None and readable_by_others(auth_file):
         err_console.print(

@@ -10,15 +10,17 @@ followed through the store like any other client.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from smalltrain.engine.context import CancelMode
-from smalltrain.engine.jobs import ACTIVE, TERMINAL, JobStatus, TrainingJob
+from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.errors import ConfigError
 from smalltrain.service.manager import TrainingManager
 from smalltrain.service.scheduler import scheduler_running
@@ -27,7 +29,14 @@ from smalltrain.store.names import validate_name
 from smalltrain.ui import ops
 from smalltrain.ui.datasets import DatasetsUI
 from smalltrain.ui.env import UIPaths
-from smalltrain.ui.jobs import JobView, job_view
+from smalltrain.ui.jobs import (
+    JobView,
+    charts_for,
+    fill_events,
+    fill_speed,
+    job_view,
+    last_log_event,
+)
 from smalltrain.ui.pool import ChildPool
 from smalltrain.ui.resources import ResourceSampler
 from smalltrain.ui.settings import SettingsStore
@@ -36,6 +45,22 @@ from smalltrain.ui.use import UseUI, contained
 __all__ = ["Backend", "ModelRow"]
 
 log = logging.getLogger(__name__)
+
+
+#: Seconds between two re-reads of a training job's curves (the progress bar is not throttled).
+CHART_EVERY_S = 2.0
+
+
+def _chart_key(job: TrainingJob) -> tuple[Any, ...]:
+    return (job.step, job.epoch, job.status)
+
+
+@dataclass
+class _CachedView:
+    view: JobView
+    log_id: int
+    chart_key: tuple[Any, ...]
+    charts_at: float
 
 
 @dataclass
@@ -57,6 +82,9 @@ class Backend:
         max_concurrent: jobs the scheduler runs at once (when it runs here).
         run_scheduler: start the home's scheduler in this process (unless a worker has it).
         pool: the child processes for heavy work (a new ``ChildPool`` by default).
+        job_nice: the scheduling priority (``nice``) given to the processes of the jobs this
+            server runs, so the page answers at once while they train; a job alone on the
+            machine trains as fast as ever. 0 leaves them as they start.
     """
 
     def __init__(
@@ -66,8 +94,10 @@ class Backend:
         max_concurrent: int = 1,
         run_scheduler: bool = True,
         pool: ChildPool | None = None,
+        job_nice: int = 10,
     ) -> None:
         self.ui = UIPaths(home).make()
+        self.job_nice = job_nice
         self.manager = TrainingManager.open(
             home, max_concurrent=max_concurrent, autostart=run_scheduler
         )
@@ -77,7 +107,7 @@ class Backend:
         self.use = UseUI(self.manager.models, self.ui, self.pool)
         self.settings = SettingsStore(self.ui.settings)
         self.resources = ResourceSampler(lambda: self.pool.call(ops.gpus), self._running_pid)
-        self._views: dict[str, tuple[tuple[Any, ...], JobView]] = {}
+        self._views: dict[str, _CachedView] = {}
         self._views_lock = threading.Lock()
         self._stop = threading.Event()
         self.closing = False  # event streams end when set
@@ -101,14 +131,29 @@ class Backend:
         return "no scheduler runs this home's jobs"
 
     def _keep_scheduler(self) -> None:
-        """Take the scheduler over when a worker that had it exits with jobs still queued."""
-        while not self._stop.wait(2.0):
+        """Take the scheduler over when a worker that had it exits with jobs still queued; give
+        the jobs this server runs a lower priority than the server (``job_nice``)."""
+        while not self._stop.wait(1.0):
             try:
+                if self.job_nice and self.manager.runs_scheduler:
+                    self._lower_job_priority()
                 idle = not self.manager.runs_scheduler and scheduler_running(self.home) is None
                 if idle and self.manager.jobs.count_jobs("QUEUED"):
                     self.manager.start_scheduler()
             except Exception:  # never let a transient database error end the keeper
                 log.exception("scheduler keeper")
+
+    def _lower_job_priority(self) -> None:
+        import psutil
+
+        pid = self._running_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(psutil.Error, OSError):
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                if proc.nice() < self.job_nice:
+                    proc.nice(self.job_nice)
 
     def _running_pid(self) -> int | None:
         for job in self.manager.list_jobs(status=sorted(ACTIVE), limit=1):
@@ -120,12 +165,18 @@ class Backend:
     # -- jobs -----------------------------------------------------------------------------------
 
     def start_job(
-        self, dataset: str, config: dict[str, Any], model_name: str | None = None
+        self,
+        dataset: str,
+        config: dict[str, Any],
+        model_name: str | None = None,
+        changes: dict[str, Any] | None = None,
     ) -> TrainingJob:
-        """Plan a job in a child (inspect, validate config and name) and queue it here."""
+        """Plan a job in a child (apply ``changes`` to ``config``, validate, inspect, check the
+        name: one round trip) and queue it here."""
         if model_name:
             validate_name(model_name, "model name")
-        planned = self.pool.call(ops.plan, str(self.home), dataset, dict(config), model_name)
+        home = str(self.home)
+        planned = self.pool.call(ops.plan, home, dataset, dict(config), model_name, changes)
         job = TrainingJob.from_dict(planned)
         self.manager.enqueue(job)
         return self.manager.get_job(job.id)
@@ -165,22 +216,42 @@ class Backend:
         return self.manager.get_job(self.manager.resume(job_id))
 
     def view(self, job_id: str) -> JobView:
-        """What the job view shows, re-read only when the stored job changed (the store is
-        polled by every open page; unchanged jobs cost one row read)."""
+        """What the job view shows, shared by every open page and re-read by parts: the job's
+        row each call; warnings, previews and log when a non-step event arrived; the curves
+        when new metrics arrived, at most every ``CHART_EVERY_S`` while it trains (every poll
+        of every page would otherwise re-read them)."""
         job = self.manager.get_job(job_id)
-        key = (job.updated_at, job.status, job.step, self.manager.jobs.last_event_id(job.id))
+        store = self.manager.jobs
         with self._views_lock:
             cached = self._views.get(job.id)
-        if cached is not None and cached[0] == key and job.status in TERMINAL:
-            return cached[1]
-        if cached is not None and cached[0] == key:
-            cached[1].job = job
-            return cached[1]
-        view = job_view(self.manager.jobs, job)
-        with self._views_lock:
-            if len(self._views) > 64:
-                self._views.clear()
-            self._views[job.id] = (key, view)
+        if cached is None:
+            view = job_view(store, job)
+            cached = _CachedView(
+                view, last_log_event(store, job.id), _chart_key(job), time.monotonic()
+            )
+            with self._views_lock:
+                if len(self._views) > 64:
+                    self._views.clear()
+                self._views[job.id] = cached
+            return view
+        view = cached.view
+        changed = job.updated_at != view.job.updated_at or job.status is not view.job.status
+        view.job = job
+        if not changed:
+            return view
+        log_id = last_log_event(store, job.id)
+        if log_id != cached.log_id:
+            fill_events(store, view)
+            cached.log_id = log_id
+        key = _chart_key(job)
+        due = (
+            time.monotonic() - cached.charts_at >= CHART_EVERY_S
+            or job.status is not JobStatus.TRAINING
+        )
+        if key != cached.chart_key and (due or key[1:] != cached.chart_key[1:]):
+            view.charts = charts_for(store, job)
+            cached.chart_key, cached.charts_at = key, time.monotonic()
+        fill_speed(store, view)
         return view
 
     def newest_job(self) -> TrainingJob | None:

@@ -189,20 +189,40 @@ def _speed(store: JobStore, job: TrainingJob, now: float) -> tuple[float | None,
     return rate, max(0.0, (job.total_steps - job.step) / rate)
 
 
-def job_view(store: JobStore, job: TrainingJob, log_lines: int = 60) -> JobView:
-    """Read everything the job view shows about ``job`` from the store."""
-    now = time.time()
-    view = JobView(job=job, charts=charts_for(store, job))
-    for _, event in store.events_of_type(job.id, ["warning"], limit=200, newest=True):
-        view.warnings.append(event)
-    for _, event in store.events_of_type(job.id, ["preview"], limit=200, newest=True):
-        names = [Path(p).name for p in event.get("paths", [])]
-        view.previews.append((int(event.get("epoch", 0)) + 1, names))
+def fill_events(store: JobStore, view: JobView, log_lines: int = 60) -> None:
+    """Warnings, previews and the log of ``view.job`` (newest non-step events only)."""
+    job = view.job
+    view.warnings = [
+        e for _, e in store.events_of_type(job.id, ["warning"], limit=200, newest=True)
+    ]
+    view.previews = [
+        (int(e.get("epoch", 0)) + 1, [Path(p).name for p in e.get("paths", [])])
+        for _, e in store.events_of_type(job.id, ["preview"], limit=200, newest=True)
+    ]
     rows = store.events_of_type(job.id, LOG_TYPES, limit=log_lines, newest=True)
     view.log = [describe_event(e) for _, e in rows]
-    view.elapsed_s = duration_s(store, job, now)
-    view.rate, view.eta_s = _speed(store, job, now)
+
+
+def fill_speed(store: JobStore, view: JobView) -> None:
+    """Elapsed time over all attempts, and this attempt's speed and ETA."""
+    now = time.time()
+    view.elapsed_s = duration_s(store, view.job, now)
+    view.rate, view.eta_s = _speed(store, view.job, now)
+
+
+def job_view(store: JobStore, job: TrainingJob, log_lines: int = 60) -> JobView:
+    """Read everything the job view shows about ``job`` from the store."""
+    view = JobView(job=job, charts=charts_for(store, job))
+    fill_events(store, view, log_lines)
+    fill_speed(store, view)
     return view
+
+
+def last_log_event(store: JobStore, job_id: str) -> int:
+    """The id of the job's newest event that is not a step (0 if none): warnings, previews and
+    the log change only when it does."""
+    rows = store.events_of_type(job_id, LOG_TYPES, limit=1, newest=True)
+    return rows[0][0] if rows else 0
 
 
 def headline(job: TrainingJob) -> str:

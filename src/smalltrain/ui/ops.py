@@ -126,14 +126,27 @@ def validate(kind: str, base: dict[str, Any], changes: dict[str, Any]) -> dict[s
     return dict(config.to_dict())
 
 
-def plan(home: str, dataset: str, config: dict[str, Any], model_name: str | None) -> dict[str, Any]:
+def plan(
+    home: str,
+    dataset: str,
+    config: dict[str, Any],
+    model_name: str | None,
+    changes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Plan a job (inspect the dataset, validate the config and the name): its dict, ready for
-    ``TrainingManager.enqueue`` in the server."""
+    ``TrainingManager.enqueue`` in the server. ``changes`` (the form's fields, strings
+    converted by type) are applied to ``config`` first, in the same call."""
     from smalltrain.service.planning import JobSpec, plan_job
 
     datasets, models = _stores(home)
+    if changes:
+        config = validate(datasets.get(dataset).kind, config, changes)
     spec = JobSpec(dataset=dataset, config=config, model_name=model_name or None)
-    return plan_job(spec, datasets, models, Path(home)).to_dict()
+
+    def cached(task: Any, path: Path) -> Any:
+        return _inspect(task.name, path)
+
+    return plan_job(spec, datasets, models, Path(home), inspect=cached).to_dict()
 
 
 def _out(folder: str) -> Path:

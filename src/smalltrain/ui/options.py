@@ -83,10 +83,13 @@ class ServeOptions:
     port: int = DEFAULT_PORT
     credentials: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     max_concurrent: int = 1
+    job_nice: int = 10
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ServeError(f"--port {self.port}: must be between 1 and 65535")
+        if not 0 <= self.job_nice <= 19:
+            raise ServeError(f"--job-nice {self.job_nice}: must be between 0 and 19")
         if self.max_concurrent < 1:
             raise ServeError(f"--max-concurrent {self.max_concurrent}: must be >= 1")
         if not self.credentials and not is_loopback(self.host):

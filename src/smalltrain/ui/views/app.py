@@ -92,8 +92,11 @@ def build(backend: Backend) -> gr.Blocks:
                 mv = models.build(backend)
             with gr.Tab("Use", id="use", elem_id="tab-use") as t_use:
                 us = use.build(backend)
+        # the opened job shows at once (its view is in this answer, not in a second round trip)
         started.change(
-            lambda j: gr.update(choices=job_choices(backend, j), value=j), started, jv.picker
+            lambda j: [gr.update(choices=job_choices(backend, j), value=j), *jv.show(j)],
+            started,
+            [jv.picker, *jv.load_outputs],
         )
         started.change(None, started, None, js=job.URL_JS)
         jl.open_button.click(lambda j: (gr.update(selected="job"), j), jl.picker, [tabs, started])

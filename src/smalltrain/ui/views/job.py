@@ -56,29 +56,53 @@ class JobPanel:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._charts: dict[str, tuple[int, str]] = {}  # job id -> (id of its curves, HTML)
+
+    def _charts_html(self, view: Any) -> str:
+        """The charts' SVG, drawn again only when the backend re-read the curves."""
+        cached = self._charts.get(view.job.id)
+        if cached is None or cached[0] != id(view.charts):
+            if len(self._charts) > 64:
+                self._charts.clear()
+            cached = (id(view.charts), render.charts(view))
+            self._charts[view.job.id] = cached
+        return cached[1]
 
     def signature(self, job: TrainingJob) -> str:
-        last = self.backend.manager.jobs.last_event_id(job.id)
-        return f"{job.id}|{job.updated_at}|{job.status.value}|{last}"
+        return f"{job.id}|{job.updated_at}|{job.status.value}"
 
-    def render(self, job_id: str | None) -> list[Any]:
+    def values(self, job_id: str | None) -> list[Any]:
+        """Every output's fresh value (the first, the page's memory, excluded)."""
         if not job_id:
             empty = render.message("No job yet: start one in the Train tab.")
-            return ["", empty, "", "", "", "", "", *_buttons(None)]
+            return [empty, "", "", "", "", "", *_buttons(None)]
         view = self.backend.view(job_id)
         job = view.job
         return [
-            self.signature(job),
             render.job_header(job),
             render.progress(job, view),
-            render.charts(view),
+            self._charts_html(view),
             render.warnings(view),
             render.previews(job.id, view.previews) if job.task == "audio" else "",
             render.log_block(view.log),
             *_buttons(job),
         ]
 
-    def tick(self, job_id: str | None, sig: str) -> list[Any]:
+    def render(self, job_id: str | None, seen: dict[str, Any] | None = None) -> list[Any]:
+        """The outputs; with ``seen`` (what this page shows), unchanged ones are skipped, so a
+        poll sends only what changed (often just the progress bar)."""
+        values = self.values(job_id)
+        keys = [hash(repr(v) if isinstance(v, dict) else v) for v in values]
+        job = self.backend.manager.get_job(job_id) if job_id else None
+        memory = {"sig": self.signature(job) if job else "", "shown": keys}
+        if not seen or seen.get("sig", "|").split("|")[0] != (job.id if job else ""):
+            return [memory, *values]
+        shown = seen.get("shown") or []
+        out = [v if i >= len(shown) or shown[i] != k else gr.skip()
+               for i, (v, k) in enumerate(zip(values, keys, strict=True))]  # fmt: skip
+        return [memory, *out]
+
+    def tick(self, job_id: str | None, seen: dict[str, Any] | None) -> list[Any]:
         """The timer's refresh: nothing is sent unless the stored job changed."""
         if not job_id:
             return [gr.skip()] * self.N
@@ -86,9 +110,9 @@ class JobPanel:
             job = self.backend.manager.get_job(job_id)
         except EXPECTED:
             return [gr.skip()] * self.N
-        if self.signature(job) == sig:
+        if seen and self.signature(job) == seen.get("sig"):
             return [gr.skip()] * self.N
-        return self.render(job_id)
+        return self.render(job_id, seen)
 
     def act(self, action: str, job_id: str | None) -> list[Any]:
         """Stop, Stop now or Resume, then the fresh state and a notice."""
@@ -114,7 +138,7 @@ class JobPanel:
 def build(backend: Backend) -> JobTab:
     """Lay out the tab and wire its events."""
     panel = JobPanel(backend)
-    sig = gr.State("")
+    sig = gr.State({})  # what this page shows: the job's signature and each output's value
     with gr.Row(elem_classes=["st-row-end"]):
         picker = gr.Dropdown(
             label="Job", choices=[], scale=4, interactive=True, elem_id="job-picker"
@@ -159,7 +183,7 @@ def build(backend: Backend) -> JobTab:
         concurrency_limit=None,
         queue=False,
     )
-    picker.change(panel.render, picker, outputs, show_progress="hidden")
+    picker.change(lambda j: panel.render(j), picker, outputs, show_progress="hidden")
     picker.input(None, picker, None, js=URL_JS)
     refresh.click(lambda j: gr.update(choices=job_choices(backend, j)), picker, picker)
     for button, action in ((stop, "stop"), (stop_now, "stop_now"), (resume, "resume")):

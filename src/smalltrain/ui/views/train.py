@@ -125,13 +125,19 @@ class TrainForm:
             gr.update(interactive=False),
         ]
 
-    def current(self, state: dict[str, Any], slots: tuple[str, ...], code: str) -> dict[str, Any]:
-        """The config the form shows now, validated by the task (ConfigError if not)."""
+    @staticmethod
+    def changes(state: dict[str, Any], slots: tuple[str, ...], code: str) -> dict[str, Any]:
+        """The form's fields (the inputs and the advanced YAML) as changes to the preset."""
         if not state.get("task"):
             raise ConfigError("dataset", None, "choose a dataset first")
         changes = parse_advanced(code)
         for field, text in zip(state["fields"], slots, strict=False):
             changes[field] = text.strip()
+        return changes
+
+    def current(self, state: dict[str, Any], slots: tuple[str, ...], code: str) -> dict[str, Any]:
+        """The config the form shows now, validated by the task (ConfigError if not)."""
+        changes = self.changes(state, slots, code)
         return dict(
             self.backend.pool.call(ops.validate, state["task"], state["preset_config"], changes)
         )
@@ -200,11 +206,10 @@ class TrainForm:
 
     def start(self, state: dict[str, Any], model_name: str, code: str, *slots: str) -> list[Any]:
         """Queue the job and open it in the Job tab."""
-        config = self.current(state, slots, code)
-        job = self.backend.start_job(state["dataset"], config, model_name.strip() or None)
-        self.backend.settings.save(
-            state["dataset"], state["preset"], diff(config, state["preset_config"]), ""
-        )
+        changes = self.changes(state, slots, code)
+        base = state["preset_config"]
+        job = self.backend.start_job(state["dataset"], base, model_name.strip() or None, changes)
+        self.backend.settings.save(state["dataset"], state["preset"], diff(job.config, base), "")
         note = render.message(f"Job {job.id} queued: model {job.model_name!r}.", "ok")
         return [note, "", gr.update(selected="job"), job.id]
 
