@@ -216,9 +216,7 @@ def report(
         if latency[kind]:
             print(f"{kind} event in the child → page: {summary(latency[kind])}")
     print(f"page load, cold (new profile) until filled from the store: {summary(loads['cold'])}")
-    print(
-        f"  of which the page's own load event (scripts, styles, fonts): {summary(loads['scripts'])}"
-    )
+    print(f"  of which the page's load event (scripts, styles, fonts): {summary(loads['scripts'])}")
     print(f"page load, warm (a reload, scripts cached): {summary(loads['warm'])}")
 
 
@@ -227,6 +225,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--loads", type=int, default=5)
     args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        print(f"skipped: no browser at {CHROMIUM} (`make install` installs Debian's chromium)")
+        return
     reason = netns.available()
     args.offline = reason is None
     with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:

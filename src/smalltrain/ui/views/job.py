@@ -143,7 +143,7 @@ def build(backend: Backend) -> JobTab:
         picker = gr.Dropdown(
             label="Job", choices=[], scale=4, interactive=True, elem_id="job-picker"
         )
-        refresh = gr.Button("Refresh list", scale=1, elem_id="job-refresh")
+        refresh = gr.Button("Refresh", scale=1, min_width=100, elem_id="job-refresh")
     header = gr.HTML(elem_id="job-header")
     progress = gr.HTML(elem_id="job-progress")
     with gr.Row():
