@@ -15,95 +15,40 @@ stream), and Basic auth (page and API refuse a request without credentials).
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
 from tests.ui import netns
-from tests.ui.conftest import Server, http, start_server
+from tests.ui.browser import (
+    ARGS,
+    AUDIO_SETTINGS,
+    CHROMIUM,
+    Env,
+    choose,
+    field_box,
+    fill,
+    loss_points,
+    open_app,
+    progress,
+    read_events,
+    skip_reason,
+    start_job,
+    tab,
+    type_into,
+    wait_status,
+    wait_text,
+)
+from tests.ui.conftest import http, start_server
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
-#: The tiny audio settings the test imports as a YAML file (the UI's own format: config fields).
-AUDIO_SETTINGS = {
-    "epochs": 30,
-    "batch_size": 4,
-    "model_width": 8,
-    "model_capacity": 0.5,
-    "latent_dim": 16,
-    "kl_warmup_epochs": 1,
-    "checkpoint_every": 1,
-    "preview_every": 2,
-    "preview_count": 2,
-    "augmentation_expansion": 1,
-    "chunk_hop_seconds": 0.5,
-    "early_stopping_patience": 0,
-}
-
-
-def _skip_reason() -> str | None:
-    if not CHROMIUM.exists():
-        return "Debian's chromium is not at /usr/bin/chromium (`make install` installs it)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright (python) is not installed"
-    return netns.available()
-
-
-@dataclass
-class Env:
-    """The offline server, the browser, and every URL the pages asked for."""
-
-    server: Server
-    browser: object
-    artifacts: Path
-    data: Path
-    requests: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    pages: list[object] = field(default_factory=list)
-
-    def page(self, **kwargs: object):  # -> playwright Page
-        context = self.browser.new_context(viewport={"width": 1280, "height": 800}, **kwargs)
-        context.on("request", lambda r: self.requests.append(r.url))
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        self.pages.append(page)
-        return page
-
-    def outside(self) -> list[str]:
-        """Requests that would leave loopback (data: and blob: URLs stay in the page)."""
-        out = []
-        for url in self.requests:
-            parsed = urlparse(url)
-            if parsed.scheme in ("data", "blob", "about"):
-                continue
-            if parsed.hostname not in LOOPBACK and f"[{parsed.hostname}]" not in LOOPBACK:
-                out.append(url)
-        return out
-
-    def shot(self, page: object, name: str) -> None:
-        page.screenshot(path=str(self.artifacts / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[Env]:
-    reason = _skip_reason()
+    reason = skip_reason()
     if reason:
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
@@ -139,79 +84,6 @@ def _shot_on_failure(request: pytest.FixtureRequest, env: Env) -> Iterator[None]
                 page.screenshot(
                     path=str(env.artifacts / f"FAILED-{request.node.name}-{i}.png"), full_page=True
                 )
-
-
-# --- helpers ------------------------------------------------------------------------------------
-
-
-def fill(page, elem_id: str, text: str) -> None:
-    page.locator(f"#{elem_id} textarea, #{elem_id} input").first.fill(text)
-
-
-def field_box(page, label: str):
-    return page.locator("#tab-train").get_by_label(label, exact=True)
-
-
-def type_into(box, text: str) -> None:
-    """Replace a text field's value by typing, as a user does (Gradio's input event follows
-    keystrokes; Playwright's fill() sets the value without them)."""
-    box.click()
-    box.press("Control+a")
-    box.press_sequentially(text)
-
-
-def choose(page, elem_id: str, text: str) -> None:
-    page.locator(f"#{elem_id} input").first.click()
-    page.locator("[role=option]", has_text=text).first.click()
-
-
-def wait_text(page, elem_id: str, text: str, timeout: float = 60_000) -> None:
-    """Wait until ``#elem_id`` shows ``text``; on timeout, fail with what it shows instead."""
-    try:
-        page.wait_for_function(
-            "([id, text]) => (document.getElementById(id)?.innerText || '').includes(text)",
-            arg=[elem_id, text],
-            timeout=timeout,
-        )
-    except Exception:
-        shown = (
-            page.locator(f"#{elem_id}").inner_text() if page.locator(f"#{elem_id}").count() else ""
-        )
-        raise AssertionError(f"#{elem_id} never showed {text!r}; it shows {shown!r}") from None
-
-
-def open_app(page, url: str) -> None:
-    """Open the app and wait until its load handler has filled it from the store."""
-    page.goto(url)
-    page.wait_for_selector(".st-title[data-loaded]")
-
-
-def tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name, exact=True).click()
-
-
-def start_job(page) -> str:
-    """Click Start; wait until the Job tab shows the new job (not the one shown before)."""
-    page.locator("#train-start").click()
-    wait_text(page, "train-message", "queued")
-    found = re.search(r"Job ([0-9a-f]{12}) queued", page.locator("#train-message").inner_text())
-    assert found, page.locator("#train-message").inner_text()
-    page.wait_for_selector(f'#job-header [data-job="{found.group(1)}"]')
-    return found.group(1)
-
-
-def progress(page) -> dict[str, str]:
-    bar = page.locator("#job-progress .st-progress")
-    return {k: bar.get_attribute(f"data-{k}") or "" for k in ("status", "step", "epoch")}
-
-
-def wait_status(page, status: str, timeout: float = 120_000) -> None:
-    page.wait_for_selector(f'#job-progress .st-progress[data-status="{status}"]', timeout=timeout)
-
-
-def loss_points(page) -> int:
-    line = page.locator('#job-charts polyline[data-label="train"]').first
-    return int(line.get_attribute("data-points") or 0) if line.count() else 0
 
 
 # --- the tests ----------------------------------------------------------------------------------
@@ -409,32 +281,6 @@ def test_detection_end_to_end(env: Env) -> None:
     assert env.outside() == [], f"requests left loopback: {env.outside()}"
 
 
-def _events(url: str, headers: dict[str, str] | None = None) -> list[tuple[int | None, str, dict]]:
-    """Read a server-sent event stream to its ``end`` event: ``[(id, event, data)]``."""
-    import urllib.request
-
-    out: list[tuple[int | None, str, dict]] = []
-    req = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=240) as r:
-        assert r.headers["Content-Type"].startswith("text/event-stream")
-        fields: dict[str, str] = {}
-        for raw in r:
-            line = raw.decode().rstrip("\n")
-            if line.startswith(":"):
-                continue
-            if line:
-                key, _, value = line.partition(": ")
-                fields[key] = value
-                continue
-            if "event" in fields:
-                event_id = int(fields["id"]) if "id" in fields else None
-                out.append((event_id, fields["event"], json.loads(fields.get("data", "null"))))
-                if fields["event"] == "end":
-                    return out
-            fields = {}
-    raise AssertionError(f"the stream closed without an end event after {len(out)} events")
-
-
 def test_api_follows_a_job_to_its_end(env: Env) -> None:
     from smalltrain.tasks.audio.synth import make_sound_folder
 
@@ -459,7 +305,7 @@ def test_api_follows_a_job_to_its_end(env: Env) -> None:
     assert started.json()["status"] in ("QUEUED", "STARTING")  # the scheduler may claim it at once
     assert started.json()["config"]["epochs"] == 3
 
-    events = _events(f"{s.url}api/jobs/{job_id}/events")
+    events = read_events(f"{s.url}api/jobs/{job_id}/events")
     ids = [i for i, _, _ in events if i is not None]
     assert ids == sorted(set(ids)), "event ids must grow strictly"
     kinds = [kind for _, kind, _ in events]
@@ -470,7 +316,7 @@ def test_api_follows_a_job_to_its_end(env: Env) -> None:
     assert s.api("GET", f"api/jobs/{job_id}").json()["status"] == "COMPLETED"
 
     middle = ids[len(ids) // 2]
-    again = _events(f"{s.url}api/jobs/{job_id}/events", {"Last-Event-ID": str(middle)})
+    again = read_events(f"{s.url}api/jobs/{job_id}/events", {"Last-Event-ID": str(middle)})
     assert [i for i, _, _ in again if i is not None] == [i for i in ids if i > middle]
 
     listed = s.api("GET", "api/jobs?task=audio&status=COMPLETED&dataset=api-sounds").json()
@@ -491,6 +337,32 @@ def test_api_follows_a_job_to_its_end(env: Env) -> None:
     assert s.api("GET", "api/models?dataset=api-sounds").json() == []
     assert s.api("DELETE", "api/datasets/api-sounds").status == 200
     assert folder.is_dir(), "removing a registered path must not delete the user's files"
+
+    # upload sounds as multipart form data (as `curl -F name=up -F files=@a.wav ...` does)
+    boundary = "smalltrain-test-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nup\r\n'.encode()]
+    for f in sorted(folder.iterdir())[:3]:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{f.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        )
+        parts.append(head.encode() + f.read_bytes() + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{s.url}api/datasets/upload", data=body, method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=120) as r:
+        uploaded = json.loads(r.read())
+    assert r.status == 201
+    assert uploaded["record"]["snapshot"].startswith("3 files")
+    stored = Path(uploaded["record"]["path"])
+    assert stored.is_relative_to(s.home / "datasets")
+    assert not list((s.home / "ui" / "tmp").glob("api-upload-*")), "staged uploads are cleaned up"
+    assert s.api("DELETE", "api/datasets/up").status == 200
+    assert not stored.exists(), "removing an uploaded dataset deletes its copy in the home"
 
 
 def test_auth_guards_page_and_api_and_ctrl_c_checkpoints_jobs(env: Env) -> None:

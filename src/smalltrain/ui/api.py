@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -153,8 +154,8 @@ def _datasets(router: APIRouter, backend: Backend) -> None:
         try:
             result = await asyncio.to_thread(backend.datasets.upload, name, staged)
         finally:
-            for f in staged:
-                f.unlink(missing_ok=True)
+            if staged:
+                shutil.rmtree(staged[0].parent, ignore_errors=True)
         return _json(result, 201)
 
     @router.get("/datasets/{name}")

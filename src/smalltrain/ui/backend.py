@@ -194,7 +194,7 @@ class Backend:
         overrides = spec.get("overrides") or {}
         if not isinstance(overrides, dict) or (config is not None and not isinstance(config, dict)):
             raise ConfigError("overrides", overrides, "must be an object of field: value")
-        if config is None:
+        if config is None:  # the preset with the overrides, as `train --set` does
             form = self.pool.call(
                 ops.train_form,
                 str(self.home),
@@ -202,10 +202,8 @@ class Backend:
                 str(spec.get("preset") or "auto"),
                 overrides,
             )
-            config = form["config"]
-        elif overrides:
-            config = {**config, **overrides}
-        return self.start_job(dataset, config, spec.get("model_name"))
+            config, overrides = form["config"], {}
+        return self.start_job(dataset, config, spec.get("model_name"), overrides or None)
 
     def cancel(self, job_id: str, mode: CancelMode = "graceful") -> TrainingJob:
         """Stop a job (``graceful``: checkpoint first; ``immediate``: now)."""

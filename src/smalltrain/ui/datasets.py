@@ -112,6 +112,8 @@ class DatasetsUI:
     def register(self, name: str, path: str | Path, kind: str | None = None) -> dict[str, Any]:
         """Inspect (in a child) and register ``path`` as ``name``; the record and full report."""
         validate_name(name, "dataset name")
+        if not str(path).strip():
+            raise DatasetError("give the path of a folder of sounds, or of a YOLO data.yaml")
         target = Path(path).expanduser()
         if not target.exists():
             raise DatasetError(f"{target}: no such file or folder on the server")
