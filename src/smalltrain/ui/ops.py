@@ -100,7 +100,7 @@ def train_form(home: str, dataset: str, preset: str, overrides: dict[str, Any]) 
     report = _inspect(record.kind, Path(record.path))
     base = task.adaptive_config(report, "auto", preset=preset)
     config = task.adaptive_config(report, "auto", preset=preset, **overrides)
-    describe = config.describe() if hasattr(config, "describe") else ""
+    describe = base.describe() if hasattr(base, "describe") else ""  # what the preset chose
     return {
         "task": record.kind,
         "preset": preset,

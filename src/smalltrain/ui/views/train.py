@@ -39,7 +39,10 @@ def _info(form: dict[str, Any]) -> str:
     label = f"{escape(preset)} → {escape(str(chosen))}" if preset == "auto" else escape(preset)
     material = f" · {escape(form['material'])}" if form.get("material") else ""
     describe = (
-        f'<pre class="st-small">{escape(form["describe"])}</pre>' if form.get("describe") else ""
+        f'<div class="st-dim st-small">The preset chose (your changes are listed below the '
+        f'fields):</div><pre class="st-small">{escape(form["describe"])}</pre>'
+        if form.get("describe")
+        else ""
     )
     return (
         f'<div data-task="{escape(form["task"])}"><b>Task:</b> {escape(form["task"])} · '
