@@ -233,6 +233,19 @@ def audio_list(folder: str, files: Iterable[str]) -> str:
     return f'<div class="st-players st-outputs">{"".join(players)}</div>' if players else ""
 
 
+def images(folder: str, files: Iterable[str]) -> str:
+    """Images of a "use" output folder in a grid, each opening full size in a new tab."""
+    cells = []
+    for f in files:
+        name = escape(Path(f).name)
+        url = escape(f"/api/outputs/{quote(folder)}/{quote(Path(f).name)}")
+        cells.append(
+            f'<figure><a href="{url}" target="_blank"><img src="{url}" alt="{name}"></a>'
+            f"<figcaption>{name}</figcaption></figure>"
+        )
+    return f'<div class="st-images">{"".join(cells)}</div>' if cells else ""
+
+
 def log_block(lines: Sequence[str]) -> str:
     """Event log lines in a scrolling monospace box (newest at the bottom)."""
     body = escape("\n".join(lines)) if lines else "no events yet"

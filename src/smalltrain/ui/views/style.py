@@ -70,6 +70,12 @@ CSS = """
 .st-msg-error { background: #fee2e2; color: #7f1d1d; }
 .dark .st-msg-info { background: var(--neutral-800); }
 .st-report h4 { margin: 10px 0 4px; font-size: 0.92em; }
+.st-images { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr));
+  gap: 10px; }
+.st-images figure { margin: 0; }
+.st-images img { width: 100%; max-height: 320px; object-fit: contain; image-rendering: auto;
+  background: var(--neutral-100); border-radius: 6px; }
+.st-images figcaption { font-size: 0.8em; color: var(--body-text-color-subdued); }
 .st-buttonlink { display: inline-block; padding: 6px 14px; border-radius: 6px;
   border: 1px solid var(--border-color-primary); text-decoration: none; }
 """

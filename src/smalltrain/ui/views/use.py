@@ -228,9 +228,7 @@ def _detect(backend: Backend) -> list[Any]:
             elem_id="use-conf",
         )
     go = gr.Button("Detect", variant="primary", elem_id="use-detect")
-    gallery = gr.Gallery(
-        label="Annotated", columns=3, height=360, object_fit="contain", elem_id="use-gallery"
-    )
+    gallery = gr.HTML(elem_id="use-gallery")
     boxes = gr.HTML(elem_id="use-boxes")
 
     def detect(m: str, files: list[str] | None, c: float) -> list[Any]:
@@ -252,7 +250,7 @@ def _detect(backend: Backend) -> list[Any]:
         note = render.message(
             f"{len(out.data)} image(s), {total} box(es) at confidence ≥ {c:.2f}", "info"
         )
-        return [out.files, note + (table if rows else "")]
+        return [render.images(out.folder, out.files), note + (table if rows else "")]
 
     go.click(guard(detect, 2, 1), [model, images, conf], [gallery, boxes])
     return [model]
