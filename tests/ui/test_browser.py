@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.ui import netns
 from tests.ui.browser import (
@@ -129,6 +130,14 @@ def test_audio_end_to_end(env: Env) -> None:
     wait_text(page, "train-status", "batch_size=0: must be >= 1")
     type_into(field_box(page, "Batch size"), "4")
     page.wait_for_selector("#train-status .st-msg-ok")
+    # Export: the file is the task's config, as `smalltrain train --config` reads it
+    with page.expect_download() as download:
+        page.locator("#train-export").click()
+    exported = yaml.safe_load(Path(download.value.path()).read_text())
+    from smalltrain.tasks.audio.config import TrainingConfig
+
+    assert TrainingConfig.from_dict(exported).epochs == 12
+    assert exported["model_width"] == AUDIO_SETTINGS["model_width"]
     env.shot(page, "02-train")
 
     # Start: the job appears at once, then moves
@@ -276,6 +285,8 @@ def test_detection_end_to_end(env: Env) -> None:
     page.locator("#use-detect").click()
     wait_text(page, "use-boxes", "1 image(s)", timeout=120_000)
     page.wait_for_selector("#use-gallery img")
+    # uploads went to Gradio's temporary folder inside the home, not the system's
+    assert list((env.server.home / "ui" / "tmp").rglob("img000.png"))
     env.shot(page, "12-use-detection")
     page.context.close()
     assert env.outside() == [], f"requests left loopback: {env.outside()}"
