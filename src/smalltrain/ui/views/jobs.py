@@ -131,7 +131,7 @@ def build(backend: Backend) -> JobsTab:
     table = gr.HTML(elem_id="jobs-table")
     with gr.Row(elem_classes=["st-row-end"]):
         picker = gr.Dropdown(label="Details of job", choices=[], scale=4)
-        open_button = gr.Button("Open in the Job tab", scale=1)
+        open_button = gr.Button("Open in the Job tab", scale=1, min_width=220)
     detail = gr.HTML()
     with gr.Accordion("Log", open=False):
         log = gr.HTML()
