@@ -15,7 +15,15 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PINS)
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,ui]"
+	@# the UI tests drive Debian's chromium (Playwright never downloads a browser here)
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq chromium; \
+	  else \
+	    echo "note: chromium is missing and needs root and apt-get to install; the browser tests will be skipped"; \
+	  fi; \
+	fi
 	touch $(STAMP)
 
 demo: install

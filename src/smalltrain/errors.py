@@ -20,7 +20,8 @@ Messages say what happened, to which file, field or job, and what to do next.
     │   ├── ModelExists
     │   ├── DatasetNotFound
     │   └── InvalidName          a name with separators, '..', control characters or too long
-    └── SchedulerBusy            another scheduler already holds this home
+    ├── SchedulerBusy            another scheduler already holds this home
+    └── ServeError               the web UI cannot start as asked (unsafe host, bad --auth...)
 """
 
 from __future__ import annotations
@@ -108,3 +109,7 @@ class InvalidName(StoreError, ValueError):
 
 class SchedulerBusy(SmallTrainError):
     """Another scheduler process already holds this home."""
+
+
+class ServeError(SmallTrainError):
+    """The web UI / HTTP API cannot start as asked (e.g. a public host without --auth)."""

@@ -60,6 +60,16 @@ def tool_dir(root: Path, tool: str) -> Path:
     return cache_dir(root) / tool
 
 
+def datasets_dir(root: Path) -> Path:
+    """Datasets uploaded through the web UI or the HTTP API (one folder per dataset name)."""
+    return root / "datasets"
+
+
+def ui_dir(root: Path) -> Path:
+    """The web UI's own files: remembered settings, outputs of "use" actions, temporary files."""
+    return root / "ui"
+
+
 def scheduler_lock_path(root: Path) -> Path:
     """The lock file that makes one scheduler per home."""
     return root / "scheduler.lock"

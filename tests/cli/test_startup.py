@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("torch", "numpy", "ultralytics", "torchvision", "soundfile", "cv2")
+HEAVY = (
+    "torch", "numpy", "ultralytics", "torchvision", "soundfile", "cv2",
+    "gradio", "fastapi", "uvicorn",  # the web UI's server loads only in `smalltrain ui`
+)  # fmt: skip
 
 _PROBE = """
 import json, sys
@@ -26,7 +29,14 @@ sys.stderr.write("\\nHEAVY=" + json.dumps(sorted(m for m in %r if m in sys.modul
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["jobs", "list"], ["jobs", "list", "--json"], ["models", "list"], ["--version"]],
+    [
+        ["--help"],
+        ["jobs", "list"],
+        ["jobs", "list", "--json"],
+        ["models", "list"],
+        ["--version"],
+        ["ui", "--help"],
+    ],  # fmt: skip
 )
 def test_light_commands_do_not_import_heavy_libraries(tmp_path: Path, argv: list[str]) -> None:
     proc = subprocess.run(

@@ -361,3 +361,15 @@ def test_a_constrained_machine_warns_running_jobs(data: Path, home: Path) -> Non
         assert m.wait(job_id, timeout=60).status is JobStatus.CANCELLED
         stored = [e for _, e in m.follow(job_id) if e["type"] == "warning"]
         assert stored[0]["code"] == "resources"
+
+
+def test_enqueue_runs_a_job_planned_elsewhere(data: Path, home: Path) -> None:
+    # the web UI plans (inspects, validates) in a child process and queues in the server
+    from smalltrain.service.planning import plan_job
+
+    with _open(home, executor="thread", autostart=True) as manager:
+        job = plan_job(_spec(data, epochs=1), manager.datasets, manager.models, manager.home)
+        assert manager.list_jobs() == []  # planning queues nothing
+        job_id = manager.enqueue(job)
+        assert manager.runs_scheduler  # the enqueue woke (here: started) the scheduler
+        assert manager.wait(job_id, timeout=60).status is JobStatus.COMPLETED

@@ -26,6 +26,7 @@ from smalltrain.cli import (
     models,
     system,
     train,
+    ui,
     weights,
 )
 from smalltrain.cli.common import set_home, state
@@ -115,6 +116,7 @@ system.register(app)
 evaluate.register(app)
 detect.register(app)
 app.add_typer(config.app, name="config")
+ui.register(app)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")

@@ -74,7 +74,11 @@ def names_for_path(store: DatasetStore, path: str | os.PathLike[str]) -> list[st
 
 
 def register_dataset(
-    store: DatasetStore, name: str, path: str | os.PathLike[str], kind: str | None = None
+    store: DatasetStore,
+    name: str,
+    path: str | os.PathLike[str],
+    kind: str | None = None,
+    report: Any = None,
 ) -> DatasetRecord:
     """Inspect the dataset at ``path`` and register (or re-register) it as ``name``.
 
@@ -86,6 +90,8 @@ def register_dataset(
         name: a folder-safe name (see ``validate_name``).
         path: a folder of audio, a YOLO data.yaml, or a folder holding one.
         kind: "audio" or "detect"; detected when None.
+        report: the task's inspection of ``path`` when the caller already made it (the web
+            UI shows the whole report); inspected here when None.
 
     Raises:
         InvalidName: the name is unsafe.
@@ -98,4 +104,6 @@ def register_dataset(
         task = tasks.get_task(kind)
     except KeyError as e:
         raise DatasetError(f"{target}: {e.args[0]}") from None
-    return store.add(record_for(name, target, kind, task.inspect(target)))
+    if report is None:
+        report = task.inspect(target)
+    return store.add(record_for(name, target, kind, report))

@@ -146,6 +146,13 @@ class TrainingManager:
         self._kick()
         return job.id
 
+    def enqueue(self, job: TrainingJob) -> str:
+        """Queue a job planned elsewhere (``planning.plan_job``, e.g. in a child process that
+        inspected the dataset so this one did not have to); return its id."""
+        self.jobs.insert_job(job)
+        self._kick()
+        return job.id
+
     # -- controlling jobs ---------------------------------------------------------------------
 
     def cancel(
@@ -193,7 +200,7 @@ class TrainingManager:
         return self.jobs.get_job(job_id)
 
     def list_jobs(self, **filters: Any) -> list[TrainingJob]:
-        """Jobs newest first; filters: ``status``, ``dataset``, ``limit``, ``offset``."""
+        """Jobs newest first; filters: ``status``, ``dataset``, ``task``, ``limit``, ``offset``."""
         return self.jobs.list_jobs(**filters)
 
     def wait(self, job_id: str, timeout: float | None = None) -> TrainingJob:

@@ -13,7 +13,7 @@ import dataclasses
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,12 +105,24 @@ def as_spec(spec: Any, kwargs: Mapping[str, Any]) -> JobSpec:
     return JobSpec(dataset=dataset, config=spec, model_name=model_name, **kwargs)
 
 
-def plan_job(spec: JobSpec, datasets: DatasetStore, models: ModelStore, home: Path) -> TrainingJob:
+def plan_job(
+    spec: JobSpec,
+    datasets: DatasetStore,
+    models: ModelStore,
+    home: Path,
+    inspect: Callable[[Any, Path], Any] | None = None,
+) -> TrainingJob:
     """Resolve the dataset, inspect it, choose the config and name: a job ready to queue.
 
     A dataset given by path is registered (under its folder's name, or the name it already
     has), so ``smalltrain datasets list`` shows every dataset a model was trained on. The
     job's full config is written to ``<run_dir>/config.yaml``.
+
+    Args:
+        inspect: ``inspect(task, path)`` returns the task's report of the dataset; by default
+            ``task.inspect(path)``. A caller that keeps reports (the web UI's helper process,
+            keyed by the folder's sizes and times) passes its own, so Start does not read
+            every file again.
 
     Raises:
         DatasetNotFound, DatasetError, ConfigError, InvalidName, ModelExists, TrainingError.
@@ -121,7 +133,7 @@ def plan_job(spec: JobSpec, datasets: DatasetStore, models: ModelStore, home: Pa
         task = tasks.get_task(task_name)
     except KeyError as exc:
         raise TrainingError(str(exc.args[0])) from None
-    report = task.inspect(path)
+    report = inspect(task, path) if inspect is not None else task.inspect(path)
     config, device = _config(task, report, spec)
     config_dict = _config_dict(config)
     name = _model_name(spec, config_dict, task_name, dataset, models)

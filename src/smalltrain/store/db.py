@@ -147,9 +147,10 @@ class JobStore(HistoryStore):
         dataset: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        task: str | None = None,
     ) -> list[TrainingJob]:
-        """Jobs newest first, optionally only some statuses and/or one dataset."""
-        where, args = self._filters(status, dataset)
+        """Jobs newest first, optionally only some statuses, one dataset and/or one task."""
+        where, args = self._filters(status, dataset, task)
         sql = f"SELECT * FROM jobs{where} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
         rows = self._conn().execute(sql, [*args, -1 if limit is None else limit, offset])
         return [TrainingJob.from_row(r) for r in rows.fetchall()]
@@ -158,14 +159,17 @@ class JobStore(HistoryStore):
         self,
         status: JobStatus | str | Iterable[JobStatus | str] | None = None,
         dataset: str | None = None,
+        task: str | None = None,
     ) -> int:
         """How many jobs match (same filters as ``list_jobs``)."""
-        where, args = self._filters(status, dataset)
+        where, args = self._filters(status, dataset, task)
         return int(self._conn().execute(f"SELECT COUNT(*) FROM jobs{where}", args).fetchone()[0])
 
     @staticmethod
     def _filters(
-        status: JobStatus | str | Iterable[JobStatus | str] | None, dataset: str | None
+        status: JobStatus | str | Iterable[JobStatus | str] | None,
+        dataset: str | None,
+        task: str | None = None,
     ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         args: list[Any] = []
@@ -177,6 +181,9 @@ class JobStore(HistoryStore):
         if dataset is not None:
             clauses.append("dataset = ?")
             args.append(dataset)
+        if task is not None:
+            clauses.append("task = ?")
+            args.append(task)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
     def update_job(self, job_id: str, **fields: Any) -> TrainingJob:

@@ -129,6 +129,42 @@ class HistoryStore(Database):
         )
         return [(int(r["id"]), json.loads(r["data"])) for r in rows.fetchall()]
 
+    def events_of_type(
+        self,
+        job_id: str,
+        types: Sequence[str],
+        after_id: int = 0,
+        limit: int = 1000,
+        newest: bool = False,
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """A job's events of the given types as ``(id, dict)``, oldest first.
+
+        ``newest=True`` takes the newest ``limit`` of them (still returned oldest first), e.g.
+        the last 50 log lines of a long job without reading its thousands of step events.
+        """
+        marks = ",".join("?" for _ in types)
+        order = "DESC" if newest else "ASC"
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT id, data FROM events WHERE job_id = ? AND id > ? AND type IN ({marks}) "
+                f"ORDER BY id {order} LIMIT ?",
+                (job_id, after_id, *types, limit),
+            )
+            .fetchall()
+        )
+        out = [(int(r["id"]), json.loads(r["data"])) for r in rows]
+        return out[::-1] if newest else out
+
+    def last_event_id(self, job_id: str) -> int:
+        """The id of a job's newest event (0 if none)."""
+        row = (
+            self._conn()
+            .execute("SELECT MAX(id) FROM events WHERE job_id = ?", (job_id,))
+            .fetchone()
+        )
+        return int(row[0] or 0)
+
     # -- metrics -----------------------------------------------------------------------------
 
     def append_metrics(self, job_id: str, rows: Sequence[MetricRow]) -> None:
@@ -149,6 +185,34 @@ class HistoryStore(Database):
             f"SELECT {x}, value FROM metrics WHERE job_id = ? AND key = ? AND scope = ? "
             f"ORDER BY {x}, rowid",
             (job_id, key, scope),
+        )
+        return [(int(a), math.nan if v is None else float(v)) for a, v in rows.fetchall()]
+
+    def metric_series_sampled(
+        self, job_id: str, key: str, scope: str = "step", max_points: int = 400
+    ) -> list[tuple[int, float]]:
+        """One metric's curve with at most about ``max_points`` points, for charts.
+
+        A longer curve is cut into equal runs of x (global step or epoch); each run gives one
+        point: its first x and the mean of its values (NaN rows are left out of the mean, a run
+        of only NaN gives NaN). A short curve comes back whole, as ``metric_series`` gives it.
+        """
+        x = "epoch" if scope == "epoch" else "step"
+        where = "WHERE job_id = ? AND key = ? AND scope = ?"
+        low, high, count = (
+            self._conn()
+            .execute(
+                f"SELECT MIN({x}), MAX({x}), COUNT(*) FROM metrics {where}", (job_id, key, scope)
+            )
+            .fetchone()
+        )
+        if not count or count <= max_points:
+            return self.metric_series(job_id, key, scope)
+        width = max(1, -(-(int(high) - int(low) + 1) // max(1, max_points)))
+        rows = self._conn().execute(
+            f"SELECT MIN({x}), AVG(value) FROM metrics {where} "
+            f"GROUP BY ({x} - ?) / ? ORDER BY MIN({x})",
+            (job_id, key, scope, int(low), width),
         )
         return [(int(a), math.nan if v is None else float(v)) for a, v in rows.fetchall()]
 

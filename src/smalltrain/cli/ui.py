@@ -1,0 +1,69 @@
+"""``smalltrain ui`` (alias ``serve``): the web UI and the HTTP API on one local server.
+
+The server module imports gradio; it is imported here only when the command runs, so every
+other command starts without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from smalltrain.cli.common import err_console, handle_errors, home
+from smalltrain.ui.options import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ServeOptions,
+    parse_credentials,
+    readable_by_others,
+)
+
+
+@handle_errors
+def ui_cmd(
+    host: str = typer.Option(
+        DEFAULT_HOST, "--host", help="Address to listen on; anything but loopback needs --auth."
+    ),
+    port: int = typer.Option(DEFAULT_PORT, "--port", help="Port to listen on."),
+    auth: str | None = typer.Option(
+        None, "--auth", help="Require this user:password (HTTP Basic auth) for the UI and API."
+    ),
+    auth_file: Path | None = typer.Option(
+        None, "--auth-file", help="A file of user:password lines (one per user) to require."
+    ),
+    max_concurrent: int = typer.Option(1, "--max-concurrent", "-j", min=1, help="Jobs at once."),
+    job_nice: int = typer.Option(
+        10,
+        "--job-nice",
+        help="Priority (nice 0-19) of the jobs this server runs, so the page stays quick while "
+        "they train; 0 leaves them at normal priority.",
+    ),
+) -> None:
+    """Serve the web UI and the HTTP API (default http://127.0.0.1:7860/).
+
+    Ctrl-C stops the server: jobs it runs write a checkpoint and end CANCELLED (resume them
+    later); jobs run by a `smalltrain worker` go on.
+    """
+    credentials = parse_credentials(auth, auth_file)
+    options = ServeOptions(
+        host=host,
+        port=port,
+        credentials=tuple(credentials),
+        max_concurrent=max_concurrent,
+        job_nice=job_nice,
+    )
+    if auth_file is not None and readable_by_others(auth_file):
+        err_console.print(
+            f"[yellow]warning:[/] {auth_file} can be read by other users; chmod 600 it",
+            highlight=False,
+        )
+    from smalltrain.ui.server import serve  # gradio loads here, not at start-up
+
+    serve(home(), options)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ui`` and its alias ``serve`` to the main app."""
+    app.command("ui")(ui_cmd)
+    app.command("serve", help="Same as `smalltrain ui`.")(ui_cmd)

@@ -1,0 +1,193 @@
+"""Datasets in the UI: register a path, upload files (audio, or a zip of a YOLO dataset) into
+the home, keep each dataset's full inspection report, remove.
+
+Inspection runs in a child process (``ops.register``/``ops.inspect``). The full report (every
+skipped file and problem, which the database's summary only counts) is cached in
+``<home>/ui/reports/<name>.json`` with the folder's quick fingerprint, and inspected again when
+the folder changed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from smalltrain import paths, tasks
+from smalltrain.engine.fsutil import atomic_write_json
+from smalltrain.errors import DatasetError, InvalidName
+from smalltrain.store.datasets import DatasetStore, quick_fingerprint
+from smalltrain.store.names import validate_name
+from smalltrain.store.records import DatasetRecord
+from smalltrain.ui import ops
+from smalltrain.ui.env import UIPaths
+from smalltrain.ui.pool import ChildPool
+
+__all__ = ["DatasetsUI", "MAX_UNZIPPED_BYTES", "safe_extract"]
+
+MAX_UNZIPPED_BYTES = 8 * 2**30
+MAX_ZIP_MEMBERS = 200_000
+_SKIP_PARTS = ("__MACOSX",)
+
+
+def safe_extract(archive: Path, dest: Path) -> int:
+    """Extract a zip into ``dest``, refusing members that would land outside it, links, and
+    archives that unpack to more than ``MAX_UNZIPPED_BYTES``; returns the files written.
+
+    Raises:
+        DatasetError: not a zip, or an unsafe or oversized archive (nothing is left behind).
+    """
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DatasetError(f"{archive.name}: not a readable zip file ({e})") from None
+    with zf:
+        members = zf.infolist()
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise DatasetError(f"{archive.name}: {len(members)} entries; at most {MAX_ZIP_MEMBERS}")
+        total = sum(m.file_size for m in members)
+        if total > MAX_UNZIPPED_BYTES:
+            raise DatasetError(
+                f"{archive.name}: unpacks to {total / 2**30:.1f} GiB; at most "
+                f"{MAX_UNZIPPED_BYTES / 2**30:.0f} GiB. Register the folder by its path instead."
+            )
+        wanted = []
+        for m in members:  # check everything before writing anything
+            name = PurePosixPath(m.filename.replace("\\", "/"))
+            if name.is_absolute() or ".." in name.parts or (m.external_attr >> 28) == 0xA:
+                raise DatasetError(
+                    f"{archive.name}: unsafe entry {m.filename!r} (absolute path, '..' or a "
+                    "link); nothing was extracted"
+                )
+            if not m.is_dir() and not any(
+                p in _SKIP_PARTS or p.startswith(".") for p in name.parts
+            ):
+                wanted.append((m, name))
+        for m, name in wanted:
+            target = dest.joinpath(*name.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(m) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+        written = len(wanted)
+    return written
+
+
+def _dataset_root(folder: Path) -> Path:
+    """What to register in an unpacked upload: the folder holding data.yaml (the top one, or
+    one level down, as zips often wrap everything in a folder), else the folder itself."""
+    if paths.find_data_yaml(folder) is not None:
+        return folder
+    subdirs = [p for p in folder.iterdir() if p.is_dir()]
+    files = [p for p in folder.iterdir() if p.is_file()]
+    if len(subdirs) == 1 and not files:
+        inner = subdirs[0]
+        return inner if paths.find_data_yaml(inner) is not None else _dataset_root(inner)
+    return folder
+
+
+class DatasetsUI:
+    """Dataset actions shared by the UI and the API."""
+
+    def __init__(self, store: DatasetStore, ui: UIPaths, pool: ChildPool) -> None:
+        self.store = store
+        self.ui = ui
+        self.pool = pool
+
+    def list(self) -> list[DatasetRecord]:
+        return self.store.list()
+
+    def get(self, name: str) -> DatasetRecord:
+        return self.store.get(name)
+
+    def _cache(self, name: str) -> Path:
+        return self.ui.reports / f"{validate_name(name, 'dataset name')}.json"
+
+    def _remember(self, name: str, path: str, report: dict[str, Any]) -> None:
+        atomic_write_json(self._cache(name), {"quick": quick_fingerprint(path), "report": report})
+
+    def register(self, name: str, path: str | Path, kind: str | None = None) -> dict[str, Any]:
+        """Inspect (in a child) and register ``path`` as ``name``; the record and full report."""
+        validate_name(name, "dataset name")
+        if not str(path).strip():
+            raise DatasetError("give the path of a folder of sounds, or of a YOLO data.yaml")
+        target = Path(path).expanduser()
+        if not target.exists():
+            raise DatasetError(f"{target}: no such file or folder on the server")
+        result = self.pool.call(ops.register, str(self.ui.home), name, str(target), kind)
+        self._remember(name, result["record"]["path"], result["report"])
+        return dict(result)
+
+    def report(self, name: str) -> dict[str, Any]:
+        """The full report of a registered dataset, inspected again if the folder changed."""
+        record = self.store.get(name)
+        try:
+            cached = json.loads(self._cache(name).read_text(encoding="utf-8"))
+            if cached.get("quick") == quick_fingerprint(record.path):
+                return dict(cached["report"])
+        except (OSError, ValueError, KeyError):
+            pass
+        report = dict(self.pool.call(ops.inspect, str(self.ui.home), name))
+        self._remember(name, record.path, report)
+        return report
+
+    def upload(self, name: str, files: Sequence[str | Path]) -> dict[str, Any]:
+        """Copy uploaded files into ``<home>/datasets/<name>`` and register them.
+
+        One ``.zip`` is unpacked (a YOLO dataset with its data.yaml, or a folder of sounds);
+        other files (audio) are copied as they are. On any error the new folder is removed.
+
+        Raises:
+            InvalidName, DatasetError (nothing usable, an unsafe zip, the name is taken).
+        """
+        validate_name(name, "dataset name")
+        if not files:
+            raise DatasetError("no files uploaded; choose audio files or one .zip")
+        dest = self.ui.datasets / name
+        if dest.exists() or self.store.job_store.get_dataset(name) is not None:
+            raise InvalidName(
+                f"dataset name {name!r}: already taken; choose another name or remove it first"
+            )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".upload-{name}-", dir=dest.parent))
+        try:
+            self._unpack(files, staging)
+            staging.rename(dest)
+            return self.register(name, _dataset_root(dest))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if self.store.job_store.get_dataset(name) is None:
+                shutil.rmtree(dest, ignore_errors=True)
+            raise
+
+    @staticmethod
+    def _unpack(files: Sequence[str | Path], folder: Path) -> None:
+        sources = [Path(f) for f in files]
+        zips = [f for f in sources if f.suffix.lower() == ".zip"]
+        if zips:
+            if len(sources) > 1:
+                raise DatasetError("upload either one .zip or audio files, not both")
+            safe_extract(zips[0], folder)
+            return
+        usable = [f for f in sources if f.suffix.lower() in tasks.AUDIO_EXTENSIONS]
+        if not usable:
+            exts = ", ".join(sorted(tasks.AUDIO_EXTENSIONS))
+            raise DatasetError(f"no audio file among the upload; accepted: {exts}, or one .zip")
+        for f in usable:
+            shutil.copyfile(f, folder / Path(f).name)
+
+    def is_uploaded(self, record: DatasetRecord) -> bool:
+        """Whether the dataset's files were uploaded into the home (so removing deletes them)."""
+        root = self.ui.datasets.resolve()
+        return Path(record.path).resolve().is_relative_to(root)
+
+    def remove(self, name: str) -> DatasetRecord:
+        """Forget the dataset; files uploaded into the home are deleted, others are kept."""
+        record = self.store.remove(name)
+        if self.is_uploaded(record):
+            shutil.rmtree(self.ui.datasets / name, ignore_errors=True)
+        self._cache(name).unlink(missing_ok=True)
+        return record

@@ -1,0 +1,221 @@
+"""What the UI's child processes run (see ``pool``): every call that inspects data, builds a
+task config, or uses a model. Arguments and results are plain values (paths as strings).
+
+Importing this module is light; each function imports the task it needs. A child keeps its
+stores open and its inspections cached between calls (it stays warm while the UI is used).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+from smalltrain import paths, tasks
+from smalltrain.errors import TrainingError
+
+__all__ = [
+    "evaluate",
+    "generate",
+    "gpus",
+    "interpolate",
+    "plan",
+    "predict",
+    "reconstruct",
+    "register",
+    "train_form",
+    "validate",
+]
+
+#: Report entries the UI does not show; the file list is cut to what it needs.
+_FILE_KEYS = ("rel", "duration_s", "sample_rate", "channels")
+
+
+@functools.lru_cache(maxsize=4)
+def _stores(home: str) -> tuple[Any, Any]:
+    from smalltrain.store import DatasetStore, JobStore, ModelStore
+
+    root = Path(home)
+    jobs = JobStore(paths.db_path(root))
+    return DatasetStore(jobs, cache_root=paths.cache_dir(root)), ModelStore(paths.models_dir(root))
+
+
+def _task(kind: str) -> Any:
+    try:
+        return tasks.get_task(kind)
+    except KeyError as exc:
+        raise TrainingError(str(exc.args[0])) from None
+
+
+_REPORTS: dict[tuple[str, str, str], Any] = {}
+
+
+def _inspect(kind: str, path: Path) -> Any:
+    """The task's report of ``path``, cached while the folder's quick fingerprint holds."""
+    from smalltrain.store.datasets import quick_fingerprint
+
+    key = (kind, str(path), quick_fingerprint(path))
+    if key not in _REPORTS:
+        if len(_REPORTS) > 16:
+            _REPORTS.clear()
+        _REPORTS[key] = _task(kind).inspect(path)
+    return _REPORTS[key]
+
+
+def report_view(report: Any) -> dict[str, Any]:
+    """A report's dict for the UI: everything but per-image records; files cut to a few keys."""
+    data = dict(report.to_dict())
+    if isinstance(data.get("files"), list):
+        data["files"] = [{k: f.get(k) for k in _FILE_KEYS} for f in data["files"]]
+    data["text"] = report.format() if hasattr(report, "format") else report.snapshot()
+    return data
+
+
+def register(home: str, name: str, path: str, kind: str | None = None) -> dict[str, Any]:
+    """Inspect ``path`` and register it as dataset ``name``; return the record and report."""
+    from smalltrain.service.datasets import register_dataset
+
+    datasets, _ = _stores(home)
+    target = Path(path).expanduser().resolve()
+    kind = kind or tasks.detect_kind(target)
+    report = _inspect(kind, target)
+    record = register_dataset(datasets, name, target, kind, report=report)
+    return {"record": record.to_dict(), "report": report_view(report)}
+
+
+def inspect(home: str, name: str) -> dict[str, Any]:
+    """The full report of the registered dataset ``name`` as it is on disk now."""
+    datasets, _ = _stores(home)
+    record = datasets.get(name)
+    return report_view(_inspect(record.kind, Path(record.path)))
+
+
+def train_form(home: str, dataset: str, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The train form of a registered dataset: its task, the preset's config and the config
+    with the user's ``overrides`` applied (validated by the task; ConfigError otherwise)."""
+    datasets, _ = _stores(home)
+    record = datasets.get(dataset)
+    task = _task(record.kind)
+    report = _inspect(record.kind, Path(record.path))
+    base = task.adaptive_config(report, "auto", preset=preset)
+    config = task.adaptive_config(report, "auto", preset=preset, **overrides)
+    if hasattr(base, "describe"):  # what the preset chose
+        describe = base.describe()
+    else:
+        from smalltrain.ui.settings import MAIN_FIELDS
+
+        chosen = base.to_dict()
+        shown = [f for f, _ in MAIN_FIELDS.get(record.kind, [])] + ["optimizer", "nbs"]
+        describe = ", ".join(f"{f} {chosen[f]}" for f in shown if f in chosen)
+    return {
+        "task": record.kind,
+        "preset": preset,
+        "preset_config": base.to_dict(),
+        "config": config.to_dict(),
+        "describe": describe,
+        "snapshot": report.snapshot(),
+        "material": getattr(report, "material_summary", ""),
+    }
+
+
+def validate(kind: str, base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (a valid config dict, e.g. the preset's) with ``changes`` applied at once and
+    checked by the task's own config class; the result's dict. String values are converted to
+    each field's type, as ``--set`` does.
+
+    Raises:
+        ConfigError: naming the field, the value and the rule.
+    """
+    from smalltrain.engine.config import apply_overrides
+
+    config = apply_overrides(_task(kind).config_from_dict(base), changes)
+    return dict(config.to_dict())
+
+
+def plan(
+    home: str,
+    dataset: str,
+    config: dict[str, Any],
+    model_name: str | None,
+    changes: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Plan a job (inspect the dataset, validate the config and the name): its dict, ready for
+    ``TrainingManager.enqueue`` in the server. ``changes`` (the form's fields, strings
+    converted by type) are applied to ``config`` first, in the same call."""
+    from smalltrain.service.planning import JobSpec, plan_job
+
+    datasets, models = _stores(home)
+    if changes:
+        config = validate(datasets.get(dataset).kind, config, changes)
+    spec = JobSpec(dataset=dataset, config=config, model_name=model_name or None)
+
+    def cached(task: Any, path: Path) -> Any:
+        return _inspect(task.name, path)
+
+    return plan_job(spec, datasets, models, Path(home), inspect=cached).to_dict()
+
+
+def _out(folder: str) -> Path:
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def generate(model: str, n: int, seed: int, temperature: float, out_dir: str) -> dict[str, Any]:
+    """Sample ``n`` sounds from an audio model into ``out_dir``."""
+    from smalltrain.tasks.audio.generate import load_model, sample
+
+    loaded = load_model(model)
+    files = sample(loaded, n, _out(out_dir), seed=seed, temperature=temperature)
+    return {"files": [str(f) for f in files], "prior_fitted": bool(loaded.prior.fitted)}
+
+
+def reconstruct(model: str, audio: str, out_dir: str) -> dict[str, Any]:
+    """Encode and decode one file; the original is copied beside the result for listening."""
+    import shutil
+
+    from smalltrain.tasks.audio.generate import load_model
+    from smalltrain.tasks.audio.generate import reconstruct as rebuild
+
+    out = _out(out_dir)
+    source = Path(audio)
+    original = out / f"original{source.suffix.lower()}"
+    shutil.copyfile(source, original)
+    result = rebuild(load_model(model), source, out / f"{source.stem}-reconstructed.wav")
+    return {"files": [str(original), str(result)]}
+
+
+def interpolate(model: str, a: str, b: str, steps: int, out_dir: str) -> dict[str, Any]:
+    """Decode ``steps`` points from sound ``a`` to sound ``b``."""
+    from smalltrain.tasks.audio.generate import interpolate as walk
+    from smalltrain.tasks.audio.generate import load_model
+
+    files = walk(load_model(model), a, b, steps, _out(out_dir))
+    return {"files": [str(f) for f in files]}
+
+
+def evaluate(model: str, folder: str, generate: int = 0, seed: int = 0) -> dict[str, Any]:
+    """Score a model's reconstructions of ``folder`` beside PCA of the same size."""
+    from smalltrain.tasks.audio.evaluate import evaluate as score
+
+    started = time.monotonic()
+    data = dict(score(model, folder, generate=generate, seed=seed, device="cpu").to_json_dict())
+    data["seconds"] = time.monotonic() - started
+    return data
+
+
+def predict(home: str, weights: str, images: list[str], out_dir: str, conf: float) -> list[Any]:
+    """Detect objects in ``images`` with ``weights``; annotated copies go to ``out_dir``."""
+    from smalltrain.tasks.detection.predict import predict as detect
+
+    return list(detect(weights, images, _out(out_dir), conf=conf, home=Path(home)))
+
+
+def gpus() -> list[dict[str, Any]]:
+    """The GPUs this machine shows to torch (for a server without NVML)."""
+    from dataclasses import asdict
+
+    from smalltrain.engine.resources import gpu_snapshot
+
+    return [asdict(g) for g in gpu_snapshot()]

@@ -1,0 +1,187 @@
+"""``serve``: the web UI and the HTTP API on one local server (``smalltrain ui``).
+
+- **Offline and private**: Gradio's environment is set before it is imported (no analytics or
+  version checks, temporary files under ``<home>/ui/tmp``), the theme is a built-in one with
+  bundled fonts, no footer links to the internet, and FastAPI's docs page (which loads its
+  scripts from a CDN) is off: the OpenAPI description is served as JSON at /api/openapi.json.
+- **Auth**: HTTP Basic auth in front of everything when credentials are given; a non-loopback
+  host without them is refused before anything starts (``options``).
+- **Ctrl-C** (or SIGTERM) stops serving; jobs this server runs are then cancelled gracefully:
+  each writes a checkpoint and ends CANCELLED (resume it from the UI, or with
+  ``smalltrain resume <id>``); a second Ctrl-C stops them at once. Queued jobs stay queued.
+  Jobs run by a ``smalltrain worker`` go on untouched.
+
+Importing this module imports gradio; only the ``ui`` command imports it, lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import faulthandler
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from smalltrain import __version__
+from smalltrain.errors import ServeError
+from smalltrain.ui import env
+from smalltrain.ui.options import ServeOptions
+
+__all__ = ["build_app", "serve"]
+
+
+def build_app(backend: Any, options: ServeOptions) -> Any:
+    """The ASGI app: the API's routes, then Gradio at ``/``, behind Basic auth if asked."""
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from smalltrain.ui.api import install_api
+    from smalltrain.ui.auth import BasicAuth
+    from smalltrain.ui.views.app import build, theme
+    from smalltrain.ui.views.style import CSS
+
+    app = FastAPI(
+        title="smalltrain API",
+        version=__version__,
+        docs_url=None,  # the default docs page loads swagger-ui from a CDN
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    install_api(app, backend)
+    demo = build(backend)
+    app = gr.mount_gradio_app(
+        app,
+        demo,
+        path="/",
+        server_name=options.host,
+        server_port=options.port,
+        footer_links=[],
+        run_history=False,
+        mcp_server=False,
+        ssr_mode=False,
+        theme=theme(),
+        css=CSS,
+        allowed_paths=[str(backend.ui.outputs), str(backend.ui.root / "exports")],
+        max_file_size="8gb",
+        show_error=True,
+    )
+    if options.credentials:
+        return BasicAuth(app, options.credentials)
+    return app
+
+
+def _bind(options: ServeOptions) -> socket.socket:
+    """The listening socket, bound before anything else so a busy port fails at once."""
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((options.host, options.port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"port {options.port} on {options.host} is in use (another smalltrain ui?); "
+                "choose another with --port"
+            ) from None
+        raise ServeError(f"cannot listen on {options.host}:{options.port}: {e.strerror}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server with our Ctrl-C: the first stops serving, a second stops it hard;
+        the signal is not raised again afterwards (uvicorn would), so jobs can checkpoint."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+
+            def handle(signum: int, frame: FrameType | None) -> None:
+                if self.should_exit:
+                    self.force_exit = True
+                self.should_exit = True
+
+            old = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, h in old.items():
+                    signal.signal(s, h)
+
+    return Server
+
+
+def _stop_jobs(backend: Any, say: Any) -> None:
+    """Close the backend; jobs this process runs checkpoint first (a second Ctrl-C: at once)."""
+    running = backend.running_jobs() if backend.manager.runs_scheduler else []
+    if running:
+        ids = ", ".join(j.id for j in running)
+        say(
+            f"stopping: job(s) {ids} write a checkpoint and end CANCELLED; resume them from the "
+            "UI or with `smalltrain resume <id>` (Ctrl-C again to stop them at once)"
+        )
+
+    def hard(signum: int, frame: FrameType | None) -> None:
+        for j in running:
+            with contextlib.suppress(Exception):
+                backend.manager.cancel(j.id, "immediate", reason="stopped with a second Ctrl-C")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, hard)
+        signal.signal(signal.SIGTERM, hard)
+    queued = backend.manager.jobs.count_jobs("QUEUED")
+    backend.close()
+    if queued:
+        say(
+            f"{queued} queued job(s) stay queued; they run when `smalltrain ui` or "
+            "`smalltrain worker` runs again"
+        )
+
+
+def serve(home: Path, options: ServeOptions, say: Any = print) -> None:
+    """Serve the UI and the API until Ctrl-C (see the module docstring).
+
+    Raises:
+        ServeError: the port is taken or the address cannot be used.
+    """
+    ui = env.prepare(home)  # before gradio is imported
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack (debugging)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    sock = _bind(options)
+    import uvicorn
+
+    from smalltrain.ui.backend import Backend
+
+    backend = Backend(home, max_concurrent=options.max_concurrent, job_nice=options.job_nice)
+    try:
+        app = build_app(backend, options)
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=3,
+            lifespan="on",
+        )
+        server = _server_class()(config)
+        auth = f", Basic auth for {len(options.credentials)} user(s)" if options.credentials else ""
+        say(f"smalltrain UI on {options.url} (API under {options.url}api/{auth})")
+        say(f"home {backend.home}; {backend.scheduler_note()}; Gradio temp files in {ui.tmp}")
+        say("Ctrl-C stops the server; jobs it runs write a checkpoint and end CANCELLED")
+        sys.stdout.flush()
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        _stop_jobs(backend, say)

@@ -1,0 +1,205 @@
+"""Drive a real ``smalltrain ui`` server from a script: for the tests, the benchmarks and anyone
+automating the HTTP API.
+
+- ``start_server(home, ...)`` runs ``python -m smalltrain.cli.main ui`` on a free port and waits
+  until ``/api/health`` answers; ``Server.api`` calls it; ``Server.stop`` is Ctrl-C.
+- ``http`` makes one request as ``curl`` would (Basic auth, JSON body).
+- ``offline()`` moves the calling thread, and every process it starts from then on, into a new
+  network namespace holding only loopback, so "nothing leaves the machine" can be checked rather
+  than assumed. It needs root (CAP_SYS_ADMIN); ``offline_unavailable()`` says why not elsewhere.
+
+Standard library only: importing this module never loads gradio.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Response",
+    "Server",
+    "free_port",
+    "has_route_out",
+    "http",
+    "offline",
+    "offline_unavailable",
+    "running",
+    "start_server",
+]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (in this thread's network namespace)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    auth: tuple[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> Response:
+    """One HTTP request, as `curl -X METHOD [-u user:pw] [-d JSON] URL` would make it."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        req.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Response(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read())
+    except urllib.error.HTTPError as e:
+        return Response(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())
+
+
+@dataclass
+class Server:
+    """A running ``python -m smalltrain.cli.main ui`` process."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    home: Path
+    log: Path
+    auth: tuple[str, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def api(self, method: str, path: str, body: Any = None, **kw: Any) -> Response:
+        kw.setdefault("auth", self.auth)
+        return http(method, self.url + path.lstrip("/"), body, **kw)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """Ctrl-C, as a user would; the exit code (the process is killed if it hangs)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(
+                    f"the server did not stop on Ctrl-C:\n{self.output()}"
+                ) from None
+        return int(self.proc.returncode)
+
+
+def start_server(
+    home: Path, *args: str, auth: tuple[str, str] | None = None, timeout: float = 120.0
+) -> Server:
+    """Start ``smalltrain ui`` on a free port and wait until /api/health answers."""
+    port = free_port()
+    log = home.parent / f"server-{port}.log"
+    home.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "smalltrain.cli.main",
+        "--home",
+        str(home),
+        "ui",
+        "--port",
+        str(port),
+        *args,
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    server = Server(f"http://127.0.0.1:{port}/", proc, home, log, auth)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode}:\n{server.output()}")
+        with contextlib.suppress(OSError):
+            if server.api("GET", "api/health", timeout=2).status == 200:
+                return server
+        time.sleep(0.2)
+    server.stop()
+    raise AssertionError(f"the server did not answer within {timeout} s:\n{server.output()}")
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- a network namespace with loopback only ------------------------------------------------
+
+CLONE_NEWNET = 0x40000000
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def offline_unavailable() -> str | None:
+    """None if ``offline()`` can work here, else the reason it cannot."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "needs root to create a network namespace (CI runs make test as root)"
+    if shutil.which("ip") is None:
+        return "needs the `ip` command (iproute2) to bring loopback up"
+    return None
+
+
+@contextlib.contextmanager
+def offline() -> Iterator[None]:
+    """Inside: this thread and its new child processes see only loopback."""
+    libc = _libc()
+    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        if libc.unshare(CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare(CLONE_NEWNET) failed: {os.strerror(err)}")
+        try:
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
+            yield
+        finally:
+            if libc.setns(original, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"setns back to the original network failed: {os.strerror(err)}")
+    finally:
+        os.close(original)
+
+
+def has_route_out() -> bool:
+    """Whether any interface but loopback is up (a check that ``offline`` really isolates)."""
+    out = subprocess.run(["ip", "-o", "link", "show", "up"], capture_output=True, text=True).stdout
+    return any(" lo:" not in line for line in out.splitlines() if line.strip())

@@ -1,0 +1,168 @@
+"""Using trained models from the UI: generate, reconstruct, interpolate, evaluate (audio) and
+predict (detection). Each action runs in a child process and writes into its own output folder
+``<home>/ui/outputs/<time>-<action>-<random>``; the newest ``KEEP_OUTPUTS`` folders are kept.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from smalltrain.errors import DatasetError, ModelNotFound
+from smalltrain.store.models import ModelInfo, ModelStore
+from smalltrain.ui import ops
+from smalltrain.ui.env import UIPaths
+from smalltrain.ui.pool import ChildPool
+
+__all__ = ["KEEP_OUTPUTS", "Output", "UseUI"]
+
+KEEP_OUTPUTS = 50
+MAX_SOUNDS = 64
+
+
+@dataclass
+class Output:
+    """What one action made: its folder's name (for URLs), the files, and extra data."""
+
+    folder: str
+    files: list[str] = field(default_factory=list)
+    data: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+class UseUI:
+    """The "use" actions shared by the UI and the API."""
+
+    def __init__(self, models: ModelStore, ui: UIPaths, pool: ChildPool) -> None:
+        self.models = models
+        self.ui = ui
+        self.pool = pool
+
+    def model(self, ref: str, task: str) -> ModelInfo:
+        """The registered model ``"DATASET/NAME"`` of ``task``.
+
+        Raises:
+            ModelNotFound: no such model, or one of another task.
+        """
+        dataset, _, name = ref.partition("/")
+        if not dataset or not name:
+            raise ModelNotFound(f"{ref!r}: choose a model as DATASET/NAME")
+        info = self.models.get(dataset, name)
+        if info.task and info.task != task:
+            raise ModelNotFound(f"{ref} is a {info.task} model; choose a {task} model")
+        return info
+
+    def choices(self, task: str) -> list[str]:
+        """``DATASET/NAME`` of every model of ``task``, active models first."""
+        found = [m for m in self.models.list() if (m.task or task) == task]
+        found.sort(key=lambda m: (not m.active, m.dataset, m.created))
+        return [f"{m.dataset}/{m.name}" for m in found]
+
+    def _new_output(self, action: str) -> tuple[str, Path]:
+        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{action}-{secrets.token_hex(3)}"
+        folder = self.ui.outputs / name
+        folder.mkdir(parents=True)
+        old = sorted(p for p in self.ui.outputs.iterdir() if p.is_dir())
+        for stale in old[:-KEEP_OUTPUTS]:
+            shutil.rmtree(stale, ignore_errors=True)
+        return name, folder
+
+    def generate(self, ref: str, n: int, seed: int, temperature: float) -> Output:
+        """Sample ``n`` new sounds from an audio model."""
+        if not 1 <= int(n) <= MAX_SOUNDS:
+            raise ValueError(f"n={n}: choose between 1 and {MAX_SOUNDS} sounds")
+        model = self.model(ref, "audio")
+        name, folder = self._new_output("generate")
+        result = self.pool.call(
+            ops.generate, str(model.path), int(n), int(seed), float(temperature), str(folder)
+        )
+        out = Output(name, result["files"])
+        if not result["prior_fitted"]:
+            out.notes.append("this model has no fitted prior: sounds are drawn from N(0, I)")
+        return out
+
+    def reconstruct(self, ref: str, audio: str | Path) -> Output:
+        """Encode and decode one sound; the original and the result."""
+        model = self.model(ref, "audio")
+        name, folder = self._new_output("reconstruct")
+        result = self.pool.call(ops.reconstruct, str(model.path), str(audio), str(folder))
+        return Output(name, result["files"])
+
+    def interpolate(self, ref: str, a: str | Path, b: str | Path, steps: int) -> Output:
+        """Sounds on the way from ``a`` to ``b`` in the model's latent space."""
+        if not 2 <= int(steps) <= MAX_SOUNDS:
+            raise ValueError(f"steps={steps}: choose between 2 and {MAX_SOUNDS}")
+        model = self.model(ref, "audio")
+        name, folder = self._new_output("interpolate")
+        result = self.pool.call(
+            ops.interpolate, str(model.path), str(a), str(b), int(steps), str(folder)
+        )
+        return Output(name, result["files"])
+
+    def evaluate(self, ref: str, folder: str | Path, generate: int = 0) -> Output:
+        """The model beside PCA of its size on a held-out folder (``evaluate``'s JSON)."""
+        model = self.model(ref, "audio")
+        if not Path(folder).exists():
+            raise DatasetError(f"{folder}: no such folder or file on the server")
+        data = self.pool.call(ops.evaluate, str(model.path), str(folder), int(generate))
+        return Output("", [], data)
+
+    def stage_uploads(self, files: Sequence[str | Path], action: str) -> Path:
+        """Copy uploaded files into a fresh folder under ``<home>/ui/uploads`` (one action's
+        input, e.g. a held-out set to evaluate); the newest ``KEEP_OUTPUTS`` are kept."""
+        if not files:
+            raise DatasetError("no files uploaded")
+        folder = (
+            self.ui.uploads / f"{time.strftime('%Y%m%d-%H%M%S')}-{action}-{secrets.token_hex(3)}"
+        )
+        folder.mkdir(parents=True)
+        for f in files:
+            shutil.copyfile(f, folder / Path(f).name)
+        old = sorted(p for p in self.ui.uploads.iterdir() if p.is_dir())
+        for stale in old[:-KEEP_OUTPUTS]:
+            shutil.rmtree(stale, ignore_errors=True)
+        return folder
+
+    def predict(self, ref: str, images: Sequence[str | Path], conf: float) -> Output:
+        """Boxes on images with a detection model; annotated copies and per-image records."""
+        if not images:
+            raise DatasetError("no image uploaded")
+        model = self.model(ref, "detect")
+        name, folder = self._new_output("predict")
+        records = self.pool.call(
+            ops.predict,
+            str(self.ui.home),
+            str(model.weights),
+            [str(i) for i in images],
+            str(folder),
+            float(conf),
+        )
+        return Output(name, [r["annotated"] for r in records], records)
+
+    def output_file(self, folder: str, file: str) -> Path:
+        """The file ``file`` of output folder ``folder``, refusing anything outside it.
+
+        Raises:
+            FileNotFoundError: no such output, or a name that leaves the folder.
+        """
+        return contained(self.ui.outputs, folder, file)
+
+
+def contained(root: Path, *parts: str) -> Path:
+    """``root/part/...`` if it is an existing file inside ``root``.
+
+    Raises:
+        FileNotFoundError: it is missing, or the parts leave ``root`` ('..', links, absolute).
+    """
+    target = root.joinpath(*parts).resolve()
+    base = root.resolve()
+    if any(p in ("", ".", "..") or "/" in p or "\\" in p for p in parts):
+        raise FileNotFoundError(f"{'/'.join(parts)}: not a file name")
+    if not target.is_relative_to(base) or not target.is_file():
+        raise FileNotFoundError(f"{'/'.join(parts)}: no such file")
+    return target

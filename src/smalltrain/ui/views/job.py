@@ -1,0 +1,197 @@
+"""The Job tab: one job, live from the store: state, progress, Stop / Stop now / Resume,
+curves, warnings, resource gauges, preview players and the log.
+
+The page polls the store (every 0.5 s; an unchanged job costs one row read and sends nothing),
+so closing the tab never touches the job and a reopened page shows what is stored. Stop and
+Resume call the engine (``TrainingManager.cancel``/``resume``); Gradio's ``cancels=`` only stops
+generator functions, never a job. Buttons are enabled from the stored state at every change,
+so they cannot get stuck.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from smalltrain.engine.context import CancelMode
+from smalltrain.engine.jobs import RESUMABLE, JobStatus, TrainingJob
+from smalltrain.ui import render
+from smalltrain.ui.backend import Backend
+from smalltrain.ui.views.common import EXPECTED, error_html, job_choices
+
+#: Keeps the page's address on the job it shows, so a reload opens the same job.
+URL_JS = """(job) => {
+  const url = new URL(window.location.href);
+  if (job) { url.searchParams.set('job', job); } else { url.searchParams.delete('job'); }
+  window.history.replaceState(null, '', url);
+  return job;
+}"""
+
+
+@dataclass
+class JobTab:
+    picker: gr.Dropdown
+    load_outputs: list[Any]
+    show: Any  # job id -> outputs
+
+
+def _buttons(job: TrainingJob | None) -> list[Any]:
+    if job is None:
+        return [gr.update(interactive=False)] * 3
+    running = job.status in (JobStatus.QUEUED, JobStatus.STARTING, JobStatus.TRAINING)
+    return [
+        gr.update(interactive=running),
+        gr.update(interactive=running or job.status is JobStatus.CANCELLING),
+        gr.update(interactive=job.status in RESUMABLE),
+    ]
+
+
+class JobPanel:
+    """The tab's logic: outputs are [sig, header, progress, charts, warnings, previews, log,
+    stop, stop_now, resume]."""
+
+    N = 10
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._charts: dict[str, tuple[int, str]] = {}  # job id -> (id of its curves, HTML)
+
+    def _charts_html(self, view: Any) -> str:
+        """The charts' SVG, drawn again only when the backend re-read the curves."""
+        cached = self._charts.get(view.job.id)
+        if cached is None or cached[0] != id(view.charts):
+            if len(self._charts) > 64:
+                self._charts.clear()
+            cached = (id(view.charts), render.charts(view))
+            self._charts[view.job.id] = cached
+        return cached[1]
+
+    def signature(self, job: TrainingJob) -> str:
+        return f"{job.id}|{job.updated_at}|{job.status.value}"
+
+    def values(self, job_id: str | None) -> list[Any]:
+        """Every output's fresh value (the first, the page's memory, excluded)."""
+        if not job_id:
+            empty = render.message("No job yet: start one in the Train tab.")
+            return [empty, "", "", "", "", "", *_buttons(None)]
+        view = self.backend.view(job_id)
+        job = view.job
+        return [
+            render.job_header(job),
+            render.progress(job, view),
+            self._charts_html(view),
+            render.warnings(view),
+            render.previews(job.id, view.previews) if job.task == "audio" else "",
+            render.log_block(view.log),
+            *_buttons(job),
+        ]
+
+    def render(self, job_id: str | None, seen: dict[str, Any] | None = None) -> list[Any]:
+        """The outputs; with ``seen`` (what this page shows), unchanged ones are skipped, so a
+        poll sends only what changed (often just the progress bar)."""
+        values = self.values(job_id)
+        keys = [hash(repr(v) if isinstance(v, dict) else v) for v in values]
+        job = self.backend.manager.get_job(job_id) if job_id else None
+        memory = {"sig": self.signature(job) if job else "", "shown": keys}
+        if not seen or seen.get("sig", "|").split("|")[0] != (job.id if job else ""):
+            return [memory, *values]
+        shown = seen.get("shown") or []
+        out = [v if i >= len(shown) or shown[i] != k else gr.skip()
+               for i, (v, k) in enumerate(zip(values, keys, strict=True))]  # fmt: skip
+        return [memory, *out]
+
+    def tick(self, job_id: str | None, seen: dict[str, Any] | None) -> list[Any]:
+        """The timer's refresh: nothing is sent unless the stored job changed."""
+        if not job_id:
+            return [gr.skip()] * self.N
+        try:
+            job = self.backend.manager.get_job(job_id)
+        except EXPECTED:
+            return [gr.skip()] * self.N
+        if seen and self.signature(job) == seen.get("sig"):
+            return [gr.skip()] * self.N
+        return self.render(job_id, seen)
+
+    def act(self, action: str, job_id: str | None) -> list[Any]:
+        """Stop, Stop now or Resume, then the fresh state and a notice."""
+        if not job_id:
+            return [*([gr.skip()] * self.N), render.message("Choose a job first.", "warn")]
+        try:
+            if action == "resume":
+                job = self.backend.resume(job_id)
+                note = f"Job {job.id} queued again: {job.status_reason or 'resuming'}."
+            else:
+                mode: CancelMode = "immediate" if action == "stop_now" else "graceful"
+                job = self.backend.cancel(job_id, mode)
+                note = (
+                    f"Job {job.id}: stop requested; it writes a checkpoint and ends CANCELLED."
+                    if mode == "graceful"
+                    else f"Job {job.id}: stopping now."
+                )
+            return [*self.render(job_id), render.message(note, "ok")]
+        except EXPECTED as exc:
+            return [*self.render(job_id), error_html(exc)]
+
+
+def build(backend: Backend) -> JobTab:
+    """Lay out the tab and wire its events."""
+    panel = JobPanel(backend)
+    sig = gr.State({})  # what this page shows: the job's signature and each output's value
+    with gr.Row(elem_classes=["st-row-end"]):
+        picker = gr.Dropdown(
+            label="Job", choices=[], scale=4, interactive=True, elem_id="job-picker"
+        )
+        refresh = gr.Button("Refresh", scale=1, min_width=100, elem_id="job-refresh")
+    header = gr.HTML(elem_id="job-header")
+    progress = gr.HTML(elem_id="job-progress")
+    with gr.Row():
+        stop = gr.Button(
+            "Stop (checkpoint first)", variant="secondary", interactive=False, elem_id="job-stop"
+        )
+        stop_now = gr.Button("Stop now", variant="stop", interactive=False, elem_id="job-stop-now")
+        resume = gr.Button("Resume", variant="primary", interactive=False, elem_id="job-resume")
+    notice = gr.HTML(elem_id="job-notice")
+    gauges = gr.HTML(render.gauges(None), elem_id="job-gauges")
+    charts = gr.HTML(elem_id="job-charts")
+    with gr.Row():
+        with gr.Column(scale=1):
+            gr.Markdown("#### Warnings")
+            warnings = gr.HTML(elem_id="job-warnings")
+        with gr.Column(scale=1):
+            gr.Markdown("#### Previews")
+            previews = gr.HTML(elem_id="job-previews")
+    with gr.Accordion("Event log", open=False):
+        log = gr.HTML(elem_id="job-log")
+    outputs = [sig, header, progress, charts, warnings, previews, log, stop, stop_now, resume]
+    timer = gr.Timer(0.5)
+    timer.tick(
+        panel.tick,
+        [picker, sig],
+        outputs,
+        show_progress="hidden",
+        concurrency_limit=None,
+        queue=False,
+    )
+    gauge_timer = gr.Timer(2.0)
+    gauge_timer.tick(
+        lambda: render.gauges(backend.resources.latest()),
+        None,
+        gauges,
+        show_progress="hidden",
+        concurrency_limit=None,
+        queue=False,
+    )
+    picker.change(lambda j: panel.render(j), picker, outputs, show_progress="hidden")
+    picker.input(None, picker, None, js=URL_JS)
+    refresh.click(lambda j: gr.update(choices=job_choices(backend, j)), picker, picker)
+    for button, action in ((stop, "stop"), (stop_now, "stop_now"), (resume, "resume")):
+        button.click(
+            lambda j, a=action: panel.act(a, j),
+            picker,
+            [*outputs, notice],
+            show_progress="hidden",
+            concurrency_limit=None,
+        )
+    return JobTab(picker=picker, load_outputs=outputs, show=panel.render)

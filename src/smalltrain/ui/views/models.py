@@ -1,0 +1,180 @@
+"""The Models tab: a dataset's registry (active, created, base model, epochs, headline metric,
+dataset snapshot, and a warning when the dataset changed since), set active, delete (with
+confirmation), download weights, and several models' metric histories on one chart."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+import gradio as gr
+
+from smalltrain.ui import render
+from smalltrain.ui.backend import Backend, ModelRow
+from smalltrain.ui.charts import line_chart
+from smalltrain.ui.views.common import guard
+
+DEFAULT_METRIC = {"audio": "val/sc", "detect": "val/mAP50"}
+
+
+@dataclass
+class ModelsTab:
+    dataset: gr.Dropdown
+    refresh: Any  # dataset -> outputs
+    outputs: list[Any]
+
+
+def _metric(row: ModelRow) -> str:
+    value = row.info.headline_value
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{row.info.headline_metric} {value:.4g}"
+
+
+def table_html(rows: list[ModelRow]) -> str:
+    """The registry as a table; a changed dataset is flagged on the model's row."""
+    if not rows:
+        return render.message("No model for this dataset yet: train one in the Train tab.")
+    body = []
+    for r in rows:
+        m = r.info
+        warn = (
+            f'<div class="st-msg st-msg-warn st-small">⚠ {escape(r.changed)}</div>'
+            if r.changed
+            else ""
+        )
+        body.append(
+            f'<tr data-model="{escape(m.name)}"><td>{"● active" if m.active else ""}</td>'
+            f"<td><b>{escape(m.name)}</b>{warn}</td><td>{escape(m.created)}</td>"
+            f"<td>{escape(str(m.base_model or '-'))}</td><td>{m.epochs_completed}</td>"
+            f"<td>{escape(_metric(r))}</td><td>{escape(m.dataset_snapshot)}</td></tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("", "model", "created", "base model", "epochs", "headline metric", "trained on")
+    )
+    return (
+        f'<table class="st-table st-models"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _download(dataset: str | None, name: str | None) -> str:
+    if not dataset or not name:
+        return ""
+    url = f"/api/models/{quote(dataset)}/{quote(name)}/weights"
+    return f'<a class="st-buttonlink" href="{escape(url)}" download>Download weights (.pt)</a>'
+
+
+class ModelsPanel:
+    """Outputs of ``refresh``: [table, model picker, compare choices, metric, chart, download]."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def refresh(self, dataset: str | None, selected: str | None = None) -> list[Any]:
+        if not dataset:
+            return [
+                render.message("Choose a dataset."),
+                gr.update(choices=[], value=None),
+                gr.update(choices=[], value=[]),
+                gr.update(choices=[]),
+                "",
+                "",
+            ]
+        rows = self.backend.model_rows(dataset)
+        names = [r.info.name for r in rows]
+        active = next((r.info.name for r in rows if r.info.active), names[-1] if names else None)
+        chosen = selected if selected in names else active
+        infos = [r.info for r in rows]
+        keys = self.backend.model_metric_keys(infos)
+        task = rows[0].info.task if rows else ""
+        metric = (
+            DEFAULT_METRIC.get(task)
+            if DEFAULT_METRIC.get(task) in keys
+            else (keys[0] if keys else None)
+        )
+        compare = names[-3:]
+        return [
+            table_html(rows),
+            gr.update(choices=names, value=chosen),
+            gr.update(choices=names, value=compare),
+            gr.update(choices=keys, value=metric),
+            self.chart(dataset, compare, metric),
+            _download(dataset, chosen),
+        ]
+
+    def chart(self, dataset: str | None, names: list[str] | None, metric: str | None) -> str:
+        if not dataset or not names or not metric:
+            return render.message("Choose two or more models and a metric to compare them.")
+        infos = [m for m in self.backend.manager.list_models(dataset) if m.name in set(names)]
+        series = self.backend.model_history(infos, metric)
+        return line_chart(
+            f"{metric} per epoch", series, "epoch", "no stored history for these models"
+        )
+
+
+def build(backend: Backend) -> ModelsTab:
+    """Lay out the tab and wire its events."""
+    panel = ModelsPanel(backend)
+    with gr.Row(elem_classes=["st-row-end"]):
+        dataset = gr.Dropdown(label="Dataset", choices=[], scale=4, elem_id="models-dataset")
+        refresh = gr.Button("Refresh", size="sm", scale=1)
+    table = gr.HTML(elem_id="models-table")
+    with gr.Row(elem_classes=["st-row-end"]):
+        model = gr.Dropdown(label="Model", choices=[], scale=3, elem_id="models-model")
+        activate = gr.Button("Set active", scale=1, elem_id="models-activate")
+        delete = gr.Button("Delete…", variant="stop", scale=1, elem_id="models-delete")
+        download = gr.HTML()
+    with gr.Row(visible=False) as confirm_row:
+        confirm_text = gr.HTML()
+        confirm = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="models-confirm")
+        cancel = gr.Button("Cancel", size="sm")
+    message = gr.HTML(elem_id="models-message")
+    gr.Markdown("#### Compare models")
+    with gr.Row():
+        compare = gr.CheckboxGroup(label="Models", choices=[], scale=3)
+        metric = gr.Dropdown(label="Metric", choices=[], scale=1)
+    chart = gr.HTML(elem_classes=["st-compare"], elem_id="models-chart")
+
+    outputs = [table, model, compare, metric, chart, download]
+    dataset.change(panel.refresh, dataset, outputs, show_progress="hidden")
+    refresh.click(panel.refresh, [dataset, model], outputs, show_progress="hidden")
+    model.change(_download, [dataset, model], download, show_progress="hidden")
+    for trigger in (compare.change, metric.change):
+        trigger(panel.chart, [dataset, compare, metric], chart, show_progress="hidden")
+
+    def do_activate(d: str, name: str) -> list[Any]:
+        info = backend.manager.set_active_model(name, d)
+        return [
+            render.message(f"{info.name} is now the active model of {d}.", "ok"),
+            *panel.refresh(d, name),
+        ]
+
+    activate.click(guard(do_activate, 7, 0), [dataset, model], [message, *outputs])
+
+    def ask(d: str | None, name: str | None) -> list[Any]:
+        if not d or not name:
+            return [gr.update(visible=False), "", render.message("Choose a model first.", "warn")]
+        info = backend.manager.get_model(name, d)
+        note = f"Delete model {name!r} of {d!r} and its files ({info.path})?"
+        if info.active:
+            note += " It is the active model: the dataset will have none."
+        return [gr.update(visible=True), render.message(note, "warn"), ""]
+
+    delete.click(guard(ask, 3, 2), [dataset, model], [confirm_row, confirm_text, message])
+    cancel.click(lambda: gr.update(visible=False), None, confirm_row)
+
+    def do_delete(d: str, name: str) -> list[Any]:
+        backend.manager.delete_model(name, d)
+        return [
+            gr.update(visible=False),
+            render.message(f"Deleted model {name!r}.", "ok"),
+            *panel.refresh(d),
+        ]
+
+    confirm.click(guard(do_delete, 8, 1), [dataset, model], [confirm_row, message, *outputs])
+    return ModelsTab(dataset=dataset, refresh=panel.refresh, outputs=outputs)

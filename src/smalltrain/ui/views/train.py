@@ -1,0 +1,308 @@
+"""The Train tab: dataset, preset and settings (validated by the task itself), remembered per
+dataset, exported and imported as YAML; Start queues the job and opens the Job tab."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from smalltrain.engine.fsutil import atomic_write_text
+from smalltrain.errors import ConfigError
+from smalltrain.ui import ops, render
+from smalltrain.ui.backend import Backend
+from smalltrain.ui.settings import (
+    PRESETS,
+    SLOTS,
+    diff,
+    dump_yaml,
+    load_yaml,
+    parse_advanced,
+    split_fields,
+)
+from smalltrain.ui.views.common import EXPECTED, error_html, guard
+
+
+@dataclass
+class TrainTab:
+    dataset: gr.Dropdown
+    load_outputs: list[Any]
+    load: Any  # the function filling the form for a dataset
+
+
+def _info(form: dict[str, Any]) -> str:
+    chosen = form["config"].get("preset", form["preset"])
+    preset = form["preset"]
+    label = f"{escape(preset)} → {escape(str(chosen))}" if preset == "auto" else escape(preset)
+    material = f" · {escape(form['material'])}" if form.get("material") else ""
+    describe = (
+        f'<div class="st-dim st-small">The preset chose (your changes are listed below the '
+        f'fields):</div><pre class="st-small">{escape(form["describe"])}</pre>'
+        if form.get("describe")
+        else ""
+    )
+    return (
+        f'<div data-task="{escape(form["task"])}"><b>Task:</b> {escape(form["task"])} · '
+        f"<b>preset:</b> {label} · {escape(form['snapshot'])}{material}{describe}</div>"
+    )
+
+
+def _changes_note(config: dict[str, Any], base: dict[str, Any]) -> str:
+    changed = diff(config, base)
+    if not changed:
+        return "Settings are valid: the preset's values, unchanged."
+    parts = [f"{k} {base.get(k)!r} → {v!r}" for k, v in changed.items()]
+    return "Settings are valid. Changed from the preset: " + "; ".join(parts)
+
+
+#: Where the validation notice is among ``TrainForm.fill``'s outputs.
+STATUS_AT = 3 + SLOTS + 1
+
+
+class TrainForm:
+    """The form's logic, outside Gradio's wiring (each method returns the outputs' values)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.exports = backend.ui.root / "exports"
+
+    def _export(self, form: dict[str, Any], config: dict[str, Any]) -> str:
+        path = self.exports / f"{form['dataset']}-{form['task']}-settings.yaml"
+        atomic_write_text(path, dump_yaml(form["task"], form["dataset"], config))
+        return str(path)
+
+    def fill(self, form: dict[str, Any], model_name: str, note: str = "") -> list[Any]:
+        """Every output of the form for a ``train_form`` result."""
+        task, config = form["task"], form["config"]
+        main, advanced = split_fields(task, config)
+        slots = [gr.update(visible=True, label=label, value=text) for _, label, text in main]
+        slots += [gr.update(visible=False, value="")] * (SLOTS - len(main))
+        state = {**form, "fields": [f for f, _, _ in main]}
+        status = (
+            render.message(note, "warn")
+            if note
+            else render.message(_changes_note(config, form["preset_config"]), "ok")
+        )
+        return [
+            gr.update(choices=PRESETS.get(task, ["auto"]), value=form["preset"]),
+            model_name,
+            _info(form),
+            *slots,
+            advanced,
+            status,
+            state,
+            gr.update(value=self._export(state, config), interactive=True),
+        ]
+
+    def load(self, dataset: str | None) -> list[Any]:
+        """The remembered form of ``dataset`` (its preset with the remembered changes)."""
+        if not dataset:
+            return self.empty("Register a dataset in the Datasets tab to train on it.")
+        saved = self.backend.settings.get(dataset)
+        home = str(self.backend.home)
+        note = ""
+        try:
+            form = self.backend.pool.call(
+                ops.train_form, home, dataset, saved["preset"], saved["overrides"]
+            )
+        except ConfigError as e:
+            form = self.backend.pool.call(ops.train_form, home, dataset, "auto", {})
+            note = f"The remembered settings are not valid any more ({e}); showing the preset."
+        form["dataset"] = dataset
+        self.backend.settings.set_last(dataset)
+        return self.fill(form, saved["model_name"], note)
+
+    def empty(self, text: str) -> list[Any]:
+        slots = [gr.update(visible=False, value="")] * SLOTS
+        return [
+            gr.skip(),
+            "",
+            "",
+            *slots,
+            "",
+            render.message(text, "info"),
+            {},
+            gr.update(interactive=False),
+        ]
+
+    @staticmethod
+    def changes(state: dict[str, Any], slots: tuple[str, ...], code: str) -> dict[str, Any]:
+        """The form's fields (the inputs and the advanced YAML) as changes to the preset."""
+        if not state.get("task"):
+            raise ConfigError("dataset", None, "choose a dataset first")
+        changes = parse_advanced(code)
+        for field, text in zip(state["fields"], slots, strict=False):
+            changes[field] = text.strip()
+        return changes
+
+    def current(self, state: dict[str, Any], slots: tuple[str, ...], code: str) -> dict[str, Any]:
+        """The config the form shows now, validated by the task (ConfigError if not)."""
+        changes = self.changes(state, slots, code)
+        return dict(
+            self.backend.pool.call(ops.validate, state["task"], state["preset_config"], changes)
+        )
+
+    def edit(self, state: dict[str, Any], model_name: str, code: str, *slots: str) -> list[Any]:
+        """Validate the form as edited; remember it when valid."""
+        try:
+            config = self.current(state, slots, code)
+        except EXPECTED as exc:
+            return [error_html(exc), gr.skip()]
+        base = state["preset_config"]
+        self.backend.settings.save(
+            state["dataset"], state["preset"], diff(config, base), model_name.strip()
+        )
+        return [
+            render.message(_changes_note(config, base), "ok"),
+            gr.update(value=self._export(state, config)),
+        ]
+
+    def change_preset(
+        self, state: dict[str, Any], preset: str, model_name: str, code: str, *slots: str
+    ) -> list[Any]:
+        """Switch preset, keeping the user's changes (when the form is valid)."""
+        try:
+            overrides = diff(self.current(state, slots, code), state["preset_config"])
+        except EXPECTED:
+            overrides = {}
+        form = self.backend.pool.call(
+            ops.train_form, str(self.backend.home), state["dataset"], preset, overrides
+        )
+        form["dataset"] = state["dataset"]
+        self.backend.settings.save(state["dataset"], preset, overrides, model_name.strip())
+        return self.fill(form, model_name)
+
+    def reset(self, state: dict[str, Any], model_name: str) -> list[Any]:
+        """Back to the preset's values."""
+        form = self.backend.pool.call(
+            ops.train_form, str(self.backend.home), state["dataset"], state["preset"], {}
+        )
+        form["dataset"] = state["dataset"]
+        self.backend.settings.save(state["dataset"], state["preset"], {}, model_name.strip())
+        return self.fill(form, model_name, "")
+
+    def import_file(self, state: dict[str, Any], path: str | None, model_name: str) -> list[Any]:
+        """Load a settings YAML (a task config's fields) into the form."""
+        if not path:
+            raise ConfigError("settings file", None, "no file chosen")
+        if not state.get("task"):
+            raise ConfigError("dataset", None, "choose a dataset first")
+        data = load_yaml(path)
+        base = state["preset_config"]
+        config = self.backend.pool.call(ops.validate, state["task"], base, data)
+        overrides = diff(config, base)
+        home = str(self.backend.home)
+        form = self.backend.pool.call(
+            ops.train_form, home, state["dataset"], state["preset"], overrides
+        )
+        form["dataset"] = state["dataset"]
+        self.backend.settings.save(state["dataset"], state["preset"], overrides, model_name.strip())
+        out = self.fill(form, model_name)
+        out[STATUS_AT] = render.message(
+            f"Imported {Path(path).name}. " + _changes_note(form["config"], form["preset_config"]),
+            "ok",
+        )
+        return out
+
+    def start(self, state: dict[str, Any], model_name: str, code: str, *slots: str) -> list[Any]:
+        """Queue the job and open it in the Job tab."""
+        changes = self.changes(state, slots, code)
+        base = state["preset_config"]
+        job = self.backend.start_job(state["dataset"], base, model_name.strip() or None, changes)
+        self.backend.settings.save(state["dataset"], state["preset"], diff(job.config, base), "")
+        note = render.message(f"Job {job.id} queued: model {job.model_name!r}.", "ok")
+        return [note, "", gr.update(selected="job"), job.id]
+
+
+def build(backend: Backend, tabs: gr.Tabs, started: gr.Textbox) -> TrainTab:
+    """Lay out the tab and wire its events."""
+    logic = TrainForm(backend)
+    form = gr.State({})
+    with gr.Row():
+        dataset = gr.Dropdown(
+            label="Dataset", choices=[], scale=3, interactive=True, elem_id="train-dataset"
+        )
+        preset = gr.Dropdown(
+            label="Preset",
+            choices=["auto"],
+            value="auto",
+            scale=1,
+            interactive=True,
+            elem_id="train-preset",
+        )
+        model_name = gr.Textbox(
+            label="Model name",
+            placeholder="automatic: <task>-<date>-<time>",
+            scale=2,
+            elem_id="train-model-name",
+        )
+    info = gr.HTML(elem_id="train-info")
+    slots = []
+    with gr.Row():
+        for i in range(SLOTS // 2):
+            slots.append(
+                gr.Textbox(label="", visible=False, min_width=140, elem_id=f"train-field-{i}")
+            )
+    with gr.Row():
+        for i in range(SLOTS // 2, SLOTS):
+            slots.append(
+                gr.Textbox(label="", visible=False, min_width=140, elem_id=f"train-field-{i}")
+            )
+    with gr.Accordion("Advanced settings: every other field (YAML)", open=False):
+        code = gr.Code(
+            language="yaml",
+            lines=16,
+            label="Advanced settings",
+            show_label=False,
+            elem_id="train-yaml",
+        )
+    status = gr.HTML(elem_id="train-status")
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", scale=2, elem_id="train-start")
+        reset = gr.Button("Reset to the preset", scale=1, elem_id="train-reset")
+        export = gr.DownloadButton(
+            "Export YAML", interactive=False, scale=1, elem_id="train-export"
+        )
+        upload = gr.UploadButton(
+            "Import YAML",
+            file_types=[".yaml", ".yml"],
+            type="filepath",
+            scale=1,
+            elem_id="train-import",
+        )
+    message = gr.HTML(elem_id="train-message")
+
+    outputs = [preset, model_name, info, *slots, code, status, form, export]
+
+    status_at = outputs.index(status)
+    dataset.input(guard(logic.load, len(outputs), status_at), dataset, outputs)
+    preset.input(
+        guard(logic.change_preset, len(outputs), status_at),
+        [form, preset, model_name, code, *slots],
+        outputs,
+    )
+    boxes: list[gr.Textbox | gr.Code] = [*slots, code, model_name]
+    # Typing validates (and remembers); leaving a field does too (a paste). One listener for
+    # every field: "always_last" then keeps the checks in order, so an older answer never
+    # overwrites a newer one.
+    gr.on(
+        [t for box in boxes for t in (box.input, box.blur)],
+        logic.edit,
+        [form, model_name, code, *slots],
+        [status, export],
+        trigger_mode="always_last",
+        show_progress="hidden",
+    )
+    reset.click(guard(logic.reset, len(outputs), status_at), [form, model_name], outputs)
+    upload.upload(
+        guard(logic.import_file, len(outputs), status_at), [form, upload, model_name], outputs
+    )
+    start.click(
+        guard(logic.start, 4, 0),
+        [form, model_name, code, *slots],
+        [message, model_name, tabs, started],
+    )
+    return TrainTab(dataset=dataset, load_outputs=outputs, load=logic.load)

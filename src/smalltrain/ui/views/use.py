@@ -1,0 +1,283 @@
+"""The Use tab: audio models generate, reconstruct, interpolate and are evaluated beside PCA;
+detection models find boxes on uploaded images. Every action runs in a child process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from smalltrain import tasks
+from smalltrain.ui import render
+from smalltrain.ui.backend import Backend
+from smalltrain.ui.views.common import dataset_choices, guard
+
+AUDIO_TYPES = sorted(tasks.AUDIO_EXTENSIONS)
+IMAGE_TYPES = [".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"]
+
+
+@dataclass
+class UseTab:
+    refresh: Any  # () -> outputs
+    outputs: list[Any]
+
+
+def _verdict(data: dict[str, Any]) -> str:
+    model, pca = data["model"], data["baseline_pca"]
+    ratio = model["sc"] / max(pca["sc"], 1e-12)
+    verdict = "beats" if ratio < 0.99 else "is level with" if ratio <= 1.01 else "does not beat"
+    return (
+        f"model SC {model['sc']:.3f}, PCA-{pca['k']} SC {pca['sc']:.3f}: the model {verdict} the "
+        f"linear baseline (PCA fitted on {pca['train_chunks']} training chunks)"
+    )
+
+
+def evaluation_html(data: dict[str, Any]) -> str:
+    """``evaluate``'s result as the CLI shows it: model beside PCA, then per file."""
+    model, pca = data["model"], data["baseline_pca"]
+    scores = render.table(
+        ("", "size", "spectral convergence", "mel L1 (dB)"),
+        [
+            (
+                "model",
+                f"{model['latent_floats']} latent floats",
+                f"{model['sc']:.4f}",
+                f"{model['mel_l1_db']:.2f}",
+            ),
+            (
+                f"PCA-{pca['k']}",
+                f"{pca['k']} components",
+                f"{pca['sc']:.4f}",
+                f"{pca['mel_l1_db']:.2f}",
+            ),
+        ],
+        "st-eval",
+    )
+    out = f"<h4>Reconstruction of {data['chunks']} chunks (lower is better)</h4>{scores}"
+    out += render.message(_verdict(data), "info")
+    files = data.get("files") or []
+    if len(files) > 1:
+        out += "<h4>Per file (mean over its chunks)</h4>" + render.table(
+            ("file", "chunks", "model SC", "PCA SC", "model L1 dB", "PCA L1 dB"),
+            [
+                (
+                    f["path"],
+                    f.get("chunks", ""),
+                    f"{f['sc']:.4f}",
+                    f"{f.get('pca_sc', 0.0):.4f}",
+                    f"{f['mel_l1_db']:.2f}",
+                    f"{f.get('pca_mel_l1_db', 0.0):.2f}",
+                )
+                for f in files
+            ],
+        )
+    gen = data.get("generation")
+    if gen:
+        out += render.message(
+            f"generation: Fréchet distance of {gen['n']} prior samples {gen['frechet_model']:.1f} "
+            f"(PCA Gaussian {gen['frechet_pca']:.1f}; lower is closer)",
+            "info",
+        )
+    for s in data.get("skipped") or []:
+        out += render.message(f"skipped {s['path']}: {s['reason']}", "warn")
+    return f'<div class="st-evaluation">{out}</div>'
+
+
+def sound_choices(backend: Backend) -> list[tuple[str, str]]:
+    """``(dataset/file, absolute path)`` of the sounds of every audio dataset."""
+    out = []
+    for record in backend.datasets.list():
+        if record.kind != "audio":
+            continue
+        try:
+            report = backend.datasets.report(record.name)
+        except Exception:  # a folder that vanished: skip it here, the Datasets tab says why
+            continue
+        for f in report.get("files", []):
+            out.append((f"{record.name}/{f['rel']}", str(Path(record.path) / f["rel"])))
+    return out
+
+
+def _source(upload: str | None, chosen: str | None, what: str) -> str:
+    if upload:
+        return upload
+    if chosen:
+        return chosen
+    raise ValueError(f"{what}: upload a sound or choose one from a dataset")
+
+
+def _audio(backend: Backend) -> list[Any]:
+    model = gr.Dropdown(
+        label="Audio model (dataset/name; active models first)",
+        choices=[],
+        elem_id="use-audio-model",
+    )
+    with gr.Tab("Generate"):
+        with gr.Row():
+            n = gr.Slider(1, 16, value=4, step=1, label="How many sounds")
+            seed = gr.Number(value=0, precision=0, label="Seed (same seed, same sounds)")
+            temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature (spread)")
+        go = gr.Button("Generate", variant="primary", elem_id="use-generate")
+        out = gr.HTML(elem_id="use-generate-out")
+        go.click(
+            guard(
+                lambda m, k, s, t: _play(backend.use.generate(m, int(k), int(s or 0), float(t))),
+                1,
+                0,
+            ),
+            [model, n, seed, temperature],
+            out,
+        )
+    with gr.Tab("Reconstruct"):
+        with gr.Row():
+            up = gr.File(
+                label="Upload a sound", file_types=AUDIO_TYPES, type="filepath", height=110
+            )
+            pick = gr.Dropdown(label="…or a sound from a dataset", choices=[])
+        go = gr.Button("Reconstruct", variant="primary")
+        out = gr.HTML()
+        go.click(
+            guard(lambda m, u, p: _play(backend.use.reconstruct(m, _source(u, p, "sound"))), 1, 0),
+            [model, up, pick],
+            out,
+        )
+    with gr.Tab("Interpolate"):
+        with gr.Row():
+            up_a = gr.File(
+                label="Sound A (upload)", file_types=AUDIO_TYPES, type="filepath", height=110
+            )
+            pick_a = gr.Dropdown(label="…or from a dataset", choices=[])
+            up_b = gr.File(
+                label="Sound B (upload)", file_types=AUDIO_TYPES, type="filepath", height=110
+            )
+            pick_b = gr.Dropdown(label="…or from a dataset", choices=[])
+        steps = gr.Slider(2, 16, value=6, step=1, label="Steps from A to B")
+        go = gr.Button("Interpolate", variant="primary")
+        out = gr.HTML()
+
+        def interpolate(
+            m: str, ua: str | None, pa: str | None, ub: str | None, pb: str | None, k: float
+        ) -> str:
+            a, b = _source(ua, pa, "sound A"), _source(ub, pb, "sound B")
+            return _play(backend.use.interpolate(m, a, b, int(k)))
+
+        go.click(
+            guard(interpolate, 1, 0),
+            [model, up_a, pick_a, up_b, pick_b, steps],
+            out,
+        )
+    with gr.Tab("Evaluate"):
+        with gr.Row():
+            held = gr.Dropdown(label="A registered held-out dataset", choices=[])
+            files = gr.File(
+                label="…or upload held-out sounds",
+                file_count="multiple",
+                file_types=AUDIO_TYPES,
+                type="filepath",
+                height=110,
+            )
+            frechet = gr.Number(
+                value=0, precision=0, label="Also sample N sounds (Fréchet distance)"
+            )
+        go = gr.Button("Evaluate", variant="primary")
+        out = gr.HTML()
+
+        def evaluate(m: str, name: str | None, uploads: list[str] | None, k: float) -> str:
+            if uploads:
+                folder = backend.use.stage_uploads(uploads, "evaluate")
+            elif name:
+                folder = Path(backend.datasets.get(name).path)
+            else:
+                raise ValueError("choose a held-out dataset or upload sounds")
+            return evaluation_html(backend.use.evaluate(m, folder, int(k or 0)).data)
+
+        go.click(guard(evaluate, 1, 0), [model, held, files, frechet], out)
+    return [model, pick, pick_a, pick_b, held]
+
+
+def _play(output: Any) -> str:
+    notes = "".join(render.message(n, "warn") for n in output.notes)
+    return notes + render.audio_list(output.folder, output.files)
+
+
+def _detect(backend: Backend) -> list[Any]:
+    model = gr.Dropdown(
+        label="Detection model (dataset/name; active models first)",
+        choices=[],
+        elem_id="use-detect-model",
+    )
+    with gr.Row():
+        images = gr.File(
+            label="Images",
+            file_count="multiple",
+            file_types=IMAGE_TYPES,
+            type="filepath",
+            height=120,
+            scale=3,
+            elem_id="use-images",
+        )
+        conf = gr.Slider(
+            0.01,
+            1.0,
+            value=0.25,
+            step=0.01,
+            label="Confidence threshold",
+            scale=2,
+            elem_id="use-conf",
+        )
+    go = gr.Button("Detect", variant="primary", elem_id="use-detect")
+    gallery = gr.HTML(elem_id="use-gallery")
+    boxes = gr.HTML(elem_id="use-boxes")
+
+    def detect(m: str, files: list[str] | None, c: float) -> list[Any]:
+        out = backend.use.predict(m, list(files or []), float(c))
+        rows = [
+            (
+                Path(r["image"]).name,
+                b["class_name"],
+                f"{b['confidence']:.2f}",
+                *[f"{v:.0f}" for v in b["xyxy"]],
+            )
+            for r in out.data
+            for b in r["boxes"]
+        ]
+        total = sum(len(r["boxes"]) for r in out.data)
+        table = render.table(
+            ("image", "class", "confidence", "x1", "y1", "x2", "y2"), rows, "st-boxes"
+        )
+        note = render.message(
+            f"{len(out.data)} image(s), {total} box(es) at confidence ≥ {c:.2f}", "info"
+        )
+        return [render.images(out.folder, out.files), note + (table if rows else "")]
+
+    go.click(guard(detect, 2, 1), [model, images, conf], [gallery, boxes])
+    return [model]
+
+
+def build(backend: Backend) -> UseTab:
+    """Lay out the tab and wire its events."""
+    refresh = gr.Button("Refresh models and sounds", size="sm")
+    with gr.Tabs():
+        with gr.Tab("Audio"):
+            audio_model, pick, pick_a, pick_b, held = _audio(backend)
+        with gr.Tab("Detection"):
+            (detect_model,) = _detect(backend)
+    outputs = [audio_model, detect_model, pick, pick_a, pick_b, held]
+
+    def fill() -> list[Any]:
+        audio, detect = backend.use.choices("audio"), backend.use.choices("detect")
+        sounds = sound_choices(backend)
+        held_out = [c for c in dataset_choices(backend, "audio")]
+        return [
+            gr.update(choices=audio, value=audio[0] if audio else None),
+            gr.update(choices=detect, value=detect[0] if detect else None),
+            gr.update(choices=sounds, value=None),
+            gr.update(choices=sounds, value=None),
+            gr.update(choices=sounds, value=None),
+            gr.update(choices=held_out, value=None),
+        ]
+
+    refresh.click(fill, None, outputs)
+    return UseTab(refresh=fill, outputs=outputs)

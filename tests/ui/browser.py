@@ -1,0 +1,188 @@
+"""What the browser tests share: the offline environment (``Env``), Gradio-aware helpers to
+fill, choose and wait, and a reader of server-sent event streams.
+
+Pages come from Playwright's sync API; the helpers take them untyped (Playwright's classes are
+only imported where a browser exists).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from smalltrain.ui.testing import Server, offline_unavailable
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
+#: The tiny audio settings the test imports as a YAML file (the UI's own format: config fields).
+AUDIO_SETTINGS = {
+    "epochs": 30,
+    "batch_size": 4,
+    "model_width": 8,
+    "model_capacity": 0.5,
+    "latent_dim": 16,
+    "kl_warmup_epochs": 1,
+    "checkpoint_every": 1,
+    "preview_every": 2,
+    "preview_count": 2,
+    "augmentation_expansion": 1,
+    "chunk_hop_seconds": 0.5,
+    "early_stopping_patience": 0,
+}
+
+
+def skip_reason() -> str | None:
+    if not CHROMIUM.exists():
+        return "Debian's chromium is not at /usr/bin/chromium (`make install` installs it)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright (python) is not installed"
+    return offline_unavailable()
+
+
+@dataclass
+class Env:
+    """The offline server, the browser, and every URL the pages asked for."""
+
+    server: Server
+    browser: object
+    artifacts: Path
+    data: Path
+    requests: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    pages: list[object] = field(default_factory=list)
+
+    def page(self, **kwargs: object):  # -> playwright Page
+        context = self.browser.new_context(viewport={"width": 1280, "height": 800}, **kwargs)
+        context.on("request", lambda r: self.requests.append(r.url))
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        self.pages.append(page)
+        return page
+
+    def outside(self) -> list[str]:
+        """Requests that would leave loopback (data: and blob: URLs stay in the page)."""
+        out = []
+        for url in self.requests:
+            parsed = urlparse(url)
+            if parsed.scheme in ("data", "blob", "about"):
+                continue
+            if parsed.hostname not in LOOPBACK and f"[{parsed.hostname}]" not in LOOPBACK:
+                out.append(url)
+        return out
+
+    def shot(self, page: object, name: str) -> None:
+        page.screenshot(path=str(self.artifacts / f"{name}.png"), full_page=True)
+
+
+# --- page helpers ---------------------------------------------------------------------------
+
+
+def fill(page, elem_id: str, text: str) -> None:
+    page.locator(f"#{elem_id} textarea, #{elem_id} input").first.fill(text)
+
+
+def field_box(page, label: str):
+    return page.locator("#tab-train").get_by_label(label, exact=True)
+
+
+def type_into(box, text: str) -> None:
+    """Replace a text field's value by typing, as a user does (Gradio's input event follows
+    keystrokes; Playwright's fill() sets the value without them)."""
+    box.click()
+    box.press("Control+a")
+    box.press_sequentially(text)
+
+
+def choose(page, elem_id: str, text: str) -> None:
+    page.locator(f"#{elem_id} input").first.click()
+    page.locator("[role=option]", has_text=text).first.click()
+
+
+def wait_text(page, elem_id: str, text: str, timeout: float = 60_000) -> None:
+    """Wait until ``#elem_id`` shows ``text``; on timeout, fail with what it shows instead."""
+    try:
+        page.wait_for_function(
+            "([id, text]) => (document.getElementById(id)?.innerText || '').includes(text)",
+            arg=[elem_id, text],
+            timeout=timeout,
+        )
+    except Exception:
+        shown = (
+            page.locator(f"#{elem_id}").inner_text() if page.locator(f"#{elem_id}").count() else ""
+        )
+        raise AssertionError(f"#{elem_id} never showed {text!r}; it shows {shown!r}") from None
+
+
+def open_app(page, url: str) -> None:
+    """Open the app and wait until its load handler has filled it from the store."""
+    page.goto(url)
+    page.wait_for_selector(".st-title[data-loaded]")
+
+
+def tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def start_job(page) -> str:
+    """Click Start; wait until the Job tab shows the new job (not the one shown before)."""
+    page.locator("#train-start").click()
+    wait_text(page, "train-message", "queued")
+    found = re.search(r"Job ([0-9a-f]{12}) queued", page.locator("#train-message").inner_text())
+    assert found, page.locator("#train-message").inner_text()
+    page.wait_for_selector(f'#job-header [data-job="{found.group(1)}"]')
+    return found.group(1)
+
+
+def progress(page) -> dict[str, str]:
+    bar = page.locator("#job-progress .st-progress")
+    return {k: bar.get_attribute(f"data-{k}") or "" for k in ("status", "step", "epoch")}
+
+
+def wait_status(page, status: str, timeout: float = 120_000) -> None:
+    page.wait_for_selector(f'#job-progress .st-progress[data-status="{status}"]', timeout=timeout)
+
+
+def loss_points(page) -> int:
+    line = page.locator('#job-charts polyline[data-label="train"]').first
+    return int(line.get_attribute("data-points") or 0) if line.count() else 0
+
+
+def read_events(
+    url: str, headers: dict[str, str] | None = None
+) -> list[tuple[int | None, str, dict]]:
+    """Read a server-sent event stream to its ``end`` event: ``[(id, event, data)]``."""
+    import urllib.request
+
+    out: list[tuple[int | None, str, dict]] = []
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=240) as r:
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        fields: dict[str, str] = {}
+        for raw in r:
+            line = raw.decode().rstrip("\n")
+            if line.startswith(":"):
+                continue
+            if line:
+                key, _, value = line.partition(": ")
+                fields[key] = value
+                continue
+            if "event" in fields:
+                event_id = int(fields["id"]) if "id" in fields else None
+                out.append((event_id, fields["event"], json.loads(fields.get("data", "null"))))
+                if fields["event"] == "end":
+                    return out
+            fields = {}
+    raise AssertionError(f"the stream closed without an end event after {len(out)} events")

@@ -1,0 +1,426 @@
+"""The web UI in a real browser: Debian's chromium driven by Playwright, offline.
+
+Server and browser run in one network namespace that holds only loopback
+(``smalltrain.ui.testing.offline``); every request the pages make is recorded, and any that would leave loopback fails the test. The
+screens are saved as PNGs under ``test-artifacts/ui/`` (printed at the start).
+
+End to end, audio: register a folder, import settings and change one, start, watch the progress
+bar move, a curve grow and a preview player appear, Stop (CANCELLED with a checkpoint), reload
+(same job, same state, same settings), Resume (COMPLETED), set the model active, generate a
+sound and play it. Detection: register a tiny dataset, train one epoch, detect boxes on an
+uploaded image. Then the HTTP API (start a job, follow its event stream to the end, resume the
+stream), and Basic auth (page and API refuse a request without credentials).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smalltrain.ui.testing import has_route_out, http, offline, start_server
+from tests.ui.browser import (
+    ARGS,
+    AUDIO_SETTINGS,
+    CHROMIUM,
+    Env,
+    choose,
+    field_box,
+    fill,
+    loss_points,
+    open_app,
+    progress,
+    read_events,
+    skip_reason,
+    start_job,
+    tab,
+    type_into,
+    wait_status,
+    wait_text,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[Env]:
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path_factory.mktemp("ui")
+    with offline():
+        assert not has_route_out(), "the test namespace still has a network interface up"
+        server = start_server(root / "home")
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=str(CHROMIUM), headless=True, args=ARGS
+                )
+                try:
+                    yield Env(server, browser, artifacts, root)
+                finally:
+                    browser.close()
+        finally:
+            code = server.stop()
+            (artifacts / "server.log").write_text(server.output())
+        assert code == 0, server.output()
+
+
+@pytest.fixture(autouse=True)
+def _shot_on_failure(request: pytest.FixtureRequest, env: Env) -> Iterator[None]:
+    """A failed test leaves a screenshot of each page it had open, for the CI log."""
+    env.pages.clear()
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for i, page in enumerate(env.pages):
+            if not page.is_closed():
+                page.screenshot(
+                    path=str(env.artifacts / f"FAILED-{request.node.name}-{i}.png"), full_page=True
+                )
+
+
+# --- the tests ----------------------------------------------------------------------------------
+
+
+def test_audio_end_to_end(env: Env) -> None:
+    from smalltrain.tasks.audio.synth import make_sound_folder
+
+    sounds = env.data / "kicks"
+    make_sound_folder(sounds, n_files=6, seed=1)
+    settings_file = env.data / "tiny-settings.yaml"
+    settings_file.write_text(json.dumps(AUDIO_SETTINGS))  # JSON is YAML
+    page = env.page()
+
+    started = time.monotonic()
+    open_app(page, env.server.url)
+    env.timings["page load to interactive"] = time.monotonic() - started
+
+    # Datasets: register a folder; the inspection report shows what is used
+    tab(page, "Datasets")
+    fill(page, "ds-name", "kicks")
+    fill(page, "ds-path", str(sounds))
+    page.locator("#ds-register").click()
+    page.wait_for_selector("#ds-message .st-msg")
+    assert "Registered 'kicks'" in page.locator("#ds-message").inner_text()
+    page.wait_for_selector('#ds-report .st-report[data-kind="audio"]')
+    assert "files used" in page.locator("#ds-report").inner_text()
+    env.shot(page, "01-datasets")
+
+    # Train: the new dataset is opened with its auto preset; import settings, change one field
+    tab(page, "Train")
+    page.wait_for_selector('#train-info [data-task="audio"]')
+    assert "auto → tiny" in page.locator("#train-info").inner_text()
+    with page.expect_file_chooser() as chooser:
+        page.locator("#train-import").click()
+    chooser.value.set_files(str(settings_file))
+    wait_text(page, "train-status", "Imported tiny-settings.yaml")
+    assert field_box(page, "Epochs").input_value() == "30"
+    type_into(field_box(page, "Epochs"), "12")
+    wait_text(page, "train-status", "epochs 200 → 12")
+    # the engine's own message for a bad value, then back to a good one
+    type_into(field_box(page, "Batch size"), "0")
+    wait_text(page, "train-status", "batch_size=0: must be >= 1")
+    type_into(field_box(page, "Batch size"), "4")
+    page.wait_for_selector("#train-status .st-msg-ok")
+    # Export: the file is the task's config, as `smalltrain train --config` reads it
+    with page.expect_download() as download:
+        page.locator("#train-export").click()
+    exported = yaml.safe_load(Path(download.value.path()).read_text())
+    from smalltrain.tasks.audio.config import TrainingConfig
+
+    assert TrainingConfig.from_dict(exported).epochs == 12
+    assert exported["model_width"] == AUDIO_SETTINGS["model_width"]
+    env.shot(page, "02-train")
+
+    # Start: the job appears at once, then moves
+    clicked = time.monotonic()
+    job_id = start_job(page)
+    env.timings["Start to job shown"] = time.monotonic() - clicked
+    page.wait_for_function(
+        "Number(document.querySelector('#job-progress .st-progress').dataset.step) > 0",
+        timeout=120_000,
+    )
+    env.timings["Start to first progress"] = time.monotonic() - clicked
+    first = int(progress(page)["step"])
+    page.wait_for_function(
+        f"Number(document.querySelector('#job-progress .st-progress').dataset.step) > {first}"
+    )
+    points = loss_points(page)
+    page.wait_for_function(
+        "(n) => Number(document.querySelector('#job-charts polyline[data-label=\"train\"]')"
+        "?.dataset.points || 0) > n",
+        arg=points,
+    )
+    page.wait_for_selector("#job-previews audio")
+    assert page.locator("#job-stop").is_enabled()
+    assert not page.locator("#job-resume").is_enabled()
+    env.shot(page, "03-job-training")
+
+    # Stop: graceful, with a checkpoint
+    page.locator("#job-stop").click()
+    wait_status(page, "CANCELLED")
+    job = env.server.api("GET", f"api/jobs/{job_id}").json()
+    assert job["status"] == "CANCELLED"
+    assert job["checkpoint_path"]
+    assert Path(job["checkpoint_path"]).is_file()
+    assert page.locator("#job-resume").is_enabled()
+    assert not page.locator("#job-stop").is_enabled()
+    env.shot(page, "04-job-cancelled")
+
+    # Reload: the same job and state; the form keeps its settings
+    page.reload()
+    page.wait_for_selector(".st-title[data-loaded]")
+    page.wait_for_selector(f'#job-header [data-job="{job_id}"]')
+    wait_status(page, "CANCELLED")
+    assert page.locator("#job-resume").is_enabled()
+    tab(page, "Train")
+    wait_text(page, "train-status", "epochs 200 → 12")
+    assert field_box(page, "Epochs").input_value() == "12"
+    assert field_box(page, "Batch size").input_value() == "4"
+
+    # Resume: to the end
+    tab(page, "Job")
+    page.locator("#job-resume").click()
+    wait_status(page, "COMPLETED", timeout=240_000)
+    assert not page.locator("#job-resume").is_enabled()
+    env.shot(page, "05-job-completed")
+
+    # Models: registered; set it active
+    tab(page, "Models")
+    page.wait_for_selector("#models-table tr[data-model]")
+    model = page.locator("#models-table tr[data-model]").first.get_attribute("data-model")
+    page.locator("#models-activate").click()
+    wait_text(page, "models-message", "is now the active model")
+    assert "● active" in page.locator(f'#models-table tr[data-model="{model}"]').inner_text()
+    env.shot(page, "06-models")
+
+    # Jobs: the history shows it
+    tab(page, "Jobs")
+    page.wait_for_selector("#jobs-table table")
+    assert "COMPLETED" in page.locator("#jobs-table").inner_text()
+    env.shot(page, "07-jobs")
+
+    # Use: generate sounds and play one
+    tab(page, "Use")
+    page.wait_for_function(
+        f"document.querySelector('#use-audio-model input').value.includes('{model}')"
+    )
+    page.locator("#use-generate").click()
+    page.wait_for_selector("#use-generate-out audio", timeout=120_000)
+    duration = page.evaluate(
+        """() => new Promise((ok, fail) => {
+            const a = document.querySelector('#use-generate-out audio');
+            a.preload = 'metadata';
+            a.addEventListener('loadedmetadata', () => ok(a.duration));
+            a.addEventListener('error', () => fail(new Error('audio error ' + a.error?.code)));
+            a.load();
+        })"""
+    )
+    assert duration > 0.1
+    src = page.locator("#use-generate-out audio").first.get_attribute("src")
+    wav = page.request.get(env.server.url.rstrip("/") + src)
+    assert wav.status == 200
+    assert wav.body()[:4] == b"RIFF"
+    env.shot(page, "08-use-audio")
+
+    page.context.close()
+    assert env.outside() == [], f"requests left loopback: {env.outside()}"
+    # nothing heavy ran in the server process: training, inspection and generation ran in
+    # children, so torch was never loaded into it
+    maps = Path(f"/proc/{env.server.proc.pid}/maps").read_text()
+    assert "libtorch" not in maps, "the server process loaded torch"
+    print(f"\nUI timings (shared 2-core machine): {env.timings}")
+
+
+def test_detection_end_to_end(env: Env) -> None:
+    from smalltrain.tasks.detection.synth import TINY_MODEL_YAML, make_shapes_dataset
+
+    data_yaml = make_shapes_dataset(env.data / "shapes")
+    tiny = env.data / "tiny-yolo.yaml"
+    tiny.write_text(TINY_MODEL_YAML)
+    page = env.page()
+    open_app(page, env.server.url)
+
+    tab(page, "Datasets")
+    fill(page, "ds-name", "shapes")
+    fill(page, "ds-path", str(data_yaml))
+    page.locator("#ds-register").click()
+    wait_text(page, "ds-message", "Registered 'shapes'")
+    page.wait_for_selector('#ds-report .st-report[data-kind="detect"]')
+    assert "rect" in page.locator("#ds-report").inner_text()
+    env.shot(page, "09-datasets-detection")
+
+    tab(page, "Train")
+    choose(page, "train-dataset", "shapes")
+    page.wait_for_selector('#train-info [data-task="detect"]')
+    type_into(field_box(page, "Base model (.pt, weights name or .yaml)"), str(tiny))
+    type_into(field_box(page, "Epochs"), "1")
+    type_into(field_box(page, "Image size (px)"), "64")
+    type_into(field_box(page, "Batch size"), "4")
+    wait_text(page, "train-status", "epochs 300 → 1")
+    env.shot(page, "10-train-detection")
+    start_job(page)
+    wait_status(page, "COMPLETED", timeout=240_000)
+    page.wait_for_function(
+        "document.querySelector('#job-charts polyline[data-label=\"box\"]') !== null"
+    )
+    env.shot(page, "11-job-detection")
+
+    tab(page, "Use")
+    page.get_by_role("tab", name="Detection", exact=True).click()
+    page.wait_for_function(
+        "document.querySelector('#use-detect-model input').value.includes('shapes/')"
+    )
+    image = sorted((data_yaml.parent / "images" / "val").glob("*.png"))[0]
+    page.locator("#use-images input[type=file]").set_input_files(str(image))
+    page.wait_for_selector("#use-images :text('img000.png')")
+    page.locator("#use-detect").click()
+    wait_text(page, "use-boxes", "1 image(s)", timeout=120_000)
+    page.wait_for_selector("#use-gallery img")
+    # uploads went to Gradio's temporary folder inside the home, not the system's
+    assert list((env.server.home / "ui" / "tmp").rglob("img000.png"))
+    env.shot(page, "12-use-detection")
+    page.context.close()
+    assert env.outside() == [], f"requests left loopback: {env.outside()}"
+
+
+def test_api_follows_a_job_to_its_end(env: Env) -> None:
+    from smalltrain.tasks.audio.synth import make_sound_folder
+
+    s = env.server
+    folder = env.data / "api-sounds"
+    make_sound_folder(folder, n_files=6, seed=2)
+    added = s.api("POST", "api/datasets", {"name": "api-sounds", "path": str(folder)})
+    assert added.status == 201, added.body
+    assert added.json()["record"]["snapshot"].startswith("6 files")
+
+    bad = s.api("POST", "api/jobs", {"dataset": "api-sounds", "overrides": {"batch_size": 0}})
+    assert bad.status == 400
+    assert bad.json()["error"]["type"] == "ConfigError"
+    assert "batch_size=0: must be >= 1" in bad.json()["error"]["message"]
+    assert s.api("GET", "api/jobs/ffffffffffff").status == 404
+
+    tiny = {**AUDIO_SETTINGS, "epochs": 3, "preview_every": 0}
+    spec = {"dataset": "api-sounds", "preset": "tiny", "overrides": tiny, "model_name": "api-model"}
+    started = s.api("POST", "api/jobs", spec)
+    assert started.status == 201, started.body
+    job_id = started.json()["id"]
+    assert started.json()["status"] in ("QUEUED", "STARTING")  # the scheduler may claim it at once
+    assert started.json()["config"]["epochs"] == 3
+
+    events = read_events(f"{s.url}api/jobs/{job_id}/events")
+    ids = [i for i, _, _ in events if i is not None]
+    assert ids == sorted(set(ids)), "event ids must grow strictly"
+    kinds = [kind for _, kind, _ in events]
+    for kind in ("status_change", "training_started", "epoch", "training_finished"):
+        assert kind in kinds, kinds
+    assert events[-1][1] == "end"
+    assert events[-1][2]["status"] == "COMPLETED"
+    assert s.api("GET", f"api/jobs/{job_id}").json()["status"] == "COMPLETED"
+
+    middle = ids[len(ids) // 2]
+    again = read_events(f"{s.url}api/jobs/{job_id}/events", {"Last-Event-ID": str(middle)})
+    assert [i for i, _, _ in again if i is not None] == [i for i in ids if i > middle]
+
+    listed = s.api("GET", "api/jobs?task=audio&status=COMPLETED&dataset=api-sounds").json()
+    assert [j["id"] for j in listed] == [job_id]
+    models = s.api("GET", "api/models?dataset=api-sounds").json()
+    assert [(m["name"], m["active"], m["dataset_changed"]) for m in models] == [
+        ("api-model", True, "")
+    ]
+    weights = s.api("GET", "api/models/api-sounds/api-model/weights")
+    assert weights.status == 200
+    assert len(weights.body) == models[0]["weights_size"]
+    assert s.api("POST", "api/models/api-sounds/api-model/activate").json()["active"] is True
+    refused = s.api("POST", f"api/jobs/{job_id}/cancel", {"mode": "graceful"})
+    assert refused.status == 409
+    assert refused.json()["error"]["type"] == "InvalidTransition"
+    assert s.api("POST", f"api/jobs/{job_id}/resume").status == 409
+    assert s.api("DELETE", "api/models/api-sounds/api-model").status == 200
+    assert s.api("GET", "api/models?dataset=api-sounds").json() == []
+    assert s.api("DELETE", "api/datasets/api-sounds").status == 200
+    assert folder.is_dir(), "removing a registered path must not delete the user's files"
+
+    # upload sounds as multipart form data (as `curl -F name=up -F files=@a.wav ...` does)
+    boundary = "smalltrain-test-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nup\r\n'.encode()]
+    for f in sorted(folder.iterdir())[:3]:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{f.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        )
+        parts.append(head.encode() + f.read_bytes() + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{s.url}api/datasets/upload", data=body, method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=120) as r:
+        uploaded = json.loads(r.read())
+    assert r.status == 201
+    assert uploaded["record"]["snapshot"].startswith("3 files")
+    stored = Path(uploaded["record"]["path"])
+    assert stored.is_relative_to(s.home / "datasets")
+    assert not list((s.home / "ui" / "tmp").glob("api-upload-*")), "staged uploads are cleaned up"
+    assert s.api("DELETE", "api/datasets/up").status == 200
+    assert not stored.exists(), "removing an uploaded dataset deletes its copy in the home"
+
+
+def test_auth_guards_page_and_api_and_ctrl_c_checkpoints_jobs(env: Env) -> None:
+    from smalltrain.store import JobStore
+    from smalltrain.tasks.audio.synth import make_sound_folder
+
+    home = env.data / "auth-home"
+    server = start_server(home, "--host", "0.0.0.0", "--auth", "ana:s3cret", auth=("ana", "s3cret"))
+    try:
+        page_401 = http("GET", server.url)
+        assert page_401.status == 401
+        assert page_401.headers["www-authenticate"].startswith("Basic")
+        assert http("GET", server.url + "api/jobs").status == 401
+        assert http("GET", server.url + "api/jobs", auth=("ana", "wrong")).status == 401
+        assert server.api("GET", "api/jobs").json() == []
+        anonymous = env.page()
+        try:  # headless chromium cannot ask for a password: it shows 401 or refuses the page
+            refused = anonymous.goto(server.url).status == 401
+        except Exception as e:
+            refused = "ERR_INVALID_AUTH_CREDENTIALS" in str(e)
+        assert refused, "the page opened without credentials"
+        assert not anonymous.locator("#ds-register").count()
+        anonymous.context.close()
+        signed_in = env.page(http_credentials={"username": "ana", "password": "s3cret"})
+        assert signed_in.goto(server.url).status == 200
+        signed_in.wait_for_selector("#ds-register")
+        signed_in.context.close()
+        # a job that is training when the server gets Ctrl-C writes a checkpoint and ends CANCELLED
+        folder = env.data / "ctrl-c-sounds"
+        make_sound_folder(folder, n_files=6, seed=5)
+        assert server.api("POST", "api/datasets", {"name": "s", "path": str(folder)}).status == 201
+        spec = {
+            "dataset": "s",
+            "preset": "tiny",
+            "overrides": {**AUDIO_SETTINGS, "preview_every": 0},
+        }
+        job_id = server.api("POST", "api/jobs", spec).json()["id"]
+        deadline = time.monotonic() + 120
+        while server.api("GET", f"api/jobs/{job_id}").json()["step"] < 2:
+            assert time.monotonic() < deadline, "the job did not start training"
+            time.sleep(0.2)
+    finally:
+        assert server.stop() == 0
+    assert "write a checkpoint and end CANCELLED" in server.output()
+    with JobStore(home / "smalltrain.db") as store:
+        job = store.get_job(job_id)
+    assert job.status.value == "CANCELLED"
+    assert "shutting down" in (job.status_reason or "")
+    assert job.checkpoint_path
+    assert Path(job.checkpoint_path).is_file()
+    assert env.outside() == [], f"requests left loopback: {env.outside()}"

@@ -1,0 +1,36 @@
+"""`smalltrain ui` refuses unsafe or malformed options at once, before gradio loads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _ui(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "smalltrain.cli.main", "--home", str(tmp_path), "ui", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_a_public_host_without_auth_is_refused(tmp_path: Path) -> None:
+    proc = _ui(tmp_path, "--host", "0.0.0.0", "--port", "7999")
+    assert proc.returncode == 1
+    assert "refusing to serve on 0.0.0.0 without a password" in proc.stderr
+    assert "--auth user:password" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--auth", "just-a-user"], "--auth: credentials must look like user:password"),
+        (["--auth-file", "/nonexistent/users"], "--auth-file /nonexistent/users: cannot read it"),
+        (["--port", "70000"], "--port 70000: must be between 1 and 65535"),
+    ],
+)
+def test_bad_options_fail_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    proc = _ui(tmp_path, *args)
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,56 @@
+"""HTML and SVG pieces: values are escaped, charts carry their points, ticks are round."""
+
+from __future__ import annotations
+
+import re
+
+from smalltrain.engine.jobs import JobStatus, TrainingJob
+from smalltrain.ui import render
+from smalltrain.ui.charts import line_chart, nice_ticks
+
+
+def test_nice_ticks_are_round_and_cover_the_range() -> None:
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    ticks = nice_ticks(0.973, 0.991)
+    assert ticks[0] <= 0.973
+    assert ticks[-1] >= 0.991 - 1e-9
+    assert nice_ticks(5.0, 5.0)  # a flat line still gets an axis
+
+
+def test_chart_lines_carry_their_point_counts_and_escape_labels() -> None:
+    svg = line_chart("Loss <1>", [("train <b>", [(1, 2.0), (2, 1.5), (3, 1.2)]), ("val", [])])
+    assert 'data-points="3"' in svg
+    assert 'data-label="train &lt;b&gt;"' in svg
+    assert "<b>" not in svg.replace("<b>1.2</b>", "")  # only the legend's own bold value
+    assert "Loss &lt;1&gt;" in svg
+    assert "waiting for the first values" in line_chart("x", [("a", [])])
+
+
+def test_progress_and_header_escape_names_and_show_state() -> None:
+    job = TrainingJob(task="audio", dataset_path="/d", dataset="<script>", model_name="m&m")
+    job.status = JobStatus.TRAINING
+    job.total_epochs, job.epoch, job.total_steps, job.step, job.progress = 10, 2, 100, 25, 0.25
+    header = render.job_header(job)
+    assert "<script>" not in header
+    assert "&lt;script&gt;" in header
+    assert "m&amp;m" in header
+    bar = render.progress(job)
+    assert 'data-status="TRAINING"' in bar
+    assert 'data-step="25"' in bar
+    assert re.search(r"epoch 3/10 · step 25/100", bar)
+
+
+def test_reports_list_every_skipped_file_with_its_reason() -> None:
+    html = render.report(
+        {"kind": "audio", "files": [{}], "total_duration_s": 3.0,
+         "skipped": [{"path": "bad.wav", "reason": "not audio <x>"}]}
+    )  # fmt: skip
+    assert "bad.wav" in html
+    assert "not audio &lt;x&gt;" in html
+    detect = render.report(
+        {"kind": "detect", "names": ["cell"], "images_per_split": {"train": 3},
+         "instances_per_class": {"cell": 9},
+         "problems": [{"file": "a.txt", "line": 2, "message": "class 7 out of range"}]}
+    )  # fmt: skip
+    assert "class 7 out of range" in detect
+    assert "cell" in detect
