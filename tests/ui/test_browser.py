@@ -2,7 +2,8 @@
 
 Server and browser run in one network namespace that holds only loopback
 (``smalltrain.ui.testing.offline``); every request the pages make is recorded, and any that
-would leave loopback fails the test. The screens are saved as PNGs under ``test-artifacts/ui/`` (printed at the start).
+would leave loopback fails the test. The screens are saved as PNGs under
+``test-artifacts/ui/`` (printed at the start).
 
 End to end, audio: register a folder, import settings and change one, start, watch the progress
 bar move, a curve grow and a preview player appear, Stop (CANCELLED with a checkpoint), reload
