@@ -29,6 +29,8 @@ from smalltrain.engine.context import (
     cancel_mode,
 )
 from smalltrain.engine.events import Event
+from smalltrain.engine.fsutil import disk_full_error, is_disk_full
+from smalltrain.errors import DiskFull
 
 __all__ = [
     "EXTRA_TASKS_ENV",
@@ -144,7 +146,10 @@ def result_from_dict(data: Mapping[str, Any]) -> TrainResult:
 
 
 def error_line(exc: BaseException) -> str:
+    """``Type: message`` on one line; a full disk's message speaks for itself."""
     text = str(exc).strip()
+    if isinstance(exc, DiskFull):
+        return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -153,6 +158,16 @@ def traceback_summary(exc: BaseException) -> str:
     if len(lines) > _TRACEBACK_LINES:
         lines = ["...", *lines[-_TRACEBACK_LINES:]]
     return "\n".join(lines)
+
+
+def _failed_path(exc: BaseException, spec: ExecSpec) -> Path:
+    """The file a failed write named (an OSError's filename), else the job's run folder."""
+    while exc is not None:
+        name = getattr(exc, "filename", None)
+        if isinstance(name, (str, os.PathLike)):
+            return Path(name).parent
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return Path(spec.run_dir)
 
 
 def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken) -> ExecOutcome:
@@ -177,6 +192,10 @@ def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken)
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
         result = task.train(ctx)
     except Exception as exc:
+        if is_disk_full(exc):
+            # A full disk is the machine's state, not a bug: one clear line, no traceback.
+            full = disk_full_error(_failed_path(exc, spec), None, exc, what="files in")
+            return ExecOutcome("failed", error=error_line(full))
         return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
     status: OutcomeStatus = "cancelled" if result.status == "cancelled" else "completed"
     return ExecOutcome(status, result=result)

@@ -29,25 +29,34 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain import paths
-from smalltrain.engine.checkpoint_index import newest_verified
+from smalltrain.engine.checkpoint_index import resume_point
 from smalltrain.engine.context import CancelMode
-from smalltrain.engine.jobs import RESUMABLE, TERMINAL, JobStatus, TrainingJob
+from smalltrain.engine.jobs import ACTIVE, RESUMABLE, TERMINAL, JobStatus, TrainingJob
 from smalltrain.errors import (
+    DiskFull,
+    InvalidTransition,
+    ModelExists,
     ModelNotFound,
     NotResumable,
     SchedulerBusy,
+    StoreError,
 )
 from smalltrain.service.attempt import ExecOutcome, register_extra_tasks
 from smalltrain.service.executors import Executor, make_executor
 from smalltrain.service.live import EventHub, Subscription, follow_events
-from smalltrain.service.planning import JobSpec, as_spec, plan_job
+from smalltrain.service.planning import JobSpec, as_spec, check_model_name, plan_job
+from smalltrain.service.recovery import clean_run_dir, recover_orphans
 from smalltrain.service.registration import register_model
-from smalltrain.service.scheduler import Scheduler, scheduler_running
+from smalltrain.service.scheduler import Scheduler, Unrecorded, scheduler_running
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelInfo, ModelStore
 
 __all__ = ["JobSpec", "TrainingManager"]
+
+#: Seconds ``resume`` and ``cancel`` wait for a dead owner's training process to finish its
+#: last checkpoint before it is killed.
+ORPHAN_WAIT_S = 15.0
 
 
 def _close_at_exit(ref: weakref.ref[TrainingManager]) -> None:
@@ -105,6 +114,9 @@ class TrainingManager:
         self.hub = EventHub()
         self._owned: list[JobStore] = []
         self._scheduler: Scheduler | None = None
+        # Final states this process's scheduler could not write (a full disk): kept here, shown
+        # by get_job/wait, and written as soon as the database takes them.
+        self._unrecorded: dict[str, Unrecorded] = {}
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         # At interpreter exit, cancel running jobs (they checkpoint) before multiprocessing
@@ -141,8 +153,15 @@ class TrainingManager:
             ConfigError: an override or config value is invalid.
             InvalidName, ModelExists: the model name cannot be used.
         """
-        job = plan_job(as_spec(spec, kwargs), self.datasets, self.models, self.home)
-        self.jobs.insert_job(job)
+        spec = as_spec(spec, kwargs)
+        job = plan_job(spec, self.datasets, self.models, self.home)
+        try:
+            self.jobs.insert_job(job, check_name=lambda: check_model_name(self.models, job))
+        except ModelExists:
+            if spec.model_name or job.config.get("model_name"):
+                raise  # a name the user chose is never changed behind their back
+            job.model_name = f"{job.model_name}-{job.id[:6]}"  # two auto names in one second
+            self.jobs.insert_job(job, check_name=lambda: check_model_name(self.models, job))
         self._kick()
         return job.id
 
@@ -160,10 +179,17 @@ class TrainingManager:
         Raises:
             JobNotFound, InvalidTransition (the job already ended).
         """
-        job = self.jobs.request_cancel(job_id, mode, reason)
+        self._recover(wait_s=ORPHAN_WAIT_S)
+        job = self.get_job(job_id)
         scheduler = self._scheduler
-        if scheduler is not None:
-            scheduler.cancel_local(job.id, mode, reason)
+        # This process's own job stops at once, even when the database cannot take the request.
+        local = scheduler is not None and scheduler.cancel_local(job.id, mode, reason)
+        try:
+            job = self.jobs.request_cancel(job.id, mode, reason)
+        except (StoreError, DiskFull, InvalidTransition):
+            if not local:
+                raise
+            job = self.get_job(job.id)
         self.hub.notify()
         return job
 
@@ -171,10 +197,17 @@ class TrainingManager:
         """Queue a new attempt of a CANCELLED, INTERRUPTED or FAILED job from its newest valid
         checkpoint; return the job id.
 
+        A job whose owner died is settled first (its training process may take up to
+        ``ORPHAN_WAIT_S`` to write its last checkpoint), so a job left TRAINING by a killed
+        ``smalltrain train`` resumes at once. A checkpoint without a sidecar is used only
+        when no verified one exists, and the job's reason says so.
+
         Raises:
-            NotResumable: the job is running or completed, or has no valid checkpoint.
+            NotResumable: the job is running or completed, its model is already registered,
+                or it has no valid checkpoint.
         """
-        job = self.jobs.get_job(job_id)
+        self._recover(wait_s=ORPHAN_WAIT_S)
+        job = self.get_job(job_id)
         if job.status not in RESUMABLE:
             why = (
                 "it already completed"
@@ -185,31 +218,82 @@ class TrainingManager:
                 f"Cannot resume job {job.id}: it is {job.status} and {why}; only CANCELLED, "
                 "FAILED and INTERRUPTED jobs can be resumed"
             )
-        folder = Path(job.run_dir or paths.run_dir(self.home, job.id)) / "checkpoints"
-        found = newest_verified(folder)
+        self._refuse_registered(job)
+        run_dir = Path(job.run_dir or paths.run_dir(self.home, job.id))
+        clean_run_dir(run_dir)  # nobody writes it now: the job has ended
+        folder = run_dir / "checkpoints"
+        found = resume_point(folder)
         if found is None:
             raise NotResumable(
                 f"Cannot resume job {job.id}: no valid checkpoint in {folder}. Start it again "
                 f"with: smalltrain train {job.dataset or job.dataset_path}"
             )
+        reason = f"resuming from {found.path.name}"
         self.jobs.set_status(
             job.id,
             JobStatus.QUEUED,
-            resume_from=str(found),
-            status_reason=f"resuming from {found.name}",
+            resume_from=str(found.path),
+            status_reason=f"{reason}; WARNING: {found.note}" if found.note else reason,
             error=None,
             error_traceback=None,
         )
         self._kick()
         return job.id
 
+    def _refuse_registered(self, job: TrainingJob) -> None:
+        """Raise NotResumable when this job's model is already registered."""
+        dataset = job.dataset or ""
+        info = self.models.find_by_job(dataset, job.id) if dataset else None
+        if info is not None:
+            raise NotResumable(
+                f"Cannot resume job {job.id}: its model {info.name!r} is already registered "
+                f"for dataset {dataset!r}, so there is nothing left to train"
+            )
+
+    def _recover(self, wait_s: float = 0.0) -> None:
+        """Settle jobs whose owner died (see ``service.recovery``) and write final states this
+        process could not record earlier. A process running the scheduler recovers there."""
+        self._record_unrecorded()
+        if self._scheduler is None:
+            recover_orphans(self.jobs, self.home, self.models, wait_s=wait_s)
+
+    def _record_unrecorded(self) -> None:
+        for job_id, final in list(self._unrecorded.items()):
+            try:
+                current = self.jobs.get_job(job_id)
+                if current.status in ACTIVE:
+                    self.jobs.set_status(job_id, final.status, **final.fields)
+            except (StoreError, DiskFull, InvalidTransition):
+                continue  # still full: keep it for the next call
+            self._unrecorded.pop(job_id, None)
+
     def get_job(self, job_id: str) -> TrainingJob:
-        """The job with this id (or a unique prefix of 4+ characters). Raises JobNotFound."""
-        return self.jobs.get_job(job_id)
+        """The job with this id (or a unique prefix of 4+ characters). Raises JobNotFound.
+
+        A job that looks active while its owner is gone is settled first (INTERRUPTED, or
+        COMPLETED when its model is registered), so what comes back is never a dead job
+        posing as a live one.
+        """
+        job = self.jobs.get_job(job_id)
+        if job.status in ACTIVE:
+            self._recover()
+            job = self.jobs.get_job(job.id)
+            if job.status in ACTIVE and job.id in self._unrecorded:
+                return self._unrecorded[job.id].job
+        return job
 
     def list_jobs(self, **filters: Any) -> list[TrainingJob]:
-        """Jobs newest first; filters: ``status``, ``dataset``, ``limit``, ``offset``."""
-        return self.jobs.list_jobs(**filters)
+        """Jobs newest first; filters: ``status``, ``dataset``, ``limit``, ``offset``.
+
+        Jobs whose owner died are settled first, as in ``get_job``.
+        """
+        jobs = self.jobs.list_jobs(**filters)
+        if any(j.status in ACTIVE for j in jobs):
+            self._recover()
+            jobs = self.jobs.list_jobs(**filters)
+            shown = {k: u.job for k, u in self._unrecorded.items()}
+            jobs = [shown.get(j.id, j) if j.status in ACTIVE else j for j in jobs]
+        return jobs
 
     def wait(self, job_id: str, timeout: float | None = None) -> TrainingJob:
         """Block until the job ends (COMPLETED, CANCELLED, FAILED or INTERRUPTED); return it.
@@ -223,7 +307,7 @@ class TrainingManager:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.02
         while True:
-            job = self.jobs.get_job(job_id)
+            job = self.get_job(job_id)
             if job.status in TERMINAL:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
@@ -239,8 +323,19 @@ class TrainingManager:
         are followed from the database, from event id ``after_id`` on. Use as a context
         manager or call ``close()``.
         """
-        job = self.jobs.get_job(job_id)
-        return Subscription(self.jobs, self.hub, job.id, after_id, live=lambda: self.runs_scheduler)
+        job = self.get_job(job_id)
+        return Subscription(
+            self.jobs,
+            self.hub,
+            job.id,
+            after_id,
+            live=lambda: self.runs_scheduler,
+            ended=self._ended,
+        )
+
+    def _ended(self, job_id: str) -> bool:
+        """Whether a job has ended, settling it first if its owner died."""
+        return self.get_job(job_id).status in TERMINAL
 
     def follow(
         self, job_id: str, after_id: int = 0, *, timeout: float | None = None
@@ -250,8 +345,10 @@ class TrainingManager:
 
         Dicts are ``Event.to_dict()`` forms plus the store's ``status_change`` records.
         """
-        job = self.jobs.get_job(job_id)
-        return follow_events(self.jobs, job.id, after_id, self.hub, timeout=timeout)
+        job = self.get_job(job_id)
+        return follow_events(
+            self.jobs, job.id, after_id, self.hub, timeout=timeout, ended=self._ended
+        )
 
     # -- models -------------------------------------------------------------------------------
 
@@ -308,6 +405,8 @@ class TrainingManager:
             resource_monitor=self.resource_monitor,
             alert_every_s=self.resource_check_s,
             stop_after=set(stop_after) if stop_after is not None else None,
+            models=self.models,
+            unrecorded=self._unrecorded,
         )
 
     def start_scheduler(self, stop_after: Iterable[str] | None = None) -> bool:

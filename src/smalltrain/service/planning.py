@@ -19,13 +19,27 @@ from typing import Any
 
 from smalltrain import paths, tasks
 from smalltrain.engine.config import apply_overrides
+from smalltrain.engine.fsutil import require_free
 from smalltrain.engine.jobs import TrainingJob
 from smalltrain.errors import DatasetNotFound, ModelExists, TrainingError
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.models import ModelStore
 from smalltrain.store.names import validate_name
 
-__all__ = ["JobSpec", "as_spec", "dataset_name", "plan_job", "resolve_dataset"]
+__all__ = [
+    "MIN_FREE_BYTES",
+    "JobSpec",
+    "as_spec",
+    "check_model_name",
+    "dataset_name",
+    "plan_job",
+    "resolve_dataset",
+]
+
+#: Free space a job needs at least, in the home and in its run folder, to be queued: room for
+#: its database records, first checkpoints and caches. Less than that is refused at once
+#: instead of failing (or, worse, stalling) midway.
+MIN_FREE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -135,7 +149,26 @@ def plan_job(spec: JobSpec, datasets: DatasetStore, models: ModelStore, home: Pa
     )
     job.run_dir = str(Path(spec.run_dir).expanduser().resolve() if spec.run_dir else
                       paths.run_dir(home, job.id))  # fmt: skip
+    require_free(home, MIN_FREE_BYTES, "to start a job in the smalltrain home")
+    require_free(job.run_dir, MIN_FREE_BYTES, "for the job's run folder")
     return job
+
+
+def check_model_name(models: ModelStore, job: TrainingJob) -> None:
+    """Refuse a job whose model name another job's model already has in the registry.
+
+    Raises:
+        ModelExists: with what to do.
+    """
+    dataset = job.dataset or ""
+    if not dataset:
+        return
+    entry = models.read_registry(dataset)["models"].get(job.model_name)
+    if entry is not None and (not isinstance(entry, dict) or entry.get("job_id") != job.id):
+        raise ModelExists(
+            f"A model named {job.model_name!r} already exists for dataset {dataset!r}; choose "
+            f"another --model-name, or delete it with: smalltrain models delete {job.model_name}"
+        )
 
 
 def resolve_dataset(spec: JobSpec, datasets: DatasetStore) -> tuple[str, Path, str, Any]:

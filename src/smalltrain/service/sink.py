@@ -4,10 +4,12 @@ Every non-step event is stored at once. Step metrics are buffered and written ev
 ``flush_s`` seconds or ``flush_rows`` rows (one transaction each), together with the newest
 step event of the batch (so followers in other processes see live progress without one row per
 step) and the job's progress fields. A crash can lose at most one unflushed batch of step rows.
+A write the store refuses (a full disk) drops the event with one warning; training goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,11 +23,14 @@ from smalltrain.engine.events import (
     TrainingStarted,
 )
 from smalltrain.engine.jobs import JobStatus
+from smalltrain.errors import STORE_REFUSED
 from smalltrain.store.db import JobStore, MetricRow
 
 __all__ = ["JobEventSink", "Publish"]
 
 Publish = Callable[[str, Event | None], None]
+
+log = logging.getLogger(__name__)
 
 
 class JobEventSink:
@@ -50,13 +55,22 @@ class JobEventSink:
         self._last_step: StepMetrics | None = None
         self._flushed_at = time.monotonic()
         self._lock = threading.Lock()
+        self._refused: str | None = None
 
     def __call__(self, event: Event) -> None:
         with self._lock:
-            if isinstance(event, StepMetrics):
-                self._on_step(event)
-            else:
-                self._on_other(event)
+            try:
+                if isinstance(event, StepMetrics):
+                    self._on_step(event)
+                else:
+                    self._on_other(event)
+            except STORE_REFUSED as exc:
+                # A full disk must not stop training: the event is lost, not the job (its
+                # checkpoints, on another disk maybe, decide whether it can go on).
+                self._rows = []
+                if str(exc) != self._refused:
+                    log.warning("job %s: events are not being recorded: %s", self.job_id, exc)
+                self._refused = str(exc)
         self.publish(self.job_id, event)
 
     def _on_step(self, event: StepMetrics) -> None:
@@ -103,9 +117,13 @@ class JobEventSink:
             self.store.set_status(self.job_id, JobStatus.TRAINING, status_reason=None)
 
     def flush(self) -> None:
-        """Write buffered step metrics, one step event and the job's progress."""
+        """Write buffered step metrics, one step event and the job's progress (rows the store
+        refuses are dropped)."""
         with self._lock:
-            self._flush()
+            try:
+                self._flush()
+            except STORE_REFUSED as exc:
+                log.warning("job %s: last metrics not recorded: %s", self.job_id, exc)
 
     def _flush(self) -> None:
         self._flushed_at = time.monotonic()

@@ -42,7 +42,13 @@ from typing import Any
 
 import yaml
 
-from smalltrain.engine.fsutil import atomic_write_json, atomic_write_text, sha256_file
+from smalltrain.engine.fsutil import (
+    atomic_write_json,
+    atomic_write_text,
+    disk_full_error,
+    is_disk_full,
+    sha256_file,
+)
 from smalltrain.engine.locks import FileLock
 from smalltrain.engine.plain import plain
 from smalltrain.errors import ModelExists, ModelNotFound, RegistryCorrupt
@@ -57,6 +63,13 @@ REGISTRY = "registry.json"
 LOCK = ".registry.lock"
 WEIGHTS = Path("weights") / "best.pt"
 ENTRY = "registry_entry.json"
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes in a file, or in every file under a folder."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
 
 
 class ModelStore:
@@ -117,7 +130,7 @@ class ModelStore:
         with FileLock(folder / LOCK):
             registry = self.read_registry(dataset)
             yield registry
-            atomic_write_json(folder / REGISTRY, registry)
+            atomic_write_json(folder / REGISTRY, registry, what="model registry")
 
     def update_registry(self, dataset: str, change: Callable[[dict[str, Any]], None]) -> None:
         """Apply ``change`` to the registry under the lock and write it atomically."""
@@ -155,18 +168,24 @@ class ModelStore:
             overwrite: replace a model of the same name (else ``ModelExists``).
 
         Raises:
-            InvalidName, ModelExists, RegistryCorrupt, FileNotFoundError (no weights).
+            InvalidName, ModelExists, RegistryCorrupt, FileNotFoundError (no weights),
+            DiskFull (nothing is registered and the partial copy is removed).
         """
         folder = self.model_dir(dataset, name)
         source = Path(weights_path)
         if not source.is_file():
             raise FileNotFoundError(f"{source}: weights file not found; nothing was saved")
         if not overwrite:
-            self._refuse_existing(dataset, name, folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=folder.parent))
+            self._refuse_existing(dataset, name, folder, job_id=job_id)
         try:
-            self._fill(staging, source, config, metrics, extra_files or {})
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=folder.parent))
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(folder, _tree_size(source), exc, what="model folder") from exc
+            raise
+        try:
+            self._fill_or_explain(staging, source, config, metrics, extra_files or {})
             key, value = headline
             entry: dict[str, Any] = {
                 "created": utc_now(),
@@ -185,7 +204,7 @@ class ModelStore:
             atomic_write_json(staging / ENTRY, entry)
             with self._editing(dataset) as registry:
                 if not overwrite:
-                    self._refuse_existing(dataset, name, folder, registry)
+                    self._refuse_existing(dataset, name, folder, registry, job_id=job_id)
                 old = self._swap_in(staging, folder)
                 registry["models"][name] = entry
                 active = registry.get("active") == name
@@ -196,7 +215,13 @@ class ModelStore:
         return ModelInfo.from_entry(dataset, name, entry, self._models_dir(dataset), active)
 
     def _refuse_existing(
-        self, dataset: str, name: str, folder: Path, registry: dict[str, Any] | None = None
+        self,
+        dataset: str,
+        name: str,
+        folder: Path,
+        registry: dict[str, Any] | None = None,
+        *,
+        job_id: str | None = None,
     ) -> None:
         registry = registry if registry is not None else self.read_registry(dataset)
         if name in registry["models"]:
@@ -204,11 +229,30 @@ class ModelStore:
                 f"A model named {name!r} already exists for dataset {dataset!r}. Choose another "
                 "name, or pass overwrite=True (--overwrite) to replace it."
             )
-        if folder.exists():
+        if folder.exists() and not (job_id and self._entry_job(folder) == job_id):
+            # (A folder this very job left unregistered, killed mid-registration, is replaced.)
             raise ModelExists(
                 f"{folder} exists but is not in {dataset}/registry.json. Move it away, or pass "
                 "overwrite=True (--overwrite) to replace it."
             )
+
+    @classmethod
+    def _fill_or_explain(
+        cls,
+        staging: Path,
+        weights: Path,
+        config: Mapping[str, Any],
+        metrics: Mapping[str, Any],
+        extra_files: Mapping[str, str | os.PathLike[str]],
+    ) -> None:
+        """``_fill``, with a full disk reported as ``DiskFull`` with the model's size."""
+        try:
+            cls._fill(staging, weights, config, metrics, extra_files)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            needed = _tree_size(weights) + sum(_tree_size(Path(p)) for p in extra_files.values())
+            raise disk_full_error(staging, needed, exc, what="model folder") from exc
 
     @staticmethod
     def _fill(
@@ -240,6 +284,16 @@ class ModelStore:
         return old
 
     # -- queries ----------------------------------------------------------------------------
+
+    def find_by_job(self, dataset: str, job_id: str) -> ModelInfo | None:
+        """The model a job registered for ``dataset``, or None (registration is one per job)."""
+        registry = self.read_registry(dataset)
+        for name, entry in registry["models"].items():
+            if isinstance(entry, dict) and entry.get("job_id") == job_id:
+                return ModelInfo.from_entry(
+                    dataset, name, entry, self._models_dir(dataset), registry["active"] == name
+                )
+        return None
 
     def get(self, dataset: str, name: str) -> ModelInfo:
         """The model ``name`` of ``dataset``.
@@ -365,8 +419,19 @@ class ModelStore:
                     continue
                 models[model.name] = old["models"].get(model.name) or self._entry_from(model)
             active = old.get("active") if old.get("active") in models else None
-            atomic_write_json(folder / REGISTRY, {"active": active, "models": models})
+            atomic_write_json(
+                folder / REGISTRY, {"active": active, "models": models}, what="model registry"
+            )
         return sorted(models)
+
+    @staticmethod
+    def _entry_job(model: Path) -> str | None:
+        """The job id a model folder's ``registry_entry.json`` names, or None."""
+        try:
+            entry = json.loads((model / ENTRY).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return str(entry.get("job_id")) if isinstance(entry, dict) and entry.get("job_id") else None
 
     @staticmethod
     def _entry_from(model: Path) -> dict[str, Any]:
