@@ -123,14 +123,24 @@ class ModelStore:
         return data
 
     @contextlib.contextmanager
-    def _editing(self, dataset: str) -> Iterator[dict[str, Any]]:
-        """Hold the dataset's lock, yield its registry, and write it back atomically on success."""
+    def _editing(
+        self, dataset: str, undo: builtins.list[Callable[[], None]] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Hold the dataset's lock, yield its registry, and write it back atomically on success.
+
+        If that write fails (a full disk), the functions in ``undo`` run, newest first, still
+        under the lock, so what was changed beside the registry is put back."""
         folder = self._dataset_dir(dataset)
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(folder / LOCK):
             registry = self.read_registry(dataset)
             yield registry
-            atomic_write_json(folder / REGISTRY, registry, what="model registry")
+            try:
+                atomic_write_json(folder / REGISTRY, registry, what="model registry")
+            except BaseException:
+                for step in reversed(undo or []):
+                    step()
+                raise
 
     def update_registry(self, dataset: str, change: Callable[[dict[str, Any]], None]) -> None:
         """Apply ``change`` to the registry under the lock and write it atomically."""
@@ -202,10 +212,12 @@ class ModelStore:
                 "headline_metric": key,
             }
             atomic_write_json(staging / ENTRY, entry)
-            with self._editing(dataset) as registry:
+            undo: builtins.list[Callable[[], None]] = []
+            with self._editing(dataset, undo) as registry:
                 if not overwrite:
                     self._refuse_existing(dataset, name, folder, registry, job_id=job_id)
                 old = self._swap_in(staging, folder)
+                undo.append(lambda: self._swap_back(staging, folder, old))
                 registry["models"][name] = entry
                 active = registry.get("active") == name
         finally:
@@ -282,6 +294,14 @@ class ModelStore:
             os.replace(folder, old / folder.name)
         os.replace(staging, folder)
         return old
+
+    @staticmethod
+    def _swap_back(staging: Path, folder: Path, old: Path | None) -> None:
+        """Undo ``_swap_in``: the new folder goes back to ``staging``, the old one into place."""
+        os.replace(folder, staging)
+        if old is not None:
+            os.replace(old / folder.name, folder)
+            shutil.rmtree(old, ignore_errors=True)
 
     # -- queries ----------------------------------------------------------------------------
 
