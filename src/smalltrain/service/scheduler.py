@@ -63,8 +63,6 @@ def lock_path(home: Path) -> Path:
     return paths.scheduler_lock_path(Path(home))
 
 
-#: The home's space reserve (see ``SpaceReserve``): released to record a job's final state.
-RESERVE_FILE = ".space-reserve"
 _PROBE_ROLE = "probe"
 #: Holders that keep the lock only for a moment (a client settling orphans, or probing).
 _TRANSIENT = (RECOVERY_ROLE, _PROBE_ROLE)
@@ -172,7 +170,7 @@ class Scheduler:
         self._alerting = False
         self._held_reason: str | None = None
         self._home_lock: HolderLock | None = None
-        self._reserve = SpaceReserve(self.home / RESERVE_FILE)
+        self._reserve = SpaceReserve(paths.space_reserve_path(self.home))
 
     # -- the loop ---------------------------------------------------------------------------
 
