@@ -121,3 +121,44 @@ def as_nobody() -> Iterator[None]:
     finally:
         os.seteuid(0)
         os.setegid(0)
+
+
+# --- the fault report (bench/fault_matrix.py reads it) -------------------------------------------
+
+REPORT_ENV = "SMALLTRAIN_FAULT_REPORT"
+_RESULTS: list[dict[str, object]] = []
+_COUNTS: list[dict[str, object]] = []
+
+
+class FaultLog:
+    """What a fault test saw, for the report: per case, or counters of a matrix."""
+
+    def count(self, group: str, **numbers: int) -> None:
+        """Add counters (kills, corrupt files, ...) to ``group``."""
+        _COUNTS.append({"group": group, **numbers})
+
+
+@pytest.fixture
+def fault_log() -> FaultLog:
+    return FaultLog()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _RESULTS.append(
+            {
+                "test": report.nodeid,
+                "outcome": report.outcome,
+                "xfail": bool(getattr(report, "wasxfail", "")),
+                "traceback": "Traceback" in (report.capstdout + report.capstderr),
+                "seconds": round(report.duration, 2),
+            }
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = os.environ.get(REPORT_ENV)
+    if target and _RESULTS:
+        import json
+
+        Path(target).write_text(json.dumps({"tests": _RESULTS, "counts": _COUNTS}, indent=1))

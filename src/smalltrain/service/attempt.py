@@ -49,6 +49,7 @@ __all__ = [
 EXTRA_TASKS_ENV = "SMALLTRAIN_EXTRA_TASKS"
 OutcomeStatus = Literal["completed", "cancelled", "failed"]
 _TRACEBACK_LINES = 40
+_ORPHANED = "the scheduler process went away"
 
 
 def register_extra_tasks(value: str | None = None) -> list[str]:
@@ -241,7 +242,7 @@ def _watch_control(control: mpc.Connection, token: CancelToken, orphan_grace_s: 
         except (EOFError, OSError):
             # The parent (the scheduler) died: checkpoint and stop, so a restarted scheduler can
             # resume this job without two processes writing one run folder.
-            token.cancel("the scheduler process went away", "immediate")
+            token.cancel(_ORPHANED, "immediate")
             time.sleep(orphan_grace_s)
             os._exit(75)
         if isinstance(msg, dict) and msg.get("op") == "cancel":
@@ -276,6 +277,11 @@ def child_main(
         # measured apart from training. An unknown task fails in run_task with a clear message.
         with contextlib.suppress(Exception):
             tasks.get_task(spec.task)
+        if token.is_set() and token.reason == _ORPHANED:
+            # The parent died while this process was starting: it may not have recorded this
+            # process anywhere, so a resumed attempt could already be running. Nothing was
+            # trained yet, so there is nothing to save: leave without touching the run folder.
+            os._exit(75)
         send("ready", {"pid": os.getpid()})
         outcome = run_task(spec, lambda event: send("event", event.to_dict()), token)
     send("outcome", outcome.to_dict())

@@ -202,9 +202,11 @@ class TrainingManager:
         ``smalltrain train`` resumes at once. A checkpoint without a sidecar is used only
         when no verified one exists, and the job's reason says so.
 
+        A job that ran but stopped before its first checkpoint starts again from the beginning.
+
         Raises:
-            NotResumable: the job is running or completed, its model is already registered,
-                or it has no valid checkpoint.
+            NotResumable: the job is running or completed, its model is already registered, or
+                it never ran (no valid checkpoint).
         """
         self._recover(wait_s=ORPHAN_WAIT_S)
         job = self.get_job(job_id)
@@ -223,17 +225,21 @@ class TrainingManager:
         clean_run_dir(run_dir)  # nobody writes it now: the job has ended
         folder = run_dir / "checkpoints"
         found = resume_point(folder)
-        if found is None:
+        if found is None and not job.attempts:
             raise NotResumable(
-                f"Cannot resume job {job.id}: no valid checkpoint in {folder}. Start it again "
-                f"with: smalltrain train {job.dataset or job.dataset_path}"
+                f"Cannot resume job {job.id}: it never ran, so there is no valid checkpoint in "
+                f"{folder}. Start it again with: smalltrain train {job.dataset or job.dataset_path}"
             )
-        reason = f"resuming from {found.path.name}"
+        if found is None:  # it ran but stopped before its first checkpoint: nothing to lose
+            reason = "no checkpoint was written before it stopped: starting again from the start"
+        else:
+            reason = f"resuming from {found.path.name}"
+            reason = f"{reason}; WARNING: {found.note}" if found.note else reason
         self.jobs.set_status(
             job.id,
             JobStatus.QUEUED,
-            resume_from=str(found.path),
-            status_reason=f"{reason}; WARNING: {found.note}" if found.note else reason,
+            resume_from=str(found.path) if found is not None else None,
+            status_reason=reason,
             error=None,
             error_traceback=None,
         )

@@ -101,9 +101,10 @@ class JobEventSink:
         spe = event.steps_per_epoch
         self.total_steps = spe * event.total_epochs or None
         start = event.start_epoch * spe + event.start_step
-        if event.resumed_from:
-            # The curves continue from the checkpoint: drop rows a lost attempt wrote after it.
-            self.store.truncate_metrics(self.job_id, start - 1, event.start_epoch)
+        # The curves continue from where this attempt starts (its checkpoint, or the very start
+        # when an earlier attempt died before its first checkpoint): drop rows a lost attempt
+        # wrote after that point.
+        self.store.truncate_metrics(self.job_id, start - 1, event.start_epoch)
         self.store.update_job(
             self.job_id,
             total_epochs=event.total_epochs,

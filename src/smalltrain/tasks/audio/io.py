@@ -327,6 +327,10 @@ def _peak_dbfs(path: Path, threshold: float, *, whole: bool = False) -> float:
 
 def _inspect_file(path: Path, rel: str, silence_db: float) -> AudioFileInfo | SkippedFile:
     """Check one file with an audio extension; return its info or why it is skipped."""
+    if path.is_symlink() and not path.exists():
+        return SkippedFile(rel, "broken link (its target does not exist)")
+    if not path.is_file():
+        return SkippedFile(rel, "not a regular file (a pipe, socket or device)")
     try:
         size = path.stat().st_size
         if size == 0:
