@@ -145,12 +145,16 @@ def fault_log() -> FaultLog:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        shown = report.capstdout + report.capstderr
+        failure = str(report.longrepr) if report.failed else ""
         _RESULTS.append(
             {
                 "test": report.nodeid,
                 "outcome": report.outcome,
                 "xfail": bool(getattr(report, "wasxfail", "")),
-                "traceback": "Traceback" in (report.capstdout + report.capstderr),
+                # output the user would see (captured, or quoted in a failed assertion)
+                "traceback": "Traceback (most recent call last)" in shown + failure,
+                "longrepr": failure[-2000:],
                 "seconds": round(report.duration, 2),
             }
         )

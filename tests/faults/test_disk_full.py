@@ -141,21 +141,25 @@ def test_model_folder_copy_names_the_model_and_its_size(disk: SmallDisk, tmp_pat
 def test_model_files_and_registry(
     site: str, disk: SmallDisk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from smalltrain.store import models
+    from smalltrain.store import model_folder, models
 
     weights = tmp_path / "best.pt"
     weights.write_bytes(b"w" * 1000)
     store = ModelStore(disk.path / "models")
     _save_model(store, weights, name="kept", job_id="j0")
-    name = "atomic_write_text" if site == "config.yaml" else "atomic_write_json"
-    real = getattr(models, name)
+    module, name = (
+        (model_folder, "atomic_write_text")
+        if site == "config.yaml"
+        else (models, "atomic_write_json")
+    )
+    real = getattr(module, name)
 
     def fill_then_write(path: Path, data: Any, *args: Any, **kw: Any) -> Path:
         if Path(path).name == site:
             disk.fill()
         return real(path, data, *args, **kw)
 
-    monkeypatch.setattr(models, name, fill_then_write)
+    monkeypatch.setattr(module, name, fill_then_write)
     with pytest.raises(DiskFull) as info:
         _save_model(store, weights)
     assert site in str(info.value)

@@ -36,7 +36,6 @@ from smalltrain.errors import (
     DiskFull,
     InvalidTransition,
     ModelExists,
-    ModelNotFound,
     NotResumable,
     SchedulerBusy,
     StoreError,
@@ -44,13 +43,19 @@ from smalltrain.errors import (
 from smalltrain.service.attempt import ExecOutcome, register_extra_tasks
 from smalltrain.service.executors import Executor, make_executor
 from smalltrain.service.live import EventHub, Subscription, follow_events
+from smalltrain.service.model_queries import ModelQueries
 from smalltrain.service.planning import JobSpec, as_spec, check_model_name, plan_job
-from smalltrain.service.recovery import clean_run_dir, recover_orphans
-from smalltrain.service.registration import register_model
-from smalltrain.service.scheduler import Scheduler, Unrecorded, scheduler_running
+from smalltrain.service.recovery import (
+    Unrecorded,
+    clean_run_dir,
+    record_unrecorded,
+    recover_orphans,
+)
+from smalltrain.service.registration import refuse_registered, register_model
+from smalltrain.service.scheduler import Scheduler, scheduler_running
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
-from smalltrain.store.models import ModelInfo, ModelStore
+from smalltrain.store.models import ModelStore
 
 __all__ = ["JobSpec", "TrainingManager"]
 
@@ -65,7 +70,7 @@ def _close_at_exit(ref: weakref.ref[TrainingManager]) -> None:
         manager.close()
 
 
-class TrainingManager:
+class TrainingManager(ModelQueries):
     """Queues training jobs of one home, runs them in the background, registers the models.
 
     Args:
@@ -220,7 +225,7 @@ class TrainingManager:
                 f"Cannot resume job {job.id}: it is {job.status} and {why}; only CANCELLED, "
                 "FAILED and INTERRUPTED jobs can be resumed"
             )
-        self._refuse_registered(job)
+        refuse_registered(self.models, job)
         run_dir = Path(job.run_dir or paths.run_dir(self.home, job.id))
         clean_run_dir(run_dir)  # nobody writes it now: the job has ended
         folder = run_dir / "checkpoints"
@@ -246,32 +251,12 @@ class TrainingManager:
         self._kick()
         return job.id
 
-    def _refuse_registered(self, job: TrainingJob) -> None:
-        """Raise NotResumable when this job's model is already registered."""
-        dataset = job.dataset or ""
-        info = self.models.find_by_job(dataset, job.id) if dataset else None
-        if info is not None:
-            raise NotResumable(
-                f"Cannot resume job {job.id}: its model {info.name!r} is already registered "
-                f"for dataset {dataset!r}, so there is nothing left to train"
-            )
-
     def _recover(self, wait_s: float = 0.0) -> None:
         """Settle jobs whose owner died (see ``service.recovery``) and write final states this
         process could not record earlier. A process running the scheduler recovers there."""
-        self._record_unrecorded()
+        record_unrecorded(self.jobs, self._unrecorded)
         if self._scheduler is None:
             recover_orphans(self.jobs, self.home, self.models, wait_s=wait_s)
-
-    def _record_unrecorded(self) -> None:
-        for job_id, final in list(self._unrecorded.items()):
-            try:
-                current = self.jobs.get_job(job_id)
-                if current.status in ACTIVE:
-                    self.jobs.set_status(job_id, final.status, **final.fields)
-            except (StoreError, DiskFull, InvalidTransition):
-                continue  # still full: keep it for the next call
-            self._unrecorded.pop(job_id, None)
 
     def get_job(self, job_id: str) -> TrainingJob:
         """The job with this id (or a unique prefix of 4+ characters). Raises JobNotFound.
@@ -355,44 +340,6 @@ class TrainingManager:
         return follow_events(
             self.jobs, job.id, after_id, self.hub, timeout=timeout, ended=self._ended
         )
-
-    # -- models -------------------------------------------------------------------------------
-
-    def list_models(self, dataset: str | None = None) -> list[ModelInfo]:
-        """Registered models of one dataset, or of all."""
-        return self.models.list(dataset)
-
-    def _find_model(self, name: str, dataset: str | None) -> ModelInfo:
-        if dataset is not None:
-            return self.models.get(dataset, name)
-        found = [m for m in self.models.list() if m.name == name]
-        if not found:
-            raise ModelNotFound(f"No model named {name!r}. List them with: smalltrain models list")
-        if len(found) > 1:
-            where = ", ".join(m.dataset for m in found)
-            raise ModelNotFound(
-                f"Several datasets have a model named {name!r} ({where}); name the dataset"
-            )
-        return found[0]
-
-    def get_model(self, name: str, dataset: str | None = None) -> ModelInfo:
-        """One registered model; ``dataset`` may be omitted when the name is unique."""
-        return self._find_model(name, dataset)
-
-    def delete_model(self, name: str, dataset: str | None = None) -> bool:
-        """Delete a registered model (deleting the active one clears ``active``)."""
-        model = self._find_model(name, dataset)
-        return self.models.delete(model.dataset, model.name)
-
-    def set_active_model(self, name: str, dataset: str | None = None) -> ModelInfo:
-        """Mark a model as its dataset's active model; return it."""
-        model = self._find_model(name, dataset)
-        self.models.set_active(model.dataset, model.name)
-        return self.models.get(model.dataset, model.name)
-
-    def get_active_model(self, dataset: str) -> ModelInfo | None:
-        """The active model of ``dataset``, or None."""
-        return self.models.get_active(dataset)
 
     def _register(self, job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:
         """Scheduler hook: register a finished job's model; return its final fields."""

@@ -13,36 +13,132 @@ the lock has lost its owner. Every command that reads or changes a job calls
 - any other such job becomes INTERRUPTED (resumable at once), or QUEUED again if its process
   never started;
 - the temporary files a killed write left in its run folder are deleted.
+
+A client settling jobs holds the lock only for a moment, under the role ``recovery``;
+``scheduler_running`` (and a starting scheduler) wait for such a holder instead of taking it
+for a scheduler. A final job state the store refused (a full disk) is kept as ``Unrecorded``
+by the process that ran the job, shown from memory and written by ``record_unrecorded`` once
+the store takes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import time
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from smalltrain import paths
 from smalltrain.engine.fsutil import remove_partial_writes
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
-from smalltrain.engine.locks import pid_alive, try_lock
-from smalltrain.errors import InvalidName, InvalidTransition, RegistryCorrupt
+from smalltrain.engine.locks import HolderLock, pid_alive, read_holder, try_lock
+from smalltrain.errors import (
+    DiskFull,
+    InvalidName,
+    InvalidTransition,
+    RegistryCorrupt,
+    StoreError,
+)
 from smalltrain.service.executors import read_pid_file
 from smalltrain.service.planning import dataset_name
 from smalltrain.service.registration import completed_fields
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore
 
-__all__ = ["RECOVERY_ROLE", "clean_run_dir", "recover_orphans", "settle"]
+__all__ = [
+    "RECOVERY_ROLE",
+    "TRANSIENT_WAIT_S",
+    "Unrecorded",
+    "clean_run_dir",
+    "final_state",
+    "record_unrecorded",
+    "recover_orphans",
+    "scheduler_running",
+    "settle",
+    "take_lock",
+    "transient_holder",
+]
 
 log = logging.getLogger(__name__)
 
 #: The role a recovering client writes into the scheduler lock while it holds it (briefly).
 RECOVERY_ROLE = "recovery"
+_PROBE_ROLE = "probe"
+#: Holders that keep the lock only for a moment (a client settling orphans, or probing).
+_TRANSIENT = (RECOVERY_ROLE, _PROBE_ROLE)
+#: How long a starting scheduler or a probe waits for such a holder.
+TRANSIENT_WAIT_S = 20.0
 _POLL_S = 0.05
+
+
+def transient_holder(holder: dict[str, Any] | None) -> bool:
+    """Whether the scheduler lock's holder keeps it only for a moment (not a scheduler)."""
+    # An empty lock file: a holder between taking the lock and writing its name, or gone.
+    return holder is None or holder.get("role") in _TRANSIENT
+
+
+def take_lock(path: Path, role: str) -> HolderLock | None:
+    """Take the scheduler lock at ``path`` as ``role``, waiting (up to ``TRANSIENT_WAIT_S``)
+    while a transient holder has it; None if a scheduler holds it."""
+    deadline = time.monotonic() + TRANSIENT_WAIT_S
+    while True:
+        lock = try_lock(path, role=role)
+        if lock is not None:
+            return lock
+        if not transient_holder(read_holder(path)) or time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+
+
+def scheduler_running(home: Path) -> dict[str, Any] | None:
+    """Who holds the home's scheduler lock ({"pid", "host", "since"}), or None if nobody.
+
+    A client holding it for a moment (settling orphaned jobs, or asking this same question)
+    is not a scheduler: it is waited for.
+    """
+    path = paths.scheduler_lock_path(Path(home))
+    lock = take_lock(path, role=_PROBE_ROLE)
+    if lock is not None:
+        lock.release()
+        return None
+    return read_holder(path) or {"pid": None}
+
+
+@dataclass(frozen=True)
+class Unrecorded:
+    """A job's final state the store refused: ``job`` as shown, ``fields`` as to be written."""
+
+    job: TrainingJob
+    status: JobStatus
+    fields: dict[str, Any]
+
+
+def final_state(
+    job: TrainingJob, status: JobStatus, fields: dict[str, Any], note: str = ""
+) -> Unrecorded:
+    """What to keep of a final state the store could not take (``note``: why, for the user)."""
+    fields = {k: v for k, v in fields.items() if k in TrainingJob.__dataclass_fields__}
+    if status is JobStatus.FAILED:
+        fields.setdefault("error", fields.get("status_reason"))
+    shown = {**fields, "status_reason": f"{fields.get('status_reason') or status.value}{note}"}
+    return Unrecorded(dataclasses.replace(job, status=status, **shown), status, fields)
+
+
+def record_unrecorded(store: JobStore, unrecorded: dict[str, Unrecorded]) -> None:
+    """Write the kept final states the store now takes; keep the others for a later call."""
+    for job_id, final in list(unrecorded.items()):
+        try:
+            if store.get_job(job_id).status in ACTIVE:
+                store.set_status(job_id, final.status, **final.fields)
+        except (StoreError, DiskFull, InvalidTransition):
+            continue  # still full: keep it for the next call
+        unrecorded.pop(job_id, None)
 
 
 def recover_orphans(

@@ -18,12 +18,12 @@ from typing import Any
 
 from smalltrain.engine.checkpoint_index import package_versions
 from smalltrain.engine.jobs import TrainingJob
-from smalltrain.errors import ModelExists, SmallTrainError, TrainingError
+from smalltrain.errors import ModelExists, NotResumable, SmallTrainError, TrainingError
 from smalltrain.service.attempt import ExecOutcome
 from smalltrain.service.planning import dataset_name
 from smalltrain.store.models import ModelInfo, ModelStore
 
-__all__ = ["completed_fields", "register_model"]
+__all__ = ["completed_fields", "refuse_registered", "register_model"]
 
 
 def completed_fields(
@@ -37,6 +37,17 @@ def completed_fields(
     if last_checkpoint is not None:
         fields["checkpoint_path"] = str(last_checkpoint)
     return fields
+
+
+def refuse_registered(models: ModelStore, job: TrainingJob) -> None:
+    """Raise NotResumable when this job's model is already registered: nothing is left to train
+    (and training again would register it twice)."""
+    info = models.find_by_job(job.dataset, job.id) if job.dataset else None
+    if info is not None:
+        raise NotResumable(
+            f"Cannot resume job {job.id}: its model {info.name!r} is already registered "
+            f"for dataset {job.dataset!r}, so there is nothing left to train"
+        )
 
 
 def register_model(models: ModelStore, job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:

@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import threading
@@ -42,11 +41,18 @@ from smalltrain.engine.events import (
 )
 from smalltrain.engine.fsutil import SpaceReserve
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
-from smalltrain.engine.locks import HolderLock, pid_alive, read_holder, try_lock
+from smalltrain.engine.locks import HolderLock, pid_alive, read_holder
 from smalltrain.errors import STORE_REFUSED, SchedulerBusy, SmallTrainError
 from smalltrain.service.attempt import ExecOutcome, ExecSpec, error_line
 from smalltrain.service.executors import Executor
-from smalltrain.service.recovery import RECOVERY_ROLE, clean_run_dir, settle
+from smalltrain.service.recovery import (
+    Unrecorded,
+    clean_run_dir,
+    final_state,
+    scheduler_running,
+    settle,
+    take_lock,
+)
 from smalltrain.service.sink import JobEventSink, Publish
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore
@@ -63,33 +69,12 @@ def lock_path(home: Path) -> Path:
     return paths.scheduler_lock_path(Path(home))
 
 
-_PROBE_ROLE = "probe"
-#: Holders that keep the lock only for a moment (a client settling orphans, or probing).
-_TRANSIENT = (RECOVERY_ROLE, _PROBE_ROLE)
-_TRANSIENT_WAIT_S = 20.0
-
-
-def _transient(holder: dict[str, Any] | None) -> bool:
-    # An empty lock file: a holder between taking the lock and writing its name, or gone.
-    return holder is None or holder.get("role") in _TRANSIENT
-
-
-def scheduler_running(home: Path) -> dict[str, Any] | None:
-    """Who holds the home's scheduler lock ({"pid", "host", "since"}), or None if nobody.
-
-    A client holding it for a moment (settling orphaned jobs, or asking this same question)
-    is not a scheduler: it is waited for.
-    """
-    deadline = time.monotonic() + _TRANSIENT_WAIT_S
-    while True:
-        lock = try_lock(lock_path(home), role=_PROBE_ROLE)
-        if lock is not None:
-            lock.release()
-            return None
-        holder = read_holder(lock_path(home))
-        if not _transient(holder) or time.monotonic() >= deadline:
-            return holder or {"pid": None}
-        time.sleep(0.02)
+def _log_failure(job_id: str, what: str, exc: Exception) -> None:
+    """One line for an expected error (it is in the job's record); a traceback for a bug."""
+    if isinstance(exc, SmallTrainError):
+        log.info("job %s %s: %s", job_id, what, exc)
+    else:
+        log.exception("job %s %s", job_id, what)
 
 
 @dataclass
@@ -182,17 +167,10 @@ class Scheduler:
         """
         if self._home_lock is not None:
             return
-        deadline = time.monotonic() + _TRANSIENT_WAIT_S
-        while True:
-            self._home_lock = try_lock(lock_path(self.home), role="scheduler")
-            holder = read_holder(lock_path(self.home)) if self._home_lock is None else {}
-            if self._home_lock is not None or not _transient(holder):
-                break
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.02)  # a client settling orphaned jobs holds it for a moment
+        # (a client settling orphaned jobs holds the lock for a moment: waited for)
+        self._home_lock = take_lock(lock_path(self.home), role="scheduler")
         if self._home_lock is None:
-            holder = holder or {}
+            holder = read_holder(lock_path(self.home)) or {}
             raise SchedulerBusy(
                 f"another scheduler (pid {holder.get('pid', '?')} on {holder.get('host', '?')}) "
                 f"already runs the jobs of {self.home}; jobs you queue will run there"
@@ -261,7 +239,7 @@ class Scheduler:
                 job = self.store.get_job(job_id)
                 reason = f"it could not be started: {self._store_trouble}"
                 fields = {"status_reason": reason, "error": reason}
-                self.unrecorded[job_id] = _final(job, JobStatus.FAILED, fields)
+                self.unrecorded[job_id] = final_state(job, JobStatus.FAILED, fields)
             self.finished.add(job_id)
             self.publish(job_id, None)
         return True
@@ -389,10 +367,7 @@ class Scheduler:
             # The attempt is recorded before any other recovery pass can see the job.
             run.attempt = self.store.start_attempt(job.id, os.getpid(), resume)
         except Exception as exc:
-            if isinstance(exc, SmallTrainError):
-                log.info("job %s could not start: %s", job.id, exc)
-            else:
-                log.exception("job %s could not start", job.id)
+            _log_failure(job.id, "could not start", exc)
             self._record(job, JobStatus.FAILED, {"status_reason": str(exc), "error": str(exc)})
             self.finished.add(job.id)
             self.publish(job.id, None)
@@ -441,10 +416,7 @@ class Scheduler:
             outcome = self.executor.execute(run.spec, run.sink, run.token)
             run.sink.flush()
         except Exception as exc:  # a bug or a store error: the job must still end
-            if isinstance(exc, SmallTrainError):
-                log.info("job %s could not run: %s", job.id, exc)
-            else:
-                log.exception("job %s could not run", job.id)
+            _log_failure(job.id, "could not run", exc)
             outcome = ExecOutcome("failed", error=error_line(exc))
         try:
             self._finish(job, run, outcome)
@@ -466,10 +438,7 @@ class Scheduler:
             try:
                 fields = self.on_finished(job, outcome)
             except Exception as exc:
-                if isinstance(exc, SmallTrainError):
-                    log.info("job %s: registering the model failed: %s", job.id, exc)
-                else:
-                    log.exception("job %s: registering the model failed", job.id)
+                _log_failure(job.id, "could not register its model", exc)
                 status = JobStatus.FAILED
                 outcome = ExecOutcome("failed", result=outcome.result, exit_code=outcome.exit_code,
                                       error=f"training finished but the model could not be "
@@ -503,24 +472,4 @@ class Scheduler:
                     log.warning("job %s ended %s, but the database refused it: %s",
                                 job.id, status, exc)  # fmt: skip
                     note = f" (not yet saved in the job database: {exc})"
-                    self.unrecorded[job.id] = _final(job, status, fields, note)
-
-
-@dataclass(frozen=True)
-class Unrecorded:
-    """A job's final state the store refused: ``job`` as shown, ``fields`` as to be written."""
-
-    job: TrainingJob
-    status: JobStatus
-    fields: dict[str, Any]
-
-
-def _final(
-    job: TrainingJob, status: JobStatus, fields: dict[str, Any], note: str = ""
-) -> Unrecorded:
-    """What to keep of a final state the store could not take (``note``: why, for the user)."""
-    fields = {k: v for k, v in fields.items() if k in TrainingJob.__dataclass_fields__}
-    if status is JobStatus.FAILED:
-        fields.setdefault("error", fields.get("status_reason"))
-    shown = {**fields, "status_reason": f"{fields.get('status_reason') or status.value}{note}"}
-    return Unrecorded(dataclasses.replace(job, status=status, **shown), status, fields)
+                    self.unrecorded[job.id] = final_state(job, status, fields, note)

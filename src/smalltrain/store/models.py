@@ -36,22 +36,18 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from smalltrain.engine.fsutil import (
     atomic_write_json,
-    atomic_write_text,
     disk_full_error,
     is_disk_full,
     sha256_file,
 )
 from smalltrain.engine.locks import FileLock
-from smalltrain.engine.plain import plain
 from smalltrain.errors import ModelExists, ModelNotFound, RegistryCorrupt
+from smalltrain.store.model_folder import ENTRY, WEIGHTS, entry_from, entry_job, fill, tree_size
 from smalltrain.store.model_info import ModelInfo, utc_now
 from smalltrain.store.names import validate_name
 
@@ -61,15 +57,6 @@ log = logging.getLogger(__name__)
 
 REGISTRY = "registry.json"
 LOCK = ".registry.lock"
-WEIGHTS = Path("weights") / "best.pt"
-ENTRY = "registry_entry.json"
-
-
-def _tree_size(path: Path) -> int:
-    """Bytes in a file, or in every file under a folder."""
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size if path.exists() else 0
 
 
 class ModelStore:
@@ -192,10 +179,10 @@ class ModelStore:
             staging = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=folder.parent))
         except OSError as exc:
             if is_disk_full(exc):
-                raise disk_full_error(folder, _tree_size(source), exc, what="model folder") from exc
+                raise disk_full_error(folder, tree_size(source), exc, what="model folder") from exc
             raise
         try:
-            self._fill_or_explain(staging, source, config, metrics, extra_files or {})
+            fill(staging, source, config, metrics, extra_files or {})
             key, value = headline
             entry: dict[str, Any] = {
                 "created": utc_now(),
@@ -241,49 +228,12 @@ class ModelStore:
                 f"A model named {name!r} already exists for dataset {dataset!r}. Choose another "
                 "name, or pass overwrite=True (--overwrite) to replace it."
             )
-        if folder.exists() and not (job_id and self._entry_job(folder) == job_id):
+        if folder.exists() and not (job_id and entry_job(folder) == job_id):
             # (A folder this very job left unregistered, killed mid-registration, is replaced.)
             raise ModelExists(
                 f"{folder} exists but is not in {dataset}/registry.json. Move it away, or pass "
                 "overwrite=True (--overwrite) to replace it."
             )
-
-    @classmethod
-    def _fill_or_explain(
-        cls,
-        staging: Path,
-        weights: Path,
-        config: Mapping[str, Any],
-        metrics: Mapping[str, Any],
-        extra_files: Mapping[str, str | os.PathLike[str]],
-    ) -> None:
-        """``_fill``, with a full disk reported as ``DiskFull`` with the model's size."""
-        try:
-            cls._fill(staging, weights, config, metrics, extra_files)
-        except OSError as exc:
-            if not is_disk_full(exc):
-                raise
-            needed = _tree_size(weights) + sum(_tree_size(Path(p)) for p in extra_files.values())
-            raise disk_full_error(staging, needed, exc, what="model folder") from exc
-
-    @staticmethod
-    def _fill(
-        staging: Path,
-        weights: Path,
-        config: Mapping[str, Any],
-        metrics: Mapping[str, Any],
-        extra_files: Mapping[str, str | os.PathLike[str]],
-    ) -> None:
-        (staging / WEIGHTS).parent.mkdir(parents=True)
-        shutil.copyfile(weights, staging / WEIGHTS)
-        for rel, src in extra_files.items():
-            target = staging / validate_name(rel, "extra file name")
-            if Path(src).is_dir():
-                shutil.copytree(src, target)
-            else:
-                shutil.copyfile(src, target)
-        atomic_write_text(staging / "config.yaml", yaml.safe_dump(plain(config), sort_keys=False))
-        atomic_write_json(staging / "metrics.json", plain(metrics))
 
     @staticmethod
     def _swap_in(staging: Path, folder: Path) -> Path | None:
@@ -437,37 +387,9 @@ class ModelStore:
             for model in sorted(base.iterdir()) if base.is_dir() else []:
                 if model.name.startswith(".") or not (model / WEIGHTS).is_file():
                     continue
-                models[model.name] = old["models"].get(model.name) or self._entry_from(model)
+                models[model.name] = old["models"].get(model.name) or entry_from(model)
             active = old.get("active") if old.get("active") in models else None
             atomic_write_json(
                 folder / REGISTRY, {"active": active, "models": models}, what="model registry"
             )
         return sorted(models)
-
-    @staticmethod
-    def _entry_job(model: Path) -> str | None:
-        """The job id a model folder's ``registry_entry.json`` names, or None."""
-        try:
-            entry = json.loads((model / ENTRY).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return str(entry.get("job_id")) if isinstance(entry, dict) and entry.get("job_id") else None
-
-    @staticmethod
-    def _entry_from(model: Path) -> dict[str, Any]:
-        try:
-            entry = json.loads((model / ENTRY).read_text(encoding="utf-8"))
-            if isinstance(entry, dict):
-                return entry
-        except (OSError, ValueError):
-            pass
-        weights = model / WEIGHTS
-        created = datetime.fromtimestamp(weights.stat().st_mtime, timezone.utc)
-        return {
-            "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "base_model": None,
-            "epochs_completed": 0,
-            "dataset_snapshot": "",
-            "weights_sha256": sha256_file(weights),
-            "weights_size": weights.stat().st_size,
-        }
