@@ -127,10 +127,17 @@ def test_jobs_list_show_and_wait_settle_a_dead_owner(home: Path, toydata: Path) 
 
 _WORKER = """
 import os, signal, sys
-from smalltrain.service import manager as m
+from smalltrain.service import manager as m, sink
 from smalltrain.store import models
 point = sys.argv[2]
-if point == "after-registry":
+if point == "epoch-1-received":
+    real_call = sink.JobEventSink.__call__
+    def die_on_epoch_1(self, event):
+        if event.type == "epoch" and event.epoch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)  # the child's epoch event dies with the parent
+        real_call(self, event)
+    sink.JobEventSink.__call__ = die_on_epoch_1
+elif point == "after-registry":
     real = m.register_model
     def register_then_die(*args, **kwargs):
         fields = real(*args, **kwargs)
@@ -270,3 +277,17 @@ def test_a_starting_scheduler_waits_for_a_recovering_client(home: Path) -> None:
         assert (scheduler_running(home) or {}).get("pid") == os.getpid()
         assert scheduler._home_lock is not None
         scheduler._home_lock.release()
+
+
+def test_epoch_metrics_a_dead_parent_never_stored_are_taken_back(home: Path, toydata: Path) -> None:
+    with _open(home) as manager:
+        job_id = manager.start_training(
+            JobSpec(dataset=toydata, task="toy", overrides={"epochs": 4, "step_s": 0.02})
+        )
+    _run_worker_that_dies(home, "epoch-1-received")
+    cli("resume", job_id)
+    with _open(home) as manager:
+        job = manager.get_job(job_id)
+        assert job.status is JobStatus.COMPLETED, job.status_reason
+        epochs = [e for e, _ in manager.jobs.metric_series(job_id, "train/loss", scope="epoch")]
+    assert epochs == [0, 1, 2, 3]  # epoch 1 came back from the run's events.jsonl

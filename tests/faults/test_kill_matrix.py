@@ -92,7 +92,8 @@ class Audit:
                 now.add(info.path)
             else:  # killed between the checkpoint's rename and its sidecar: whole, unverified
                 self.unverified.add(info.path)
-        self.lost += len(self.verified - now)
+        before = {p for p in self.verified if p.parent == ckpts}
+        self.lost += len(before - now)
         self.verified |= now
         self.partials += sum(1 for p in run_dir.rglob("*") if PARTIAL_WRITE_RE.match(p.name))
         assert manager.jobs.integrity_check() == "ok"
@@ -181,7 +182,9 @@ def _check_like_calm(manager: TrainingManager, job_id: str, calm: dict[str, Any]
     job = manager.get_job(job_id)
     assert job.status is JobStatus.COMPLETED, job.status_reason
     assert [m.name for m in manager.list_models() if m.job_id == job_id] == [job.model_name]
-    assert _epoch_metrics(manager, job_id) == calm["metrics"]
+    got_metrics = _epoch_metrics(manager, job_id)
+    diff = {k: (sorted(set(v) ^ set(calm["metrics"].get(k, [])))) for k, v in got_metrics.items()}
+    assert got_metrics == calm["metrics"], (job.attempts, diff)
     got = _weights(Path(job.artifacts["weights"]))
     assert got.keys() == calm["weights"].keys()
     assert all(torch.equal(got[k], calm["weights"][k]) for k in got)

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from smalltrain.engine.checkpoints import find_resumable, load_checkpoint
 from smalltrain.engine.context import CancelMode, CancelToken, JobContext, Task, TrainResult
+from smalltrain.engine.eventlog import EVENTS_FILE
 from smalltrain.engine.events import (
     CheckpointSaved,
     EpochMetrics,
@@ -37,7 +38,6 @@ __all__ = ["EVENTS_FILE", "TrainingRunner"]
 
 log = logging.getLogger(__name__)
 
-EVENTS_FILE = "events.jsonl"
 # Events after which the events log is flushed; step events stay in the buffer.
 _FLUSH_ON = (EpochMetrics, CheckpointSaved, WarningEvent, LogEvent, TrainingFinished)
 

@@ -28,6 +28,7 @@ from smalltrain.engine.context import (
     TrainResult,
     cancel_mode,
 )
+from smalltrain.engine.eventlog import EVENTS_FILE, EventLog
 from smalltrain.engine.events import Event
 from smalltrain.engine.fsutil import disk_full_error, is_disk_full
 from smalltrain.errors import DiskFull
@@ -175,7 +176,14 @@ def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken)
     """Run ``get_task(spec.task).train`` in this thread and report how it ended.
 
     Every exception from the task (or from building its config) becomes a failed outcome.
+    Every event also goes to ``run_dir/events.jsonl`` (``engine.eventlog``).
     """
+    events = EventLog(Path(spec.run_dir) / EVENTS_FILE)  # the run's own record (see eventlog)
+
+    def log_and_emit(event: Event) -> None:
+        events(event)
+        emit(event)
+
     try:
         task = tasks.get_task(spec.task)
         ctx = JobContext(
@@ -184,7 +192,7 @@ def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken)
             dataset_path=Path(spec.dataset_path),
             run_dir=Path(spec.run_dir),
             cancel=cancel,
-            emit=emit,
+            emit=log_and_emit,
             resume_from=Path(spec.resume_from) if spec.resume_from else None,
             device=spec.device,
             limits=spec.limits,
@@ -198,6 +206,8 @@ def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken)
             full = disk_full_error(_failed_path(exc, spec), None, exc, what="files in")
             return ExecOutcome("failed", error=error_line(full))
         return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
+    finally:
+        events.close()
     status: OutcomeStatus = "cancelled" if result.status == "cancelled" else "completed"
     return ExecOutcome(status, result=result)
 

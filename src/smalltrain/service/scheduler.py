@@ -39,7 +39,7 @@ from smalltrain.engine.context import CancelMode, CancelToken, ResourceLimits, c
 from smalltrain.engine.events import (
     WarningEvent,
 )
-from smalltrain.engine.fsutil import SpaceReserve
+from smalltrain.engine.fsutil import SpaceReserve, disk_full_error, is_disk_full
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.engine.locks import HolderLock, pid_alive, read_holder
 from smalltrain.errors import STORE_REFUSED, SchedulerBusy, SmallTrainError
@@ -416,6 +416,8 @@ class Scheduler:
             outcome = self.executor.execute(run.spec, run.sink, run.token)
             run.sink.flush()
         except Exception as exc:  # a bug or a store error: the job must still end
+            if is_disk_full(exc) and run.spec is not None:  # e.g. the pid file, in the run dir
+                exc = disk_full_error(run.spec.run_dir, None, exc, what="files in")
             _log_failure(job.id, "could not run", exc)
             outcome = ExecOutcome("failed", error=error_line(exc))
         try:

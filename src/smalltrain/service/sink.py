@@ -13,8 +13,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from smalltrain.engine.eventlog import EVENTS_FILE, epochs_before
 from smalltrain.engine.events import (
     CheckpointSaved,
     EpochMetrics,
@@ -103,8 +105,10 @@ class JobEventSink:
         start = event.start_epoch * spe + event.start_step
         # The curves continue from where this attempt starts (its checkpoint, or the very start
         # when an earlier attempt died before its first checkpoint): drop rows a lost attempt
-        # wrote after that point.
+        # wrote after that point, and take back from the run's own log the epochs before it
+        # that a dead parent never stored.
         self.store.truncate_metrics(self.job_id, start - 1, event.start_epoch)
+        self._backfill(event.start_epoch)
         self.store.update_job(
             self.job_id,
             total_epochs=event.total_epochs,
@@ -116,6 +120,18 @@ class JobEventSink:
         job = self.store.get_job(self.job_id)
         if job.status is JobStatus.STARTING:
             self.store.set_status(self.job_id, JobStatus.TRAINING, status_reason=None)
+
+    def _backfill(self, start_epoch: int) -> None:
+        run_dir = self.store.get_job(self.job_id).run_dir
+        if not start_epoch or not run_dir:
+            return
+        have = self.store.metric_epochs(self.job_id)
+        logged = epochs_before(Path(run_dir) / EVENTS_FILE, start_epoch)
+        lost = [e for n, e in sorted(logged.items()) if n not in have]
+        if lost:
+            rows = [("epoch", e.epoch, e.epoch, k, v) for e in lost for k, v in e.metrics.items()]
+            self.store.append_metrics(self.job_id, rows)
+            self.store.append_events(self.job_id, [e.to_dict() for e in lost])
 
     def flush(self) -> None:
         """Write buffered step metrics, one step event and the job's progress (rows the store
