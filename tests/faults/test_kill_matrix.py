@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,10 @@ from smalltrain.engine.fsutil import PARTIAL_WRITE_RE
 from smalltrain.engine.jobs import JobStatus
 from smalltrain.errors import CheckpointError, NotResumable
 from smalltrain.service.manager import JobSpec, TrainingManager
+from tests.engine import toytask
 from tests.faults.conftest import FaultLog
 
-pytestmark = [pytest.mark.usefixtures("toy"), pytest.mark.slow]
+pytestmark = [pytest.mark.usefixtures("toy_module"), pytest.mark.slow]
 
 KILLS = 20
 # 8 epochs of 4 steps; a checkpoint (and the paused state write) at every epoch's end.
@@ -192,44 +194,75 @@ def _check_like_calm(manager: TrainingManager, job_id: str, calm: dict[str, Any]
     assert steps == sorted(set(steps))
 
 
-def test_kill_9_of_child_and_parent_at_random_points(
-    tmp_path: Path, toydata: Path, fault_log: FaultLog
-) -> None:
-    rng = random.Random(20240612)
-    # the same job without interruption (same executor, so the same process setup)
-    with TrainingManager.open(tmp_path / "calm", autostart=False) as calm:
-        calm_id = calm.start_training(_spec(toydata, "calm"))
-        calm.run_scheduler(until_idle=True)
-        calm_job = calm.get_job(calm_id)
-        assert calm_job.status is JobStatus.COMPLETED, calm_job.status_reason
-        want_metrics = _epoch_metrics(calm, calm_id)
-        want_weights = _weights(Path(calm_job.artifacts["weights"]))
+@pytest.fixture(scope="module")
+def toy_module() -> Iterator[None]:
+    """The toy task, registered for the whole module (the calm run needs it first)."""
+    with pytest.MonkeyPatch.context() as patch:
+        toytask.install(patch)
+        yield
 
-    calm = {"metrics": want_metrics, "weights": want_weights}
-    for who in ("child", "parent"):
-        home = tmp_path / who
-        audit = Audit(home)
-        kills = jobs = attempts = 0
-        with TrainingManager.open(home, autostart=False, grace_s=2.0) as manager:
-            while kills < KILLS:  # a job that completes before all its kills: another one
-                job_id = manager.start_training(_spec(toydata, f"{who}-{jobs}"))
-                if who == "child":
-                    kills += _kill_child(manager, job_id, rng, audit, KILLS - kills)
-                else:
-                    kills += _kill_parent(home, manager, job_id, rng, audit, KILLS - kills)
-                _check_like_calm(manager, job_id, calm)
-                jobs += 1
-                attempts += manager.get_job(job_id).attempts
-        assert audit.corrupt == []
-        assert audit.lost == 0
-        fault_log.count(
-            f"kill -9 of the {who}",
-            kills=kills,
-            jobs=jobs,
-            attempts=attempts,
-            corrupt=len(audit.corrupt),
-            unverified=len(audit.unverified),
-            lost=audit.lost,
-            partial_writes_seen=audit.partials,
-        )
-        assert kills == KILLS
+
+@pytest.fixture(scope="module")
+def calm(
+    tmp_path_factory: pytest.TempPathFactory, toydata_module: Path, toy_module: None
+) -> dict[str, Any]:
+    """The same job without interruption (the same executor, so the same process setup)."""
+    home = tmp_path_factory.mktemp("calm")
+    with TrainingManager.open(home, autostart=False) as manager:
+        job_id = manager.start_training(_spec(toydata_module, "calm"))
+        manager.run_scheduler(until_idle=True)
+        job = manager.get_job(job_id)
+        assert job.status is JobStatus.COMPLETED, job.status_reason
+        return {
+            "metrics": _epoch_metrics(manager, job_id),
+            "weights": _weights(Path(job.artifacts["weights"])),
+        }
+
+
+@pytest.fixture(scope="module")
+def toydata_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("toydata")
+    (folder / "a.txt").write_text("x")
+    return folder
+
+
+# The spawned training processes (torch imports) dominate: about 2 s each on an idle 2-core
+# machine, several times that on a loaded one, hence the generous timeout.
+@pytest.mark.timeout(1500)
+@pytest.mark.parametrize("who", ["child", "parent"])
+def test_kill_9_at_random_points(
+    who: str,
+    tmp_path: Path,
+    toydata_module: Path,
+    calm: dict[str, Any],
+    fault_log: FaultLog,
+) -> None:
+    rng = random.Random(f"smalltrain-{who}")
+    home = tmp_path / who
+    audit = Audit(home)
+    kills = jobs = attempts = 0
+    started = time.monotonic()
+    with TrainingManager.open(home, autostart=False, grace_s=2.0) as manager:
+        while kills < KILLS:  # a job that completes before all its kills: another one
+            job_id = manager.start_training(_spec(toydata_module, f"{who}-{jobs}"))
+            if who == "child":
+                kills += _kill_child(manager, job_id, rng, audit, KILLS - kills)
+            else:
+                kills += _kill_parent(home, manager, job_id, rng, audit, KILLS - kills)
+            _check_like_calm(manager, job_id, calm)
+            jobs += 1
+            attempts += manager.get_job(job_id).attempts
+            print(f"{who}: {kills} kills, {jobs} jobs, {time.monotonic() - started:.0f} s")
+    assert audit.corrupt == []
+    assert audit.lost == 0
+    fault_log.count(
+        f"kill -9 of the {who}",
+        kills=kills,
+        jobs=jobs,
+        attempts=attempts,
+        corrupt=len(audit.corrupt),
+        unverified=len(audit.unverified),
+        lost=audit.lost,
+        partial_writes_seen=audit.partials,
+    )
+    assert kills == KILLS
