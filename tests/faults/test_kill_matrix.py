@@ -44,8 +44,8 @@ from tests.faults.conftest import FaultLog
 pytestmark = [pytest.mark.usefixtures("toy_module"), pytest.mark.slow]
 
 KILLS = 20
-# 8 epochs of 4 steps; a checkpoint (and the paused state write) at every epoch's end.
-CONFIG = {"epochs": 8, "steps_per_epoch": 4, "step_s": 0.02, "write_pause_s": 0.05}
+# 20 epochs of 4 steps; a checkpoint (and the paused state write) at every epoch's end.
+CONFIG = {"epochs": 20, "steps_per_epoch": 4, "step_s": 0.02, "write_pause_s": 0.05}
 
 _WORKER = (
     "import sys; from smalltrain.service.manager import TrainingManager; "
