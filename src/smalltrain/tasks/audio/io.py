@@ -55,8 +55,11 @@ class AudioLoadError(DatasetError):
 
 def _sf_message(exc: Exception) -> str:
     """The short libsndfile message ("Format not recognised") rather than the whole repr."""
-    text = getattr(exc, "error_string", None)
-    return (str(text) if text else str(exc)).rstrip(".")
+    text = str(getattr(exc, "error_string", None) or exc).rstrip(".")
+    if "does not exist or is not a regular file" in text:
+        # libsndfile's words for an MP3 it cannot parse; the file is there (checked before)
+        return "Format not recognised"
+    return text
 
 
 def escaped_name(name: str) -> str:
