@@ -30,6 +30,7 @@ from smalltrain.engine.checkpoints import (
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
+    save_torch_file,
     strip_for_inference,
 )
 from smalltrain.engine.config import apply_overrides
@@ -193,7 +194,7 @@ class ToyTask:
             last = checkpoint("interval")
         weights = ctx.run_dir / "export" / "best.pt"
         export = strip_for_inference({"model": model.state_dict(), "model_args": {}})
-        atomic_write(weights, lambda f: torch.save(export, f))
+        save_torch_file(weights, export, what="exported model")
         return self._result(ctx, "completed", epoch, epoch * spe, last, weights, best)
 
     @staticmethod

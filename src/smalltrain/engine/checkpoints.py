@@ -63,6 +63,7 @@ __all__ = [
     "restore_rng_state",
     "resume_point",
     "save_checkpoint",
+    "save_torch_file",
     "sidecar_path",
     "strip_for_inference",
 ]
@@ -172,6 +173,20 @@ def save_checkpoint(
             path.unlink()
         raise
     return path
+
+
+def save_torch_file(path: Path, obj: Any, *, what: str = "model file") -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically, serialised in memory first so that a full
+    disk is refused before anything is written, with the exact size it needed.
+
+    Raises:
+        DiskFull: no room for the file (plus a 1 MiB margin).
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getbuffer().tobytes()
+    ensure_free(path, len(data), margin=_CHECKPOINT_MARGIN, what=what)
+    return atomic_write_bytes(path, data, what=what)
 
 
 # --- loading ------------------------------------------------------------------------------------
