@@ -205,7 +205,11 @@ class SpaceReserve:
                 return False
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
             try:
-                os.posix_fallocate(fd, 0, self.size)
+                if hasattr(os, "posix_fallocate"):  # Linux; macOS has none
+                    os.posix_fallocate(fd, 0, self.size)
+                else:
+                    os.write(fd, bytes(self.size))
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             return True
