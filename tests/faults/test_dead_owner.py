@@ -70,14 +70,16 @@ def _attached_train(home: Path, data: Path, *sets: str) -> tuple[subprocess.Pope
 def _kill_after_checkpoint(home: Path, proc: subprocess.Popen[str], job_id: str) -> int:
     """SIGKILL the parent once the job has a checkpoint; return the training child's pid."""
     child = 0
-    with _open(home) as manager:
-        for _, event in manager.follow(job_id, timeout=120):
-            if event["type"] == "training_started":
-                child = int(event["info"]["pid"])
-            if event["type"] == "checkpoint":
-                break
-    proc.kill()  # no cleanup at all
-    proc.communicate()
+    try:
+        with _open(home) as manager:
+            for _, event in manager.follow(job_id, timeout=120):
+                if event["type"] == "training_started":
+                    child = int(event["info"]["pid"])
+                if event["type"] == "checkpoint":
+                    break
+    finally:
+        proc.kill()  # no cleanup at all
+        proc.communicate()
     return child
 
 
@@ -232,7 +234,14 @@ def test_two_trains_with_one_name_from_two_terminals(home: Path, toydata: Path) 
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
-    results = [(p.wait(timeout=180), *p.communicate()) for p in procs]
+    try:
+        results = [(*p.communicate(timeout=180), p.returncode) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    results = [(code, out, err) for out, err, code in results]
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 1], results
     refused = next(err for code, _, err in results if code == 1)

@@ -283,7 +283,12 @@ def test_a_nearly_full_home_is_refused_at_once(disk: SmallDisk, toy: None, toyda
     minutes and left the job STARTING."""
     disk.fill(leave=256 * 1024)
     proc = _cli(disk.path, "train", str(toydata), "--task", "toy")
-    out, _ = proc.communicate(timeout=120)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # the hang this test is about: do not leave it running
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 1, out
     assert "Traceback" not in out
     lines = [ln for ln in out.splitlines() if ln.strip()]
