@@ -14,6 +14,7 @@ Messages say what happened, to which file, field or job, and what to do next.
     │   ├── JobNotFound
     │   ├── InvalidTransition    a forbidden job state change
     │   └── NotResumable         a job or checkpoint cannot be resumed, with the reason
+    ├── DiskFull                 a write found no space left (names the path, space needed and left)
     ├── StoreError               the database or the model registry refused an operation
     │   ├── RegistryCorrupt      registry.json is unreadable; models stay on disk
     │   ├── ModelNotFound
@@ -83,6 +84,25 @@ class NotResumable(JobError):
     """A job or checkpoint cannot be resumed."""
 
 
+class DiskFull(SmallTrainError):
+    """A write found no space left on its disk (ENOSPC) or the user's quota spent (EDQUOT).
+
+    Attributes:
+        path: the file that could not be written.
+        needed: bytes the write needed (a lower bound when not known exactly), or None.
+        free: bytes left on that disk for this user when it failed, or None.
+    """
+
+    def __init__(self, message: str, path: str, needed: int | None, free: int | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.needed = needed
+        self.free = free
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.path, self.needed, self.free))
+
+
 class StoreError(SmallTrainError):
     """The database or the model registry refused an operation."""
 
@@ -113,3 +133,8 @@ class SchedulerBusy(SmallTrainError):
 
 class ServeError(SmallTrainError):
     """The web UI / HTTP API cannot start as asked (e.g. a public host without --auth)."""
+
+
+#: What a write the database or the registry refused raises (a full disk, a locked database):
+#: catch these where a job must still end cleanly.
+STORE_REFUSED: tuple[type[SmallTrainError], ...] = (StoreError, DiskFull)

@@ -87,3 +87,8 @@ def find_data_yaml(path: Path) -> Path | None:
         if len(yamls) == 1:
             return yamls[0]
     return None
+
+
+def space_reserve_path(root: Path) -> Path:
+    """A file holding a little disk space back, released to record a job's end on a full disk."""
+    return root / ".space-reserve"

@@ -70,3 +70,20 @@ def test_sha256_matches_hashlib(tmp_path: Path) -> None:
     expected = hashlib.sha256(data).hexdigest()
     assert sha256_file(path) == expected
     assert sha256_bytes(data) == expected
+
+
+def test_disk_full_words_name_the_path_the_space_and_a_quota(tmp_path: Path) -> None:
+    import errno
+
+    from smalltrain.engine.fsutil import disk_full_error, format_size, is_disk_full
+
+    quota = OSError(errno.EDQUOT, "Disk quota exceeded")
+    assert is_disk_full(quota)
+    assert is_disk_full(RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos"))
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    text = str(disk_full_error(tmp_path / "x.pt", 3 << 20, quota, what="checkpoint"))
+    assert text.startswith(f"no space left to write checkpoint {tmp_path / 'x.pt'}: ")
+    assert "disk quota is used up" in text
+    assert "needs 3.0 MB, " in text
+    assert " left" in text
+    assert [format_size(n) for n in (512, 300 * 1024, 1536 * 1024)] == ["512 B", "300 KB", "1.5 MB"]

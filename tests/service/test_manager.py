@@ -216,7 +216,7 @@ def test_kill_9_of_the_scheduler_interrupts_then_resume_finishes(data: Path, hom
             worker.wait()
         run_dir = Path(manager.get_job(job_id).run_dir or "")
         assert (run_dir / "process.pid").is_file()  # the dead scheduler left its child's record
-        assert manager.get_job(job_id).status is JobStatus.TRAINING
+        assert manager.jobs.get_job(job_id).status is JobStatus.TRAINING  # as stored
         manager.run_scheduler(until_idle=True)  # recovery: waits for the orphan, settles the job
         assert read_pid_file(run_dir) is None  # the orphaned child is gone
         job = manager.get_job(job_id)

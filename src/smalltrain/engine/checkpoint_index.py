@@ -5,6 +5,10 @@ A checkpoint ``ckpt-e{epoch:04d}-s{global_step:08d}.pt`` has a JSON sidecar of t
 here reads sidecars and file names only, so the service and the CLI can list, choose and prune
 checkpoints without importing torch; reading and writing the files themselves is in
 ``engine.checkpoints``.
+
+A checkpoint whose sidecar is missing (a process killed between writing the file and its
+sidecar) or records no sha256 is *unverified*: its content cannot be checked, so it is chosen
+only when no verified checkpoint exists, and ``choose_checkpoint`` then says so.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from smalltrain.engine.fsutil import sha256_file
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointInfo",
+    "CheckpointChoice",
     "checkpoint_name",
+    "choose_checkpoint",
     "latest_checkpoint",
     "list_checkpoints",
     "manage_checkpoints",
@@ -75,6 +81,11 @@ class CheckpointInfo:
     time: float | None = None
     size: int | None = None
 
+    @property
+    def verified(self) -> bool:
+        """Whether a sidecar records the file's sha256 (so its content can be checked)."""
+        return self.sha256 is not None
+
 
 def _read_info(path: Path, epoch: int, global_step: int) -> CheckpointInfo:
     try:
@@ -118,12 +129,15 @@ def verify(info: CheckpointInfo) -> str | None:
     """Why the checkpoint's file does not match its sidecar (size, sha256), or None if it does.
 
     A checkpoint whose sidecar records no sha256 (a missing or old sidecar) cannot be checked
-    and passes.
+    and passes here; ``CheckpointInfo.verified`` tells it apart, and the choosers below use
+    such a checkpoint only when no verified one exists.
     """
     try:
         size = info.path.stat().st_size
     except OSError as exc:
         return f"cannot be read: {exc.strerror or exc}"
+    if size == 0:
+        return "is empty (0 bytes)"
     if info.size is not None and size != info.size:
         return f"is {size} bytes, its sidecar says {info.size}"
     if info.sha256 is not None and sha256_file(info.path) != info.sha256:
@@ -131,16 +145,51 @@ def verify(info: CheckpointInfo) -> str | None:
     return None
 
 
+def usable_checkpoints(directory: Path) -> list[CheckpointInfo]:
+    """Checkpoints that pass ``verify``, in the order to try them: verified ones newest
+    first, then unverified ones (no sidecar sha256) newest first."""
+    infos = [i for i in reversed(list_checkpoints(directory)) if verify(i) is None]
+    return [i for i in infos if i.verified] + [i for i in infos if not i.verified]
+
+
 def newest_verified(directory: Path) -> Path | None:
-    """The newest checkpoint in ``directory`` whose file matches its sidecar, or None.
+    """The newest checkpoint in ``directory`` whose file matches its sidecar's sha256, or,
+    when none has a usable sidecar, the newest unverified one; None if there is neither.
 
     Chosen from sidecars and hashes only (no unpickling), so it is cheap and torch-free. The
-    loader still validates the content when the run resumes from it.
+    loader still validates the content when the run resumes from it. ``choose_checkpoint``
+    also says when the choice is unverified.
     """
-    for info in reversed(list_checkpoints(directory)):
-        if verify(info) is None:
-            return info.path
-    return None
+    point = choose_checkpoint(directory)
+    return point.path if point is not None else None
+
+
+@dataclass(frozen=True)
+class CheckpointChoice:
+    """The checkpoint a run resumes from; ``note`` says why it could not be verified."""
+
+    path: Path
+    note: str | None = None
+
+
+def choose_checkpoint(directory: Path) -> CheckpointChoice | None:
+    """The checkpoint to resume from (see ``usable_checkpoints``), or None.
+
+    An unverified choice carries a note for the user: its sidecar is missing, so its sha256
+    could not be checked, and it is used because no verified checkpoint exists.
+    """
+    usable = usable_checkpoints(directory)
+    if not usable:
+        return None
+    best = usable[0]
+    if best.verified:
+        return CheckpointChoice(best.path)
+    note = (
+        f"{best.path.name} is unverified: its sidecar {sidecar_path(best.path).name} is "
+        "missing or damaged, so its sha256 could not be checked; it is used because no "
+        "verified checkpoint exists"
+    )
+    return CheckpointChoice(best.path, note)
 
 
 # --- retention ----------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ torch-free ``engine.checkpoint_index`` and re-exported here. Rules:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,15 +29,22 @@ from smalltrain.engine.checkpoint_index import (
     CHECKPOINT_FORMAT,
     CheckpointInfo,
     checkpoint_name,
+    choose_checkpoint,
     latest_checkpoint,
     list_checkpoints,
     manage_checkpoints,
     newest_verified,
     package_versions,
     sidecar_path,
+    usable_checkpoints,
     verify,
 )
-from smalltrain.engine.fsutil import atomic_write, atomic_write_json, sha256_file
+from smalltrain.engine.fsutil import (
+    atomic_write_bytes,
+    atomic_write_json,
+    ensure_free,
+    sha256_bytes,
+)
 from smalltrain.engine.plain import plain
 from smalltrain.errors import CheckpointError
 
@@ -52,7 +61,9 @@ __all__ = [
     "newest_verified",
     "package_versions",
     "restore_rng_state",
+    "choose_checkpoint",
     "save_checkpoint",
+    "save_torch_file",
     "sidecar_path",
     "strip_for_inference",
 ]
@@ -60,6 +71,8 @@ __all__ = [
 _RESUME_HINT = (
     "resume from an earlier checkpoint: smalltrain resume picks the newest valid one automatically"
 )
+# Room left for the sidecar, the database and the job's final status after a checkpoint.
+_CHECKPOINT_MARGIN = 1 << 20
 # Top-level keys that only matter for resuming training; strip_for_inference drops them.
 TRAINING_ONLY_PREFIXES = ("optimizer", "scheduler", "rng", "sampler", "scaler", "grad_scaler")
 
@@ -103,12 +116,17 @@ def save_checkpoint(
     copy of ``state``. The state must hold only what ``torch.load(weights_only=True)`` accepts:
     tensors, dicts, lists, tuples, str, int, float, bool and None.
 
+    The state is serialised in memory first, so its size is known: a disk without room for
+    it (plus a 1 MiB margin for the sidecar and the job's records) is refused before anything
+    is written, and the previous checkpoints stay as they were.
+
     Returns:
         The path of the ``.pt`` file.
 
     Raises:
         CheckpointError: a floating tensor anywhere in ``state`` (optimizer state included) holds
             NaN or inf; nothing is written.
+        DiskFull: no room for the checkpoint or its sidecar; nothing new is left behind.
     """
     directory = Path(directory)
     bad = _first_non_finite(state)
@@ -130,7 +148,12 @@ def save_checkpoint(
         "saved_at": now,
     }
     path = directory / checkpoint_name(epoch, global_step)
-    atomic_write(path, lambda f: torch.save(payload, f))
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer().tobytes()
+    del buffer
+    ensure_free(path, len(data), margin=_CHECKPOINT_MARGIN, what="checkpoint")
+    atomic_write_bytes(path, data, what="checkpoint")
     sidecar = {
         "format": CHECKPOINT_FORMAT,
         "epoch": int(epoch),
@@ -138,11 +161,32 @@ def save_checkpoint(
         "metrics": plain(clean_metrics),
         "reason": reason,
         "time": now,
-        "size": path.stat().st_size,
-        "sha256": sha256_file(path),
+        "size": len(data),
+        "sha256": sha256_bytes(data),
     }
-    atomic_write_json(sidecar_path(path), sidecar)
+    try:
+        atomic_write_json(sidecar_path(path), sidecar, what="checkpoint sidecar")
+    except BaseException:
+        # A checkpoint without its sidecar could not be verified later: take it back, so the
+        # previous (verified) checkpoint stays the resume point.
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
     return path
+
+
+def save_torch_file(path: Path, obj: Any, *, what: str = "model file") -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically, serialised in memory first so that a full
+    disk is refused before anything is written, with the exact size it needed.
+
+    Raises:
+        DiskFull: no room for the file (plus a 1 MiB margin).
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getbuffer().tobytes()
+    ensure_free(path, len(data), margin=_CHECKPOINT_MARGIN, what=what)
+    return atomic_write_bytes(path, data, what=what)
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -200,22 +244,26 @@ def find_resumable(
 ) -> tuple[Path, dict[str, Any]] | None:
     """Return ``(path, state)`` of the newest checkpoint that loads cleanly, or None.
 
-    Corrupt checkpoints are skipped silently; pass ``on_skip(path, why)`` to hear about them.
+    Verified checkpoints (the sidecar's sha256 matches) come first; one without a usable
+    sidecar is tried only after every verified one. Corrupt checkpoints are skipped silently;
+    pass ``on_skip(path, why)`` to hear about them.
 
     Args:
         validate: also require the file's size and sha256 to match its sidecar, when it has them.
     """
-    for info in reversed(list_checkpoints(directory)):
-        problem = verify(info) if validate else None
-        if problem is not None:
-            if on_skip is not None:
-                on_skip(info.path, problem)
-            continue
+    if validate:
+        candidates = [i.path for i in usable_checkpoints(directory)]
+        for info in reversed(list_checkpoints(directory)):
+            if info.path not in candidates and on_skip is not None:
+                on_skip(info.path, verify(info) or "unreadable")
+    else:
+        candidates = [i.path for i in reversed(list_checkpoints(directory))]
+    for path in candidates:
         try:
-            return info.path, load_checkpoint(info.path, map_location=map_location)
+            return path, load_checkpoint(path, map_location=map_location)
         except CheckpointError as exc:
             if on_skip is not None:
-                on_skip(info.path, str(exc))
+                on_skip(path, str(exc))
     return None
 
 

@@ -1,9 +1,15 @@
-"""Helpers shared by the tasks' typed, frozen configs."""
+"""Helpers shared by the tasks' typed, frozen configs.
+
+``apply_overrides`` refuses numbers no training can use before any rule of the task runs:
+NaN, infinite floats and floats beyond float32's range (``learning_rate=1e308`` would overflow
+the first tensor it meets, far from the field's name), and integers beyond int64.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -12,6 +18,10 @@ from typing import Any, TypeVar
 from smalltrain.errors import ConfigError
 
 C = TypeVar("C")
+
+#: The largest float32: tensors hold config floats (learning rates, weights) as float32.
+FLOAT32_MAX = 3.4028234663852886e38
+_INT64 = 1 << 63
 
 
 def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
@@ -94,13 +104,35 @@ def unknown_field(key: str, value: Any, fields: Iterable[str]) -> ConfigError:
     )
 
 
+def check_number(name: str, value: Any) -> None:
+    """Refuse a float that is NaN, infinite or beyond float32, or an int beyond int64
+    (in lists and tuples too).
+
+    Raises:
+        ConfigError: naming the field, the value and the rule.
+    """
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_number(name, item)
+        return
+    if isinstance(value, bool):
+        return
+    if isinstance(value, float) and (not math.isfinite(value) or abs(value) > FLOAT32_MAX):
+        raise ConfigError(
+            name, value, f"must be a finite number no larger than {FLOAT32_MAX:.3g} in magnitude"
+        )
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        raise ConfigError(name, value, "must fit in 64 bits (|x| < 9.2e18)")
+
+
 def apply_overrides(config: C, overrides: Mapping[str, Any]) -> C:
     """Return a copy of a dataclass config with ``overrides`` applied and validated.
 
     String values (from the CLI) are converted to each field's declared type.
 
     Raises:
-        ConfigError: an unknown field, or a value that breaks a rule.
+        ConfigError: an unknown field, a number no training can use (``check_number``), or a
+            value that breaks a rule of the config.
     """
     if not overrides:
         return config
@@ -113,6 +145,7 @@ def apply_overrides(config: C, overrides: Mapping[str, Any]) -> C:
         if key not in fields:
             raise unknown_field(key, value, fields)
         changes[key] = _coerce(key, value, hints[key]) if isinstance(value, str) else value
+        check_number(key, changes[key])
     return dataclasses.replace(config, **changes)  # __post_init__ validates
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-from smalltrain.engine.checkpoint_index import newest_verified
+from smalltrain.engine.checkpoint_index import choose_checkpoint
 from smalltrain.engine.events import Event
 from smalltrain.errors import NotResumable
 
@@ -134,16 +134,20 @@ class ResumePoint:
 
 
 def checkpoint_resume_point(run_dir: Path) -> ResumePoint:
-    """The newest checkpoint in ``run_dir/checkpoints`` that matches its sidecar.
+    """The newest checkpoint in ``run_dir/checkpoints`` that matches its sidecar (or, when
+    none does, the newest unverified one, and the description warns about it).
 
     Raises:
         NotResumable: there is none.
     """
     folder = Path(run_dir) / "checkpoints"
-    found = newest_verified(folder)
+    found = choose_checkpoint(folder)
     if found is None:
         raise NotResumable(f"no valid checkpoint in {folder}")
-    return ResumePoint(found, f"resuming from {found.name}")
+    description = f"resuming from {found.path.name}"
+    if found.note:
+        description = f"{description}; WARNING: {found.note}"
+    return ResumePoint(found.path, description)
 
 
 def resume_point_of(task: Any, run_dir: Path) -> ResumePoint:

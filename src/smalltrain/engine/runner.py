@@ -8,6 +8,7 @@ and never reach the caller's thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -20,6 +21,7 @@ from typing import IO, Any
 
 from smalltrain.engine.checkpoints import find_resumable, load_checkpoint
 from smalltrain.engine.context import CancelMode, CancelToken, JobContext, Task, TrainResult
+from smalltrain.engine.eventlog import EVENTS_FILE
 from smalltrain.engine.events import (
     CheckpointSaved,
     EpochMetrics,
@@ -29,13 +31,13 @@ from smalltrain.engine.events import (
     TrainingFinished,
     WarningEvent,
 )
+from smalltrain.engine.fsutil import disk_full_error, is_disk_full
 from smalltrain.errors import CheckpointError, NotResumable, SmallTrainError, TrainingError
 
 __all__ = ["EVENTS_FILE", "TrainingRunner"]
 
 log = logging.getLogger(__name__)
 
-EVENTS_FILE = "events.jsonl"
 # Events after which the events log is flushed; step events stay in the buffer.
 _FLUSH_ON = (EpochMetrics, CheckpointSaved, WarningEvent, LogEvent, TrainingFinished)
 
@@ -275,12 +277,21 @@ class TrainingRunner:
         with self._log_lock:
             if self._log_file is None:
                 return
-            self._log_file.write(line + "\n")
-            if isinstance(event, _FLUSH_ON):
-                self._log_file.flush()
+            try:
+                self._log_file.write(line + "\n")
+                if isinstance(event, _FLUSH_ON):
+                    self._log_file.flush()
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                path = self.run_dir / EVENTS_FILE
+                raise disk_full_error(path, len(line) + 1, exc, what="events log") from exc
 
     def _close_log(self) -> None:
         with self._log_lock:
             if self._log_file is not None:
-                self._log_file.close()
+                # A full disk already failed the job with its own message; the log's last
+                # buffered lines are what it could not keep.
+                with contextlib.suppress(OSError):
+                    self._log_file.close()
                 self._log_file = None

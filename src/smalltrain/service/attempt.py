@@ -28,7 +28,10 @@ from smalltrain.engine.context import (
     TrainResult,
     cancel_mode,
 )
+from smalltrain.engine.eventlog import EVENTS_FILE, EventLog
 from smalltrain.engine.events import Event
+from smalltrain.engine.fsutil import disk_full_error, is_disk_full
+from smalltrain.errors import DiskFull
 from smalltrain.tasks import EXTRA_TASKS_ENV, register_extra_tasks
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
 
 OutcomeStatus = Literal["completed", "cancelled", "failed"]
 _TRACEBACK_LINES = 40
+_ORPHANED = "the scheduler process went away"
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,10 @@ def result_from_dict(data: Mapping[str, Any]) -> TrainResult:
 
 
 def error_line(exc: BaseException) -> str:
+    """``Type: message`` on one line; a full disk's message speaks for itself."""
     text = str(exc).strip()
+    if isinstance(exc, DiskFull):
+        return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -135,11 +142,28 @@ def traceback_summary(exc: BaseException) -> str:
     return "\n".join(lines)
 
 
+def _failed_path(exc: BaseException, spec: ExecSpec) -> Path:
+    """The file a failed write named (an OSError's filename), else the job's run folder."""
+    while exc is not None:
+        name = getattr(exc, "filename", None)
+        if isinstance(name, (str, os.PathLike)):
+            return Path(name).parent
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return Path(spec.run_dir)
+
+
 def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken) -> ExecOutcome:
     """Run ``get_task(spec.task).train`` in this thread and report how it ended.
 
     Every exception from the task (or from building its config) becomes a failed outcome.
+    Every event also goes to ``run_dir/events.jsonl`` (``engine.eventlog``).
     """
+    events = EventLog(Path(spec.run_dir) / EVENTS_FILE)  # the run's own record (see eventlog)
+
+    def log_and_emit(event: Event) -> None:
+        events(event)
+        emit(event)
+
     try:
         task = tasks.get_task(spec.task)
         ctx = JobContext(
@@ -148,7 +172,7 @@ def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken)
             dataset_path=Path(spec.dataset_path),
             run_dir=Path(spec.run_dir),
             cancel=cancel,
-            emit=emit,
+            emit=log_and_emit,
             resume_from=Path(spec.resume_from) if spec.resume_from else None,
             device=spec.device,
             limits=spec.limits,
@@ -157,7 +181,13 @@ def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken)
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
         result = task.train(ctx)
     except Exception as exc:
+        if is_disk_full(exc):
+            # A full disk is the machine's state, not a bug: one clear line, no traceback.
+            full = disk_full_error(_failed_path(exc, spec), None, exc, what="files in")
+            return ExecOutcome("failed", error=error_line(full))
         return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
+    finally:
+        events.close()
     status: OutcomeStatus = "cancelled" if result.status == "cancelled" else "completed"
     return ExecOutcome(status, result=result)
 
@@ -202,7 +232,7 @@ def _watch_control(control: mpc.Connection, token: CancelToken, orphan_grace_s: 
         except (EOFError, OSError):
             # The parent (the scheduler) died: checkpoint and stop, so a restarted scheduler can
             # resume this job without two processes writing one run folder.
-            token.cancel("the scheduler process went away", "immediate")
+            token.cancel(_ORPHANED, "immediate")
             time.sleep(orphan_grace_s)
             os._exit(75)
         if isinstance(msg, dict) and msg.get("op") == "cancel":
@@ -237,6 +267,11 @@ def child_main(
         # measured apart from training. An unknown task fails in run_task with a clear message.
         with contextlib.suppress(Exception):
             tasks.get_task(spec.task)
+        if token.is_set() and token.reason == _ORPHANED:
+            # The parent died while this process was starting: it may not have recorded this
+            # process anywhere, so a resumed attempt could already be running. Nothing was
+            # trained yet, so there is nothing to save: leave without touching the run folder.
+            os._exit(75)
         send("ready", {"pid": os.getpid()})
         outcome = run_task(spec, lambda event: send("event", event.to_dict()), token)
     send("outcome", outcome.to_dict())

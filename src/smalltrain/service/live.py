@@ -90,8 +90,13 @@ def follow_events(
     hub: EventHub | None = None,
     *,
     timeout: float | None = None,
+    ended: Callable[[str], bool] | None = None,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(id, event dict)`` after ``after_id`` until the job has ended and all is read.
+
+    Args:
+        ended: tells whether the job has ended (the manager's settles a job whose owner
+            died); by default the store's status is read.
 
     Raises:
         TimeoutError: the job has not ended within ``timeout`` seconds.
@@ -106,7 +111,7 @@ def follow_events(
                 yield event_id, data
             delay = _MIN_DELAY
             continue
-        if store.get_job(job_id).is_terminal:
+        if ended(job_id) if ended is not None else store.get_job(job_id).is_terminal:
             if not store.events_after(job_id, after_id, limit=1):
                 return
             continue
@@ -132,6 +137,7 @@ class Subscription:
         after_id: follow stored events after this id.
         live: tells, at the first ``next()``, whether this process runs the scheduler (then
             events come from the hub, else from the store).
+        ended: tells whether the job has ended (see ``follow_events``).
     """
 
     def __init__(
@@ -142,8 +148,10 @@ class Subscription:
         after_id: int = 0,
         *,
         live: Callable[[], bool],
+        ended: Callable[[str], bool] | None = None,
     ) -> None:
         self.job_id = job_id
+        self._ended = ended or (lambda job_id: store.get_job(job_id).is_terminal)
         self.after_id = after_id
         self._runs_here = live
         self._store = store
@@ -160,7 +168,9 @@ class Subscription:
             self.live = self._runs_here()
             if not self.live:
                 self.close()
-                self._follow = follow_events(self._store, self.job_id, self.after_id, self._hub)
+                self._follow = follow_events(
+                    self._store, self.job_id, self.after_id, self._hub, ended=self._ended
+                )
         if self._follow is not None:
             for _, data in self._follow:
                 event = to_event(data)
@@ -177,7 +187,7 @@ class Subscription:
                 item = self._queue.get(timeout=_MAX_DELAY)
             except queue.Empty:
                 # Ended without running here (cancelled while queued): nothing more will come.
-                if self._store.get_job(self.job_id).is_terminal:
+                if self._ended(self.job_id):
                     self.close()
                     raise StopIteration from None
                 continue

@@ -29,23 +29,38 @@ from typing import Any
 
 from smalltrain import paths
 from smalltrain.engine.context import CancelMode
-from smalltrain.engine.jobs import TERMINAL, JobStatus, TrainingJob
+from smalltrain.engine.jobs import ACTIVE, RESUMABLE, TERMINAL, JobStatus, TrainingJob
 from smalltrain.errors import (
-    ModelNotFound,
+    DiskFull,
+    InvalidTransition,
+    ModelExists,
+    NotResumable,
     SchedulerBusy,
+    StoreError,
 )
 from smalltrain.service.attempt import ExecOutcome, register_extra_tasks
 from smalltrain.service.executors import Executor, make_executor
 from smalltrain.service.live import EventHub, Subscription, follow_events
-from smalltrain.service.planning import JobSpec, as_spec, plan_job
-from smalltrain.service.registration import register_model
-from smalltrain.service.resuming import resume_point_for
+from smalltrain.service.model_queries import ModelQueries
+from smalltrain.service.planning import JobSpec, as_spec, check_model_name, plan_job
+from smalltrain.service.recovery import (
+    Unrecorded,
+    clean_run_dir,
+    record_unrecorded,
+    recover_orphans,
+)
+from smalltrain.service.registration import refuse_registered, register_model
+from smalltrain.service.resuming import resume_point_for, run_dir_of
 from smalltrain.service.scheduler import Scheduler, scheduler_running
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
-from smalltrain.store.models import ModelInfo, ModelStore
+from smalltrain.store.models import ModelStore
 
 __all__ = ["JobSpec", "TrainingManager"]
+
+#: Seconds ``resume`` and ``cancel`` wait for a dead owner's training process to finish its
+#: last checkpoint before it is killed.
+ORPHAN_WAIT_S = 15.0
 
 
 def _close_at_exit(ref: weakref.ref[TrainingManager]) -> None:
@@ -54,7 +69,7 @@ def _close_at_exit(ref: weakref.ref[TrainingManager]) -> None:
         manager.close()
 
 
-class TrainingManager:
+class TrainingManager(ModelQueries):
     """Queues training jobs of one home, runs them in the background, registers the models.
 
     Args:
@@ -105,6 +120,9 @@ class TrainingManager:
         self.hub = EventHub()
         self._owned: list[JobStore] = []
         self._scheduler: Scheduler | None = None
+        # Final states this process's scheduler could not write (a full disk): kept here, shown
+        # by get_job/wait, and written as soon as the database takes them.
+        self._unrecorded: dict[str, Unrecorded] = {}
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         # At interpreter exit, cancel running jobs (they checkpoint) before multiprocessing
@@ -141,8 +159,15 @@ class TrainingManager:
             ConfigError: an override or config value is invalid.
             InvalidName, ModelExists: the model name cannot be used.
         """
-        job = plan_job(as_spec(spec, kwargs), self.datasets, self.models, self.home)
-        self.jobs.insert_job(job)
+        spec = as_spec(spec, kwargs)
+        job = plan_job(spec, self.datasets, self.models, self.home)
+        try:
+            self.jobs.insert_job(job, check_name=lambda: check_model_name(self.models, job))
+        except ModelExists:
+            if spec.model_name or job.config.get("model_name"):
+                raise  # a name the user chose is never changed behind their back
+            job.model_name = f"{job.model_name}-{job.id[:6]}"  # two auto names in one second
+            self.jobs.insert_job(job, check_name=lambda: check_model_name(self.models, job))
         self._kick()
         return job.id
 
@@ -167,10 +192,17 @@ class TrainingManager:
         Raises:
             JobNotFound, InvalidTransition (the job already ended).
         """
-        job = self.jobs.request_cancel(job_id, mode, reason)
+        self._recover(wait_s=ORPHAN_WAIT_S)
+        job = self.get_job(job_id)
         scheduler = self._scheduler
-        if scheduler is not None:
-            scheduler.cancel_local(job.id, mode, reason)
+        # This process's own job stops at once, even when the database cannot take the request.
+        local = scheduler is not None and scheduler.cancel_local(job.id, mode, reason)
+        try:
+            job = self.jobs.request_cancel(job.id, mode, reason)
+        except (StoreError, DiskFull, InvalidTransition):
+            if not local:
+                raise
+            job = self.get_job(job.id)
         self.hub.notify()
         return job
 
@@ -178,30 +210,78 @@ class TrainingManager:
         """Queue a new attempt of a CANCELLED, INTERRUPTED or FAILED job from where its task
         says it resumes (``Task.resume_point``); return the job id.
 
+        A job whose owner died is settled first (its training process may take up to
+        ``ORPHAN_WAIT_S`` to write its last checkpoint), so a job left TRAINING by a killed
+        ``smalltrain train`` resumes at once. A checkpoint without a sidecar is used only
+        when no verified one exists, and the job's reason says so.
+
+        A job that ran but stopped before its first checkpoint starts again from the beginning.
+
         Raises:
-            NotResumable: the job is running or completed, or its task has nothing to resume
-                from; the message says what to do instead.
+            NotResumable: the job is running or completed, its model is already registered, it
+                never ran, or its task has nothing to resume from; the message says what to do
+                instead.
         """
-        job = self.jobs.get_job(job_id)
-        point = resume_point_for(job, self.home)  # the task says where, and whether
+        self._recover(wait_s=ORPHAN_WAIT_S)
+        job = self.get_job(job_id)
+        if job.status in RESUMABLE:
+            refuse_registered(self.models, job)
+            clean_run_dir(run_dir_of(job, self.home))  # nobody writes it now: the job has ended
+        try:
+            point = resume_point_for(job, self.home)  # the task says where, and whether
+            resume_from: str | None = str(point.path)
+            reason = point.description or f"resuming from {point.path.name}"
+        except NotResumable:
+            if job.status not in RESUMABLE or not job.attempts:
+                raise
+            # it ran but stopped before its first checkpoint: nothing to lose by starting over
+            resume_from = None
+            reason = "no checkpoint was written before it stopped: starting again from the start"
         self.jobs.set_status(
             job.id,
             JobStatus.QUEUED,
-            resume_from=str(point.path),
-            status_reason=point.description or f"resuming from {point.path.name}",
+            resume_from=resume_from,
+            status_reason=reason,
             error=None,
             error_traceback=None,
         )
         self._kick()
         return job.id
 
+    def _recover(self, wait_s: float = 0.0) -> None:
+        """Settle jobs whose owner died (see ``service.recovery``) and write final states this
+        process could not record earlier. A process running the scheduler recovers there."""
+        record_unrecorded(self.jobs, self._unrecorded)
+        if self._scheduler is None:
+            recover_orphans(self.jobs, self.home, self.models, wait_s=wait_s)
+
     def get_job(self, job_id: str) -> TrainingJob:
-        """The job with this id (or a unique prefix of 4+ characters). Raises JobNotFound."""
-        return self.jobs.get_job(job_id)
+        """The job with this id (or a unique prefix of 4+ characters). Raises JobNotFound.
+
+        A job that looks active while its owner is gone is settled first (INTERRUPTED, or
+        COMPLETED when its model is registered), so what comes back is never a dead job
+        posing as a live one.
+        """
+        job = self.jobs.get_job(job_id)
+        if job.status in ACTIVE:
+            self._recover()
+            job = self.jobs.get_job(job.id)
+            if job.status in ACTIVE and job.id in self._unrecorded:
+                return self._unrecorded[job.id].job
+        return job
 
     def list_jobs(self, **filters: Any) -> list[TrainingJob]:
-        """Jobs newest first; filters: ``status``, ``dataset``, ``task``, ``limit``, ``offset``."""
-        return self.jobs.list_jobs(**filters)
+        """Jobs newest first; filters: ``status``, ``dataset``, ``task``, ``limit``, ``offset``.
+
+        Jobs whose owner died are settled first, as in ``get_job``.
+        """
+        jobs = self.jobs.list_jobs(**filters)
+        if any(j.status in ACTIVE for j in jobs):
+            self._recover()
+            jobs = self.jobs.list_jobs(**filters)
+            shown = {k: u.job for k, u in self._unrecorded.items()}
+            jobs = [shown.get(j.id, j) if j.status in ACTIVE else j for j in jobs]
+        return jobs
 
     def wait(self, job_id: str, timeout: float | None = None) -> TrainingJob:
         """Block until the job ends (COMPLETED, CANCELLED, FAILED or INTERRUPTED); return it.
@@ -215,7 +295,7 @@ class TrainingManager:
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.02
         while True:
-            job = self.jobs.get_job(job_id)
+            job = self.get_job(job_id)
             if job.status in TERMINAL:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
@@ -231,8 +311,19 @@ class TrainingManager:
         are followed from the database, from event id ``after_id`` on. Use as a context
         manager or call ``close()``.
         """
-        job = self.jobs.get_job(job_id)
-        return Subscription(self.jobs, self.hub, job.id, after_id, live=lambda: self.runs_scheduler)
+        job = self.get_job(job_id)
+        return Subscription(
+            self.jobs,
+            self.hub,
+            job.id,
+            after_id,
+            live=lambda: self.runs_scheduler,
+            ended=self._ended,
+        )
+
+    def _ended(self, job_id: str) -> bool:
+        """Whether a job has ended, settling it first if its owner died."""
+        return self.get_job(job_id).status in TERMINAL
 
     def follow(
         self, job_id: str, after_id: int = 0, *, timeout: float | None = None
@@ -242,46 +333,10 @@ class TrainingManager:
 
         Dicts are ``Event.to_dict()`` forms plus the store's ``status_change`` records.
         """
-        job = self.jobs.get_job(job_id)
-        return follow_events(self.jobs, job.id, after_id, self.hub, timeout=timeout)
-
-    # -- models -------------------------------------------------------------------------------
-
-    def list_models(self, dataset: str | None = None) -> list[ModelInfo]:
-        """Registered models of one dataset, or of all."""
-        return self.models.list(dataset)
-
-    def _find_model(self, name: str, dataset: str | None) -> ModelInfo:
-        if dataset is not None:
-            return self.models.get(dataset, name)
-        found = [m for m in self.models.list() if m.name == name]
-        if not found:
-            raise ModelNotFound(f"No model named {name!r}. List them with: smalltrain models list")
-        if len(found) > 1:
-            where = ", ".join(m.dataset for m in found)
-            raise ModelNotFound(
-                f"Several datasets have a model named {name!r} ({where}); name the dataset"
-            )
-        return found[0]
-
-    def get_model(self, name: str, dataset: str | None = None) -> ModelInfo:
-        """One registered model; ``dataset`` may be omitted when the name is unique."""
-        return self._find_model(name, dataset)
-
-    def delete_model(self, name: str, dataset: str | None = None) -> bool:
-        """Delete a registered model (deleting the active one clears ``active``)."""
-        model = self._find_model(name, dataset)
-        return self.models.delete(model.dataset, model.name)
-
-    def set_active_model(self, name: str, dataset: str | None = None) -> ModelInfo:
-        """Mark a model as its dataset's active model; return it."""
-        model = self._find_model(name, dataset)
-        self.models.set_active(model.dataset, model.name)
-        return self.models.get(model.dataset, model.name)
-
-    def get_active_model(self, dataset: str) -> ModelInfo | None:
-        """The active model of ``dataset``, or None."""
-        return self.models.get_active(dataset)
+        job = self.get_job(job_id)
+        return follow_events(
+            self.jobs, job.id, after_id, self.hub, timeout=timeout, ended=self._ended
+        )
 
     def _register(self, job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:
         """Scheduler hook: register a finished job's model; return its final fields."""
@@ -300,6 +355,8 @@ class TrainingManager:
             resource_monitor=self.resource_monitor,
             alert_every_s=self.resource_check_s,
             stop_after=set(stop_after) if stop_after is not None else None,
+            models=self.models,
+            unrecorded=self._unrecorded,
         )
 
     def start_scheduler(self, stop_after: Iterable[str] | None = None) -> bool:

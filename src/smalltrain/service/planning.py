@@ -22,7 +22,7 @@ import yaml
 
 from smalltrain import paths, tasks
 from smalltrain.engine.config import apply_overrides
-from smalltrain.engine.fsutil import atomic_write_text
+from smalltrain.engine.fsutil import atomic_write_text, require_free
 from smalltrain.engine.jobs import TrainingJob
 from smalltrain.engine.plain import plain
 from smalltrain.errors import ConfigError, DatasetNotFound, ModelExists, TrainingError
@@ -33,15 +33,22 @@ from smalltrain.store.models import ModelStore
 from smalltrain.store.names import looks_like_path, validate_name
 
 __all__ = [
+    "MIN_FREE_BYTES",
     "ConfigFile",
     "JobSpec",
     "as_spec",
+    "check_model_name",
     "dataset_name",
     "plan_job",
     "read_config_file",
     "resolve_dataset",
     "write_run_config",
 ]
+
+#: Free space a job needs at least, in the home and in its run folder, to be queued: room for
+#: its database records, first checkpoints and caches. Less than that is refused at once
+#: instead of failing (or, worse, stalling) midway.
+MIN_FREE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,8 @@ def plan_job(
     )
     job.run_dir = str(Path(spec.run_dir).expanduser().resolve() if spec.run_dir else
                       paths.run_dir(home, job.id))  # fmt: skip
+    require_free(home, MIN_FREE_BYTES, "to start a job in the smalltrain home")
+    require_free(job.run_dir, MIN_FREE_BYTES, "for the job's run folder")
     write_run_config(job, spec.preset)
     return job
 
@@ -219,6 +228,24 @@ def _free_name(datasets: DatasetStore, name: str) -> str:
         n += 1
         candidate = f"{name[:60]}-{n}"
     return candidate
+
+
+def check_model_name(models: ModelStore, job: TrainingJob) -> None:
+    """Refuse a job whose model name another job's model already has in the registry.
+
+    Raises:
+        ModelExists: with what to do.
+    """
+    dataset = job.dataset or ""
+    if not dataset:
+        return
+    entry = models.read_registry(dataset)["models"].get(job.model_name)
+    if entry is not None and (not isinstance(entry, dict) or entry.get("job_id") != job.id):
+        raise ModelExists(
+            f"A model named {job.model_name!r} already exists for dataset {dataset!r}; choose "
+            f"another --name, or delete it with: "
+            f"smalltrain models delete {dataset}/{job.model_name}"
+        )
 
 
 def resolve_dataset(spec: JobSpec, datasets: DatasetStore) -> tuple[str, Path, str, Any]:

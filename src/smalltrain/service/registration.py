@@ -15,6 +15,12 @@ model on the metric the task optimises (the headline: ``val/sc`` for audio, lowe
 ``mAP50-95`` for detection, higher is better). Otherwise the active model stays, and the job
 record says why and how to activate the new one. The decision is made under the registry's
 lock, so two jobs finishing at once cannot both win.
+
+Registration is idempotent per job: a job registers at most one model. When the registry
+already holds a model of this job (its scheduler died after registering it, before the job
+was marked COMPLETED), that model is returned and nothing is copied again. A model name taken
+meanwhile (say, by a job resumed after another took the name) is never silently replaced: the
+model gets ``<name>-<job id prefix>`` and the job's reason says so plainly.
 """
 
 from __future__ import annotations
@@ -26,12 +32,18 @@ from typing import Any
 from smalltrain.engine.checkpoint_index import package_versions
 from smalltrain.engine.context import TrainResult, metric_label, metric_mode
 from smalltrain.engine.jobs import TrainingJob
-from smalltrain.errors import ModelExists, TrainingError
+from smalltrain.errors import ModelExists, NotResumable, SmallTrainError, TrainingError
 from smalltrain.service.attempt import ExecOutcome
 from smalltrain.service.planning import dataset_name
 from smalltrain.store.models import ModelInfo, ModelStore
 
-__all__ = ["activation_rule", "model_files", "register_model"]
+__all__ = [
+    "activation_rule",
+    "completed_fields",
+    "model_files",
+    "refuse_registered",
+    "register_model",
+]
 
 
 def model_files(job: TrainingJob, result: TrainResult) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -107,13 +119,57 @@ def _activate(models: ModelStore, info: ModelInfo) -> tuple[bool, str]:
     return decision[0]
 
 
+def completed_fields(
+    job: TrainingJob,
+    info: ModelInfo,
+    *,
+    note: str = "",
+    last_checkpoint: Path | None = None,
+    activation: tuple[bool, str] | None = None,
+) -> dict[str, Any]:
+    """The final fields of a job whose model ``info`` is registered (artifacts, name, reason);
+    ``activation`` is the rule's decision (made active?, why) when it was just applied."""
+    artifacts = {**job.artifacts, "model": str(info.path), "weights": str(info.weights)}
+    reason = f"model {info.name!r} registered for dataset {info.dataset!r}"
+    if activation is not None:
+        active, why = activation
+        artifacts["activation"] = f"{'active' if active else 'not active'}: {why}"
+        reason = f"{reason} {'and made active' if active else '(not active)'}"
+    fields: dict[str, Any] = {"artifacts": artifacts, "model_name": info.name}
+    fields["status_reason"] = f"{reason} ({note})" if note else reason
+    if last_checkpoint is not None:
+        fields["checkpoint_path"] = str(last_checkpoint)
+    return fields
+
+
+def refuse_registered(models: ModelStore, job: TrainingJob) -> None:
+    """Raise NotResumable when this job's model is already registered: nothing is left to train
+    (and training again would register it twice)."""
+    info = models.find_by_job(job.dataset, job.id) if job.dataset else None
+    if info is not None:
+        raise NotResumable(
+            f"Cannot resume job {job.id}: its model {info.name!r} is already registered "
+            f"for dataset {job.dataset!r}, so there is nothing left to train"
+        )
+
+
 def register_model(models: ModelStore, job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:
     """Register a finished job's model, apply the activation rule; return the job's final
-    fields (artifacts, model name, reason)."""
+    fields (artifacts, model name, reason).
+
+    Raises:
+        TrainingError: the job left no weights file. DiskFull, RegistryCorrupt: as
+            ``ModelStore.save``.
+    """
     result = outcome.result
     if result is None or result.weights is None or not Path(result.weights).is_file():
         raise TrainingError(f"job {job.id} finished without a weights file to register")
     dataset = job.dataset or dataset_name(Path(job.dataset_path))
+    existing = models.find_by_job(dataset, job.id)
+    if existing is not None:
+        return completed_fields(
+            job, existing, note="registered earlier", last_checkpoint=result.last_checkpoint
+        )
     previews = Path(result.run_dir) / "previews"
     config, metrics = model_files(job, result)
     headline = result.headline_metric or "best_metric"
@@ -135,22 +191,21 @@ def register_model(models: ModelStore, job: TrainingJob, outcome: ExecOutcome) -
         versions=package_versions(),
         extra_files={"previews": previews} if previews.is_dir() else None,
     )
-    name = job.model_name
+    note = ""
     try:
-        info = models.save(dataset, name, result.weights, **kwargs)
-    except ModelExists:  # e.g. two auto-named jobs in one second
-        name = f"{name}-{job.id[:6]}"
-        info = models.save(dataset, name, result.weights, **kwargs)
-    active, why = _activate(models, info)
-    artifacts = {
-        **job.artifacts,
-        "model": str(info.path),
-        "weights": str(info.weights),
-        "activation": f"{'active' if active else 'not active'}: {why}",
-    }
-    fields: dict[str, Any] = {"artifacts": artifacts, "model_name": info.name}
-    state = "and made active" if active else "(not active)"
-    fields["status_reason"] = f"model {info.name!r} registered for dataset {dataset!r} {state}"
-    if result.last_checkpoint is not None:
-        fields["checkpoint_path"] = str(result.last_checkpoint)
-    return fields
+        info = models.save(dataset, job.model_name, result.weights, **kwargs)
+    except ModelExists:  # taken meanwhile, or two auto-named jobs in one second
+        info = models.save(dataset, f"{job.model_name}-{job.id[:6]}", result.weights, **kwargs)
+        note = (
+            f"NOTE: the name {job.model_name!r} was taken while this job ran, so the model "
+            f"was registered as {info.name!r}"
+        )
+    try:
+        activation = _activate(models, info)
+        info = models.get(dataset, info.name)
+    except SmallTrainError as exc:  # registered all the same: say so, do not fail the job
+        activation = (False, f"it could not be made active: {exc}")
+        note = "; ".join(filter(None, [note, activation[1]]))
+    return completed_fields(
+        job, info, note=note, last_checkpoint=result.last_checkpoint, activation=activation
+    )

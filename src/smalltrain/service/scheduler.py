@@ -2,10 +2,16 @@
 
 - **One per home.** ``run`` takes ``home/scheduler.lock`` with ``locks.try_lock``; a second
   scheduler gets ``SchedulerBusy`` naming the holder.
-- **Recovery.** On start, and every few seconds after, ``JobStore.recover_interrupted`` settles
-  jobs a dead scheduler left active: INTERRUPTED (resumable) once their process is gone, or
-  back to QUEUED when it never started. A child orphaned by a dead scheduler checkpoints and
-  exits by itself (see ``execution``), so its job is settled as soon as it is gone.
+- **Recovery.** On start, and every few seconds after, ``recovery.settle`` settles jobs a dead
+  scheduler left active: COMPLETED when their model is already registered, INTERRUPTED
+  (resumable) once their process is gone, or back to QUEUED when it never started. A child
+  orphaned by a dead scheduler checkpoints and exits by itself (see ``attempt``), so its job
+  is settled as soon as it is gone. Clients settle such jobs too (``recovery.recover_orphans``),
+  taking the lock for a moment; a scheduler starting then waits for them.
+- **Faults.** A store that refuses a write (a full disk) never kills the loop or leaves a
+  job looking alive: a final state that cannot be written is kept in ``unrecorded`` (the
+  manager shows it and writes it later), and a foreground run whose job cannot even start
+  ends with the reason.
 - **Queue.** FIFO (``claim_next``) up to ``max_concurrent`` jobs. While a ``ResourceMonitor``
   says the machine is constrained, queued jobs wait and their ``status_reason`` says why.
 - **Cancel across processes.** Any process writes ``cancel_requested`` into the database; the
@@ -20,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -33,17 +38,27 @@ from smalltrain.engine.context import CancelMode, CancelToken, ResourceLimits, c
 from smalltrain.engine.events import (
     WarningEvent,
 )
+from smalltrain.engine.fsutil import SpaceReserve, disk_full_error, is_disk_full
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
-from smalltrain.engine.locks import HolderLock, pid_alive, read_holder, try_lock
-from smalltrain.errors import SchedulerBusy
-from smalltrain.service.attempt import ExecOutcome, ExecSpec
-from smalltrain.service.executors import Executor, read_pid_file
+from smalltrain.engine.locks import HolderLock, pid_alive, read_holder
+from smalltrain.errors import STORE_REFUSED, SchedulerBusy, SmallTrainError
+from smalltrain.service.attempt import ExecOutcome, ExecSpec, error_line
+from smalltrain.service.executors import Executor
+from smalltrain.service.recovery import (
+    Unrecorded,
+    clean_run_dir,
+    final_state,
+    scheduler_running,
+    settle,
+    take_lock,
+)
 from smalltrain.service.report import write_metrics_plot
 from smalltrain.service.resuming import current_resume_point
 from smalltrain.service.sink import JobEventSink, Publish
 from smalltrain.store.db import JobStore
+from smalltrain.store.models import ModelStore
 
-__all__ = ["Scheduler", "lock_path", "scheduler_running"]
+__all__ = ["Scheduler", "Unrecorded", "lock_path", "scheduler_running"]
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +70,12 @@ def lock_path(home: Path) -> Path:
     return paths.scheduler_lock_path(Path(home))
 
 
-def scheduler_running(home: Path) -> dict[str, Any] | None:
-    """Who holds the home's scheduler lock ({"pid", "host", "since"}), or None if nobody."""
-    lock = try_lock(lock_path(home))
-    if lock is not None:
-        lock.release()
-        return None
-    return read_holder(lock_path(home)) or {"pid": None}
+def _log_failure(job_id: str, what: str, exc: Exception) -> None:
+    """One line for an expected error (it is in the job's record); a traceback for a bug."""
+    if isinstance(exc, SmallTrainError):
+        log.info("job %s %s: %s", job_id, what, exc)
+    else:
+        log.exception("job %s %s", job_id, what)
 
 
 @dataclass
@@ -91,6 +105,8 @@ class Scheduler:
         poll_s / idle_poll_s: loop period while jobs run / while idle.
         stop_after: job ids; once all of them have finished, claim nothing more and return
             from ``run`` (a foreground ``smalltrain train`` runs its own job, not the queue).
+        models: the model registry; recovery completes a job whose model it already holds.
+        unrecorded: where to keep final job states the store refused to write.
     """
 
     def __init__(
@@ -109,6 +125,8 @@ class Scheduler:
         alert_every_s: float = 5.0,
         orphan_wait_s: float = 15.0,
         stop_after: set[str] | None = None,
+        models: ModelStore | None = None,
+        unrecorded: dict[str, Unrecorded] | None = None,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent={max_concurrent}: must be >= 1")
@@ -125,6 +143,9 @@ class Scheduler:
         self.alert_every_s = alert_every_s
         self.orphan_wait_s = orphan_wait_s
         self.stop_after = set(stop_after) if stop_after else None
+        self.models = models
+        self.unrecorded: dict[str, Unrecorded] = unrecorded if unrecorded is not None else {}
+        self._store_trouble: str | None = None
         self.finished: set[str] = set()
         self.running: dict[str, _Running] = {}
         self.wake = threading.Event()
@@ -135,6 +156,7 @@ class Scheduler:
         self._alerting = False
         self._held_reason: str | None = None
         self._home_lock: HolderLock | None = None
+        self._reserve = SpaceReserve(paths.space_reserve_path(self.home))
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -146,7 +168,8 @@ class Scheduler:
         """
         if self._home_lock is not None:
             return
-        self._home_lock = try_lock(lock_path(self.home), role="scheduler")
+        # (a client settling orphaned jobs holds the lock for a moment: waited for)
+        self._home_lock = take_lock(lock_path(self.home), role="scheduler")
         if self._home_lock is None:
             holder = read_holder(lock_path(self.home)) or {}
             raise SchedulerBusy(
@@ -163,6 +186,7 @@ class Scheduler:
         self.acquire()
         while True:
             try:
+                self._reserve.ensure()
                 self._loop(until_idle)
             finally:
                 self._shutdown()
@@ -181,15 +205,45 @@ class Scheduler:
                 return
 
     def _loop(self, until_idle: bool) -> None:
-        self._recover(force=True)
+        self._guarded(lambda: self._recover(force=True))
         while not self.stop_requested.is_set():
-            self._tick()
-            if until_idle and self._idle():
+            if not self._guarded(self._tick) and self._give_up_targets():
+                break
+            if until_idle and self._guarded(self._idle):
                 break
             if self._done_with_targets() and not self.running:
                 break
             self.wake.wait(self.poll_s if self.running else self.idle_poll_s)
             self.wake.clear()
+
+    def _guarded(self, step: Callable[[], Any]) -> Any:
+        """Run one step of the loop; a store error (a full disk) is logged once, not raised.
+
+        Returns the step's result, or False when the store refused."""
+        try:
+            result = step()
+        except STORE_REFUSED as exc:
+            if str(exc) != self._store_trouble:
+                log.warning("the job database refused a write: %s", exc)
+            self._store_trouble = str(exc)
+            return False
+        self._store_trouble = None
+        return result if result is not None else True
+
+    def _give_up_targets(self) -> bool:
+        """A foreground run whose job cannot even be started (the store refuses every write):
+        end it with the store's reason instead of waiting forever. True when given up."""
+        if self.stop_after is None or self.running or self._store_trouble is None:
+            return False
+        for job_id in self.stop_after - self.finished:
+            with contextlib.suppress(SmallTrainError):
+                job = self.store.get_job(job_id)
+                reason = f"it could not be started: {self._store_trouble}"
+                fields = {"status_reason": reason, "error": reason}
+                self.unrecorded[job_id] = final_state(job, JobStatus.FAILED, fields)
+            self.finished.add(job_id)
+            self.publish(job_id, None)
+        return True
 
     def stop(self) -> None:
         """Ask ``run`` to return: running jobs are cancelled (they checkpoint) and awaited."""
@@ -222,33 +276,21 @@ class Scheduler:
     # -- recovery and cancel ----------------------------------------------------------------
 
     def _recover(self, force: bool = False) -> None:
+        """Settle jobs a dead scheduler left active. On start (``force``), children of a dead
+        scheduler may finish their cancel checkpoint (``orphan_wait_s``) before they are killed:
+        resuming their job while they still write the run folder would race with them."""
         now = time.monotonic()
         if not force and now - self._recovered_at < self.recover_every_s:
             return
         self._recovered_at = now
-        if force:
-            self._await_orphans()
-        changed = self.store.recover_interrupted(alive=pid_alive)
-        for job_id in changed:
-            log.info("recovered job %s left behind by a stopped scheduler", job_id)
-
-    def _await_orphans(self) -> None:
-        """Let children of a dead scheduler finish their cancel checkpoint, then kill them.
-
-        Such a child saw its parent vanish and is checkpointing; resuming its job while it
-        still writes the run folder would race with it.
-        """
-        deadline = time.monotonic() + self.orphan_wait_s
-        for job in self.store.list_jobs(status=list(ACTIVE), limit=None):
-            pid = read_pid_file(Path(job.run_dir)) if job.run_dir else None
-            if pid is None or pid == os.getpid():
-                continue
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if pid_alive(pid):
-                log.warning("job %s: killing its orphaned training process %d", job.id, pid)
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+        settle(
+            self.store,
+            self.models,
+            wait_s=self.orphan_wait_s if force else 0.0,
+            kill=force,
+            alive=pid_alive,
+            skip=set(self.running),
+        )
 
     def _forward_cancels(self) -> None:
         if not self.running:
@@ -320,13 +362,16 @@ class Scheduler:
         run = _Running(job=job, token=CancelToken())
         try:
             run.spec = self._spec(job)
+            clean_run_dir(run.spec.run_dir)  # partial writes of a killed attempt
             self.store.update_job(job.id, run_dir=str(run.spec.run_dir))
             resume = str(run.spec.resume_from) if run.spec.resume_from else None
             # The attempt is recorded before any other recovery pass can see the job.
             run.attempt = self.store.start_attempt(job.id, os.getpid(), resume)
         except Exception as exc:
-            log.exception("job %s could not start", job.id)
-            self.store.set_status(job.id, JobStatus.FAILED, status_reason=str(exc), error=str(exc))
+            _log_failure(job.id, "could not start", exc)
+            self._record(job, JobStatus.FAILED, {"status_reason": str(exc), "error": str(exc)})
+            self.finished.add(job.id)
+            self.publish(job.id, None)
             return
         run.sink = JobEventSink(self.store, job.id, self.publish)
         run.thread = threading.Thread(
@@ -372,10 +417,14 @@ class Scheduler:
             outcome = self.executor.execute(run.spec, run.sink, run.token)
             run.sink.flush()
         except Exception as exc:  # a bug or a store error: the job must still end
-            log.exception("job %s could not run", job.id)
-            outcome = ExecOutcome("failed", error=f"{type(exc).__name__}: {exc}")
+            if is_disk_full(exc) and run.spec is not None:  # e.g. the pid file, in the run dir
+                exc = disk_full_error(run.spec.run_dir, None, exc, what="files in")
+            _log_failure(job.id, "could not run", exc)
+            outcome = ExecOutcome("failed", error=error_line(exc))
         try:
             self._finish(job, run, outcome)
+        except Exception:  # never leave the job looking alive, nor print a thread traceback
+            log.exception("job %s: could not record how it ended", job.id)
         finally:
             self.finished.add(job.id)
             self.publish(job.id, None)
@@ -392,11 +441,11 @@ class Scheduler:
             try:
                 fields = self.on_finished(job, outcome)
             except Exception as exc:
-                log.exception("job %s: registering the model failed", job.id)
+                _log_failure(job.id, "could not register its model", exc)
                 status = JobStatus.FAILED
                 outcome = ExecOutcome("failed", result=outcome.result, exit_code=outcome.exit_code,
                                       error=f"training finished but the model could not be "
-                                            f"registered: {type(exc).__name__}: {exc}")  # fmt: skip
+                                            f"registered: {error_line(exc)}")  # fmt: skip
         if outcome.status == "cancelled":
             fields["status_reason"] = outcome.error or run.token.reason or "cancelled"
         elif outcome.status == "failed":
@@ -408,7 +457,25 @@ class Scheduler:
         # Before the attempt is closed: a closed attempt of an active job reads as "process gone"
         # to the recovery pass, so nothing slow may run between the two writes below.
         write_metrics_plot(self.store, self.store.get_job(job.id), self.home)
-        self.store.finish_attempt(
-            job.id, run.attempt, outcome.status, outcome.exit_code, outcome.error
-        )
-        self.store.set_status(job.id, status, **fields)
+        with contextlib.suppress(*STORE_REFUSED):  # the job's status below matters more
+            self.store.finish_attempt(
+                job.id, run.attempt, outcome.status, outcome.exit_code, outcome.error
+            )
+        self._record(job, status, fields)
+
+    def _record(self, job: TrainingJob, status: JobStatus, fields: dict[str, Any]) -> None:
+        """Write a job's final state; if the store refuses twice (a full disk even after its
+        log was truncated), keep it in ``unrecorded`` for the manager to show and write later."""
+        for attempt in (1, 2):
+            try:
+                self.store.set_status(job.id, status, **fields)
+                self.unrecorded.pop(job.id, None)
+                return
+            except STORE_REFUSED as exc:
+                if attempt == 1 and self._reserve.release():
+                    log.info("job %s: released the home's space reserve to record it", job.id)
+                if attempt == 2:
+                    log.warning("job %s ended %s, but the database refused it: %s",
+                                job.id, status, exc)  # fmt: skip
+                    note = f" (not yet saved in the job database: {exc})"
+                    self.unrecorded[job.id] = final_state(job, status, fields, note)

@@ -4,15 +4,19 @@ Every non-step event is stored at once. Step metrics are buffered and written ev
 ``flush_s`` seconds or ``flush_rows`` rows (one transaction each), together with the newest
 step event of the batch (so followers in other processes see live progress without one row per
 step) and the job's progress fields. A crash can lose at most one unflushed batch of step rows.
+A write the store refuses (a full disk) drops the event with one warning; training goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from smalltrain.engine.eventlog import EVENTS_FILE, epochs_before
 from smalltrain.engine.events import (
     CheckpointSaved,
     EpochMetrics,
@@ -21,11 +25,14 @@ from smalltrain.engine.events import (
     TrainingStarted,
 )
 from smalltrain.engine.jobs import JobStatus
+from smalltrain.errors import STORE_REFUSED
 from smalltrain.store.db import JobStore, MetricRow
 
 __all__ = ["JobEventSink", "Publish"]
 
 Publish = Callable[[str, Event | None], None]
+
+log = logging.getLogger(__name__)
 
 
 class JobEventSink:
@@ -50,13 +57,22 @@ class JobEventSink:
         self._last_step: StepMetrics | None = None
         self._flushed_at = time.monotonic()
         self._lock = threading.Lock()
+        self._refused: str | None = None
 
     def __call__(self, event: Event) -> None:
         with self._lock:
-            if isinstance(event, StepMetrics):
-                self._on_step(event)
-            else:
-                self._on_other(event)
+            try:
+                if isinstance(event, StepMetrics):
+                    self._on_step(event)
+                else:
+                    self._on_other(event)
+            except STORE_REFUSED as exc:
+                # A full disk must not stop training: the event is lost, not the job (its
+                # checkpoints, on another disk maybe, decide whether it can go on).
+                self._rows = []
+                if str(exc) != self._refused:
+                    log.warning("job %s: events are not being recorded: %s", self.job_id, exc)
+                self._refused = str(exc)
         self.publish(self.job_id, event)
 
     def _on_step(self, event: StepMetrics) -> None:
@@ -87,9 +103,12 @@ class JobEventSink:
         spe = event.steps_per_epoch
         self.total_steps = spe * event.total_epochs or None
         start = event.start_epoch * spe + event.start_step
-        if event.resumed_from:
-            # The curves continue from the checkpoint: drop rows a lost attempt wrote after it.
-            self.store.truncate_metrics(self.job_id, start - 1, event.start_epoch)
+        # The curves continue from where this attempt starts (its checkpoint, or the very start
+        # when an earlier attempt died before its first checkpoint): drop rows a lost attempt
+        # wrote after that point, and take back from the run's own log the epochs before it
+        # that a dead parent never stored.
+        self.store.truncate_metrics(self.job_id, start - 1, event.start_epoch)
+        self._backfill(event.start_epoch)
         self.store.update_job(
             self.job_id,
             total_epochs=event.total_epochs,
@@ -102,10 +121,26 @@ class JobEventSink:
         if job.status is JobStatus.STARTING:
             self.store.set_status(self.job_id, JobStatus.TRAINING, status_reason=None)
 
+    def _backfill(self, start_epoch: int) -> None:
+        run_dir = self.store.get_job(self.job_id).run_dir
+        if not start_epoch or not run_dir:
+            return
+        have = self.store.metric_epochs(self.job_id)
+        logged = epochs_before(Path(run_dir) / EVENTS_FILE, start_epoch)
+        lost = [e for n, e in sorted(logged.items()) if n not in have]
+        if lost:
+            rows = [("epoch", e.epoch, e.epoch, k, v) for e in lost for k, v in e.metrics.items()]
+            self.store.append_metrics(self.job_id, rows)
+            self.store.append_events(self.job_id, [e.to_dict() for e in lost])
+
     def flush(self) -> None:
-        """Write buffered step metrics, one step event and the job's progress."""
+        """Write buffered step metrics, one step event and the job's progress (rows the store
+        refuses are dropped)."""
         with self._lock:
-            self._flush()
+            try:
+                self._flush()
+            except STORE_REFUSED as exc:
+                log.warning("job %s: last metrics not recorded: %s", self.job_id, exc)
 
     def _flush(self) -> None:
         self._flushed_at = time.monotonic()

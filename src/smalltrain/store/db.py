@@ -26,7 +26,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from smalltrain.engine.context import CancelMode
@@ -40,7 +40,7 @@ from smalltrain.engine.jobs import (
     check_transition,
 )
 from smalltrain.engine.locks import pid_alive
-from smalltrain.errors import InvalidTransition, JobNotFound
+from smalltrain.errors import InvalidTransition, JobNotFound, ModelExists
 from smalltrain.store.history import Attempt, HistoryStore, MetricRow
 from smalltrain.store.records import DatasetRecord
 
@@ -49,6 +49,8 @@ __all__ = ["Attempt", "JobStore", "MetricRow"]
 _UPDATABLE = frozenset(JOB_FIELDS) - {"id", "status"}
 _ACTIVE_SQL = "(" + ",".join(f"'{s.value}'" for s in sorted(ACTIVE)) + ")"
 _MIN_PREFIX = 4
+#: Jobs that will register a model soon: their model name is reserved.
+_NAME_HOLDERS = frozenset({JobStatus.QUEUED, *ACTIVE})
 
 
 def _encode(name: str, value: Any) -> Any:
@@ -103,16 +105,46 @@ class JobStore(HistoryStore):
 
     # -- jobs --------------------------------------------------------------------------------
 
-    def insert_job(self, job: TrainingJob) -> TrainingJob:
-        """Store a new job (normally QUEUED) and its first ``status_change`` event."""
+    def insert_job(
+        self, job: TrainingJob, *, check_name: Callable[[], None] | None = None
+    ) -> TrainingJob:
+        """Store a new job (normally QUEUED) and its first ``status_change`` event.
+
+        Args:
+            check_name: reserve the job's model name: the job is refused when a queued or
+                running job of the same dataset will register a model of that name, and
+                ``check_name()`` (which may look at the model registry) runs inside the same
+                write transaction, so two jobs queued at the same moment cannot both pass.
+
+        Raises:
+            ModelExists: the name is taken (by another job, or by ``check_name``).
+        """
         cols = ", ".join(JOB_FIELDS)
         marks = ", ".join("?" for _ in JOB_FIELDS)
         with self._tx() as con:
+            if check_name is not None:
+                self._refuse_reserved_name(con, job)
+                check_name()
             job.updated_at = time.time()
             values = [_encode(n, getattr(job, n)) for n in JOB_FIELDS]
             con.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", values)
             self._status_event(con, job.id, None, job.status, job.status_reason)
         return job
+
+    @staticmethod
+    def _refuse_reserved_name(con: sqlite3.Connection, job: TrainingJob) -> None:
+        statuses = ",".join(f"'{s.value}'" for s in sorted(_NAME_HOLDERS))
+        row = con.execute(
+            f"SELECT id, status FROM jobs WHERE model_name = ? AND dataset IS ? AND id != ? "
+            f"AND status IN ({statuses}) ORDER BY seq LIMIT 1",
+            (job.model_name, job.dataset, job.id),
+        ).fetchone()
+        if row is not None:
+            raise ModelExists(
+                f"A model named {job.model_name!r} is already being trained for dataset "
+                f"{job.dataset!r} by job {row['id']} ({row['status']}); choose another "
+                f"--model-name, or wait for that job with: smalltrain jobs wait {row['id']}"
+            )
 
     def _find(self, con: sqlite3.Connection, job_id: str) -> TrainingJob:
         """The job with this id or unique prefix."""
@@ -321,19 +353,24 @@ class JobStore(HistoryStore):
                 return job
             raise InvalidTransition(f"Cannot cancel job {job.id}: it is already {job.status}")
 
-    def recover_interrupted(self, alive: Callable[[int], bool] = pid_alive) -> list[str]:
+    def recover_interrupted(
+        self, alive: Callable[[int], bool] = pid_alive, only: Collection[str] | None = None
+    ) -> list[str]:
         """Settle jobs left active by a scheduler that died; return the ids changed.
 
         Call it while holding the scheduler lock, on start (and again later: a child orphaned
         by a dead scheduler may still be alive at first). For each STARTING, TRAINING or
-        CANCELLING job: if its newest attempt's pid is alive, it is left alone; a STARTING job
-        with no attempt goes back to QUEUED; otherwise the job becomes INTERRUPTED with a
-        reason, and its open attempt is closed with outcome "interrupted".
+        CANCELLING job (of ``only``, when given): if its newest attempt's pid is alive, it is
+        left alone; a STARTING job with no attempt goes back to QUEUED; otherwise the job
+        becomes INTERRUPTED with a reason, and its open attempt is closed with outcome
+        "interrupted".
         """
         changed: list[str] = []
         with self._tx() as con:
             rows = con.execute(f"SELECT * FROM jobs WHERE status IN {_ACTIVE_SQL}").fetchall()
             for job in map(TrainingJob.from_row, rows):
+                if only is not None and job.id not in only:
+                    continue
                 att = con.execute(
                     "SELECT * FROM attempts WHERE job_id = ? ORDER BY n DESC LIMIT 1", (job.id,)
                 ).fetchone()

@@ -224,6 +224,13 @@ class HistoryStore(Database):
             sql, args = sql + " AND scope = ?", [*args, scope]
         return sorted(r[0] for r in self._conn().execute(sql, args).fetchall())
 
+    def metric_epochs(self, job_id: str) -> set[int]:
+        """The epochs that have epoch-scope metric rows for a job."""
+        rows = self._conn().execute(
+            "SELECT DISTINCT epoch FROM metrics WHERE job_id = ? AND scope = 'epoch'", (job_id,)
+        )
+        return {int(r[0]) for r in rows.fetchall()}
+
     def truncate_metrics(self, job_id: str, global_step: int, epoch: int) -> None:
         """Drop step rows after ``global_step`` and epoch rows from ``epoch`` on.
 

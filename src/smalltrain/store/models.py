@@ -36,16 +36,19 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from smalltrain.engine.fsutil import atomic_write_json, atomic_write_text, sha256_file
+from smalltrain.engine.fsutil import (
+    atomic_write_json,
+    disk_full_error,
+    is_disk_full,
+    sha256_file,
+)
 from smalltrain.engine.locks import FileLock
 from smalltrain.engine.plain import plain
 from smalltrain.errors import ModelExists, ModelNotFound, RegistryCorrupt
+from smalltrain.store.model_folder import ENTRY, WEIGHTS, entry_from, entry_job, fill, tree_size
 from smalltrain.store.model_info import ModelInfo, utc_now
 from smalltrain.store.names import validate_name
 
@@ -55,8 +58,6 @@ log = logging.getLogger(__name__)
 
 REGISTRY = "registry.json"
 LOCK = ".registry.lock"
-WEIGHTS = Path("weights") / "best.pt"
-ENTRY = "registry_entry.json"
 
 
 class ModelStore:
@@ -110,14 +111,24 @@ class ModelStore:
         return data
 
     @contextlib.contextmanager
-    def _editing(self, dataset: str) -> Iterator[dict[str, Any]]:
-        """Hold the dataset's lock, yield its registry, and write it back atomically on success."""
+    def _editing(
+        self, dataset: str, undo: builtins.list[Callable[[], None]] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Hold the dataset's lock, yield its registry, and write it back atomically on success.
+
+        If that write fails (a full disk), the functions in ``undo`` run, newest first, still
+        under the lock, so what was changed beside the registry is put back."""
         folder = self._dataset_dir(dataset)
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(folder / LOCK):
             registry = self.read_registry(dataset)
             yield registry
-            atomic_write_json(folder / REGISTRY, registry)
+            try:
+                atomic_write_json(folder / REGISTRY, registry, what="model registry")
+            except BaseException:
+                for step in reversed(undo or []):
+                    step()
+                raise
 
     def update_registry(self, dataset: str, change: Callable[[dict[str, Any]], None]) -> None:
         """Apply ``change`` to the registry under the lock and write it atomically."""
@@ -160,18 +171,24 @@ class ModelStore:
                 headline); they never replace the fields above.
 
         Raises:
-            InvalidName, ModelExists, RegistryCorrupt, FileNotFoundError (no weights).
+            InvalidName, ModelExists, RegistryCorrupt, FileNotFoundError (no weights),
+            DiskFull (nothing is registered and the partial copy is removed).
         """
         folder = self.model_dir(dataset, name)
         source = Path(weights_path)
         if not source.is_file():
             raise FileNotFoundError(f"{source}: weights file not found; nothing was saved")
         if not overwrite:
-            self._refuse_existing(dataset, name, folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=folder.parent))
+            self._refuse_existing(dataset, name, folder, job_id=job_id)
         try:
-            self._fill(staging, source, config, metrics, extra_files or {})
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=folder.parent))
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(folder, tree_size(source), exc, what="model folder") from exc
+            raise
+        try:
+            fill(staging, source, config, metrics, extra_files or {})
             key, value = headline
             entry: dict[str, Any] = {
                 **{k: plain(v) for k, v in (fields or {}).items()},
@@ -191,10 +208,12 @@ class ModelStore:
             if headline_mode:
                 entry["headline_mode"] = headline_mode
             atomic_write_json(staging / ENTRY, entry)
-            with self._editing(dataset) as registry:
+            undo: builtins.list[Callable[[], None]] = []
+            with self._editing(dataset, undo) as registry:
                 if not overwrite:
-                    self._refuse_existing(dataset, name, folder, registry)
+                    self._refuse_existing(dataset, name, folder, registry, job_id=job_id)
                 old = self._swap_in(staging, folder)
+                undo.append(lambda: self._swap_back(staging, folder, old))
                 registry["models"][name] = entry
                 active = registry.get("active") == name
         finally:
@@ -204,7 +223,13 @@ class ModelStore:
         return ModelInfo.from_entry(dataset, name, entry, self._models_dir(dataset), active)
 
     def _refuse_existing(
-        self, dataset: str, name: str, folder: Path, registry: dict[str, Any] | None = None
+        self,
+        dataset: str,
+        name: str,
+        folder: Path,
+        registry: dict[str, Any] | None = None,
+        *,
+        job_id: str | None = None,
     ) -> None:
         registry = registry if registry is not None else self.read_registry(dataset)
         if name in registry["models"]:
@@ -212,30 +237,12 @@ class ModelStore:
                 f"A model named {name!r} already exists for dataset {dataset!r}. Choose another "
                 "name, or pass overwrite=True (--overwrite) to replace it."
             )
-        if folder.exists():
+        if folder.exists() and not (job_id and entry_job(folder) == job_id):
+            # (A folder this very job left unregistered, killed mid-registration, is replaced.)
             raise ModelExists(
                 f"{folder} exists but is not in {dataset}/registry.json. Move it away, or pass "
                 "overwrite=True (--overwrite) to replace it."
             )
-
-    @staticmethod
-    def _fill(
-        staging: Path,
-        weights: Path,
-        config: Mapping[str, Any],
-        metrics: Mapping[str, Any],
-        extra_files: Mapping[str, str | os.PathLike[str]],
-    ) -> None:
-        (staging / WEIGHTS).parent.mkdir(parents=True)
-        shutil.copyfile(weights, staging / WEIGHTS)
-        for rel, src in extra_files.items():
-            target = staging / validate_name(rel, "extra file name")
-            if Path(src).is_dir():
-                shutil.copytree(src, target)
-            else:
-                shutil.copyfile(src, target)
-        atomic_write_text(staging / "config.yaml", yaml.safe_dump(plain(config), sort_keys=False))
-        atomic_write_json(staging / "metrics.json", plain(metrics))
 
     @staticmethod
     def _swap_in(staging: Path, folder: Path) -> Path | None:
@@ -247,7 +254,25 @@ class ModelStore:
         os.replace(staging, folder)
         return old
 
+    @staticmethod
+    def _swap_back(staging: Path, folder: Path, old: Path | None) -> None:
+        """Undo ``_swap_in``: the new folder goes back to ``staging``, the old one into place."""
+        os.replace(folder, staging)
+        if old is not None:
+            os.replace(old / folder.name, folder)
+            shutil.rmtree(old, ignore_errors=True)
+
     # -- queries ----------------------------------------------------------------------------
+
+    def find_by_job(self, dataset: str, job_id: str) -> ModelInfo | None:
+        """The model a job registered for ``dataset``, or None (registration is one per job)."""
+        registry = self.read_registry(dataset)
+        for name, entry in registry["models"].items():
+            if isinstance(entry, dict) and entry.get("job_id") == job_id:
+                return ModelInfo.from_entry(
+                    dataset, name, entry, self._models_dir(dataset), registry["active"] == name
+                )
+        return None
 
     def get(self, dataset: str, name: str) -> ModelInfo:
         """The model ``name`` of ``dataset``.
@@ -371,26 +396,9 @@ class ModelStore:
             for model in sorted(base.iterdir()) if base.is_dir() else []:
                 if model.name.startswith(".") or not (model / WEIGHTS).is_file():
                     continue
-                models[model.name] = old["models"].get(model.name) or self._entry_from(model)
+                models[model.name] = old["models"].get(model.name) or entry_from(model)
             active = old.get("active") if old.get("active") in models else None
-            atomic_write_json(folder / REGISTRY, {"active": active, "models": models})
+            atomic_write_json(
+                folder / REGISTRY, {"active": active, "models": models}, what="model registry"
+            )
         return sorted(models)
-
-    @staticmethod
-    def _entry_from(model: Path) -> dict[str, Any]:
-        try:
-            entry = json.loads((model / ENTRY).read_text(encoding="utf-8"))
-            if isinstance(entry, dict):
-                return entry
-        except (OSError, ValueError):
-            pass
-        weights = model / WEIGHTS
-        created = datetime.fromtimestamp(weights.stat().st_mtime, timezone.utc)
-        return {
-            "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "base_model": None,
-            "epochs_completed": 0,
-            "dataset_snapshot": "",
-            "weights_sha256": sha256_file(weights),
-            "weights_size": weights.stat().st_size,
-        }

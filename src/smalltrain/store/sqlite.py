@@ -5,6 +5,12 @@ Connections use WAL mode, ``busy_timeout`` 10 s, ``foreign_keys=ON`` and
 ``synchronous=NORMAL``; each thread gets its own connection on first use (``check_same_thread``
 is off only so that ``close()`` can close them all), and a forked child never touches its
 parent's connections.
+
+SQLite's own errors never escape as tracebacks: "database or disk is full" becomes
+``DiskFull`` (naming the database file and the space left), any other operational error (a
+database locked for longer than ``busy_timeout``, an I/O error) a ``StoreError`` naming the
+file. The write-ahead log is kept small (``journal_size_limit``, checkpoints every 256 pages)
+and truncated after a full disk, so a nearly full disk still has room for a job's last status.
 """
 
 from __future__ import annotations
@@ -16,14 +22,48 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from smalltrain.errors import StoreError
+from smalltrain.engine.fsutil import disk_full_error, is_disk_full
+from smalltrain.errors import STORE_REFUSED, StoreError
 from smalltrain.store.schema import migrate
 
 __all__ = ["Database"]
 
 _D = TypeVar("_D", bound="Database")
+_WAL_LIMIT_BYTES = 1 << 20
+_WAL_AUTOCHECKPOINT_PAGES = 256
+
+
+def store_error(path: Path, exc: sqlite3.Error) -> Exception:
+    """The smalltrain error for a SQLite error on the database ``path``."""
+    if is_disk_full(exc):
+        return disk_full_error(path, 8192, exc, at_least=True, what="job database")
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            f"{path}: the database stayed locked by another smalltrain process for more than "
+            "10 s; try again, or stop the other process (smalltrain resources shows the worker)"
+        )
+    return StoreError(f"{path}: the job database refused the operation ({text})")
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose SQLite errors name the database file (see ``store_error``)."""
+
+    db_path: Path = Path()
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            raise store_error(self.db_path, exc) from exc
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            raise store_error(self.db_path, exc) from exc
 
 
 class Database:
@@ -44,14 +84,24 @@ class Database:
         self.schema_version = migrate(self._conn())
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(
-            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
-        )
+        try:
+            con = sqlite3.connect(
+                self.path,
+                timeout=10.0,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_Connection,
+            )
+        except sqlite3.OperationalError as exc:
+            raise store_error(self.path, exc) from exc
+        con.db_path = self.path
         con.row_factory = sqlite3.Row
         con.execute("PRAGMA busy_timeout = 10000")
         con.execute("PRAGMA foreign_keys = ON")
         con.execute("PRAGMA journal_mode = WAL")
         con.execute("PRAGMA synchronous = NORMAL")
+        con.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT_BYTES}")
+        con.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT_PAGES}")
         return con
 
     def _conn(self) -> sqlite3.Connection:
@@ -75,15 +125,32 @@ class Database:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): commit on success, roll back on error."""
+        """A write transaction (``BEGIN IMMEDIATE``): commit on success, roll back on error.
+
+        Raises:
+            DiskFull: no room for the transaction; it was rolled back and the write-ahead log
+                truncated, so a smaller write afterwards may still fit.
+            StoreError: any other SQLite failure, naming the file.
+        """
         con = self._conn()
         con.execute("BEGIN IMMEDIATE")
         try:
             yield con
-        except BaseException:
-            con.execute("ROLLBACK")
+            con.execute("COMMIT")
+        except BaseException as exc:
+            if con.in_transaction:  # a failed COMMIT leaves the transaction open
+                with contextlib.suppress(sqlite3.Error, *STORE_REFUSED):
+                    con.execute("ROLLBACK")
+            if is_disk_full(exc):
+                self._shrink_wal(con)
             raise
-        con.execute("COMMIT")
+
+    @staticmethod
+    def _shrink_wal(con: sqlite3.Connection) -> None:
+        """Best effort after a full disk: fold the write-ahead log into the database and
+        truncate it, which gives back most of its space."""
+        with contextlib.suppress(sqlite3.Error, *STORE_REFUSED):
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""

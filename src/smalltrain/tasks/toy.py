@@ -10,7 +10,10 @@ step, writes resumable checkpoints with the engine's checkpoint functions under
 failure paths: ``ignore_cancel`` (a child that must be killed after the grace period),
 ``busy_steps`` (steps that, like real compute, finish before a cancel is seen),
 ``raise_at_step`` (an exception with a traceback) and ``exit_at_step`` (a hard exit without a
-final message).
+final message). For the fault tests: ``scratch_bytes`` writes a scratch file with plain
+``open().write()`` first (a task's own cache, outside the engine's helpers), and
+``write_pause_s`` makes each checkpoint also write a small state file through ``atomic_write``
+that pauses half-way, so a kill can land mid-write.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from smalltrain.engine.checkpoints import (
     load_checkpoint,
     restore_rng_state,
     save_checkpoint,
+    save_torch_file,
     strip_for_inference,
 )
 from smalltrain.engine.config import apply_overrides
@@ -75,6 +79,8 @@ class ToyConfig:
     exit_at_step: int = -1
     seed: int = 0
     model_name: str = ""
+    scratch_bytes: int = 0
+    write_pause_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -126,6 +132,9 @@ class ToyTask:
         )
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
         ckpt_dir = ctx.run_dir / "checkpoints"
+        if cfg.scratch_bytes:
+            with open(ctx.run_dir / "scratch.bin", "wb") as scratch:
+                scratch.write(b"s" * cfg.scratch_bytes)
         epoch, step, best = 0, 0, float("inf")
         if ctx.resume_from is not None:
             state = load_checkpoint(ctx.resume_from)
@@ -157,6 +166,8 @@ class ToyTask:
                 "best": best,
             }
             gs = epoch * spe + step
+            if cfg.write_pause_s > 0:
+                self._slow_write(ctx.run_dir / "state.bin", gs, cfg.write_pause_s)
             path = save_checkpoint(ckpt_dir, state, epoch=epoch, global_step=gs, reason=reason)
             ctx.emit(CheckpointSaved(path=str(path), epoch=epoch, global_step=gs, reason=reason))
             return path
@@ -185,8 +196,20 @@ class ToyTask:
             last = checkpoint("interval")
         weights = ctx.run_dir / "export" / "best.pt"
         export = strip_for_inference({"model": model.state_dict(), "model_args": {}})
-        atomic_write(weights, lambda f: torch.save(export, f))
+        save_torch_file(weights, export, what="exported model")
         return self._result(ctx, "completed", epoch, epoch * spe, last, weights, best)
+
+    @staticmethod
+    def _slow_write(path: Path, global_step: int, pause_s: float) -> None:
+        """Write a small state file atomically, pausing half-way (a window for a kill)."""
+
+        def write(f: Any) -> None:
+            f.write(f"step {global_step}\n".encode() * 64)
+            f.flush()
+            time.sleep(pause_s)
+            f.write(b"end\n")
+
+        atomic_write(path, write)
 
     @staticmethod
     def _pace(ctx: JobContext, cfg: ToyConfig) -> None:

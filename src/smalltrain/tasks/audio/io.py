@@ -3,13 +3,18 @@
 ``load_audio`` reads one file as float32 mono at ``TARGET_SR``. ``scan_folder`` walks a folder
 into a ``DatasetReport``: the usable files (with a fast content fingerprint each), the files
 skipped and why, and a summary. Bad input is skipped and reported, never fatal; only a folder
-with no usable audio at all raises ``DatasetError``.
+with no usable audio at all raises ``DatasetError``. Among the bad files: unreadable ones
+("permission denied"), names that are not valid UTF-8 (shown escaped, e.g. ``caf\xe9.wav``:
+such a name cannot be stored or printed reliably), and floating-point files whose samples are
+NaN, infinite or absurdly loud (beyond ``MAX_PEAK``, which would overflow the spectrogram).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +30,15 @@ from smalltrain.tasks import AUDIO_EXTENSIONS
 TARGET_SR = 48000
 SUPPORTED_FORMATS = "WAV, FLAC, OGG, MP3, AIFF"
 
+#: Peak sample magnitude above which a file is refused: 1000× full scale (+60 dBFS). Integer
+#: formats cannot exceed 1.0; a float file this loud is broken, and its power spectrum would
+#: overflow float32 (the job would then fail far from the file's name).
+MAX_PEAK = 1000.0
+_FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
 _FINGERPRINT_BYTES = 64 * 1024
 _SILENCE_BLOCK = 65536
 _MAX_REASONS_IN_ERROR = 5
+_BAD_NAME = "the file name is not valid UTF-8 (shown escaped); rename it to use it"
 
 
 class AudioLoadError(DatasetError):
@@ -44,8 +55,67 @@ class AudioLoadError(DatasetError):
 
 def _sf_message(exc: Exception) -> str:
     """The short libsndfile message ("Format not recognised") rather than the whole repr."""
-    text = getattr(exc, "error_string", None)
-    return (str(text) if text else str(exc)).rstrip(".")
+    text = str(getattr(exc, "error_string", None) or exc).rstrip(".")
+    if "does not exist or is not a regular file" in text:
+        # libsndfile's words for an MP3 it cannot parse; the file is there (checked before)
+        return "Format not recognised"
+    return text
+
+
+def escaped_name(name: str) -> str:
+    """A file name as printable UTF-8: bytes that are not valid UTF-8 become ``\\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _valid_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _open_problem(path: Path) -> str | None:
+    """Why the file cannot even be opened ("permission denied", ...), or None.
+
+    libsndfile reports these as "System error", so the file is opened here first.
+    """
+    try:
+        with open(path, "rb"):
+            return None
+    except PermissionError:
+        return "permission denied (this user may not read the file; check its permissions)"
+    except IsADirectoryError:
+        return "is a folder, not a file"
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return "no such file (it vanished while being read)"
+        return f"unreadable: {exc.strerror or exc}"
+
+
+def _level_problem(peak: float) -> str | None:
+    """Why samples with this peak magnitude are unusable, or None."""
+    if not math.isfinite(peak):
+        return "samples are NaN or infinite"
+    if peak > MAX_PEAK:
+        return (
+            f"samples reach {peak:.3g} (+{20 * math.log10(peak):.0f} dBFS), far beyond full "
+            "scale (1.0): the file is broken or not normalised audio"
+        )
+    return None
+
+
+def _check_readable(p: Path) -> None:
+    """Raise ``AudioLoadError`` for a file that is missing, empty, badly named or unreadable."""
+    if not p.is_file():
+        raise AudioLoadError(p, "no such file")
+    if p.stat().st_size == 0:
+        raise AudioLoadError(p, "empty file (0 bytes)")
+    if not _valid_utf8(str(p)):
+        raise AudioLoadError(escaped_name(str(p)), "the file name is not valid UTF-8; rename it")
+    problem = _open_problem(p)
+    if problem is not None:
+        raise AudioLoadError(p, problem)
 
 
 def load_audio(path: str | Path, target_sr: int = TARGET_SR) -> np.ndarray:
@@ -58,10 +128,7 @@ def load_audio(path: str | Path, target_sr: int = TARGET_SR) -> np.ndarray:
         AudioLoadError: the file is missing, unreadable, not audio or has no frames.
     """
     p = Path(path)
-    if not p.is_file():
-        raise AudioLoadError(p, "no such file")
-    if p.stat().st_size == 0:
-        raise AudioLoadError(p, "empty file (0 bytes)")
+    _check_readable(p)
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
@@ -70,6 +137,10 @@ def load_audio(path: str | Path, target_sr: int = TARGET_SR) -> np.ndarray:
         raise AudioLoadError(p, f"unreadable: {exc}") from exc
     if data.shape[0] == 0:
         raise AudioLoadError(p, "zero frames")
+    with np.errstate(invalid="ignore"):
+        problem = _level_problem(float(np.max(np.abs(data))))
+    if problem is not None:
+        raise AudioLoadError(p, problem)
     mono = np.ascontiguousarray(data.mean(axis=1, dtype=np.float32))
     if sr != target_sr:
         want = int(round(mono.shape[0] * target_sr / sr))
@@ -234,27 +305,42 @@ class DatasetReport:
         return "\n".join(lines)
 
 
-def _peak_dbfs(path: Path, threshold: float) -> float:
-    """Peak level in dBFS, read block by block; stops early once above ``threshold`` dBFS."""
+def _peak_dbfs(path: Path, threshold: float, *, whole: bool = False) -> float:
+    """Peak level in dBFS, read block by block; stops early once above ``threshold`` dBFS,
+    unless ``whole`` (float files: every sample is checked for NaN, inf and absurd levels).
+
+    Raises:
+        ValueError: NaN, infinite or absurdly loud samples (the message says which).
+    """
     limit = 10.0 ** (threshold / 20.0)
     peak = 0.0
-    for block in sf.blocks(str(path), blocksize=_SILENCE_BLOCK, dtype="float32", always_2d=True):
+    # float64 blocks: a float file's samples may exceed float32's range
+    for block in sf.blocks(str(path), blocksize=_SILENCE_BLOCK, dtype="float64", always_2d=True):
         if block.size:
-            block_peak = float(np.max(np.abs(block)))
-            if not math.isfinite(block_peak):
-                raise ValueError("samples are NaN or infinite")
+            with np.errstate(invalid="ignore", over="ignore"):
+                block_peak = float(np.max(np.abs(block)))
+            problem = _level_problem(block_peak)
+            if problem is not None:
+                raise ValueError(problem)
             peak = max(peak, block_peak)
-            if peak >= limit:
+            if peak >= limit and not whole:
                 break
     return 20.0 * math.log10(peak) if peak > 0 else -math.inf
 
 
 def _inspect_file(path: Path, rel: str, silence_db: float) -> AudioFileInfo | SkippedFile:
     """Check one file with an audio extension; return its info or why it is skipped."""
+    if path.is_symlink() and not path.exists():
+        return SkippedFile(rel, "broken link (its target does not exist)")
+    if not path.is_file():
+        return SkippedFile(rel, "not a regular file (a pipe, socket or device)")
     try:
         size = path.stat().st_size
         if size == 0:
             return SkippedFile(rel, "empty file (0 bytes)")
+        problem = _open_problem(path)
+        if problem is not None:
+            return SkippedFile(rel, problem)
         info = sf.info(str(path))
     except sf.LibsndfileError as exc:
         return SkippedFile(rel, f"not audio: {_sf_message(exc)}")
@@ -263,7 +349,7 @@ def _inspect_file(path: Path, rel: str, silence_db: float) -> AudioFileInfo | Sk
     if info.frames <= 0 or info.samplerate <= 0:
         return SkippedFile(rel, "zero frames")
     try:
-        peak = _peak_dbfs(path, silence_db)
+        peak = _peak_dbfs(path, silence_db, whole=info.subtype in _FLOAT_SUBTYPES)
     except (sf.LibsndfileError, OSError, RuntimeError, ValueError) as exc:
         return SkippedFile(rel, f"corrupt: {_sf_message(exc)}")
     if peak < silence_db:
@@ -337,7 +423,12 @@ def scan_folder(
         if f.suffix.lower() not in AUDIO_EXTENSIONS:
             ignored += 0 if hidden else 1  # .DS_Store, .git/... are not worth a mention
             continue
-        result = SkippedFile(rel, hidden) if hidden else _inspect_file(f, rel, silence_db)
+        if hidden:
+            result: AudioFileInfo | SkippedFile = SkippedFile(escaped_name(rel), hidden)
+        elif not _valid_utf8(rel):
+            result = SkippedFile(escaped_name(rel), _BAD_NAME)
+        else:
+            result = _inspect_file(f, rel, silence_db)
         if isinstance(result, SkippedFile):
             skipped.append(result)
         else:
