@@ -30,11 +30,20 @@ def _dataset_path(ref: str) -> Path:
     if path.exists():
         return path
     from smalltrain.cli.common import home
+    from smalltrain.errors import DatasetNotFound
     from smalltrain.paths import db_path
     from smalltrain.store.datasets import DatasetStore
     from smalltrain.store.db import JobStore
+    from smalltrain.store.names import looks_like_path
 
-    return Path(DatasetStore(JobStore(db_path(home()))).get(ref).path)
+    store = DatasetStore(JobStore(db_path(home())))
+    if looks_like_path(ref) and store.job_store.get_dataset(ref) is None:
+        known = ", ".join(r.name for r in store.list()) or "none yet"
+        raise DatasetNotFound(
+            f"{ref}: no such file or folder, and no dataset is registered under that name "
+            f"(registered: {known}). Check the path, or see: smalltrain datasets list"
+        )
+    return Path(store.get(ref).path)
 
 
 @handle_errors
