@@ -105,14 +105,18 @@ class JobStore(HistoryStore):
 
     def insert_job(self, job: TrainingJob) -> TrainingJob:
         """Store a new job (normally QUEUED) and its first ``status_change`` event."""
+        with self._tx() as con:
+            self._insert(con, job)
+        return job
+
+    def _insert(self, con: sqlite3.Connection, job: TrainingJob) -> None:
+        """INSERT ``job`` and its first ``status_change`` event inside the caller's transaction."""
         cols = ", ".join(JOB_FIELDS)
         marks = ", ".join("?" for _ in JOB_FIELDS)
-        with self._tx() as con:
-            job.updated_at = time.time()
-            values = [_encode(n, getattr(job, n)) for n in JOB_FIELDS]
-            con.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", values)
-            self._status_event(con, job.id, None, job.status, job.status_reason)
-        return job
+        job.updated_at = time.time()
+        values = [_encode(n, getattr(job, n)) for n in JOB_FIELDS]
+        con.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", values)
+        self._status_event(con, job.id, None, job.status, job.status_reason)
 
     def _find(self, con: sqlite3.Connection, job_id: str) -> TrainingJob:
         """The job with this id or unique prefix."""
@@ -263,6 +267,22 @@ class JobStore(HistoryStore):
         self._check_fields(fields)
         with self._tx() as con:
             return self._set_status(con, self._find(con, job_id), to, fields)
+
+    def set_statuses(
+        self, job_id: str, moves: Iterable[tuple[JobStatus | str, Mapping[str, Any]]]
+    ) -> TrainingJob:
+        """Several ``set_status`` moves in one transaction, e.g. INTERRUPTED then QUEUED for an
+        automatic retry: every move is recorded, and no reader sees a middle state as current.
+
+        Raises:
+            JobNotFound, InvalidTransition (nothing is written then).
+        """
+        with self._tx() as con:
+            job = self._find(con, job_id)
+            for to, fields in moves:
+                self._check_fields(fields)
+                job = self._set_status(con, job, to, fields)
+            return job
 
     def claim_next(self, max_concurrent: int = 1) -> TrainingJob | None:
         """Atomically move the next QUEUED job to STARTING and return it.
