@@ -19,7 +19,8 @@ Messages say what happened, to which file, field or job, and what to do next.
     │   ├── ModelExists
     │   ├── DatasetNotFound
     │   └── InvalidName          a name with separators, '..', control characters or too long
-    └── SchedulerBusy            another scheduler already holds this home
+    ├── SchedulerBusy            another scheduler already holds this home
+    └── MissingDependency        an optional package (Ray) is needed and not installed
 """
 
 from __future__ import annotations
@@ -103,3 +104,7 @@ class InvalidName(StoreError, ValueError):
 
 class SchedulerBusy(SmallTrainError):
     """Another scheduler process already holds this home."""
+
+
+class MissingDependency(SmallTrainError):
+    """An optional package is needed for this feature and is not installed."""

@@ -21,6 +21,7 @@ from smalltrain import paths, tasks
 from smalltrain.engine.config import apply_overrides
 from smalltrain.engine.jobs import TrainingJob
 from smalltrain.errors import DatasetNotFound, ModelExists, TrainingError
+from smalltrain.service.placement import split_placement
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.models import ModelStore
 from smalltrain.store.names import validate_name
@@ -37,7 +38,9 @@ class JobSpec:
         task: "audio", "detect", ...; detected from the dataset when None.
         model_name: the name to register the model under; ``<task>-<yyyymmdd-HHMMSS>`` if None.
         preset: "auto" (by dataset size) or a task preset such as "tiny", "small", "medium".
-        overrides: config fields to set, e.g. ``{"epochs": 5}`` (strings are converted).
+        overrides: config fields to set, e.g. ``{"epochs": 5}`` (strings are converted), and
+            placement settings (``num_cpus``, ``num_gpus``, ``max_retries``, ``ship_dataset``;
+            see ``service.placement``).
         config: a ready task config (or its dict) instead of an adaptive one.
         device: "auto", "cpu", "cuda", "cuda:1", "mps".
         run_dir: where the job writes checkpoints and previews; ``$HOME/runs/<job_id>`` if None.
@@ -89,8 +92,13 @@ def as_spec(spec: Any, kwargs: Mapping[str, Any]) -> JobSpec:
     return JobSpec(dataset=dataset, config=spec, model_name=model_name, **kwargs)
 
 
-def plan_job(spec: JobSpec, datasets: DatasetStore, models: ModelStore, home: Path) -> TrainingJob:
+def plan_job(
+    spec: JobSpec, datasets: DatasetStore, models: ModelStore, home: Path, report: Any = None
+) -> TrainingJob:
     """Resolve the dataset, inspect it, choose the config and name: a job ready to queue.
+
+    ``report`` is the dataset's inspection when the caller already has it (a sweep plans many
+    jobs on one dataset).
 
     Raises:
         DatasetNotFound, DatasetError, ConfigError, InvalidName, ModelExists, TrainingError.
@@ -101,8 +109,9 @@ def plan_job(spec: JobSpec, datasets: DatasetStore, models: ModelStore, home: Pa
         task = tasks.get_task(task_name)
     except KeyError as exc:
         raise TrainingError(str(exc.args[0])) from None
-    report = task.inspect(path)
-    overrides = dict(spec.overrides)
+    report = report if report is not None else task.inspect(path)
+    # num_cpus, num_gpus, max_retries, ship_dataset say where the job runs, not what it trains.
+    overrides, placement = split_placement(spec.overrides)
     # "--set device=cpu" and JobSpec(device=...) mean the same; the explicit argument wins.
     device = spec.device or overrides.pop("device", None)
     if spec.config is None:
@@ -128,6 +137,7 @@ def plan_job(spec: JobSpec, datasets: DatasetStore, models: ModelStore, home: Pa
         config=config_dict,
         priority=spec.priority,
         device=device,
+        placement=placement.to_dict(),
         artifacts={
             "dataset_snapshot": record.snapshot if record else report.snapshot(),
             "dataset_fingerprint": record.fingerprint if record else report.fingerprint,

@@ -39,7 +39,10 @@ from smalltrain.engine.locks import HolderLock, pid_alive, read_holder, try_lock
 from smalltrain.errors import SchedulerBusy
 from smalltrain.service.attempt import ExecOutcome, ExecSpec
 from smalltrain.service.executors import Executor, read_pid_file
+from smalltrain.service.placement import Placement
+from smalltrain.service.retry import interrupt_and_retry
 from smalltrain.service.sink import JobEventSink, Publish
+from smalltrain.service.threads import thread_budget
 from smalltrain.store.db import JobStore
 
 __all__ = ["Scheduler", "lock_path", "scheduler_running"]
@@ -347,7 +350,10 @@ class Scheduler:
         if resume is not None and not resume.is_file():
             resume = newest_verified(run_dir / "checkpoints")
         gpu_cap = job.config.get("max_gpu_memory_percent")
-        threads = job.config.get("cpu_threads")
+        placement = Placement.from_dict(job.placement)
+        # Jobs that share this machine share its cores (see service.threads).
+        threads = placement.num_cpus or job.config.get("cpu_threads")
+        threads = threads or thread_budget(self.max_concurrent)
         return ExecSpec(
             job_id=job.id,
             task=job.task,
@@ -358,9 +364,11 @@ class Scheduler:
             device=job.device or "auto",
             limits=ResourceLimits(
                 max_gpu_memory_percent=float(gpu_cap) if gpu_cap else None,
-                cpu_threads=int(threads) if threads else None,
+                cpu_threads=max(1, int(threads)),
             ),
             cache_dir=paths.cache_dir(self.home),
+            placement=dict(job.placement),
+            dataset_fingerprint=str(job.artifacts.get("dataset_fingerprint", "")),
         )
 
     def _run_job(self, run: _Running) -> None:
@@ -373,18 +381,22 @@ class Scheduler:
         except Exception as exc:  # a bug or a store error: the job must still end
             log.exception("job %s could not run", job.id)
             outcome = ExecOutcome("failed", error=f"{type(exc).__name__}: {exc}")
+        retried = False
         try:
-            self._finish(job, run, outcome)
+            retried = self._finish(job, run, outcome)
         finally:
-            self.finished.add(job.id)
-            self.publish(job.id, None)
+            if not retried:  # a retried job goes on: its followers keep following it
+                self.finished.add(job.id)
+                self.publish(job.id, None)
             self.wake.set()
 
-    def _finish(self, job: TrainingJob, run: _Running, outcome: ExecOutcome) -> None:
+    def _finish(self, job: TrainingJob, run: _Running, outcome: ExecOutcome) -> bool:
+        """Record how the attempt ended; True when the job was queued again for a retry."""
         status = {
             "completed": JobStatus.COMPLETED,
             "cancelled": JobStatus.CANCELLED,
             "failed": JobStatus.FAILED,
+            "interrupted": JobStatus.INTERRUPTED,
         }[outcome.status]
         fields: dict[str, Any] = {}
         if outcome.status == "completed":
@@ -404,7 +416,12 @@ class Scheduler:
                 error=outcome.error,
                 error_traceback=outcome.traceback,
             )
+        elif outcome.status == "interrupted":
+            fields["status_reason"] = outcome.error
         self.store.finish_attempt(
             job.id, run.attempt, outcome.status, outcome.exit_code, outcome.error
         )
+        if status is JobStatus.INTERRUPTED and not self.stop_requested.is_set():
+            return interrupt_and_retry(self.store, job.id, fields)
         self.store.set_status(job.id, status, **fields)
+        return False
