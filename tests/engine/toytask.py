@@ -97,6 +97,7 @@ class ToyTask:
     """The toy task (see the module docstring)."""
 
     name = "toy"
+    sweep_metric = ("val/loss", "min")
 
     def inspect(self, path: Path) -> ToyReport:
         path = Path(path)

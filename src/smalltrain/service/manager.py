@@ -31,6 +31,7 @@ from typing import Any
 from smalltrain import paths
 from smalltrain.engine.checkpoint_index import newest_verified
 from smalltrain.engine.context import CancelMode
+from smalltrain.engine.events import Event
 from smalltrain.engine.jobs import RESUMABLE, TERMINAL, JobStatus, TrainingJob
 from smalltrain.errors import (
     ModelNotFound,
@@ -43,6 +44,8 @@ from smalltrain.service.live import EventHub, Subscription, follow_events
 from smalltrain.service.planning import JobSpec, as_spec, plan_job
 from smalltrain.service.registration import register_model
 from smalltrain.service.scheduler import Scheduler, scheduler_running
+from smalltrain.service.sweep_api import SweepMethods
+from smalltrain.service.sweep_watch import SweepWatcher, hold_trial_result
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelInfo, ModelStore
@@ -56,8 +59,10 @@ def _close_at_exit(ref: weakref.ref[TrainingManager]) -> None:
         manager.close()
 
 
-class TrainingManager:
+class TrainingManager(SweepMethods):
     """Queues training jobs of one home, runs them in the background, registers the models.
+
+    Sweeps (``start_sweep``, ``wait_sweep``, ...) come from ``service.sweep_api``.
 
     Args:
         model_store: where finished models are registered.
@@ -103,6 +108,7 @@ class TrainingManager:
         self.resource_check_s = resource_check_s
         self.autostart = autostart
         self.hub = EventHub()
+        self.sweep_watch = SweepWatcher(self.jobs, self.models, self._cancel_graceful)
         self._owned: list[JobStore] = []
         self._scheduler: Scheduler | None = None
         self._thread: threading.Thread | None = None
@@ -293,7 +299,15 @@ class TrainingManager:
 
     def _register(self, job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:
         """Scheduler hook: register a finished job's model; return its final fields."""
-        return register_model(self.models, self.jobs.get_job(job.id), outcome)
+        job = self.jobs.get_job(job.id)
+        if job.sweep_id:  # a sweep registers only its best trial, once all have ended
+            return hold_trial_result(job, outcome)
+        return register_model(self.models, job, outcome)
+
+    def _publish(self, job_id: str, event: Event | None) -> None:
+        """Scheduler hook: live subscribers first, then the sweeps (early stop, the best)."""
+        self.hub.publish(job_id, event)
+        self.sweep_watch(job_id, event)
 
     # -- the scheduler ------------------------------------------------------------------------
 
@@ -303,7 +317,7 @@ class TrainingManager:
             self.home,
             self.executor,
             self._register,
-            self.hub.publish,
+            self._publish,
             max_concurrent=self.max_concurrent,
             resource_monitor=self.resource_monitor,
             alert_every_s=self.resource_check_s,
