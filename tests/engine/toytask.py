@@ -141,7 +141,11 @@ class ToyTask:
                 start_step=step,
                 resumed_from=str(ctx.resume_from) if ctx.resume_from else None,
                 device=ctx.device,
-                info={"pid": os.getpid()},
+                info={
+                    "pid": os.getpid(),
+                    "threads": torch.get_num_threads(),
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                },
             )
         )
 

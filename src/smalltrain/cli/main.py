@@ -7,7 +7,18 @@ from pathlib import Path
 import typer
 
 from smalltrain import __version__
-from smalltrain.cli import audio, datasets, demo, detect, evaluate, jobs, models, system, train
+from smalltrain.cli import (
+    audio,
+    datasets,
+    demo,
+    detect,
+    evaluate,
+    jobs,
+    models,
+    sweep,
+    system,
+    train,
+)
 from smalltrain.cli.common import state
 
 app = typer.Typer(
@@ -48,6 +59,7 @@ detect.register(app)
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
+app.add_typer(sweep.app, name="sweep")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from smalltrain.cli.cluster import pick_executor, ray_option, worker_args
 from smalltrain.cli.common import console, handle_errors
 from smalltrain.cli.follow import exit_for, follow_job, open_manager, spawn_worker
 from smalltrain.engine.config import parse_assignments
@@ -40,8 +41,8 @@ def _run_attached(manager: TrainingManager, job_id: str, after_id: int = 0) -> N
     exit_for(job, interrupted=interrupted)
 
 
-def _detached(manager: TrainingManager, job_id: str) -> None:
-    pid = spawn_worker(manager.home)
+def _detached(manager: TrainingManager, job_id: str, args: list[str] | None = None) -> None:
+    pid = spawn_worker(manager.home, args)
     where = f"a background worker (pid {pid})" if pid else "the running worker"
     console.print(f"job {job_id} queued; {where} will run it.", highlight=False)
     console.print(f"Follow it with: smalltrain jobs wait {job_id}", highlight=False)
@@ -68,13 +69,16 @@ def train_cmd(
     ),
     task: str | None = typer.Option(None, "--task", help="Force the task (default: detected)."),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps."),
+    ray_address: str | None = ray_option(),
 ) -> None:
     """Train a model on a dataset (queued; attached by default)."""
     if executor not in EXECUTORS:
         raise ValueError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
-    if detach and executor != "process":
-        raise ValueError("--detach runs the job in a background worker: use --executor process")
-    manager = open_manager(executor)
+    if detach and executor not in ("process", "ray"):
+        raise ValueError(
+            "--detach runs the job in a background worker: use --executor process or ray"
+        )
+    manager = open_manager(pick_executor(executor, ray_address))
     spec = JobSpec(
         dataset=dataset,
         task=task,
@@ -92,7 +96,7 @@ def train_cmd(
         highlight=False,
     )
     if detach:
-        _detached(manager, job_id)
+        _detached(manager, job_id, worker_args(executor, ray_address))
     else:
         _run_attached(manager, job_id)
 
@@ -113,15 +117,16 @@ def _job_for(manager: TrainingManager, ref: str) -> str:
 def resume_cmd(
     ref: str = typer.Argument(..., help="A job id (or 4+ character prefix) or its run folder."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Resume in a background worker."),
+    ray_address: str | None = ray_option(),
 ) -> None:
     """Resume a cancelled, interrupted or failed job from its newest valid checkpoint."""
-    manager = open_manager()
+    manager = open_manager(pick_executor("process", ray_address))
     job_id = _job_for(manager, ref)
     after = last_event_id(manager.jobs, job_id)
     manager.resume(job_id)
     console.print(f"job {job_id}: {manager.get_job(job_id).status_reason}", highlight=False)
     if detach:
-        _detached(manager, job_id)
+        _detached(manager, job_id, worker_args("process", ray_address))
     else:
         _run_attached(manager, job_id, after_id=after)
 

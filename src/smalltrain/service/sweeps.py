@@ -174,29 +174,41 @@ def plan_sweep(
         JobSpec(dataset=spec.dataset, task=spec.task), datasets
     )
     task_name = spec.task or kind
+    try:
+        task = tasks.get_task(task_name)
+    except KeyError as exc:
+        raise TrainingError(str(exc.args[0])) from None
     metric, mode = sweep_metric(task_name, spec.metric, spec.mode)
-    report = tasks.get_task(task_name).inspect(path)  # once for every trial
+    report = task.inspect(path)  # once for every trial
     if spec.model_name:
         validate_name(spec.model_name, "model name")
     base_seed = int(spec.overrides.get("seed", 0) or 0)
     settings = trial_settings(spec.vary, spec.trials, base_seed)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    jobs = []
-    for n, setting in enumerate(settings, start=1):
-        job_spec = JobSpec(
-            dataset=spec.dataset,
-            task=task_name,
-            model_name=None,
-            preset=spec.preset,
-            overrides={**spec.overrides, **setting},
-            device=spec.device,
-            priority=spec.priority,
-        )
-        job = plan_job(job_spec, datasets, models, home, report=report)
-        job.model_name = f"{task_name}-sweep-{stamp}-t{n}"
-        job.sweep_id = sweep_id
-        job.artifacts = {**job.artifacts, "trial": n, "setting": _plain(setting)}
-        jobs.append(job)
+
+    def plan(fixed: Mapping[str, Any]) -> list[TrainingJob]:
+        jobs = []
+        for n, setting in enumerate(settings, start=1):
+            job_spec = JobSpec(
+                dataset=spec.dataset,
+                task=task_name,
+                preset=spec.preset,
+                overrides={**spec.overrides, **fixed, **setting},
+                device=spec.device,
+                priority=spec.priority,
+            )
+            job = plan_job(job_spec, datasets, models, home, report=report)
+            job.model_name = f"{task_name}-sweep-{stamp}-t{n}"
+            job.sweep_id = sweep_id
+            job.artifacts = {**job.artifacts, "trial": n, "setting": _plain(setting)}
+            jobs.append(job)
+        return jobs
+
+    jobs = plan({})
+    if "split_seed" in jobs[0].config and not {"split_seed"} & {*spec.overrides, *spec.vary}:
+        # A task whose validation split follows the seed (audio): every trial is judged on
+        # the same validation files, whatever its own seed.
+        jobs = plan({"split_seed": base_seed})
     epochs = max(int(j.config.get("epochs", 1) or 1) for j in jobs)
     Asha(epochs, mode, spec.grace_epochs, spec.reduction_factor)  # validates the ASHA settings
     record = SweepRecord(

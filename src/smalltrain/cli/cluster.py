@@ -1,0 +1,53 @@
+"""The ``--ray ADDRESS`` option every command that runs a scheduler shares.
+
+``smalltrain worker --ray ADDRESS`` (and ``train``, ``resume``, ``sweep``) makes this home's
+scheduler place its jobs on the Ray cluster at ADDRESS instead of local processes. A command
+that runs a scheduler adds the option with ``ray_option()`` and builds its executor with
+``pick_executor``. Ray is imported only when the option is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from smalltrain.service.executors import Executor
+
+__all__ = ["RAY_HELP", "pick_executor", "ray_option", "worker_args"]
+
+RAY_HELP = (
+    "Run jobs on the Ray cluster at ADDRESS (host:port of `ray start --head`, 'auto' for the "
+    "cluster this machine belongs to, 'local' for a Ray started here). Needs smalltrain[ray]."
+)
+
+
+def ray_option() -> Any:
+    """A typer option ``--ray ADDRESS`` (None when not given)."""
+    return typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP)
+
+
+def pick_executor(executor: str, ray_address: str | None, grace_s: float = 10.0) -> str | Executor:
+    """The executor for ``--executor`` and ``--ray``: a ``RayExecutor`` for an address, else
+    the name (``make_executor`` builds it; "ray" alone means ``$RAY_ADDRESS`` or a local Ray).
+
+    Raises:
+        MissingDependency: ``--ray`` without Ray installed.
+        ValueError: ``--ray`` with another executor than "ray".
+    """
+    if ray_address is None:
+        return executor
+    if executor not in ("ray", "process"):
+        raise ValueError(f"--ray runs jobs on Ray: drop --executor {executor}")
+    from smalltrain.service.ray_support import load_ray_executor
+
+    ray_executor: Executor = load_ray_executor()(address=ray_address, grace_s=grace_s)
+    return ray_executor
+
+
+def worker_args(executor: str, ray_address: str | None, max_concurrent: int = 1) -> list[str]:
+    """Arguments for a background ``smalltrain worker`` that runs jobs the same way."""
+    args = ["--max-concurrent", str(max_concurrent)] if max_concurrent > 1 else []
+    if ray_address is not None or executor == "ray":
+        args += ["--ray", ray_address or "local"]
+    return args
