@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("torch", "numpy", "ultralytics", "torchvision", "soundfile", "cv2")
+HEAVY = ("torch", "numpy", "ultralytics", "torchvision", "soundfile", "cv2", "ray")
 
 _PROBE = """
 import json, sys
@@ -26,7 +26,15 @@ sys.stderr.write("\\nHEAVY=" + json.dumps(sorted(m for m in %r if m in sys.modul
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["jobs", "list"], ["jobs", "list", "--json"], ["models", "list"], ["--version"]],
+    [
+        ["--help"],
+        ["jobs", "list"],
+        ["jobs", "list", "--json"],
+        ["models", "list"],
+        ["--version"],
+        ["sweep", "list"],
+        ["worker", "--help"],
+    ],
 )
 def test_light_commands_do_not_import_heavy_libraries(tmp_path: Path, argv: list[str]) -> None:
     proc = subprocess.run(

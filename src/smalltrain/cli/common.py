@@ -11,6 +11,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from smalltrain import paths
 from smalltrain.errors import ModelNotFound, SmallTrainError
@@ -36,7 +37,8 @@ def home() -> Path:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear error line on stderr and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message is text, not markup: "smalltrain[ray]" must not lose its "[ray]".
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -21,6 +21,8 @@ from types import FrameType
 from typing import Any
 
 import typer
+from rich import box
+from rich.table import Table
 from typer.core import TyperGroup
 
 from smalltrain.cli.cluster import pick_executor, ray_option, worker_args
@@ -215,11 +217,10 @@ def list_cmd(
             "no sweeps yet; start one with: smalltrain sweep DATASET --trials 4 --vary seed"
         )
         return
-    from rich.table import Table
-
-    table = Table("id", "status", "task", "dataset", "trials", "metric", "created", "best")
+    table = Table("id", "status", "task", "dataset", "trials", "metric", "created", "best",
+                  box=box.SIMPLE_HEAD)  # fmt: skip
     for s in sweeps:
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created_at))
+        created = time.strftime("%m-%d %H:%M", time.localtime(s.created_at))
         table.add_row(s.id, s.status, s.task, s.dataset or "-", str(s.spec.get("trials", "?")),
                       s.metric, created, s.best_model or "-")  # fmt: skip
     console.print(table)

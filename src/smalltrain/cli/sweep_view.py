@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -37,9 +38,9 @@ def setting_text(setting: Mapping[str, Any]) -> str:
 
 def _note(row: TrialRow, summary: SweepSummary) -> str:
     if row.job.id == summary.sweep.best_job_id:
-        return f"best: registered as {summary.sweep.best_model}"
+        return f"registered as {summary.sweep.best_model}"
     if row.stopped_early:
-        return row.stopped_early.split(":")[0]
+        return f"stopped early (epoch {len(row.curve)})"
     if row.job.artifacts.get("pruned"):
         return "run folder pruned"
     if row.job.status.value in ("FAILED", "INTERRUPTED"):
@@ -63,24 +64,23 @@ def render_summary(console: Console, summary: SweepSummary) -> None:
     values = [v for row in summary.trials for _, v in row.curve]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     width = max([int(sweep.spec.get("max_epochs", 1))] + [len(r.curve) for r in summary.trials])
-    table = Table("#", "job", "status", "setting", "epochs", f"best {sweep.metric}",
-                  f"{sweep.metric} by epoch", "note")  # fmt: skip
+    table = Table("trial", "status", "setting", "best", "curve", "note", box=box.SIMPLE_HEAD)
     for row in summary.trials:
         status = row.job.status.value
         best = "-" if row.best is None else f"{row.best:.4g}"
         if row.job.id == sweep.best_job_id:
             best += " ★"
         table.add_row(
-            str(row.n),
-            row.job.short_id,
+            f"{row.n} {row.job.short_id}",
             f"[{_STYLE.get(status, 'cyan')}]{status}[/]",
             setting_text(row.setting),
-            str(len(row.curve)),
             best,
             sparkline([v for _, v in row.curve], lo, hi, width),
             _note(row, summary),
         )
     console.print(table)
+    console.print(f"best: the best {sweep.metric} of a trial's epochs; curve: one bar per epoch",
+                  highlight=False)  # fmt: skip
     console.print(
         f"{summary.epochs_run} epochs trained in all; curves share one scale "
         f"({lo:.4g} ▁ … █ {hi:.4g})",

@@ -41,7 +41,7 @@ from smalltrain.service.attempt import (
     run_task,
     traceback_summary,
 )
-from smalltrain.service.threads import child_env, child_environment
+from smalltrain.service.threads import child_environment
 
 __all__ = [
     "EXTRA_TASKS_ENV",
@@ -182,7 +182,7 @@ class ProcessExecutor:
         )
         started = time.monotonic()
         # The thread budget must be in the child's environment before torch loads there.
-        with child_environment(child_env(spec.limits.cpu_threads, self.passive_wait)):
+        with child_environment(spec.limits.cpu_threads, self.passive_wait):
             proc.start()
         events_w.close()
         control_r.close()

@@ -328,7 +328,8 @@ def sweep_summary(jobs: JobStore, sweep_id: str) -> SweepSummary:
     rows = []
     for n, job in enumerate(store.trials(sweep.id), start=1):
         curve = sorted(curves.get(job.id, {}).items())
-        stopped = job.artifacts.get("early_stopped")
+        # A stop that came too late (the trial finished first) does not count.
+        stopped = job.artifacts.get("early_stopped") if job.status is JobStatus.CANCELLED else None
         rows.append(
             TrialRow(
                 n=int(job.artifacts.get("trial", n)),

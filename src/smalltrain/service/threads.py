@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 __all__ = ["THREAD_ENV", "child_env", "child_environment", "cpu_count", "thread_budget"]
 
@@ -52,13 +52,16 @@ def child_env(threads: int | None, passive: bool = True) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def child_environment(env: Mapping[str, str]) -> Iterator[None]:
-    """Set ``env`` in ``os.environ`` while a child process is started, then restore it.
+def child_environment(threads: int | None, passive: bool = True) -> Iterator[None]:
+    """Set ``child_env(threads, passive)`` in ``os.environ`` while a child process is started,
+    then restore it.
 
     ``multiprocessing`` has no per-process environment; a spawned child copies the parent's
-    at start. A lock keeps two jobs that start at once from mixing their values.
+    at start. A lock keeps two jobs that start at once from mixing their values (the values
+    are chosen under it too, so one job's temporary setting never looks like the user's).
     """
     with _ENV_LOCK:
+        env = child_env(threads, passive)
         saved = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
         try:

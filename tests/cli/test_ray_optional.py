@@ -1,0 +1,52 @@
+"""Ray stays optional: without it every other command works, and asking for the ray executor
+says what to install. "Without Ray" is a real interpreter in which importing ray fails, as it
+does where the package is not installed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+_NO_RAY = """
+import sys
+
+class _NoRay:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "ray" or name.startswith("ray."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, _NoRay)
+from smalltrain.cli.main import main
+sys.argv = ["smalltrain", *sys.argv[1:]]
+main()
+"""
+
+
+def _smalltrain_without_ray(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _NO_RAY, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_ray_executor_without_ray_says_what_to_install(tmp_path: Path) -> None:
+    folder = tmp_path / "sounds"
+    folder.mkdir()
+    for args in (
+        ["train", str(folder), "--executor", "ray"],
+        ["worker", "--ray", "127.0.0.1:6379"],
+        ["sweep", str(folder), "--trials", "2", "--vary", "seed", "--ray", "auto"],
+    ):
+        proc = _smalltrain_without_ray("--home", str(tmp_path / "home"), *args)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "needs Ray, which is not installed" in proc.stderr
+        assert "pip install 'smalltrain[ray]'" in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_everything_else_works_without_ray(tmp_path: Path) -> None:
+    for args in (["jobs", "list"], ["sweep", "list"], ["models", "list"], ["--help"]):
+        proc = _smalltrain_without_ray("--home", str(tmp_path / "home"), *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
