@@ -20,7 +20,8 @@ Messages say what happened, to which file, field or job, and what to do next.
     │   ├── DatasetNotFound
     │   └── InvalidName          a name with separators, '..', control characters or too long
     ├── SchedulerBusy            another scheduler already holds this home
-    └── MissingDependency        an optional package (Ray) is needed and not installed
+    ├── MissingDependency        an optional package (Ray) is needed and not installed
+    └── ClusterError             the Ray cluster cannot be reached or used
 """
 
 from __future__ import annotations
@@ -108,3 +109,7 @@ class SchedulerBusy(SmallTrainError):
 
 class MissingDependency(SmallTrainError):
     """An optional package is needed for this feature and is not installed."""
+
+
+class ClusterError(SmallTrainError):
+    """The Ray cluster cannot be reached or used."""

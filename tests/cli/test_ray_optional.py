@@ -50,3 +50,25 @@ def test_everything_else_works_without_ray(tmp_path: Path) -> None:
     for args in (["jobs", "list"], ["sweep", "list"], ["models", "list"], ["--help"]):
         proc = _smalltrain_without_ray("--home", str(tmp_path / "home"), *args)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_address_where_no_cluster_answers_fails_at_once(tmp_path: Path) -> None:
+    home = str(tmp_path / "home")
+    cmd = [sys.executable, "-m", "smalltrain.cli.main", "--home", home, "worker", "--ray"]
+    refused = subprocess.run(
+        [*cmd, f"127.0.0.1:{_free_port()}"], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1
+    assert "cannot reach the Ray cluster at 127.0.0.1:" in refused.stderr
+    assert "ray start --head" in refused.stderr
+    malformed = subprocess.run([*cmd, "nonsense"], capture_output=True, text=True, timeout=60)
+    assert malformed.returncode == 1
+    assert "give the head's HOST:PORT" in malformed.stderr

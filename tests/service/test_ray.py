@@ -261,6 +261,38 @@ def test_a_request_no_node_can_meet_fails_at_once_naming_both_sides(
             assert manager.jobs.list_attempts(job_id)[-1].finished_at is not None
 
 
+def test_a_path_every_node_can_read_is_not_shipped_and_jobs_wait_follows_the_job(
+    cluster: Cluster, data: Path, tmp_path: Path
+) -> None:
+    with _manager(tmp_path / "home", cluster) as manager:
+        job_id = manager.start_training(_toy(data, epochs=2, step_s=0.1, ship_dataset=False))
+        follower = _cli(tmp_path / "home", "jobs", "wait", job_id, "--quiet")
+        out, _ = follower.communicate(timeout=120)
+        assert follower.returncode == 0, out  # `jobs wait` follows a Ray job from the database
+        assert manager.get_job(job_id).status is JobStatus.COMPLETED
+        assert _logs(manager, job_id, "dataset ") == []  # nothing fetched nor cached
+        assert manager.executor.shipper.packed == 0  # type: ignore[attr-defined]
+
+
+def test_a_detection_job_on_ray_gets_its_data_yaml_and_model_file_from_the_head(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    from tests.tasks.detection.conftest import TINY_MODEL_YAML, make_shapes_dataset
+
+    data_yaml = make_shapes_dataset(tmp_path / "shapes", n_train=4, n_val=2)
+    model_yaml = tmp_path / "tiny-yolov8n.yaml"  # a file on the head only, named by the config
+    model_yaml.write_text(TINY_MODEL_YAML)
+    sets = {"base_model": str(model_yaml), "epochs": 1, "batch_size": 4, "image_size": 64}
+    with _manager(tmp_path / "home", cluster) as manager:
+        job = manager.wait(manager.start_training(JobSpec(dataset=data_yaml, overrides=sets)), 300)
+        assert job.status is JobStatus.COMPLETED, job.status_reason
+        assert job.config["base_model"] == str(model_yaml)  # the head's record is unchanged
+        assert Path(job.artifacts["weights"]).is_file()
+        run_dir = Path(job.run_dir or "")
+        assert (run_dir / "ultralytics" / "train" / "weights" / "last.pt").is_file()
+        assert _logs(manager, job.id, "fetched through Ray's object store")
+
+
 def _cli(home: Path, *args: str, **kw: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "smalltrain.cli.main", "--home", str(home), *args],

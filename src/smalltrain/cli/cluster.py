@@ -27,22 +27,34 @@ def ray_option() -> Any:
     return typer.Option(None, "--ray", metavar="ADDRESS", help=RAY_HELP)
 
 
-def pick_executor(executor: str, ray_address: str | None, grace_s: float = 10.0) -> str | Executor:
-    """The executor for ``--executor`` and ``--ray``: a ``RayExecutor`` for an address, else
-    the name (``make_executor`` builds it; "ray" alone means ``$RAY_ADDRESS`` or a local Ray).
+def pick_executor(
+    executor: str, ray_address: str | None, *, connect: bool = True, grace_s: float = 10.0
+) -> str | Executor:
+    """The executor for ``--executor`` and ``--ray``.
+
+    Ray (an address, or ``--executor ray``: ``$RAY_ADDRESS`` or a local Ray) gives a
+    ``RayExecutor``, checked at once: with ``connect`` it joins the cluster here, in the main
+    thread; else it only checks that the address answers (a command that hands the work to a
+    background worker).
 
     Raises:
-        MissingDependency: ``--ray`` without Ray installed.
-        ValueError: ``--ray`` with another executor than "ray".
+        MissingDependency: Ray is not installed.
+        ClusterError: nothing answers at the address.
+        ValueError: ``--ray`` with another executor than "ray" or "process".
     """
-    if ray_address is None:
+    if ray_address is None and executor != "ray":
         return executor
     if executor not in ("ray", "process"):
         raise ValueError(f"--ray runs jobs on Ray: drop --executor {executor}")
-    from smalltrain.service.ray_support import load_ray_executor
+    from smalltrain.service.ray_support import check_address, load_ray_executor
 
-    ray_executor: Executor = load_ray_executor()(address=ray_address, grace_s=grace_s)
-    return ray_executor
+    ray_executor = load_ray_executor()(address=ray_address, grace_s=grace_s)
+    if connect:
+        ray_executor.connect()
+    else:
+        check_address(ray_address)
+    chosen: Executor = ray_executor
+    return chosen
 
 
 def worker_args(executor: str, ray_address: str | None, max_concurrent: int = 1) -> list[str]:

@@ -107,7 +107,7 @@ def run_cmd(
         activate=activate,
         prune=prune,
     )
-    chosen = pick_executor(executor, ray_address)
+    chosen = pick_executor(executor, ray_address, connect=not detach)
     manager = open_manager(chosen, max_concurrent=max_concurrent)
     sweep_id = manager.start_sweep(spec)
     summary = manager.get_sweep(sweep_id)

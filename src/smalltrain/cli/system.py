@@ -55,7 +55,7 @@ def worker_cmd(
 ) -> None:
     """Run the queued jobs of this home (one worker per home), here or on a Ray cluster."""
     root = home()
-    executor = pick_executor("process", ray_address)
+    executor = pick_executor("process", ray_address, connect=not detach)
     if detach:
         pid = spawn_worker(root, worker_args("process", ray_address, max_concurrent))
         if pid is None:

@@ -78,7 +78,7 @@ def train_cmd(
         raise ValueError(
             "--detach runs the job in a background worker: use --executor process or ray"
         )
-    manager = open_manager(pick_executor(executor, ray_address))
+    manager = open_manager(pick_executor(executor, ray_address, connect=not detach))
     spec = JobSpec(
         dataset=dataset,
         task=task,
@@ -120,7 +120,7 @@ def resume_cmd(
     ray_address: str | None = ray_option(),
 ) -> None:
     """Resume a cancelled, interrupted or failed job from its newest valid checkpoint."""
-    manager = open_manager(pick_executor("process", ray_address))
+    manager = open_manager(pick_executor("process", ray_address, connect=not detach))
     job_id = _job_for(manager, ref)
     after = last_event_id(manager.jobs, job_id)
     manager.resume(job_id)

@@ -55,6 +55,7 @@ from smalltrain.service.attempt import (
 from smalltrain.service.placement import Placement
 from smalltrain.service.ray_node import JobRunner, safe_join
 from smalltrain.service.ray_shipping import Shipper
+from smalltrain.service.ray_support import check_address
 from smalltrain.service.threads import child_env
 
 __all__ = ["RayExecutor", "describe_nodes", "infeasible"]
@@ -107,10 +108,15 @@ class RayExecutor:
         self._lock = threading.Lock()
 
     def connect(self) -> None:
-        """Join the cluster (once per process)."""
+        """Join the cluster (once per process).
+
+        Raises:
+            ClusterError: a "HOST:PORT" address where nothing answers.
+        """
         with self._lock:
             if ray.is_initialized():
                 return
+            check_address(self.address)
             kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
             kwargs.update(self.init_kwargs)
             ray.init(address=self.address, **kwargs)
@@ -280,7 +286,9 @@ class _Watch:
         self.rechecked = now
         nodes = alive_nodes()
         problem = infeasible(self.spec.job_id, self.ask.cpus, self.ask.gpus, nodes)
-        if problem is None and not self.waiting_said:
+        free = ray.available_resources()
+        busy = free.get("CPU", 0) < self.ask.cpus or free.get("GPU", 0) < self.ask.gpus
+        if problem is None and busy and not self.waiting_said:
             self.waiting_said = True
             self.on_event(
                 LogEvent(

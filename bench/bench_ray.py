@@ -1,0 +1,136 @@
+"""The ray executor against the process executor, and recovery after a node loss.
+
+On a local Ray cluster (``ray.cluster_utils.Cluster``: a head with no CPU and two 1-CPU
+nodes, all on this machine), the same tiny audio job (1 torch thread on both sides) runs:
+
+1. through the process executor (a spawned child here);
+2. through the ray executor, twice: cold (the dataset is packed and fetched by the node) and
+   warm (the node has it cached; the actor's process is still new);
+
+and reports, per run, the start latency (queued → first training step), the wall time (queued →
+COMPLETED) and ``process wall / ray wall`` (target >= 0.95 for a job of a minute or more).
+
+3. Node loss: a longer job on the 2-node cluster; once it has checkpointed, its node is
+   removed. Reported: node gone → Ray reports the actor dead (attempt 1 ends), node gone →
+   training again on the other node (the first step of attempt 2), and the job's total time.
+
+Usage: python bench/bench_ray.py [--epochs 50] [--files 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _cluster import local_cluster  # noqa: E402
+from smalltrain.engine.events import StepMetrics  # noqa: E402
+from smalltrain.service.manager import JobSpec, TrainingManager  # noqa: E402
+from smalltrain.tasks.audio.synth import make_sound_folder  # noqa: E402
+
+
+class _FirstSteps:
+    """Times of every attempt's first training step, from the live event stream."""
+
+    def __init__(self, manager: TrainingManager, job_id: str) -> None:
+        self.times: list[float] = []
+        self._thread = threading.Thread(target=self._follow, args=(manager, job_id), daemon=True)
+        self._thread.start()
+
+    def _follow(self, manager: TrainingManager, job_id: str) -> None:
+        expect_first = True
+        for event in manager.subscribe(job_id):
+            if event.type == "training_started":
+                expect_first = True
+            elif isinstance(event, StepMetrics) and expect_first:
+                self.times.append(time.time())
+                expect_first = False
+
+
+def _run(manager: TrainingManager, spec: JobSpec) -> dict[str, Any]:
+    job_id = manager.start_training(spec)
+    queued = manager.get_job(job_id).queued_at or time.time()
+    steps = _FirstSteps(manager, job_id)
+    job = manager.wait(job_id)
+    if job.status.value != "COMPLETED":
+        raise SystemExit(f"job {job_id}: {job.status} {job.status_reason}")
+    finished = job.finished_at or time.time()
+    return {"latency": steps.times[0] - queued, "wall": finished - queued, "job": job}
+
+
+def _overhead(root: Path, data: Path, cluster: Any, overrides: dict[str, Any]) -> list[str]:
+    from smalltrain.service.ray_executor import RayExecutor
+
+    spec = JobSpec(dataset=data, preset="tiny", overrides={**overrides, "num_cpus": 1})
+    with TrainingManager.open(root / "process") as manager:
+        local = _run(manager, spec)
+    with TrainingManager.open(root / "ray", executor=RayExecutor(cluster.address)) as manager:
+        cold = _run(manager, spec)
+        warm = _run(manager, spec)
+    rows = ["| executor | queued → first step | queued → COMPLETED | process / this |",
+            "|---|---|---|---|"]  # fmt: skip
+    for label, r in (("process", local), ("ray, cold (dataset shipped)", cold),
+                     ("ray, warm (dataset cached on the node)", warm)):  # fmt: skip
+        rows.append(f"| {label} | {r['latency']:.2f} s | {r['wall']:.1f} s | "
+                    f"{local['wall'] / r['wall']:.3f} |")  # fmt: skip
+    return rows
+
+
+def _node_loss(root: Path, data: Path, cluster: Any, overrides: dict[str, Any]) -> list[str]:
+    from smalltrain.service.ray_executor import RayExecutor
+
+    spec = JobSpec(dataset=data, preset="tiny", overrides={**overrides, "num_cpus": 1})
+    with TrainingManager.open(root / "loss", executor=RayExecutor(cluster.address)) as manager:
+        job_id = manager.start_training(spec)
+        steps = _FirstSteps(manager, job_id)
+        while manager.get_job(job_id).epoch < 3:
+            time.sleep(0.1)
+        node = next(
+            e["message"].split("[", 1)[1].split("]", 1)[0]
+            for _, e in manager.jobs.events_after(job_id, 0, limit=100_000)
+            if e.get("type") == "log" and "running on Ray node" in e["message"]
+        )
+        victim = next(n for n in cluster.list_all_nodes() if n.node_id.startswith(node))
+        gone = time.time()
+        cluster.remove_node(victim)
+        job = manager.wait(job_id)
+        attempts = manager.jobs.list_attempts(job_id)
+    if job.status.value != "COMPLETED" or len(steps.times) < 2:
+        raise SystemExit(f"node loss: {job.status} {job.status_reason}")
+    noticed = (attempts[0].finished_at or gone) - gone
+    return [
+        "| node loss | seconds |",
+        "|---|---|",
+        f"| node gone → attempt 1 ends INTERRUPTED (Ray reports the actor dead) | {noticed:.2f} |",
+        f"| **node gone → training again on the other node** | **{steps.times[1] - gone:.1f}** |",
+        f"| the whole job (queued → COMPLETED, {len(attempts)} attempts) | "
+        f"{(job.finished_at or 0) - (job.queued_at or 0):.1f} |",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--files", type=int, default=12)
+    args = parser.parse_args()
+    overrides = {"epochs": args.epochs, "preview_every": 0, "early_stopping_patience": 0,
+                 "checkpoint_every": 1}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = root / "sounds"
+        make_sound_folder(data, n_files=args.files, seed=1)
+        with local_cluster(nodes=2, cpus=1, cache=root / "node-cache") as cluster:
+            rows = _overhead(root, data, cluster, overrides)
+            rows += [""] + _node_loss(root, data, cluster, overrides)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
