@@ -31,14 +31,14 @@ def sparkline(values: Sequence[float], lo: float, hi: float, width: int) -> str:
     return "".join(bars).ljust(width)
 
 
-def setting_text(setting: Mapping[str, Any]) -> str:
+def setting_text(setting: Mapping[str, Any], sep: str = " ") -> str:
     """``seed=3 lr0=0.001``."""
-    return " ".join(f"{k}={v}" for k, v in setting.items()) or "-"
+    return sep.join(f"{k}={v}" for k, v in setting.items()) or "-"
 
 
 def _note(row: TrialRow, summary: SweepSummary) -> str:
     if row.job.id == summary.sweep.best_job_id:
-        return f"registered as {summary.sweep.best_model}"
+        return "registered (★)"
     if row.stopped_early:
         return f"stopped early (epoch {len(row.curve)})"
     if row.job.artifacts.get("pruned"):
@@ -62,9 +62,16 @@ def render_summary(console: Console, summary: SweepSummary) -> None:
     reason = f": {sweep.status_reason}" if sweep.status_reason else ""
     console.print(f"[{style}]{sweep.status}[/]{reason}", highlight=False)
     values = [v for row in summary.trials for _, v in row.curve]
-    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    lo, hi = _scale(values)
     width = max([int(sweep.spec.get("max_epochs", 1))] + [len(r.curve) for r in summary.trials])
-    table = Table("trial", "status", "setting", "best", "curve", "note", box=box.SIMPLE_HEAD)
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("trial", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    lines = [setting_text(r.setting, "\n").splitlines() for r in summary.trials]
+    table.add_column("setting", overflow="fold", min_width=min(28, max(map(len, sum(lines, [])))))
+    table.add_column("best", no_wrap=True)
+    table.add_column("curve", no_wrap=True, min_width=min(width, 40))
+    table.add_column("note", overflow="fold")
     for row in summary.trials:
         status = row.job.status.value
         best = "-" if row.best is None else f"{row.best:.4g}"
@@ -73,7 +80,7 @@ def render_summary(console: Console, summary: SweepSummary) -> None:
         table.add_row(
             f"{row.n} {row.job.short_id}",
             f"[{_STYLE.get(status, 'cyan')}]{status}[/]",
-            setting_text(row.setting),
+            setting_text(row.setting, "\n"),
             best,
             sparkline([v for _, v in row.curve], lo, hi, width),
             _note(row, summary),
@@ -83,9 +90,19 @@ def render_summary(console: Console, summary: SweepSummary) -> None:
                   highlight=False)  # fmt: skip
     console.print(
         f"{summary.epochs_run} epochs trained in all; curves share one scale "
-        f"({lo:.4g} ▁ … █ {hi:.4g})",
+        f"({lo:.4g} ▁ … █ {hi:.4g} and above)",
         highlight=False,
     )
+
+
+def _scale(values: Sequence[float]) -> tuple[float, float]:
+    """The curves' common scale: the lowest value to the 90th percentile, so that one spike
+    does not flatten every curve (higher values show as full bars)."""
+    finite = sorted(v for v in values if math.isfinite(v))
+    if not finite:
+        return 0.0, 1.0
+    top = finite[min(len(finite) - 1, int(0.9 * len(finite)))] if len(finite) >= 10 else finite[-1]
+    return finite[0], top
 
 
 def describe_event(trial: int, job_id: str, event: Mapping[str, Any], metric: str) -> str | None:

@@ -255,10 +255,13 @@ class _Watch:
     def follow(
         self, spec: ExecSpec, shipment: Mapping[str, Any], cancel: CancelToken
     ) -> ExecOutcome:
-        self.actor.run.remote(spec, shipment)
+        run = self.actor.run.remote(spec, shipment)
         poll = self.actor.poll.remote(self.owner.poll_s)
         while True:
             ready, _ = ray.wait([poll], timeout=self.owner.poll_s)
+            broken = self._broken(run)
+            if broken is not None:
+                return broken
             if ready:
                 try:
                     batch = ray.get(poll)
@@ -275,6 +278,19 @@ class _Watch:
             outcome = self._handle_cancel(cancel)
             if outcome is not None:
                 return outcome
+
+    @staticmethod
+    def _broken(run: Any) -> ExecOutcome | None:
+        """A failed outcome if ``run`` itself raised (it reports through ``poll`` otherwise)."""
+        if not ray.wait([run], timeout=0)[0]:
+            return None
+        try:
+            ray.get(run)
+        except RayActorError:
+            return None  # the actor died: ``poll`` says so, with the reason
+        except Exception as exc:
+            return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
+        return None
 
     # -- while it waits for a node -----------------------------------------------------------
 
