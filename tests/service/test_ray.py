@@ -118,9 +118,7 @@ def test_two_jobs_at_once_on_two_nodes_and_the_dataset_ships_once_per_node(
     cluster: Cluster, data: Path, tmp_path: Path
 ) -> None:
     with _manager(tmp_path / "home", cluster) as manager:
-        first = [
-            manager.start_training(_toy(data, epochs=3, step_s=0.25, seed=i)) for i in range(2)
-        ]
+        first = [manager.start_training(_toy(data, epochs=3, step_s=0.5, seed=i)) for i in range(2)]
         jobs = [manager.wait(j, timeout=180) for j in first]
         # Two more jobs on the same dataset: both nodes have it cached by now.
         more = [manager.start_training(_toy(data, epochs=1, seed=i)) for i in (2, 3)]
@@ -141,8 +139,8 @@ def test_two_jobs_at_once_on_two_nodes_and_the_dataset_ships_once_per_node(
         # The first two ran at the same time, so on the two different 1-CPU nodes.
         nodes = [_node_of(_logs(manager, j, "running on Ray node")[0]) for j in first]
         assert len(set(nodes)) == 2
-        started = [min(e["time"] for e in _events(manager, j, "step")) for j in first]
-        ended = [max(e["time"] for e in _events(manager, j, "step")) for j in first]
+        started = [_events(manager, j, "training_started")[0]["time"] for j in first]
+        ended = [_events(manager, j, "training_finished")[0]["time"] for j in first]
         assert max(started) < min(ended)
         # Packed once, fetched once per node, found in the cache by every later job.
         fetched = [m for j in jobs for m in _logs(manager, j.id, "fetched through Ray's object")]
