@@ -1,7 +1,7 @@
 """A sweep of 8 trials: one after another against a 2-node Ray cluster, with and without ASHA.
 
-The same 8 trials of the tiny audio job (4 seeds × 2 learning rates, every trial judged on the
-same validation split) run:
+The same 8 trials of the tiny audio preset (4 seeds × 2 learning rates, every trial judged on
+the same validation split) on the demo's 40 synthetic drum hits run:
 
 1. one after another on this machine (process executor, ``max_concurrent=1``: each trial gets
    every core);
@@ -11,7 +11,7 @@ same validation split) run:
 Reported: wall times, ``one after another / Ray`` (how much the cluster saves), the epochs
 trained and what ASHA saved, and each run's best ``val/sc`` (ASHA should keep it equal).
 
-Usage: python bench/bench_sweep.py [--epochs 8] [--files 12]
+Usage: python bench/bench_sweep.py [--epochs 20] [--files 40] [--data drums|mixed]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cluster import local_cluster  # noqa: E402
 from smalltrain.service.manager import TrainingManager  # noqa: E402
 from smalltrain.service.sweeps import SweepSpec, SweepSummary  # noqa: E402
-from smalltrain.tasks.audio.synth import make_sound_folder  # noqa: E402
+from smalltrain.tasks.audio.synth import make_drum_kit, make_sound_folder  # noqa: E402
 
 
 def _sweep(home: Path, spec: SweepSpec, **kw: Any) -> tuple[float, SweepSummary]:
@@ -45,8 +45,12 @@ def _sweep(home: Path, spec: SweepSpec, **kw: Any) -> tuple[float, SweepSummary]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--files", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument(
+        "--data", choices=("drums", "mixed"), default="drums",
+        help="the demo's synthetic drum hits, or mixed synthetic sounds",
+    )  # fmt: skip
     args = parser.parse_args()
     overrides = {"epochs": args.epochs, "preview_every": 0, "early_stopping_patience": 0,
                  "checkpoint_every": 1}  # fmt: skip
@@ -55,7 +59,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = root / "sounds"
-        make_sound_folder(data, n_files=args.files, seed=1)
+        if args.data == "drums":
+            make_drum_kit(data, n_files=args.files, seed=0)
+        else:
+            make_sound_folder(data, n_files=args.files, seed=1)
         spec = replace(spec, dataset=data)
         local = _sweep(root / "sequential", replace(spec, early_stop=False))
         with local_cluster(nodes=2, cpus=1, cache=root / "node-cache") as cluster:

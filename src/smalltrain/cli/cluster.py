@@ -8,6 +8,7 @@ that runs a scheduler adds the option with ``ray_option()`` and builds its execu
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -61,5 +62,6 @@ def worker_args(executor: str, ray_address: str | None, max_concurrent: int = 1)
     """Arguments for a background ``smalltrain worker`` that runs jobs the same way."""
     args = ["--max-concurrent", str(max_concurrent)] if max_concurrent > 1 else []
     if ray_address is not None or executor == "ray":
-        args += ["--ray", ray_address or "local"]
+        # "--executor ray" alone: the cluster at $RAY_ADDRESS, else a Ray of the worker's own.
+        args += ["--ray", ray_address or os.environ.get("RAY_ADDRESS") or "local"]
     return args
