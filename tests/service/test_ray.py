@@ -167,7 +167,9 @@ def test_losing_the_node_of_a_job_retries_it_from_its_checkpoint_on_the_other(
     cluster: Cluster, data: Path, tmp_path: Path
 ) -> None:
     with _manager(tmp_path / "home", cluster) as manager:
-        job_id = manager.start_training(_toy(data, epochs=8, step_s=0.15))
+        # A wide model: each batch of checkpoints the node sends (>100 KiB) then lives in that
+        # node's object store, and dies with it, as a real model's would.
+        job_id = manager.start_training(_toy(data, epochs=8, step_s=0.15, hidden=8192, lr=0.0005))
         job = _until(
             lambda: (j := manager.get_job(job_id)).run_dir and j.epoch >= 2 and j, what="epoch 2"
         )
@@ -191,8 +193,8 @@ def test_losing_the_node_of_a_job_retries_it_from_its_checkpoint_on_the_other(
         assert gaps == []
         first, second = manager.jobs.list_attempts(job_id)
         assert first.outcome == "interrupted"
-        assert "Ray node" in (first.error or "")
-        assert "died" in (first.error or "")
+        assert "the Ray node" in (first.error or "")
+        assert f"[{node}]" in (first.error or "")
         assert second.outcome == "completed"
         assert second.resume_from is not None
         moves = [(e["from"], e["to"]) for e in _events(manager, job_id, "status_change")]
@@ -206,7 +208,7 @@ def test_losing_the_node_of_a_job_retries_it_from_its_checkpoint_on_the_other(
         assert len(nodes) == 2
         assert nodes[0] != nodes[1]
         starts = _events(manager, job_id, "training_started")
-        assert starts[-1]["start_epoch"] >= 2  # resumed, not started over
+        assert starts[-1]["start_epoch"] >= 1  # resumed, not started over
         assert done.epoch == 8
 
 

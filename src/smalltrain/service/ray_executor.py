@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import NodeDiedError, ObjectLostError, RayActorError
 
 from smalltrain.engine.context import CancelMode, CancelToken
 from smalltrain.engine.events import Event, LogEvent, event_from_dict
@@ -62,6 +62,10 @@ __all__ = ["RayExecutor", "describe_nodes", "infeasible"]
 
 #: Seconds an "immediate" cancel leaves the actor before it is killed.
 IMMEDIATE_GRACE_S = 1.0
+#: What Ray raises when the actor, or the node under it, is gone. A large answer (a batch with
+#: checkpoints) lives in its node's object store: when the node dies right after answering,
+#: fetching the answer fails with ObjectLostError rather than an actor error.
+_GONE = (RayActorError, ObjectLostError, NodeDiedError)
 _ACTOR = None
 _ACTOR_LOCK = threading.Lock()
 
@@ -265,7 +269,7 @@ class _Watch:
             if ready:
                 try:
                     batch = ray.get(poll)
-                except RayActorError as exc:
+                except _GONE as exc:
                     return self._died(exc)
                 self._apply(batch)
                 if batch.get("outcome") is not None:
@@ -286,8 +290,8 @@ class _Watch:
             return None
         try:
             ray.get(run)
-        except RayActorError:
-            return None  # the actor died: ``poll`` says so, with the reason
+        except _GONE:
+            return None  # the actor or its node died: ``poll`` says so, with the reason
         except Exception as exc:
             return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
         return None
@@ -344,7 +348,7 @@ class _Watch:
             outcome, startup_s=ready - self.started, run_s=now - ready, exit_code=None
         )
 
-    def _died(self, exc: RayActorError) -> ExecOutcome:
+    def _died(self, exc: Exception) -> ExecOutcome:
         startup = (self.ready_at - self.started) if self.ready_at else None
         if self.killed:
             waited = time.monotonic() - (self.cancelled_at or time.monotonic())
@@ -389,6 +393,8 @@ def _death_reason(exc: BaseException, where: str) -> str:
     text = str(exc)
     if "node has died" in text or "node was terminated" in text or "node is dead" in text:
         return f"the Ray node {where} running the job died"
+    if isinstance(exc, (ObjectLostError, NodeDiedError)):
+        return f"the Ray node {where} running the job went away (its last answer was lost)"
     detail = next(
         (line.strip() for line in text.splitlines() if "died" in line or "killed" in line),
         "",
