@@ -6,7 +6,8 @@ the same validation split) on the demo's 40 synthetic drum hits run:
 1. one after another on this machine (process executor, ``max_concurrent=1``: each trial gets
    every core);
 2. on a local Ray cluster of two 1-CPU nodes (``max_concurrent=2``), every trial to the end;
-3. the same with ASHA early stopping (grace 1 epoch, reduction factor 2).
+3. the same with ASHA early stopping (grace 1 epoch, reduction factor 2, the defaults);
+4. the same with a grace of 4 epochs (rungs at 4, 8 and 16 epochs).
 
 Reported: wall times, ``one after another / Ray`` (how much the cluster saves), the epochs
 trained and what ASHA saved, and each run's best ``val/sc`` (ASHA should keep it equal).
@@ -72,12 +73,15 @@ def main() -> None:
             full = _sweep(root / "ray", replace(spec, early_stop=False), **kw)
             kw["executor"] = RayExecutor(cluster.address)
             asha = _sweep(root / "ray-asha", spec, **kw)
+            kw["executor"] = RayExecutor(cluster.address)
+            patient = _sweep(root / "ray-asha-4", replace(spec, grace_epochs=4), **kw)
     print("| 8 trials | wall | epochs trained | best val/sc | one after another / this |")
     print("|---|---|---|---|---|")
     for label, (took, summary) in (
         ("one after another, this machine (process executor)", local),
         ("Ray, 2 nodes × 1 CPU, every trial to the end", full),
         ("**Ray, 2 nodes × 1 CPU, ASHA**", asha),
+        ("Ray, 2 nodes × 1 CPU, ASHA with a grace of 4 epochs", patient),
     ):
         best = min(t.best for t in summary.trials if t.best is not None)
         stopped = sum(1 for t in summary.trials if t.stopped_early)

@@ -92,6 +92,7 @@ def show_cmd(
         ("progress", f"{_progress(job)}, step {job.step}/{job.total_steps or '?'}"),
         ("created / started / finished",
          f"{_when(job.created_at)} / {_when(job.started_at)} / {_when(job.finished_at)}"),
+        ("sweep / placement", f"{job.sweep_id or '-'} / {json.dumps(job.placement)}"),
         ("run folder", job.run_dir or "-"),
         ("checkpoint", job.checkpoint_path or "-"),
         ("last metrics", json.dumps(job.last_metrics)),
