@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain.engine.context import CancelToken, cancel_mode
-from smalltrain.engine.events import Event, LogEvent, StepMetrics
+from smalltrain.engine.events import (
+    CheckpointSaved,
+    Event,
+    LogEvent,
+    PreviewReady,
+    StepMetrics,
+    TrainingFinished,
+)
 from smalltrain.engine.fsutil import sha256_bytes
 from smalltrain.engine.locks import FileLock
 from smalltrain.service.attempt import (
@@ -57,6 +64,10 @@ __all__ = [
 ]
 
 CACHE_ENV = "SMALLTRAIN_RAY_CACHE"
+#: Seconds between two mirrors of the run folder when no event names a file.
+MIRROR_EVERY_S = 10.0
+#: Events that name files the head must have before it reads them.
+_FILE_EVENTS = frozenset({CheckpointSaved.type, PreviewReady.type, TrainingFinished.type})
 _COMPLETE = ".complete"
 #: File names in a run folder that never travel: temporary files of atomic writes, pid files.
 _SKIP_SUFFIXES = (".tmp", ".pid")
@@ -331,10 +342,13 @@ class JobRunner:
             outcome = self._outcome  # read first: every event before it is taken below
             events, self._events = self._events, []
             fetched, self._fetches = self._fetches, []
-        urgent = outcome is not None or any(e.get("type") != StepMetrics.type for e in events)
+        # Files travel with the events that name them (a checkpoint, previews, the end), and
+        # every MIRROR_EVERY_S for the rest (e.g. the best model so far): not every epoch.
+        named = outcome is not None or any(e.get("type") in _FILE_EVENTS for e in events)
         files: list[tuple[str, bytes]] = []
         deleted: list[str] = []
-        if self._mirror is not None and (urgent or time.monotonic() - self._mirrored_at > 5.0):
+        due = time.monotonic() - self._mirrored_at > MIRROR_EVERY_S
+        if self._mirror is not None and (named or due):
             files, deleted = self._mirror.changes()
             self._mirrored_at = time.monotonic()
         if outcome is not None and self._local:
