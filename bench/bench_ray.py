@@ -4,22 +4,25 @@ On a local Ray cluster (``ray.cluster_utils.Cluster``: a head with no CPU and tw
 nodes, all on this machine), the same tiny audio job (1 torch thread on both sides) runs:
 
 1. through the process executor (a spawned child here);
-2. through the ray executor, twice: cold (the dataset is packed and fetched by the node) and
-   warm (the node has it cached; the actor's process is still new);
+2. through the ray executor (the first time cold: the dataset is packed and fetched by the
+   node; then cached there; the actor's process is always new),
 
-and reports, per run, the start latency (queued → first training step), the wall time (queued →
-COMPLETED) and ``process wall / ray wall`` (target >= 0.95 for a job of a minute or more).
+in interleaved rounds, and reports per run the start latency (queued → first training step),
+the training, the tail (finished → COMPLETED), the wall time (queued → COMPLETED) and the median
+epoch, then ``process wall / ray wall`` over the medians (target >= 0.95 for a job of a minute
+or more).
 
 3. Node loss: a longer job on the 2-node cluster; once it has checkpointed, its node is
    removed. Reported: node gone → Ray reports the actor dead (attempt 1 ends), node gone →
    training again on the other node (the first step of attempt 2), and the job's total time.
 
-Usage: python bench/bench_ray.py [--epochs 200] [--files 12]
+Usage: python bench/bench_ray.py [--epochs 200] [--files 12] [--repeats 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import threading
@@ -62,24 +65,51 @@ def _run(manager: TrainingManager, spec: JobSpec) -> dict[str, Any]:
     if job.status.value != "COMPLETED":
         raise SystemExit(f"job {job_id}: {job.status} {job.status_reason}")
     finished = job.finished_at or time.time()
-    return {"latency": steps.times[0] - queued, "wall": finished - queued, "job": job}
+    epochs = [v for _, v in manager.jobs.metric_series(job_id, "time/epoch_s", "epoch")]
+    ended = next(
+        float(e["time"])
+        for _, e in manager.jobs.events_after(job_id, 0, limit=1_000_000)
+        if e.get("type") == "training_finished"
+    )
+    return {
+        "latency": steps.times[0] - queued,
+        "training": ended - steps.times[0],
+        "tail": finished - ended,
+        "wall": finished - queued,
+        "epoch": statistics.median(epochs) if epochs else float("nan"),
+        "job": job,
+    }
 
 
-def _overhead(root: Path, data: Path, cluster: Any, overrides: dict[str, Any]) -> list[str]:
+def _overhead(
+    root: Path, data: Path, cluster: Any, overrides: dict[str, Any], repeats: int
+) -> list[str]:
     from smalltrain.service.ray_executor import RayExecutor
 
     spec = JobSpec(dataset=data, preset="tiny", overrides={**overrides, "num_cpus": 1})
-    with TrainingManager.open(root / "process") as manager:
-        local = _run(manager, spec)
-    with TrainingManager.open(root / "ray", executor=RayExecutor(cluster.address)) as manager:
-        cold = _run(manager, spec)
-        warm = _run(manager, spec)
-    rows = ["| executor | queued → first step | queued → COMPLETED | process / this |",
-            "|---|---|---|---|"]  # fmt: skip
-    for label, r in (("process", local), ("ray, cold (dataset shipped)", cold),
-                     ("ray, warm (dataset cached on the node)", warm)):  # fmt: skip
-        rows.append(f"| {label} | {r['latency']:.2f} s | {r['wall']:.1f} s | "
-                    f"{local['wall'] / r['wall']:.3f} |")  # fmt: skip
+    runs: dict[str, list[dict[str, Any]]] = {"process": [], "ray": []}
+    with (
+        TrainingManager.open(root / "process") as local,
+        TrainingManager.open(root / "ray", executor=RayExecutor(cluster.address)) as remote,
+    ):
+        # Rounds interleave the two, so that a busy spell of a shared machine hits both alike.
+        for _ in range(repeats):
+            runs["process"].append(_run(local, spec))
+            runs["ray"].append(_run(remote, spec))
+    rows = ["| executor | queued → first step | training (first step → finished) | "
+            "finished → COMPLETED | queued → COMPLETED | median epoch |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
+    for label, results in runs.items():
+        for n, r in enumerate(results, start=1):
+            cold = " (cold: dataset shipped)" if label == "ray" and n == 1 else ""
+            rows.append(
+                f"| {label} {n}{cold} | {r['latency']:.2f} s | {r['training']:.1f} s | "
+                f"{r['tail']:.2f} s | {r['wall']:.1f} s | {r['epoch'] * 1000:.0f} ms |"
+            )
+    walls = {k: statistics.median(r["wall"] for r in v) for k, v in runs.items()}
+    epochs = {k: statistics.median(r["epoch"] for r in v) for k, v in runs.items()}
+    rows.append(f"| **process / ray, medians** | | | | **{walls['process'] / walls['ray']:.3f}** | "
+                f"{epochs['process'] / epochs['ray']:.3f} |")  # fmt: skip
     return rows
 
 
@@ -119,6 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=200, help="of the overhead job")
     parser.add_argument("--files", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
     args = parser.parse_args()
     # The tiny preset's own checkpoint interval; about a minute of training on 2 cores.
     overrides = {"epochs": args.epochs, "preview_every": 0, "early_stopping_patience": 0}
@@ -129,7 +160,7 @@ def main() -> None:
         data = root / "sounds"
         make_sound_folder(data, n_files=args.files, seed=1)
         with local_cluster(nodes=2, cpus=1, cache=root / "node-cache") as cluster:
-            rows = _overhead(root, data, cluster, overrides)
+            rows = _overhead(root, data, cluster, overrides, args.repeats)
             rows += [""] + _node_loss(root, data, cluster, lossy)
     print("\n".join(rows))
 
