@@ -19,10 +19,12 @@ head's records name the head's files.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import socket
+import sys
 import tarfile
 import tempfile
 import threading
@@ -135,13 +137,16 @@ def safe_join(root: Path, rel: str) -> Path:
 
 
 def node_id() -> str:
-    """This Ray node's id (the host name outside Ray)."""
-    try:
-        import ray
+    """This Ray node's id (the host name outside Ray).
 
-        return str(ray.get_runtime_context().get_node_id())
-    except Exception:
-        return socket.gethostname()
+    Ray is only asked when this process already runs it: ``get_runtime_context`` would start
+    a local Ray otherwise.
+    """
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        with contextlib.suppress(Exception):
+            return str(ray.get_runtime_context().get_node_id())
+    return socket.gethostname()
 
 
 class NodeCache:
