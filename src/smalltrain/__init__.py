@@ -3,7 +3,8 @@
 The public API, imported lazily so that ``import smalltrain`` (and the CLI's start-up) does not
 pay for torch or Ultralytics until they are used:
 
-- jobs: ``TrainingManager``, ``AsyncTrainingManager``, ``JobSpec``, ``TrainingJob``, ``JobStatus``
+- jobs: ``TrainingManager``, ``AsyncTrainingManager``, ``JobSpec``, ``TrainingJob``, ``JobStatus``,
+  ``SweepSpec``
 - stores: ``ModelStore``, ``DatasetStore``, ``JobStore``
 - engine: ``TrainingRunner``, ``MetricsHistory``, ``Callback``, ``ResourceMonitor``
 - tasks: ``smalltrain.tasks.audio`` (its ``TrainingConfig`` is the audio one) and
@@ -28,6 +29,7 @@ _EXPORTS = {
     "ModelStore": "smalltrain.store",
     "ResourceMonitor": "smalltrain.engine.resources",
     "ResourceStatus": "smalltrain.engine.resources",
+    "SweepSpec": "smalltrain.service.sweeps",
     "TrainingJob": "smalltrain.engine.jobs",
     "TrainingManager": "smalltrain.service.manager",
     "TrainingRunner": "smalltrain.engine.runner",

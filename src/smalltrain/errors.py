@@ -22,7 +22,9 @@ Messages say what happened, to which file, field or job, and what to do next.
     │   ├── DatasetNotFound
     │   └── InvalidName          a name with separators, '..', control characters or too long
     ├── SchedulerBusy            another scheduler already holds this home
-    └── ServeError               the web UI cannot start as asked (unsafe host, bad --auth...)
+    ├── ServeError               the web UI cannot start as asked (unsafe host, bad --auth...)
+    ├── MissingDependency        an optional package (Ray) is needed and not installed
+    └── ClusterError             the Ray cluster cannot be reached or used
 """
 
 from __future__ import annotations
@@ -138,3 +140,11 @@ class ServeError(SmallTrainError):
 #: What a write the database or the registry refused raises (a full disk, a locked database):
 #: catch these where a job must still end cleanly.
 STORE_REFUSED: tuple[type[SmallTrainError], ...] = (StoreError, DiskFull)
+
+
+class MissingDependency(SmallTrainError):
+    """An optional package is needed for this feature and is not installed."""
+
+
+class ClusterError(SmallTrainError):
+    """The Ray cluster cannot be reached or used."""

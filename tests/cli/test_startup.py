@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 HEAVY = (
-    "torch", "numpy", "ultralytics", "torchvision", "soundfile", "cv2",
+    "torch", "numpy", "ultralytics", "torchvision", "soundfile", "cv2", "ray",
     "gradio", "fastapi", "uvicorn",  # the web UI's server loads only in `smalltrain ui`
 )  # fmt: skip
 
@@ -36,6 +36,8 @@ sys.stderr.write("\\nHEAVY=" + json.dumps(sorted(m for m in %r if m in sys.modul
         ["models", "list"],
         ["--version"],
         ["ui", "--help"],
+        ["sweep", "list"],
+        ["worker", "--help"],
     ],  # fmt: skip
 )
 def test_light_commands_do_not_import_heavy_libraries(tmp_path: Path, argv: list[str]) -> None:

@@ -165,7 +165,7 @@ def test_describe_exit_and_bad_settings() -> None:
     assert "signal 15 (SIGTERM)" in describe_exit(-15)
     assert "out of memory" not in describe_exit(-15)
     with pytest.raises(ValueError, match="unknown executor"):
-        make_executor("ray")
+        make_executor("kubernetes")
     with pytest.raises(ValueError, match="name=module:Factory"):
         register_extra_tasks("broken")
 

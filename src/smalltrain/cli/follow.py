@@ -28,6 +28,7 @@ from smalltrain.engine.context import CancelMode
 from smalltrain.engine.events import TrainingFinished
 from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.errors import SmallTrainError
+from smalltrain.service.executors import Executor
 from smalltrain.service.manager import TrainingManager
 from smalltrain.service.resuming import check_resumable_job
 from smalltrain.service.scheduler import scheduler_running
@@ -35,14 +36,14 @@ from smalltrain.service.scheduler import scheduler_running
 __all__ = ["exit_for", "follow_job", "open_manager", "spawn_worker"]
 
 
-def open_manager(executor: str = "process", **kwargs: Any) -> TrainingManager:
+def open_manager(executor: str | Executor = "process", **kwargs: Any) -> TrainingManager:
     """The manager of this invocation's home; it never starts a scheduler by itself."""
     return TrainingManager.open(home(), executor=executor, autostart=False, **kwargs)
 
 
-def spawn_worker(root: Path) -> int | None:
-    """Start ``smalltrain worker`` detached from this terminal, unless a scheduler already
-    runs for ``root``. Returns the new worker's pid, or None.
+def spawn_worker(root: Path, args: list[str] | None = None) -> int | None:
+    """Start ``smalltrain worker [args]`` detached from this terminal, unless a scheduler
+    already runs for ``root``. Returns the new worker's pid, or None.
 
     Its output goes to ``root/worker.log``.
     """
@@ -51,7 +52,15 @@ def spawn_worker(root: Path) -> int | None:
     log = open(root / "worker.log", "ab")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "smalltrain.cli.main", "--home", str(root), "worker"],
+            [
+                sys.executable,
+                "-m",
+                "smalltrain.cli.main",
+                "--home",
+                str(root),
+                "worker",
+                *(args or []),
+            ],  # fmt: skip
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

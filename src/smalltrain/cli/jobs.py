@@ -74,6 +74,8 @@ def _show_rows(job: TrainingJob, home: Path) -> list[tuple[str, Any]]:
         ("created", _when(job.created_at)),
         ("started", _when(job.started_at)),
         ("finished", _when(job.finished_at)),
+        ("sweep", job.sweep_id or "-"),
+        ("placement", json.dumps(job.placement) if job.placement else "-"),
         ("run folder", job.run_dir or "-"),
         ("checkpoint", job.checkpoint_path or "-"),
     ]

@@ -24,6 +24,7 @@ from smalltrain.cli import (
     evaluate,
     jobs,
     models,
+    sweep,
     system,
     train,
     ui,
@@ -121,6 +122,7 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(models.app, name="models")
 app.add_typer(weights.app, name="weights")
+app.add_typer(sweep.app, name="sweep")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from types import FrameType
 
 import typer
 
+from smalltrain.cli.cluster import pick_executor, ray_option, worker_args
 from smalltrain.cli.common import JSON_HELP, console, handle_errors, home, print_json, styled
 from smalltrain.cli.follow import open_manager, spawn_worker
 from smalltrain.engine.resources import ResourceMonitor
@@ -61,17 +62,19 @@ def worker_cmd(
         False, "--serve", help="Keep running when the queue is empty (default: exit when idle)."
     ),
     max_concurrent: int = typer.Option(1, "--max-concurrent", "-j", min=1, help="Jobs at once."),
+    ray_address: str | None = ray_option(),
 ) -> None:
-    """Run the queued jobs of this home (one worker per home)."""
+    """Run the queued jobs of this home (one worker per home), here or on a Ray cluster."""
     root = home()
+    executor = pick_executor("process", ray_address, connect=not detach)
     if detach:
-        pid = spawn_worker(root)
+        pid = spawn_worker(root, worker_args("process", ray_address, max_concurrent))
         if pid is None:
             console.print(f"a worker already runs the jobs of {root}")
         else:
             console.print(f"worker started in the background (pid {pid}); log: {root}/worker.log")
         return
-    manager = open_manager(max_concurrent=max_concurrent)
+    manager = open_manager(executor, max_concurrent=max_concurrent)
     stops = [0]
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -84,7 +87,8 @@ def worker_cmd(
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-    console.print(f"worker (pid {os.getpid()}): running the jobs of {root}")
+    where = f" on the Ray cluster at {ray_address}" if ray_address else ""
+    console.print(f"worker (pid {os.getpid()}): running the jobs of {root}{where}")
     manager.run_scheduler(until_idle=not serve)
     console.print("worker: the queue is empty; exiting")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from smalltrain.cli.cluster import pick_executor, ray_option, worker_args
 from smalltrain.cli.common import JSON_HELP, handle_errors, print_json, say
 from smalltrain.cli.follow import exit_for, follow_job, open_manager, spawn_worker
 from smalltrain.cli.summary import job_summary, print_summary
@@ -59,8 +60,10 @@ def run_job(
     exit_for(manager, job, interrupted=interrupted, quiet=as_json)
 
 
-def _detached(manager: TrainingManager, job_id: str, as_json: bool) -> None:
-    pid = spawn_worker(manager.home)
+def _detached(
+    manager: TrainingManager, job_id: str, as_json: bool, args: list[str] | None = None
+) -> None:
+    pid = spawn_worker(manager.home, args)
     where = f"a background worker (pid {pid})" if pid else "the running worker"
     if as_json:
         print_json({"job": manager.get_job(job_id).to_dict(), "worker_pid": pid})
@@ -127,13 +130,16 @@ def train_cmd(
     task: str | None = typer.Option(None, "--task", help="Force the task (default: detected)."),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    ray_address: str | None = ray_option(),
 ) -> None:
     """Train a model on a dataset (queued; attached by default)."""
     if executor not in EXECUTORS:
         raise ValueError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
-    if detach and executor != "process":
-        raise ValueError("--detach runs the job in a background worker: use --executor process")
-    manager = open_manager(executor)
+    if detach and executor not in ("process", "ray"):
+        raise ValueError(
+            "--detach runs the job in a background worker: use --executor process or ray"
+        )
+    manager = open_manager(pick_executor(executor, ray_address, connect=not detach))
     spec = _spec_from(manager, dataset, config_file, preset, settings)
     spec = JobSpec(
         dataset=spec.dataset,
@@ -154,7 +160,7 @@ def train_cmd(
     for note in job.artifacts.get("notes") or []:
         say(f"note: {note}", json_mode=as_json)
     if detach:
-        _detached(manager, job_id, as_json)
+        _detached(manager, job_id, as_json, worker_args(executor, ray_address))
     else:
         run_job(manager, job_id, as_json=as_json)
 
@@ -171,15 +177,15 @@ def job_for(manager: TrainingManager, ref: str) -> str:
     return manager.get_job(ref).id
 
 
-def resume_job(ref: str, detach: bool, as_json: bool) -> None:
+def resume_job(ref: str, detach: bool, as_json: bool, ray_address: str | None = None) -> None:
     """What ``resume`` and ``jobs resume`` do."""
-    manager = open_manager()
+    manager = open_manager(pick_executor("process", ray_address, connect=not detach))
     job_id = job_for(manager, ref)
     after = last_event_id(manager.jobs, job_id)
     manager.resume(job_id)
     say(f"job {job_id}: {manager.get_job(job_id).status_reason}", json_mode=as_json)
     if detach:
-        _detached(manager, job_id, as_json)
+        _detached(manager, job_id, as_json, worker_args("process", ray_address))
     else:
         run_job(manager, job_id, after_id=after, as_json=as_json)
 
@@ -191,9 +197,10 @@ def resume_cmd(
     ),
     detach: bool = typer.Option(False, "--detach", "-d", help=DETACH_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    ray_address: str | None = ray_option(),
 ) -> None:
     """Resume a cancelled, interrupted or failed job where its task saved it."""
-    resume_job(ref, detach, as_json)
+    resume_job(ref, detach, as_json, ray_address)
 
 
 def register(app: typer.Typer) -> None:

@@ -145,6 +145,8 @@ class TrainingJob:
     slash keys; ``artifacts`` maps a name ("weights", "tensorboard", ...) to a path string.
     ``cancel_requested`` is None, "graceful" or "immediate". ``status_reason`` says in words
     why the job ended or why it waits. ``step``/``total_steps`` count global optimizer steps.
+    ``placement`` holds where-to-run settings that are not the task's config (``num_cpus``,
+    ``num_gpus``, ``max_retries``, ``ship_dataset``; see ``service.placement``).
     """
 
     task: str
@@ -176,6 +178,8 @@ class TrainingJob:
     status_reason: str | None = None
     device: str | None = None
     resume_from: str | None = None
+    sweep_id: str | None = None  # the sweep this job is a trial of
+    placement: dict[str, Any] = field(default_factory=dict)  # num_cpus, num_gpus, max_retries
 
     def __post_init__(self) -> None:
         self.status = JobStatus(self.status)
@@ -232,4 +236,4 @@ class TrainingJob:
 #: Every field of ``TrainingJob`` (and column of the ``jobs`` table), in order.
 JOB_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainingJob))
 #: Fields stored as JSON text.
-JSON_FIELDS: frozenset[str] = frozenset({"config", "last_metrics", "artifacts"})
+JSON_FIELDS: frozenset[str] = frozenset({"config", "last_metrics", "artifacts", "placement"})

@@ -19,6 +19,7 @@ from smalltrain.engine.jobs import TrainingJob
 from smalltrain.service.manager import TrainingManager
 
 if TYPE_CHECKING:
+    from smalltrain.service.sweeps import SweepSummary
     from smalltrain.store.models import ModelInfo
 
 __all__ = ["AsyncTrainingManager"]
@@ -98,6 +99,22 @@ class AsyncTrainingManager:
     async def get_active_model(self, dataset: str) -> ModelInfo | None:
         """See ``TrainingManager.get_active_model``."""
         return await asyncio.to_thread(self.sync.get_active_model, dataset)
+
+    async def start_sweep(self, spec: Any = None, /, **kwargs: Any) -> str:
+        """See ``TrainingManager.start_sweep``."""
+        return await asyncio.to_thread(self.sync.start_sweep, spec, **kwargs)
+
+    async def get_sweep(self, sweep_id: str) -> SweepSummary:
+        """See ``TrainingManager.get_sweep``."""
+        return await asyncio.to_thread(self.sync.get_sweep, sweep_id)
+
+    async def wait_sweep(self, sweep_id: str, timeout: float | None = None) -> SweepSummary:
+        """See ``TrainingManager.wait_sweep``."""
+        return await asyncio.to_thread(self.sync.wait_sweep, sweep_id, timeout)
+
+    async def cancel_sweep(self, sweep_id: str) -> int:
+        """See ``TrainingManager.cancel_sweep``."""
+        return await asyncio.to_thread(self.sync.cancel_sweep, sweep_id)
 
     async def close(self) -> None:
         """See ``TrainingManager.close``."""

@@ -38,6 +38,7 @@ __all__ = [
     "EXTRA_TASKS_ENV",
     "ExecOutcome",
     "ExecSpec",
+    "apply_limits",
     "child_main",
     "describe_exit",
     "error_line",
@@ -48,7 +49,9 @@ __all__ = [
     "traceback_summary",
 ]
 
-OutcomeStatus = Literal["completed", "cancelled", "failed"]
+#: "interrupted": the machine under the attempt went away (a Ray node or worker died); the job
+#: may be retried from its newest checkpoint.
+OutcomeStatus = Literal["completed", "cancelled", "failed", "interrupted"]
 _TRACEBACK_LINES = 40
 _ORPHANED = "the scheduler process went away"
 
@@ -66,6 +69,8 @@ class ExecSpec:
     device: str = "cpu"
     limits: ResourceLimits = field(default_factory=ResourceLimits)
     cache_dir: Path | None = None
+    placement: Mapping[str, Any] = field(default_factory=dict)  # see service.placement
+    dataset_fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,8 +217,8 @@ def describe_exit(exit_code: int | None) -> str:
     return f"the training process exited with code {exit_code} without reporting a result"
 
 
-def _apply_limits(limits: ResourceLimits, device: str) -> None:
-    """Apply a job's resource limits to this (child) process."""
+def apply_limits(limits: ResourceLimits, device: str) -> None:
+    """Apply a job's resource limits to this process (a job's child, or its Ray worker)."""
     if limits.cpu_threads:
         import torch
 
@@ -259,7 +264,7 @@ def child_main(
         target=_watch_control, args=(control, token, orphan_grace_s), daemon=True
     ).start()
     try:
-        _apply_limits(spec.limits, spec.device)
+        apply_limits(spec.limits, spec.device)
     except Exception as exc:
         outcome = ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
     else:

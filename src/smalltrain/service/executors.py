@@ -41,6 +41,7 @@ from smalltrain.service.attempt import (
     run_task,
     traceback_summary,
 )
+from smalltrain.service.threads import child_environment
 
 __all__ = [
     "EXTRA_TASKS_ENV",
@@ -153,6 +154,7 @@ class ProcessExecutor:
         term_s: seconds after SIGTERM before SIGKILL.
         poll_s: how often the parent checks ``cancel`` while no message arrives.
         orphan_grace_s: seconds a child whose parent died may take to checkpoint before exiting.
+        passive_wait: start children with ``OMP_WAIT_POLICY=PASSIVE`` (see ``service.threads``).
     """
 
     def __init__(
@@ -162,11 +164,13 @@ class ProcessExecutor:
         term_s: float = 3.0,
         poll_s: float = 0.05,
         orphan_grace_s: float = 10.0,
+        passive_wait: bool = True,
     ) -> None:
         self.grace_s = grace_s
         self.term_s = term_s
         self.poll_s = poll_s
         self.orphan_grace_s = orphan_grace_s
+        self.passive_wait = passive_wait
         self._mp = multiprocessing.get_context("spawn")
 
     def execute(
@@ -182,7 +186,9 @@ class ProcessExecutor:
             daemon=False,
         )
         started = time.monotonic()
-        proc.start()
+        # The thread budget must be in the child's environment before torch loads there.
+        with child_environment(spec.limits.cpu_threads, self.passive_wait):
+            proc.start()
         events_w.close()
         control_r.close()
         pid_file = _write_pid_file(Path(spec.run_dir), proc.pid)
@@ -350,17 +356,25 @@ class _ChildWatch:
             self.proc.join()
 
 
-EXECUTORS = ("inline", "thread", "process")
+EXECUTORS = ("inline", "thread", "process", "ray")
 
 
 def make_executor(kind: str | Executor, grace_s: float = 30.0) -> Executor:
-    """Return an executor by name ("inline", "thread", "process") or pass one through.
+    """Return an executor by name ("inline", "thread", "process", "ray") or pass one through.
+
+    "ray" places jobs on the Ray cluster at ``$RAY_ADDRESS`` (or a local one); build a
+    ``service.ray_executor.RayExecutor`` yourself to name another address.
 
     Raises:
         ValueError: an unknown name.
+        MissingDependency: "ray" without Ray installed (the message says what to install).
     """
     if not isinstance(kind, str):
         return kind
+    if kind == "ray":
+        from smalltrain.service.ray_support import load_ray_executor
+
+        return load_ray_executor()(grace_s=grace_s)
     if kind == "inline":
         return InlineExecutor()
     if kind == "thread":

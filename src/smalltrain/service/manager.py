@@ -29,6 +29,7 @@ from typing import Any
 
 from smalltrain import paths
 from smalltrain.engine.context import CancelMode
+from smalltrain.engine.events import Event
 from smalltrain.engine.jobs import ACTIVE, RESUMABLE, TERMINAL, JobStatus, TrainingJob
 from smalltrain.errors import (
     DiskFull,
@@ -52,6 +53,8 @@ from smalltrain.service.recovery import (
 from smalltrain.service.registration import refuse_registered, register_model
 from smalltrain.service.resuming import resume_point_for, run_dir_of
 from smalltrain.service.scheduler import Scheduler, scheduler_running
+from smalltrain.service.sweep_api import SweepMethods
+from smalltrain.service.sweep_watch import SweepWatcher, hold_trial_result
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore
@@ -69,8 +72,10 @@ def _close_at_exit(ref: weakref.ref[TrainingManager]) -> None:
         manager.close()
 
 
-class TrainingManager(ModelQueries):
+class TrainingManager(ModelQueries, SweepMethods):
     """Queues training jobs of one home, runs them in the background, registers the models.
+
+    Sweeps (``start_sweep``, ``wait_sweep``, ...) come from ``service.sweep_api``.
 
     Args:
         model_store: where finished models are registered.
@@ -118,6 +123,7 @@ class TrainingManager(ModelQueries):
         self.resource_check_s = resource_check_s
         self.autostart = autostart
         self.hub = EventHub()
+        self.sweep_watch = SweepWatcher(self.jobs, self.models, self._cancel_graceful)
         self._owned: list[JobStore] = []
         self._scheduler: Scheduler | None = None
         # Final states this process's scheduler could not write (a full disk): kept here, shown
@@ -340,7 +346,15 @@ class TrainingManager(ModelQueries):
 
     def _register(self, job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:
         """Scheduler hook: register a finished job's model; return its final fields."""
-        return register_model(self.models, self.jobs.get_job(job.id), outcome)
+        job = self.jobs.get_job(job.id)
+        if job.sweep_id:  # a sweep registers only its best trial, once all have ended
+            return hold_trial_result(job, outcome)
+        return register_model(self.models, job, outcome)
+
+    def _publish(self, job_id: str, event: Event | None) -> None:
+        """Scheduler hook: live subscribers first, then the sweeps (early stop, the best)."""
+        self.hub.publish(job_id, event)
+        self.sweep_watch(job_id, event)
 
     # -- the scheduler ------------------------------------------------------------------------
 
@@ -350,7 +364,7 @@ class TrainingManager(ModelQueries):
             self.home,
             self.executor,
             self._register,
-            self.hub.publish,
+            self._publish,
             max_concurrent=self.max_concurrent,
             resource_monitor=self.resource_monitor,
             alert_every_s=self.resource_check_s,

@@ -27,6 +27,7 @@ from smalltrain.engine.jobs import TrainingJob
 from smalltrain.engine.plain import plain
 from smalltrain.errors import ConfigError, DatasetNotFound, ModelExists, TrainingError
 from smalltrain.service.datasets import names_for_path, record_for
+from smalltrain.service.placement import Placement, split_placement
 from smalltrain.service.resuming import RUN_CONFIG
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.models import ModelStore
@@ -60,7 +61,9 @@ class JobSpec:
         task: "audio", "detect", ...; detected from the dataset when None.
         model_name: the name to register the model under; ``<task>-<yyyymmdd-HHMMSS>`` if None.
         preset: "auto" (by dataset size) or a task preset such as "tiny", "small", "medium".
-        overrides: config fields to set, e.g. ``{"epochs": 5}`` (strings are converted).
+        overrides: config fields to set, e.g. ``{"epochs": 5}`` (strings are converted), and
+            placement settings (``num_cpus``, ``num_gpus``, ``max_retries``, ``ship_dataset``;
+            see ``service.placement``).
         config: a ready task config (or its dict) instead of an adaptive one.
         device: "auto", "cpu", "cuda", "cuda:1", "mps".
         run_dir: where the job writes checkpoints and previews; ``$HOME/runs/<job_id>`` if None.
@@ -118,6 +121,7 @@ def plan_job(
     models: ModelStore,
     home: Path,
     inspect: Callable[[Any, Path], Any] | None = None,
+    report: Any = None,
 ) -> TrainingJob:
     """Resolve the dataset, inspect it, choose the config and name: a job ready to queue.
 
@@ -130,6 +134,8 @@ def plan_job(
             ``task.inspect(path)``. A caller that keeps reports (the web UI's helper process,
             keyed by the folder's sizes and times) passes its own, so Start does not read
             every file again.
+        report: the dataset's inspection when the caller already has it (a sweep plans many
+            jobs on one dataset).
 
     Raises:
         DatasetNotFound, DatasetError, ConfigError, InvalidName, ModelExists, TrainingError.
@@ -140,8 +146,9 @@ def plan_job(
         task = tasks.get_task(task_name)
     except KeyError as exc:
         raise TrainingError(str(exc.args[0])) from None
-    report = inspect(task, path) if inspect is not None else task.inspect(path)
-    config, device = _config(task, report, spec)
+    if report is None:
+        report = inspect(task, path) if inspect is not None else task.inspect(path)
+    config, device, placement = _config(task, report, spec)
     config_dict = _config_dict(config)
     name = _model_name(spec, config_dict, task_name, dataset, models)
     if record is None:
@@ -155,6 +162,7 @@ def plan_job(
         config=config_dict,
         priority=spec.priority,
         device=device,
+        placement=placement.to_dict(),
         artifacts={
             "dataset_snapshot": record.snapshot,
             "dataset_fingerprint": record.fingerprint,
@@ -169,9 +177,11 @@ def plan_job(
     return job
 
 
-def _config(task: Any, report: Any, spec: JobSpec) -> tuple[Any, str | None]:
-    """The task config (adaptive, or the one given, plus overrides) and the job's device."""
-    overrides = dict(spec.overrides)
+def _config(task: Any, report: Any, spec: JobSpec) -> tuple[Any, str | None, Placement]:
+    """The task config (adaptive, or the one given, plus overrides), the job's device and
+    its placement."""
+    # num_cpus, num_gpus, max_retries, ship_dataset say where the job runs, not what it trains.
+    overrides, placement = split_placement(spec.overrides)
     # "--set device=cpu" and JobSpec(device=...) mean the same; the explicit argument wins.
     device = spec.device or overrides.pop("device", None) or None
     # A config's own "preset" field (a run's config.yaml has one) names the preset to start
@@ -183,7 +193,7 @@ def _config(task: Any, report: Any, spec: JobSpec) -> tuple[Any, str | None]:
         raw = spec.config
         config = task.config_from_dict(raw) if isinstance(raw, Mapping) else raw
         config = apply_overrides(config, {**overrides, **({"device": device} if device else {})})
-    return config, device
+    return config, device, placement
 
 
 def _model_name(

@@ -44,6 +44,7 @@ from smalltrain.engine.locks import HolderLock, pid_alive, read_holder
 from smalltrain.errors import STORE_REFUSED, SchedulerBusy, SmallTrainError
 from smalltrain.service.attempt import ExecOutcome, ExecSpec, error_line
 from smalltrain.service.executors import Executor
+from smalltrain.service.placement import Placement
 from smalltrain.service.recovery import (
     Unrecorded,
     clean_run_dir,
@@ -54,7 +55,9 @@ from smalltrain.service.recovery import (
 )
 from smalltrain.service.report import write_metrics_plot
 from smalltrain.service.resuming import current_resume_point
+from smalltrain.service.retry import interrupt_and_retry
 from smalltrain.service.sink import JobEventSink, Publish
+from smalltrain.service.threads import thread_budget
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore
 
@@ -393,7 +396,10 @@ class Scheduler:
         if resume is not None and not resume.is_file():  # gone since: ask the task again
             resume = current_resume_point(job, run_dir)
         gpu_cap = job.config.get("max_gpu_memory_percent")
-        threads = job.config.get("cpu_threads")
+        placement = Placement.from_dict(job.placement)
+        # Jobs that share this machine share its cores (see service.threads).
+        threads = placement.num_cpus or job.config.get("cpu_threads")
+        threads = threads or thread_budget(self.max_concurrent)
         return ExecSpec(
             job_id=job.id,
             task=job.task,
@@ -404,9 +410,11 @@ class Scheduler:
             device=job.device or "auto",
             limits=ResourceLimits(
                 max_gpu_memory_percent=float(gpu_cap) if gpu_cap else None,
-                cpu_threads=int(threads) if threads else None,
+                cpu_threads=max(1, int(threads)),
             ),
             cache_dir=paths.cache_dir(self.home),
+            placement=dict(job.placement),
+            dataset_fingerprint=str(job.artifacts.get("dataset_fingerprint", "")),
         )
 
     def _run_job(self, run: _Running) -> None:
@@ -421,20 +429,24 @@ class Scheduler:
                 exc = disk_full_error(run.spec.run_dir, None, exc, what="files in")
             _log_failure(job.id, "could not run", exc)
             outcome = ExecOutcome("failed", error=error_line(exc))
+        retried = False
         try:
-            self._finish(job, run, outcome)
+            retried = self._finish(job, run, outcome)
         except Exception:  # never leave the job looking alive, nor print a thread traceback
             log.exception("job %s: could not record how it ended", job.id)
         finally:
-            self.finished.add(job.id)
-            self.publish(job.id, None)
+            if not retried:  # a retried job goes on: its followers keep following it
+                self.finished.add(job.id)
+                self.publish(job.id, None)
             self.wake.set()
 
-    def _finish(self, job: TrainingJob, run: _Running, outcome: ExecOutcome) -> None:
+    def _finish(self, job: TrainingJob, run: _Running, outcome: ExecOutcome) -> bool:
+        """Record how the attempt ended; True when the job was queued again for a retry."""
         status = {
             "completed": JobStatus.COMPLETED,
             "cancelled": JobStatus.CANCELLED,
             "failed": JobStatus.FAILED,
+            "interrupted": JobStatus.INTERRUPTED,
         }[outcome.status]
         fields: dict[str, Any] = {}
         if outcome.status == "completed":
@@ -454,6 +466,8 @@ class Scheduler:
                 error=outcome.error,
                 error_traceback=outcome.traceback,
             )
+        elif outcome.status == "interrupted":
+            fields["status_reason"] = outcome.error
         # Before the attempt is closed: a closed attempt of an active job reads as "process gone"
         # to the recovery pass, so nothing slow may run between the two writes below.
         write_metrics_plot(self.store, self.store.get_job(job.id), self.home)
@@ -461,7 +475,10 @@ class Scheduler:
             self.store.finish_attempt(
                 job.id, run.attempt, outcome.status, outcome.exit_code, outcome.error
             )
+        if status is JobStatus.INTERRUPTED and not self.stop_requested.is_set():
+            return interrupt_and_retry(self.store, job.id, fields)
         self._record(job, status, fields)
+        return False
 
     def _record(self, job: TrainingJob, status: JobStatus, fields: dict[str, Any]) -> None:
         """Write a job's final state; if the store refuses twice (a full disk even after its

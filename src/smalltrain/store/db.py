@@ -119,17 +119,21 @@ class JobStore(HistoryStore):
         Raises:
             ModelExists: the name is taken (by another job, or by ``check_name``).
         """
-        cols = ", ".join(JOB_FIELDS)
-        marks = ", ".join("?" for _ in JOB_FIELDS)
         with self._tx() as con:
             if check_name is not None:
                 self._refuse_reserved_name(con, job)
                 check_name()
-            job.updated_at = time.time()
-            values = [_encode(n, getattr(job, n)) for n in JOB_FIELDS]
-            con.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", values)
-            self._status_event(con, job.id, None, job.status, job.status_reason)
+            self._insert(con, job)
         return job
+
+    def _insert(self, con: sqlite3.Connection, job: TrainingJob) -> None:
+        """INSERT ``job`` and its first ``status_change`` event inside the caller's transaction."""
+        cols = ", ".join(JOB_FIELDS)
+        marks = ", ".join("?" for _ in JOB_FIELDS)
+        job.updated_at = time.time()
+        values = [_encode(n, getattr(job, n)) for n in JOB_FIELDS]
+        con.execute(f"INSERT INTO jobs ({cols}) VALUES ({marks})", values)
+        self._status_event(con, job.id, None, job.status, job.status_reason)
 
     @staticmethod
     def _refuse_reserved_name(con: sqlite3.Connection, job: TrainingJob) -> None:
@@ -143,7 +147,7 @@ class JobStore(HistoryStore):
             raise ModelExists(
                 f"A model named {job.model_name!r} is already being trained for dataset "
                 f"{job.dataset!r} by job {row['id']} ({row['status']}); choose another "
-                f"--model-name, or wait for that job with: smalltrain jobs wait {row['id']}"
+                f"--name, or wait for that job with: smalltrain jobs wait {row['id']}"
             )
 
     def _find(self, con: sqlite3.Connection, job_id: str) -> TrainingJob:
@@ -302,6 +306,22 @@ class JobStore(HistoryStore):
         self._check_fields(fields)
         with self._tx() as con:
             return self._set_status(con, self._find(con, job_id), to, fields)
+
+    def set_statuses(
+        self, job_id: str, moves: Iterable[tuple[JobStatus | str, Mapping[str, Any]]]
+    ) -> TrainingJob:
+        """Several ``set_status`` moves in one transaction, e.g. INTERRUPTED then QUEUED for an
+        automatic retry: every move is recorded, and no reader sees a middle state as current.
+
+        Raises:
+            JobNotFound, InvalidTransition (nothing is written then).
+        """
+        with self._tx() as con:
+            job = self._find(con, job_id)
+            for to, fields in moves:
+                self._check_fields(fields)
+                job = self._set_status(con, job, to, fields)
+            return job
 
     def claim_next(self, max_concurrent: int = 1) -> TrainingJob | None:
         """Atomically move the next QUEUED job to STARTING and return it.

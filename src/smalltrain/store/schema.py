@@ -6,19 +6,23 @@ version ``i`` to ``i + 1``; ``migrate`` applies the missing ones in order inside
 migrate it, and a crash mid-migration leaves the old version intact. Never edit a released
 migration: append a new one.
 
-Tables (version 2):
+Tables (version 3):
 
 - ``datasets(name PK, path, kind, summary JSON, snapshot, fingerprint, quick_fingerprint,
   created_at)``
 - ``jobs(seq PK, id UNIQUE, <every TrainingJob field>)``; JSON columns: config, last_metrics,
-  artifacts. Indexed for newest-first listing (overall, by status, by dataset) and for the
-  queue (status, priority, queued_at).
+  artifacts, placement. Indexed for newest-first listing (overall, by status, by dataset), for
+  the queue (status, priority, queued_at) and by sweep.
 - ``attempts(job_id FK, n, pid, host, resume_from, started_at, finished_at, outcome, exit_code,
   error)``, primary key (job_id, n).
 - ``events(id PK AUTOINCREMENT, job_id FK, type, time, data JSON)``: ``data`` is the event's
   ``to_dict()``; state changes are stored with type ``"status_change"``.
 - ``metrics(job_id FK, scope "step"|"epoch", epoch, step, key, value)``; a NaN value is stored
   as NULL (SQLite has no NaN) and read back as NaN.
+
+- ``sweeps(id PK, dataset, task, metric, mode "min"|"max", spec JSON, status, status_reason,
+  best_job_id, best_model, created_at, finished_at)``; its trials are the jobs with its
+  ``sweep_id``.
 
 Deleting a job cascades to its attempts, events and metrics.
 """
@@ -115,8 +119,33 @@ _V2: tuple[str, ...] = (
     "CREATE INDEX jobs_queue ON jobs(status, priority DESC, queued_at, seq)",
 )
 
+# Version 3: sweeps and placement. A sweep's trials are ordinary jobs that carry its id;
+# ``placement`` holds a job's where-to-run settings (CPUs, GPUs, retries), apart from the task's
+# config. ``sweeps.status``: RUNNING, then FINALIZING while one process registers the best
+# trial, then COMPLETED or FAILED.
+_V3: tuple[str, ...] = (
+    "ALTER TABLE jobs ADD COLUMN sweep_id TEXT",
+    "ALTER TABLE jobs ADD COLUMN placement TEXT NOT NULL DEFAULT '{}'",
+    "CREATE INDEX jobs_by_sweep ON jobs(sweep_id, seq)",
+    """CREATE TABLE sweeps (
+        id TEXT PRIMARY KEY,
+        dataset TEXT,
+        task TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        mode TEXT NOT NULL CHECK (mode IN ('min', 'max')),
+        spec TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        best_job_id TEXT,
+        best_model TEXT,
+        created_at REAL NOT NULL,
+        finished_at REAL
+    )""",
+    "CREATE INDEX sweeps_by_created ON sweeps(created_at)",
+)
+
 #: ``MIGRATIONS[i]`` moves the schema from version i to i + 1.
-MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2)
+MIGRATIONS: tuple[Sequence[str], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

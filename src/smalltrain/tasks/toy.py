@@ -105,6 +105,7 @@ class ToyTask:
     """The toy task (see the module docstring)."""
 
     name = "toy"
+    sweep_metric = ("val/loss", "min")
 
     def inspect(self, path: Path) -> ToyReport:
         path = Path(path)
@@ -151,7 +152,11 @@ class ToyTask:
                 start_step=step,
                 resumed_from=str(ctx.resume_from) if ctx.resume_from else None,
                 device=ctx.device,
-                info={"pid": os.getpid()},
+                info={
+                    "pid": os.getpid(),
+                    "threads": torch.get_num_threads(),
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                },
             )
         )
 

@@ -49,6 +49,9 @@ class TrainingConfig:
     """
 
     seed: int = 0
+    # the train/validation split's seed; None: ``seed``. A sweep over seeds pins it, so that
+    # every trial is judged on the same validation files.
+    split_seed: int | None = None
     preset: str = "custom"  # the preset this config came from: custom | tiny | small | medium
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     # optimisation
@@ -147,6 +150,8 @@ class TrainingConfig:
             ("warmup_epochs", self.warmup_epochs < self.epochs, f"must be < epochs={self.epochs}"),
             ("chunk_seconds", 0.05 <= self.chunk_seconds <= 60, "must be in [0.05, 60] seconds"),
             ("chunk_hop_seconds", hop is None or hop > 0, "must be > 0, or None"),
+            ("split_seed", self.split_seed is None or _is_int(self.split_seed),
+             "must be an integer, or None for seed"),
             ("val_fraction", 0 <= self.val_fraction < 1, "must be in [0, 1)"),
             ("model_layers", 1 <= self.model_layers <= 6, "must be between 1 and 6"),
             ("model_capacity", cap is None or cap > 0, "must be > 0, or None for 1.0"),

@@ -91,7 +91,7 @@ def build_datasets(
     split = split_files(
         report.files,
         cfg.val_fraction,
-        cfg.seed,
+        cfg.seed if cfg.split_seed is None else cfg.split_seed,
         chunk_samples=cfg.chunk_samples,
         hop_samples=cfg.chunk_hop_samples,
         target_sr=cfg.sample_rate,

@@ -40,6 +40,8 @@ class AudioTask:
     """Trains a ConvVAE on mel spectrograms of a folder of sounds."""
 
     name = "audio"
+    #: What sweeps judge trials by: spectral convergence on the validation split, lower is better.
+    sweep_metric = ("val/sc", "min")
 
     def inspect(self, path: Path) -> DatasetReport:
         return inspect_audio(path)

@@ -95,6 +95,8 @@ class DetectTask:
     """Fine-tune or train an Ultralytics YOLO detector (the ``detect`` task)."""
 
     name = "detect"
+    #: What sweeps judge trials by: validation mAP50-95, higher is better.
+    sweep_metric = ("val/mAP50-95", "max")
 
     def inspect(self, path: Path) -> DetectionReport:
         """Validate and summarise a YOLO dataset (a data.yaml or its folder)."""
