@@ -27,6 +27,9 @@ def write_metrics_plot(store: JobStore, job: TrainingJob, home: Path) -> Path | 
         series = {k: store.metric_series(job.id, k, "epoch") for k in keys}
         title = f"{job.task} job {job.id}: {job.model_name} on {job.dataset}"
         return plot_history(series, Path(job.run_dir) / PLOT_NAME, title, home)
-    except Exception:  # matplotlib missing or broken, a full disk...
-        log.warning("job %s: could not draw the metrics plot", job.id, exc_info=True)
+    except Exception as exc:  # matplotlib missing or broken, a full disk...
+        # One line for the user (a full disk is already reported where it matters); the
+        # traceback only in debug logs.
+        log.warning("job %s: could not draw the metrics plot: %s", job.id, exc)
+        log.debug("metrics plot of job %s", job.id, exc_info=True)
         return None
