@@ -146,6 +146,8 @@ def throughput(a: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
 
 def time_to_best(a: argparse.Namespace, data: Path, work: Path, start: str) -> dict[str, Any]:
     """Our auto preset vs Ultralytics' defaults, from the .pt or from scratch."""
+    import dataclasses
+
     from smalltrain.tasks.detection import DetectTask
 
     model = str(a.weights) if start == "pretrained" else _arch_yaml(Path(a.weights))
@@ -153,16 +155,16 @@ def time_to_best(a: argparse.Namespace, data: Path, work: Path, start: str) -> d
     task = DetectTask()
     base = task.adaptive_config(
         _report(data), a.device_ours, "auto", base_model=model, image_size=a.imgsz,
-        batch_size=a.batch, workers=a.workers, device=a.device_ours,
+        batch_size=a.batch, workers=a.workers,
     )  # fmt: skip
     ours_epochs = max(1, round(base.epochs * default_epochs / 100))
     runs = []
     for seed in range(a.seeds):
         config = task.adaptive_config(
             _report(data), a.device_ours, "auto", base_model=model, image_size=a.imgsz,
-            batch_size=a.batch, workers=a.workers, device=a.device_ours, epochs=ours_epochs,
-            seed=seed,
+            batch_size=a.batch, workers=a.workers, epochs=ours_epochs, seed=seed,
         )  # fmt: skip
+        config = dataclasses.replace(config, device=a.device_ours)
         raw_args = {"epochs": default_epochs, "imgsz": a.imgsz, "batch": a.batch,
                     "device": a.device, "seed": seed, "workers": a.workers,
                     "plots": False}  # fmt: skip
