@@ -6,11 +6,19 @@ registered before the task's own: at the point named by ``$SMALLTRAIN_TEST_PAUSE
 waits for the job's cancel token (up to two minutes). A test sees the event, runs
 ``smalltrain jobs cancel``, and the cancel lands exactly there, in a real child process, as it
 would on a slow machine. It pauses once per run folder, so the resumed attempt runs through.
+
+``HeldWriterDetectTask`` (``detect-held``) also holds the trainer's checkpoint writer thread
+with the N-th last.pt written to its temporary file and fsynced but not yet renamed
+(``$SMALLTRAIN_TEST_HOLD`` = "MODE:N"): it writes ``test-held`` in the run dir (the process id
+and the temporary file) and then, in mode ``kill``, blocks until the test kills the process
+(a real crash between the snapshot and the rename), or, in mode ``cancel``, until the job is
+cancelled (a cancel that lands while an older snapshot is still being written).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +27,10 @@ from smalltrain.engine.events import LogEvent
 from smalltrain.tasks.detection.task import DetectTask
 
 TARGET = "tests.support.pacedtask:PacedDetectTask"
+HELD_TARGET = "tests.support.pacedtask:HeldWriterDetectTask"
 PAUSE_ENV = "SMALLTRAIN_TEST_PAUSE"
+HOLD_ENV = "SMALLTRAIN_TEST_HOLD"
+HELD_MARKER = "test-held"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,7 +38,7 @@ def install(monkeypatch: Any) -> None:
     """Make the task known here and in every child and subprocess a test starts."""
     from smalltrain.service.executors import EXTRA_TASKS_ENV, register_extra_tasks
 
-    monkeypatch.setenv(EXTRA_TASKS_ENV, f"detect-paced={TARGET}")
+    monkeypatch.setenv(EXTRA_TASKS_ENV, f"detect-paced={TARGET},detect-held={HELD_TARGET}")
     path = os.environ.get("PYTHONPATH", "")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO_ROOT), path) if p))
     monkeypatch.syspath_prepend(str(REPO_ROOT))
@@ -76,3 +87,41 @@ def _attach_pause(
     model.add_callback("on_train_epoch_start", epoch_start)
     model.add_callback("on_train_batch_start", batch_start)
     model.add_callback(hook, pause)
+
+
+class HeldWriterDetectTask(PacedDetectTask):
+    """``PacedDetectTask`` whose checkpoint writer holds before one rename (module docstring)."""
+
+    name = "detect-held"
+
+    def _model_and_args(self, ctx: JobContext, *args: Any) -> tuple[Any, dict[str, Any], int]:
+        model, kwargs, start = super()._model_and_args(ctx, *args)
+        spec = os.environ.get(HOLD_ENV, "")
+        marker = Path(ctx.run_dir) / HELD_MARKER
+        if spec and not marker.exists():
+            mode, nth = spec.split(":")
+            writer = _held_writer(ctx, mode, int(nth), marker)
+            trainer = kwargs["trainer"]  # the task's SmallDataTrainer class for this run
+            kwargs["trainer"] = type("HeldTrainer", (trainer,), {"writer_class": writer})
+        return model, kwargs, start
+
+
+def _held_writer(ctx: JobContext, mode: str, nth: int, marker: Path) -> type:
+    from smalltrain.tasks.detection.writer import CheckpointWriter
+
+    class HeldWriter(CheckpointWriter):
+        seen = 0
+
+        def _before_replace(self, tmp: Path, target: Path) -> None:
+            if target.name != "last.pt":
+                return
+            HeldWriter.seen += 1
+            if HeldWriter.seen != nth or marker.exists():
+                return
+            marker.write_text(f"{os.getpid()} {tmp}")
+            if mode == "kill":
+                threading.Event().wait(120)  # the test kills this process here
+            else:
+                ctx.cancel.wait(120)
+
+    return HeldWriter

@@ -6,6 +6,7 @@
   (running means over the epoch), ``progress/epoch`` and ``progress/total`` (fractions);
 - per epoch, :class:`EpochMetrics`: train and val losses, ``metrics/precision``,
   ``metrics/recall``, ``val/mAP50``, ``val/mAP50-95``, ``metrics/fitness``, ``lr/pg0``...;
+  an epoch that was not validated (``val_every``) carries the train losses and rates only;
 - the final evaluation of best.pt, kept apart under ``final/...`` keys (:attr:`final`).
 
 :class:`CancelGuard` makes a cancel leave a resumable last.pt (see its docstring).
@@ -50,6 +51,7 @@ _RENAMES = {
     "fitness": "metrics/fitness",
     "time": "time/elapsed_s",
 }
+_VAL_PREFIXES = ("val/", "metrics/")
 _FINAL = {
     "metrics/precision": "final/precision",
     "metrics/recall": "final/recall",
@@ -197,9 +199,12 @@ class ProgressMonitor:
             self.emit(LogEvent(message=f"final evaluation of best.pt: {self.final}"))
             return
         self._pending_epoch = None
+        if not getattr(trainer, "validated", True):  # skipped (val_every): no validation numbers
+            metrics = {k: v for k, v in metrics.items() if not k.startswith(_VAL_PREFIXES)}
         if trainer.tloss:
             metrics.update({k: _num(v) for k, v in trainer.label_loss_items(trainer.tloss).items()})
-        metrics["metrics/fitness"] = _num(trainer.fitness)
+        if trainer.fitness is not None:
+            metrics["metrics/fitness"] = _num(trainer.fitness)
         metrics.update({k: _num(v) for k, v in (getattr(trainer, "lr", None) or {}).items()})
         metrics["time/epoch_s"] = time.time() - self._epoch_start
         self.history.append({"epoch": float(trainer.epoch), **metrics})
@@ -214,11 +219,21 @@ class ProgressMonitor:
         self.last_saved_epoch = int(trainer.epoch)
         if self.cancel is None or not self.cancel.is_set():  # else CancelGuard reports it
             epoch = int(trainer.epoch)
-            self.emit(CheckpointSaved(str(trainer.last), epoch, self.global_step, "interval"))
-        if trainer.best_fitness == trainer.fitness and trainer.best.exists():
-            self.emit(
-                CheckpointSaved(str(trainer.best), int(trainer.epoch), self.global_step, "best")
-            )
+            event = CheckpointSaved(str(trainer.last), epoch, self.global_step, "interval")
+            self.announce(trainer, event)
+        # best.pt may still be on its way to disk (the trainer's writer thread): as Ultralytics'
+        # save_model decides, it is written exactly when this epoch's fitness is the best.
+        if trainer.fitness is not None and trainer.best_fitness == trainer.fitness:
+            event = CheckpointSaved(str(trainer.best), int(trainer.epoch), self.global_step, "best")
+            self.announce(trainer, event)
+
+    def announce(self, trainer: Any, event: CheckpointSaved) -> None:
+        """Emit ``event`` once its file is on disk (the trainer may write it on a thread)."""
+        writer = getattr(trainer, "writer", None)
+        if writer is None:
+            self.emit(event)
+        else:
+            writer.when_written(Path(event.path), lambda: self.emit(event))
 
 
 class Cancelled(Exception):
@@ -332,7 +347,8 @@ class CancelGuard:
     def _report(self, trainer: Any, epoch: int) -> None:
         if self.monitor is not None:
             step = self.monitor.global_step
-            self.monitor.emit(CheckpointSaved(str(trainer.last), epoch, step, "cancel"))
+            event = CheckpointSaved(str(trainer.last), epoch, step, "cancel")
+            self.monitor.announce(trainer, event)
 
     def _existing_epoch(self, trainer: Any) -> int | None:
         last = getattr(trainer, "last", None)

@@ -33,7 +33,9 @@ FIELD_HELP: dict[str, str] = {
     "epochs": "passes over the training images (patience may stop sooner)",
     "batch_size": "images per batch",
     "image_size": "training image size in pixels (a multiple of 32)",
-    "patience": "epochs without improvement before stopping early (0 = never)",
+    "patience": "validations without improvement before stopping early (0 = never)",
+    "val_every": "validate every N epochs (0 = auto: N from the measured train and validation "
+    "times; the last epoch is always validated)",
     "freeze_layers": "first layers kept frozen (the backbone of a pretrained model; 0 = none)",
     "lr0": "initial learning rate",
     "lrf": "final learning rate as a fraction of lr0",
@@ -76,6 +78,7 @@ class TrainingConfig:
     warmup_epochs: float = 3.0
     close_mosaic: int = 10
     preset: str = "seed"  # which preset produced the values: auto | ultralytics | seed
+    val_every: int = 1  # validate every N epochs; 0 = auto (see presets.val_interval)
 
     def __post_init__(self) -> None:
         if self.optimizer.lower() == "auto":
@@ -114,6 +117,7 @@ class TrainingConfig:
         check("nbs", self.nbs, self.nbs >= 1, "must be >= 1")
         check("warmup_epochs", self.warmup_epochs, self.warmup_epochs >= 0, "must be >= 0")
         check("close_mosaic", self.close_mosaic, self.close_mosaic >= 0, "must be >= 0")
+        check("val_every", self.val_every, self.val_every >= 0, "must be >= 0 (0 = auto)")
         check("preset", self.preset, self.preset in PRESETS, f"must be one of {PRESETS}")
         for name in ("model_name", "dataset_name"):
             value = getattr(self, name)

@@ -120,8 +120,17 @@ class DetectionReport:
         return "\n".join(lines)
 
     def build_resolved(self, dest: Path) -> Path:
-        """Write the resolved dataset under ``dest`` and return its ``data.yaml``."""
+        """Write the resolved dataset under ``dest`` and return its ``data.yaml``.
+
+        A copy already there from the same dataset (same fingerprint and source folder, e.g.
+        the run being resumed) is kept as it is: Ultralytics' label cache inside it
+        (``labels/*.cache``) then stays valid, and a resume does not scan every image again.
+        """
         dest = Path(dest).resolve()
+        stamp = f"{self.fingerprint} {self.root.resolve()}\n"
+        marker, data_yaml = dest / ".source", dest / "data.yaml"
+        if data_yaml.is_file() and marker.is_file() and marker.read_text() == stamp:
+            return data_yaml
         if dest.exists():
             shutil.rmtree(dest)
         splits: dict[str, str] = {}
@@ -136,8 +145,8 @@ class DetectionReport:
             )
             splits[info.split] = str(dest / "images" / info.split)
         data = {"path": str(dest), **splits, "names": dict(enumerate(self.names))}
-        data_yaml = dest / "data.yaml"
         data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
+        marker.write_text(stamp)  # last: a copy interrupted before this is rebuilt
         return data_yaml
 
 

@@ -191,7 +191,15 @@ class DetectTask:
     ) -> tuple[Any, dict[str, Any], int]:
         from ultralytics import YOLO
 
-        common = {"data": str(data_yaml), "device": _ul_device(device), "plots": False}
+        from smalltrain.tasks.detection.trainer import trainer_for
+
+        # plots=False: nobody reads Ultralytics' plots (label plots, batch mosaics, curves).
+        common = {
+            "data": str(data_yaml),
+            "device": _ul_device(device),
+            "plots": False,
+            "trainer": trainer_for(config.val_every),
+        }
         if ctx.resume_from is not None:
             epoch = check_resumable(Path(ctx.resume_from))
             ctx.emit(LogEvent(f"resuming from {ctx.resume_from} after epoch {epoch + 1}"))
@@ -346,7 +354,11 @@ def _close_loaders(trainer: Any) -> None:
 
 
 def _read_results(path: Path) -> list[dict[str, float]]:
-    """Ultralytics' results.csv (every attempt of the run) as our per-epoch history."""
+    """Ultralytics' results.csv (every attempt of the run) as our per-epoch history.
+
+    An epoch that was not validated (``val_every``) has NaN validation columns there; they are
+    left out, as in its live event, so the history never shows numbers that were not measured.
+    """
     import csv
 
     if not path.is_file():
@@ -356,6 +368,7 @@ def _read_results(path: Path) -> list[dict[str, float]]:
     out = []
     for row in rows:
         values = normalise_metrics({k.strip(): v for k, v in row.items() if k})
+        values = {k: v for k, v in values.items() if math.isfinite(v)}
         values["epoch"] = values["epoch"] - 1  # results.csv counts epochs from 1
         out.append(values)
     return out

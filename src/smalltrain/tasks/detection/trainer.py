@@ -1,0 +1,177 @@
+"""``SmallDataTrainer``: Ultralytics' ``DetectionTrainer`` with less waiting per epoch.
+
+Passed to ``YOLO.train(trainer=...)`` by the detect task (Ultralytics itself is not changed).
+On small data an Ultralytics epoch spends more time validating and saving than training; this
+subclass:
+
+- validates every k epochs (``val_every``; 0 = auto: k from the measured train and validation
+  times, see :func:`~smalltrain.tasks.detection.presets.val_interval`). The first epoch of an
+  attempt (to measure), the last epoch and any epoch Ultralytics is stopping at are always
+  validated. An epoch without validation reports no validation metrics (``validated`` is False;
+  Ultralytics' results.csv gets NaN there, never the previous values), no fitness, and so
+  never writes best.pt;
+- counts early-stopping patience in validations (:class:`ValidationStopper`), so a patience of
+  p means p validations without improvement whatever k is;
+- writes last.pt and best.pt on a background thread (:mod:`~smalltrain.tasks.detection.writer`):
+  the checkpoint is still serialised on the training thread, and the writer is flushed before
+  anything reads the files (NaN recovery, the final evaluation) and when training ends for any
+  reason (completion, cancel, error), so a cancelled run leaves a whole, resumable last.pt.
+  best.pt is written only when fitness improves (Ultralytics' rule, kept).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from ultralytics.cfg import DEFAULT_CFG
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils.torch_utils import EarlyStopping
+
+from smalltrain.tasks.detection.presets import val_interval
+from smalltrain.tasks.detection.writer import CheckpointWriter, async_path
+
+__all__ = ["SmallDataTrainer", "ValidationStopper", "trainer_for"]
+
+_FITNESS_KEY = "metrics/mAP50-95(B)"
+
+
+class ValidationStopper(EarlyStopping):
+    """Early stopping with patience counted in validations (Ultralytics counts epochs).
+
+    Ultralytics' ``EarlyStopping`` state (``best_fitness`` and ``best_epoch`` go into last.pt)
+    plus ``since_best``: validations since the best one.
+    """
+
+    def __init__(self, patience: int | None) -> None:
+        super().__init__(patience)
+        self.since_best = 0
+
+    def __call__(self, epoch: int, fitness: float | None) -> bool:
+        """Record a validation's fitness (None: no validation); True when training should stop."""
+        if fitness is None:
+            return False
+        if fitness > self.best_fitness or self.best_fitness == 0:
+            self.best_epoch, self.best_fitness, self.since_best = epoch, fitness, 0
+        else:
+            self.since_best += 1
+        self.possible_stop = self.since_best >= self.patience - 1
+        return bool(self.since_best >= self.patience)
+
+
+class SmallDataTrainer(DetectionTrainer):
+    """See the module docstring. ``val_every`` is set per run by :func:`trainer_for`."""
+
+    val_every = 1
+    writer_class: type[CheckpointWriter] = CheckpointWriter
+
+    def __init__(
+        self,
+        cfg: Any = DEFAULT_CFG,
+        overrides: dict[str, Any] | None = None,
+        _callbacks: Any = None,
+    ) -> None:
+        super().__init__(cfg, overrides, _callbacks)
+        for name in ("last.pt", "best.pt"):  # a crash's half-done writes: the old files hold
+            for stale in Path(self.wdir).glob(f".{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
+        self.writer = self.writer_class()
+        self.last = async_path(Path(self.last), self.writer)
+        self.best = async_path(Path(self.best), self.writer)
+        self.val_interval = max(1, int(self.val_every))
+        self.validated = True
+        self.validations = 0
+        self.timings: dict[str, float] = {}
+        self._last_val_epoch: int | None = None
+        self._epoch_t0 = time.perf_counter()
+
+    def train(self) -> None:
+        """Ultralytics' training, then every queued checkpoint on disk (also on cancel/error)."""
+        try:
+            super().train()
+        except BaseException:
+            with contextlib.suppress(Exception):  # the training error is the one to report
+                self.writer.close()
+            raise
+        self.writer.close()
+
+    def _setup_train(self) -> None:
+        super()._setup_train()
+        previous = self.stopper
+        stopper = ValidationStopper(self.args.patience)
+        stopper.best_fitness = previous.best_fitness
+        stopper.best_epoch = previous.best_epoch
+        if self.start_epoch > 0:  # resumed: patience used so far, from the run's results.csv
+            stopper.since_best = self._validations_after(previous.best_epoch)
+            stopper.possible_stop = stopper.since_best >= stopper.patience - 1
+        self.stopper = stopper
+
+    def _validations_after(self, best_epoch: int) -> int:
+        """Validated epochs in results.csv after ``best_epoch`` (1-based, as the stopper's)."""
+        if not Path(self.csv).is_file():
+            return 0
+        with open(self.csv, newline="", encoding="utf-8") as f:
+            rows = [{k.strip(): v for k, v in row.items() if k} for row in csv.DictReader(f)]
+        done = {
+            int(float(row["epoch"]))
+            for row in rows
+            if math.isfinite(_float(row.get(_FITNESS_KEY)))
+            and best_epoch < int(float(row["epoch"])) <= self.start_epoch
+        }
+        return len(done)
+
+    def _model_train(self) -> None:
+        self._epoch_t0 = time.perf_counter()  # called at the start of every epoch's batches
+        super()._model_train()
+
+    def _due(self) -> bool:
+        epoch = int(self.epoch)
+        return bool(
+            epoch + 1 >= self.epochs
+            or self.stop
+            or self._last_val_epoch is None
+            or epoch - self._last_val_epoch >= self.val_interval
+        )
+
+    def validate(self) -> tuple[dict[str, float] | None, float | None]:
+        """Validate if this epoch is due (see the module docstring); else no metrics, no fitness."""
+        train_s = time.perf_counter() - self._epoch_t0
+        if not self._due():
+            self.validated = False
+            metrics: dict[str, float] = dict.fromkeys(self.metrics or {}, math.nan)
+            return metrics, None
+        t0 = time.perf_counter()
+        result = super().validate()
+        val_s = time.perf_counter() - t0
+        self.validated = True
+        self.validations += 1
+        self._last_val_epoch = int(self.epoch)
+        self.timings = {"train_s": train_s, "val_s": val_s}
+        if self.val_every == 0:
+            self.val_interval = val_interval(train_s, val_s, int(self.epochs))
+        return result
+
+    def _handle_nan_recovery(self, epoch: int) -> bool:
+        self.writer.flush()  # recovery reads last.pt from disk
+        return bool(super()._handle_nan_recovery(epoch))
+
+    def final_eval(self) -> None:
+        """Ultralytics' final evaluation of best.pt, once every checkpoint is on disk."""
+        self.writer.flush()
+        super().final_eval()
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def trainer_for(val_every: int) -> type[SmallDataTrainer]:
+    """A :class:`SmallDataTrainer` class for one run (Ultralytics instantiates it itself)."""
+    return type("SmallDataTrainer", (SmallDataTrainer,), {"val_every": int(val_every)})

@@ -1,0 +1,195 @@
+"""Checkpoint files written off the training thread: one writer thread, atomic, latest wins.
+
+Ultralytics serialises a checkpoint to bytes on the training thread (``save_model``: a copy of
+the EMA model in fp16, the optimizer state, the metrics) and then writes last.pt and best.pt. On
+small data those writes took about a third of each epoch (0.54 s of 1.52 s on an H100). The
+snapshot stays on the training thread (the bytes are a frozen copy, so training can go on); the
+writes go to :class:`CheckpointWriter`:
+
+- one thread writes, each file atomically: a temporary file beside the target, flushed and
+  fsynced, renamed over it, the folder fsynced. A crash at any point leaves the previous file
+  whole;
+- per target path, the latest snapshot wins: one still waiting when a newer one arrives is
+  dropped (never written), so a slow disk cannot make the queue grow;
+- :meth:`flush` waits until everything submitted is on disk (before anything reads the files:
+  a cancel that must leave a resumable last.pt, NaN recovery, the final evaluation);
+  :meth:`close` flushes and stops the thread. A failed write is raised on the training thread
+  at the next :meth:`submit`, :meth:`flush` or :meth:`close`;
+- :meth:`when_written` runs a callback once a snapshot is really on disk (the task's
+  ``CheckpointSaved`` events mean "landed", as everywhere else in smalltrain).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["AsyncPath", "CheckpointWriter"]
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name == "nt":  # Windows cannot open a directory for fsync
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CheckpointWriter:
+    """A single background thread that writes whole files atomically (see the module docs)."""
+
+    def __init__(self, name: str = "checkpoint-writer") -> None:
+        self._cond = threading.Condition()
+        self._pending: dict[Path, tuple[int, bytes]] = {}
+        self._submitted: dict[Path, int] = {}  # per path: snapshots submitted so far
+        self._landed: dict[Path, int] = {}  # per path: the newest snapshot on disk
+        self._waiters: dict[Path, list[tuple[int, Callable[[], None]]]] = {}
+        self._busy = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self.written = 0  # files renamed into place
+        self.dropped = 0  # snapshots superseded before they were written
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, path: Path, data: bytes) -> None:
+        """Queue ``data`` for ``path``; an older snapshot of the same path still queued is dropped.
+
+        Raises:
+            The error of an earlier failed write (the file system's OSError), or RuntimeError
+            after :meth:`close`.
+        """
+        with self._cond:
+            self._raise_error()
+            if self._closed:
+                raise RuntimeError("the checkpoint writer is closed")
+            path = Path(path)
+            if self._pending.pop(path, None) is not None:
+                self.dropped += 1
+            self._submitted[path] = self._submitted.get(path, 0) + 1
+            self._pending[path] = (self._submitted[path], data)
+            self._cond.notify_all()
+
+    def when_written(self, path: Path, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the writer thread, or now) once the latest snapshot submitted
+        for ``path`` (or a newer one) is on disk. Never called for a write that failed."""
+        path = Path(path)
+        with self._cond:
+            gen = self._submitted.get(path, 0)
+            if self._landed.get(path, 0) < gen:
+                self._waiters.setdefault(path, []).append((gen, callback))
+                return
+        callback()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every submitted snapshot is on disk (or was dropped for a newer one).
+
+        Raises:
+            The error of a failed write; TimeoutError when ``timeout`` passes first.
+        """
+        with self._cond:
+            done = self._cond.wait_for(
+                lambda: self._error is not None or (not self._pending and not self._busy),
+                timeout,
+            )
+            self._raise_error()
+            if not done:
+                raise TimeoutError(f"checkpoint writes still pending after {timeout} s")
+
+    def close(self) -> None:
+        """Flush, then stop the thread. Safe to call twice."""
+        try:
+            self.flush()
+        finally:
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+            self._thread.join()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closed)
+                if not self._pending:
+                    return  # closed and drained
+                path = next(iter(self._pending))
+                gen, data = self._pending.pop(path)
+                self._busy = True
+            try:
+                self._write(path, data)
+                self._landed_now(path, gen)
+            except BaseException as exc:  # reported on the training thread
+                with self._cond:
+                    self._error = exc
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _landed_now(self, path: Path, gen: int) -> None:
+        with self._cond:
+            self._landed[path] = gen
+            waiting = self._waiters.pop(path, [])
+            ready = [fn for g, fn in waiting if g <= gen]
+            if len(ready) < len(waiting):
+                self._waiters[path] = [(g, fn) for g, fn in waiting if g > gen]
+        for callback in ready:
+            callback()
+
+    def _write(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            self._before_replace(tmp, path)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        _fsync_dir(path.parent)
+        self.written += 1
+
+    def _before_replace(self, tmp: Path, target: Path) -> None:
+        """Called with the temporary file complete and fsynced, just before the rename.
+
+        A no-op; tests override it to hold a real process at exactly this point and kill it.
+        """
+
+
+class AsyncPath(type(Path())):  # type: ignore[misc]
+    """A Path whose ``write_bytes`` hands the bytes to a :class:`CheckpointWriter`.
+
+    Ultralytics' ``save_model`` ends with ``self.last.write_bytes(serialised)`` (and the same
+    for best.pt); giving the trainer these paths moves exactly those writes off its thread.
+    """
+
+    writer: CheckpointWriter
+
+    def write_bytes(self, data: bytes) -> int:
+        """Queue the write; returns at once."""
+        data = bytes(data)
+        self.writer.submit(Path(str(self)), data)
+        return len(data)
+
+
+def async_path(path: Path, writer: CheckpointWriter) -> AsyncPath:
+    """``path`` as an :class:`AsyncPath` bound to ``writer``."""
+    out = AsyncPath(str(path))
+    out.writer = writer
+    return out
