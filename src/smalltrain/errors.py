@@ -7,7 +7,8 @@ Messages say what happened, to which file, field or job, and what to do next.
     ├── DatasetError             a dataset cannot be used at all (no usable audio, missing split...)
     ├── CheckpointError          a checkpoint is missing, truncated, corrupt or incompatible
     ├── TrainingError            training could not go on
-    │   └── TrainingDiverged     repeated NaN/inf losses survived every rollback
+    │   ├── TrainingDiverged     repeated NaN/inf losses survived every rollback
+    │   └── GpuOutOfMemory       the job needed more GPU memory than its cap or the card
     ├── WeightsNotFound          pretrained weights are not on disk (we never download)
     ├── WrongModelKind           a model of another task (an audio model given to predict)
     ├── JobError                 a job-level problem
@@ -60,6 +61,10 @@ class TrainingError(SmallTrainError):
 
 class TrainingDiverged(TrainingError):
     """The loss stayed NaN/inf after every allowed rollback."""
+
+
+class GpuOutOfMemory(TrainingError):
+    """The job needed more GPU memory than its cap (``max_gpu_memory_percent``) or the card."""
 
 
 class WeightsNotFound(SmallTrainError):

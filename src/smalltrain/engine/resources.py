@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 import threading
 import time
@@ -29,11 +30,14 @@ from typing import Any
 
 import psutil
 
+from smalltrain.errors import GpuOutOfMemory
+
 __all__ = [
     "GpuStatus",
     "ResourceMonitor",
     "ResourceStatus",
     "apply_gpu_memory_cap",
+    "gpu_oom_error",
     "gpu_snapshot",
     "process_tree_rss",
 ]
@@ -300,3 +304,53 @@ def apply_gpu_memory_cap(fraction: float, device: str = "cuda") -> tuple[bool, s
     index = int(device.split(":", 1)[1]) if ":" in device else torch.cuda.current_device()
     torch.cuda.set_per_process_memory_fraction(fraction, index)
     return True, f"GPU memory capped at {fraction:.0%} of cuda:{index}"
+
+
+_TRIED = re.compile(r"Tried to allocate ([0-9.]+ [KMGT]?i?B)")
+
+
+def gpu_oom_error(
+    exc: BaseException, cap: float | None, device: str, total_bytes: int | None = None
+) -> GpuOutOfMemory | None:
+    """Our error for a CUDA out-of-memory exception (None for any other exception).
+
+    torch raises ``torch.OutOfMemoryError`` (a ``RuntimeError``) with a page of allocator
+    details; a user needs to know that the job hit its memory cap (or the card's size), by how
+    much it asked, and what to change. Ultralytics has already retried with smaller batches in
+    its first epoch by the time this reaches us.
+    """
+    text = str(exc)
+    name = type(exc).__name__
+    if not (
+        name == "OutOfMemoryError"
+        or (isinstance(exc, RuntimeError) and "CUDA out of memory" in text)
+    ):
+        return None
+    tried = _TRIED.search(text)
+    asked = f"; it asked for {tried.group(1)} more" if tried else ""
+    if total_bytes is None:
+        total_bytes = _device_total(device)
+    total = f" of {total_bytes / 2**30:.1f} GiB" if total_bytes else ""
+    if cap:
+        limit = f"its cap max_gpu_memory_percent={cap:g}"
+        limit += f" ({cap * total_bytes / 2**30:.1f} GiB{total})" if total_bytes else ""
+        fix = (
+            "Lower batch_size (or image_size), or raise max_gpu_memory_percent "
+            "(--set max_gpu_memory_percent=0.9)"
+        )
+    else:
+        limit = f"the memory of {device}{total}"
+        fix = "Lower batch_size (or image_size), or free the GPU from other processes"
+    return GpuOutOfMemory(f"the job ran out of GPU memory on {device} under {limit}{asked}. {fix}")
+
+
+def _device_total(device: str) -> int | None:
+    """The device's total memory in bytes, when torch is already loaded and sees CUDA."""
+    torch = sys.modules.get("torch")
+    if torch is None or not device.startswith("cuda"):
+        return None
+    try:
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        return int(torch.cuda.get_device_properties(index).total_memory)
+    except Exception:  # no CUDA after all, or a bad index: the message goes without it
+        return None

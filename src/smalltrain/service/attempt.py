@@ -31,6 +31,7 @@ from smalltrain.engine.context import (
 from smalltrain.engine.eventlog import EVENTS_FILE, EventLog
 from smalltrain.engine.events import Event
 from smalltrain.engine.fsutil import disk_full_error, is_disk_full
+from smalltrain.engine.resources import gpu_oom_error
 from smalltrain.errors import DiskFull
 from smalltrain.tasks import EXTRA_TASKS_ENV, register_extra_tasks
 
@@ -190,6 +191,9 @@ def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken)
             # A full disk is the machine's state, not a bug: one clear line, no traceback.
             full = disk_full_error(_failed_path(exc, spec), None, exc, what="files in")
             return ExecOutcome("failed", error=error_line(full))
+        cap = spec.limits.max_gpu_memory_percent if spec.limits else None
+        if (oom := gpu_oom_error(exc, cap, spec.device or "cuda")) is not None:
+            return ExecOutcome("failed", error=error_line(oom))  # the words say it all
         return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
     finally:
         events.close()

@@ -79,6 +79,13 @@ class ToyConfig:
     exit_at_step: int = -1
     seed: int = 0
     model_name: str = ""
+    # GPU checks: the scheduler caps the job's process at this fraction of the card (0: none);
+    # ``gpu_alloc_fraction`` allocates that fraction of the card on ctx.device at the first
+    # step (a real allocation, for a real GPU); ``fake_oom_at_step`` raises the error torch
+    # raises when CUDA memory runs out (a fake, for machines without a GPU).
+    max_gpu_memory_percent: float = 0.0
+    gpu_alloc_fraction: float = 0.0
+    fake_oom_at_step: int = -1
     scratch_bytes: int = 0
     write_pause_s: float = 0.0
 
@@ -188,6 +195,7 @@ class ToyTask:
                     raise RuntimeError(f"toy task failure at step {gs}")
                 if gs == cfg.exit_at_step:
                     os._exit(3)
+                self._gpu_checks(ctx, cfg, gs)
                 loss = torch.nn.functional.mse_loss(model(data), target)
                 opt.zero_grad()
                 loss.backward()
@@ -203,6 +211,18 @@ class ToyTask:
         export = strip_for_inference({"model": model.state_dict(), "model_args": {}})
         save_torch_file(weights, export, what="exported model")
         return self._result(ctx, "completed", epoch, epoch * spe, last, weights, best)
+
+    @staticmethod
+    def _gpu_checks(ctx: JobContext, cfg: ToyConfig, global_step: int) -> None:
+        if cfg.gpu_alloc_fraction > 0 and global_step == 0:
+            props = torch.cuda.get_device_properties(torch.device(ctx.device))
+            size = int(props.total_memory * cfg.gpu_alloc_fraction)
+            torch.empty(size, dtype=torch.uint8, device=ctx.device)
+        if global_step == cfg.fake_oom_at_step:
+            raise torch.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 30.00 GiB. GPU 0 has a total capacity of "
+                "79.19 GiB of which 50.12 GiB is free. (toy task: a fake, no GPU was used)"
+            )
 
     @staticmethod
     def _slow_write(path: Path, global_step: int, pause_s: float) -> None:
