@@ -2,9 +2,13 @@
 
     .venv/bin/python bench/bench_engine.py            # all of them
     .venv/bin/python bench/bench_engine.py overhead   # one of: overhead data scaling cancel
+    .venv/bin/python bench/bench_engine.py overhead --device cuda   # the same on a GPU
 
 - overhead: our ``train_epoch`` (NaN checks, clipping, metrics events, cancel checks) against a
   bare forward/backward/step loop, same model, same batches. Ratio = our throughput / bare.
+  With ``--device cuda`` both run on the GPU (batches already there; the clock stops after
+  ``torch.cuda.synchronize()``); ours then uses fused AdamW and reads metrics every
+  ``metrics_sync_every`` steps, the bare loop AdamW's default.
 - data: fraction of step time spent waiting for data, augmentation on, real DataLoader.
 - scaling: epoch time and peak RSS at 1x, 2x, 4x, 8x dataset size (each in a fresh process),
   plus one epoch on 30 minutes of audio.
@@ -14,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import statistics
@@ -47,15 +52,22 @@ CFG = TrainingConfig(device="cpu", batch_size=8, model_width=128, latent_dim=60)
 def _batches(n: int, cfg: TrainingConfig) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
     return [
-        torch.rand(cfg.batch_size, 1, cfg.n_mels, cfg.n_frames, generator=gen) for _ in range(n)
+        torch.rand(cfg.batch_size, 1, cfg.n_mels, cfg.n_frames, generator=gen).to(cfg.device)
+        for _ in range(n)
     ]
+
+
+def _sync(cfg: TrainingConfig) -> None:
+    if cfg.device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 def _bare(batches: list[torch.Tensor], cfg: TrainingConfig, foreach: bool | None = None) -> float:
     """A bare loop; ``foreach=None`` is AdamW as a user writes it, True is the runs' choice."""
     torch.manual_seed(0)
-    model = ConvVAE(**cfg.model_kwargs())
+    model = ConvVAE(**cfg.model_kwargs()).to(cfg.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, foreach=foreach)
+    _sync(cfg)
     t0 = time.perf_counter()
     for x in batches:
         opt.zero_grad(set_to_none=True)
@@ -63,29 +75,33 @@ def _bare(batches: list[torch.Tensor], cfg: TrainingConfig, foreach: bool | None
         loss = vae_loss(x_hat, x, mu, logvar, 1e-4, sc_weight=cfg.sc_weight)["loss"]
         loss.backward()
         opt.step()
+    _sync(cfg)
     return time.perf_counter() - t0
 
 
 def _ours(batches: list[torch.Tensor], cfg: TrainingConfig) -> float:
     # the model, optimizer and schedules exactly as a training run builds them
-    state = build_state(cfg, torch.device("cpu"), len(batches))
+    state = build_state(cfg, torch.device(cfg.device), len(batches))
     history = MetricsHistory()
     history.subscribe(lambda e: None)  # a live subscriber, as a progress bar would be
+    _sync(cfg)
     t0 = time.perf_counter()
     train_epoch(
         state, batches, steps_per_epoch=len(batches), emit=history.emit, cancel=CancelToken()
     )
+    _sync(cfg)
     return time.perf_counter() - t0
 
 
-def bench_overhead(repeats: int = 9, n_batches: int = 60) -> dict[str, float]:
-    batches = _batches(n_batches, CFG)
-    _bare(batches[:3], CFG), _ours(batches[:3], CFG)  # warm-up
+def bench_overhead(repeats: int = 9, n_batches: int = 60, device: str = "cpu") -> dict[str, float]:
+    cfg = dataclasses.replace(CFG, device=device)
+    batches = _batches(n_batches, cfg)
+    _bare(batches[:3], cfg), _ours(batches[:3], cfg)  # warm-up
     bare, same_opt, ours = [], [], []
     for _ in range(repeats):  # interleaved, so machine load hits all alike
-        bare.append(_bare(batches, CFG))
-        same_opt.append(_bare(batches, CFG, foreach=True))
-        ours.append(_ours(batches, CFG))
+        bare.append(_bare(batches, cfg))
+        same_opt.append(_bare(batches, cfg, foreach=True))
+        ours.append(_ours(batches, cfg))
     b, f, o = statistics.median(bare), statistics.median(same_opt), statistics.median(ours)
     return {
         "bare_s": b,
@@ -222,16 +238,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("which", nargs="?", default="all")
     parser.add_argument("--minutes", type=float, default=1.0)
+    parser.add_argument("--device", default="cpu", help="overhead only: cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.which == "scale-one":
         print(json.dumps(scale_one(args.minutes)))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     if args.which in ("all", "overhead"):
-        r = bench_overhead()
+        r = bench_overhead(device=args.device)
         print(
-            f"overhead: bare {r['bare_s']:.3f} s, bare with the runs' optimizer "
+            f"overhead ({args.device}): bare {r['bare_s']:.3f} s, bare with the runs' optimizer "
             f"{r['bare_foreach_s']:.3f} s, ours {r['ours_s']:.3f} s; throughput ours/bare = "
             f"{r['throughput_ratio']:.3f} (target >= 0.97), engine only (same optimizer) = "
             f"{r['engine_ratio']:.3f}"

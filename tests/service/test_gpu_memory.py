@@ -54,7 +54,8 @@ def _over_cap_then_next(home: Path, data: Path, device: str | None, **over: Any)
         assert error.startswith("GpuOutOfMemory: the job ran out of GPU memory on"), error
         assert "max_gpu_memory_percent=0.3" in error
         assert "Lower batch_size" in error
-        assert "Traceback" not in error and not job.error_traceback
+        assert "Traceback" not in error
+        assert not job.error_traceback
         assert manager.wait(after, timeout=180).status is JobStatus.COMPLETED
 
 
@@ -76,7 +77,8 @@ def test_the_error_names_the_cap_the_card_and_the_request() -> None:
         "or raise max_gpu_memory_percent (--set max_gpu_memory_percent=0.9)"
     )
     uncapped = gpu_oom_error(RuntimeError("CUDA out of memory."), None, "cuda", total_bytes=None)
-    assert uncapped is not None and "under the memory of cuda" in str(uncapped)
+    assert uncapped is not None
+    assert "under the memory of cuda" in str(uncapped)
     assert gpu_oom_error(RuntimeError("shape mismatch"), 0.3, "cuda") is None
     assert gpu_oom_error(MemoryError(), 0.3, "cuda") is None  # host RAM is another story
 
