@@ -20,18 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
-from ray.cluster_utils import Cluster
 
-from smalltrain.engine.checkpoint_index import list_checkpoints, newest_verified
-from smalltrain.engine.jobs import JobStatus, TrainingJob
-from smalltrain.service.manager import JobSpec, TrainingManager
-from smalltrain.service.ray_executor import RayExecutor
-from smalltrain.service.ray_node import CACHE_ENV
-from smalltrain.store.models import ModelStore
-from smalltrain.tasks import EXTRA_TASKS_ENV, register_extra_tasks
-from smalltrain.tasks import toy as toytask
-from tests.support import audio as audiojob
+# Ray is optional (`smalltrain[ray]`): without it these tests skip, saying so.
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'smalltrain[ray]')")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from smalltrain.engine.checkpoint_index import list_checkpoints, newest_verified  # noqa: E402
+from smalltrain.engine.jobs import JobStatus, TrainingJob  # noqa: E402
+from smalltrain.service.manager import JobSpec, TrainingManager  # noqa: E402
+from smalltrain.service.ray_executor import RayExecutor  # noqa: E402
+from smalltrain.service.ray_node import CACHE_ENV  # noqa: E402
+from smalltrain.store.models import ModelStore  # noqa: E402
+from smalltrain.tasks import EXTRA_TASKS_ENV, register_extra_tasks  # noqa: E402
+from smalltrain.tasks import toy as toytask  # noqa: E402
+from tests.support import audio as audiojob  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

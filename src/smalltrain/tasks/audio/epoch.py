@@ -156,7 +156,8 @@ def _device_checked_update(state: TrainState, loss: torch.Tensor) -> torch.Tenso
     if clip > 0:
         norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), clip, foreach=True)
         finite = finite & torch.isfinite(norm)
-    state.optimizer.found_inf = (~finite).float().reshape(1)  # type: ignore[attr-defined]
+    # 0-dim, like the step counters it is subtracted from (shape [1] fails to broadcast there)
+    state.optimizer.found_inf = (~finite).float()  # type: ignore[attr-defined]
     state.optimizer.step()
     state.lr_schedule.step()
     return finite
