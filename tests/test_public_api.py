@@ -57,4 +57,4 @@ def test_seed_contract_names() -> None:
 
 def test_unknown_attribute_raises() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
-        _ = smalltrain.no_such_name  # type: ignore[attr-defined]
+        _ = smalltrain.no_such_name

@@ -42,7 +42,9 @@ EXPECTED = {
 
 def code_blocks() -> list[tuple[str, list[str]]]:
     """(language, lines) of every fenced block of README."""
-    blocks, lang, lines = [], None, []
+    blocks: list[tuple[str, list[str]]] = []
+    lang: str | None = None
+    lines: list[str] = []
     for line in README.read_text(encoding="utf-8").splitlines():
         if line.startswith("```"):
             if lang is None:

@@ -133,6 +133,15 @@ def test_show_commands_are_readable(home: Path, data: Path) -> None:
     assert re.search(r"last metrics  .*train/loss \d\.\d{1,4}\b", shown)
 
 
+def test_config_show_describes_every_field_of_the_toy_task(home: Path) -> None:
+    # the toy task is the smallest example of the Task contract, field_help included
+    from smalltrain.tasks.toy import ToyConfig
+
+    rows = cli_json("config", "show", "toy")["tasks"]["toy"]
+    assert [r["field"] for r in rows] == list(ToyConfig().to_dict())
+    assert all(r["description"] for r in rows), rows
+
+
 def test_set_with_an_unknown_field_suggests_the_nearest(home: Path, data: Path) -> None:
     err = cli("train", str(data), "--task", "toy", "--set", "epoch=3", code=1).stderr
     assert "did you mean epochs?" in err

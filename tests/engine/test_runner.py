@@ -25,7 +25,13 @@ from smalltrain.engine.checkpoints import (
     restore_rng_state,
     save_checkpoint,
 )
-from smalltrain.engine.context import JobContext, TrainResult
+from smalltrain.engine.context import (
+    JobContext,
+    ResultStatus,
+    ResumePoint,
+    TrainResult,
+    checkpoint_resume_point,
+)
 from smalltrain.engine.events import (
     CheckpointSaved,
     Event,
@@ -63,6 +69,12 @@ class TinyLinearTask:
 
     def config_from_dict(self, data: Any) -> Any:
         return TinyConfig(**data)
+
+    def resume_point(self, run_dir: Path) -> ResumePoint:
+        return checkpoint_resume_point(run_dir)
+
+    def field_help(self) -> dict[str, str]:
+        return {}
 
     def train(self, ctx: JobContext) -> TrainResult:
         cfg: TinyConfig = ctx.config
@@ -113,7 +125,7 @@ class TinyLinearTask:
         opt: torch.optim.Optimizer,
         global_step: int,
         loss: torch.Tensor,
-        status: str,
+        status: ResultStatus,
     ) -> TrainResult:
         epoch = global_step // ctx.config.steps_per_epoch
         reason = "cancel" if status == "cancelled" else "final"

@@ -35,13 +35,15 @@ from tests.faults.conftest import as_nobody
 SR = 8000
 GOOD = "good.wav"
 ONE_BLOCK = 65536  # io.py reads levels in blocks this long: "late" cases hide past the first
+# What a case does to a file or a dataset folder; whatever it returns is ignored.
+Change = Callable[[Path], object]
 
 
 def _tone(n: int = SR // 2, amp: float = 0.5) -> np.ndarray:
     return (amp * np.sin(np.arange(n) * 2 * math.pi * 440 / SR)).astype(np.float32)
 
 
-def _wav(data: np.ndarray, subtype: str = "FLOAT") -> Callable[[Path], None]:
+def _wav(data: np.ndarray, subtype: str = "FLOAT") -> Change:
     return lambda p: sf.write(str(p), data, SR, subtype=subtype)
 
 
@@ -51,7 +53,7 @@ def _late(value: float) -> np.ndarray:
     return data
 
 
-def _bytes(data: bytes) -> Callable[[Path], None]:
+def _bytes(data: bytes) -> Change:
     return lambda p: p.write_bytes(data)
 
 
@@ -94,7 +96,7 @@ def _name(raw: bytes) -> str:
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 # (case, file name in the folder, how to write it, expected words of its one-line reason)
-AUDIO_FILES: list[tuple[str, str, Callable[[Path], None], str]] = [
+AUDIO_FILES: list[tuple[str, str, Change, str]] = [
     ("empty", "empty.wav", _bytes(b""), "empty file (0 bytes)"),
     ("text", "text.wav", _bytes(b"hello, not audio\n"), "not audio"),
     ("random flac", "random.flac", _bytes(_noise(4000, 1)), "not audio"),
@@ -305,7 +307,7 @@ def _yaml(root: Path, text: str) -> None:
 _SPLITS = "path: .\ntrain: images/train\nval: images/val\n"
 
 # (case, change to a clean shapes dataset, expected words, where: "problem" or "error")
-DETECTION: list[tuple[str, Callable[[Path], None], str, str]] = [
+DETECTION: list[tuple[str, Change, str, str]] = [
     ("4 columns", lambda r: _label(r, "0 0.5 0.5 0.2\n"), "expected 5 columns", "problem"),
     (
         "6 columns",
@@ -406,7 +408,7 @@ DETECTION: list[tuple[str, Callable[[Path], None], str, str]] = [
     ),  # fmt: skip
 ]
 # What the detection task (another branch) does not yet handle cleanly: counted, not hidden.
-DETECTION_TODAY: list[tuple[str, Callable[[Path], None], str, str, str]] = [
+DETECTION_TODAY: list[tuple[str, Change, str, str, str]] = [
     ("yaml syntax error", lambda r: _yaml(r, "train: [images/train\nval: x\n"),
      "cannot read the YAML", "error", "the YAML parser's message spans several lines"),
     ("NaN class id", lambda r: _label(r, "nan 0.5 0.5 0.2 0.2\n"), "class id nan", "problem",
@@ -432,7 +434,7 @@ def shapes_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _check_detection(
-    shapes_base: Path, tmp_path: Path, change: Callable[[Path], None], expected: str, where: str
+    shapes_base: Path, tmp_path: Path, change: Change, expected: str, where: str
 ) -> None:
     root = tmp_path / "ds"
     shutil.copytree(shapes_base, root)
@@ -457,7 +459,7 @@ def test_bad_detection_dataset(
     shapes_base: Path,
     tmp_path: Path,
     case: str,
-    change: Callable[[Path], None],
+    change: Change,
     expected: str,
     where: str,
 ) -> None:
@@ -476,7 +478,7 @@ def test_bad_detection_dataset_not_yet_clean(
     shapes_base: Path,
     tmp_path: Path,
     case: str,
-    change: Callable[[Path], None],
+    change: Change,
     expected: str,
     where: str,
 ) -> None:

@@ -235,13 +235,13 @@ def test_two_trains_with_one_name_from_two_terminals(home: Path, toydata: Path) 
         for _ in range(2)
     ]
     try:
-        results = [(*p.communicate(timeout=180), p.returncode) for p in procs]
+        outputs = [p.communicate(timeout=180) for p in procs]  # then each has a returncode
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.communicate()
-    results = [(code, out, err) for out, err, code in results]
+    results = [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 1], results
     refused = next(err for code, _, err in results if code == 1)

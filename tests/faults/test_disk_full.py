@@ -202,7 +202,7 @@ def test_events_log_names_its_file(
         task, toytask.ToyConfig(epochs=1), toydata, disk.path / "run", job_id="ev1"
     )
     real = TrainingRunner._write_event
-    filled = []
+    filled: list[int] = []
 
     def fill_first(self: TrainingRunner, event: Any) -> None:
         if not filled:

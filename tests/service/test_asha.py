@@ -20,7 +20,7 @@ def test_rungs_grow_by_the_reduction_factor_below_the_trial_length() -> None:
     assert Asha(1).rungs() == []
     for bad in ({"mode": "up"}, {"grace": 0}, {"rf": 1}):
         with pytest.raises(ConfigError):
-            Asha(8, **bad)  # type: ignore[arg-type]
+            Asha(8, **bad)
 
 
 def test_quantile_interpolates_like_numpy() -> None:

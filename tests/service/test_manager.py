@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from smalltrain.engine.events import StepMetrics, TrainingStarted, WarningEvent
-from smalltrain.engine.jobs import JobStatus
+from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.engine.resources import ResourceMonitor
 from smalltrain.errors import (
     ConfigError,
@@ -68,6 +68,13 @@ def _steps(manager: TrainingManager, job_id: str) -> list[int]:
     return [s for s, _ in manager.jobs.metric_series(job_id, "train/loss")]
 
 
+def _span(job: TrainingJob) -> tuple[float, float]:
+    """When ``job`` started and finished (it must have done both)."""
+    assert job.started_at is not None, job
+    assert job.finished_at is not None, job
+    return job.started_at, job.finished_at
+
+
 # --- queue ------------------------------------------------------------------------------------
 
 
@@ -78,7 +85,7 @@ def test_queue_is_fifo_and_respects_max_concurrent(data: Path, home: Path) -> No
         manager.run_scheduler(until_idle=True)
         jobs = [manager.get_job(i) for i in ids]
         assert all(j.status is JobStatus.COMPLETED for j in jobs)
-        spans = [(j.started_at, j.finished_at) for j in jobs]
+        spans = [_span(j) for j in jobs]
         starts = [s for s, _ in spans]
         assert starts == sorted(starts)  # FIFO
         overlap = max(sum(1 for s, f in spans if s <= t < f) for t, _ in spans)

@@ -65,9 +65,9 @@ def store(tmp_path: Path) -> Iterator[JobStore]:
         yield s
 
 
-def _running(store: JobStore, run_dir: Path, **placement: object) -> TrainingJob:
+def _running(store: JobStore, run_dir: Path, task: str = "toy", **placement: object) -> TrainingJob:
     job = store.insert_job(
-        TrainingJob(task="toy", dataset_path="/d", run_dir=str(run_dir), placement=placement)
+        TrainingJob(task=task, dataset_path="/d", run_dir=str(run_dir), placement=placement)
     )
     store.claim_next()
     store.start_attempt(job.id, os.getpid())
@@ -83,10 +83,13 @@ def _checkpoint(run_dir: Path, epoch: int) -> Path:
     return path
 
 
+# The task says where a run resumes (Task.resume_point); both kinds of registered task are asked.
+@pytest.mark.usefixtures("toy_task")
+@pytest.mark.parametrize("task", ["toy", "audio"])
 def test_an_interrupted_job_is_queued_again_from_its_newest_checkpoint_in_its_place(
-    store: JobStore, tmp_path: Path
+    store: JobStore, tmp_path: Path, task: str
 ) -> None:
-    job = _running(store, tmp_path / "run", max_retries=1)
+    job = _running(store, tmp_path / "run", task, max_retries=1)
     later = store.insert_job(TrainingJob(task="toy", dataset_path="/d"))
     _checkpoint(tmp_path / "run", 1)
     newest = _checkpoint(tmp_path / "run", 2)
@@ -96,8 +99,10 @@ def test_an_interrupted_job_is_queued_again_from_its_newest_checkpoint_in_its_pl
     assert again.status is S.QUEUED
     assert again.resume_from == str(newest)
     assert "retry 1 of 1 from ckpt-e0002" in (again.status_reason or "")
-    assert store.claim_next(2).id == job.id  # ahead of the job queued after it  # type: ignore[union-attr]
-    assert store.claim_next(2).id == later.id  # type: ignore[union-attr]
+    first, second = store.claim_next(2), store.claim_next(2)
+    assert first is not None
+    assert second is not None
+    assert (first.id, second.id) == (job.id, later.id)  # ahead of the job queued after it
 
     # The retry is used up: the next interruption is final and says how to resume.
     store.start_attempt(job.id, os.getpid())
@@ -110,10 +115,12 @@ def test_an_interrupted_job_is_queued_again_from_its_newest_checkpoint_in_its_pl
     assert f"smalltrain jobs resume {job.id}" in (final.status_reason or "")
 
 
+@pytest.mark.usefixtures("toy_task")
+@pytest.mark.parametrize("task", ["toy", "audio"])
 def test_a_job_with_no_checkpoint_yet_is_retried_from_the_start(
-    store: JobStore, tmp_path: Path
+    store: JobStore, tmp_path: Path, task: str
 ) -> None:
-    job = _running(store, tmp_path / "run")
+    job = _running(store, tmp_path / "run", task)
     store.finish_attempt(job.id, 1, "interrupted")
     assert interrupt_and_retry(store, job.id, {"status_reason": "worker died"})
     again = store.get_job(job.id)

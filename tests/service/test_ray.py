@@ -131,7 +131,7 @@ def test_two_jobs_at_once_on_two_nodes_and_the_dataset_ships_once_per_node(
             j.status_reason for j in jobs
         ]
         models = manager.list_models()
-        assert sorted(m.job_id for m in models) == sorted(j.id for j in jobs)
+        assert sorted(m.job_id or "" for m in models) == sorted(j.id for j in jobs)
         for job in jobs:
             kinds = {e["type"] for e in _events(manager, job.id)}
             assert {"training_started", "step", "epoch", "checkpoint", "training_finished"} <= kinds
@@ -175,7 +175,8 @@ def test_losing_the_node_of_a_job_retries_it_from_its_checkpoint_on_the_other(
             lambda: (j := manager.get_job(job_id)).run_dir and j.epoch >= 2 and j, what="epoch 2"
         )
         run_dir = Path(job.run_dir)
-        stop, gaps = threading.Event(), []
+        stop = threading.Event()
+        gaps: list[str] = []
         watcher = threading.Thread(target=_keep_checking_checkpoints, args=(run_dir, stop, gaps))
         watcher.start()
         try:

@@ -13,10 +13,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.errors import InvalidTransition, JobNotFound
 from smalltrain.store import DatasetRecord, JobStore
@@ -173,8 +174,8 @@ def test_a_resumed_job_queues_behind_waiting_ones_unless_prioritised(store: JobS
 
 
 def test_concurrent_claims_from_threads_never_exceed_the_limit(store: JobStore) -> None:
-    for t in range(8):
-        _job(store, float(t))
+    for i in range(8):
+        _job(store, float(i))
     barrier = threading.Barrier(8)
     claimed: list[str] = []
 
@@ -239,8 +240,9 @@ def test_cancel_queued_is_immediate_and_running_is_requested(store: JobStore) ->
     store.set_status(running.id, S.CANCELLED)
     with pytest.raises(InvalidTransition, match="already CANCELLED"):
         store.request_cancel(running.id)
+    not_a_mode = cast(CancelMode, "now")  # on purpose: the run-time check is under test
     with pytest.raises(ValueError, match="graceful"):
-        store.request_cancel(running.id, mode="now")
+        store.request_cancel(running.id, mode=not_a_mode)
 
 
 # -- attempts, events, metrics --------------------------------------------------------------

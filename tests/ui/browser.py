@@ -1,8 +1,8 @@
 """What the browser tests share: the offline environment (``Env``), Gradio-aware helpers to
 fill, choose and wait, and a reader of server-sent event streams.
 
-Pages come from Playwright's sync API; the helpers take them untyped (Playwright's classes are
-only imported where a browser exists).
+Pages come from Playwright's sync API; its classes are imported for the type checker only, so
+that this module loads where Playwright is not installed (the tests then skip).
 """
 
 from __future__ import annotations
@@ -11,9 +11,13 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from smalltrain.ui.testing import Server, offline_unavailable
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, HttpCredentials, Locator, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -57,15 +61,18 @@ class Env:
     """The offline server, the browser, and every URL the pages asked for."""
 
     server: Server
-    browser: object
+    browser: Browser
     artifacts: Path
     data: Path
     requests: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    pages: list[object] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)
 
-    def page(self, **kwargs: object):  # -> playwright Page
-        context = self.browser.new_context(viewport={"width": 1280, "height": 800}, **kwargs)
+    def page(self, http_credentials: HttpCredentials | None = None) -> Page:
+        """A new page in a fresh context (signed in with ``http_credentials``), recorded."""
+        context = self.browser.new_context(
+            viewport={"width": 1280, "height": 800}, http_credentials=http_credentials
+        )
         context.on("request", lambda r: self.requests.append(r.url))
         page = context.new_page()
         page.set_default_timeout(60_000)
@@ -83,22 +90,22 @@ class Env:
                 out.append(url)
         return out
 
-    def shot(self, page: object, name: str) -> None:
+    def shot(self, page: Page, name: str) -> None:
         page.screenshot(path=str(self.artifacts / f"{name}.png"), full_page=True)
 
 
 # --- page helpers ---------------------------------------------------------------------------
 
 
-def fill(page, elem_id: str, text: str) -> None:
+def fill(page: Page, elem_id: str, text: str) -> None:
     page.locator(f"#{elem_id} textarea, #{elem_id} input").first.fill(text)
 
 
-def field_box(page, label: str):
+def field_box(page: Page, label: str) -> Locator:
     return page.locator("#tab-train").get_by_label(label, exact=True)
 
 
-def type_into(box, text: str) -> None:
+def type_into(box: Locator, text: str) -> None:
     """Replace a text field's value by typing, as a user does (Gradio's input event follows
     keystrokes; Playwright's fill() sets the value without them)."""
     box.click()
@@ -106,12 +113,12 @@ def type_into(box, text: str) -> None:
     box.press_sequentially(text)
 
 
-def choose(page, elem_id: str, text: str) -> None:
+def choose(page: Page, elem_id: str, text: str) -> None:
     page.locator(f"#{elem_id} input").first.click()
     page.locator("[role=option]", has_text=text).first.click()
 
 
-def wait_text(page, elem_id: str, text: str, timeout: float = 60_000) -> None:
+def wait_text(page: Page, elem_id: str, text: str, timeout: float = 60_000) -> None:
     """Wait until ``#elem_id`` shows ``text``; on timeout, fail with what it shows instead."""
     try:
         page.wait_for_function(
@@ -126,17 +133,17 @@ def wait_text(page, elem_id: str, text: str, timeout: float = 60_000) -> None:
         raise AssertionError(f"#{elem_id} never showed {text!r}; it shows {shown!r}") from None
 
 
-def open_app(page, url: str) -> None:
+def open_app(page: Page, url: str) -> None:
     """Open the app and wait until its load handler has filled it from the store."""
     page.goto(url)
     page.wait_for_selector(".st-title[data-loaded]")
 
 
-def tab(page, name: str) -> None:
+def tab(page: Page, name: str) -> None:
     page.get_by_role("tab", name=name, exact=True).click()
 
 
-def start_job(page) -> str:
+def start_job(page: Page) -> str:
     """Click Start; wait until the Job tab shows the new job (not the one shown before)."""
     page.locator("#train-start").click()
     wait_text(page, "train-message", "queued")
@@ -146,16 +153,16 @@ def start_job(page) -> str:
     return found.group(1)
 
 
-def progress(page) -> dict[str, str]:
+def progress(page: Page) -> dict[str, str]:
     bar = page.locator("#job-progress .st-progress")
     return {k: bar.get_attribute(f"data-{k}") or "" for k in ("status", "step", "epoch")}
 
 
-def wait_status(page, status: str, timeout: float = 120_000) -> None:
+def wait_status(page: Page, status: str, timeout: float = 120_000) -> None:
     page.wait_for_selector(f'#job-progress .st-progress[data-status="{status}"]', timeout=timeout)
 
 
-def loss_points(page) -> int:
+def loss_points(page: Page) -> int:
     line = page.locator('#job-charts polyline[data-label="train"]').first
     return int(line.get_attribute("data-points") or 0) if line.count() else 0
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from smalltrain.ui.auth import BasicAuth
+from smalltrain.ui.auth import BasicAuth, Message
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:
@@ -16,14 +16,14 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"inside"})
 
 
-def _call(app: BasicAuth, header: str | None, kind: str = "http") -> list[dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
+def _call(app: BasicAuth, header: str | None, kind: str = "http") -> list[Message]:
+    sent: list[Message] = []
     headers = [] if header is None else [(b"authorization", header.encode())]
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return {"type": "http.request"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     asyncio.run(app({"type": kind, "headers": headers}, receive, send))

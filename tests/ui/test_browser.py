@@ -226,6 +226,7 @@ def test_audio_end_to_end(env: Env) -> None:
     )
     assert duration > 0.1
     src = page.locator("#use-generate-out audio").first.get_attribute("src")
+    assert src, "the generated sound's player has no src"
     wav = page.request.get(env.server.url.rstrip("/") + src)
     assert wav.status == 200
     assert wav.body()[:4] == b"RIFF"
@@ -391,14 +392,17 @@ def test_auth_guards_page_and_api_and_ctrl_c_checkpoints_jobs(env: Env) -> None:
         assert server.api("GET", "api/jobs").json() == []
         anonymous = env.page()
         try:  # headless chromium cannot ask for a password: it shows 401 or refuses the page
-            refused = anonymous.goto(server.url).status == 401
+            response = anonymous.goto(server.url)
+            refused = response is not None and response.status == 401
         except Exception as e:
             refused = "ERR_INVALID_AUTH_CREDENTIALS" in str(e)
         assert refused, "the page opened without credentials"
         assert not anonymous.locator("#ds-register").count()
         anonymous.context.close()
         signed_in = env.page(http_credentials={"username": "ana", "password": "s3cret"})
-        assert signed_in.goto(server.url).status == 200
+        response = signed_in.goto(server.url)
+        assert response is not None
+        assert response.status == 200
         signed_in.wait_for_selector("#ds-register")
         signed_in.context.close()
         # a job that is training when the server gets Ctrl-C writes a checkpoint and ends CANCELLED

@@ -187,10 +187,13 @@ def metric_label(name: str) -> str:
 
 @runtime_checkable
 class DatasetReport(Protocol):
-    """What every task's ``inspect`` returns."""
+    """What every task's ``inspect`` returns (read-only here: a frozen dataclass qualifies)."""
 
-    kind: str
-    fingerprint: str
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str: ...
 
     def snapshot(self) -> str:
         """A one-line summary such as "35 files, 12.5 min" or "200 images, 3 classes"."""

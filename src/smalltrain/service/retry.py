@@ -3,7 +3,8 @@
 When the Ray node or worker under a job dies, the attempt ends "interrupted". The job becomes
 INTERRUPTED with the reason and, unless it has used up its ``max_retries`` (placement, default
 2), goes straight back to the queue in the same transaction, resuming from its newest valid
-checkpoint (or from the start when it wrote none yet). It keeps its place in the queue, and
+checkpoint, as its task says (``Task.resume_point``), or from the start when it wrote none
+yet. It keeps its place in the queue, and
 followers never see it end in between.
 """
 
@@ -15,8 +16,9 @@ from typing import Any
 
 from smalltrain import tasks
 from smalltrain.engine.checkpoint_index import newest_verified
+from smalltrain.engine.context import resume_point_of
 from smalltrain.engine.jobs import JobStatus, TrainingJob
-from smalltrain.errors import ConfigError
+from smalltrain.errors import ConfigError, NotResumable
 from smalltrain.service.placement import Placement
 from smalltrain.store.db import Attempt, JobStore
 
@@ -34,20 +36,20 @@ def interruptions_in_a_row(attempts: Sequence[Attempt]) -> int:
 
 
 def resume_point(job: TrainingJob) -> Path | None:
-    """Where a new attempt of ``job`` starts: the task's own resume point when it names one
-    (``task.resume_point(run_dir)``), else the newest verified checkpoint in
-    ``run_dir/checkpoints``; None to start over."""
+    """Where a new attempt of ``job`` starts: where its task says the run resumes from
+    (``resume_point_of``), or, for a task this process does not know, the newest verified
+    checkpoint in ``run_dir/checkpoints``; None to start over (nothing to resume from)."""
     if not job.run_dir:
         return None
     run_dir = Path(job.run_dir)
     try:
-        finder = getattr(tasks.get_task(job.task), "resume_point", None)
+        task = tasks.get_task(job.task)
     except KeyError:
-        finder = None
-    if callable(finder):
-        found = finder(run_dir)
-        return Path(found) if found is not None else None
-    return newest_verified(run_dir / "checkpoints")
+        return newest_verified(run_dir / "checkpoints")
+    try:
+        return resume_point_of(task, run_dir).path
+    except NotResumable:
+        return None
 
 
 def interrupt_and_retry(store: JobStore, job_id: str, fields: Mapping[str, Any]) -> bool:

@@ -38,7 +38,13 @@ from smalltrain.engine.checkpoints import (
     strip_for_inference,
 )
 from smalltrain.engine.config import apply_overrides
-from smalltrain.engine.context import JobContext, ResultStatus, TrainResult
+from smalltrain.engine.context import (
+    JobContext,
+    ResultStatus,
+    ResumePoint,
+    TrainResult,
+    checkpoint_resume_point,
+)
 from smalltrain.engine.events import (
     CheckpointSaved,
     EpochMetrics,
@@ -93,6 +99,23 @@ class ToyConfig:
         return dataclasses.asdict(self)
 
 
+FIELD_HELP = {
+    "epochs": "passes over the 16 random samples",
+    "steps_per_epoch": "optimiser steps in each epoch",
+    "hidden": "width of the hidden layer",
+    "lr": "SGD learning rate",
+    "step_s": "seconds each step waits (paces a test; a cancel wakes it)",
+    "ignore_cancel": "never stop on cancel (the engine must kill the child after its grace)",
+    "busy_steps": "each step sleeps its step_s through a cancel, like compute that cannot stop",
+    "raise_at_step": "raise an exception at this global step (-1: never)",
+    "exit_at_step": "exit the process at this global step without a message (-1: never)",
+    "seed": "seed of torch's RNG: the data and the initial weights",
+    "model_name": "name the trained model is registered under",
+    "scratch_bytes": "bytes written to run_dir/scratch.bin with plain open() before training",
+    "write_pause_s": "each checkpoint also writes state.bin, pausing this long half-way",
+}
+
+
 @dataclass(frozen=True)
 class ToyReport:
     """What ``ToyTask.inspect`` finds: how many files the folder holds."""
@@ -129,6 +152,14 @@ class ToyTask:
 
     def config_from_dict(self, data: Mapping[str, Any]) -> ToyConfig:
         return ToyConfig(**dict(data))
+
+    def resume_point(self, run_dir: Path) -> ResumePoint:
+        """The newest checkpoint in ``run_dir/checkpoints`` that matches its sidecar."""
+        return checkpoint_resume_point(run_dir)
+
+    def field_help(self) -> Mapping[str, str]:
+        """One line per config field (``smalltrain config show toy``)."""
+        return FIELD_HELP
 
     def train(self, ctx: JobContext) -> TrainResult:
         cfg: ToyConfig = ctx.config
