@@ -57,6 +57,15 @@ def report(n_files: int, seconds_each: float, material: str | None = None) -> Re
         ({"floor_db": 10.0}, "floor_db", "negative"),
         ({"latent_dim": 64, "latent_frames": 12}, "latent_frames", "divide latent_dim (64)"),
         ({"latent_layout": "grid"}, "latent_layout", "must be one of temporal, flat"),
+        (
+            {"latent_global": 10, "chunk_gain": True, "latent_frames": 12, "latent_dim": 60},
+            "latent_frames",
+            "latent_dim less latent_global and chunk_gain (49)",
+        ),
+        ({"latent_global": -1}, "latent_global", ">= 0"),
+        ({"latent_global": 4, "latent_layout": "flat"}, "latent_global", "flat"),
+        ({"chunk_gain": True, "latent_layout": "flat"}, "chunk_gain", "flat"),
+        ({"latent_global": 64, "latent_dim": 64}, "latent_dim", "latent_global + chunk_gain"),
     ],
 )
 def test_invalid_values_name_field_value_and_rule(
@@ -69,6 +78,19 @@ def test_invalid_values_name_field_value_and_rule(
     assert err.value == changes[field_name]
     assert rule in err.rule
     assert str(err).startswith(f"{field_name}=")
+
+
+def test_global_code_and_gain_reach_the_model_and_the_summary() -> None:
+    cfg = TrainingConfig(latent_dim=60, latent_global=11, chunk_gain=True)
+    assert cfg.step_floats == 48
+    assert cfg.resolved_latent_frames == 12  # auto: a divisor of 48, up to 12
+    kwargs = cfg.model_kwargs()
+    assert (kwargs["global_dim"], kwargs["gain"], kwargs["latent_frames"]) == (11, True, 12)
+    assert "12 steps x 4 + 11 for the whole chunk + 1 for its peak level" in cfg.describe()
+    # a temporal config saved before these fields existed still loads, as it was
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("latent_global", "chunk_gain")}
+    again = TrainingConfig.from_dict(old)
+    assert (again.latent_layout, again.latent_global, again.chunk_gain) == ("temporal", 0, False)
 
 
 def test_defaults_and_derived_values() -> None:
