@@ -13,37 +13,85 @@ from smalltrain.cli.common import console, err_console, handle_errors, print_jso
 _MODEL_HELP = "A run folder, a checkpoint .pt, a model folder, or a registered DATASET/NAME."
 
 
+def _wave_cells(wave: dict[str, Any] | None, side: str) -> list[str]:
+    if not wave:
+        return []
+    return [f"{wave[side]['sc']:.4f}", f"{wave[side]['log_mag_db']:.2f}"]
+
+
 def _scores_table(data: dict[str, Any]) -> Table:
-    model, pca = data["model"], data["baseline_pca"]
+    model, pca, wave = data["model"], data["baseline_pca"], data.get("waveform")
     table = Table(title=f"Reconstruction of {data['chunks']} chunks (lower is better)")
     table.add_column("")
     table.add_column("size", justify="right")
-    table.add_column("spectral convergence", justify="right")
+    table.add_column("mel SC", justify="right")
     table.add_column("mel L1 (dB)", justify="right")
+    if wave:  # the rendered audio against the original, multi-resolution STFT
+        table.add_column("wave SC", justify="right")
+        table.add_column("wave log-mag (dB)", justify="right")
     table.add_row(
         "model", f"{model['latent_floats']} latent floats", f"{model['sc']:.4f}",
-        f"{model['mel_l1_db']:.2f}",
+        f"{model['mel_l1_db']:.2f}", *_wave_cells(wave, "model"),
     )  # fmt: skip
     table.add_row(
-        f"PCA-{pca['k']}", f"{pca['k']} components", f"{pca['sc']:.4f}", f"{pca['mel_l1_db']:.2f}"
-    )
+        f"PCA-{pca['k']}", f"{pca['k']} components", f"{pca['sc']:.4f}",
+        f"{pca['mel_l1_db']:.2f}", *_wave_cells(wave, "baseline_pca"),
+    )  # fmt: skip
+    if wave:
+        table.add_row("inversion", "the original", "-", "-",
+                      *_wave_cells(wave, "inversion"))  # fmt: skip
     return table
 
 
 def _files_table(files: list[dict[str, Any]]) -> Table:
-    table = Table(title="Per file (mean over its chunks)")
+    table = Table(title="Per file (mel: mean over its chunks; wave: the whole file rendered)")
     table.add_column("file")
     table.add_column("chunks", justify="right")
     table.add_column("model SC", justify="right")
     table.add_column("PCA SC", justify="right")
     table.add_column("model L1 dB", justify="right")
     table.add_column("PCA L1 dB", justify="right")
+    waves = all("wave" in f for f in files)
+    if waves:
+        table.add_column("model wave SC", justify="right")
+        table.add_column("inversion wave SC", justify="right")
     for f in files:
+        cells = [f"{f['wave']['model']['sc']:.4f}", f"{f['wave']['inversion']['sc']:.4f}"]
         table.add_row(
             f["path"], str(f.get("chunks", "")), f"{f['sc']:.4f}", f"{f.get('pca_sc', 0.0):.4f}",
             f"{f['mel_l1_db']:.2f}", f"{f.get('pca_mel_l1_db', 0.0):.2f}",
+            *(cells if waves else []),
         )  # fmt: skip
     return table
+
+
+def _print_generation(gen: dict[str, Any]) -> None:
+    console.print(
+        f"generation: Fréchet distance of {gen['n']} prior samples to the folder "
+        f"{gen['frechet_model']:.1f} (PCA Gaussian: {gen['frechet_pca']:.1f}; lower is closer)",
+        highlight=False,
+    )
+    if "model" not in gen:
+        return
+    table = Table(title=f"{gen['n']} generated sounds per sampler (see `evaluate --help`)")
+    table.add_column("sampler")
+    table.add_column("precision", justify="right")
+    table.add_column("recall", justify="right")
+    table.add_column("memorisation ratio", justify="right")
+    table.add_column("near copies", justify="right")
+
+    def cell(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    for name, side in (("model prior", gen["model"]), ("PCA Gaussian", gen["baseline_pca"])):
+        table.add_row(
+            name,
+            cell(side["precision"], ".2f"),
+            cell(side["recall"], ".2f"),
+            cell(side["memorisation_ratio"], ".2f"),
+            cell(side["near_copies"], ".0%"),
+        )
+    console.print(table)
 
 
 def _print_report(data: dict[str, Any]) -> None:
@@ -59,13 +107,18 @@ def _print_report(data: dict[str, Any]) -> None:
     )
     if len(data["files"]) > 1:
         console.print(_files_table(data["files"]))
-    gen = data.get("generation")
-    if gen:
+    wave = data.get("waveform")
+    if wave:
+        gap = wave["model"]["sc"] - wave["inversion"]["sc"]
         console.print(
-            f"generation: Fréchet distance of {gen['n']} prior samples to the folder "
-            f"{gen['frechet_model']:.1f} (PCA Gaussian: {gen['frechet_pca']:.1f}; lower is closer)",
+            f"rendered audio: wave SC {wave['model']['sc']:.3f} for the model, "
+            f"{wave['inversion']['sc']:.3f} for the inversion alone (the ceiling): "
+            f"{gap:.3f} of it is the model's",
             highlight=False,
         )
+    gen = data.get("generation")
+    if gen:
+        _print_generation(gen)
     if data["skipped"]:
         console.print(f"skipped {len(data['skipped'])} file(s):", highlight=False)
         for s in data["skipped"]:
@@ -84,7 +137,11 @@ def evaluate_command(
         False, "--json", help="Print exactly one JSON object on stdout."
     ),
     generate: int = typer.Option(
-        0, "--generate", min=0, help="Also sample N sounds and report the Fréchet distance."
+        0,
+        "--generate",
+        min=0,
+        help="Also sample N sounds from the model and from PCA's Gaussian and score them: "
+        "Fréchet distance, precision (plausible), recall (varied) and memorisation (copies).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the generated samples."),
     device: str = typer.Option("cpu", "--device", help="Where the model runs (cpu, cuda...)."),

@@ -72,12 +72,54 @@ def test_evaluate_reports_model_and_pca(trained_run: Path, held_out: Path) -> No
     assert result.headline().startswith(f"model SC {data['model']['sc']:.3f}, PCA-")
 
 
-def test_evaluate_generation_frechet(trained_run: Path, held_out: Path) -> None:
+def test_evaluate_scores_the_rendered_audio_and_the_inversion_ceiling(
+    trained_run: Path, held_out: Path
+) -> None:
+    data = evaluate(trained_run, held_out).to_json_dict()
+    wave = data["waveform"]
+    assert wave["files"] == 3
+    assert wave["resolutions"] == [[512, 128], [1024, 256], [2048, 512]]
+    for side in ("model", "baseline_pca", "inversion"):
+        assert 0.0 < wave[side]["sc"] < 5.0
+        assert 0.0 < wave[side]["log_mag_db"] < 80.0
+    # the inversion alone is the ceiling: a 2-epoch model renders far worse than it
+    assert wave["inversion"]["sc"] < wave["model"]["sc"]
+    per_file = [f["wave"] for f in data["files"]]
+    mean = sum(f["inversion"]["sc"] for f in per_file) / len(per_file)
+    assert math.isclose(wave["inversion"]["sc"], mean, rel_tol=1e-9)
+    assert "waveform" not in evaluate(trained_run, held_out, waveform=False).to_json_dict()
+
+
+def test_reconstruct_writes_what_evaluate_scores(
+    trained_run: Path, held_out: Path, tmp_path: Path
+) -> None:
+    from smalltrain.tasks.audio.generate import reconstruct
+    from smalltrain.tasks.audio.io import load_audio
+    from smalltrain.tasks.audio.waveform import mrstft_distance
+
+    data = evaluate(trained_run, held_out).to_json_dict()
+    row = next(f for f in data["files"] if f["path"] == "tone0.wav")
+    out = reconstruct(load_model(trained_run), held_out / "tone0.wav", tmp_path / "r.wav")
+    written, original = load_audio(out, SR), load_audio(held_out / "tone0.wav", SR)
+    assert written.shape == original.shape
+    scores = mrstft_distance(torch.from_numpy(written), torch.from_numpy(original))
+    # the WAV is 16-bit: scores agree to the quantisation
+    assert scores.sc == pytest.approx(row["wave"]["model"]["sc"], abs=2e-3)
+
+
+def test_evaluate_generation_scores(trained_run: Path, held_out: Path) -> None:
     gen = evaluate(trained_run, held_out, generate=4, seed=3).to_json_dict()["generation"]
     assert gen["n"] == 4
     assert gen["frechet_model"] > 0.0
     assert gen["frechet_pca"] > 0.0
     assert gen["model_prior"] == "stored"  # the exported model carries its fitted prior
+    for side in ("model", "baseline_pca"):
+        scores = gen[side]
+        assert 0.0 <= scores["precision"] <= 1.0
+        assert 0.0 <= scores["recall"] <= 1.0
+        assert scores["memorisation_ratio"] > 0.0
+        assert 0.0 <= scores["near_copies"] <= 1.0
+    assert gen["train_chunks"] >= 4
     again = evaluate(trained_run, held_out, generate=4, seed=3).to_json_dict()["generation"]
     assert again == gen
 
@@ -157,8 +199,10 @@ def test_comparator_keys_and_exact_pca_on_train(trained_run: Path) -> None:
     comparator = PCAComparator(loaded.spectrogram, train_mels, latent_floats=64)
     assert comparator.k == 4  # capped at N - 1
     out = comparator.compare(loaded.model, train_mels)
-    assert set(out) == {"val/sc", "val/mel_l1_db", "pca/sc", "pca/mel_l1_db", "pca/k"}
+    keys = {"val/sc", "val/mel_l1_db", "pca/sc", "pca/mel_l1_db", "pca/k", "pca/train_sc"}
+    assert set(out) == keys
     assert out["pca/sc"] < 1e-4  # N - 1 components span a centred set of N rows
+    assert out["pca/train_sc"] == comparator.train_sc < 1e-4  # the same chunks here
     assert out["val/sc"] > 0.01
     assert comparator.pca_scores(train_mels) is comparator.pca_scores(train_mels)  # cached
     once = compare_with_pca(loaded.model, loaded.spectrogram, train_mels, train_mels)
