@@ -69,13 +69,20 @@ def generate_cmd(
         min=0.0,
         help="Spread around the typical sound (0 = the mean, 1 = as varied as the training set).",
     ),
+    duration: float | None = typer.Option(
+        None,
+        "--duration",
+        help="Length of each sound in seconds (any length up to 600). One-shot material starts "
+        "at an attack and decays; longer sounds follow on chunk after chunk. Default: one chunk.",
+    ),
 ) -> None:
     """Sample N new sounds from a trained audio model.
 
     Latents are drawn from the Gaussian fitted to the model's codes of its training sounds
-    (stored with every exported model), so new sounds resemble the training material.
+    (stored with every exported model), so new sounds resemble the training material. With
+    --duration, sounds come from the model's prior over sequences of chunks, overlap-added.
     """
-    from smalltrain.tasks.audio.generate import load_model, sample
+    from smalltrain.tasks.audio.generate import load_model, sample, sample_long
 
     loaded = load_model(resolve_model_ref(model))
     if not loaded.prior.fitted:
@@ -85,8 +92,12 @@ def generate_cmd(
             "material less; give the run folder or registered model for its export/best.pt",
             highlight=False,
         )
-    paths = sample(loaded, n, out, seed=seed, temperature=temperature)
-    console.print(f"wrote {len(paths)} sounds to {out}", highlight=False)
+    if duration is None:
+        paths = sample(loaded, n, out, seed=seed, temperature=temperature)
+    else:
+        paths = sample_long(loaded, n, duration, out, seed=seed, temperature=temperature)
+    length = "" if duration is None else f" of {duration:g} s"
+    console.print(f"wrote {len(paths)} sounds{length} to {out}", highlight=False)
 
 
 @handle_errors

@@ -311,6 +311,39 @@ def test_overfitting_warning_is_not_repeated_every_epoch() -> None:
     assert warned == [1, 4, 24]
 
 
+def test_underfitting_warning_after_enough_steps_with_what_to_try() -> None:
+    from types import SimpleNamespace
+
+    from smalltrain.tasks.audio.alerts import underfitting_warning
+
+    cfg = tiny_config(epochs=100, early_stopping_patience=10)
+    state = SimpleNamespace(epoch=0, global_step=0)
+    run = SimpleNamespace(config=cfg, state=state, steps_per_epoch=40, underfit_epochs=0,
+                          underfit_warned=None)  # fmt: skip
+    events: list[WarningEvent] = []
+    # training SC above PCA's 0.45 from the start; it dips below once at epoch 30
+    train_sc = [0.9 - 0.01 * e for e in range(30)] + [0.40] + [0.62] * 40
+    for epoch, sc in enumerate(train_sc):
+        state.epoch, state.global_step = epoch, (epoch + 1) * 40
+        metrics = {"train/sc": sc, "pca/train_sc": 0.45}
+        underfitting_warning(run, metrics, events.append)  # type: ignore[arg-type]
+    # not before 1,000 steps (epoch 24); the dip resets the streak, then every 20 epochs
+    assert [e.epoch for e in events] == [24, 44, 64]
+    assert {e.code for e in events} == {"underfitting"}
+    message = events[0].message
+    assert "0.660" in message
+    assert "0.450" in message
+    assert "1000 steps" in message
+    assert "epochs=200" in message
+    assert "early_stopping_patience=0" in message
+    assert "chunk_gain=true" in message
+    quiet = SimpleNamespace(config=cfg, state=state, steps_per_epoch=40, underfit_epochs=0,
+                            underfit_warned=None)  # fmt: skip
+    for _ in range(5):  # below PCA: silent
+        underfitting_warning(quiet, {"train/sc": 0.3, "pca/train_sc": 0.45}, events.append)  # type: ignore[arg-type]
+    assert len(events) == 3
+
+
 def test_a_run_saved_before_the_temporal_layout_resumes(sounds: Path, tmp_path: Path) -> None:
     first = train(tiny_config(epochs=1, latent_layout="flat"), sounds, tmp_path / "run")
     saved = load_checkpoint(first.last_checkpoint)["config"]

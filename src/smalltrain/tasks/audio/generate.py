@@ -18,6 +18,7 @@ from smalltrain.tasks.audio.io import load_audio
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.preview import render_mels, write_wav
 from smalltrain.tasks.audio.prior import LatentPrior
+from smalltrain.tasks.audio.sequence import SequencePrior, chunks_for, render_sequence
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
 
 
@@ -40,6 +41,15 @@ class LoadedModel:
         """What new sounds are drawn from: the Gaussian fitted to the training codes that
         training stores with the model, or N(0, I) for a checkpoint without one."""
         return LatentPrior.of_checkpoint(self.checkpoint, self.model.latent_dim)
+
+    @property
+    def sequence_prior(self) -> SequencePrior:
+        """What sounds longer than a chunk are drawn from (``sequence.py``): the one stored
+        with the model, or, for a model without one, chunks drawn on their own from ``prior``."""
+        stored = SequencePrior.of_checkpoint(self.checkpoint, self.model.latent_dim)
+        if stored is not None:
+            return stored
+        return SequencePrior.independent(self.prior, max(1, self.config.n_frames // 2))
 
 
 def resolve_model_file(ref: str | Path) -> Path:
@@ -109,6 +119,39 @@ def sample(
     z = loaded.prior.sample(n, gen, temperature)
     waves = render_mels(loaded.model.decode(z.to(loaded.device)), loaded.spectrogram)
     return _write_all(waves, Path(out_dir), "sample", loaded.spectrogram.config.sample_rate)
+
+
+MAX_DURATION_S = 600.0
+
+
+@torch.no_grad()
+def sample_long(
+    loaded: LoadedModel,
+    n: int,
+    duration_s: float,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> list[Path]:
+    """``n`` sounds of ``duration_s`` seconds from the model's sequence prior (see
+    ``sequence.py``): for one-shot material they start at an attack and decay as the training
+    sounds do; longer than one chunk, consecutive chunks follow each other. Returns the paths.
+
+    Raises:
+        ValueError: ``n < 1`` or a duration outside (0, 600] seconds.
+    """
+    if n < 1:
+        raise ValueError(f"n={n}: must be >= 1")
+    if not 0 < duration_s <= MAX_DURATION_S:
+        raise ValueError(f"duration {duration_s!r} s: must be > 0 and at most {MAX_DURATION_S:g}")
+    cfg, spec = loaded.config, loaded.spectrogram
+    samples = max(1, round(duration_s * cfg.sample_rate))
+    prior = loaded.sequence_prior
+    count = chunks_for(samples, cfg.n_frames, prior.hop_frames, cfg.hop_length)
+    z = prior.sample(n, count, torch.Generator().manual_seed(seed), temperature)
+    waves = render_sequence(loaded.model, spec, z, prior.hop_frames, samples)
+    return _write_all(waves, Path(out_dir), "sample", spec.config.sample_rate)
 
 
 def _chunks(loaded: LoadedModel, audio_path: str | Path) -> tuple[torch.Tensor, int]:
