@@ -140,11 +140,48 @@ def _sonic_pi_set(root: Path) -> None:
         (root / sub / name).symlink_to(SONIC_PI / name)  # nothing is copied
 
 
+ONESHOT_PREFIXES = ("bd_", "sn_", "drum_", "elec_", "perc_", "tabla_")
+# velocity layers: (name, gain dB, share of the one-pole low-pass mixed in: softer is darker)
+VELOCITY_LAYERS = (("hard", 0.0, 0.0), ("medium", -15.0, 0.35), ("soft", -30.0, 0.7))
+
+
+def _darken(wave: np.ndarray, sr: int, amount: float, cutoff_hz: float = 2500.0) -> np.ndarray:
+    """Mix ``amount`` of a one-pole low-pass into ``wave`` (softer hits are duller)."""
+    if amount <= 0:
+        return wave
+    from scipy.signal import lfilter  # scipy comes with librosa (the bench extra)
+
+    a = math.exp(-2 * math.pi * cutoff_hz / sr)
+    low = lfilter([1 - a], [1, -a], wave, axis=0)
+    return (1 - amount) * wave + amount * low
+
+
+def _oneshot_set(root: Path) -> None:
+    """The sonic_pi one-shots (bass drums, snares, drums, electronic hits, percussion, tabla) in
+    three velocity layers 0, -15 and -30 dB, the softer ones darker, split by *source* file so
+    the layers of one hit never sit on both sides. Files keep their native 44.1 kHz and
+    channels (the loader resamples and mixes down as for any user folder)."""
+    names = sorted(
+        p.name for p in SONIC_PI.glob("*.flac") if p.name.startswith(ONESHOT_PREFIXES)
+    )
+    train_names, _ = _split_names(names, SEED)
+    for name in names:
+        sub = "train" if name in train_names else "held"
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        wave, sr = sf.read(SONIC_PI / name, dtype="float64", always_2d=True)
+        stem = name.removesuffix(".flac")
+        for layer, gain_db, dark in VELOCITY_LAYERS:
+            out = _darken(wave, sr, dark) * 10 ** (gain_db / 20)
+            sf.write(root / sub / f"{stem}_{layer}.wav", out, sr, subtype="FLOAT")
+
+
 def build_set(name: str, root: Path) -> Path:
     """Write (or link) the set's train/ and held/ folders under ``root / name``."""
     target = root / name
     if name == "sonic_pi":
         _sonic_pi_set(target)
+    elif name == "oneshot":
+        _oneshot_set(target)
     elif name == "onset":
         _synthetic_set(target, _hit, 48)
     elif name == "continuous":

@@ -325,7 +325,7 @@ def test_underfitting_warning_after_enough_steps_with_what_to_try() -> None:
     train_sc = [0.9 - 0.01 * e for e in range(30)] + [0.40] + [0.62] * 40
     for epoch, sc in enumerate(train_sc):
         state.epoch, state.global_step = epoch, (epoch + 1) * 40
-        metrics = {"train/sc": sc, "pca/train_sc": 0.45}
+        metrics = {"train/sc": sc, "pca/sc": 0.45, "pca/train_sc": 0.0}  # PCA spans training
         underfitting_warning(run, metrics, events.append)  # type: ignore[arg-type]
     # not before 1,000 steps (epoch 24); the dip resets the streak, then every 20 epochs
     assert [e.epoch for e in events] == [24, 44, 64]
@@ -340,7 +340,7 @@ def test_underfitting_warning_after_enough_steps_with_what_to_try() -> None:
     quiet = SimpleNamespace(config=cfg, state=state, steps_per_epoch=40, underfit_epochs=0,
                             underfit_warned=None)  # fmt: skip
     for _ in range(5):  # below PCA: silent
-        underfitting_warning(quiet, {"train/sc": 0.3, "pca/train_sc": 0.45}, events.append)  # type: ignore[arg-type]
+        underfitting_warning(quiet, {"train/sc": 0.3, "pca/sc": 0.45}, events.append)  # type: ignore[arg-type]
     assert len(events) == 3
 
 

@@ -6,12 +6,14 @@ what to try; training goes on either way.
 - Overfitting: validation loss far above training loss (``overfit_warning_ratio``).
 - Underfitting: after enough optimizer steps (``UNDERFIT_MIN_STEPS``, or half the run when it
   is shorter), the model's spectral convergence on its own training chunks (``train/sc``) is
-  still above PCA's of the same size on the same chunks (``pca/train_sc``) for
-  ``UNDERFIT_EPOCHS`` epochs in a row. A linear model fits the training set better: the run
-  is an optimisation or modelling failure, not a data-size one, and more epochs, a higher
-  learning rate or a wider model are the things to try. ``train/sc`` is measured on the
-  augmented, sampled training batches, so it reads a little above the clean chunks' SC: the
-  warning errs towards silence.
+  still above PCA's of the same size on the *validation* chunks (``pca/sc``) for
+  ``UNDERFIT_EPOCHS`` epochs in a row: a linear model does better on sounds it never saw than
+  the model on the sounds it trains on. That is an optimisation or modelling failure, not
+  overfitting, and more steps, a higher learning rate, a wider model or a per-chunk gain are
+  the things to try. (PCA's SC on the training chunks themselves, ``pca/train_sc``, is no
+  bar: with fewer chunks than components it is 0.) ``train/sc`` is measured on the augmented,
+  sampled training batches, so it reads a little above the clean chunks' SC: the warning errs
+  towards silence.
 
 Each warning is given when the condition first holds, then again only when it has grown
 1.5x or 20 epochs later: long small-data runs sit above the threshold for most of their epochs.
@@ -59,8 +61,8 @@ def overfitting_warning(run: Any, metrics: dict[str, float], emit: Callable[[Eve
 def underfitting_warning(
     run: Any, metrics: dict[str, float], emit: Callable[[Event], None]
 ) -> None:
-    """Warn when training SC has stayed above PCA's on the same chunks after enough steps."""
-    model_sc, pca_sc = metrics.get("train/sc", math.nan), metrics.get("pca/train_sc", math.nan)
+    """Warn when training SC has stayed above PCA's validation SC after enough steps."""
+    model_sc, pca_sc = metrics.get("train/sc", math.nan), metrics.get("pca/sc", math.nan)
     if not (math.isfinite(model_sc) and math.isfinite(pca_sc)):
         return
     run.underfit_epochs = run.underfit_epochs + 1 if model_sc > pca_sc else 0
@@ -89,7 +91,7 @@ def _underfit_advice(run: Any, model_sc: float, pca_sc: float, steps: int) -> st
         tips.insert(0, "a per-chunk level apart from timbre (--set chunk_gain=true, "
                     "latent_global=11, latent_frames=12), for sounds at many levels")  # fmt: skip
     return (
-        f"training SC {model_sc:.3f} is still above PCA's {pca_sc:.3f} on the same training "
-        f"chunks after {steps} steps: the model underfits (it does not yet reproduce the sounds "
-        f"it trains on as well as a linear model of its size). Try {'; '.join(tips)}."
+        f"training SC {model_sc:.3f} is still above PCA's validation SC {pca_sc:.3f} after "
+        f"{steps} steps: the model underfits (it reproduces the sounds it trains on worse than "
+        f"a linear model of its size reproduces sounds it never saw). Try {'; '.join(tips)}."
     )
