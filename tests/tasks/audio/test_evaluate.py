@@ -51,7 +51,7 @@ def held_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_evaluate_reports_model_and_pca(trained_run: Path, held_out: Path) -> None:
-    result = evaluate(trained_run, held_out)
+    result = evaluate(trained_run, held_out, waveform=False)
     data = result.to_json_dict()
     json.dumps(data, allow_nan=False)
     assert data["model"]["latent_floats"] == 8
@@ -108,7 +108,9 @@ def test_reconstruct_writes_what_evaluate_scores(
 
 
 def test_evaluate_generation_scores(trained_run: Path, held_out: Path) -> None:
-    gen = evaluate(trained_run, held_out, generate=4, seed=3).to_json_dict()["generation"]
+    gen = evaluate(trained_run, held_out, generate=4, seed=3, waveform=False).to_json_dict()[
+        "generation"
+    ]
     assert gen["n"] == 4
     assert gen["frechet_model"] > 0.0
     assert gen["frechet_pca"] > 0.0
@@ -120,7 +122,9 @@ def test_evaluate_generation_scores(trained_run: Path, held_out: Path) -> None:
         assert scores["memorisation_ratio"] > 0.0
         assert 0.0 <= scores["near_copies"] <= 1.0
     assert gen["train_chunks"] >= 4
-    again = evaluate(trained_run, held_out, generate=4, seed=3).to_json_dict()["generation"]
+    again = evaluate(trained_run, held_out, generate=4, seed=3, waveform=False).to_json_dict()[
+        "generation"
+    ]
     assert again == gen
 
 
@@ -129,7 +133,7 @@ def test_exported_model_stores_the_prior_fitted_to_its_training_codes(trained_ru
     prior = loaded.prior
     assert prior.fitted
     assert prior.dim == loaded.model.latent_dim == 8
-    train_chunks = evaluate(trained_run, trained_run.parent / "train_data")
+    train_chunks = evaluate(trained_run, trained_run.parent / "train_data", waveform=False)
     assert prior.n_codes == train_chunks.pca_train_chunks  # the same split PCA is fitted on
 
 
@@ -138,13 +142,13 @@ def test_checkpoint_without_prior_gets_one_fitted_on_the_training_split(
 ) -> None:
     ckpt = sorted((trained_run / "checkpoints").glob("*.pt"))[-1]
     assert "latent_prior" not in torch.load(ckpt, weights_only=True)
-    gen = evaluate(ckpt, held_out, generate=4, seed=3).to_json_dict()["generation"]
+    gen = evaluate(ckpt, held_out, generate=4, seed=3, waveform=False).to_json_dict()["generation"]
     assert gen["model_prior"] == "fitted"
     assert math.isfinite(gen["frechet_model"])
 
 
 def test_evaluate_on_training_folder_warns(trained_run: Path) -> None:
-    result = evaluate(trained_run, trained_run.parent / "train_data")
+    result = evaluate(trained_run, trained_run.parent / "train_data", waveform=False)
     assert any("training split" in w for w in result.warnings)
 
 
@@ -158,7 +162,7 @@ def test_only_bad_files_is_a_clear_error(trained_run: Path, tmp_path: Path) -> N
 def test_bad_files_are_skipped_and_named(trained_run: Path, held_out: Path, tmp_path: Path) -> None:
     folder = _write_tones(tmp_path / "mixed", 2, seed=4)
     (folder / "broken.wav").write_bytes(b"RIFF not really")
-    data = evaluate(trained_run, folder).to_json_dict()
+    data = evaluate(trained_run, folder, waveform=False).to_json_dict()
     assert [s["path"] for s in data["skipped"]] == ["broken.wav"]
     assert data["skipped"][0]["reason"]
     assert len(data["files"]) == 2
@@ -176,7 +180,7 @@ def test_missing_training_file_warns(trained_run: Path, held_out: Path, tmp_path
         return [{**files[0], "path": str(tmp_path / "gone.wav")}, *files[1:]]
 
     model = _with_train_files(trained_run, tmp_path / "model.pt", drop_first)
-    result = evaluate(model, held_out)
+    result = evaluate(model, held_out, waveform=False)
     assert any("missing" in w for w in result.warnings)
     assert result.pca_train_chunks >= 2
 

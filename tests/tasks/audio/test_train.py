@@ -114,9 +114,18 @@ def test_train_writes_checkpoints_previews_and_a_usable_model(sounds: Path, tmp_
     assert len(steps_out) == 3
 
 
-@pytest.mark.parametrize("cancel_at", [5, 8])  # mid-epoch, and the last step of an epoch
-def test_resume_after_cancel_is_exact(sounds: Path, tmp_path: Path, cancel_at: int) -> None:
-    cfg = tiny_config(epochs=3)
+GAIN_MODEL = {"latent_dim": 16, "latent_global": 3, "chunk_gain": True, "latent_frames": 4}
+
+
+@pytest.mark.parametrize(
+    ("cancel_at", "model"),
+    [(5, {}), (8, {}), (5, GAIN_MODEL)],
+    ids=["mid-epoch", "end-of-epoch", "gain-model"],
+)
+def test_resume_after_cancel_is_exact(
+    sounds: Path, tmp_path: Path, cancel_at: int, model: dict[str, object]
+) -> None:
+    cfg = tiny_config(epochs=3, **model)
     report = inspect_audio(sounds)
     full = Recorder()
     train(cfg, report, tmp_path / "full", emit=full)
