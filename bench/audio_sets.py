@@ -5,6 +5,8 @@ into ``train/`` and ``held/`` (3/4 and 1/4, fixed seed):
 - ``oneshot``: its one-shots (bass drums, snares, drums, electronic hits, percussion, tabla: 98
   files) in three velocity layers, 0, -15 and -30 dB, the softer ones duller, as real kits
   have them; split by *source* file so the layers of one hit stay on one side;
+- ``kit`` (not in the default list): the bass drums and snares alone, in the same three layers:
+  39 training files, 16 s, so the auto preset picks *tiny*, the regime of a small drum kit;
 - ``onset``: 48 synthetic drum-like one-shots (kicks, snares, hats, toms), 0.15-0.9 s each;
 - ``continuous``: 24 synthetic held tones with vibrato, coloured noise and speech-like formant
   sweeps (a pulse train through three moving resonators), 2-4 s each.
@@ -25,7 +27,7 @@ import soxr
 
 from smalltrain.tasks.audio.synth import drum_hit
 
-REAL_SETS = ("sonic_pi", "oneshot")
+REAL_SETS = ("sonic_pi", "oneshot", "kit")
 
 SR = 48000
 SONIC_PI = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio" / "sonic_pi_cc0"
@@ -134,7 +136,7 @@ def _darken(wave: np.ndarray, sr: int, amount: float, cutoff_hz: float = 2500.0)
     return (1 - amount) * wave + amount * low
 
 
-def _oneshot_set(root: Path) -> None:
+def _oneshot_set(root: Path, prefixes: tuple[str, ...] = ONESHOT_PREFIXES) -> None:
     """The sonic_pi one-shots (bass drums, snares, drums, electronic hits, percussion, tabla) in
     three velocity layers 0, -15 and -30 dB, the softer ones darker, split by *source* file so
     the layers of one hit never sit on both sides. Files keep their native 44.1 kHz and
@@ -158,6 +160,8 @@ def build_set(name: str, root: Path) -> Path:
         _sonic_pi_set(target)
     elif name == "oneshot":
         _oneshot_set(target)
+    elif name == "kit":
+        _oneshot_set(target, ("bd_", "sn_"))
     elif name == "onset":
         _synthetic_set(target, _hit, 48)
     elif name == "continuous":

@@ -50,6 +50,7 @@ from smalltrain.tasks.audio.train import train  # noqa: E402
 
 SEED = 0
 SETS = ("oneshot", "sonic_pi", "onset", "continuous")
+EXTRA_SETS = ("kit",)
 
 
 # --- runs ---------------------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS)
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS + EXTRA_SETS)
     parser.add_argument(
         "--epochs", type=int, default=None, help="epochs for every set (default: the preset's)"
     )

@@ -36,12 +36,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "material": ("auto", "onset", "continuous", "mixed"),
     "monitor": ("val/loss", "val/sc", "val/recon"),
     "latent_layout": ("temporal", "flat"),
-    "decoder_output": ("sigmoid", "ceiling"),
 }
 # added with the temporal layout, and since: a saved config may lack them
-_LAYOUT_FIELDS = {
-    "latent_layout", "latent_frames", "latent_global", "chunk_gain", "decoder_output",
-}  # fmt: skip
+_LAYOUT_FIELDS = {"latent_layout", "latent_frames", "latent_global", "chunk_gain"}
 MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks a divisor of latent_dim up to this
 
 
@@ -75,7 +72,6 @@ class TrainingConfig:
     latent_frames: int = 0  # temporal: latent steps per chunk; 0 = auto (a divisor, up to 12)
     latent_global: int = 0  # temporal: floats of latent_dim that code the whole chunk
     chunk_gain: bool = False  # temporal: one float of latent_dim is the chunk's peak level
-    decoder_output: Literal["sigmoid", "ceiling"] = "sigmoid"  # see tasks/audio/heads.py
     model_width: int = 32  # temporal: channels of every layer; flat: of the first layer
     model_layers: int = 4  # flat only; the temporal layout's depth follows the frame count
     model_capacity: float | None = None
@@ -246,7 +242,6 @@ class TrainingConfig:
             "latent_frames": self.resolved_latent_frames,
             "global_dim": self.latent_global,
             "gain": self.chunk_gain,
-            "output": self.decoder_output,
         }
 
     # --- serialisation --------------------------------------------------------------------------

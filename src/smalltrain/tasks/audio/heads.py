@@ -22,7 +22,7 @@ LOGVAR_MAX = 10.0
 # learns to shrink it, and the decoder cannot tell chunks apart; the tiny beta (~1e-4) used here
 # would narrow the posterior anyway.
 LOGVAR_INIT = -6.0
-OUTPUTS = ("sigmoid", "softplus", "linear", "ceiling")
+OUTPUTS = ("sigmoid", "softplus", "linear")
 INIT_LEVEL = 0.4  # initial output, normalized (-48 dB at floor -80): about the mean of real mels
 # A gain model's output is relative to the chunk's peak (temporal.py): it spans
 # [-(output_max - RELATIVE_HEADROOM), RELATIVE_HEADROOM], so a bin may sit up to 20 dB (0.25 at
@@ -39,16 +39,9 @@ def check_output(output: str, output_max: float) -> None:
 
 
 def apply_output(out: Tensor, output: str, output_max: float) -> Tensor:
-    """The decoder's output function applied to its last layer's values.
-
-    "ceiling" is ``output_max - softplus(out)``: bounded above (no overshoot for the SC term to
-    blow up on) and linear in dB everywhere well below the bound, so quiet bins learn as fast as
-    loud ones; the sigmoid flattens out at both ends.
-    """
+    """The decoder's output function applied to its last layer's values."""
     if output == "sigmoid":
         return output_max * torch.sigmoid(out)
-    if output == "ceiling":
-        return output_max - F.softplus(out)
     return F.softplus(out) if output == "softplus" else out
 
 
@@ -58,6 +51,4 @@ def preactivation(level: Tensor | float, output: str, output_max: float) -> Tens
     if output == "sigmoid":
         y = y.clamp(0.01 * output_max, 0.99 * output_max)
         return torch.log(y / (output_max - y))
-    if output == "ceiling":
-        return torch.log(torch.expm1((output_max - y).clamp_min(1e-3)))
     return torch.log(torch.expm1(y.clamp_min(1e-3))) if output == "softplus" else y

@@ -25,12 +25,14 @@ FLAT_WIDTHS = {"tiny": 16, "small": 32, "medium": 48}
 STEP_SHARE = 0.8  # of the latent floats less the gain, about this share goes to the 12 steps
 
 # What each preset sets; every other field keeps its TrainingConfig default. All three use the
-# temporal latent of 60 floats per 1 s chunk (12 steps x 5, see tasks/audio/model.py), L1 +
-# spectral convergence, beta 1e-4 after a warm-up, the best checkpoint by validation SC and
-# early stopping on it (../shared/data/README.md). The numbers were chosen by measurement
-# (bench/quality.py, bench/README.md "Audio quality"): on 36 to 270 training chunks the model
-# needs thousands of optimizer steps to pass PCA, so the small presets run many short epochs
-# at batch 8. tiny (< 1 min of audio) also overlaps chunks by half.
+# temporal latent of 60 floats per 1 s chunk: 12 steps x 4, 11 for the whole chunk and the
+# chunk's peak level (see tasks/audio/temporal.py), L1 + 0.5 x spectral convergence, beta 1e-4
+# after a warm-up, the best checkpoint by validation SC and early stopping on it
+# (../shared/data/README.md). The numbers were chosen by measurement (bench/quality.py,
+# bench/README.md "Audio quality"): on 36 to 270 training chunks the model needs thousands of
+# optimizer steps to pass PCA, so the small presets run many short epochs at batch 8. tiny
+# (< 1 min of audio) also overlaps chunks by half: one-shot folders that small hold few long
+# files, and the overlap is what shows the model their tails.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "epochs": 200,

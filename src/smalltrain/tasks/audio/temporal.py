@@ -152,9 +152,9 @@ class TemporalDecoder(nn.Module):
         self.n_mels, self.n_frames, self.code = n_mels, n_frames, code
         self.latent_frames, self.channels = code.frames, code.channels
         self.output, self.output_max = output, output_max
-        # a gain model's output is relative to the chunk's peak, at most RELATIVE_HEADROOM above
-        # it (and for the sigmoid at least output_max below that)
-        bounded = output in ("sigmoid", "ceiling")
+        # a gain model's output is relative to the chunk's peak: at most RELATIVE_HEADROOM above
+        # it (for the sigmoid, at least output_max below that)
+        bounded = output == "sigmoid"
         self.offset = output_max - RELATIVE_HEADROOM if code.gain and bounded else 0.0
         self.n_down, _ = temporal_plan(n_frames, code.frames)
         first = nn.Conv1d(code.channels + code.global_dim, width, 3, padding=1)
