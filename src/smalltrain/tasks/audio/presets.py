@@ -31,8 +31,7 @@ STEP_SHARE = 0.8  # of the latent floats less the gain, about this share goes to
 # (../shared/data/README.md). The numbers were chosen by measurement (bench/quality.py,
 # bench/README.md "Audio quality"): on 36 to 270 training chunks the model needs thousands of
 # optimizer steps to pass PCA, so the small presets run many short epochs at batch 8. tiny
-# (< 1 min of audio) also overlaps chunks by half: one-shot folders that small hold few long
-# files, and the overlap is what shows the model their tails.
+# (< 1 min of audio) also overlaps chunks by half: twice the chunks from files over 1 s.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "epochs": 200,
