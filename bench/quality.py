@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # audio_sets beside this script
 
 from audio_sets import REAL_SETS, SONIC_PI, build_set  # noqa: E402
@@ -232,7 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: temp)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (0: torch's default); on a shared "
+        "machine 1 avoids OpenMP threads spinning on each other (bench/README.md, Log-mel)"
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     work = args.out or Path(tempfile.mkdtemp(prefix="smalltrain-quality-"))
     results = []
     t0 = time.perf_counter()

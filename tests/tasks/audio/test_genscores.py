@@ -84,3 +84,23 @@ def test_mrstft_distance_zero_for_itself_and_blind_to_phase_only() -> None:
     assert abs(quieter.sc - 0.5) < 1e-3  # SC of a uniform gain error: |0.5 - 1|
     # a reconstruction that stops early is scored as silence where the original still sounds
     assert mrstft_distance(wave[:8000], wave).sc > 0.1
+
+
+def test_rendered_chunks_stay_in_place() -> None:
+    """Chunks are rendered to their full length and joined in place: a click 0.25 s into the
+    third chunk comes back there (the old join lost 384 samples a chunk, so it came back 16 ms
+    early)."""
+    from smalltrain.tasks.audio.render_eval import chunk_waves, render_chunks
+    from smalltrain.tasks.audio.spectrogram import AudioSpectrogram
+
+    spec = AudioSpectrogram()
+    wave = torch.zeros(int(2.6 * 48000))
+    at = 2 * 48000 + 12000
+    wave[at : at + 48] = 1.0
+    chunks = chunk_waves(wave, 48000)
+    assert chunks.shape == (3, 48000)
+    mels = spec.normalize(spec.log_mel(chunks))
+    audio = render_chunks(mels, spec, 48000)
+    assert audio.shape == (3 * 48000,)
+    peak = int(audio[2 * 48000 :].abs().argmax()) + 2 * 48000
+    assert abs(peak - at) < 0.002 * 48000, (peak - at) / 48

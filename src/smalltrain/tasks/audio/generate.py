@@ -18,6 +18,7 @@ from smalltrain.tasks.audio.io import load_audio
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.preview import render_mels, write_wav
 from smalltrain.tasks.audio.prior import LatentPrior
+from smalltrain.tasks.audio.render_eval import render_chunks
 from smalltrain.tasks.audio.sequence import SequencePrior, chunks_for, render_sequence
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
 
@@ -178,12 +179,16 @@ def encode_file(loaded: LoadedModel, audio_path: str | Path) -> torch.Tensor:
 
 @torch.no_grad()
 def reconstruct(loaded: LoadedModel, audio_path: str | Path, out_path: str | Path) -> Path:
-    """Encode a file chunk by chunk, decode the means, and write the audio back out."""
+    """Encode a file chunk by chunk, decode the means, and write the audio back out.
+
+    Each chunk is rendered to its full length and the chunks are joined in place, so the WAV
+    lines up with the original sample for sample (``evaluate`` scores exactly this audio).
+    """
     mels, length = _chunks(loaded, audio_path)
     mu, _ = loaded.model.encode(mels.to(loaded.device))
-    waves = render_mels(loaded.model.decode(mu, mels.shape[-1]), loaded.spectrogram)
+    decoded = loaded.model.decode(mu, mels.shape[-1])[:, 0]
     size = loaded.config.chunk_samples
-    audio = torch.cat([w[:size] for w in waves])[: max(length, 1)]
+    audio = render_chunks(decoded, loaded.spectrogram, size)[: max(length, 1)]
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     return write_wav(out, audio, loaded.spectrogram.config.sample_rate)
