@@ -10,9 +10,13 @@ chunk settings (``AudioTrainingDataset``, no augmentation, the same padding rule
   below at ``floor_db``, as the model's are; that only helps PCA.
 
 Scores are spectral convergence on linear mel magnitude and mel L1 in dB (``metrics``), overall
-= mean over chunks, per file = mean over that file's chunks. With ``generate=N`` it also draws N
-sounds from the model's prior and N from the PCA Gaussian and reports the Fréchet distance of
-their log-mel frame statistics to those of FOLDER (``frechet``). The model's prior is the one
+= mean over chunks, per file = mean over that file's chunks. Beside them, every file is rendered
+to audio as ``reconstruct`` writes it, by the model, by PCA and by the inversion alone (the
+ceiling), and scored with a multi-resolution STFT distance (``render_eval``, ``waveform``).
+With ``generate=N`` it also draws N sounds from the model's prior and N from the PCA Gaussian
+and scores both (``genscores``): the Fréchet distance of their log-mel frame statistics to
+those of FOLDER, precision and recall against FOLDER's chunks in a feature space of sounds, and
+how close they come to the training chunks (memorisation). The model's prior is the one
 stored with it (``tasks/audio/prior.py``), or, for a checkpoint without one, a Gaussian fitted
 to its codes of the same training chunks PCA is fitted on: each side samples from a Gaussian
 fitted to its own codes of the same data. Both sides' samples are clipped to ``[floor_db, 0]``.
