@@ -51,6 +51,20 @@ def test_precision_recall_tell_plausible_varied_samples_from_bad_ones() -> None:
     assert p < 0.2, p
 
 
+def test_chunks_of_one_file_do_not_shrink_the_real_manifold() -> None:
+    """Six long files of six near-identical chunks each: counted as single sounds, the real
+    manifold is six specks and no new sound of the same kind lands in one; by file, it does."""
+    g = torch.Generator().manual_seed(0)
+    files = _hits(6, 0)
+    real = files.repeat_interleave(6, dim=0) + 0.3 * torch.randn(36, 32, 40, generator=g)
+    groups = [f"f{i // 6}" for i in range(36)]
+    fake = _hits(40, 1)
+    loose, _ = precision_recall(sound_features(real), sound_features(fake))
+    grouped, _ = precision_recall(sound_features(real), sound_features(fake), real_groups=groups)
+    assert loose < 0.2, loose
+    assert grouped > 2 * loose + 0.2, (grouped, loose)
+
+
 def test_memorisation_flags_copies_of_training_chunks() -> None:
     train = _hits(40, 0)
     copies = train[:10] + 0.1 * torch.randn(10, 32, 40, generator=torch.Generator().manual_seed(3))

@@ -342,6 +342,7 @@ def _generation(
     prior_source: str,
     comparator: PCAComparator,
     reference_db: Tensor,
+    reference_files: list[str],
     train_db: Tensor,
     n: int,
     seed: int,
@@ -355,8 +356,8 @@ def _generation(
     pca_db = pca_db.clamp(comparator.floor_db, 0.0)
     return GenerationScores(
         n=n,
-        model=score_sampler(model_db, reference_db, train_db),
-        pca=score_sampler(pca_db, reference_db, train_db),
+        model=score_sampler(model_db, reference_db, train_db, reference_files),
+        pca=score_sampler(pca_db, reference_db, train_db, reference_files),
         reference_sounds=int(reference_db.shape[0]),
         reference_frames=int(reference_db.shape[0] * reference_db.shape[-1]),
         train_chunks=int(train_db.shape[0]),
@@ -430,7 +431,7 @@ def evaluate(
             source = "fitted" if prior.fitted else "standard"  # < 2 training chunks: N(0, I)
         train_db = comparator.to_db(train_mels)
         generation = _generation(
-            model, prior, source, comparator, reference, train_db, generate, seed
+            model, prior, source, comparator, reference, names, train_db, generate, seed
         )
     return EvaluationResult(
         model_ref=str(model_ref),

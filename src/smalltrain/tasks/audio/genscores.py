@@ -85,22 +85,34 @@ def sound_features(mels_db: Tensor) -> Tensor:
     return torch.cat(parts, dim=1).reshape(n, -1)
 
 
-def _kth_radius(points: Tensor, k: int) -> Tensor:
-    """Distance of each point to its k-th nearest other point (inf when there are <= k)."""
-    if points.shape[0] <= k:
-        return torch.full((points.shape[0],), math.inf, dtype=points.dtype)
+def _kth_radius(points: Tensor, k: int, groups: list[str] | None = None) -> Tensor:
+    """Distance of each point to its k-th nearest other point, not counting points of its own
+    group (chunks of one file); inf when there are too few."""
     dist = torch.cdist(points, points)
-    return dist.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
+    dist.fill_diagonal_(math.inf)
+    if groups is not None:
+        index = {g: i for i, g in enumerate(dict.fromkeys(groups))}
+        ids = torch.tensor([index[g] for g in groups])
+        dist = dist.masked_fill(ids[:, None] == ids[None, :], math.inf)
+    if dist.shape[1] < k:
+        return torch.full((points.shape[0],), math.inf, dtype=points.dtype)
+    return dist.kthvalue(k, dim=1).values
 
 
-def precision_recall(real: Tensor, fake: Tensor, k: int = K_NEIGHBOURS) -> tuple[float, float]:
+def precision_recall(
+    real: Tensor, fake: Tensor, k: int = K_NEIGHBOURS, real_groups: list[str] | None = None
+) -> tuple[float, float]:
     """Improved precision and recall of ``fake`` against ``real`` features ``[N, D]``.
 
-    Features are standardised with the real set's mean and spread first.
+    Features are standardised with the real set's mean and spread first. ``real_groups`` names
+    the file of each real chunk: a real sound's neighbourhood then reaches its k-th nearest
+    sound from *another* file. Without it, the chunks of one long file are each other's nearest
+    neighbours and the real manifold shrinks to the files themselves (precision near 0 for any
+    sampler on a few long files).
     """
     mean, std = real.mean(dim=0), real.std(dim=0, correction=0).clamp_min(1e-9)
     r, f = (real - mean) / std, (fake - mean) / std
-    r_radius, f_radius = _kth_radius(r, k), _kth_radius(f, k)
+    r_radius, f_radius = _kth_radius(r, k, real_groups), _kth_radius(f, k)
     cross = torch.cdist(f, r)  # [n_fake, n_real]
     precision = (cross <= r_radius[None, :]).any(dim=1).double().mean()
     recall = (cross <= f_radius[:, None]).any(dim=0).double().mean()
@@ -142,9 +154,14 @@ class SamplerScores:
                 for k, v in asdict(self).items()}  # fmt: skip
 
 
-def score_sampler(generated_db: Tensor, real_db: Tensor, train_db: Tensor) -> SamplerScores:
-    """Score generated log-mels (dB, ``[N, n_mels, T]``) against real and training ones."""
-    precision, recall = precision_recall(sound_features(real_db), sound_features(generated_db))
+def score_sampler(
+    generated_db: Tensor, real_db: Tensor, train_db: Tensor, real_files: list[str] | None = None
+) -> SamplerScores:
+    """Score generated log-mels (dB, ``[N, n_mels, T]``) against real and training ones
+    (``real_files``: the file of each real chunk, see ``precision_recall``)."""
+    precision, recall = precision_recall(
+        sound_features(real_db), sound_features(generated_db), real_groups=real_files
+    )
     ratio, copies = memorisation(generated_db, train_db)
     frechet = frechet_distance(*mel_statistics(generated_db), *mel_statistics(real_db))
     return SamplerScores(frechet, precision, recall, ratio, copies)
