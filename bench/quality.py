@@ -64,7 +64,12 @@ def _swing(val_sc: list[float]) -> float:
     return max((b / a for a, b in zip(tail, tail[1:], strict=False) if a > 0), default=math.nan)
 
 
-def _train_run(cfg: Any, report: Any, run_dir: Path) -> tuple[Any, float, list[float]]:
+def _train_run(cfg: Any, report: Any, run_dir: Path, reuse: bool) -> dict[str, Any]:
+    """Train (or, with ``reuse``, read back a finished run of an earlier call) and return what
+    the report needs: the model to score, time, epochs, steps and the validation SC curve."""
+    saved = run_dir / "bench.json"
+    if reuse and saved.is_file():
+        return dict(json.loads(saved.read_text()))
     curve: list[float] = []
 
     def emit(event: Event) -> None:
@@ -73,7 +78,17 @@ def _train_run(cfg: Any, report: Any, run_dir: Path) -> tuple[Any, float, list[f
 
     t0 = time.perf_counter()
     result = train(cfg, report, run_dir, emit=emit)
-    return result, time.perf_counter() - t0, curve
+    run = {
+        "best": str(result.best_checkpoint),
+        "last": str(result.last_checkpoint),
+        "train_s": time.perf_counter() - t0,
+        "epochs_run": result.epochs_completed,
+        "steps": result.global_step,
+        "best_epoch": result.extra.get("best_epoch"),
+        "val_sc_curve": curve,
+    }
+    saved.write_text(json.dumps(run))
+    return run
 
 
 def _auto_and_naive(report: Any, device: str, epochs: int | None) -> tuple[Any, Any]:
@@ -95,6 +110,7 @@ def run_set(
     device: str,
     n_generate: int,
     variants: tuple[str, ...] = ("auto", "naive"),
+    reuse: bool = False,
 ) -> dict[str, Any]:
     """Train auto (and naive) on ``root/train``, score them and PCA on ``root/held``."""
     report = inspect_audio(root / "train")
@@ -110,18 +126,15 @@ def run_set(
     for label, cfg in (("auto", auto_cfg), ("naive", naive_cfg)):
         if label not in variants:
             continue
-        res, elapsed, curve = _train_run(cfg, report, root / f"run_{label}")
-        ref = res.best_checkpoint if label == "auto" else res.last_checkpoint
+        run = _train_run(cfg, report, root / f"run_{label}", reuse)
+        ref = run["best"] if label == "auto" else run["last"]
         gen = n_generate if label == "auto" else 0
         ev = evaluate(ref, root / "held", generate=gen, seed=SEED).to_json_dict()
         row = {
             **ev["model"],
             "wave": ev["waveform"]["model"],
-            "train_s": elapsed,
-            "epochs_run": res.epochs_completed,
-            "steps": res.global_step,
-            "best_epoch": res.extra.get("best_epoch"),
-            "val_sc_swing": _swing(curve),
+            **{k: run[k] for k in ("train_s", "epochs_run", "steps", "best_epoch")},
+            "val_sc_swing": _swing(run["val_sc_curve"]),
         }
         out[label] = row
         if label == "auto":
@@ -235,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: temp)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument(
+        "--reuse", action="store_true", help="score the finished runs already in --out again"
+    )
+    parser.add_argument(
         "--threads", type=int, default=0, help="torch threads (0: torch's default); on a shared "
         "machine 1 avoids OpenMP threads spinning on each other (bench/README.md, Log-mel)"
     )  # fmt: skip
@@ -248,9 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         if name in REAL_SETS and not SONIC_PI.is_dir():
             print(f"skipping {name}: {SONIC_PI} is absent")
             continue
-        target = build_set(name, work)
+        target = work / name if args.reuse and (work / name).is_dir() else build_set(name, work)
+        variants = tuple(args.variants)
         results.append(
-            run_set(name, target, args.epochs, args.device, args.generate, tuple(args.variants))
+            run_set(name, target, args.epochs, args.device, args.generate, variants, args.reuse)
         )
         print(json.dumps(results[-1], indent=1, default=str), flush=True)
         if args.json:  # after every set: a long run keeps what it measured
