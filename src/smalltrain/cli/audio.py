@@ -95,6 +95,13 @@ def generate_cmd(
     if duration is None:
         paths = sample(loaded, n, out, seed=seed, temperature=temperature)
     else:
+        if loaded.sequence_prior.start_from == "independent chunks":
+            console.print(
+                f"warning: {loaded.path.name} carries no sequence prior (a model trained before "
+                "it existed, or a training checkpoint), so each chunk is drawn on its own: the "
+                "sounds keep the texture but do not start, evolve and end as the training sounds",
+                highlight=False,
+            )
         paths = sample_long(loaded, n, duration, out, seed=seed, temperature=temperature)
     length = "" if duration is None else f" of {duration:g} s"
     console.print(f"wrote {len(paths)} sounds{length} to {out}", highlight=False)
