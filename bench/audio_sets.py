@@ -141,7 +141,7 @@ def _oneshot_set(root: Path, prefixes: tuple[str, ...] = ONESHOT_PREFIXES) -> No
     three velocity layers 0, -15 and -30 dB, the softer ones darker, split by *source* file so
     the layers of one hit never sit on both sides. Files keep their native 44.1 kHz and
     channels (the loader resamples and mixes down as for any user folder)."""
-    names = sorted(p.name for p in SONIC_PI.glob("*.flac") if p.name.startswith(ONESHOT_PREFIXES))
+    names = sorted(p.name for p in SONIC_PI.glob("*.flac") if p.name.startswith(prefixes))
     train_names, _ = _split_names(names, SEED)
     for name in names:
         sub = "train" if name in train_names else "held"
