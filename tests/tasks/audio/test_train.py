@@ -362,3 +362,19 @@ def test_a_run_saved_before_the_temporal_layout_resumes(sounds: Path, tmp_path: 
     assert resumed.status == "completed"
     assert resumed.epochs_completed == 2
     assert load_model(resumed.best_checkpoint).model.layout == "flat"
+
+
+def test_a_run_that_cannot_learn_emits_the_underfitting_warning(
+    sounds: Path, tmp_path: Path
+) -> None:
+    """Through ``train``: a learning rate too small to move the weights keeps training SC above
+    PCA's, and after half the run (it is shorter than 1,000 steps) the warning is emitted."""
+    cfg = tiny_config(epochs=6, learning_rate=1e-9)
+    rec = Recorder()
+    train(cfg, sounds, tmp_path / "run", emit=rec)
+    epochs = [e.metrics for e in rec.events if e.type == "epoch"]  # type: ignore[attr-defined]
+    assert all(m["train/sc"] > m["pca/sc"] for m in epochs)
+    warnings = [e for e in rec.of(WarningEvent) if e.code == "underfitting"]  # type: ignore[attr-defined]
+    assert warnings, [e.code for e in rec.of(WarningEvent)]  # type: ignore[attr-defined]
+    assert "the model underfits" in warnings[0].message  # type: ignore[attr-defined]
+    assert warnings[0].epoch >= 2  # type: ignore[attr-defined]  # not before half the run
