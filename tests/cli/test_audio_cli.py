@@ -75,6 +75,16 @@ def test_generate_reconstruct_interpolate_by_path(
     info = sf.info(wavs[0])
     assert info.samplerate == 48000
     assert info.channels == 1
+    out = run("generate", str(run_dir), "--n", "2", "--duration", "2.5", "--out",
+              str(tmp_path / "long"))  # fmt: skip
+    assert "wrote 2 sounds of 2.5 s" in out
+    assert "warning" not in out  # the exported model carries its sequence prior
+    long_wavs = sorted((tmp_path / "long").glob("*.wav"))
+    assert [sf.info(p).frames for p in long_wavs] == [120000, 120000]
+    out = run("generate", str(ckpt), "--duration", "1.5", "--out", str(tmp_path / "raw-long"))
+    assert "no sequence prior" in " ".join(out.split())
+    err = run("generate", str(run_dir), "--duration", "0", "--out", str(tmp_path / "x"), code=1)
+    assert "duration" in err
     source = sorted(sounds.iterdir())[0]
     run("reconstruct", str(run_dir), str(source), "--out", str(tmp_path / "r.wav"))
     original = sf.info(source)

@@ -62,8 +62,11 @@ def test_json_is_one_object_with_every_field(run_dir: Path, folder_with_bad: Pat
     assert isinstance(data["chunks"], int)
     assert data["chunks"] >= 2
     assert all(set(f) >= {"path", "sc", "mel_l1_db"} for f in data["files"])
-    assert set(data["generation"]) >= {"n", "frechet_model", "frechet_pca"}
+    assert set(data["generation"]) >= {"n", "frechet_model", "frechet_pca", "model", "baseline_pca"}
+    assert set(data["generation"]["model"]) >= {"precision", "recall", "memorisation_ratio"}
     assert data["generation"]["n"] == 3
+    assert set(data["waveform"]) >= {"model", "baseline_pca", "inversion"}
+    assert set(data["waveform"]["inversion"]) == {"sc", "log_mag_db"}
     assert sorted(s["path"] for s in data["skipped"]) == ["corrupt.wav", "empty.ogg"]
 
 
@@ -71,6 +74,10 @@ def test_table_names_skipped_files(run_dir: Path, folder_with_bad: Path) -> None
     result = CliRunner().invoke(app, ["evaluate", str(run_dir), str(folder_with_bad)])
     assert result.exit_code == 0, result.output
     assert "PCA-" in result.stdout
+    out = " ".join(result.stdout.split())
+    assert "inversion" in out  # the ceiling row beside model and PCA
+    assert "for the inversion alone (the ceiling)" in out
+    assert "wave SC" in out
     assert "skipped 2 file(s)" in result.stdout
     assert "corrupt.wav" in result.stdout
     assert "empty.ogg" in result.stdout

@@ -118,13 +118,20 @@ def generate_cmd(
         help="Spread around the typical sound (0 = the mean, 1 = as varied as the training set).",
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    duration: float | None = typer.Option(
+        None,
+        "--duration",
+        help="Length of each sound in seconds (any length up to 600). One-shot material starts "
+        "at an attack and decays; longer sounds follow on chunk after chunk. Default: one chunk.",
+    ),
 ) -> None:
     """Sample N new sounds from a trained audio model.
 
     Latents are drawn from the Gaussian fitted to the model's codes of its training sounds
-    (stored with every exported model), so new sounds resemble the training material.
+    (stored with every exported model), so new sounds resemble the training material. With
+    --duration, sounds come from the model's prior over sequences of chunks, overlap-added.
     """
-    from smalltrain.tasks.audio.generate import load_model, sample
+    from smalltrain.tasks.audio.generate import load_model, sample, sample_long
 
     loaded = load_model(resolve_model_ref(model, "generate"))
     warnings = []
@@ -134,16 +141,27 @@ def generate_cmd(
             "exported model), so sounds are drawn from N(0, I) and resemble the training "
             "material less; give the run folder or registered model for its export/best.pt"
         )
-    paths = sample(loaded, count_old or count, out, seed=seed, temperature=temperature)
+    if duration is not None and loaded.sequence_prior.start_from == "independent chunks":
+        warnings.append(
+            f"{loaded.path.name} carries no sequence prior (a model trained before it existed, "
+            "or a training checkpoint), so each chunk is drawn on its own: the sounds keep the "
+            "texture but do not start, evolve and end as the training sounds"
+        )
+    number = count_old or count
+    if duration is None:
+        paths = sample(loaded, number, out, seed=seed, temperature=temperature)
+    else:
+        paths = sample_long(loaded, number, duration, out, seed=seed, temperature=temperature)
     quiet = silence_warning(paths)
     warnings += [quiet] if quiet else []
     for text in warnings:
         warn(text)
     if as_json:
         print_json({"model": str(loaded.path), "out": str(out), "files": [str(p) for p in paths],
-                    "warnings": warnings})  # fmt: skip
+                    "duration_s": duration, "warnings": warnings})  # fmt: skip
         return
-    console.print(f"wrote {len(paths)} sounds to {out}")
+    length = "" if duration is None else f" of {duration:g} s"
+    console.print(f"wrote {len(paths)} sounds{length} to {out}")
 
 
 @handle_errors

@@ -57,6 +57,15 @@ def report(n_files: int, seconds_each: float, material: str | None = None) -> Re
         ({"floor_db": 10.0}, "floor_db", "negative"),
         ({"latent_dim": 64, "latent_frames": 12}, "latent_frames", "divide latent_dim (64)"),
         ({"latent_layout": "grid"}, "latent_layout", "must be one of temporal, flat"),
+        (
+            {"latent_global": 10, "chunk_gain": True, "latent_frames": 12, "latent_dim": 60},
+            "latent_frames",
+            "latent_dim less latent_global and chunk_gain (49)",
+        ),
+        ({"latent_global": -1}, "latent_global", ">= 0"),
+        ({"latent_global": 4, "latent_layout": "flat"}, "latent_global", "flat"),
+        ({"chunk_gain": True, "latent_layout": "flat"}, "chunk_gain", "flat"),
+        ({"latent_global": 64, "latent_dim": 64}, "latent_dim", "latent_global + chunk_gain"),
     ],
 )
 def test_invalid_values_name_field_value_and_rule(
@@ -69,6 +78,19 @@ def test_invalid_values_name_field_value_and_rule(
     assert err.value == changes[field_name]
     assert rule in err.rule
     assert str(err).startswith(f"{field_name}=")
+
+
+def test_global_code_and_gain_reach_the_model_and_the_summary() -> None:
+    cfg = TrainingConfig(latent_dim=60, latent_global=11, chunk_gain=True)
+    assert cfg.step_floats == 48
+    assert cfg.resolved_latent_frames == 12  # auto: a divisor of 48, up to 12
+    kwargs = cfg.model_kwargs()
+    assert (kwargs["global_dim"], kwargs["gain"], kwargs["latent_frames"]) == (11, True, 12)
+    assert "12 steps x 4 + 11 for the whole chunk + 1 for its peak level" in cfg.describe()
+    # a temporal config saved before these fields existed still loads, as it was
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ("latent_global", "chunk_gain")}
+    again = TrainingConfig.from_dict(old)
+    assert (again.latent_layout, again.latent_global, again.chunk_gain) == ("temporal", 0, False)
 
 
 def test_defaults_and_derived_values() -> None:
@@ -124,14 +146,15 @@ def test_presets_set_the_documented_fields() -> None:
 
 
 def test_latent_layout_reaches_the_model() -> None:
-    # presets: 60 floats = 12 steps x 5; auto frames pick the largest divisor up to 12
+    # presets: 60 floats = 12 steps x 4 + 11 global + 1 gain; auto frames pick a divisor <= 12
     assert TrainingConfig(**PRESETS["tiny"]).model_kwargs()["latent_frames"] == 12
     assert TrainingConfig(latent_dim=64).resolved_latent_frames == 8
     assert TrainingConfig(latent_dim=7).resolved_latent_frames == 7
     assert TrainingConfig(latent_dim=64, latent_frames=4).resolved_latent_frames == 4
     assert TrainingConfig(latent_layout="flat").model_kwargs()["latent_frames"] is None
     assert (
-        "temporal latent 60 floats (12 steps x 5)" in TrainingConfig(**PRESETS["small"]).describe()
+        "temporal latent 60 floats (12 steps x 4 + 11 for the whole chunk + 1 for its peak level)"
+        in TrainingConfig(**PRESETS["small"]).describe()
     )
     assert "flat latent 64 floats" in TrainingConfig(latent_layout="flat").describe()
 
@@ -148,6 +171,24 @@ def test_a_whole_config_saved_before_the_temporal_layout_reads_as_flat() -> None
     # ...and of the divisors it takes the one that pads the chunk least: 1.5 s is 141 frames,
     # 10 steps pad it to 160 where 12 would pad it to 192
     assert TrainingConfig(chunk_seconds=1.5, latent_dim=60).resolved_latent_frames == 10
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, (60, 12, 11, True)),
+        ({"latent_dim": "32"}, (32, 12, 7, True)),  # 12 steps x 2 + 7 + gain
+        ({"latent_dim": "8"}, (8, 7, 0, True)),  # too small for a global code
+        ({"latent_layout": "flat"}, (60, None, 0, False)),  # the flat layout has neither part
+        ({"chunk_gain": "false"}, (60, 7, 11, False)),  # the user's choice wins: 49 = 7 x 7
+    ],
+)
+def test_presets_fit_the_global_code_and_gain_to_the_latent(
+    overrides: dict[str, str], expected: tuple[int, int | None, int, bool]
+) -> None:
+    cfg = get_adaptive_config(report(30, 0.5, "onset"), device="cpu", **overrides)
+    got = (cfg.latent_dim, cfg.resolved_latent_frames, cfg.latent_global, cfg.chunk_gain)
+    assert got == expected
 
 
 def test_flat_layout_with_a_preset_gets_the_flat_width() -> None:

@@ -51,7 +51,7 @@ def held_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_evaluate_reports_model_and_pca(trained_run: Path, held_out: Path) -> None:
-    result = evaluate(trained_run, held_out)
+    result = evaluate(trained_run, held_out, waveform=False)
     data = result.to_json_dict()
     json.dumps(data, allow_nan=False)
     assert data["model"]["latent_floats"] == 8
@@ -72,13 +72,59 @@ def test_evaluate_reports_model_and_pca(trained_run: Path, held_out: Path) -> No
     assert result.headline().startswith(f"model SC {data['model']['sc']:.3f}, PCA-")
 
 
-def test_evaluate_generation_frechet(trained_run: Path, held_out: Path) -> None:
-    gen = evaluate(trained_run, held_out, generate=4, seed=3).to_json_dict()["generation"]
+def test_evaluate_scores_the_rendered_audio_and_the_inversion_ceiling(
+    trained_run: Path, held_out: Path
+) -> None:
+    data = evaluate(trained_run, held_out).to_json_dict()
+    wave = data["waveform"]
+    assert wave["files"] == 3
+    assert wave["resolutions"] == [[512, 128], [1024, 256], [2048, 512]]
+    for side in ("model", "baseline_pca", "inversion"):
+        assert 0.0 < wave[side]["sc"] < 5.0
+        assert 0.0 < wave[side]["log_mag_db"] < 80.0
+    # the inversion alone is the ceiling: a 2-epoch model renders far worse than it
+    assert wave["inversion"]["sc"] < wave["model"]["sc"]
+    per_file = [f["wave"] for f in data["files"]]
+    mean = sum(f["inversion"]["sc"] for f in per_file) / len(per_file)
+    assert math.isclose(wave["inversion"]["sc"], mean, rel_tol=1e-9)
+    assert "waveform" not in evaluate(trained_run, held_out, waveform=False).to_json_dict()
+
+
+def test_reconstruct_writes_what_evaluate_scores(
+    trained_run: Path, held_out: Path, tmp_path: Path
+) -> None:
+    from smalltrain.tasks.audio.generate import reconstruct
+    from smalltrain.tasks.audio.io import load_audio
+    from smalltrain.tasks.audio.waveform import mrstft_distance
+
+    data = evaluate(trained_run, held_out).to_json_dict()
+    row = next(f for f in data["files"] if f["path"] == "tone0.wav")
+    out = reconstruct(load_model(trained_run), held_out / "tone0.wav", tmp_path / "r.wav")
+    written, original = load_audio(out, SR), load_audio(held_out / "tone0.wav", SR)
+    assert written.shape == original.shape
+    scores = mrstft_distance(torch.from_numpy(written), torch.from_numpy(original))
+    # the WAV is 16-bit: scores agree to the quantisation
+    assert scores.sc == pytest.approx(row["wave"]["model"]["sc"], abs=2e-3)
+
+
+def test_evaluate_generation_scores(trained_run: Path, held_out: Path) -> None:
+    gen = evaluate(trained_run, held_out, generate=4, seed=3, waveform=False).to_json_dict()[
+        "generation"
+    ]
     assert gen["n"] == 4
     assert gen["frechet_model"] > 0.0
     assert gen["frechet_pca"] > 0.0
     assert gen["model_prior"] == "stored"  # the exported model carries its fitted prior
-    again = evaluate(trained_run, held_out, generate=4, seed=3).to_json_dict()["generation"]
+    for side in ("model", "baseline_pca"):
+        scores = gen[side]
+        assert 0.0 <= scores["precision"] <= 1.0
+        assert 0.0 <= scores["recall"] <= 1.0
+        assert scores["memorisation_ratio"] > 0.0
+        assert 0.0 <= scores["near_copies"] <= 1.0
+    assert gen["train_chunks"] >= 4
+    again = evaluate(trained_run, held_out, generate=4, seed=3, waveform=False).to_json_dict()[
+        "generation"
+    ]
     assert again == gen
 
 
@@ -87,7 +133,7 @@ def test_exported_model_stores_the_prior_fitted_to_its_training_codes(trained_ru
     prior = loaded.prior
     assert prior.fitted
     assert prior.dim == loaded.model.latent_dim == 8
-    train_chunks = evaluate(trained_run, trained_run.parent / "train_data")
+    train_chunks = evaluate(trained_run, trained_run.parent / "train_data", waveform=False)
     assert prior.n_codes == train_chunks.pca_train_chunks  # the same split PCA is fitted on
 
 
@@ -96,13 +142,13 @@ def test_checkpoint_without_prior_gets_one_fitted_on_the_training_split(
 ) -> None:
     ckpt = sorted((trained_run / "checkpoints").glob("*.pt"))[-1]
     assert "latent_prior" not in torch.load(ckpt, weights_only=True)
-    gen = evaluate(ckpt, held_out, generate=4, seed=3).to_json_dict()["generation"]
+    gen = evaluate(ckpt, held_out, generate=4, seed=3, waveform=False).to_json_dict()["generation"]
     assert gen["model_prior"] == "fitted"
     assert math.isfinite(gen["frechet_model"])
 
 
 def test_evaluate_on_training_folder_warns(trained_run: Path) -> None:
-    result = evaluate(trained_run, trained_run.parent / "train_data")
+    result = evaluate(trained_run, trained_run.parent / "train_data", waveform=False)
     assert any("training split" in w for w in result.warnings)
 
 
@@ -116,7 +162,7 @@ def test_only_bad_files_is_a_clear_error(trained_run: Path, tmp_path: Path) -> N
 def test_bad_files_are_skipped_and_named(trained_run: Path, held_out: Path, tmp_path: Path) -> None:
     folder = _write_tones(tmp_path / "mixed", 2, seed=4)
     (folder / "broken.wav").write_bytes(b"RIFF not really")
-    data = evaluate(trained_run, folder).to_json_dict()
+    data = evaluate(trained_run, folder, waveform=False).to_json_dict()
     assert [s["path"] for s in data["skipped"]] == ["broken.wav"]
     assert data["skipped"][0]["reason"]
     assert len(data["files"]) == 2
@@ -134,7 +180,7 @@ def test_missing_training_file_warns(trained_run: Path, held_out: Path, tmp_path
         return [{**files[0], "path": str(tmp_path / "gone.wav")}, *files[1:]]
 
     model = _with_train_files(trained_run, tmp_path / "model.pt", drop_first)
-    result = evaluate(model, held_out)
+    result = evaluate(model, held_out, waveform=False)
     assert any("missing" in w for w in result.warnings)
     assert result.pca_train_chunks >= 2
 
@@ -157,8 +203,10 @@ def test_comparator_keys_and_exact_pca_on_train(trained_run: Path) -> None:
     comparator = PCAComparator(loaded.spectrogram, train_mels, latent_floats=64)
     assert comparator.k == 4  # capped at N - 1
     out = comparator.compare(loaded.model, train_mels)
-    assert set(out) == {"val/sc", "val/mel_l1_db", "pca/sc", "pca/mel_l1_db", "pca/k"}
+    keys = {"val/sc", "val/mel_l1_db", "pca/sc", "pca/mel_l1_db", "pca/k", "pca/train_sc"}
+    assert set(out) == keys
     assert out["pca/sc"] < 1e-4  # N - 1 components span a centred set of N rows
+    assert out["pca/train_sc"] == comparator.train_sc < 1e-4  # the same chunks here
     assert out["val/sc"] > 0.01
     assert comparator.pca_scores(train_mels) is comparator.pca_scores(train_mels)  # cached
     once = compare_with_pca(loaded.model, loaded.spectrogram, train_mels, train_mels)

@@ -12,10 +12,28 @@ from smalltrain.errors import ConfigError
 from smalltrain.tasks.audio.losses import (
     KLSchedule,
     compute_kl_divergence,
+    floor_l1,
     get_kl_weight,
     spectral_convergence,
     vae_loss,
 )
+
+
+def test_floor_l1_lets_silence_go_below_the_floor() -> None:
+    target = torch.tensor([0.0, 0.0, 0.5, 0.5])
+    pred = torch.tensor([-0.3, 0.2, 0.4, -0.1])
+    # at the floor: below it is free, above it costs; above the floor: plain |error|
+    assert floor_l1(pred, target).item() == pytest.approx((0 + 0.2 + 0.1 + 0.6) / 4)
+    positive = torch.rand(3, 8)
+    targets = torch.rand(3, 8) * (torch.rand(3, 8) > 0.5)
+    torch.testing.assert_close(floor_l1(positive, targets), (positive - targets).abs().mean())
+
+
+def test_kl_mask_leaves_deterministic_floats_out() -> None:
+    mu, logvar = torch.ones(2, 3), torch.full((2, 3), -20.0)
+    full = compute_kl_divergence(mu, logvar)
+    masked = compute_kl_divergence(mu, logvar, torch.tensor([1.0, 1.0, 0.0]))
+    assert masked.item() == pytest.approx(full.item() * 2 / 3)
 
 
 def test_kl_of_standard_normal_is_zero() -> None:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from smalltrain.tasks.audio.flat import ConvDecoder, ConvEncoder
+from smalltrain.tasks.audio.heads import LOGVAR_MIN
 from smalltrain.tasks.audio.losses import vae_loss
 from smalltrain.tasks.audio.model import ConvVAE, TemporalDecoder, TemporalEncoder
 
@@ -232,3 +233,55 @@ def test_tiny_model_overfits_four_mels(layout: dict[str, Any]) -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
+
+
+def test_gain_model_shifts_exactly_with_the_level() -> None:
+    """The same sound 0.2 louder (16 dB at floor -80) has the same shape code, a gain 0.2
+    higher, and decodes to exactly the same mel 0.2 higher: what PCA does in dB for free."""
+    torch.manual_seed(0)
+    model = ConvVAE(n_mels=16, n_frames=32, latent_dim=12, latent_frames=4, width=8,
+                    global_dim=3, gain=True).eval()  # fmt: skip
+    assert model.code is not None
+    assert (model.code.channels, model.code.global_dim, model.code.gain) == (2, 3, True)
+    x = 0.3 + 0.5 * torch.rand(2, 1, 16, 32)  # no bin at the floor
+    mu, logvar = model.encode(x)
+    mu_loud, _ = model.encode(x + 0.2)
+    torch.testing.assert_close(mu_loud[:, :-1], mu[:, :-1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(mu_loud[:, -1], mu[:, -1] + 0.2, atol=1e-6, rtol=0)
+    torch.testing.assert_close(mu[:, -1], x.amax(dim=(1, 2, 3)))  # the gain is the peak
+    torch.testing.assert_close(model.decode(mu_loud), model.decode(mu) + 0.2, atol=1e-5, rtol=0)
+    assert (logvar[:, -1] == LOGVAR_MIN).all()  # deterministic: no sampling noise to speak of
+    mask = model.kl_mask
+    assert mask is not None
+    assert mask.tolist() == [1.0] * 11 + [0.0]
+    assert ConvVAE(latent_dim=60, latent_frames=12, **TINY).kl_mask is None
+
+
+def test_global_code_and_gain_round_trip_and_old_models_stay_as_they_were() -> None:
+    model = ConvVAE(latent_dim=60, latent_frames=12, global_dim=11, gain=True, **TINY)
+    args = json.loads(json.dumps(model.init_args))
+    assert (args["global_dim"], args["gain"]) == (11, True)
+    clone = ConvVAE.from_init_args(args)
+    assert list(clone.state_dict()) == list(model.state_dict())
+    plain = ConvVAE(latent_dim=60, latent_frames=12, **TINY).init_args
+    assert "global_dim" not in plain  # a model saved before these parts existed rebuilds as it was
+    assert "gain" not in plain
+    with pytest.raises(ValueError, match="less global_dim and gain"):
+        ConvVAE(latent_dim=60, latent_frames=12, global_dim=10, gain=True)  # 49 per 12 steps
+    with pytest.raises(ValueError, match="temporal layout"):
+        ConvVAE(latent_dim=64, gain=True)
+
+
+def test_mean_level_is_relative_to_the_peak_for_a_gain_model() -> None:
+    torch.manual_seed(0)
+    mels = torch.rand(5, 16, 32)
+    plain = ConvVAE(n_mels=16, n_frames=32, latent_dim=8, latent_frames=4, width=8)
+    gain = ConvVAE(n_mels=16, n_frames=32, latent_dim=9, latent_frames=4, width=8, gain=True)
+    torch.testing.assert_close(plain.mean_level(mels), mels.mean(dim=(0, 2)))
+    relative = mels - mels.amax(dim=(1, 2), keepdim=True)
+    torch.testing.assert_close(gain.mean_level(mels), relative.mean(dim=(0, 2)))
+    gain.init_output_level(gain.mean_level(mels))
+    z = torch.zeros(1, 9)
+    z[0, -1] = 0.9  # a chunk peaking at 0.9
+    out = gain.eval().decode(z)[0, 0].mean(dim=1)
+    torch.testing.assert_close(out, relative.mean(dim=(0, 2)) + 0.9, atol=0.05, rtol=0)

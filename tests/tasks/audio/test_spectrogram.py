@@ -10,6 +10,7 @@ import torch
 
 from smalltrain.errors import ConfigError
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.waveform import mrstft_distance
 
 SR = 48000
 
@@ -223,7 +224,9 @@ def test_griffin_lim_deterministic_and_better_than_random_phase(spec: AudioSpect
 
     def run(seed: int, n_iter: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(seed)
-        return spec.griffin_lim(magnitude, n_iter=n_iter, length=wave.shape[1], generator=gen)
+        return spec.griffin_lim(
+            magnitude, n_iter=n_iter, length=wave.shape[1], generator=gen, init="random"
+        )
 
     first, again, other = run(1, 16), run(1, 16), run(2, 16)
     assert first.shape == wave.shape
@@ -233,6 +236,26 @@ def test_griffin_lim_deterministic_and_better_than_random_phase(spec: AudioSpect
     sc_none = spectral_convergence(magnitude, spec.stft_magnitude(run(1, 0)))
     sc_fast = spectral_convergence(magnitude, spec.stft_magnitude(first))
     assert sc_fast < 0.5 * sc_none
+    with pytest.raises(ValueError, match="init"):
+        spec.griffin_lim(magnitude, init="zeros")
+
+
+def test_pghi_start_keeps_transients_that_random_phase_smears(spec: AudioSpectrogram) -> None:
+    """Two clicks and a sine: Griffin-Lim from the phase-gradient start rebuilds them far
+    closer than from random phase (measured: clicks 0.04 against 0.26 multi-resolution SC,
+    sine 0.04 against 0.12, 16 iterations)."""
+    clicks = torch.zeros(SR)
+    clicks[20000], clicks[30100] = 1.0, 0.5
+    for wave, limit in ((clicks, 0.1), (tone(1000.3, 1.0), 0.08)):
+        magnitude = spec.stft_magnitude(wave)
+        scores = {
+            init: mrstft_distance(
+                spec.griffin_lim(magnitude, n_iter=16, length=SR, init=init)[0], wave
+            ).sc
+            for init in ("pghi", "random")
+        }
+        assert scores["pghi"] < limit, scores
+        assert scores["pghi"] < 0.6 * scores["random"], scores
 
 
 def test_griffin_lim_hop_not_dividing_n_fft() -> None:

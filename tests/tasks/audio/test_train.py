@@ -114,9 +114,18 @@ def test_train_writes_checkpoints_previews_and_a_usable_model(sounds: Path, tmp_
     assert len(steps_out) == 3
 
 
-@pytest.mark.parametrize("cancel_at", [5, 8])  # mid-epoch, and the last step of an epoch
-def test_resume_after_cancel_is_exact(sounds: Path, tmp_path: Path, cancel_at: int) -> None:
-    cfg = tiny_config(epochs=3)
+GAIN_MODEL = {"latent_dim": 16, "latent_global": 3, "chunk_gain": True, "latent_frames": 4}
+
+
+@pytest.mark.parametrize(
+    ("cancel_at", "model"),
+    [(5, {}), (8, {}), (5, GAIN_MODEL)],
+    ids=["mid-epoch", "end-of-epoch", "gain-model"],
+)
+def test_resume_after_cancel_is_exact(
+    sounds: Path, tmp_path: Path, cancel_at: int, model: dict[str, object]
+) -> None:
+    cfg = tiny_config(epochs=3, **model)
     report = inspect_audio(sounds)
     full = Recorder()
     train(cfg, report, tmp_path / "full", emit=full)
@@ -311,6 +320,39 @@ def test_overfitting_warning_is_not_repeated_every_epoch() -> None:
     assert warned == [1, 4, 24]
 
 
+def test_underfitting_warning_after_enough_steps_with_what_to_try() -> None:
+    from types import SimpleNamespace
+
+    from smalltrain.tasks.audio.alerts import underfitting_warning
+
+    cfg = tiny_config(epochs=100, early_stopping_patience=10)
+    state = SimpleNamespace(epoch=0, global_step=0)
+    run = SimpleNamespace(config=cfg, state=state, steps_per_epoch=40, underfit_epochs=0,
+                          underfit_warned=None)  # fmt: skip
+    events: list[WarningEvent] = []
+    # training SC above PCA's 0.45 from the start; it dips below once at epoch 30
+    train_sc = [0.9 - 0.01 * e for e in range(30)] + [0.40] + [0.62] * 40
+    for epoch, sc in enumerate(train_sc):
+        state.epoch, state.global_step = epoch, (epoch + 1) * 40
+        metrics = {"train/sc": sc, "pca/sc": 0.45, "pca/train_sc": 0.0}  # PCA spans training
+        underfitting_warning(run, metrics, events.append)  # type: ignore[arg-type]
+    # not before 1,000 steps (epoch 24); the dip resets the streak, then every 20 epochs
+    assert [e.epoch for e in events] == [24, 44, 64]
+    assert {e.code for e in events} == {"underfitting"}
+    message = events[0].message
+    assert "0.660" in message
+    assert "0.450" in message
+    assert "1000 steps" in message
+    assert "epochs=200" in message
+    assert "early_stopping_patience=0" in message
+    assert "chunk_gain=true" in message
+    quiet = SimpleNamespace(config=cfg, state=state, steps_per_epoch=40, underfit_epochs=0,
+                            underfit_warned=None)  # fmt: skip
+    for _ in range(5):  # below PCA: silent
+        underfitting_warning(quiet, {"train/sc": 0.3, "pca/sc": 0.45}, events.append)  # type: ignore[arg-type]
+    assert len(events) == 3
+
+
 def test_a_run_saved_before_the_temporal_layout_resumes(sounds: Path, tmp_path: Path) -> None:
     first = train(tiny_config(epochs=1, latent_layout="flat"), sounds, tmp_path / "run")
     saved = load_checkpoint(first.last_checkpoint)["config"]
@@ -320,3 +362,19 @@ def test_a_run_saved_before_the_temporal_layout_resumes(sounds: Path, tmp_path: 
     assert resumed.status == "completed"
     assert resumed.epochs_completed == 2
     assert load_model(resumed.best_checkpoint).model.layout == "flat"
+
+
+def test_a_run_that_cannot_learn_emits_the_underfitting_warning(
+    sounds: Path, tmp_path: Path
+) -> None:
+    """Through ``train``: a learning rate too small to move the weights keeps training SC above
+    PCA's, and after half the run (it is shorter than 1,000 steps) the warning is emitted."""
+    cfg = tiny_config(epochs=6, learning_rate=1e-9)
+    rec = Recorder()
+    train(cfg, sounds, tmp_path / "run", emit=rec)
+    epochs = [e.metrics for e in rec.events if e.type == "epoch"]  # type: ignore[attr-defined]
+    assert all(m["train/sc"] > m["pca/sc"] for m in epochs)
+    warnings = [e for e in rec.of(WarningEvent) if e.code == "underfitting"]  # type: ignore[attr-defined]
+    assert warnings, [e.code for e in rec.of(WarningEvent)]  # type: ignore[attr-defined]
+    assert "the model underfits" in warnings[0].message  # type: ignore[attr-defined]
+    assert warnings[0].epoch >= 2  # type: ignore[attr-defined]  # not before half the run

@@ -17,6 +17,7 @@ import torch
 from smalltrain.engine.checkpoints import (
     capture_rng_state,
     find_resumable,
+    load_checkpoint,
     package_versions,
     restore_rng_state,
     save_checkpoint,
@@ -25,8 +26,10 @@ from smalltrain.engine.checkpoints import (
 from smalltrain.engine.events import CheckpointSaved, Event, WarningEvent
 from smalltrain.engine.fsutil import atomic_write
 from smalltrain.errors import CheckpointError, TrainingDiverged
+from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.prior import LatentPrior, fit_latent_prior
 from smalltrain.tasks.audio.run import Run
+from smalltrain.tasks.audio.sequence import fit_sequence_prior
 
 
 def _file_entries(files: list[Any]) -> list[dict[str, str]]:
@@ -147,6 +150,24 @@ def export_best(run: Run) -> Path:
     )
     atomic_write(path, lambda f: torch.save(payload, f))
     return path
+
+
+def add_sequence_prior(run: Run) -> None:
+    """Fit the sequence prior (``sequence.py``: what ``generate --duration`` draws from) for
+    the exported model and store it in ``export/best.pt``. Done once, when training ends: it
+    encodes every training file again, too slow to repeat at every new best epoch."""
+    path = run.export_path
+    if not path.is_file():
+        return
+    payload = load_checkpoint(path, map_location="cpu")
+    model = ConvVAE.from_init_args(dict(payload["model_args"]))
+    model.load_state_dict(payload["model_state"])
+    model.eval()
+    ds = run.train_ds
+    prior = fit_sequence_prior(model, run.spectrogram, ds.waves, ds.chunk_samples,
+                               from_onsets=run.config.material in ("onset", "mixed"))  # fmt: skip
+    payload["sequence_prior"] = prior.state_dict()
+    atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def fit_run_prior(run: Run) -> LatentPrior:

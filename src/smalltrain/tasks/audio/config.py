@@ -26,7 +26,7 @@ _AT_LEAST_0 = (
     "weight_decay", "warmup_epochs", "grad_clip_norm", "num_workers", "kl_beta_max",
     "kl_warmup_epochs", "sc_weight", "pitch_shift_semitones", "time_shift_max_s",
     "early_stopping_patience", "early_stopping_min_delta", "preview_every", "preview_count",
-    "max_rollbacks", "collapse_kl_threshold", "latent_frames",
+    "max_rollbacks", "collapse_kl_threshold", "latent_frames", "latent_global",
 )  # fmt: skip
 _CHOICES: dict[str, tuple[str, ...]] = {
     "preset": ("custom", *PRESET_NAMES),
@@ -36,7 +36,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "monitor": ("val/loss", "val/sc", "val/recon"),
     "latent_layout": ("temporal", "flat"),
 }
-_LAYOUT_FIELDS = {"latent_layout", "latent_frames"}  # added with the temporal layout
+# added with the temporal layout, and since: a saved config may lack them
+_LAYOUT_FIELDS = {"latent_layout", "latent_frames", "latent_global", "chunk_gain"}
 MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks a divisor of latent_dim up to this
 
 
@@ -71,6 +72,8 @@ class TrainingConfig:
     latent_dim: int = 64  # floats per chunk
     latent_layout: Literal["temporal", "flat"] = "temporal"  # see tasks/audio/model.py
     latent_frames: int = 0  # temporal: latent steps per chunk; 0 = auto (a divisor, up to 12)
+    latent_global: int = 0  # temporal: floats of latent_dim that code the whole chunk
+    chunk_gain: bool = False  # temporal: one float of latent_dim is the chunk's peak level
     model_width: int = 32  # temporal: channels of every layer; flat: of the first layer
     model_layers: int = 4  # flat only; the temporal layout's depth follows the frame count
     model_capacity: float | None = None
@@ -156,8 +159,14 @@ class TrainingConfig:
             ("model_layers", 1 <= self.model_layers <= 6, "must be between 1 and 6"),
             ("model_capacity", cap is None or cap > 0, "must be > 0, or None for 1.0"),
             ("latent_frames", self.latent_layout == "flat" or self.latent_frames == 0
-             or self.latent_dim % self.latent_frames == 0,
-             f"must divide latent_dim ({self.latent_dim}) exactly, or be 0 for auto"),
+             or self.step_floats % self.latent_frames == 0,
+             f"must divide {self._step_floats_name} exactly, or be 0 for auto"),
+            ("latent_global", self.latent_layout == "temporal" or self.latent_global == 0,
+             "must be 0 with latent_layout=flat"),
+            ("chunk_gain", self.latent_layout == "temporal" or not self.chunk_gain,
+             "must be false with latent_layout=flat"),
+            ("latent_dim", self.step_floats >= 1,
+             f"must exceed latent_global + chunk_gain ({self.latent_dim - self.step_floats})"),
             ("speed_range", self.speed_range[0] > 0, "must be > 0"),
             ("noise_snr_db_range", self.noise_snr_db_range[0] >= 0, "must be >= 0 dB"),
             ("pitch_shift_semitones", self.pitch_shift_semitones <= 12, "must be <= 12"),
@@ -202,6 +211,17 @@ class TrainingConfig:
         }
 
     @property
+    def step_floats(self) -> int:
+        """Latent floats spread over the temporal steps (less the global code and the gain)."""
+        return self.latent_dim - self.latent_global - int(self.chunk_gain)
+
+    @property
+    def _step_floats_name(self) -> str:
+        if self.step_floats == self.latent_dim:
+            return f"latent_dim ({self.latent_dim})"
+        return f"latent_dim less latent_global and chunk_gain ({self.step_floats})"
+
+    @property
     def resolved_latent_frames(self) -> int | None:
         """Latent steps per chunk of the temporal layout (None for flat); resolves 0 = auto."""
         if self.latent_layout == "flat":
@@ -210,8 +230,8 @@ class TrainingConfig:
             return self.latent_frames
         # a divisor of latent_dim, at most 12 and at most the chunk's frames; of those, the one
         # that pads the chunk least (the encoder pads to frames * 2**k), then the most steps
-        top = min(MAX_AUTO_LATENT_FRAMES, self.latent_dim, self.n_frames)
-        options = [f for f in range(1, top + 1) if self.latent_dim % f == 0]
+        top = min(MAX_AUTO_LATENT_FRAMES, self.step_floats, self.n_frames)
+        options = [f for f in range(1, top + 1) if self.step_floats % f == 0]
         return min(options, key=lambda f: (f * 2 ** temporal_steps_down(self.n_frames, f), -f))
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -224,6 +244,8 @@ class TrainingConfig:
             "n_layers": self.model_layers,
             "capacity": self.model_capacity,
             "latent_frames": self.resolved_latent_frames,
+            "global_dim": self.latent_global,
+            "gain": self.chunk_gain,
         }
 
     # --- serialisation --------------------------------------------------------------------------
@@ -288,10 +310,12 @@ class TrainingConfig:
         frames = self.resolved_latent_frames
         if frames is None:
             return f"flat latent {self.latent_dim} floats, {self.model_layers} layers"
-        return (
-            f"temporal latent {self.latent_dim} floats ({frames} steps x "
-            f"{self.latent_dim // frames})"
-        )
+        parts = [f"{frames} steps x {self.step_floats // frames}"]
+        if self.latent_global:
+            parts.append(f"{self.latent_global} for the whole chunk")
+        if self.chunk_gain:
+            parts.append("1 for its peak level")
+        return f"temporal latent {self.latent_dim} floats ({' + '.join(parts)})"
 
 
 def temporal_steps_down(n_frames: int, latent_frames: int) -> int:

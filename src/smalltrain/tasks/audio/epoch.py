@@ -242,7 +242,10 @@ def _train_step(
     # 2. forward
     x = batch.to(state.device, non_blocking=True)
     x_hat, mu, logvar = state.model(x)
-    losses = vae_loss(x_hat, x, mu, logvar, beta, sc_weight=cfg.sc_weight, floor_db=cfg.floor_db)
+    losses = vae_loss(
+        x_hat, x, mu, logvar, beta, sc_weight=cfg.sc_weight, floor_db=cfg.floor_db,
+        kl_mask=state.model.kl_mask,
+    )  # fmt: skip
     # 3. update, unless the loss is not finite
     if on_cuda:
         finite = _device_checked_update(state, losses["loss"])
@@ -347,8 +350,9 @@ def validate_epoch(
         mu, logvar = model.encode(x)
         x_hat = model.decode(mu)
         losses = vae_loss(
-            x_hat, x, mu, logvar, beta, sc_weight=cfg.sc_weight, floor_db=cfg.floor_db
-        )
+            x_hat, x, mu, logvar, beta, sc_weight=cfg.sc_weight, floor_db=cfg.floor_db,
+            kl_mask=model.kl_mask,
+        )  # fmt: skip
         if keep is not None:
             keep.append(x_hat.detach().cpu())
         n = x.shape[0]

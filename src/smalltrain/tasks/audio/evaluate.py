@@ -10,9 +10,13 @@ chunk settings (``AudioTrainingDataset``, no augmentation, the same padding rule
   below at ``floor_db``, as the model's are; that only helps PCA.
 
 Scores are spectral convergence on linear mel magnitude and mel L1 in dB (``metrics``), overall
-= mean over chunks, per file = mean over that file's chunks. With ``generate=N`` it also draws N
-sounds from the model's prior and N from the PCA Gaussian and reports the Fréchet distance of
-their log-mel frame statistics to those of FOLDER (``frechet``). The model's prior is the one
+= mean over chunks, per file = mean over that file's chunks. Beside them, every file is rendered
+to audio as ``reconstruct`` writes it, by the model, by PCA and by the inversion alone (the
+ceiling), and scored with a multi-resolution STFT distance (``render_eval``, ``waveform``).
+With ``generate=N`` it also draws N sounds from the model's prior and N from the PCA Gaussian
+and scores both (``genscores``): the Fréchet distance of their log-mel frame statistics to
+those of FOLDER, precision and recall against FOLDER's chunks in a feature space of sounds, and
+how close they come to the training chunks (memorisation). The model's prior is the one
 stored with it (``tasks/audio/prior.py``), or, for a checkpoint without one, a Gaussian fitted
 to its codes of the same training chunks PCA is fitted on: each side samples from a Gaussian
 fitted to its own codes of the same data. Both sides' samples are clipped to ``[floor_db, 0]``.
@@ -34,8 +38,8 @@ from smalltrain.errors import DatasetError
 from smalltrain.tasks.audio.baseline import PCABaseline
 from smalltrain.tasks.audio.config import TrainingConfig
 from smalltrain.tasks.audio.dataset import AudioTrainingDataset, split_files
-from smalltrain.tasks.audio.frechet import frechet_distance, mel_statistics
 from smalltrain.tasks.audio.generate import load_model
+from smalltrain.tasks.audio.genscores import GenerationScores, score_sampler
 from smalltrain.tasks.audio.io import AudioFileInfo, SkippedFile, file_fingerprint, scan_folder
 from smalltrain.tasks.audio.metrics import (
     ReconstructionScores,
@@ -45,6 +49,7 @@ from smalltrain.tasks.audio.metrics import (
 )
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.prior import LatentPrior, fit_latent_prior
+from smalltrain.tasks.audio.render_eval import WaveformReport, score_waveforms
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram
 
 __all__ = [
@@ -116,8 +121,11 @@ class PCAComparator:
         self.spectrogram = spectrogram
         self.floor_db = float(spectrogram.config.floor_db)
         k = _pca_k(latent_floats, int(train_mels.shape[0]))
-        self.baseline = PCABaseline.fit(self.to_db(train_mels.cpu()).flatten(1), k)
+        train_db = self.to_db(train_mels.cpu())
+        self.baseline = PCABaseline.fit(train_db.flatten(1), k)
         self._cache: tuple[tuple[int, tuple[int, ...]], ReconstructionScores] | None = None
+        # how well PCA fits the chunks it was fitted on: the bar for underfitting (alerts.py)
+        self.train_sc = score_reconstruction(self.pca_reconstruct_db(train_db), train_db).sc
 
     @property
     def k(self) -> int:
@@ -152,7 +160,7 @@ class PCAComparator:
         return score_reconstruction(self.to_db(reconstruct_mels(model, val_mels)), target, files)
 
     def compare(self, model: ConvVAE, val_mels: Tensor) -> dict[str, float]:
-        """``{"val/sc", "val/mel_l1_db", "pca/sc", "pca/mel_l1_db", "pca/k"}``."""
+        """``{"val/sc", "val/mel_l1_db", "pca/sc", "pca/mel_l1_db", "pca/k", "pca/train_sc"}``."""
         return self.compare_reconstructions(reconstruct_mels(model, val_mels), val_mels)
 
     def compare_reconstructions(self, recon: Tensor, val_mels: Tensor) -> dict[str, float]:
@@ -168,6 +176,7 @@ class PCAComparator:
             "pca/sc": pca.sc,
             "pca/mel_l1_db": pca.mel_l1_db,
             "pca/k": float(self.k),
+            "pca/train_sc": self.train_sc,
         }
 
 
@@ -185,26 +194,6 @@ def compare_with_pca(
 
 
 @dataclass(frozen=True)
-class GenerationScores:
-    """Fréchet distances of N prior samples (model) and N PCA-Gaussian samples to FOLDER."""
-
-    n: int
-    frechet_model: float
-    frechet_pca: float
-    reference_frames: int
-    model_prior: str = "stored"  # stored with the model | fitted here | standard N(0, I)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "frechet_model": self.frechet_model,
-            "frechet_pca": self.frechet_pca,
-            "reference_frames": self.reference_frames,
-            "model_prior": self.model_prior,
-        }
-
-
-@dataclass(frozen=True)
 class EvaluationResult:
     """What ``evaluate`` measured; ``to_json_dict`` is the ``--json`` output."""
 
@@ -219,6 +208,7 @@ class EvaluationResult:
     skipped: list[SkippedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     generation: GenerationScores | None = None
+    waveform: WaveformReport | None = None
 
     @property
     def chunks(self) -> int:
@@ -232,6 +222,7 @@ class EvaluationResult:
     def to_json_dict(self) -> dict[str, Any]:
         """Plain JSON types; NaN-free."""
         pca_by_file = {f.path: f for f in self.baseline.per_file}
+        wave_by_file = {f.path: f for f in self.waveform.files} if self.waveform else {}
         files = []
         for f in self.model.per_file:
             row: dict[str, Any] = {"path": f.path, "sc": f.sc, "mel_l1_db": f.mel_l1_db}
@@ -239,6 +230,10 @@ class EvaluationResult:
             if f.path in pca_by_file:
                 row["pca_sc"] = pca_by_file[f.path].sc
                 row["pca_mel_l1_db"] = pca_by_file[f.path].mel_l1_db
+            if f.path in wave_by_file:
+                w = wave_by_file[f.path]
+                row["wave"] = {"model": w.model.to_dict(), "baseline_pca": w.pca.to_dict(),
+                               "inversion": w.inversion.to_dict()}  # fmt: skip
             files.append(row)
         out: dict[str, Any] = {
             "model_ref": self.model_ref,
@@ -262,6 +257,8 @@ class EvaluationResult:
         }
         if self.generation is not None:
             out["generation"] = self.generation.to_dict()
+        if self.waveform is not None:
+            out["waveform"] = self.waveform.to_dict()
         return out
 
 
@@ -345,6 +342,8 @@ def _generation(
     prior_source: str,
     comparator: PCAComparator,
     reference_db: Tensor,
+    reference_files: list[str],
+    train_db: Tensor,
     n: int,
     seed: int,
 ) -> GenerationScores:
@@ -355,13 +354,32 @@ def _generation(
     model_db = comparator.to_db(model.decode(z).squeeze(1).clamp(0.0, 1.0).cpu())
     pca_db = comparator.baseline.sample(n, gen).reshape(n, *reference_db.shape[1:])
     pca_db = pca_db.clamp(comparator.floor_db, 0.0)
-    ref = mel_statistics(reference_db)
     return GenerationScores(
         n=n,
-        frechet_model=frechet_distance(*mel_statistics(model_db), *ref),
-        frechet_pca=frechet_distance(*mel_statistics(pca_db), *ref),
+        model=score_sampler(model_db, reference_db, train_db, reference_files),
+        pca=score_sampler(pca_db, reference_db, train_db, reference_files),
+        reference_sounds=int(reference_db.shape[0]),
         reference_frames=int(reference_db.shape[0] * reference_db.shape[-1]),
+        train_chunks=int(train_db.shape[0]),
         model_prior=prior_source,
+    )
+
+
+def _waveforms(
+    model: ConvVAE, comparator: PCAComparator, data: AudioTrainingDataset, chunk_samples: int
+) -> WaveformReport:
+    """Model, PCA and inversion-only renderings of every file, scored against the original."""
+
+    def pca(mels: Tensor) -> Tensor:
+        db = comparator.pca_reconstruct_db(comparator.to_db(mels))
+        return comparator.spectrogram.normalize(db)
+
+    return score_waveforms(
+        [f.rel for f in data.files],
+        data.waves,
+        comparator.spectrogram,
+        chunk_samples,
+        {"model": lambda mels: reconstruct_mels(model, mels), "pca": pca},
     )
 
 
@@ -372,16 +390,19 @@ def evaluate(
     generate: int = 0,
     seed: int = 0,
     device: str = "cpu",
+    waveform: bool = True,
 ) -> EvaluationResult:
     """Score a model on FOLDER beside the PCA baseline refitted on its training split.
 
     Args:
         model_ref: a run folder, a checkpoint ``.pt``, or an exported/registered model.
         folder: audio to evaluate (a folder or one file); bad files are skipped and listed.
-        generate: draw this many sounds from the prior (and from the PCA Gaussian) and report
-            their Fréchet distance to FOLDER; 0 skips it.
+        generate: draw this many sounds from the prior (and from the PCA Gaussian) and score
+            them against FOLDER and the training chunks (``genscores.py``); 0 skips it.
         seed: seeds the generation.
         device: where the model runs.
+        waveform: also render every file (model, PCA, the inversion alone) and score the audio
+            (``render_eval.py``); False keeps to the mel scores.
 
     Raises:
         DatasetError: FOLDER has no usable audio, or no training file is left to fit PCA on.
@@ -408,7 +429,10 @@ def evaluate(
         if not prior.fitted:  # e.g. an interval checkpoint: fit it as PCA's Gaussian is fitted
             prior = fit_latent_prior(model, train_mels)
             source = "fitted" if prior.fitted else "standard"  # < 2 training chunks: N(0, I)
-        generation = _generation(model, prior, source, comparator, reference, generate, seed)
+        train_db = comparator.to_db(train_mels)
+        generation = _generation(
+            model, prior, source, comparator, reference, names, train_db, generate, seed
+        )
     return EvaluationResult(
         model_ref=str(model_ref),
         folder=str(folder),
@@ -421,4 +445,5 @@ def evaluate(
         skipped=list(report.skipped),
         warnings=warnings,
         generation=generation,
+        waveform=_waveforms(model, comparator, data, cfg.chunk_samples) if waveform else None,
     )

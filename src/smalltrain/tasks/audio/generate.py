@@ -18,6 +18,8 @@ from smalltrain.tasks.audio.io import load_audio
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.preview import render_mels, write_wav
 from smalltrain.tasks.audio.prior import LatentPrior
+from smalltrain.tasks.audio.render_eval import render_chunks
+from smalltrain.tasks.audio.sequence import SequencePrior, chunks_for, render_sequence
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
 
 
@@ -40,6 +42,15 @@ class LoadedModel:
         """What new sounds are drawn from: the Gaussian fitted to the training codes that
         training stores with the model, or N(0, I) for a checkpoint without one."""
         return LatentPrior.of_checkpoint(self.checkpoint, self.model.latent_dim)
+
+    @property
+    def sequence_prior(self) -> SequencePrior:
+        """What sounds longer than a chunk are drawn from (``sequence.py``): the one stored
+        with the model, or, for a model without one, chunks drawn on their own from ``prior``."""
+        stored = SequencePrior.of_checkpoint(self.checkpoint, self.model.latent_dim)
+        if stored is not None:
+            return stored
+        return SequencePrior.independent(self.prior, max(1, self.config.n_frames // 2))
 
 
 def resolve_model_file(ref: str | Path) -> Path:
@@ -111,6 +122,39 @@ def sample(
     return _write_all(waves, Path(out_dir), "sample", loaded.spectrogram.config.sample_rate)
 
 
+MAX_DURATION_S = 600.0
+
+
+@torch.no_grad()
+def sample_long(
+    loaded: LoadedModel,
+    n: int,
+    duration_s: float,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> list[Path]:
+    """``n`` sounds of ``duration_s`` seconds from the model's sequence prior (see
+    ``sequence.py``): for one-shot material they start at an attack and decay as the training
+    sounds do; longer than one chunk, consecutive chunks follow each other. Returns the paths.
+
+    Raises:
+        ValueError: ``n < 1`` or a duration outside (0, 600] seconds.
+    """
+    if n < 1:
+        raise ValueError(f"n={n}: must be >= 1")
+    if not 0 < duration_s <= MAX_DURATION_S:
+        raise ValueError(f"duration {duration_s!r} s: must be > 0 and at most {MAX_DURATION_S:g}")
+    cfg, spec = loaded.config, loaded.spectrogram
+    samples = max(1, round(duration_s * cfg.sample_rate))
+    prior = loaded.sequence_prior
+    count = chunks_for(samples, cfg.n_frames, prior.hop_frames, cfg.hop_length)
+    z = prior.sample(n, count, torch.Generator().manual_seed(seed), temperature)
+    waves = render_sequence(loaded.model, spec, z, prior.hop_frames, samples)
+    return _write_all(waves, Path(out_dir), "sample", spec.config.sample_rate)
+
+
 def _chunks(loaded: LoadedModel, audio_path: str | Path) -> tuple[torch.Tensor, int]:
     """Normalized mels ``[C, 1, n_mels, T]`` of a file's chunks, and the file's length."""
     cfg = loaded.config
@@ -135,12 +179,16 @@ def encode_file(loaded: LoadedModel, audio_path: str | Path) -> torch.Tensor:
 
 @torch.no_grad()
 def reconstruct(loaded: LoadedModel, audio_path: str | Path, out_path: str | Path) -> Path:
-    """Encode a file chunk by chunk, decode the means, and write the audio back out."""
+    """Encode a file chunk by chunk, decode the means, and write the audio back out.
+
+    Each chunk is rendered to its full length and the chunks are joined in place, so the WAV
+    lines up with the original sample for sample (``evaluate`` scores exactly this audio).
+    """
     mels, length = _chunks(loaded, audio_path)
     mu, _ = loaded.model.encode(mels.to(loaded.device))
-    waves = render_mels(loaded.model.decode(mu, mels.shape[-1]), loaded.spectrogram)
+    decoded = loaded.model.decode(mu, mels.shape[-1])[:, 0]
     size = loaded.config.chunk_samples
-    audio = torch.cat([w[:size] for w in waves])[: max(length, 1)]
+    audio = render_chunks(decoded, loaded.spectrogram, size)[: max(length, 1)]
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     return write_wav(out, audio, loaded.spectrogram.config.sample_rate)

@@ -24,6 +24,12 @@ LOGVAR_MAX = 10.0
 LOGVAR_INIT = -6.0
 OUTPUTS = ("sigmoid", "softplus", "linear")
 INIT_LEVEL = 0.4  # initial output, normalized (-48 dB at floor -80): about the mean of real mels
+# A gain model's output is relative to the chunk's peak (temporal.py): it spans
+# [-(output_max - RELATIVE_HEADROOM), RELATIVE_HEADROOM], so a bin may sit up to 5 dB (0.0625 at
+# floor -80) above the peak the encoder measured (the sigmoid reaches the peak itself at 0.97),
+# and the loudest chunk's silence reaches the floor. The bound is what keeps validation SC from
+# swinging: an overshoot of +5 dB costs at most 0.78 SC where +20 dB cost 9 (bench/README.md).
+RELATIVE_HEADROOM = 0.0625
 
 
 def check_output(output: str, output_max: float) -> None:

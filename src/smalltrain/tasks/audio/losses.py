@@ -24,13 +24,25 @@ from smalltrain.engine.config import check
 _MAX_NORM = 2.5
 
 
-def compute_kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
+def compute_kl_divergence(mu: Tensor, logvar: Tensor, mask: Tensor | None = None) -> Tensor:
     """KL(q(z|x) || N(0, I)) in nats: summed over latent dims, mean over the batch.
 
-    This is the "raw KL", before any β weighting.
+    This is the "raw KL", before any β weighting. ``mask`` (``[latent_dim]`` of 0/1) leaves
+    deterministic latent floats out (a gain model's peak level, ``ConvVAE.kl_mask``).
     """
     kl = -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())
+    if mask is not None:
+        kl = kl * mask
     return kl.flatten(1).sum(dim=1).mean()
+
+
+def floor_l1(x_hat: Tensor, x: Tensor) -> Tensor:
+    """Mean absolute error on normalized mels, where any prediction at or below the floor (0)
+    matches a target at the floor: the floor is "silence or quieter", so a relative output
+    (a gain model's) may go below it there without penalty. For outputs >= 0 this is plain L1.
+    """
+    err = torch.where(x <= 0.0, x_hat.clamp_min(0.0), (x_hat - x).abs())
+    return err.mean()
 
 
 def norm_to_magnitude(x: Tensor, floor_db: float = -80.0) -> Tensor:
@@ -80,20 +92,22 @@ def vae_loss(
     *,
     sc_weight: float = 0.0,
     floor_db: float = -80.0,
+    kl_mask: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Reconstruction plus β·KL, every term a 0-dim tensor on the input's device.
 
-    ``l1`` is the mean absolute error on normalized mels, ``sc`` the spectral convergence (always
+    ``l1`` is the mean absolute error on normalized mels (``floor_l1``), ``sc`` the spectral
+    convergence (always
     computed, so it can be reported even when ``sc_weight`` is 0), ``recon = l1 + sc_weight * sc``,
     ``kl`` the raw KL in nats and ``loss = recon + beta * kl``.
 
     Returns:
         ``{"loss", "recon", "l1", "sc", "kl"}``.
     """
-    l1 = (x_hat - x).abs().mean()
+    l1 = floor_l1(x_hat, x)
     sc = spectral_convergence(x_hat, x, floor_db=floor_db)
     recon = l1 + sc_weight * sc if sc_weight else l1
-    kl = compute_kl_divergence(mu, logvar)
+    kl = compute_kl_divergence(mu, logvar, kl_mask)
     return {"loss": recon + beta * kl, "recon": recon, "l1": l1, "sc": sc, "kl": kl}
 
 

@@ -4,13 +4,10 @@ Input and output are ``[B, 1, n_mels, n_frames]`` in the normalized scale of
 ``AudioSpectrogram.normalize`` (floor -> 0, 0 dB -> 1). The latent is ``latent_dim`` floats per
 chunk, laid out one of two ways (``latent_frames``):
 
-- ``latent_frames = F``, "temporal" (what the presets use; ``TemporalEncoder`` and
-  ``TemporalDecoder`` here): 1-D convs over time with the mel bands as channels, down to ``F``
-  latent steps of ``latent_dim // F`` floats each, and back up. Every weight is shared across
-  time, so each training chunk teaches the model ``F`` times over, and a sound shifted in time
-  is the same code shifted. No normalisation layers: GroupNorm scales every chunk's activations
-  to unit variance and throws away the level, which varies across a real folder of sounds. The
-  decoder's output bias is per mel band and starts at the training set's mean level
+- ``latent_frames = F``, "temporal" (what the presets use; ``temporal.py``): 1-D convs over
+  time with the mel bands as channels, down to ``F`` latent steps, and back up, optionally with
+  a code for the whole chunk (``global_dim``) and the chunk's peak level as one float (``gain``).
+  The decoder's output bias is per mel band and starts at the training set's mean level
   (``init_output_level``).
 - ``None``, "flat" (the first design, kept for old checkpoints; ``flat.py``): 2-D convs down to
   a small grid, then one Linear to ``latent_dim`` floats for the whole chunk.
@@ -24,112 +21,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from smalltrain.tasks.audio.config import temporal_steps_down
 from smalltrain.tasks.audio.flat import ConvDecoder, ConvEncoder, channel_plan
-from smalltrain.tasks.audio.heads import (
-    INIT_LEVEL,
-    LOGVAR_INIT,
-    LOGVAR_MAX,
-    LOGVAR_MIN,
-    apply_output,
-    check_output,
-    preactivation,
+from smalltrain.tasks.audio.temporal import (
+    TemporalCode,
+    TemporalDecoder,
+    TemporalEncoder,
+    chunk_gain,
+    temporal_plan,
 )
 
-
-def temporal_plan(n_frames: int, latent_frames: int) -> tuple[int, int]:
-    """Return ``(n_down, padded_frames)``: stride-2 steps from the input to ``latent_frames``.
-
-    The input is padded (with silence) to ``latent_frames * 2**n_down >= n_frames`` frames.
-    """
-    n_down = temporal_steps_down(n_frames, latent_frames)
-    return n_down, latent_frames * 2**n_down
-
-
-class TemporalEncoder(nn.Module):
-    """Map ``[B, 1, n_mels, T]`` to ``(mu, logvar)``, each ``[B, channels * latent_frames]``.
-
-    1-D convs over time, mel bands as input channels; the latent vector is the ``[channels,
-    latent_frames]`` code flattened, channel-major.
-    """
-
-    def __init__(
-        self, n_mels: int, n_frames: int, latent_frames: int, channels: int, width: int
-    ) -> None:
-        super().__init__()
-        self.n_mels, self.n_frames, self.channels = n_mels, n_frames, channels
-        n_down, self.padded = temporal_plan(n_frames, latent_frames)
-        layers: list[nn.Module] = [nn.Conv1d(n_mels, width, 3, padding=1), nn.LeakyReLU(0.2)]
-        for _ in range(n_down):
-            layers += [nn.Conv1d(width, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-        stats = nn.Conv1d(width, 2 * channels, 3, padding=1)
-        _kaiming(layers)
-        nn.init.kaiming_normal_(stats.weight, nonlinearity="linear")
-        with torch.no_grad():  # start with a narrow posterior, see LOGVAR_INIT
-            stats.bias.zero_()  # type: ignore[union-attr]
-            stats.bias[channels:].fill_(LOGVAR_INIT)  # type: ignore[index]
-        layers.append(stats)
-        self.convs = nn.Sequential(*layers)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Return ``(mu, logvar)`` for a batch of normalized mels."""
-        if x.dim() != 4 or x.shape[1] != 1 or x.shape[2] != self.n_mels:
-            raise ValueError(
-                f"expected mels of shape [B, 1, {self.n_mels}, T], got {list(x.shape)}"
-            )
-        if x.shape[3] > self.padded:
-            raise ValueError(
-                f"got {x.shape[3]} frames but the model was built for at most {self.padded}"
-            )
-        h = F.pad(x.squeeze(1), (0, self.padded - x.shape[3]))
-        mu, logvar = self.convs(h).chunk(2, dim=1)
-        return mu.flatten(1), logvar.clamp(LOGVAR_MIN, LOGVAR_MAX).flatten(1)
-
-
-class TemporalDecoder(nn.Module):
-    """Map ``z`` of ``[B, channels * latent_frames]`` to a mel ``[B, 1, n_mels, n_frames]``."""
-
-    def __init__(
-        self,
-        n_mels: int,
-        n_frames: int,
-        latent_frames: int,
-        channels: int,
-        width: int,
-        output: str = "sigmoid",
-        output_max: float = 2.0,
-    ) -> None:
-        super().__init__()
-        check_output(output, output_max)
-        self.n_mels, self.n_frames = n_mels, n_frames
-        self.latent_frames, self.channels = latent_frames, channels
-        self.output, self.output_max = output, output_max
-        n_down, _ = temporal_plan(n_frames, latent_frames)
-        layers: list[nn.Module] = [nn.Conv1d(channels, width, 3, padding=1), nn.LeakyReLU(0.2)]
-        for _ in range(n_down):
-            layers += [
-                nn.Upsample(scale_factor=2, mode="nearest"),
-                nn.Conv1d(width, width, 3, padding=1),
-                nn.LeakyReLU(0.2),
-            ]
-        _kaiming(layers)
-        head = nn.Conv1d(width, n_mels, 3, padding=1, bias=False)
-        with torch.no_grad():
-            head.weight.mul_(0.1)
-        layers.append(head)
-        self.convs = nn.Sequential(*layers)
-        # the output level per mel band, before the output function; see init_output_level
-        start = float(preactivation(INIT_LEVEL, output, output_max))
-        self.level = nn.Parameter(torch.full((n_mels, 1), start))
-
-    def forward(self, z: Tensor, n_frames: int | None = None) -> Tensor:
-        """Decode ``z`` to a mel, cropped to ``n_frames`` (default: the model's)."""
-        h = z.reshape(z.shape[0], self.channels, self.latent_frames)
-        out = (self.convs(h)[:, :, : (n_frames or self.n_frames)] + self.level).unsqueeze(1)
-        return apply_output(out, self.output, self.output_max)
+__all__ = ["ConvVAE", "TemporalDecoder", "TemporalEncoder", "temporal_plan"]
 
 
 class ConvVAE(nn.Module):
@@ -153,7 +56,10 @@ class ConvVAE(nn.Module):
         output: "sigmoid" (default, see the module docstring), "softplus" or "linear".
         output_max: the upper bound of the sigmoid output, in normalized units.
         latent_frames: None for the flat layout; else the temporal layout with this many latent
-            steps of ``latent_dim // latent_frames`` floats (``latent_dim`` must be a multiple).
+            steps of ``(latent_dim - global_dim - gain) // latent_frames`` floats each.
+        global_dim: temporal only: floats of ``latent_dim`` that code the whole chunk.
+        gain: temporal only: one float of ``latent_dim`` is the chunk's peak level, and the
+            decoder's output is relative to it (see temporal.py).
     """
 
     def __init__(
@@ -167,11 +73,13 @@ class ConvVAE(nn.Module):
         output: str = "sigmoid",
         output_max: float = 2.0,
         latent_frames: int | None = None,
+        global_dim: int = 0,
+        gain: bool = False,
     ) -> None:
         super().__init__()
         sizes = {"n_mels": n_mels, "n_frames": n_frames, "latent_dim": latent_dim,
                  "width": width, "n_layers": n_layers}  # fmt: skip
-        _check_args(sizes, capacity, latent_frames)
+        _check_args(sizes, capacity, latent_frames, global_dim + int(gain))
         self._init_args: dict[str, Any] = {
             **sizes,
             "capacity": None if capacity is None else float(capacity),
@@ -190,12 +98,13 @@ class ConvVAE(nn.Module):
             )
         else:
             self._init_args["latent_frames"] = latent_frames  # absent = flat, as old models
+            if global_dim or gain:  # absent in models from before these parts existed
+                self._init_args.update(global_dim=global_dim, gain=bool(gain))
             w = max(1, round(width * (1.0 if capacity is None else capacity)))
-            code = latent_dim // latent_frames
-            self.encoder = TemporalEncoder(n_mels, n_frames, latent_frames, code, w)
-            self.decoder = TemporalDecoder(
-                n_mels, n_frames, latent_frames, code, w, output, output_max
-            )
+            per_step = (latent_dim - global_dim - int(gain)) // latent_frames
+            code = TemporalCode(latent_frames, per_step, global_dim, bool(gain))
+            self.encoder = TemporalEncoder(n_mels, n_frames, code, w)
+            self.decoder = TemporalDecoder(n_mels, n_frames, code, w, output, output_max)
 
     @property
     def init_args(self) -> dict[str, Any]:
@@ -251,49 +160,66 @@ class ConvVAE(nn.Module):
         """ "temporal" or "flat" (see the module docstring)."""
         return "flat" if self.latent_frames is None else "temporal"
 
+    @property
+    def code(self) -> TemporalCode | None:
+        """The temporal layout's latent layout; None for the flat layout."""
+        return self.decoder.code if isinstance(self.decoder, TemporalDecoder) else None
+
+    @property
+    def kl_mask(self) -> Tensor | None:
+        """1 for the latent floats the KL term covers, 0 for the deterministic gain; or None."""
+        code = self.code
+        if code is None or not code.gain:
+            return None
+        mask = torch.ones(self.latent_dim, device=next(self.parameters()).device)
+        mask[-1] = 0.0
+        return mask
+
+    @torch.no_grad()
+    def mean_level(self, mels: Tensor) -> Tensor:
+        """The mean level per mel band ``[n_mels]`` of normalized mels ``[N, n_mels, T]``, as
+        ``init_output_level`` takes it (relative to each chunk's peak for a gain model)."""
+        x = mels.reshape(-1, *mels.shape[-2:]).float()
+        code = self.code
+        if code is not None and code.gain:
+            x = x - chunk_gain(x)
+        return x.mean(dim=(0, 2))
+
     @torch.no_grad()
     def init_output_level(self, mean_mel: Tensor) -> None:
         """Start the decoder at the training set's mean level per mel band (temporal layout).
 
-        ``mean_mel``: ``[n_mels]`` normalized values, e.g. ``train_mels.mean(dim=(0, 2))``.
-        Call it on a fresh model before training; the flat layout keeps its fixed start.
+        ``mean_mel``: ``[n_mels]`` normalized values, ``mean_level(train_mels)``. Call it on a
+        fresh model before training; the flat layout keeps its fixed start.
         """
         if isinstance(self.decoder, TemporalDecoder):
-            level = preactivation(mean_mel.detach().float().cpu(), self.decoder.output,
-                                   self.decoder.output_max)  # fmt: skip
-            self.decoder.level.copy_(level.reshape(-1, 1).to(self.decoder.level.device))
+            self.decoder.init_level(mean_mel)
 
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
-def _check_args(sizes: dict[str, int], capacity: float | None, latent_frames: int | None) -> None:
-    """Raise ValueError for a ConvVAE argument that breaks its rule."""
+def _check_args(
+    sizes: dict[str, int], capacity: float | None, latent_frames: int | None, whole: int
+) -> None:
+    """Raise ValueError for a ConvVAE argument that breaks its rule (``whole``: the floats
+    of the latent that are not per step: global code and gain)."""
     for name, value in sizes.items():
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"ConvVAE {name}={value!r}: must be an integer >= 1")
     if capacity is not None and not capacity > 0:
         raise ValueError(f"ConvVAE capacity={capacity!r}: must be > 0 or None")
-    latent_dim = sizes["latent_dim"]
+    per_step = sizes["latent_dim"] - whole
+    if latent_frames is None and whole:
+        raise ValueError("ConvVAE global_dim and gain need the temporal layout (latent_frames)")
     if latent_frames is not None and (
-        not isinstance(latent_frames, int) or latent_frames < 1 or latent_dim % latent_frames
+        not isinstance(latent_frames, int)
+        or latent_frames < 1
+        or per_step < latent_frames
+        or per_step % latent_frames
     ):
         raise ValueError(
             f"ConvVAE latent_frames={latent_frames!r}: must be None or a whole divisor of "
-            f"latent_dim={latent_dim}"
+            f"latent_dim={sizes['latent_dim']} less global_dim and gain ({per_step})"
         )
-
-
-def _kaiming(layers: list[nn.Module]) -> None:
-    """He initialisation for convs followed by LeakyReLU(0.2), zero biases.
-
-    Without normalisation layers, PyTorch's default init shrinks activations about 3x per
-    layer: a fresh temporal encoder's codes then differ between chunks far less than the
-    sampling noise, and the decoder cannot tell chunks apart for hundreds of steps.
-    """
-    for layer in layers:
-        if isinstance(layer, nn.Conv1d):
-            nn.init.kaiming_normal_(layer.weight, a=0.2, nonlinearity="leaky_relu")
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)

@@ -22,14 +22,16 @@ CONTINUOUS_TIME_SHIFT_S = 0.05  # about 5 frames at hop 512 / 48 kHz
 # model_width of each preset with latent_layout=flat (first layer, doubling), as before the
 # temporal layout: the temporal widths would build 13-29M-parameter flat models
 FLAT_WIDTHS = {"tiny": 16, "small": 32, "medium": 48}
+STEP_SHARE = 0.8  # of the latent floats less the gain, about this share goes to the 12 steps
 
 # What each preset sets; every other field keeps its TrainingConfig default. All three use the
-# temporal latent of 60 floats per 1 s chunk (12 steps x 5, see tasks/audio/model.py), L1 +
-# spectral convergence, beta 1e-4 after a warm-up, the best checkpoint by validation SC and
-# early stopping on it (../shared/data/README.md). The numbers were chosen by measurement
-# (bench/quality.py, bench/README.md "Audio quality"): on 36 to 270 training chunks the model
-# needs thousands of optimizer steps to pass PCA, so the small presets run many short epochs
-# at batch 8. tiny (< 1 min of audio) also overlaps chunks by half.
+# temporal latent of 60 floats per 1 s chunk: 12 steps x 4, 11 for the whole chunk and the
+# chunk's peak level (see tasks/audio/temporal.py), L1 + 0.5 x spectral convergence, beta 1e-4
+# after a warm-up, the best checkpoint by validation SC and early stopping on it
+# (../shared/data/README.md). The numbers were chosen by measurement (bench/quality.py,
+# bench/README.md "Audio quality"): on 36 to 270 training chunks the model needs thousands of
+# optimizer steps to pass PCA, so the small presets run many short epochs at batch 8. tiny
+# (< 1 min of audio) also overlaps chunks by half: twice the chunks from files over 1 s.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "epochs": 200,
@@ -38,6 +40,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "chunk_hop_seconds": 0.5,
         "augmentation_expansion": 2,
         "latent_dim": 60,
+        "latent_global": 11,
+        "chunk_gain": True,
+        "sc_weight": 0.5,
         "model_width": 128,
         "kl_beta_max": 1e-4,
         "kl_warmup_epochs": 40,
@@ -54,6 +59,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "chunk_hop_seconds": None,
         "augmentation_expansion": 2,
         "latent_dim": 60,
+        "latent_global": 11,
+        "chunk_gain": True,
+        "sc_weight": 0.5,
         "model_width": 128,
         "kl_beta_max": 1e-4,
         "kl_warmup_epochs": 24,
@@ -70,6 +78,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "chunk_hop_seconds": None,
         "augmentation_expansion": 1,
         "latent_dim": 60,
+        "latent_global": 11,
+        "chunk_gain": True,
+        "sc_weight": 0.5,
         "model_width": 192,
         "kl_beta_max": 1e-4,
         "kl_warmup_epochs": 12,
@@ -130,6 +141,7 @@ def get_adaptive_config(
     name = choose_preset(float(report.total_duration_s)) if preset == "auto" else preset
     resolved = resolve_device(device or "auto")
     base = TrainingConfig(**PRESETS[name], preset=name, device=resolved)
+    base = _fit_latent_parts(base, apply_overrides(_bare_latent(base), overrides), overrides)
     trial = apply_overrides(base, overrides)  # typed view of the user's choices
     auto = _auto_values(report, name, base, trial)
     auto = {k: v for k, v in auto.items() if k not in overrides}
@@ -137,6 +149,32 @@ def get_adaptive_config(
     if config.device != resolved:  # the user overrode the device: check it exists
         config = dataclasses.replace(config, device=resolve_device(config.device))
     return config
+
+
+def _bare_latent(config: TrainingConfig) -> TrainingConfig:
+    """``config`` without the global code and gain, so any latent override validates alone."""
+    return dataclasses.replace(config, latent_global=0, chunk_gain=False)
+
+
+def _fit_latent_parts(
+    base: TrainingConfig, trial: TrainingConfig, overrides: dict[str, Any]
+) -> TrainingConfig:
+    """Fit the preset's global code and gain to the user's layout and latent size.
+
+    The flat layout has neither. Another ``latent_dim`` keeps about ``STEP_SHARE`` of it on the
+    12 temporal steps (a multiple of 12 floats), one float for the gain, the rest global; below
+    14 floats there is no global code. The user's own ``latent_global``/``chunk_gain`` win.
+    """
+    if trial.latent_layout == "flat":
+        parts: dict[str, Any] = {"latent_global": 0, "chunk_gain": False}
+    elif trial.latent_dim == base.latent_dim:
+        return base
+    else:
+        rest = trial.latent_dim - 1
+        steps = 12 * max(1, round(rest * STEP_SHARE / 12))
+        parts = {"latent_global": max(0, rest - steps) if rest > 12 else 0, "chunk_gain": rest > 0}
+    parts = {k: v for k, v in parts.items() if k not in overrides}
+    return dataclasses.replace(base, **parts)
 
 
 def _auto_values(

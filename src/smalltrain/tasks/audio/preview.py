@@ -31,7 +31,8 @@ def write_wav(path: Path, wave: torch.Tensor | np.ndarray, sample_rate: int) -> 
 @torch.no_grad()
 def render_mels(model_output: torch.Tensor, spectrogram: AudioSpectrogram) -> torch.Tensor:
     """Normalized model mels ``[B, 1, n_mels, T]`` → waveforms ``[B, N]`` (on the CPU)."""
-    db = spectrogram.denormalize(model_output.detach().float().cpu()[:, 0])
+    # a gain model may go below the floor (0) where it means silence: render the floor there
+    db = spectrogram.denormalize(model_output.detach().float().cpu()[:, 0].clamp_min(0.0))
     return spectrogram.to(torch.device("cpu")).to_audio(db)
 
 

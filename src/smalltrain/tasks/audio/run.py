@@ -56,6 +56,8 @@ class Run:
     previews: PreviewRenderer
     comparator: PCAComparator | None  # None when there are too few training chunks for PCA
     overfit_warned: tuple[int, float] | None = None  # (epoch, gap) of the last such warning
+    underfit_warned: tuple[int, float] | None = None  # (epoch, model SC / PCA SC) of the last
+    underfit_epochs: int = 0  # epochs in a row with training SC above PCA's
 
     @property
     def ckpt_dir(self) -> Path:

@@ -5,7 +5,8 @@ Forward: Hann-window STFT (center=True, reflect padding) -> power -> Slaney mel 
 
 Inverse, used by previews and generation: dB -> mel power -> linear power by nonnegative least
 squares (Lee-Seung multiplicative updates) -> magnitude -> fast Griffin-Lim (Perraudin et al.,
-2013). Everything is batched and runs on whatever device the ``AudioSpectrogram`` lives on.
+2013), started from the phase-gradient estimate of ``phase.py`` (PGHI) rather than random phase.
+Everything is batched and runs on whatever device the ``AudioSpectrogram`` lives on.
 No torchaudio or librosa at runtime.
 """
 
@@ -24,6 +25,7 @@ from torch import Tensor
 
 from smalltrain.engine.config import check
 from smalltrain.errors import ConfigError
+from smalltrain.tasks.audio.phase import pghi_phase
 
 __all__ = ["AudioSpectrogram", "SpectrogramConfig"]
 
@@ -341,6 +343,7 @@ class AudioSpectrogram:
         momentum: float = 0.99,
         length: int | None = None,
         generator: torch.Generator | None = None,
+        init: str = "pghi",
     ) -> Tensor:
         """Recover a waveform ``[B, N]`` from an STFT magnitude ``[B, F, T]`` (or 2-D).
 
@@ -352,9 +355,13 @@ class AudioSpectrogram:
             n_iter: projection rounds.
             momentum: acceleration in ``[0, 1)``-ish; 0 gives classic Griffin-Lim.
             length: output samples; default ``(T - 1) * hop_length``.
-            generator: seeds the random initial phase; None uses a fixed seed (0), so the
-                same magnitude always gives the same audio.
+            generator: seeds the random initial phase (``init="random"``); None uses a fixed
+                seed (0), so the same magnitude always gives the same audio.
+            init: the starting phase: "pghi" (from the magnitude's phase gradient, see
+                ``phase.py``; deterministic) or "random".
         """
+        if init not in ("pghi", "random"):
+            raise ValueError(f"init must be 'pghi' or 'random', not {init!r}")
         mag = self._batch(magnitude, 3)
         if mag.shape[1] != self.config.n_freqs:
             raise ValueError(f"magnitude has {mag.shape[1]} bins, expected {self.config.n_freqs}")
@@ -363,11 +370,15 @@ class AudioSpectrogram:
             length = (n_frames - 1) * hop
         # Iterate at a length whose re-analysis has exactly T frames, then cut/pad at the end.
         inner = length if self.config.frames(length) == n_frames else (n_frames - 1) * hop
-        if generator is None:
-            generator = torch.Generator().manual_seed(0)
         mag = mag.transpose(1, 2).contiguous()  # frames first, like _spectrum
-        phase = torch.rand(mag.shape, generator=generator, device=generator.device)
-        estimate = torch.polar(torch.ones_like(phase), phase.mul_(2 * math.pi)).to(self.device)
+        if init == "pghi":
+            phase = pghi_phase(mag, self.config.n_fft, hop)
+        else:
+            if generator is None:
+                generator = torch.Generator().manual_seed(0)
+            phase = torch.rand(mag.shape, generator=generator, device=generator.device)
+            phase = phase.mul_(2 * math.pi).to(self.device)
+        estimate = torch.polar(torch.ones_like(phase), phase)
         envelope = self._overlap_add(self.window.square().expand(1, n_frames, -1))[0]
         previous = torch.zeros_like(estimate)
         alpha = momentum / (1.0 + momentum)
@@ -416,6 +427,7 @@ class AudioSpectrogram:
         generator: torch.Generator | None = None,
         *,
         nnls_iter: int = DEFAULT_NNLS_ITER,
+        init: str = "pghi",
     ) -> Tensor:
         """Render a dB log-mel ``[B, n_mels, T]`` (or ``[n_mels, T]``) to a waveform ``[B, N]``.
 
@@ -425,9 +437,12 @@ class AudioSpectrogram:
             db: log-mel in dB, as ``log_mel`` returns (use ``denormalize`` first on ``[0, 1]``).
             n_iter: Griffin-Lim iterations.
             length: output samples; default ``(T - 1) * hop_length``.
-            generator: seeds the initial phase (None: fixed seed 0).
+            generator: seeds a random initial phase (None: fixed seed 0).
             nnls_iter: multiplicative updates in ``mel_to_linear``.
+            init: Griffin-Lim's starting phase, "pghi" or "random" (see ``griffin_lim``).
         """
         power = self.db_to_power(self._batch(db, 3))
         magnitude = self.mel_to_linear(power, n_iter=nnls_iter).sqrt_()
-        return self.griffin_lim(magnitude, n_iter=n_iter, length=length, generator=generator)
+        return self.griffin_lim(
+            magnitude, n_iter=n_iter, length=length, generator=generator, init=init
+        )

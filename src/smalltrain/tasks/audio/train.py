@@ -25,7 +25,9 @@ from smalltrain.engine.events import (
     WarningEvent,
 )
 from smalltrain.errors import CheckpointError
+from smalltrain.tasks.audio.alerts import overfitting_warning, underfitting_warning
 from smalltrain.tasks.audio.checkpointing import (
+    add_sequence_prior,
     export_best,
     fit_run_prior,
     restore_run,
@@ -70,31 +72,10 @@ def _render_previews(run: Run, epoch: int) -> None:
         run.previews.render(run.state.model, epoch, run.history.emit, fit_run_prior(run))
 
 
-OVERFIT_REPEAT_EPOCHS = 20  # a standing overfitting gap is repeated this often...
-OVERFIT_REPEAT_GROWTH = 1.5  # ...or as soon as it has grown this much since the last warning
-
-
 def _epoch_warnings(run: Run, metrics: dict[str, float], emit: Callable[[Event], None]) -> None:
-    """Warn of overfitting when the gap first passes the ratio, then only when it grows 1.5x or
-    every 20 epochs: long small-data runs sit above the ratio for most of their epochs."""
-    train_loss, val_loss = metrics.get("train/loss", math.nan), metrics.get("val/loss", math.nan)
-    if math.isfinite(train_loss) and math.isfinite(val_loss) and train_loss > 0:
-        gap = (val_loss - train_loss) / train_loss
-        last = run.overfit_warned
-        due = last is None or (
-            run.state.epoch - last[0] >= OVERFIT_REPEAT_EPOCHS
-            or gap >= OVERFIT_REPEAT_GROWTH * last[1]
-        )
-        if gap > run.config.overfit_warning_ratio and due:
-            run.overfit_warned = (run.state.epoch, gap)
-            emit(
-                WarningEvent(
-                    code="overfitting",
-                    message=f"validation loss is {gap:.0%} above training loss "
-                    f"({val_loss:.4f} vs {train_loss:.4f}); training continues",
-                    epoch=run.state.epoch,
-                )
-            )
+    """Overfitting and underfitting warnings (``alerts.py``)."""
+    overfitting_warning(run, metrics, emit)
+    underfitting_warning(run, metrics, emit)
 
 
 # --- train ---------------------------------------------------------------------------------------
@@ -103,7 +84,8 @@ def _epoch_warnings(run: Run, metrics: dict[str, float], emit: Callable[[Event],
 def _resume_or_start(run: Run, resume_from: Path | None, emit: Callable[[Event], None]) -> None:
     if resume_from is None:
         # a fresh model starts at the training set's mean level per mel band
-        run.state.model.init_output_level(run.train_ds.mels.mean(dim=(0, 2)))
+        model = run.state.model
+        model.init_output_level(model.mean_level(run.train_ds.mels))
         save_run(run, "initial", emit)  # the first rollback target
         return
     ckpt = load_checkpoint(resume_from)
@@ -252,6 +234,8 @@ def _finalize(run: Run, status: ResultStatus, resume: Path | None) -> TrainResul
     best = run.export_path
     if not best.exists():
         best = export_best(run)
+    if status == "completed":  # not on cancel: it would delay the stop; resume adds it
+        add_sequence_prior(run)
     every = run.config.preview_every
     if status == "completed" and every and s.epoch % every != 0:  # not rendered yet
         _render_previews(run, max(s.epoch - 1, 0))

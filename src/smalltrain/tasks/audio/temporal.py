@@ -1,0 +1,227 @@
+"""The temporal latent layout: ``TemporalEncoder`` and ``TemporalDecoder`` (what presets use).
+
+1-D convs over time with the mel bands as channels, down to ``frames`` latent steps of
+``channels`` floats each, and back up. Every weight is shared across time, so each training
+chunk teaches the model ``frames`` times over, and a sound shifted in time is the same code
+shifted. No normalisation layers: GroupNorm scales every chunk's activations to unit variance
+and throws away the level, which varies across a real folder of sounds.
+
+Two optional parts of the code (``TemporalCode``), measured on real one-shot kits
+(bench/README.md, "Audio quality"):
+
+- ``gain``: one float, the chunk's peak level (normalized dB of its loudest bin), taken from the
+  input rather than learned. The encoder sees the chunk with that level subtracted and the
+  decoder adds it back to a *relative* output, so the same hit at -15 or -30 dB is the same
+  shape, exactly shifted in dB, as it is for PCA. Without it the network has to learn dB shifts
+  through its output nonlinearity, one velocity layer at a time.
+- ``global_dim``: floats for the whole chunk, from the encoder's last layer pooled over time
+  (mean and max) and fed to every step of the decoder. A one-shot puts most of its detail in
+  its first 100 ms; steps of equal length spend the same floats on the attack as on the
+  silence after it, while a global code can describe the attack's spectrum wherever it is.
+
+The latent vector is ``[temporal (channel-major), global, gain]``. The gain float is
+deterministic: its ``logvar`` is pinned at ``LOGVAR_MIN`` and ``kl_mask`` leaves it out of
+the KL term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from smalltrain.tasks.audio.config import temporal_steps_down
+from smalltrain.tasks.audio.heads import (
+    INIT_LEVEL,
+    LOGVAR_INIT,
+    LOGVAR_MAX,
+    LOGVAR_MIN,
+    RELATIVE_HEADROOM,
+    apply_output,
+    check_output,
+    preactivation,
+)
+
+__all__ = ["TemporalCode", "TemporalDecoder", "TemporalEncoder", "temporal_plan"]
+
+
+def temporal_plan(n_frames: int, latent_frames: int) -> tuple[int, int]:
+    """Return ``(n_down, padded_frames)``: stride-2 steps from the input to ``latent_frames``.
+
+    The input is padded (with silence) to ``latent_frames * 2**n_down >= n_frames`` frames.
+    """
+    n_down = temporal_steps_down(n_frames, latent_frames)
+    return n_down, latent_frames * 2**n_down
+
+
+@dataclass(frozen=True)
+class TemporalCode:
+    """How a chunk's latent vector is laid out (see the module docstring)."""
+
+    frames: int  # latent steps per chunk
+    channels: int  # floats per step
+    global_dim: int = 0  # floats for the whole chunk
+    gain: bool = False  # one float: the chunk's peak level
+
+    @property
+    def size(self) -> int:
+        """Latent floats per chunk."""
+        return self.frames * self.channels + self.global_dim + int(self.gain)
+
+    @property
+    def temporal_size(self) -> int:
+        return self.frames * self.channels
+
+
+def chunk_gain(x: Tensor) -> Tensor:
+    """The peak level ``[B, 1, 1]`` of normalized mels ``[B, n_mels, T]`` (0 = the floor)."""
+    return x.amax(dim=(1, 2), keepdim=True).clamp_min(0.0)
+
+
+class TemporalEncoder(nn.Module):
+    """Map ``[B, 1, n_mels, T]`` to ``(mu, logvar)``, each ``[B, code.size]``."""
+
+    def __init__(self, n_mels: int, n_frames: int, code: TemporalCode, width: int) -> None:
+        super().__init__()
+        self.n_mels, self.n_frames, self.code = n_mels, n_frames, code
+        self.channels = code.channels
+        n_down, self.padded = temporal_plan(n_frames, code.frames)
+        layers: list[nn.Module] = [nn.Conv1d(n_mels, width, 3, padding=1), nn.LeakyReLU(0.2)]
+        for _ in range(n_down):
+            layers += [nn.Conv1d(width, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        stats = nn.Conv1d(width, 2 * code.channels, 3, padding=1)
+        kaiming(layers)
+        nn.init.kaiming_normal_(stats.weight, nonlinearity="linear")
+        with torch.no_grad():  # start with a narrow posterior, see LOGVAR_INIT
+            stats.bias.zero_()  # type: ignore[union-attr]
+            stats.bias[code.channels :].fill_(LOGVAR_INIT)  # type: ignore[index]
+        layers.append(stats)
+        self.convs = nn.Sequential(*layers)
+        self.to_global: nn.Linear | None = None
+        if code.global_dim:
+            self.to_global = nn.Linear(2 * width, 2 * code.global_dim)
+            nn.init.kaiming_normal_(self.to_global.weight, nonlinearity="linear")
+            with torch.no_grad():
+                self.to_global.bias.zero_()
+                self.to_global.bias[code.global_dim :].fill_(LOGVAR_INIT)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(mu, logvar)`` for a batch of normalized mels."""
+        if x.dim() != 4 or x.shape[1] != 1 or x.shape[2] != self.n_mels:
+            raise ValueError(
+                f"expected mels of shape [B, 1, {self.n_mels}, T], got {list(x.shape)}"
+            )
+        if x.shape[3] > self.padded:
+            raise ValueError(
+                f"got {x.shape[3]} frames but the model was built for at most {self.padded}"
+            )
+        h = F.pad(x.squeeze(1), (0, self.padded - x.shape[3]))
+        gain = chunk_gain(h) if self.code.gain else None
+        if gain is not None:
+            h = h - gain
+        h = self.convs[:-1](h)
+        mu, logvar = self.convs[-1](h).chunk(2, dim=1)
+        mus, logvars = [mu.flatten(1)], [logvar.flatten(1)]
+        if self.to_global is not None:
+            pooled = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
+            mu_g, logvar_g = self.to_global(pooled).chunk(2, dim=1)
+            mus.append(mu_g)
+            logvars.append(logvar_g)
+        if gain is not None:
+            mus.append(gain.flatten(1))
+            logvars.append(torch.full_like(mus[-1], LOGVAR_MIN))
+        return torch.cat(mus, dim=1), torch.cat(logvars, dim=1).clamp(LOGVAR_MIN, LOGVAR_MAX)
+
+
+class TemporalDecoder(nn.Module):
+    """Map ``z`` of ``[B, code.size]`` (or longer sequences, see ``decode_steps``) to mels."""
+
+    def __init__(
+        self,
+        n_mels: int,
+        n_frames: int,
+        code: TemporalCode,
+        width: int,
+        output: str = "sigmoid",
+        output_max: float = 2.0,
+    ) -> None:
+        super().__init__()
+        check_output(output, output_max)
+        self.n_mels, self.n_frames, self.code = n_mels, n_frames, code
+        self.latent_frames, self.channels = code.frames, code.channels
+        self.output, self.output_max = output, output_max
+        # a gain model's output is relative to the chunk's peak: at most RELATIVE_HEADROOM above
+        # it (for the sigmoid, at least output_max below that)
+        bounded = output == "sigmoid"
+        self.offset = output_max - RELATIVE_HEADROOM if code.gain and bounded else 0.0
+        self.n_down, _ = temporal_plan(n_frames, code.frames)
+        first = nn.Conv1d(code.channels + code.global_dim, width, 3, padding=1)
+        layers: list[nn.Module] = [first, nn.LeakyReLU(0.2)]
+        for _ in range(self.n_down):
+            layers += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv1d(width, width, 3, padding=1),
+                nn.LeakyReLU(0.2),
+            ]
+        kaiming(layers)
+        head = nn.Conv1d(width, n_mels, 3, padding=1, bias=False)
+        with torch.no_grad():
+            head.weight.mul_(0.1)
+        layers.append(head)
+        self.convs = nn.Sequential(*layers)
+        # the output level per mel band, before the output function; see init_level
+        init = INIT_LEVEL - 1.0 if code.gain else INIT_LEVEL  # about 0.6 below the peak
+        start = float(preactivation(init + self.offset, output, output_max))
+        self.level = nn.Parameter(torch.full((n_mels, 1), start))
+
+    def split(self, z: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """``z [B, size]`` -> temporal ``[B, channels, frames]``, global ``[B, G]``, gain."""
+        code = self.code
+        steps = z[:, : code.temporal_size].reshape(z.shape[0], code.channels, code.frames)
+        rest = z[:, code.temporal_size :]
+        glob = rest[:, : code.global_dim] if code.global_dim else None
+        gain = rest[:, code.global_dim :] if code.gain else None
+        return steps, glob, gain
+
+    def forward(self, z: Tensor, n_frames: int | None = None) -> Tensor:
+        """Decode ``z`` to a mel ``[B, 1, n_mels, n_frames]`` (default: the model's)."""
+        steps, glob, gain = self.split(z)
+        return self.decode_steps(steps, glob, gain, n_frames or self.n_frames)
+
+    def decode_steps(
+        self, steps: Tensor, glob: Tensor | None, gain: Tensor | None, n_frames: int
+    ) -> Tensor:
+        """Decode any number of latent steps ``[B, channels, S]``: ``S * 2**n_down`` frames,
+        cropped to ``n_frames``. The convs are local in time, so a sequence longer than one
+        chunk decodes to a longer sound (``generate --duration``)."""
+        h = steps
+        if glob is not None:
+            h = torch.cat([h, glob[:, :, None].expand(-1, -1, h.shape[2])], dim=1)
+        out = apply_output(self.convs(h)[:, :, :n_frames] + self.level, self.output,
+                           self.output_max)  # fmt: skip
+        if gain is not None:
+            out = out - self.offset + gain.reshape(-1, 1, 1)
+        return out.unsqueeze(1)
+
+    @torch.no_grad()
+    def init_level(self, mean_mel: Tensor) -> None:
+        """Start at ``mean_mel`` ``[n_mels]`` (relative to the chunk's peak for a gain model)."""
+        level = preactivation(mean_mel.detach().float().cpu() + self.offset, self.output,
+                              self.output_max)  # fmt: skip
+        self.level.copy_(level.reshape(-1, 1).to(self.level.device))
+
+
+def kaiming(layers: list[nn.Module]) -> None:
+    """He initialisation for convs followed by LeakyReLU(0.2), zero biases.
+
+    Without normalisation layers, PyTorch's default init shrinks activations about 3x per
+    layer: a fresh temporal encoder's codes then differ between chunks far less than the
+    sampling noise, and the decoder cannot tell chunks apart for hundreds of steps.
+    """
+    for layer in layers:
+        if isinstance(layer, nn.Conv1d):
+            nn.init.kaiming_normal_(layer.weight, a=0.2, nonlinearity="leaky_relu")
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
