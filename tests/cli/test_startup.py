@@ -50,3 +50,26 @@ def test_light_commands_do_not_import_heavy_libraries(tmp_path: Path, argv: list
     assert proc.returncode == 0, proc.stderr
     heavy = json.loads(proc.stderr.rsplit("HEAVY=", 1)[1])
     assert heavy == [], f"smalltrain {' '.join(argv)} imported {heavy}"
+
+
+def test_asking_a_task_about_a_job_loads_nothing_heavy(tmp_path: Path) -> None:
+    """Light processes (the web UI's server, ``jobs show``) ask tasks where a job resumes and
+    what their fields mean; that must not load torch into them."""
+    probe = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from smalltrain import tasks\n"
+        "for name in ('audio', 'detect'):\n"
+        "    task = tasks.get_task(name)\n"
+        "    task.field_help()\n"
+        "    try:\n"
+        "        task.resume_point(Path(sys.argv[1]))\n"
+        "    except Exception:\n"
+        "        pass\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []

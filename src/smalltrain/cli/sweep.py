@@ -23,6 +23,7 @@ from typing import Any
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from smalltrain.cli.cluster import pick_executor, ray_option, worker_args
@@ -80,8 +81,9 @@ def run_cmd(
     executor: str = typer.Option("process", "--executor", help="process | ray."),
     ray_address: str | None = ray_option(),
     model_name: str | None = typer.Option(
-        None, "--model-name", "-n", help="Register the best trial under this name."
+        None, "--name", help="Register the best trial under this name."
     ),
+    name_old: str | None = typer.Option(None, "--model-name", hidden=True),
     activate: bool = typer.Option(False, "--activate", help="Make the best the active model."),
     prune: bool = typer.Option(False, "--prune", help="Delete the other trials' run folders."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in a background worker."),
@@ -103,7 +105,7 @@ def run_cmd(
         early_stop=early_stop,
         grace_epochs=grace_epochs,
         reduction_factor=reduction_factor,
-        model_name=model_name,
+        model_name=model_name or name_old,
         activate=activate,
         prune=prune,
     )
@@ -174,7 +176,7 @@ def _ctrl_c_cancels(manager: TrainingManager, sweep_id: str) -> Iterator[None]:
         presses[0] += 1
         if presses[0] > 1:
             raise KeyboardInterrupt
-        console.print("[yellow]Cancelling the sweep: running trials checkpoint and stop.[/]")
+        console.print(Text("Cancelling the sweep: running trials checkpoint and stop.", "yellow"))
         threading.Thread(target=cancel, daemon=True).start()
 
     if threading.current_thread() is not threading.main_thread():

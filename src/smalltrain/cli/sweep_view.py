@@ -10,6 +10,7 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from smalltrain.service.sweeps import SweepSummary, TrialRow
 
@@ -53,14 +54,16 @@ def render_summary(console: Console, summary: SweepSummary) -> None:
     sweep = summary.sweep
     better = "lower" if sweep.mode == "min" else "higher"
     console.print(
-        f"[bold]sweep {sweep.id}[/]: {sweep.task} on {sweep.dataset}, {len(summary.trials)} "
-        f"trials, {sweep.metric} ({better} is better), early stopping "
-        f"{'on' if sweep.spec.get('early_stop', True) else 'off'}",
-        highlight=False,
+        Text.assemble(
+            (f"sweep {sweep.id}", "bold"),
+            f": {sweep.task} on {sweep.dataset}, {len(summary.trials)} trials, {sweep.metric} "
+            f"({better} is better), early stopping "
+            f"{'on' if sweep.spec.get('early_stop', True) else 'off'}",
+        )
     )
     style = _STYLE.get(sweep.status, "cyan")
     reason = f": {sweep.status_reason}" if sweep.status_reason else ""
-    console.print(f"[{style}]{sweep.status}[/]{reason}", highlight=False)
+    console.print(Text.assemble((str(sweep.status), style), reason))
     values = [v for row in summary.trials for _, v in row.curve]
     lo, hi = _scale(values)
     width = max([int(sweep.spec.get("max_epochs", 1))] + [len(r.curve) for r in summary.trials])
@@ -79,7 +82,7 @@ def render_summary(console: Console, summary: SweepSummary) -> None:
             best += " ★"
         table.add_row(
             f"{row.n} {row.job.short_id}",
-            f"[{_STYLE.get(status, 'cyan')}]{status}[/]",
+            Text(status, style=_STYLE.get(status, "cyan")),
             setting_text(row.setting, "\n"),
             best,
             sparkline([v for _, v in row.curve], lo, hi, width),

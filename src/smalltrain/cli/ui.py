@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from smalltrain.cli.common import err_console, handle_errors, home
+from smalltrain.cli.common import handle_errors, home, warn
 from smalltrain.ui.options import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -54,10 +54,7 @@ def ui_cmd(
         job_nice=job_nice,
     )
     if auth_file is not None and readable_by_others(auth_file):
-        err_console.print(
-            f"[yellow]warning:[/] {auth_file} can be read by other users; chmod 600 it",
-            highlight=False,
-        )
+        warn(f"{auth_file} can be read by other users; chmod 600 it")
     from smalltrain.ui.server import serve  # gradio loads here, not at start-up
 
     serve(home(), options)

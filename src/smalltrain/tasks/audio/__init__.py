@@ -1,29 +1,70 @@
 """Audio task: a VAE on log-mel spectrograms trained on a folder of sounds.
 
 ``TrainingConfig`` here is the audio config (``smalltrain.tasks.detection.TrainingConfig`` is the
-detection one).
+detection one). The names load lazily, so that a light process (the CLI, the web UI's server)
+can ask the task registry about audio jobs without loading numpy or torch.
 """
 
 from __future__ import annotations
 
-from smalltrain.engine.checkpoints import load_checkpoint, manage_checkpoints, save_checkpoint
-from smalltrain.engine.devices import resolve_device
-from smalltrain.engine.events import MetricsHistory
-from smalltrain.engine.runner import TrainingRunner
-from smalltrain.tasks.audio.augment import AugmentationConfig, AugmentationPipeline
-from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.dataset import AudioTrainingDataset, split_files
-from smalltrain.tasks.audio.epoch import train_epoch, validate_epoch
-from smalltrain.tasks.audio.flat import ConvDecoder, ConvEncoder
-from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
-from smalltrain.tasks.audio.io import DatasetReport, load_audio, scan_folder
-from smalltrain.tasks.audio.losses import compute_kl_divergence, get_kl_weight, vae_loss
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.presets import get_adaptive_config
-from smalltrain.tasks.audio.preview import generate_preview
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
-from smalltrain.tasks.audio.task import AudioTask, inspect_audio
-from smalltrain.tasks.audio.train import train
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smalltrain.engine.checkpoints import load_checkpoint, manage_checkpoints, save_checkpoint
+    from smalltrain.engine.devices import resolve_device
+    from smalltrain.engine.events import MetricsHistory
+    from smalltrain.engine.runner import TrainingRunner
+    from smalltrain.tasks.audio.augment import AugmentationConfig, AugmentationPipeline
+    from smalltrain.tasks.audio.config import TrainingConfig
+    from smalltrain.tasks.audio.dataset import AudioTrainingDataset, split_files
+    from smalltrain.tasks.audio.epoch import train_epoch, validate_epoch
+    from smalltrain.tasks.audio.flat import ConvDecoder, ConvEncoder
+    from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
+    from smalltrain.tasks.audio.io import DatasetReport, load_audio, scan_folder
+    from smalltrain.tasks.audio.losses import compute_kl_divergence, get_kl_weight, vae_loss
+    from smalltrain.tasks.audio.model import ConvVAE
+    from smalltrain.tasks.audio.presets import get_adaptive_config
+    from smalltrain.tasks.audio.preview import generate_preview
+    from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+    from smalltrain.tasks.audio.task import AudioTask, inspect_audio
+    from smalltrain.tasks.audio.train import train
+
+_EXPORTS = {
+    "AudioSpectrogram": "smalltrain.tasks.audio.spectrogram",
+    "AudioTask": "smalltrain.tasks.audio.task",
+    "AudioTrainingDataset": "smalltrain.tasks.audio.dataset",
+    "AugmentationConfig": "smalltrain.tasks.audio.augment",
+    "AugmentationPipeline": "smalltrain.tasks.audio.augment",
+    "ConvDecoder": "smalltrain.tasks.audio.flat",
+    "ConvEncoder": "smalltrain.tasks.audio.flat",
+    "ConvVAE": "smalltrain.tasks.audio.model",
+    "DatasetReport": "smalltrain.tasks.audio.io",
+    "MetricsHistory": "smalltrain.engine.events",
+    "SpectrogramConfig": "smalltrain.tasks.audio.spectrogram",
+    "TrainingConfig": "smalltrain.tasks.audio.config",
+    "TrainingRunner": "smalltrain.engine.runner",
+    "compute_kl_divergence": "smalltrain.tasks.audio.losses",
+    "generate_preview": "smalltrain.tasks.audio.preview",
+    "get_adaptive_config": "smalltrain.tasks.audio.presets",
+    "get_kl_weight": "smalltrain.tasks.audio.losses",
+    "inspect_audio": "smalltrain.tasks.audio.task",
+    "interpolate": "smalltrain.tasks.audio.generate",
+    "load_audio": "smalltrain.tasks.audio.io",
+    "load_checkpoint": "smalltrain.engine.checkpoints",
+    "load_model": "smalltrain.tasks.audio.generate",
+    "manage_checkpoints": "smalltrain.engine.checkpoints",
+    "reconstruct": "smalltrain.tasks.audio.generate",
+    "resolve_device": "smalltrain.engine.devices",
+    "sample": "smalltrain.tasks.audio.generate",
+    "save_checkpoint": "smalltrain.engine.checkpoints",
+    "scan_folder": "smalltrain.tasks.audio.io",
+    "split_files": "smalltrain.tasks.audio.dataset",
+    "train": "smalltrain.tasks.audio.train",
+    "train_epoch": "smalltrain.tasks.audio.epoch",
+    "vae_loss": "smalltrain.tasks.audio.losses",
+    "validate_epoch": "smalltrain.tasks.audio.epoch",
+}
 
 __all__ = [
     "AudioSpectrogram",
@@ -57,6 +98,19 @@ __all__ = [
     "split_files",
     "train",
     "train_epoch",
-    "validate_epoch",
     "vae_loss",
+    "validate_epoch",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -17,10 +17,15 @@ FIELD_HELP: dict[str, str] = {
     "chunk_seconds": "length of the audio chunk the model codes at once, in seconds",
     "chunk_hop_seconds": "seconds between chunk starts (None = chunk_seconds, no overlap)",
     "val_fraction": "fraction of the files held out for validation",
+    "split_seed": "seed of the train/validation split by file (None = seed): trials of a sweep "
+    "that vary seed keep one split",
     "num_workers": "data-loading worker processes (0 = in the training process)",
     "latent_dim": "floats per chunk in the latent code",
     "latent_layout": "temporal (steps x channels, shared 1-D convolutions) or flat (older)",
     "latent_frames": "temporal layout: latent steps per chunk (0 = auto, a divisor of latent_dim)",
+    "latent_global": "temporal layout: floats of latent_dim that code the whole chunk",
+    "chunk_gain": "temporal layout: one float of latent_dim is the chunk's peak level, kept apart "
+    "from its timbre (the same hit at -15 dB is the same code one float apart)",
     "model_width": "channels of the network's layers",
     "model_layers": "flat layout only: convolution layers of the encoder and decoder",
     "model_capacity": "multiplier of the flat layout's channel widths (None = 1.0)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smalltrain.engine.context import DatasetReport as ReportProtocol
 from smalltrain.engine.context import (
@@ -17,10 +17,14 @@ from smalltrain.engine.context import (
 from smalltrain.errors import ConfigError
 from smalltrain.tasks.audio.config import TrainingConfig
 from smalltrain.tasks.audio.fields import FIELD_HELP
-from smalltrain.tasks.audio.io import DatasetReport, scan_folder
-from smalltrain.tasks.audio.material import detect_material_for_report
 from smalltrain.tasks.audio.presets import get_adaptive_config
-from smalltrain.tasks.audio.train import train
+
+if TYPE_CHECKING:
+    from smalltrain.tasks.audio.io import DatasetReport
+
+# numpy, soundfile and torch load only when a method needs them (the io, material and train
+# modules below): the service asks a task where a job resumes (``resume_point``) and what its
+# fields mean from light processes, such as the web UI's server, that must not load torch.
 
 
 def inspect_audio(path: str | Path) -> DatasetReport:
@@ -29,6 +33,9 @@ def inspect_audio(path: str | Path) -> DatasetReport:
     Raises:
         DatasetError: the folder has no usable audio (every skipped file is named).
     """
+    from smalltrain.tasks.audio.io import scan_folder
+    from smalltrain.tasks.audio.material import detect_material_for_report
+
     report = scan_folder(Path(path))
     material = detect_material_for_report(report)
     report.material = material.kind
@@ -49,6 +56,8 @@ class AudioTask:
     def adaptive_config(
         self, report: ReportProtocol, device: str, preset: str = "auto", **overrides: Any
     ) -> TrainingConfig:
+        from smalltrain.tasks.audio.io import DatasetReport
+
         if not isinstance(report, DatasetReport):
             raise TypeError(f"the audio task needs an audio DatasetReport, not {type(report)}")
         return get_adaptive_config(report, device=device, preset=preset, **overrides)
@@ -72,6 +81,8 @@ class AudioTask:
             raise ConfigError("config", type(config).__name__, "must be an audio TrainingConfig")
         if config.device == "auto" and ctx.device not in ("", "auto"):
             config = dataclasses.replace(config, device=ctx.device)
+        from smalltrain.tasks.audio.train import train
+
         return train(
             config,
             ctx.dataset_path,
