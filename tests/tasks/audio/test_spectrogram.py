@@ -276,7 +276,9 @@ def test_cuda_matches_cpu() -> None:
     wave = torch.stack([tone(440.0, 0.5), tone(1500.0, 0.5)])
     cpu = AudioSpectrogram()
     gpu = cpu.to("cuda")
-    torch.testing.assert_close(gpu.log_mel(wave).cpu(), cpu.log_mel(wave), atol=1e-3, rtol=0)
+    # cuFFT and the CPU's FFT round differently: on an H100 the log-mels (values up to ~80)
+    # differed by up to 0.017, a relative 2e-4, far below anything audible
+    torch.testing.assert_close(gpu.log_mel(wave).cpu(), cpu.log_mel(wave), atol=1e-3, rtol=1e-3)
     db = cpu.log_mel(wave)
     audio = gpu.to_audio(db.cuda(), length=wave.shape[1])
     assert audio.device.type == "cuda"
