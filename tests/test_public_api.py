@@ -64,3 +64,17 @@ def test_seed_contract_names() -> None:
 def test_unknown_attribute_raises() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = smalltrain.no_such_name
+
+
+def test_a_lazy_name_is_not_hidden_by_its_submodule() -> None:
+    """``smalltrain.tasks.audio.train`` is both a function and a submodule; importing the
+    submodule first (as the tasks do) must leave the package's ``train`` the function."""
+    import subprocess
+    import sys
+
+    code = (
+        "import smalltrain.tasks.audio.train, smalltrain.tasks.audio as a, inspect; "
+        "print(inspect.isfunction(a.train))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

@@ -8,6 +8,8 @@ can ask the task registry about audio jobs without loading numpy or torch.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -114,3 +116,17 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return list(__all__)
+
+
+class _Package(types.ModuleType):
+    """Keeps an exported name when a submodule of the same name is imported (``train`` is
+    both): Python's import sets the package attribute to the submodule, which would hide the
+    function, as the eager imports used to prevent by coming last."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
