@@ -30,7 +30,9 @@ from smalltrain.tasks.audio.synth import drum_hit
 REAL_SETS = ("sonic_pi", "oneshot", "kit")
 
 SR = 48000
-SONIC_PI = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio" / "sonic_pi_cc0"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT / ".." / "shared" / "data"  # the shared real data, as the other benches find it
+SONIC_PI = SHARED / "audio" / "sonic_pi_cc0"
 SEED = 0
 
 # --- synthetic material -------------------------------------------------------------------------

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for name in args.sets:
         if name in REAL_SETS and not SONIC_PI.is_dir():
-            print(f"skipping {name}: {SONIC_PI} is absent")
+            print(f"skipping {name}: {SONIC_PI} is absent (see ../shared/data/README.md)")
             continue
         target = work / name if args.reuse and (work / name).is_dir() else build_set(name, work)
         variants = tuple(args.variants)

@@ -4,11 +4,13 @@ own ``synth`` modules (``smalltrain.tasks.audio.synth``, ``smalltrain.tasks.dete
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from smalltrain.tasks import EXTRA_TASKS_ENV, toy
+from tests.support.audio import TrainedAudio, train_tiny_run
 
 
 @pytest.fixture
@@ -26,3 +28,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     monkeypatch.setenv("SMALLTRAIN_HOME", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedAudio]:
+    """One tiny audio model (``tests.support.audio.TRAINED_CONFIG``) trained once per session
+    and shared by every test that only needs a finished, exported run. Read-only: a test that
+    writes (resume, a changed checkpoint) copies it into its ``tmp_path`` first; the session
+    fails at teardown if anything wrote into the run or its data."""
+    shared = train_tiny_run(tmp_path_factory.mktemp("trained_audio"))
+    before = shared.digest()
+    yield shared
+    assert shared.digest() == before, "a test wrote into the shared trained audio run"

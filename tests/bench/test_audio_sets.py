@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import pytest
+from tests.support.data import require
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -27,8 +27,7 @@ def _audio_sets() -> ModuleType:
 
 def test_kit_is_the_bass_drums_and_snares_in_layers_split_by_source(tmp_path: Path) -> None:
     sets = _audio_sets()
-    if not sets.SONIC_PI.is_dir():
-        pytest.skip(f"shared real audio not present at {sets.SONIC_PI}")
+    require(sets.SONIC_PI)
     sources = {p.stem for p in sets.SONIC_PI.glob("*.flac") if p.name.startswith(("bd_", "sn_"))}
     root = sets.build_set("kit", tmp_path)
     sides = {sub: {p.stem for p in (root / sub).glob("*.wav")} for sub in ("train", "held")}

@@ -1,8 +1,8 @@
 """The audio commands through the real CLI: inspect, generate, reconstruct, interpolate.
 
 Training through `smalltrain train` (attached, detached, Ctrl-C, resume) is covered in
-test_jobs_cli.py; here a model is trained once with the Python API and then used by path and
-by its registered name.
+test_jobs_cli.py; here the suite's shared model (``trained_audio``, trained once with the Python
+API) is used by path and by its registered name.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from smalltrain.cli.main import app
 from smalltrain.paths import models_dir
 from smalltrain.store import ModelStore
+from smalltrain.tasks.audio.generate import load_model
 from smalltrain.tasks.audio.synth import make_sound_folder
-from smalltrain.tasks.audio.task import AudioTask
-from smalltrain.tasks.audio.train import train
+from tests.support.audio import TrainedAudio
 
 
 def run(*args: str, code: int = 0) -> str:
@@ -28,17 +28,11 @@ def run(*args: str, code: int = 0) -> str:
     return result.stdout + result.stderr if code == 0 else result.stderr
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("audio-cli")
-    sounds = root / "sounds"
-    make_sound_folder(sounds, n_files=5, seed=2)
-    task = AudioTask()
-    cfg = task.adaptive_config(
-        task.inspect(sounds), "cpu", "tiny", epochs=1, model_width=8, preview_every=0
-    )
-    train(cfg, sounds, root / "run")
-    return sounds, root / "run"
+@pytest.fixture
+def trained(trained_audio: TrainedAudio) -> tuple[Path, Path]:
+    """The session's shared run (``trained_audio`` in ``tests/conftest.py``): its training
+    folder and its run folder."""
+    return trained_audio.data, trained_audio.run
 
 
 def test_inspect_lists_used_and_skipped_files(tmp_path: Path) -> None:
@@ -73,14 +67,15 @@ def test_generate_reconstruct_interpolate_by_path(
     wavs = sorted((tmp_path / "gen").glob("*.wav"))
     assert len(wavs) == 3
     info = sf.info(wavs[0])
-    assert info.samplerate == 48000
+    sr = load_model(run_dir).config.sample_rate  # the model's rate, not the input files'
+    assert info.samplerate == sr
     assert info.channels == 1
     out = run("generate", str(run_dir), "--n", "2", "--duration", "2.5", "--out",
               str(tmp_path / "long"))  # fmt: skip
     assert "wrote 2 sounds of 2.5 s" in out
     assert "warning" not in out  # the exported model carries its sequence prior
     long_wavs = sorted((tmp_path / "long").glob("*.wav"))
-    assert [sf.info(p).frames for p in long_wavs] == [120000, 120000]
+    assert [sf.info(p).frames for p in long_wavs] == [int(2.5 * sr)] * 2
     out = run("generate", str(ckpt), "--duration", "1.5", "--out", str(tmp_path / "raw-long"))
     assert "no sequence prior" in " ".join(out.split())
     err = run("generate", str(run_dir), "--duration", "0", "--out", str(tmp_path / "x"), code=1)
@@ -104,7 +99,7 @@ def test_generate_by_registered_model_name(
     ModelStore(models_dir(home)).save(
         "sounds", "vae1", run_dir / "export" / "best.pt", task="audio", config={}, metrics={},
         base_model=None, epochs_completed=1, headline=("best_val_loss", 1.0),
-        dataset_snapshot="5 files", dataset_fingerprint="x",
+        dataset_snapshot="6 files", dataset_fingerprint="x",
     )  # fmt: skip
     run("generate", "sounds/vae1", "--n", "1", "--out", str(tmp_path / "a"))
     run("generate", "vae1", "--n", "1", "--out", str(tmp_path / "b"))

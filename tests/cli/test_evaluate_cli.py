@@ -5,16 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 from typer.testing import CliRunner
 
 from smalltrain.cli.main import app
-from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.train import train
-
-SR = 16000
+from tests.support.audio import TrainedAudio, write_tones
 
 
 @pytest.fixture(autouse=True)
@@ -22,31 +17,15 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMALLTRAIN_HOME", str(tmp_path / "home"))
 
 
-def _write_tones(folder: Path, n: int, seed: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        t = np.arange(int(SR * rng.uniform(0.4, 1.6))) / SR
-        wave = 0.3 * np.sin(2 * np.pi * rng.uniform(150, 900) * t) * np.exp(-t)
-        sf.write(folder / f"tone{i}.wav", wave.astype(np.float32), SR)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("cli_eval")
-    cfg = TrainingConfig(
-        epochs=1, batch_size=4, latent_dim=8, model_capacity=0.125, augmentation=False,
-        sample_rate=SR, n_fft=512, hop_length=256, n_mels=32, preview_every=0, device="cpu",
-        val_fraction=0.34,
-    )  # fmt: skip
-    train(cfg, _write_tones(root / "data", 5, seed=0), root / "run")
-    return root / "run"
+@pytest.fixture
+def run_dir(trained_audio: TrainedAudio) -> Path:
+    """The session's shared run (``trained_audio`` in ``tests/conftest.py``)."""
+    return trained_audio.run
 
 
 @pytest.fixture
 def folder_with_bad(tmp_path: Path) -> Path:
-    folder = _write_tones(tmp_path / "held", 2, seed=1)
+    folder = write_tones(tmp_path / "held", 2, seed=1)
     (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00 definitely not audio" * 8)
     (folder / "empty.ogg").write_bytes(b"")
     return folder

@@ -71,11 +71,11 @@ def commands(lang: str | None = None) -> list[str]:
 
 def blocks_of_commands(lang: str | None = None) -> list[list[str]]:
     """The ``smalltrain`` lines of each of README's blocks (comments cut off), in order."""
-    blocks = []
+    blocks: list[list[str]] = []
     for block_lang, lines in code_blocks():
         if lang is not None and block_lang != lang:
             continue
-        out = []
+        out: list[str] = []
         blocks.append(out)
         for line in _joined(lines):
             text = re.sub(r"\s#.*$", "", line.removeprefix("$ ")).strip()  # shell comments

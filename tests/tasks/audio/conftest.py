@@ -12,9 +12,8 @@ Reuse them from any audio test:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pytest
@@ -107,8 +106,22 @@ BAD_FILES = {
 GOOD_IN_BAD_DIR = ("good_tone.wav", "sub/good_noise.flac")
 
 
+class MakeAudio(Protocol):
+    """The type of the ``make_audio`` fixture: ``make_wav``'s signature."""
+
+    def __call__(
+        self,
+        path: str | Path,
+        seconds: float,
+        sr: int = 48000,
+        channels: int = 1,
+        kind: str = "tone",
+        **synth_kwargs: Any,
+    ) -> Path: ...
+
+
 @pytest.fixture
-def make_audio() -> Callable[..., Path]:
+def make_audio() -> MakeAudio:
     """The ``make_wav`` helper as a fixture."""
     return make_wav
 

@@ -51,7 +51,7 @@ def test_a_nan_is_skipped_on_the_device_without_a_host_sync_per_step() -> None:
     assert outcome == "completed"
     # the metrics are read every SYNC_EVERY steps, not every step
     assert len(syncs) <= 2 * (STEPS // SYNC_EVERY), [str(w.message)[:100] for w in syncs]
-    skipped = [e.metrics["train/skipped"] for e in rec.of(StepMetrics)]  # type: ignore[attr-defined]
+    skipped = [e.metrics["train/skipped"] for e in rec.of(StepMetrics)]
     assert skipped == [1.0 if i == 7 else 0.0 for i in range(STEPS)]
     assert state.skipped_total == 1
     assert {int(s["step"]) for s in state.optimizer.state.values()} == {STEPS - 1}
@@ -73,7 +73,7 @@ def test_divergence_rolls_back_on_the_gpu(tmp_path: Path) -> None:
     rec = Recorder()
     with pytest.raises(TrainingDiverged, match="Lower learning_rate"):
         train(cfg, sounds, tmp_path / "run", emit=rec)
-    rollbacks = [e for e in rec.of(WarningEvent) if e.code == "rollback"]  # type: ignore[attr-defined]
+    rollbacks = [e for e in rec.of(WarningEvent) if e.code == "rollback"]
     assert len(rollbacks) == 2
     for info in list_checkpoints(tmp_path / "run" / "checkpoints"):
         state = load_checkpoint(info.path)

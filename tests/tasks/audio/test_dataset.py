@@ -6,6 +6,7 @@ The tests run at 16 kHz with 1 s chunks and a small real ``AudioSpectrogram`` to
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from smalltrain.tasks.audio.dataset import (
 )
 from smalltrain.tasks.audio.io import AudioFileInfo, scan_folder
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+from tests.tasks.audio.conftest import MakeAudio
 
 SR = 16000
 CHUNK = SR  # 1 s
@@ -48,7 +50,7 @@ def files_of(root: Path) -> list[AudioFileInfo]:
 
 
 @pytest.fixture
-def small_dir(tmp_path: Path, make_audio) -> Path:
+def small_dir(tmp_path: Path, make_audio: MakeAudio) -> Path:
     """Three files: 0.1 s (one padded chunk), 2.6 s (3 chunks) and 1.2 s stereo 44.1k (1)."""
     root = tmp_path / "small"
     make_audio(root / "a_short.wav", 0.1, sr=48000, kind="tone")
@@ -57,7 +59,7 @@ def small_dir(tmp_path: Path, make_audio) -> Path:
     return root
 
 
-def make_ds(root: Path, **kwargs) -> AudioTrainingDataset:
+def make_ds(root: Path, **kwargs: Any) -> AudioTrainingDataset:
     kwargs.setdefault("spectrogram", CountingSpectrogram())
     return AudioTrainingDataset(files_of(root), chunk_samples=CHUNK, **kwargs)
 
@@ -142,7 +144,7 @@ def test_cache_key_depends_on_settings(small_dir: Path, tmp_path: Path) -> None:
     assert len(list(cache.glob("*.pt"))) == 6
 
 
-def test_split_by_file_is_disjoint_and_deterministic(tmp_path: Path, make_audio) -> None:
+def test_split_by_file_is_disjoint_and_deterministic(tmp_path: Path, make_audio: MakeAudio) -> None:
     for i in range(6):
         make_audio(tmp_path / f"f{i}.wav", 0.2, sr=SR, freq=200.0 + 50 * i)
     files = files_of(tmp_path)
@@ -160,7 +162,7 @@ def test_split_by_file_is_disjoint_and_deterministic(tmp_path: Path, make_audio)
     assert (len(two.train), len(two.val)) == (1, 1)  # at least one validation file
 
 
-def test_single_file_splits_by_time(tmp_path: Path, make_audio) -> None:
+def test_single_file_splits_by_time(tmp_path: Path, make_audio: MakeAudio) -> None:
     make_audio(tmp_path / "only.wav", 2.6, sr=SR)
     files = files_of(tmp_path)
     split = split_files(files, val_fraction=0.2, chunk_samples=CHUNK, target_sr=SR)
@@ -176,7 +178,7 @@ def test_single_file_splits_by_time(tmp_path: Path, make_audio) -> None:
     assert [s for _, s in val.chunk_index] == [2 * SR]  # the last chunk, later in time
 
 
-def test_single_one_chunk_file_reuses_training_chunk(tmp_path: Path, make_audio) -> None:
+def test_single_one_chunk_file_reuses_training_chunk(tmp_path: Path, make_audio: MakeAudio) -> None:
     make_audio(tmp_path / "blip.wav", 0.3, sr=SR)
     split = split_files(files_of(tmp_path), chunk_samples=CHUNK, target_sr=SR)
     assert split.strategy == "reuse"

@@ -1,4 +1,5 @@
-"""evaluate(): the model beside PCA on a folder, with a tiny model trained once per session."""
+"""evaluate(): the model beside PCA on a folder, with the tiny model the suite trains once
+(``trained_audio`` in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -6,48 +7,27 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from smalltrain.errors import DatasetError
-from smalltrain.tasks.audio.config import TrainingConfig
 from smalltrain.tasks.audio.evaluate import PCAComparator, compare_with_pca, evaluate
 from smalltrain.tasks.audio.generate import load_model
-from smalltrain.tasks.audio.train import train
+from tests.support.audio import TONE_SR, TrainedAudio, write_tones
 
-SR = 16000
-
-
-def _write_tones(folder: Path, n: int, seed: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        t = np.arange(int(SR * rng.uniform(0.4, 2.2))) / SR
-        wave = np.sin(2 * np.pi * rng.uniform(150, 900) * t) + 0.1 * rng.normal(size=t.size)
-        sf.write(folder / f"tone{i}.wav", (0.3 * wave * np.exp(-t)).astype(np.float32), SR)
-    return folder
+SR = TONE_SR
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run folder of a tiny VAE trained for 2 epochs on 6 synthetic tones (a few seconds)."""
-    root = tmp_path_factory.mktemp("eval_run")
-    data = _write_tones(root / "train_data", 6, seed=0)
-    cfg = TrainingConfig(
-        epochs=2, batch_size=4, latent_dim=8, model_capacity=0.125, augmentation=False,
-        sample_rate=SR, n_fft=512, hop_length=256, n_mels=32, preview_every=0,
-        checkpoint_every=1, device="cpu", val_fraction=0.34,
-    )  # fmt: skip
-    result = train(cfg, data, root / "run")
-    assert result.status == "completed"
-    return root / "run"
+@pytest.fixture
+def trained_run(trained_audio: TrainedAudio) -> Path:
+    """The session's shared run (``tests/conftest.py``): a tiny VAE trained for 2 epochs on 6
+    synthetic tones, 8 latent floats, 32 mels, 16 kHz."""
+    return trained_audio.run
 
 
 @pytest.fixture(scope="session")
 def held_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _write_tones(tmp_path_factory.mktemp("held") / "held", 3, seed=1)
+    return write_tones(tmp_path_factory.mktemp("held") / "held", 3, seed=1)
 
 
 def test_evaluate_reports_model_and_pca(trained_run: Path, held_out: Path) -> None:
@@ -128,12 +108,15 @@ def test_evaluate_generation_scores(trained_run: Path, held_out: Path) -> None:
     assert again == gen
 
 
-def test_exported_model_stores_the_prior_fitted_to_its_training_codes(trained_run: Path) -> None:
+def test_exported_model_stores_the_prior_fitted_to_its_training_codes(
+    trained_audio: TrainedAudio,
+) -> None:
+    trained_run = trained_audio.run
     loaded = load_model(trained_run)
     prior = loaded.prior
     assert prior.fitted
     assert prior.dim == loaded.model.latent_dim == 8
-    train_chunks = evaluate(trained_run, trained_run.parent / "train_data", waveform=False)
+    train_chunks = evaluate(trained_run, trained_audio.data, waveform=False)
     assert prior.n_codes == train_chunks.pca_train_chunks  # the same split PCA is fitted on
 
 
@@ -147,8 +130,8 @@ def test_checkpoint_without_prior_gets_one_fitted_on_the_training_split(
     assert math.isfinite(gen["frechet_model"])
 
 
-def test_evaluate_on_training_folder_warns(trained_run: Path) -> None:
-    result = evaluate(trained_run, trained_run.parent / "train_data", waveform=False)
+def test_evaluate_on_training_folder_warns(trained_audio: TrainedAudio) -> None:
+    result = evaluate(trained_audio.run, trained_audio.data, waveform=False)
     assert any("training split" in w for w in result.warnings)
 
 
@@ -160,7 +143,7 @@ def test_only_bad_files_is_a_clear_error(trained_run: Path, tmp_path: Path) -> N
 
 
 def test_bad_files_are_skipped_and_named(trained_run: Path, held_out: Path, tmp_path: Path) -> None:
-    folder = _write_tones(tmp_path / "mixed", 2, seed=4)
+    folder = write_tones(tmp_path / "mixed", 2, seed=4)
     (folder / "broken.wav").write_bytes(b"RIFF not really")
     data = evaluate(trained_run, folder, waveform=False).to_json_dict()
     assert [s["path"] for s in data["skipped"]] == ["broken.wav"]

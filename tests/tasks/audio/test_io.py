@@ -20,6 +20,7 @@ from smalltrain.tasks.audio.io import (
     load_audio,
     scan_folder,
 )
+from tests.tasks.audio.conftest import MakeAudio
 
 FORMATS = [".wav", ".flac", ".ogg", ".aiff"]
 if "MP3" in sf.available_formats():
@@ -27,7 +28,9 @@ if "MP3" in sf.available_formats():
 
 
 @pytest.mark.parametrize("suffix", FORMATS)
-def test_load_every_format_as_float32_mono_48k(tmp_path: Path, make_audio, suffix: str) -> None:
+def test_load_every_format_as_float32_mono_48k(
+    tmp_path: Path, make_audio: MakeAudio, suffix: str
+) -> None:
     path = make_audio(tmp_path / f"tone{suffix}", 0.25, sr=48000, freq=1000.0)
     wave = load_audio(path)
     assert wave.dtype == np.float32
@@ -37,14 +40,16 @@ def test_load_every_format_as_float32_mono_48k(tmp_path: Path, make_audio, suffi
     assert 0.3 < float(np.abs(wave).max()) < 0.7
 
 
-def test_stereo_downmix_is_channel_mean(tmp_path: Path, make_audio) -> None:
+def test_stereo_downmix_is_channel_mean(tmp_path: Path, make_audio: MakeAudio) -> None:
     path = make_audio(tmp_path / "stereo.wav", 0.1, sr=48000, channels=2, kind="noise")
     raw, _ = sf.read(str(path), dtype="float32", always_2d=True)
     wave = load_audio(path)
     np.testing.assert_allclose(wave, raw.mean(axis=1), atol=1e-7)
 
 
-def test_resample_44k_to_48k_keeps_length_and_frequency(tmp_path: Path, make_audio) -> None:
+def test_resample_44k_to_48k_keeps_length_and_frequency(
+    tmp_path: Path, make_audio: MakeAudio
+) -> None:
     path = make_audio(tmp_path / "tone44.wav", 1.0, sr=44100, freq=1000.0)
     wave = load_audio(path)
     assert abs(wave.shape[0] - 48000) <= 1
@@ -53,7 +58,7 @@ def test_resample_44k_to_48k_keeps_length_and_frequency(tmp_path: Path, make_aud
     assert abs(peak_hz - 1000.0) <= 2.0
 
 
-def test_load_to_other_rate(tmp_path: Path, make_audio) -> None:
+def test_load_to_other_rate(tmp_path: Path, make_audio: MakeAudio) -> None:
     path = make_audio(tmp_path / "tone.flac", 0.5, sr=48000)
     assert load_audio(path, target_sr=16000).shape[0] == 8000
 
@@ -90,7 +95,7 @@ def test_scan_synthetic_folder(synthetic_audio_dir: Path) -> None:
 
 
 def test_scan_is_deterministic_and_fingerprint_tracks_content(
-    synthetic_audio_dir: Path, make_audio
+    synthetic_audio_dir: Path, make_audio: MakeAudio
 ) -> None:
     first = scan_folder(synthetic_audio_dir)
     assert scan_folder(synthetic_audio_dir).fingerprint == first.fingerprint
@@ -136,7 +141,7 @@ def test_bad_inputs_are_skipped_with_reasons(bad_audio_dir: Path) -> None:
     assert report.ignored == 1  # readme.txt
 
 
-def test_quiet_file_under_threshold_is_silent(tmp_path: Path, make_audio) -> None:
+def test_quiet_file_under_threshold_is_silent(tmp_path: Path, make_audio: MakeAudio) -> None:
     make_audio(tmp_path / "loud.wav", 0.2)
     make_audio(tmp_path / "quiet.flac", 0.2, amplitude=10 ** (-70 / 20))  # -70 dBFS peak
     report = scan_folder(tmp_path)
@@ -146,7 +151,9 @@ def test_quiet_file_under_threshold_is_silent(tmp_path: Path, make_audio) -> Non
     assert len(scan_folder(tmp_path, silence_db=-90.0).files) == 2
 
 
-def test_nan_samples_are_corrupt_and_hidden_junk_is_not_counted(tmp_path: Path, make_audio) -> None:
+def test_nan_samples_are_corrupt_and_hidden_junk_is_not_counted(
+    tmp_path: Path, make_audio: MakeAudio
+) -> None:
     make_audio(tmp_path / "good.wav", 0.2)
     data = np.full(4800, 0.1, dtype=np.float32)
     data[100] = np.nan
@@ -162,7 +169,7 @@ def test_nan_samples_are_corrupt_and_hidden_junk_is_not_counted(tmp_path: Path, 
     assert report.ignored == 0
 
 
-def test_silence_check_streams_long_files(tmp_path: Path, make_audio) -> None:
+def test_silence_check_streams_long_files(tmp_path: Path, make_audio: MakeAudio) -> None:
     # loud only at the very end: the block-wise scan must still reach it
     data = np.zeros(48000 * 4, dtype=np.float32)
     data[-10:] = 0.5
@@ -171,7 +178,7 @@ def test_silence_check_streams_long_files(tmp_path: Path, make_audio) -> None:
     assert [f.rel for f in report.files] == ["late.wav"]
 
 
-def test_truncated_header_file_is_skipped(tmp_path: Path, make_audio) -> None:
+def test_truncated_header_file_is_skipped(tmp_path: Path, make_audio: MakeAudio) -> None:
     good = make_audio(tmp_path / "good.wav", 0.2)
     (tmp_path / "cut.wav").write_bytes(good.read_bytes()[:40])
     report = scan_folder(tmp_path)
@@ -200,7 +207,7 @@ def test_empty_folder_and_missing_path(tmp_path: Path) -> None:
         scan_folder(tmp_path / "nope")
 
 
-def test_single_file_path(tmp_path: Path, make_audio) -> None:
+def test_single_file_path(tmp_path: Path, make_audio: MakeAudio) -> None:
     path = make_audio(tmp_path / "one.ogg", 1.5, sr=22050, channels=2)
     report = scan_folder(path)
     assert len(report.files) == 1
@@ -210,7 +217,7 @@ def test_single_file_path(tmp_path: Path, make_audio) -> None:
     assert report.snapshot() == "1 file, 1.5 s"
 
 
-def test_snapshot_uses_minutes(tmp_path: Path, make_audio) -> None:
+def test_snapshot_uses_minutes(tmp_path: Path, make_audio: MakeAudio) -> None:
     # 75 s of audio at 8 kHz stays tiny on disk
     make_audio(tmp_path / "long.wav", 75.0, sr=8000, kind="noise")
     assert scan_folder(tmp_path).snapshot() == "1 file, 1.2 min"

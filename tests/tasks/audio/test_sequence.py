@@ -102,6 +102,7 @@ def test_sample_long_writes_sounds_of_the_asked_length(tmp_path: Path) -> None:
         latent_frames=4,
     )  # fmt: skip
     result = train(cfg, tmp_path / "kit", tmp_path / "run")
+    assert result.best_checkpoint is not None
     loaded = load_model(result.best_checkpoint)
     assert "sequence_prior" in loaded.checkpoint  # fitted once, when training ended
     assert loaded.sequence_prior.start_from == "the files' first chunks"

@@ -6,13 +6,20 @@ import math
 import threading
 import time
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import torch
 
 from smalltrain.engine.checkpoints import list_checkpoints, load_checkpoint
 from smalltrain.engine.context import CancelToken
-from smalltrain.engine.events import CheckpointSaved, Event, StepMetrics, WarningEvent
+from smalltrain.engine.events import (
+    CheckpointSaved,
+    EpochMetrics,
+    Event,
+    StepMetrics,
+    WarningEvent,
+)
 from smalltrain.engine.runner import TrainingRunner
 from smalltrain.errors import CheckpointError, TrainingDiverged
 from smalltrain.tasks.audio.config import TrainingConfig
@@ -20,18 +27,15 @@ from smalltrain.tasks.audio.epoch import LRSchedule, TrainState, train_epoch
 from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
 from smalltrain.tasks.audio.losses import KLSchedule
 from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.synth import make_sound_folder
 from smalltrain.tasks.audio.task import AudioTask, inspect_audio
 from smalltrain.tasks.audio.train import train
-
-SHARED_AUDIO = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "audio"
+from tests.support.audio import make_audio_dataset
+from tests.support.data import SONIC_PI, require
 
 
 @pytest.fixture(scope="module")
 def sounds(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("sounds")
-    make_sound_folder(folder, n_files=6, seed=1)
-    return folder
+    return make_audio_dataset(tmp_path_factory.mktemp("sounds"))
 
 
 def tiny_config(**overrides: object) -> TrainingConfig:
@@ -55,6 +59,9 @@ def tiny_config(**overrides: object) -> TrainingConfig:
     return TrainingConfig(**base)  # type: ignore[arg-type]
 
 
+E = TypeVar("E", bound=Event)
+
+
 class Recorder:
     """Collects step losses and other events; cancels at a chosen global step."""
 
@@ -71,7 +78,7 @@ class Recorder:
             if event.global_step == self.cancel_at:
                 self.token.cancel()
 
-    def of(self, kind: type[Event]) -> list[Event]:
+    def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]
 
 
@@ -93,12 +100,12 @@ def test_train_writes_checkpoints_previews_and_a_usable_model(sounds: Path, tmp_
         "epoch_0002_sample_0.wav",
         "epoch_0002_sample_1.wav",
     ]
-    epochs = [e.metrics for e in rec.events if e.type == "epoch"]  # type: ignore[attr-defined]
+    epochs = [e.metrics for e in rec.of(EpochMetrics)]
     for key in ("train/loss", "train/kl", "val/loss", "val/kl_raw"):
         assert all(key in m for m in epochs), key
     steps = rec.of(StepMetrics)
     assert {"train/loss", "train/recon", "train/kl", "kl/beta", "lr", "time/step_s"} <= set(
-        steps[0].metrics  # type: ignore[attr-defined]
+        steps[0].metrics
     )
     # the exported model rebuilds from the file alone and generates
     loaded = load_model(tmp_path / "run")
@@ -134,7 +141,8 @@ def test_resume_after_cancel_is_exact(
     cancelled = train(cfg, report, tmp_path / "b", emit=first, cancel=first.token)
     assert cancelled.status == "cancelled"
     assert max(first.losses) == cancel_at
-    ckpt = load_checkpoint(cancelled.last_checkpoint)  # type: ignore[arg-type]
+    assert cancelled.last_checkpoint is not None
+    ckpt = load_checkpoint(cancelled.last_checkpoint)
     assert ckpt["global_step"] == cancel_at + 1
 
     rest = Recorder()
@@ -170,14 +178,14 @@ def test_poisoned_batch_skips_backward_step_and_schedule() -> None:
     before = {k: v.clone() for k, v in state.model.state_dict().items()}
     outcome = train_epoch(state, batches, steps_per_epoch=4, emit=rec, cancel=CancelToken())
     assert outcome == "completed"
-    skipped = [e.metrics["train/skipped"] for e in rec.of(StepMetrics)]  # type: ignore[attr-defined]
+    skipped = [e.metrics["train/skipped"] for e in rec.of(StepMetrics)]
     assert skipped == [0.0, 0.0, 1.0, 0.0]
     assert state.skipped_total == 1
     assert state.epoch_skipped == 1
     assert state.lr_schedule.step_count == 3  # the scheduler step was skipped too
     adam_steps = {int(s["step"]) for s in state.optimizer.state.values()}
     assert adam_steps == {3}
-    assert [e.code for e in rec.of(WarningEvent)] == ["nan_loss"]  # type: ignore[attr-defined]
+    assert [e.code for e in rec.of(WarningEvent)] == ["nan_loss"]
     after = state.model.state_dict()
     assert all(torch.isfinite(v).all() for v in after.values())
     assert any(not torch.equal(after[k], before[k]) for k in before)  # the good steps did update
@@ -194,9 +202,9 @@ def test_divergence_rolls_back_then_fails_without_saving_nan(sounds: Path, tmp_p
     rec = Recorder()
     with pytest.raises(TrainingDiverged, match="Lower learning_rate"):
         train(cfg, sounds, tmp_path / "run", emit=rec)
-    rollbacks = [e for e in rec.of(WarningEvent) if e.code == "rollback"]  # type: ignore[attr-defined]
+    rollbacks = [e for e in rec.of(WarningEvent) if e.code == "rollback"]
     assert len(rollbacks) == 2
-    lrs = [e.metrics["lr"] for e in rec.of(StepMetrics)]  # type: ignore[attr-defined]
+    lrs = [e.metrics["lr"] for e in rec.of(StepMetrics)]
     assert min(lrs) == pytest.approx(1e12 / 4)  # halved once per rollback
     for info in list_checkpoints(tmp_path / "run" / "checkpoints"):
         state = load_checkpoint(info.path)
@@ -246,9 +254,7 @@ def test_retention_keeps_latest_and_best(sounds: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_real_audio_tiny_preset_then_generate(tmp_path: Path) -> None:
-    folder = SHARED_AUDIO / "sonic_pi_cc0"
-    if not folder.is_dir():
-        pytest.skip(f"shared real audio not present at {folder}")
+    folder = require(SONIC_PI)
     task = AudioTask()
     report = task.inspect(folder)
     assert len(report.files) > 100
@@ -355,12 +361,14 @@ def test_underfitting_warning_after_enough_steps_with_what_to_try() -> None:
 
 def test_a_run_saved_before_the_temporal_layout_resumes(sounds: Path, tmp_path: Path) -> None:
     first = train(tiny_config(epochs=1, latent_layout="flat"), sounds, tmp_path / "run")
+    assert first.last_checkpoint is not None
     saved = load_checkpoint(first.last_checkpoint)["config"]
     del saved["latent_layout"], saved["latent_frames"]  # as an older smalltrain wrote it
     cfg = TrainingConfig.from_dict({**saved, "epochs": 2})
     resumed = train(cfg, sounds, tmp_path / "run", resume_from=first.last_checkpoint)
     assert resumed.status == "completed"
     assert resumed.epochs_completed == 2
+    assert resumed.best_checkpoint is not None
     assert load_model(resumed.best_checkpoint).model.layout == "flat"
 
 
@@ -372,9 +380,10 @@ def test_a_run_that_cannot_learn_emits_the_underfitting_warning(
     cfg = tiny_config(epochs=6, learning_rate=1e-9)
     rec = Recorder()
     train(cfg, sounds, tmp_path / "run", emit=rec)
-    epochs = [e.metrics for e in rec.events if e.type == "epoch"]  # type: ignore[attr-defined]
+    epochs = [e.metrics for e in rec.of(EpochMetrics)]
     assert all(m["train/sc"] > m["pca/sc"] for m in epochs)
-    warnings = [e for e in rec.of(WarningEvent) if e.code == "underfitting"]  # type: ignore[attr-defined]
-    assert warnings, [e.code for e in rec.of(WarningEvent)]  # type: ignore[attr-defined]
-    assert "the model underfits" in warnings[0].message  # type: ignore[attr-defined]
-    assert warnings[0].epoch >= 2  # type: ignore[attr-defined]  # not before half the run
+    warnings = [e for e in rec.of(WarningEvent) if e.code == "underfitting"]
+    assert warnings, [e.code for e in rec.of(WarningEvent)]
+    assert "the model underfits" in warnings[0].message
+    assert warnings[0].epoch is not None
+    assert warnings[0].epoch >= 2  # not before half the run

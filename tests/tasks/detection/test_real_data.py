@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from smalltrain.engine.context import JobContext
+from smalltrain.engine.context import JobContext, TrainResult
 from smalltrain.engine.events import Event, TrainingStarted
 from smalltrain.tasks.detection import DetectTask, TrainingConfig
 from tests.support.data import BCCD, COCO8, PRETRAINED, require
 
 
-def _train(tmp_path: Path, data: Path, **values: object) -> tuple[object, list[Event]]:
+def _train(tmp_path: Path, data: Path, **values: object) -> tuple[TrainResult, list[Event]]:
     events: list[Event] = []
     config = TrainingConfig(**{"batch_size": 4, "image_size": 64, "workers": 0, **values})  # type: ignore[arg-type]
     ctx = JobContext(
@@ -64,6 +64,7 @@ def test_transfer_learning_with_frozen_backbone(tmp_path: Path, shapes: Path) ->
     assert result.status == "completed"
     started = next(e for e in events if isinstance(e, TrainingStarted))
     assert started.info["freeze"] == 10
+    assert result.weights is not None
     before = torch.load(pretrained, map_location="cpu", weights_only=False)["model"].state_dict()
     after = torch.load(result.weights, map_location="cpu", weights_only=False)
     after_sd = after["model"].state_dict()

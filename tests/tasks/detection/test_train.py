@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from smalltrain.engine.context import JobContext, TrainResult
+from smalltrain.engine.context import CancelMode, JobContext, TrainResult
 from smalltrain.engine.events import (
     CheckpointSaved,
     EpochMetrics,
@@ -143,7 +143,7 @@ def test_missing_official_weights_fail_before_training(tmp_path: Path, shapes: P
         run(tmp_path, shapes, Path("yolo11n.pt"))
 
 
-def _cancel_at(epoch: int, step: int, mode: str) -> Any:
+def _cancel_at(epoch: int, step: int, mode: CancelMode) -> Any:
     def on_event(event: Event, ctx: JobContext) -> None:
         if isinstance(event, StepMetrics) and (event.epoch, event.step) == (epoch, step):
             ctx.cancel.cancel("test", mode=mode)
@@ -157,7 +157,12 @@ def _cancel_at(epoch: int, step: int, mode: str) -> Any:
     ("mode", "at_epoch", "saved_epoch"), [("graceful", 2, 1), ("immediate", 0, 0)]
 )
 def test_cancel_then_resume(
-    tmp_path: Path, shapes: Path, tiny_model: Path, mode: str, at_epoch: int, saved_epoch: int
+    tmp_path: Path,
+    shapes: Path,
+    tiny_model: Path,
+    mode: CancelMode,
+    at_epoch: int,
+    saved_epoch: int,
 ) -> None:
     result, events, _ = run(tmp_path, shapes, tiny_model, _cancel_at(at_epoch, 0, mode), epochs=4)
     assert result.status == "cancelled"
@@ -247,7 +252,7 @@ def test_gpu_run_respects_memory_cap(tmp_path: Path, shapes: Path, tiny_model: P
 
 @pytest.mark.parametrize("mode", ["graceful", "immediate"])
 def test_cancel_in_the_final_epoch_is_cancelled_and_resumable(
-    tmp_path: Path, shapes: Path, tiny_model: Path, mode: str
+    tmp_path: Path, shapes: Path, tiny_model: Path, mode: CancelMode
 ) -> None:
     result, _, _ = run(tmp_path, shapes, tiny_model, _cancel_at(1, 0, mode), epochs=2)
     assert result.status == "cancelled"  # never "completed" with a registered model
