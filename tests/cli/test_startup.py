@@ -52,6 +52,34 @@ def test_light_commands_do_not_import_heavy_libraries(tmp_path: Path, argv: list
     assert heavy == [], f"smalltrain {' '.join(argv)} imported {heavy}"
 
 
+def test_help_loads_no_service_or_store_module(tmp_path: Path) -> None:
+    """Building the command tree for ``--help`` imports no service or store layer (nor
+    importlib.metadata): each command loads what it uses when it runs."""
+    probe = _PROBE.replace(
+        "sorted(m for m in %r if m in sys.modules)",
+        "sorted(m for m in sys.modules if m.startswith(%r) or m == 'importlib.metadata')",
+    ) % (("smalltrain.service", "smalltrain.store"),)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, "--home", str(tmp_path), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: smalltrain" in proc.stdout
+    loaded = json.loads(proc.stderr.rsplit("HEAVY=", 1)[1])
+    assert loaded == [], f"smalltrain --help imported {loaded}"
+
+
+def test_executor_names_in_help_match_the_service() -> None:
+    """``train --help`` lists the executors from a constant of the CLI (so that help loads no
+    service module); it must name the same executors the service accepts."""
+    from smalltrain.cli.cluster import EXECUTOR_NAMES
+    from smalltrain.service.executors import EXECUTORS
+
+    assert EXECUTOR_NAMES == EXECUTORS
+
+
 def test_asking_a_task_about_a_job_loads_nothing_heavy(tmp_path: Path) -> None:
     """Light processes (the web UI's server, ``jobs show``) ask tasks where a job resumes and
     what their fields mean; that must not load torch into them."""

@@ -9,7 +9,6 @@ import typer
 
 from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json, say, warn
 from smalltrain.cli.refs import MODEL_HELP, resolve_model
-from smalltrain.tasks import detect_kind, get_task
 
 #: A generated sound whose peak is below this is reported as near-silent.
 SILENT_PEAK_DBFS = -50.0
@@ -56,6 +55,8 @@ def inspect_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Check a dataset and print what training would use, skip, and why."""
+    from smalltrain.tasks import detect_kind, get_task
+
     path = _dataset_path(dataset)
     kind = detect_kind(path)
     task = get_task(kind)

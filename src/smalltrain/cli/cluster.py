@@ -9,13 +9,18 @@ that runs a scheduler adds the option with ``ray_option()`` and builds its execu
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from smalltrain.service.executors import Executor
+if TYPE_CHECKING:
+    from smalltrain.service.executors import Executor
 
-__all__ = ["RAY_HELP", "pick_executor", "ray_option", "worker_args"]
+__all__ = ["EXECUTOR_NAMES", "RAY_HELP", "pick_executor", "ray_option", "worker_args"]
+
+#: ``service.executors.EXECUTORS``, spelled out so that help text loads no service module
+#: (tests/cli/test_startup.py checks the two agree).
+EXECUTOR_NAMES = ("inline", "thread", "process", "ray")
 
 RAY_HELP = (
     "Run jobs on the Ray cluster at ADDRESS (host:port of `ray start --head`, 'auto' for the "

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from smalltrain.cli.common import JSON_HELP, console, handle_errors, home, print_json, warn
 from smalltrain.cli.output import print_fields, print_table, readable
 from smalltrain.paths import cache_dir, db_path, models_dir
-from smalltrain.service.datasets import names_for_path, register_dataset
-from smalltrain.store import ModelStore
-from smalltrain.store.datasets import DatasetStore
-from smalltrain.store.db import JobStore
+
+if TYPE_CHECKING:
+    from smalltrain.store import ModelStore
+    from smalltrain.store.datasets import DatasetStore
 
 __all__ = ["app"]
 
@@ -27,8 +27,18 @@ app = typer.Typer(name="datasets", help="Registered datasets: add, list, show, r
 
 
 def _store() -> DatasetStore:
+    # The stores load per command, not at start-up: `smalltrain --help` needs none of them.
+    from smalltrain.store.datasets import DatasetStore
+    from smalltrain.store.db import JobStore
+
     root = home()
     return DatasetStore(JobStore(db_path(root)), cache_root=cache_dir(root))
+
+
+def _model_store() -> ModelStore:
+    from smalltrain.store import ModelStore
+
+    return ModelStore(models_dir(home()))
 
 
 @app.command("add")
@@ -41,6 +51,8 @@ def add_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Inspect a dataset and register it under NAME (again: re-register it)."""
+    from smalltrain.service.datasets import names_for_path, register_dataset
+
     kind = task or kind_old
     store = _store()
     others = [n for n in names_for_path(store, path) if n != name] if path.exists() else []
@@ -59,7 +71,7 @@ def add_cmd(
 
 def _unregistered(known: set[str]) -> list[dict[str, Any]]:
     """Datasets that have models but no record (trained by path before registration)."""
-    store = ModelStore(models_dir(home()))
+    store = _model_store()
     out = []
     for name in store.datasets():
         if name in known:
@@ -77,8 +89,8 @@ def _unregistered(known: set[str]) -> list[dict[str, Any]]:
 def list_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
     """List every dataset: registered, trained on, or holding models."""
     records = _store().list()
-    counts = {name: len(ModelStore(models_dir(home())).list(name))
-              for name in ModelStore(models_dir(home())).datasets()}  # fmt: skip
+    counts = {name: len(_model_store().list(name))
+              for name in _model_store().datasets()}  # fmt: skip
     rows: list[dict[str, Any]] = [
         {**r.to_dict(), "registered": True, "models": counts.get(r.name, 0)} for r in records
     ]
@@ -106,6 +118,8 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Show a dataset's summary, and whether it changed since it was registered."""
+    from smalltrain.service.datasets import names_for_path
+
     store = _store()
     record = store.get(name)
     changed = store.changed_since(name)

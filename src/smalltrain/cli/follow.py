@@ -17,27 +17,29 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from smalltrain.cli.common import console, err_console, home, say, styled
-from smalltrain.cli.progress import EventProgress
-from smalltrain.engine.context import CancelMode
-from smalltrain.engine.events import TrainingFinished
 from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.errors import SmallTrainError
-from smalltrain.service.executors import Executor
-from smalltrain.service.manager import TrainingManager
-from smalltrain.service.resuming import check_resumable_job
-from smalltrain.service.scheduler import scheduler_running
+
+if TYPE_CHECKING:
+    # These load when a command uses them, not at start-up (`smalltrain --help`).
+    from smalltrain.engine.context import CancelMode
+    from smalltrain.engine.events import TrainingFinished
+    from smalltrain.service.executors import Executor
+    from smalltrain.service.manager import TrainingManager
 
 __all__ = ["exit_for", "follow_job", "open_manager", "spawn_worker"]
 
 
 def open_manager(executor: str | Executor = "process", **kwargs: Any) -> TrainingManager:
     """The manager of this invocation's home; it never starts a scheduler by itself."""
+    from smalltrain.service.manager import TrainingManager
+
     return TrainingManager.open(home(), executor=executor, autostart=False, **kwargs)
 
 
@@ -47,6 +49,8 @@ def spawn_worker(root: Path, args: list[str] | None = None) -> int | None:
 
     Its output goes to ``root/worker.log``.
     """
+    from smalltrain.service.scheduler import scheduler_running
+
     if scheduler_running(root) is not None:
         return None
     log = open(root / "worker.log", "ab")  # noqa: SIM115 - handed to the child
@@ -119,6 +123,9 @@ def follow_job(
 ) -> tuple[TrainingJob, bool, TrainingFinished | None]:
     """Show a job's progress until it ends; return the job, whether Ctrl-C cancelled it, and
     its last ``TrainingFinished`` event (None if it sent none)."""
+    from smalltrain.cli.progress import EventProgress  # rich.progress and the event classes
+    from smalltrain.engine.events import TrainingFinished
+
     finished: TrainingFinished | None = None
     with _ctrl_c_cancels(manager, job_id, out or console) as presses:
         events = manager.subscribe(job_id, after_id=after_id)
@@ -146,6 +153,8 @@ def exit_for(
     """
     if job.status is JobStatus.COMPLETED:
         return
+    from smalltrain.service.resuming import check_resumable_job
+
     reason = job.status_reason or job.error or ""
     why_not = check_resumable_job(job, manager.home)
     advice = f"Resume with: smalltrain resume {job.id}" if why_not is None else why_not

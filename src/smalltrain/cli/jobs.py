@@ -15,7 +15,6 @@ from smalltrain.cli.output import fmt_number, print_fields, print_table, readabl
 from smalltrain.cli.summary import job_summary, print_summary
 from smalltrain.cli.train import DETACH_HELP, resume_job
 from smalltrain.engine.jobs import JobStatus, TrainingJob
-from smalltrain.service.resuming import check_resumable_job
 
 __all__ = ["app"]
 
@@ -80,6 +79,8 @@ def _show_rows(job: TrainingJob, home: Path) -> list[tuple[str, Any]]:
         ("checkpoint", job.checkpoint_path or "-"),
     ]
     if job.status in (JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.INTERRUPTED):
+        from smalltrain.service.resuming import check_resumable_job
+
         why_not = check_resumable_job(job, home)
         rows.append(("resume", f"smalltrain resume {job.id}" if why_not is None else why_not))
     rows.append(("last metrics", _metrics_text(job.last_metrics)))

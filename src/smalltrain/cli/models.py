@@ -8,15 +8,16 @@ first, and marks the active model with ``*``.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json
 from smalltrain.cli.follow import open_manager
 from smalltrain.cli.output import fmt_number, print_fields, print_table, readable
-from smalltrain.engine.context import metric_label, metric_mode
-from smalltrain.store.models import ModelInfo
+
+if TYPE_CHECKING:
+    from smalltrain.store.models import ModelInfo
 
 __all__ = ["app", "ranked"]
 
@@ -28,6 +29,8 @@ _DATASET_OLD = typer.Option(None, "-d", hidden=True)
 
 
 def _metric(model: ModelInfo) -> str:
+    from smalltrain.engine.context import metric_label  # the event classes: not at start-up
+
     if model.headline_value is None:
         return "-"
     return f"{metric_label(model.headline_metric)} {fmt_number(model.headline_value)}"
@@ -35,6 +38,7 @@ def _metric(model: ModelInfo) -> str:
 
 def ranked(models: list[ModelInfo]) -> list[ModelInfo]:
     """Per dataset (by name), best first on the task's metric; models without one last."""
+    from smalltrain.engine.context import metric_mode
 
     def key(m: ModelInfo) -> tuple[Any, ...]:
         value = m.headline_value
@@ -76,6 +80,8 @@ def list_cmd(
 
 
 def _show_rows(model: ModelInfo) -> list[tuple[str, Any]]:
+    from smalltrain.engine.context import metric_mode
+
     direction = metric_mode(model.headline_metric, model.headline_mode)
     better = "lower is better" if direction == "min" else "higher is better"
     rows: list[tuple[str, Any]] = [

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smalltrain.cli.output import fmt_number, print_fields
-from smalltrain.engine.context import metric_label
-from smalltrain.engine.events import TrainingFinished
 from smalltrain.engine.jobs import JobStatus, TrainingJob
-from smalltrain.service.manager import TrainingManager
-from smalltrain.service.resuming import check_resumable_job
+
+if TYPE_CHECKING:
+    from smalltrain.engine.events import TrainingFinished
+    from smalltrain.service.manager import TrainingManager
 
 __all__ = ["job_summary", "print_summary"]
 
@@ -60,6 +60,8 @@ def _best(job: TrainingJob, metrics: dict[str, float]) -> str:
 
 def _next(job: TrainingJob, model: Any, home: Path) -> list[str]:
     if job.status is not JobStatus.COMPLETED:
+        from smalltrain.service.resuming import check_resumable_job
+
         why_not = check_resumable_job(job, home)
         if why_not is None:
             return [f"smalltrain resume {job.id}"]
@@ -84,6 +86,8 @@ def job_summary(
     manager: TrainingManager, job: TrainingJob, finished: TrainingFinished | None
 ) -> dict[str, Any]:
     """What ``print_summary`` shows, as plain data."""
+    from smalltrain.engine.context import metric_label  # the event classes: not at start-up
+
     metrics = dict(finished.metrics) if finished is not None else {}
     model = _model(manager, job)
     run_dir = Path(job.run_dir) if job.run_dir else None
@@ -110,6 +114,8 @@ def job_summary(
         "next": _next(job, model, manager.home),
     }
     if job.status is not JobStatus.COMPLETED:
+        from smalltrain.service.resuming import check_resumable_job
+
         out["resume"] = check_resumable_job(job, manager.home) or "resumable"
     return out
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich import box
@@ -32,9 +32,9 @@ from smalltrain.cli.follow import open_manager, spawn_worker
 from smalltrain.cli.sweep_view import describe_event, render_summary, setting_text
 from smalltrain.engine.config import parse_assignments
 from smalltrain.errors import SmallTrainError
-from smalltrain.service.executors import EXECUTORS
-from smalltrain.service.manager import TrainingManager
-from smalltrain.service.sweeps import SweepSpec, parse_vary
+
+if TYPE_CHECKING:
+    from smalltrain.service.manager import TrainingManager
 
 __all__ = ["app"]
 
@@ -90,6 +90,9 @@ def run_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
 ) -> None:
     """Run a sweep of trials on a dataset; the best trial is registered."""
+    from smalltrain.service.executors import EXECUTORS
+    from smalltrain.service.sweeps import SweepSpec, parse_vary
+
     if executor not in EXECUTORS:
         raise ValueError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
     spec = SweepSpec(

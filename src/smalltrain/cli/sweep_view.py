@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from smalltrain.service.sweeps import SweepSummary, TrialRow
+if TYPE_CHECKING:
+    from smalltrain.service.sweeps import SweepSummary, TrialRow
 
 __all__ = ["describe_event", "render_summary", "setting_text", "sparkline"]
 

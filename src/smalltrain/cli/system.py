@@ -13,7 +13,6 @@ import typer
 from smalltrain.cli.cluster import pick_executor, ray_option, worker_args
 from smalltrain.cli.common import JSON_HELP, console, handle_errors, home, print_json, styled
 from smalltrain.cli.follow import open_manager, spawn_worker
-from smalltrain.engine.resources import ResourceMonitor
 
 __all__ = ["register", "resources_cmd", "worker_cmd"]
 
@@ -28,6 +27,8 @@ def resources_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Show CPU, RAM and GPU use, and whether new jobs would wait."""
+    from smalltrain.engine.resources import ResourceMonitor  # psutil: only this command
+
     monitor = ResourceMonitor(gpu_threshold, ram_threshold)  # starts the CPU counter
     # CPU use is a rate: a reading right after the counter starts says 0% (or 100%) whatever
     # the machine does. Measure over a real interval.

@@ -10,19 +10,20 @@ returns. ``--json`` prints one JSON document at the end (the job and its summary
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from smalltrain.cli.cluster import pick_executor, ray_option, worker_args
+from smalltrain.cli.cluster import EXECUTOR_NAMES, pick_executor, ray_option, worker_args
 from smalltrain.cli.common import JSON_HELP, handle_errors, print_json, say
 from smalltrain.cli.follow import exit_for, follow_job, open_manager, spawn_worker
 from smalltrain.cli.summary import job_summary, print_summary
 from smalltrain.engine.config import parse_assignments
 from smalltrain.errors import JobNotFound
-from smalltrain.service.executors import EXECUTORS
-from smalltrain.service.live import last_event_id
-from smalltrain.service.manager import JobSpec, TrainingManager
-from smalltrain.service.planning import read_config_file
+
+if TYPE_CHECKING:
+    # The service layer loads when a command runs, not at start-up (`smalltrain --help`).
+    from smalltrain.service.manager import JobSpec, TrainingManager
 
 __all__ = ["register", "resume_cmd", "run_job", "train_cmd"]
 
@@ -80,6 +81,9 @@ def _spec_from(
     settings: list[str],
 ) -> JobSpec:
     """The JobSpec of a train command: --config fields, then --set values on top."""
+    from smalltrain.service.manager import JobSpec
+    from smalltrain.service.planning import read_config_file
+
     overrides = parse_assignments(settings)
     task = None
     if config_file is not None:
@@ -125,7 +129,7 @@ def train_cmd(
         None, "--run-dir", help="Where to write checkpoints (default: HOME/runs/<job id>)."
     ),
     executor: str = typer.Option(
-        "process", "--executor", help=f"Where the job runs: {' | '.join(EXECUTORS)}."
+        "process", "--executor", help=f"Where the job runs: {' | '.join(EXECUTOR_NAMES)}."
     ),
     task: str | None = typer.Option(None, "--task", help="Force the task (default: detected)."),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N | mps."),
@@ -133,6 +137,9 @@ def train_cmd(
     ray_address: str | None = ray_option(),
 ) -> None:
     """Train a model on a dataset (queued; attached by default)."""
+    from smalltrain.service.executors import EXECUTORS
+    from smalltrain.service.manager import JobSpec
+
     if executor not in EXECUTORS:
         raise ValueError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
     if detach and executor not in ("process", "ray"):
@@ -179,6 +186,8 @@ def job_for(manager: TrainingManager, ref: str) -> str:
 
 def resume_job(ref: str, detach: bool, as_json: bool, ray_address: str | None = None) -> None:
     """What ``resume`` and ``jobs resume`` do."""
+    from smalltrain.service.live import last_event_id
+
     manager = open_manager(pick_executor("process", ray_address, connect=not detach))
     job_id = job_for(manager, ref)
     after = last_event_id(manager.jobs, job_id)

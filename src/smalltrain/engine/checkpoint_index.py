@@ -13,7 +13,6 @@ only when no verified checkpoint exists, and ``choose_checkpoint`` then says so.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import math
 import platform
@@ -56,6 +55,8 @@ def sidecar_path(path: Path) -> Path:
 
 def package_versions() -> dict[str, str]:
     """Versions of python, torch, numpy, smalltrain and optional packages (never imported)."""
+    import importlib.metadata  # ~15 ms: only checkpoint writers need it, not the CLI's start-up
+
     versions = {"python": platform.python_version()}
     for name in ("torch", "numpy", "smalltrain", *_OPTIONAL_PACKAGES):
         try:
