@@ -34,3 +34,22 @@ def test_bad_options_fail_with_one_line(tmp_path: Path, args: list[str], message
     assert proc.returncode == 1
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ui_with_ray_fails_at_once_when_no_cluster_answers(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'smalltrain[ray]')")
+    proc = _ui(tmp_path, "--ray", "127.0.0.1:1", "--port", "7999")
+    assert proc.returncode == 1
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_server_runs_its_jobs_with_the_executor_it_is_given(tmp_path: Path) -> None:
+    from smalltrain.service.executors import ThreadExecutor
+    from smalltrain.ui.backend import Backend
+
+    backend = Backend(tmp_path, run_scheduler=False, executor="thread")
+    try:
+        assert isinstance(backend.manager.executor, ThreadExecutor)
+    finally:
+        backend.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from smalltrain.cli.cluster import pick_executor, ray_option
 from smalltrain.cli.common import handle_errors, home, warn
 from smalltrain.ui.options import (
     DEFAULT_HOST,
@@ -39,11 +40,13 @@ def ui_cmd(
         help="Priority (nice 0-19) of the jobs this server runs, so the page stays quick while "
         "they train; 0 leaves them at normal priority.",
     ),
+    ray_address: str | None = ray_option(),
 ) -> None:
     """Serve the web UI and the HTTP API (default http://127.0.0.1:7860/).
 
     Ctrl-C stops the server: jobs it runs write a checkpoint and end CANCELLED (resume them
-    later); jobs run by a `smalltrain worker` go on.
+    later); jobs run by a `smalltrain worker` go on. With --ray, the jobs it runs are placed on
+    that Ray cluster.
     """
     credentials = parse_credentials(auth, auth_file)
     options = ServeOptions(
@@ -52,6 +55,7 @@ def ui_cmd(
         credentials=tuple(credentials),
         max_concurrent=max_concurrent,
         job_nice=job_nice,
+        executor=pick_executor("process", ray_address),  # --ray: connect (or fail) now
     )
     if auth_file is not None and readable_by_others(auth_file):
         warn(f"{auth_file} can be read by other users; chmod 600 it")

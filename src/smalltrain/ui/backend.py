@@ -22,6 +22,7 @@ from typing import Any
 from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.errors import ConfigError
+from smalltrain.service.executors import Executor
 from smalltrain.service.manager import TrainingManager
 from smalltrain.service.scheduler import scheduler_running
 from smalltrain.store.models import ModelInfo
@@ -85,6 +86,7 @@ class Backend:
         job_nice: the scheduling priority (``nice``) given to the processes of the jobs this
             server runs, so the page answers at once while they train; a job alone on the
             machine trains as fast as ever. 0 leaves them as they start.
+        executor: where the jobs run: "process" here, or a ``RayExecutor`` (``--ray``).
     """
 
     def __init__(
@@ -95,11 +97,12 @@ class Backend:
         run_scheduler: bool = True,
         pool: ChildPool | None = None,
         job_nice: int = 10,
+        executor: str | Executor = "process",
     ) -> None:
         self.ui = UIPaths(home).make()
         self.job_nice = job_nice
         self.manager = TrainingManager.open(
-            home, max_concurrent=max_concurrent, autostart=run_scheduler
+            home, max_concurrent=max_concurrent, autostart=run_scheduler, executor=executor
         )
         self.home = self.manager.home
         self.pool = pool or ChildPool()

@@ -11,6 +11,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from smalltrain.errors import ServeError
 
@@ -84,6 +85,8 @@ class ServeOptions:
     credentials: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     max_concurrent: int = 1
     job_nice: int = 10
+    #: "process", or a connected ``RayExecutor`` (``--ray ADDRESS``): where the jobs run.
+    executor: Any = "process"
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:

@@ -165,7 +165,12 @@ def serve(home: Path, options: ServeOptions, say: Any = print) -> None:
 
     from smalltrain.ui.backend import Backend
 
-    backend = Backend(home, max_concurrent=options.max_concurrent, job_nice=options.job_nice)
+    backend = Backend(
+        home,
+        max_concurrent=options.max_concurrent,
+        job_nice=options.job_nice,
+        executor=options.executor,
+    )
     try:
         app = build_app(backend, options)
         config = uvicorn.Config(
