@@ -113,6 +113,9 @@ FIELD_HELP = {
     "model_name": "name the trained model is registered under",
     "scratch_bytes": "bytes written to run_dir/scratch.bin with plain open() before training",
     "write_pause_s": "each checkpoint also writes state.bin, pausing this long half-way",
+    "max_gpu_memory_percent": "fraction of the GPU the job's process may use (0 = no cap)",
+    "gpu_alloc_fraction": "allocate this fraction of the card on the job's device at step 0",
+    "fake_oom_at_step": "raise the error torch raises when CUDA memory runs out (no GPU used)",
 }
 
 
