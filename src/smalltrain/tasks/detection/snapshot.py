@@ -69,7 +69,24 @@ def take(trainer: Any) -> Callable[[], bytes]:
     memo = _tensor_memo(ema)
     optimizer = _clone_state(trainer.optimizer.state_dict())
     results = csv.read_bytes() if csv.is_file() else None
-    return lambda: _serialise(meta, deepcopy(ema, memo), optimizer, results)
+    ready = _copies_queued(ema)
+
+    def build() -> bytes:
+        if ready is not None:  # the writer thread may run on another CUDA stream
+            ready.synchronize()
+        return _serialise(meta, deepcopy(ema, memo), optimizer, results)
+
+    return build
+
+
+def _copies_queued(module: torch.nn.Module) -> Any:
+    """A CUDA event after the snapshot's copies (None on the CPU): no wait on this thread."""
+    first = next(module.parameters(), None)
+    if first is None or first.device.type != "cuda":
+        return None
+    event = torch.cuda.Event()
+    event.record()
+    return event
 
 
 def _tensor_memo(module: torch.nn.Module) -> dict[int, Any]:
