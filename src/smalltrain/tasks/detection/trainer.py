@@ -12,8 +12,10 @@ subclass:
   never writes best.pt;
 - counts early-stopping patience in validations (:class:`ValidationStopper`), so a patience of
   p means p validations without improvement whatever k is;
-- writes last.pt and best.pt on a background thread (:mod:`~smalltrain.tasks.detection.writer`):
-  the checkpoint is still serialised on the training thread, and the writer is flushed before
+- builds and writes last.pt and best.pt on a background thread
+  (:mod:`~smalltrain.tasks.detection.writer`): the training thread only takes a snapshot
+  (:mod:`~smalltrain.tasks.detection.snapshot`); the writer serialises it into exactly
+  Ultralytics' checkpoint and writes it. The writer is flushed before
   anything reads the files (NaN recovery, the final evaluation) and when training ends for any
   reason (completion, cancel, error), so a cancelled run leaves a whole, resumable last.pt.
   best.pt is written only when fitness improves (Ultralytics' rule, kept).
@@ -32,6 +34,7 @@ from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils.torch_utils import EarlyStopping
 
+from smalltrain.tasks.detection import snapshot
 from smalltrain.tasks.detection.presets import val_interval
 from smalltrain.tasks.detection.writer import CheckpointWriter, async_path
 
@@ -154,6 +157,20 @@ class SmallDataTrainer(DetectionTrainer):
         if self.val_every == 0:
             self.val_interval = val_interval(train_s, val_s, int(self.epochs))
         return result
+
+    def save_model(self) -> bool:
+        """Ultralytics' ``save_model``, serialised and written on the writer thread.
+
+        Same files, same rules: last.pt always, best.pt when this epoch's fitness is the best,
+        ``epoch{n}.pt`` every ``save_period`` epochs; all from one snapshot taken now.
+        """
+        paths = [Path(self.last)]
+        if self.best_fitness == self.fitness:
+            paths.append(Path(self.best))
+        if self.save_period > 0 and self.epoch % self.save_period == 0:
+            paths.append(Path(self.wdir) / f"epoch{self.epoch}.pt")
+        self.writer.submit(paths, snapshot.take(self))
+        return True
 
     def _handle_nan_recovery(self, epoch: int) -> bool:
         self.writer.flush()  # recovery reads last.pt from disk
