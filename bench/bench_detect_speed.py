@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -240,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(a).items()}}
     with tempfile.TemporaryDirectory(prefix="bench-detect-speed-") as tmp:
         work = Path(tmp)
+        # Ultralytics writes its settings (datasets_dir...) where YOLO_CONFIG_DIR points: keep
+        # the user's own settings file out of the benchmark's temporary paths.
+        os.environ.setdefault("YOLO_CONFIG_DIR", str(work / "ultralytics-config"))
         for mode in [m.strip() for m in a.modes.split(",") if m.strip()]:
             if mode == "throughput":
                 results["throughput"] = throughput(a, a.data, work)
