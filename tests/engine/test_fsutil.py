@@ -53,6 +53,34 @@ def test_failed_write_keeps_old_file_and_leaves_no_tmp(tmp_path: Path) -> None:
     assert _stray_files(tmp_path) == []
 
 
+def test_before_replace_sees_the_whole_temporary_file_and_the_old_target(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "last.pt"
+    atomic_write_bytes(target, b"old")
+    seen: list[tuple[bytes, bytes]] = []
+
+    def look(tmp: Path, final: Path) -> None:
+        seen.append((tmp.read_bytes(), final.read_bytes()))
+
+    atomic_write(target, lambda f: f.write(b"new"), before_replace=look)
+    assert seen == [(b"new", b"old")]
+    assert target.read_bytes() == b"new"
+
+
+def test_a_failing_before_replace_keeps_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "last.pt"
+    atomic_write_bytes(target, b"old")
+
+    def crash(tmp: Path, final: Path) -> None:
+        raise RuntimeError("killed between the write and the rename (simulated)")
+
+    with pytest.raises(RuntimeError, match="simulated"):
+        atomic_write(target, lambda f: f.write(b"new"), before_replace=crash)
+    assert target.read_bytes() == b"old"
+    assert _stray_files(tmp_path) == []
+
+
 def test_unserialisable_json_writes_nothing(tmp_path: Path) -> None:
     target = tmp_path / "metrics.json"
     atomic_write_json(target, {"ok": 1})

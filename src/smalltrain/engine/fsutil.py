@@ -261,6 +261,7 @@ def atomic_write(
     *,
     size: int | None = None,
     what: str = "",
+    before_replace: Callable[[Path, Path], None] | None = None,
 ) -> Path:
     """Write a file atomically by calling ``write(fileobj)`` on a temporary file beside it.
 
@@ -269,6 +270,8 @@ def atomic_write(
         write: a function that writes the content to the open binary file it is given.
         size: the number of bytes ``write`` writes, when known (for a full disk's message).
         what: what the file is ("checkpoint", "model registry"), for a full disk's message.
+        before_replace: called as ``before_replace(tmp, target)`` once the temporary file is
+            complete and fsynced, just before the rename (tests hold a process there).
 
     Returns:
         The target path.
@@ -294,6 +297,8 @@ def atomic_write(
             finally:
                 with contextlib.suppress(Exception):
                     written = f.tell()
+        if before_replace is not None:
+            before_replace(tmp, target)
         os.replace(tmp, target)
     except BaseException as exc:
         if tmp is not None:

@@ -7,9 +7,9 @@ small data that took about a third of each epoch (0.54 s of 1.52 s on an H100). 
 and hands :class:`CheckpointWriter` a function that serialises it; the writer builds the bytes
 once per snapshot (last.pt and best.pt share them) and writes them:
 
-- one thread writes, each file atomically: a temporary file beside the target, flushed and
-  fsynced, renamed over it, the folder fsynced. A crash at any point leaves the previous file
-  whole;
+- one thread writes, each file atomically with the engine's ``atomic_write``: a temporary
+  file beside the target, flushed and fsynced, renamed over it, the folder fsynced. A crash at
+  any point leaves the previous file whole, and a full disk is the engine's ``DiskFull``;
 - per target path, the latest snapshot wins: one still waiting when a newer one arrives is
   dropped (never written). Memory stays bounded: :meth:`submit` waits while another snapshot
   is still queued (one kept only for best.pt), so at most one snapshot waits while one is
@@ -24,24 +24,14 @@ once per snapshot (last.pt and best.pt share them) and writes them:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from smalltrain.engine.fsutil import atomic_write
+
 __all__ = ["AsyncPath", "CheckpointWriter"]
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name == "nt":  # Windows cannot open a directory for fsync
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _Snapshot:
@@ -182,21 +172,10 @@ class CheckpointWriter:
             callback()
 
     def _write(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            self._before_replace(tmp, path)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
-        _fsync_dir(path.parent)
+        atomic_write(
+            path, lambda f: f.write(data), size=len(data), what="checkpoint",
+            before_replace=self._before_replace,
+        )  # fmt: skip
         self.written += 1
 
     def _before_replace(self, tmp: Path, target: Path) -> None:
