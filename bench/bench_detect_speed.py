@@ -14,7 +14,8 @@ Modes (``--modes``, comma-separated):
   below 100, our preset's epoch count is scaled by the same factor. Ratio = median time to
   best of ours / of the default runs (target <= 0.40), best mAP50 = the medians' difference
   (target within +-0.01). ``--auto-seeds`` runs our (shorter) preset on more seeds than the
-  default run when device time is short.
+  default run when device time is short; ``--first-seed`` and ``--sides default`` add seeds of
+  one side to an earlier call's.
 
 Usage::
 
@@ -162,7 +163,9 @@ def time_to_best(a: argparse.Namespace, data: Path, work: Path, start: str) -> d
     )  # fmt: skip
     ours_epochs = max(1, round(base.epochs * default_epochs / 100))
     runs: list[dict[str, Any]] = []
-    for seed in range(max(a.seeds, a.auto_seeds or 0)):
+    sides = {x.strip() for x in a.sides.split(",")}
+    for i in range(max(a.seeds, a.auto_seeds or 0)):
+        seed = a.first_seed + i
         config = task.adaptive_config(
             _report(data), a.device_ours, "auto", base_model=model, image_size=a.imgsz,
             batch_size=a.batch, workers=a.workers, epochs=ours_epochs, seed=seed,
@@ -175,15 +178,17 @@ def time_to_best(a: argparse.Namespace, data: Path, work: Path, start: str) -> d
              f"epochs (patience {config.patience} validations, "
              f"val_every {config.val_every})")  # fmt: skip
         run: dict[str, Any] = {"seed": seed}
-        if seed < a.seeds:
+        if i < a.seeds and "default" in sides:
             run["default"] = _raw(model, _resolved(data, work), work / f"{start}-{seed}-raw",
                                   raw_args)  # fmt: skip
             _say("  default", _fmt(run["default"]))
-        if seed < (a.auto_seeds or a.seeds):
+        if i < (a.auto_seeds or a.seeds) and "auto" in sides:
             run["auto"] = _ours(config, data, work / f"{start}-{seed}-ours")
             _say("  auto   ", _fmt(run["auto"]))
         runs.append(run)
     # Medians over the seeds each side ran (with --auto-seeds the sides may differ in number).
+    if not all(any(side in r for r in runs) for side in ("default", "auto")):
+        return {"runs": runs}  # one side only (--sides): compared with another call's runs
     default_t = statistics.median(r["default"]["time_to_best_s"] for r in runs if "default" in r)
     auto_t = statistics.median(r["auto"]["time_to_best_s"] for r in runs if "auto" in r)
     default_map = statistics.median(r["default"]["best_map50"] for r in runs if "default" in r)
@@ -228,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--auto-seeds", type=int, default=0,
         help="seeds of our auto preset when they differ from --seeds (its runs are shorter)",
+    )  # fmt: skip
+    p.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed, +1, ...")
+    p.add_argument(
+        "--sides", default="default,auto",
+        help="time to best: run Ultralytics' defaults, our auto preset, or both (default)",
     )  # fmt: skip
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--modes", default="throughput,pretrained,scratch")

@@ -7,6 +7,9 @@
 #     detection runs), the resource monitor's readings, the audio engine against a bare loop.
 #   part "detect": detection epoch throughput, ours against raw Ultralytics, and time to the
 #     best validation mAP50 of our auto preset against Ultralytics' defaults (from the .pt).
+#   part "detect2" (a later lease): throughput at 30 epochs after the serialisation moved to the
+#     writer thread, time to best from scratch (one seed each side), and one more seed of the
+#     default run from the .pt (seed 1; "detect" ran seed 0).
 #
 #   OUT=/tmp/out PYTHONPATH=/tmp/site bash bench/gpu_check.sh checks
 #   OUT=/tmp/out SMALLTRAIN_GPU_DATA=.gpudata/bccd \
@@ -69,6 +72,17 @@ if { [ "$PART" = detect ] || [ "$PART" = all ]; } && [ "$CUDA" = 1 ]; then
   step e_time_to_best 330 $PY bench/bench_detect_speed.py --device 0 \
     --data "$DATA/data.yaml" --weights "$WEIGHTS" --imgsz 640 --batch 16 --seeds 1 \
     --auto-seeds 3 --workers "$WORKERS" --modes pretrained --out "$OUT/detect_time_to_best.json"
+fi
+if [ "$PART" = detect2 ] && [ "$CUDA" = 1 ]; then
+  COMMON=(--device 0 --data "$DATA/data.yaml" --weights "$WEIGHTS" --imgsz 640 --batch 16
+          --workers "$WORKERS")
+  step f_detect_throughput30 130 $PY bench/bench_detect_speed.py "${COMMON[@]}" --epochs 30 \
+    --modes throughput --out "$OUT/detect_throughput30.json"
+  step g_time_to_best_scratch 300 $PY bench/bench_detect_speed.py "${COMMON[@]}" --seeds 1 \
+    --modes scratch --out "$OUT/detect_scratch.json"
+  step h_default_pretrained_seed1 170 $PY bench/bench_detect_speed.py "${COMMON[@]}" \
+    --seeds 1 --first-seed 1 --sides default --modes pretrained \
+    --out "$OUT/detect_default_seed1.json"
 fi
 rm -rf "$OUT/home-tmp"
 echo "=== finished; files in $OUT" | tee -a "$LOG"
