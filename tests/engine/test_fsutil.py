@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import time
 from pathlib import Path
 from typing import IO
 
@@ -15,6 +17,7 @@ from smalltrain.engine.fsutil import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    remove_partial_writes,
     sha256_bytes,
     sha256_file,
 )
@@ -79,6 +82,19 @@ def test_a_failing_before_replace_keeps_the_old_file(tmp_path: Path) -> None:
         atomic_write(target, lambda f: f.write(b"new"), before_replace=crash)
     assert target.read_bytes() == b"old"
     assert _stray_files(tmp_path) == []
+
+
+def test_only_stale_partial_writes_go_from_a_shared_folder(tmp_path: Path) -> None:
+    stale = tmp_path / ".abc.pt.k3j2h1g0.tmp"
+    fresh = tmp_path / ".abd.pt.z9y8x7w6.tmp"
+    kept = tmp_path / "abc.pt"
+    for p in (stale, fresh, kept):
+        p.write_bytes(b"x")
+    hour_ago = time.time() - 3700
+    os.utime(stale, (hour_ago, hour_ago))
+    assert remove_partial_writes(tmp_path, older_than_s=3600) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, kept.name])
+    assert remove_partial_writes(tmp_path) == [fresh]
 
 
 def test_unserialisable_json_writes_nothing(tmp_path: Path) -> None:

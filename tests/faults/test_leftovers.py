@@ -76,9 +76,14 @@ def test_resume_cleans_partial_writes_and_says_when_a_checkpoint_is_unverified(
         partial.write_bytes(b"")  # a kill during a checkpoint write
         other = ckpts.parent / ".state.bin.a1b2c3d4.tmp"
         other.write_bytes(b"half")
+        weights = ckpts.parent / "ultralytics" / "train" / "weights"
+        weights.mkdir(parents=True)
+        detection = weights / ".last.pt.q1w2e3r4.tmp"  # detection's writer, killed mid-file
+        detection.write_bytes(b"half")
         manager.resume(job_id)
         assert not partial.exists()
         assert not other.exists()
+        assert not detection.exists()
         job = manager.get_job(job_id)
         assert job.status is JobStatus.QUEUED
         assert "WARNING" in (job.status_reason or "")

@@ -20,6 +20,7 @@ import pytest
 from smalltrain.engine.jobs import JobStatus
 from smalltrain.errors import ConfigError
 from smalltrain.service.manager import TrainingManager
+from smalltrain.service.planning import JobSpec
 from smalltrain.service.sweeps import SweepSpec, parse_vary, plan_sweep, trial_settings
 from smalltrain.store.models import ModelStore
 from tests.support import audio as audiojob
@@ -172,6 +173,23 @@ def test_several_jobs_at_once_each_get_their_share_of_the_cores(
         ]
     assert [i["threads"] for i in infos] == [thread_budget(2)] * 2
     assert [i["omp_wait_policy"] for i in infos] == ["PASSIVE"] * 2
+
+
+def test_a_lone_job_gets_every_core_whatever_max_concurrent_allows(
+    tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    from smalltrain.service.threads import thread_budget
+
+    with _open(tmp_path / "home", max_concurrent=8) as manager:
+        job_id = manager.start_training(JobSpec(dataset=data, task="toy", overrides={"epochs": 1}))
+        assert manager.wait(job_id, timeout=120).status is JobStatus.COMPLETED
+        infos = [
+            e["info"]
+            for _, e in manager.jobs.events_after(job_id)
+            if e["type"] == "training_started"
+        ]
+    assert [i["threads"] for i in infos] == [thread_budget(1)]
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -34,7 +34,7 @@ def ray_option() -> Any:
 
 
 def pick_executor(
-    executor: str, ray_address: str | None, *, connect: bool = True, grace_s: float = 10.0
+    executor: str, ray_address: str | None, *, connect: bool = True, grace_s: float = 30.0
 ) -> str | Executor:
     """The executor for ``--executor`` and ``--ray``.
 

@@ -195,7 +195,7 @@ def _ctrl_c_cancels(manager: TrainingManager, sweep_id: str) -> Iterator[None]:
 @app.command("show")
 @handle_errors
 def show_cmd(
-    sweep_id: str = typer.Argument(..., help="Sweep id or a 4+ character prefix."),
+    sweep_id: str = typer.Argument(..., metavar="SWEEP", help="Sweep id or a 4+ character prefix."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show a sweep's trials side by side with their curves."""
@@ -234,17 +234,26 @@ def list_cmd(
 @app.command("cancel")
 @handle_errors
 def cancel_cmd(
-    sweep_id: str = typer.Argument(..., help="Sweep id or a 4+ character prefix."),
+    sweep_id: str = typer.Argument(..., metavar="SWEEP", help="Sweep id or a 4+ character prefix."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Cancel a sweep's queued and running trials (the best completed one is still kept)."""
     count = open_manager().cancel_sweep(sweep_id)
-    console.print(f"cancelled {count} trial(s) of sweep {sweep_id}")
+    if as_json:
+        print_json({"sweep": sweep_id, "cancelled_trials": count})
+    else:
+        console.print(f"cancelled {count} trial(s) of sweep {sweep_id}")
 
 
 @app.command("finish")
 @handle_errors
 def finish_cmd(
-    sweep_id: str = typer.Argument(..., help="Sweep id or a 4+ character prefix."),
+    sweep_id: str = typer.Argument(..., metavar="SWEEP", help="Sweep id or a 4+ character prefix."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Close a sweep now: register the best of the trials that completed."""
-    render_summary(console, open_manager().finish_sweep(sweep_id))
+    summary = open_manager().finish_sweep(sweep_id)
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        render_summary(console, summary)

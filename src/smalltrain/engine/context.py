@@ -16,14 +16,12 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from smalltrain.engine.checkpoint_index import choose_checkpoint
-from smalltrain.engine.events import Event
+from smalltrain.engine.events import Event, ResultStatus
 from smalltrain.errors import NotResumable
 
 #: How a cancel stops a job: "graceful" finishes the step and checkpoints; "immediate" stops as
 #: soon as it can (still leaving a resumable checkpoint where the task can).
 CancelMode = Literal["graceful", "immediate"]
-#: How a task's ``train`` ended without an error.
-ResultStatus = Literal["completed", "cancelled"]
 CANCEL_MODES: tuple[CancelMode, ...] = get_args(CancelMode)
 
 

@@ -14,9 +14,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from smalltrain.engine.plain import plain
+
+#: How a training run ended (``TrainResult.status``, ``TrainingFinished.status``).
+ResultStatus = Literal["completed", "cancelled"]
 
 Metrics = Mapping[str, float]
 
@@ -132,7 +135,7 @@ class TrainingFinished(Event):
     """Training ended: ``status`` is "completed" or "cancelled"."""
 
     type: ClassVar[str] = "training_finished"
-    status: str
+    status: ResultStatus
     epochs_completed: int
     global_step: int
     best_checkpoint: str | None = None

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -226,18 +227,25 @@ class SpaceReserve:
         return True
 
 
-def remove_partial_writes(directory: str | os.PathLike[str]) -> list[Path]:
+def remove_partial_writes(
+    directory: str | os.PathLike[str], *, older_than_s: float | None = None
+) -> list[Path]:
     """Delete the temporary files ``atomic_write`` left in ``directory`` when a process died
-    mid-write; return them. Call it only when nothing else may be writing that folder."""
+    mid-write; return them. Call it only when nothing else may be writing that folder, or give
+    ``older_than_s`` for a shared folder (a cache): only files untouched that long go."""
     folder = Path(directory)
     if not folder.is_dir():
         return []
+    cutoff = None if older_than_s is None else time.time() - older_than_s
     removed = []
     for path in folder.iterdir():
-        if PARTIAL_WRITE_RE.match(path.name) and path.is_file():
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
+        if not PARTIAL_WRITE_RE.match(path.name):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if not path.is_file() or (cutoff is not None and path.stat().st_mtime > cutoff):
+                continue
+            path.unlink()
+            removed.append(path)
     return removed
 
 

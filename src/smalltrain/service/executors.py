@@ -41,6 +41,7 @@ from smalltrain.service.attempt import (
     run_task,
     traceback_summary,
 )
+from smalltrain.service.grace import StepTimer, cancel_grace
 from smalltrain.service.threads import child_environment
 
 __all__ = [
@@ -61,11 +62,6 @@ __all__ = [
 
 
 PID_FILE = "process.pid"
-#: Seconds an "immediate" cancel leaves the child before SIGTERM.
-IMMEDIATE_GRACE_S = 1.0
-#: A graceful cancel finishes the current step and saves: the child gets at least this many
-#: times its slowest step so far (on top of ``grace_s``, which covers the save itself).
-STEP_GRACE_FACTOR = 3.0
 
 
 class Executor(Protocol):
@@ -149,7 +145,7 @@ class ProcessExecutor:
 
     Args:
         grace_s: seconds a cancelled child may take to checkpoint and stop before SIGTERM; a
-            child whose steps are slow gets ``STEP_GRACE_FACTOR`` times its slowest step if
+            child whose steps are slow gets ``grace.STEP_GRACE_FACTOR`` times its slowest step if
             that is longer.
         term_s: seconds after SIGTERM before SIGKILL.
         poll_s: how often the parent checks ``cancel`` while no message arrives.
@@ -255,17 +251,7 @@ class _ChildWatch:
         self.cancelled_at: float | None = None
         self.kill_at: float | None = None
         self.signalled: str | None = None
-        self.slowest_step_s = 0.0
-        self._last_step_at: float | None = None
-
-    def _time_step(self, payload: Any) -> None:
-        """Keep the slowest step seen (between two step events of one epoch)."""
-        if not isinstance(payload, dict) or payload.get("type") != "step":
-            return
-        now = time.monotonic()
-        if self._last_step_at is not None and int(payload.get("step", 0)) > 0:
-            self.slowest_step_s = max(self.slowest_step_s, now - self._last_step_at)
-        self._last_step_at = now
+        self.steps = StepTimer()
 
     def relay(
         self, conn: mpc.Connection, on_event: Callable[[Event], None], cancel: CancelToken
@@ -278,7 +264,7 @@ class _ChildWatch:
                 except (EOFError, OSError):
                     return self._died()
                 if kind == "event":
-                    self._time_step(payload)
+                    self.steps.see(payload)
                     on_event(event_from_dict(payload))
                 elif kind == "ready":
                     self.startup_s = time.monotonic() - self.started
@@ -299,9 +285,7 @@ class _ChildWatch:
             with contextlib.suppress(OSError):
                 self.control.send({"op": "cancel", "reason": cancel.reason, "mode": cancel.mode})
             # A slow machine's step may take longer than grace_s: the step and the save must fit.
-            grace = max(self.owner.grace_s, STEP_GRACE_FACTOR * self.slowest_step_s)
-            if cancel.mode == "immediate":
-                grace = min(grace, IMMEDIATE_GRACE_S)
+            grace = cancel_grace(self.owner.grace_s, self.steps.slowest_s, cancel.mode)
             self.kill_at = now + grace if self.kill_at is None else min(self.kill_at, now + grace)
             self.cancelled_at = self.cancelled_at or now
             return

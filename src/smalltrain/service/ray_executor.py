@@ -52,6 +52,7 @@ from smalltrain.service.attempt import (
     error_line,
     traceback_summary,
 )
+from smalltrain.service.grace import StepTimer, cancel_grace
 from smalltrain.service.placement import Placement
 from smalltrain.service.ray_address import check_address
 from smalltrain.service.ray_node import JobRunner, safe_join
@@ -60,8 +61,6 @@ from smalltrain.service.threads import child_env
 
 __all__ = ["RayExecutor", "describe_nodes", "infeasible"]
 
-#: Seconds an "immediate" cancel leaves the actor before it is killed.
-IMMEDIATE_GRACE_S = 1.0
 #: What Ray raises when the actor, or the node under it, is gone. A large answer (a batch with
 #: checkpoints) lives in its node's object store: when the node dies right after answering,
 #: fetching the answer fails with ObjectLostError rather than an actor error.
@@ -96,7 +95,7 @@ class RayExecutor:
         self,
         address: str | None = None,
         *,
-        grace_s: float = 10.0,
+        grace_s: float = 30.0,
         poll_s: float = 0.25,
         recheck_s: float = 2.0,
         init_kwargs: Mapping[str, Any] | None = None,
@@ -253,6 +252,7 @@ class _Watch:
         self.cancelled_at: float | None = None
         self.kill_at: float | None = None
         self.killed = False
+        self.steps = StepTimer()
         self.rechecked = self.started
         self.waiting_said = False
 
@@ -339,6 +339,7 @@ class _Watch:
         for rel in batch.get("deleted") or ():
             safe_join(self.run_dir, rel).unlink(missing_ok=True)
         for data in batch.get("events") or ():
+            self.steps.see(data)  # a cancel's grace must fit the step in progress and the save
             self.on_event(event_from_dict(data))
 
     def _finished(self, outcome: ExecOutcome) -> ExecOutcome:
@@ -377,9 +378,7 @@ class _Watch:
         if cancel.mode != self.sent_mode and self.sent_mode != "immediate":
             self.sent_mode = cancel.mode
             self.actor.cancel.remote(cancel.reason, cancel.mode)
-            grace = self.owner.grace_s
-            if cancel.mode == "immediate":
-                grace = min(grace, IMMEDIATE_GRACE_S)
+            grace = cancel_grace(self.owner.grace_s, self.steps.slowest_s, cancel.mode)
             self.kill_at = now + grace if self.kill_at is None else min(self.kill_at, now + grace)
             self.cancelled_at = self.cancelled_at or now
         elif self.kill_at is not None and now >= self.kill_at and not self.killed:

@@ -205,8 +205,10 @@ def settle(
 def clean_run_dir(run_dir: Path) -> list[Path]:
     """Delete partial writes a killed process left in a run folder (nobody writes it now)."""
     removed: list[Path] = []
-    for sub in ("checkpoints", "export", "."):
-        removed += remove_partial_writes(run_dir / sub)
+    folders = [run_dir / sub for sub in ("checkpoints", "export", ".")]
+    folders += sorted(run_dir.glob("ultralytics/*/weights"))  # detection's last.pt, best.pt
+    for folder in folders:
+        removed += remove_partial_writes(folder)
     return removed
 
 

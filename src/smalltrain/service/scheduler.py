@@ -397,9 +397,13 @@ class Scheduler:
             resume = current_resume_point(job, run_dir)
         gpu_cap = job.config.get("max_gpu_memory_percent")
         placement = Placement.from_dict(job.placement)
-        # Jobs that share this machine share its cores (see service.threads).
+        # Jobs that share this machine share its cores (see service.threads): the jobs that will
+        # run at once are those running, this one and those queued, up to max_concurrent (a
+        # lone job under max_concurrent 8 gets every core, not an eighth).
         threads = placement.num_cpus or job.config.get("cpu_threads")
-        threads = threads or thread_budget(self.max_concurrent)
+        if not threads:
+            at_once = len(self.running) + 1 + self.store.count_jobs(JobStatus.QUEUED)
+            threads = thread_budget(min(self.max_concurrent, at_once))
         return ExecSpec(
             job_id=job.id,
             task=job.task,

@@ -31,6 +31,7 @@ from typing import Any
 from smalltrain import tasks
 from smalltrain.engine.config import check
 from smalltrain.engine.jobs import TERMINAL, JobStatus, TrainingJob
+from smalltrain.engine.plain import plain
 from smalltrain.errors import ConfigError, TrainingError
 from smalltrain.service.asha import Asha
 from smalltrain.service.planning import JobSpec, plan_job, resolve_dataset
@@ -200,7 +201,7 @@ def plan_sweep(
             job = plan_job(job_spec, datasets, models, home, report=report)
             job.model_name = f"{task_name}-sweep-{stamp}-t{n}"
             job.sweep_id = sweep_id
-            job.artifacts = {**job.artifacts, "trial": n, "setting": _plain(setting)}
+            job.artifacts = {**job.artifacts, "trial": n, "setting": plain(setting)}
             jobs.append(job)
         return jobs
 
@@ -219,8 +220,8 @@ def plan_sweep(
         dataset=dataset,
         spec={
             "trials": len(jobs),
-            "vary": {k: (None if v is None else _plain(list(v))) for k, v in spec.vary.items()},
-            "overrides": _plain(dict(spec.overrides)),
+            "vary": {k: (None if v is None else plain(list(v))) for k, v in spec.vary.items()},
+            "overrides": plain(dict(spec.overrides)),
             "preset": spec.preset,
             "early_stop": spec.early_stop,
             "grace_epochs": spec.grace_epochs,
@@ -232,17 +233,6 @@ def plan_sweep(
         },
     )
     return record, jobs
-
-
-def _plain(value: Any) -> Any:
-    """Settings as JSON-friendly values (strings from the CLI stay strings)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
 
 
 def store_sweep(jobs: JobStore, record: SweepRecord, trials: Sequence[TrainingJob]) -> None:

@@ -117,10 +117,3 @@ def test_continue_config(tmp_path: Path) -> None:
     assert (c.epochs, c.base_model, c.patience) == (10, str(weights.resolve()), 10)
     with pytest.raises(ConfigError, match="extra_epochs"):
         continue_config(TrainingConfig(), weights, 0)
-
-
-def test_exported_names() -> None:
-    import smalltrain.tasks.detection as detection
-
-    for name in detection.__all__:
-        assert getattr(detection, name) is not None, name

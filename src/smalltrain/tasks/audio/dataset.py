@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any, Protocol
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from smalltrain.engine.fsutil import atomic_write, remove_partial_writes
 from smalltrain.tasks.audio.augment import AugmentationPipeline
 from smalltrain.tasks.audio.io import TARGET_SR, AudioFileInfo, load_audio
 
@@ -131,18 +130,13 @@ def _item_seed(seed: int, epoch: int, i: int) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
+#: A cache temporary file untouched this long was left by a killed process (one write of a
+#: file's mels takes well under a second).
+_STALE_TMP_S = 3600.0
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: torch.save(obj, fh), what="spectrogram cache")
 
 
 class AudioTrainingDataset(Dataset[torch.Tensor]):
@@ -194,6 +188,8 @@ class AudioTrainingDataset(Dataset[torch.Tensor]):
         self.augmentation = augmentation
         self.expansion = expansion
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        if self.cache_dir is not None:  # a writer killed mid-file; other jobs may write now
+            remove_partial_writes(self.cache_dir, older_than_s=_STALE_TMP_S)
         self.seed = seed
         self.sample_rate = sample_rate or int(getattr(spectrogram.config, "sample_rate", TARGET_SR))
         self.cache_hits = 0  # files whose spectrograms came from the cache

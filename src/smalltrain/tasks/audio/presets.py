@@ -27,11 +27,11 @@ STEP_SHARE = 0.8  # of the latent floats less the gain, about this share goes to
 # What each preset sets; every other field keeps its TrainingConfig default. All three use the
 # temporal latent of 60 floats per 1 s chunk: 12 steps x 4, 11 for the whole chunk and the
 # chunk's peak level (see tasks/audio/temporal.py), L1 + 0.5 x spectral convergence, beta 1e-4
-# after a warm-up, the best checkpoint by validation SC and early stopping on it
-# (../shared/data/README.md). The numbers were chosen by measurement (bench/quality.py,
-# bench/README.md "Audio quality"): on 36 to 270 training chunks the model needs thousands of
-# optimizer steps to pass PCA, so the small presets run many short epochs at batch 8. tiny
-# (< 1 min of audio) also overlaps chunks by half: twice the chunks from files over 1 s.
+# after a warm-up, the best checkpoint by validation SC and early stopping on it. The numbers
+# were chosen by measurement (bench/quality.py, bench/README.md "Audio quality"): on 36 to 270
+# training chunks the model needs thousands of optimizer steps to pass PCA, so the small
+# presets run many short epochs at batch 8. tiny (< 1 min of audio) also overlaps chunks by
+# half: twice the chunks from files over 1 s.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "epochs": 200,
@@ -117,7 +117,7 @@ def estimate_chunks(report: _Report, chunk_seconds: float, hop_seconds: float | 
 
 
 def _material_time_shift(material: str) -> float:
-    # time shifts help continuous sound and hurt onset-aligned one-shots (shared/data/README.md);
+    # time shifts help continuous sound and hurt onset-aligned one-shots (bench/README.md);
     # mixed folders get none, the safe side for their one-shots
     return CONTINUOUS_TIME_SHIFT_S if material == "continuous" else 0.0
 
