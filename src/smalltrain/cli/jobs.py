@@ -123,7 +123,12 @@ def show_cmd(
 @handle_errors
 def cancel_cmd(
     job_id: str = typer.Argument(..., metavar="JOB", help=_JOB_HELP),
-    now: bool = typer.Option(False, "--now", help="Stop at once instead of after a checkpoint."),
+    now: bool = typer.Option(
+        False,
+        "--now",
+        help="Stop within about 1 s instead of after the current step (detection still saves "
+        "last.pt).",
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Cancel a job: a queued one at once; a running one checkpoints and stops."""
