@@ -8,6 +8,7 @@ another program filling the disk would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -248,6 +249,30 @@ def test_atomic_write_leaves_nothing_on_a_full_disk(disk: SmallDisk) -> None:
     _assert_clear(info.value, target)
     assert "needs 2.0 MB" in str(info.value)
     assert target.read_bytes() == b"old"
+    assert _partials(disk.path) == []
+
+
+def test_detection_writer_thread_reports_a_full_disk_and_keeps_last_pt(disk: SmallDisk) -> None:
+    """Detection's last.pt is written on a background thread: the full disk is still one
+    ``DiskFull`` (raised on the training thread at the next flush), and the previous last.pt
+    stays whole."""
+    from smalltrain.tasks.detection.writer import CheckpointWriter
+
+    last = disk.path / "ultralytics" / "train" / "weights" / "last.pt"
+    writer = CheckpointWriter()
+    try:
+        writer.submit(last, b"epoch 1")
+        writer.flush()
+        disk.fill()
+        writer.submit(last, lambda: b"e" * (2 * MIB))
+        with pytest.raises(DiskFull) as info:
+            writer.flush()
+    finally:
+        with contextlib.suppress(DiskFull):
+            writer.close()
+    _assert_clear(info.value, last)
+    assert "checkpoint" in str(info.value)
+    assert last.read_bytes() == b"epoch 1"
     assert _partials(disk.path) == []
 
 
