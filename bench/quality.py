@@ -2,7 +2,9 @@
 
 Sets (``bench/audio_sets.py``; each split by file, 3/4 train and 1/4 held out): ``oneshot`` (real
 one-shots in velocity layers), ``sonic_pi`` (the real mixed folder), ``onset`` and
-``continuous`` (synthetic). The real sets are skipped when ``../shared/data`` is absent.
+``continuous`` (synthetic), and ``kit`` (the real bass drums and snares in velocity layers, 39/12
+files: the tiny preset's regime; only with ``--sets kit``). The real sets are skipped when
+``../shared/data`` is absent.
 
 For each set it trains, through the public API (``inspect_audio``, ``get_adaptive_config``,
 ``train``) and scores with ``evaluate`` on the held-out files:
@@ -24,7 +26,7 @@ of PCA's Gaussian, the Fréchet distance, precision, recall and memorisation (``
 Each run uses its preset's epochs (``--epochs`` overrides them for a quick look); previews are
 off. Usage::
 
-    .venv/bin/python bench/quality.py [--sets oneshot sonic_pi onset continuous] [--epochs N]
+    .venv/bin/python bench/quality.py [--sets oneshot sonic_pi onset continuous kit] [--epochs N]
         [--device cpu] [--generate 64] [--out DIR] [--json results.json]
 """
 
