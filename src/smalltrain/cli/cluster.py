@@ -34,7 +34,7 @@ def ray_option() -> Any:
 
 
 def pick_executor(
-    executor: str, ray_address: str | None, *, connect: bool = True, grace_s: float = 30.0
+    executor: str, ray_address: str | None, *, connect: bool = True
 ) -> str | Executor:
     """The executor for ``--executor`` and ``--ray``.
 
@@ -54,7 +54,7 @@ def pick_executor(
         raise ValueError(f"--ray runs jobs on Ray: drop --executor {executor}")
     from smalltrain.service.ray_support import check_address, load_ray_executor
 
-    ray_executor = load_ray_executor()(address=ray_address, grace_s=grace_s)
+    ray_executor = load_ray_executor()(address=ray_address)
     if connect:
         ray_executor.connect()
     else:

@@ -203,11 +203,13 @@ def settle(
 
 
 def clean_run_dir(run_dir: Path) -> list[Path]:
-    """Delete partial writes a killed process left in a run folder (nobody writes it now)."""
+    """Delete partial writes a killed process left anywhere in a run folder (nobody writes it
+    now): the engine's checkpoints and exports, and whatever folders a task writes through
+    ``atomic_write`` (detection's ``ultralytics/<run>/weights``)."""
+    if not run_dir.is_dir():
+        return []
     removed: list[Path] = []
-    folders = [run_dir / sub for sub in ("checkpoints", "export", ".")]
-    folders += sorted(run_dir.glob("ultralytics/*/weights"))  # detection's last.pt, best.pt
-    for folder in folders:
+    for folder in [run_dir, *sorted(p for p in run_dir.rglob("*") if p.is_dir())]:
         removed += remove_partial_writes(folder)
     return removed
 
