@@ -33,10 +33,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from smalltrain.service.executors import ProcessExecutor  # noqa: E402
+from smalltrain.service.execution.executors import ProcessExecutor  # noqa: E402
+from smalltrain.service.execution.threads import cpu_count, thread_budget  # noqa: E402
 from smalltrain.service.manager import JobSpec, TrainingManager  # noqa: E402
-from smalltrain.service.sweeps import SweepSpec  # noqa: E402
-from smalltrain.service.threads import cpu_count, thread_budget  # noqa: E402
+from smalltrain.service.sweeps.spec import SweepSpec  # noqa: E402
 from smalltrain.tasks.audio.synth import make_sound_folder  # noqa: E402
 
 

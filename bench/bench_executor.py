@@ -30,7 +30,7 @@ from smalltrain.engine.context import (
     CancelToken,
 )
 from smalltrain.engine.events import Event
-from smalltrain.service.executors import (
+from smalltrain.service.execution.executors import (
     ExecSpec,
     make_executor,
     register_extra_tasks,

@@ -84,7 +84,7 @@ def _run(manager: TrainingManager, spec: JobSpec) -> dict[str, Any]:
 def _overhead(
     root: Path, data: Path, cluster: Any, overrides: dict[str, Any], repeats: int
 ) -> list[str]:
-    from smalltrain.service.ray_executor import RayExecutor
+    from smalltrain.service.execution.ray.executor import RayExecutor
 
     spec = JobSpec(dataset=data, preset="tiny", overrides={**overrides, "num_cpus": 1})
     runs: dict[str, list[dict[str, Any]]] = {"process": [], "ray": []}
@@ -114,7 +114,7 @@ def _overhead(
 
 
 def _node_loss(root: Path, data: Path, cluster: Any, overrides: dict[str, Any]) -> list[str]:
-    from smalltrain.service.ray_executor import RayExecutor
+    from smalltrain.service.execution.ray.executor import RayExecutor
 
     spec = JobSpec(dataset=data, preset="tiny", overrides={**overrides, "num_cpus": 1})
     with TrainingManager.open(root / "loss", executor=RayExecutor(cluster.address)) as manager:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _cluster import local_cluster  # noqa: E402
 from smalltrain.service.manager import TrainingManager  # noqa: E402
-from smalltrain.service.sweeps import SweepSpec, SweepSummary  # noqa: E402
+from smalltrain.service.sweeps.spec import SweepSpec, SweepSummary  # noqa: E402
 from smalltrain.tasks.audio.synth import make_drum_kit, make_sound_folder  # noqa: E402
 
 
@@ -67,7 +67,7 @@ def main() -> None:
         spec = replace(spec, dataset=data)
         local = _sweep(root / "sequential", replace(spec, early_stop=False))
         with local_cluster(nodes=2, cpus=1, cache=root / "node-cache") as cluster:
-            from smalltrain.service.ray_executor import RayExecutor
+            from smalltrain.service.execution.ray.executor import RayExecutor
 
             kw = {"executor": RayExecutor(cluster.address), "max_concurrent": 2}
             full = _sweep(root / "ray", replace(spec, early_stop=False), **kw)

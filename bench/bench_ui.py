@@ -17,13 +17,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from smalltrain.ui.testing import http, offline, offline_unavailable, start_server
+# the server harness is test code (tests/support/uiserver.py); run from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.uiserver import http, offline, offline_unavailable, start_server  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

@@ -29,7 +29,7 @@ _EXPORTS = {
     "ModelStore": "smalltrain.store",
     "ResourceMonitor": "smalltrain.engine.resources",
     "ResourceStatus": "smalltrain.engine.resources",
-    "SweepSpec": "smalltrain.service.sweeps",
+    "SweepSpec": "smalltrain.service.sweeps.spec",
     "TrainingJob": "smalltrain.engine.jobs",
     "TrainingManager": "smalltrain.service.manager",
     "TrainingRunner": "smalltrain.engine.runner",

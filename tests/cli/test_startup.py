@@ -75,7 +75,7 @@ def test_executor_names_in_help_match_the_service() -> None:
     """``train --help`` lists the executors from a constant of the CLI (so that help loads no
     service module); it must name the same executors the service accepts."""
     from smalltrain.cli.cluster import EXECUTOR_NAMES
-    from smalltrain.service.executors import EXECUTORS
+    from smalltrain.service.execution.executors import EXECUTORS
 
     assert EXECUTOR_NAMES == EXECUTORS
 

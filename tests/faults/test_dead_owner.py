@@ -129,7 +129,8 @@ def test_jobs_list_show_and_wait_settle_a_dead_owner(home: Path, toydata: Path) 
 
 _WORKER = """
 import os, signal, sys
-from smalltrain.service import manager as m, sink
+from smalltrain.service import manager as m
+from smalltrain.service.execution import sink
 from smalltrain.store import models
 point = sys.argv[2]
 if point == "epoch-1-received":

@@ -224,7 +224,7 @@ def test_a_raw_enospc_from_a_task_reads_as_disk_full(
     disk: SmallDisk, toy: None, toydata: Path
 ) -> None:
     """A task writing with its own code (the audio cache, Ultralytics) gets the same message."""
-    from smalltrain.service.attempt import ExecSpec, run_task
+    from smalltrain.service.execution.attempt import ExecSpec, run_task
 
     spec = ExecSpec(
         job_id="raw1",

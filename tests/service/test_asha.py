@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smalltrain.errors import ConfigError
-from smalltrain.service.asha import Asha, quantile
+from smalltrain.service.sweeps.asha import Asha, quantile
 from smalltrain.store.sweeps import EpochReport
 
 

@@ -22,7 +22,7 @@ from smalltrain.engine.events import (
     TrainingFinished,
     TrainingStarted,
 )
-from smalltrain.service.executors import (
+from smalltrain.service.execution.executors import (
     ExecOutcome,
     ExecSpec,
     Executor,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from smalltrain.service.grace import IMMEDIATE_GRACE_S, STEP_GRACE_FACTOR, StepTimer, cancel_grace
+from smalltrain.service.execution.grace import (
+    IMMEDIATE_GRACE_S,
+    STEP_GRACE_FACTOR,
+    StepTimer,
+    cancel_grace,
+)
 
 
 def test_a_graceful_cancel_waits_for_the_slowest_step_or_the_save() -> None:

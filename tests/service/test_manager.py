@@ -32,7 +32,7 @@ from smalltrain.errors import (
     SchedulerBusy,
 )
 from smalltrain.service.aio import AsyncTrainingManager
-from smalltrain.service.executors import read_pid_file
+from smalltrain.service.execution.executors import read_pid_file
 from smalltrain.service.manager import JobSpec, TrainingManager
 from tests.support import audio as audiojob
 

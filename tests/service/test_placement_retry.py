@@ -12,9 +12,9 @@ import pytest
 
 from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.errors import ConfigError
-from smalltrain.service.placement import Placement, split_placement
+from smalltrain.service.execution.placement import Placement, split_placement
+from smalltrain.service.execution.threads import child_env, child_environment, thread_budget
 from smalltrain.service.retry import interrupt_and_retry
-from smalltrain.service.threads import child_env, child_environment, thread_budget
 from smalltrain.store import JobStore
 
 S = JobStatus

@@ -27,9 +27,9 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from smalltrain.engine.checkpoint_index import list_checkpoints, newest_verified  # noqa: E402
 from smalltrain.engine.jobs import JobStatus, TrainingJob  # noqa: E402
+from smalltrain.service.execution.ray.executor import RayExecutor  # noqa: E402
+from smalltrain.service.execution.ray.node import CACHE_ENV  # noqa: E402
 from smalltrain.service.manager import JobSpec, TrainingManager  # noqa: E402
-from smalltrain.service.ray_executor import RayExecutor  # noqa: E402
-from smalltrain.service.ray_node import CACHE_ENV  # noqa: E402
 from smalltrain.store.models import ModelStore  # noqa: E402
 from smalltrain.tasks import EXTRA_TASKS_ENV, register_extra_tasks  # noqa: E402
 from smalltrain.tasks import toy as toytask  # noqa: E402

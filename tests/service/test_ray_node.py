@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from smalltrain.engine.fsutil import sha256_bytes
-from smalltrain.service.ray_node import NodeCache, RunMirror, pack_tree, rebase, unpack_tree
+from smalltrain.service.execution.ray.node import (
+    NodeCache,
+    RunMirror,
+    pack_tree,
+    rebase,
+    unpack_tree,
+)
 
 
 def _tree(root: Path) -> Path:

@@ -21,7 +21,7 @@ from smalltrain.engine.jobs import JobStatus
 from smalltrain.errors import ConfigError
 from smalltrain.service.manager import TrainingManager
 from smalltrain.service.planning import JobSpec
-from smalltrain.service.sweeps import SweepSpec, parse_vary, plan_sweep, trial_settings
+from smalltrain.service.sweeps.spec import SweepSpec, parse_vary, plan_sweep, trial_settings
 from smalltrain.store.models import ModelStore
 from tests.support import audio as audiojob
 from tests.support.data import PRETRAINED, SHARED
@@ -151,7 +151,7 @@ def test_several_jobs_at_once_each_get_their_share_of_the_cores(
     tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    from smalltrain.service.threads import thread_budget
+    from smalltrain.service.execution.threads import thread_budget
 
     with _open(tmp_path / "home", max_concurrent=2) as manager:
         sweep_id = manager.start_sweep(
@@ -179,7 +179,7 @@ def test_a_lone_job_gets_every_core_whatever_max_concurrent_allows(
     tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    from smalltrain.service.threads import thread_budget
+    from smalltrain.service.execution.threads import thread_budget
 
     with _open(tmp_path / "home", max_concurrent=8) as manager:
         job_id = manager.start_training(JobSpec(dataset=data, task="toy", overrides={"epochs": 1}))

@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def install(monkeypatch: Any) -> None:
     """Make the task known here and in every child and subprocess a test starts."""
-    from smalltrain.service.executors import EXTRA_TASKS_ENV, register_extra_tasks
+    from smalltrain.service.execution.executors import EXTRA_TASKS_ENV, register_extra_tasks
 
     monkeypatch.setenv(EXTRA_TASKS_ENV, f"detect-paced={TARGET},detect-held={HELD_TARGET}")
     path = os.environ.get("PYTHONPATH", "")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from smalltrain.ui.testing import Server, offline_unavailable
+from tests.support.uiserver import Server, offline_unavailable
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, HttpCredentials, Locator, Page

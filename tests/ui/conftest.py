@@ -1,5 +1,5 @@
 """Shared pieces of the web UI tests: the folder where browser screenshots are saved
-(``test-artifacts/ui/``, gitignored). The server harness is ``smalltrain.ui.testing``."""
+(``test-artifacts/ui/``, gitignored). The server harness is ``tests.support.uiserver``."""
 
 from __future__ import annotations
 

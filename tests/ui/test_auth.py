@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from smalltrain.ui.auth import BasicAuth, Message
+from smalltrain.ui.server.auth import BasicAuth, Message
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from smalltrain.engine.jobs import JobStatus
 from smalltrain.service.manager import JobSpec, TrainingManager
-from smalltrain.ui.backend import Backend
+from smalltrain.ui.viewmodels.backend import Backend
 from tests.support.audio import AUDIO_TINY, make_audio_dataset
 
 pytestmark = pytest.mark.slow  # trains a tiny model, then runs helpers that load it

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from smalltrain.ui.testing import has_route_out, http, offline, start_server
+from tests.support.uiserver import has_route_out, http, offline, start_server
 from tests.ui.browser import (
     ARGS,
     AUDIO_SETTINGS,

@@ -45,8 +45,8 @@ def test_ui_with_ray_fails_at_once_when_no_cluster_answers(tmp_path: Path) -> No
 
 
 def test_the_server_runs_its_jobs_with_the_executor_it_is_given(tmp_path: Path) -> None:
-    from smalltrain.service.executors import ThreadExecutor
-    from smalltrain.ui.backend import Backend
+    from smalltrain.service.execution.executors import ThreadExecutor
+    from smalltrain.ui.viewmodels.backend import Backend
 
     backend = Backend(tmp_path, run_scheduler=False, executor="thread")
     try:

@@ -13,9 +13,9 @@ import pytest
 from smalltrain import paths
 from smalltrain.errors import DatasetError, InvalidName
 from smalltrain.store import DatasetStore, JobStore
-from smalltrain.ui.datasets import DatasetsUI, safe_extract
+from smalltrain.ui.child.pool import ChildPool
 from smalltrain.ui.env import UIPaths
-from smalltrain.ui.pool import ChildPool
+from smalltrain.ui.viewmodels.datasets import DatasetsUI, safe_extract
 
 
 @pytest.fixture(scope="module")

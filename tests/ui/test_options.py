@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from smalltrain.errors import ServeError
-from smalltrain.ui.options import ServeOptions, is_loopback, parse_credentials, readable_by_others
+from smalltrain.ui.server.options import (
+    ServeOptions,
+    is_loopback,
+    parse_credentials,
+    readable_by_others,
+)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.3.2.1", "localhost", "::1", "[::1]"])

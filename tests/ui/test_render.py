@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from smalltrain.engine.jobs import JobStatus, TrainingJob
-from smalltrain.ui import render
-from smalltrain.ui.charts import line_chart, nice_ticks
+from smalltrain.ui.viewmodels import render
+from smalltrain.ui.viewmodels.charts import line_chart, nice_ticks
 
 
 def test_nice_ticks_are_round_and_cover_the_range() -> None:

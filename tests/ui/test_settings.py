@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from smalltrain.errors import ConfigError
-from smalltrain.ui.settings import (
+from smalltrain.ui.viewmodels.settings import (
     MAIN_FIELDS,
     SettingsStore,
     diff,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from smalltrain.service.executors import Executor
+    from smalltrain.service.execution.executors import Executor
 
 __all__ = ["EXECUTOR_NAMES", "RAY_HELP", "pick_executor", "ray_option", "worker_args"]
 
@@ -52,7 +52,7 @@ def pick_executor(
         return executor
     if executor not in ("ray", "process"):
         raise ValueError(f"--ray runs jobs on Ray: drop --executor {executor}")
-    from smalltrain.service.ray_support import check_address, load_ray_executor
+    from smalltrain.service.execution.ray.support import check_address, load_ray_executor
 
     ray_executor = load_ray_executor()(address=ray_address)
     if connect:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     # These load when a command uses them, not at start-up (`smalltrain --help`).
     from smalltrain.engine.context import CancelMode
     from smalltrain.engine.events import TrainingFinished
-    from smalltrain.service.executors import Executor
+    from smalltrain.service.execution.executors import Executor
     from smalltrain.service.manager import TrainingManager
 
 __all__ = ["exit_for", "follow_job", "open_manager", "spawn_worker"]

@@ -90,8 +90,8 @@ def run_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the final summary as JSON."),
 ) -> None:
     """Run a sweep of trials on a dataset; the best trial is registered."""
-    from smalltrain.service.executors import EXECUTORS
-    from smalltrain.service.sweeps import SweepSpec, parse_vary
+    from smalltrain.service.execution.executors import EXECUTORS
+    from smalltrain.service.sweeps.spec import SweepSpec, parse_vary
 
     if executor not in EXECUTORS:
         raise ValueError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from smalltrain.service.sweeps import SweepSummary, TrialRow
+    from smalltrain.service.sweeps.spec import SweepSummary, TrialRow
 
 __all__ = ["describe_event", "render_summary", "setting_text", "sparkline"]
 

@@ -137,7 +137,7 @@ def train_cmd(
     ray_address: str | None = ray_option(),
 ) -> None:
     """Train a model on a dataset (queued; attached by default)."""
-    from smalltrain.service.executors import EXECUTORS
+    from smalltrain.service.execution.executors import EXECUTORS
     from smalltrain.service.manager import JobSpec
 
     if executor not in EXECUTORS:

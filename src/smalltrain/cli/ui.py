@@ -12,7 +12,7 @@ import typer
 
 from smalltrain.cli.cluster import pick_executor, ray_option
 from smalltrain.cli.common import handle_errors, home, warn
-from smalltrain.ui.options import (
+from smalltrain.ui.server.options import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     ServeOptions,
@@ -59,7 +59,7 @@ def ui_cmd(
     )
     if auth_file is not None and readable_by_others(auth_file):
         warn(f"{auth_file} can be read by other users; chmod 600 it")
-    from smalltrain.ui.server import serve  # gradio loads here, not at start-up
+    from smalltrain.ui.server.app import serve  # gradio loads here, not at start-up
 
     serve(home(), options)
 

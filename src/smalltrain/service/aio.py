@@ -19,7 +19,7 @@ from smalltrain.engine.jobs import TrainingJob
 from smalltrain.service.manager import TrainingManager
 
 if TYPE_CHECKING:
-    from smalltrain.service.sweeps import SweepSummary
+    from smalltrain.service.sweeps.spec import SweepSummary
     from smalltrain.store.models import ModelInfo
 
 __all__ = ["AsyncTrainingManager"]

@@ -39,8 +39,8 @@ from smalltrain.errors import (
     SchedulerBusy,
     StoreError,
 )
-from smalltrain.service.attempt import ExecOutcome, register_extra_tasks
-from smalltrain.service.executors import Executor, make_executor
+from smalltrain.service.execution.attempt import ExecOutcome, register_extra_tasks
+from smalltrain.service.execution.executors import Executor, make_executor
 from smalltrain.service.live import EventHub, Subscription, follow_events
 from smalltrain.service.model_queries import ModelQueries
 from smalltrain.service.planning import JobSpec, as_spec, check_model_name, plan_job
@@ -53,8 +53,8 @@ from smalltrain.service.recovery import (
 from smalltrain.service.registration import refuse_registered, register_model
 from smalltrain.service.resuming import resume_point_for, run_dir_of
 from smalltrain.service.scheduler import Scheduler, scheduler_running
-from smalltrain.service.sweep_api import SweepMethods
-from smalltrain.service.sweep_watch import SweepWatcher, hold_trial_result
+from smalltrain.service.sweeps.api import SweepMethods
+from smalltrain.service.sweeps.watch import SweepWatcher, hold_trial_result
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore

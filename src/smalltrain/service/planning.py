@@ -27,7 +27,7 @@ from smalltrain.engine.jobs import TrainingJob
 from smalltrain.engine.plain import plain
 from smalltrain.errors import ConfigError, DatasetNotFound, ModelExists, TrainingError
 from smalltrain.service.datasets import names_for_path, record_for
-from smalltrain.service.placement import Placement, split_placement
+from smalltrain.service.execution.placement import Placement, split_placement
 from smalltrain.service.resuming import RUN_CONFIG
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.models import ModelStore

@@ -45,7 +45,7 @@ from smalltrain.errors import (
     RegistryCorrupt,
     StoreError,
 )
-from smalltrain.service.executors import read_pid_file
+from smalltrain.service.execution.executors import read_pid_file
 from smalltrain.service.planning import dataset_name
 from smalltrain.service.registration import completed_fields
 from smalltrain.store.db import JobStore

@@ -33,7 +33,7 @@ from smalltrain.engine.checkpoint_index import package_versions
 from smalltrain.engine.context import TrainResult, metric_label, metric_mode
 from smalltrain.engine.jobs import TrainingJob
 from smalltrain.errors import ModelExists, NotResumable, SmallTrainError, TrainingError
-from smalltrain.service.attempt import ExecOutcome
+from smalltrain.service.execution.attempt import ExecOutcome
 from smalltrain.service.planning import dataset_name
 from smalltrain.store.models import ModelInfo, ModelStore
 

@@ -19,7 +19,7 @@ from smalltrain.engine.checkpoint_index import newest_verified
 from smalltrain.engine.context import resume_point_of
 from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.errors import ConfigError, NotResumable
-from smalltrain.service.placement import Placement
+from smalltrain.service.execution.placement import Placement
 from smalltrain.store.db import Attempt, JobStore
 
 __all__ = ["interrupt_and_retry", "interruptions_in_a_row", "resume_point"]

@@ -42,9 +42,11 @@ from smalltrain.engine.fsutil import SpaceReserve, disk_full_error, is_disk_full
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.engine.locks import HolderLock, pid_alive, read_holder
 from smalltrain.errors import STORE_REFUSED, SchedulerBusy, SmallTrainError
-from smalltrain.service.attempt import ExecOutcome, ExecSpec, error_line
-from smalltrain.service.executors import Executor
-from smalltrain.service.placement import Placement
+from smalltrain.service.execution.attempt import ExecOutcome, ExecSpec, error_line
+from smalltrain.service.execution.executors import Executor
+from smalltrain.service.execution.placement import Placement
+from smalltrain.service.execution.sink import JobEventSink, Publish
+from smalltrain.service.execution.threads import thread_budget
 from smalltrain.service.recovery import (
     Unrecorded,
     clean_run_dir,
@@ -56,8 +58,6 @@ from smalltrain.service.recovery import (
 from smalltrain.service.report import write_metrics_plot
 from smalltrain.service.resuming import current_resume_point
 from smalltrain.service.retry import interrupt_and_retry
-from smalltrain.service.sink import JobEventSink, Publish
-from smalltrain.service.threads import thread_budget
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore
 

@@ -16,7 +16,7 @@ import gradio as gr
 from smalltrain import __version__
 from smalltrain.engine.jobs import ACTIVE, JobStatus
 from smalltrain.errors import SmallTrainError
-from smalltrain.ui.backend import Backend
+from smalltrain.ui.viewmodels.backend import Backend
 from smalltrain.ui.views import datasets, job, jobs, models, train, use
 from smalltrain.ui.views.common import dataset_choices, job_choices
 

@@ -10,8 +10,8 @@ from typing import Any
 import gradio as gr
 
 from smalltrain.errors import SmallTrainError
-from smalltrain.ui import render
-from smalltrain.ui.backend import Backend
+from smalltrain.ui.viewmodels import render
+from smalltrain.ui.viewmodels.backend import Backend
 
 log = logging.getLogger(__name__)
 

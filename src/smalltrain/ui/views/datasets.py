@@ -8,8 +8,8 @@ from typing import Any
 import gradio as gr
 
 from smalltrain import tasks
-from smalltrain.ui import render
-from smalltrain.ui.backend import Backend
+from smalltrain.ui.viewmodels import render
+from smalltrain.ui.viewmodels.backend import Backend
 from smalltrain.ui.views.common import dataset_choices, error_html, guard
 
 UPLOAD_TYPES = sorted(tasks.AUDIO_EXTENSIONS) + [".zip"]

@@ -17,8 +17,8 @@ import gradio as gr
 
 from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import RESUMABLE, JobStatus, TrainingJob
-from smalltrain.ui import render
-from smalltrain.ui.backend import Backend
+from smalltrain.ui.viewmodels import render
+from smalltrain.ui.viewmodels.backend import Backend
 from smalltrain.ui.views.common import EXPECTED, error_html, job_choices
 
 #: Keeps the page's address on the job it shows, so a reload opens the same job.

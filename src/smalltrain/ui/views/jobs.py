@@ -10,9 +10,9 @@ from typing import Any
 import gradio as gr
 
 from smalltrain.engine.jobs import JobStatus
-from smalltrain.ui import render
-from smalltrain.ui.backend import Backend
-from smalltrain.ui.jobs import duration_s, headline
+from smalltrain.ui.viewmodels import render
+from smalltrain.ui.viewmodels.backend import Backend
+from smalltrain.ui.viewmodels.jobs import duration_s, headline
 from smalltrain.ui.views.common import EXPECTED, error_html
 
 ALL = "all"

@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 import gradio as gr
 
-from smalltrain.ui import render
-from smalltrain.ui.backend import Backend, ModelRow
-from smalltrain.ui.charts import line_chart
+from smalltrain.ui.viewmodels import render
+from smalltrain.ui.viewmodels.backend import Backend, ModelRow
+from smalltrain.ui.viewmodels.charts import line_chart
 from smalltrain.ui.views.common import guard
 
 DEFAULT_METRIC = {"audio": "val/sc", "detect": "val/mAP50"}

@@ -1,4 +1,4 @@
-"""The UI's CSS: built-in theme, system fonts, and the classes of ``smalltrain.ui.render``."""
+"""The UI's CSS: built-in theme, system fonts, and the classes of ``ui.viewmodels.render``."""
 
 CSS = """
 .gradio-container { max-width: 1240px !important; }

@@ -12,9 +12,11 @@ import gradio as gr
 
 from smalltrain.engine.fsutil import atomic_write_text
 from smalltrain.errors import ConfigError
-from smalltrain.ui import ops, render
-from smalltrain.ui.backend import Backend
-from smalltrain.ui.settings import (
+from smalltrain.ui.child import calls
+from smalltrain.ui.viewmodels import render
+from smalltrain.ui.viewmodels.backend import Backend
+from smalltrain.ui.viewmodels.settings import (
+    MAIN_FIELDS,
     PRESETS,
     SLOTS,
     diff,
@@ -33,15 +35,22 @@ class TrainTab:
     load: Any  # the function filling the form for a dataset
 
 
+def _describe(task: str, config: dict[str, Any]) -> str:
+    """The main fields a preset chose, for a task whose config has no ``describe``."""
+    shown = [f for f, _ in MAIN_FIELDS.get(task, [])] + ["optimizer", "nbs"]
+    return ", ".join(f"{f} {config[f]}" for f in shown if f in config)
+
+
 def _info(form: dict[str, Any]) -> str:
     chosen = form["config"].get("preset", form["preset"])
     preset = form["preset"]
     label = f"{escape(preset)} → {escape(str(chosen))}" if preset == "auto" else escape(preset)
     material = f" · {escape(form['material'])}" if form.get("material") else ""
+    chosen_text = form.get("describe") or _describe(form["task"], form["preset_config"])
     describe = (
         f'<div class="st-dim st-small">The preset chose (your changes are listed below the '
-        f'fields):</div><pre class="st-small">{escape(form["describe"])}</pre>'
-        if form.get("describe")
+        f'fields):</div><pre class="st-small">{escape(chosen_text)}</pre>'
+        if chosen_text
         else ""
     )
     return (
@@ -106,10 +115,10 @@ class TrainForm:
         note = ""
         try:
             form = self.backend.pool.call(
-                ops.train_form, home, dataset, saved["preset"], saved["overrides"]
+                calls.train_form, home, dataset, saved["preset"], saved["overrides"]
             )
         except ConfigError as e:
-            form = self.backend.pool.call(ops.train_form, home, dataset, "auto", {})
+            form = self.backend.pool.call(calls.train_form, home, dataset, "auto", {})
             note = f"The remembered settings are not valid any more ({e}); showing the preset."
         form["dataset"] = dataset
         self.backend.settings.set_last(dataset)
@@ -142,7 +151,7 @@ class TrainForm:
         """The config the form shows now, validated by the task (ConfigError if not)."""
         changes = self.changes(state, slots, code)
         return dict(
-            self.backend.pool.call(ops.validate, state["task"], state["preset_config"], changes)
+            self.backend.pool.call(calls.validate, state["task"], state["preset_config"], changes)
         )
 
     def edit(self, state: dict[str, Any], model_name: str, code: str, *slots: str) -> list[Any]:
@@ -169,7 +178,7 @@ class TrainForm:
         except EXPECTED:
             overrides = {}
         form = self.backend.pool.call(
-            ops.train_form, str(self.backend.home), state["dataset"], preset, overrides
+            calls.train_form, str(self.backend.home), state["dataset"], preset, overrides
         )
         form["dataset"] = state["dataset"]
         self.backend.settings.save(state["dataset"], preset, overrides, model_name.strip())
@@ -178,7 +187,7 @@ class TrainForm:
     def reset(self, state: dict[str, Any], model_name: str) -> list[Any]:
         """Back to the preset's values."""
         form = self.backend.pool.call(
-            ops.train_form, str(self.backend.home), state["dataset"], state["preset"], {}
+            calls.train_form, str(self.backend.home), state["dataset"], state["preset"], {}
         )
         form["dataset"] = state["dataset"]
         self.backend.settings.save(state["dataset"], state["preset"], {}, model_name.strip())
@@ -192,11 +201,11 @@ class TrainForm:
             raise ConfigError("dataset", None, "choose a dataset first")
         data = load_yaml(path)
         base = state["preset_config"]
-        config = self.backend.pool.call(ops.validate, state["task"], base, data)
+        config = self.backend.pool.call(calls.validate, state["task"], base, data)
         overrides = diff(config, base)
         home = str(self.backend.home)
         form = self.backend.pool.call(
-            ops.train_form, home, state["dataset"], state["preset"], overrides
+            calls.train_form, home, state["dataset"], state["preset"], overrides
         )
         form["dataset"] = state["dataset"]
         self.backend.settings.save(state["dataset"], state["preset"], overrides, model_name.strip())

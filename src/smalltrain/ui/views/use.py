@@ -10,8 +10,8 @@ from typing import Any
 import gradio as gr
 
 from smalltrain import tasks
-from smalltrain.ui import render
-from smalltrain.ui.backend import Backend
+from smalltrain.ui.viewmodels import render
+from smalltrain.ui.viewmodels.backend import Backend
 from smalltrain.ui.views.common import dataset_choices, guard
 
 AUDIO_TYPES = sorted(tasks.AUDIO_EXTENSIONS)

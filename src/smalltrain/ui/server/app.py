@@ -31,7 +31,7 @@ from typing import Any
 from smalltrain import __version__
 from smalltrain.errors import ServeError
 from smalltrain.ui import env
-from smalltrain.ui.options import ServeOptions
+from smalltrain.ui.server.options import ServeOptions
 
 __all__ = ["build_app", "serve"]
 
@@ -41,8 +41,8 @@ def build_app(backend: Any, options: ServeOptions) -> Any:
     import gradio as gr
     from fastapi import FastAPI
 
-    from smalltrain.ui.api import install_api
-    from smalltrain.ui.auth import BasicAuth
+    from smalltrain.ui.server.api import install_api
+    from smalltrain.ui.server.auth import BasicAuth
     from smalltrain.ui.views.app import build, theme
     from smalltrain.ui.views.style import CSS
 
@@ -163,7 +163,7 @@ def serve(home: Path, options: ServeOptions, say: Any = print) -> None:
     sock = _bind(options)
     import uvicorn
 
-    from smalltrain.ui.backend import Backend
+    from smalltrain.ui.viewmodels.backend import Backend
 
     backend = Backend(
         home,

@@ -23,9 +23,9 @@ import ray
 
 from smalltrain import paths
 from smalltrain.engine.fsutil import sha256_bytes
-from smalltrain.service.attempt import ExecSpec
-from smalltrain.service.placement import Placement
-from smalltrain.service.ray_node import pack_tree
+from smalltrain.service.execution.attempt import ExecSpec
+from smalltrain.service.execution.placement import Placement
+from smalltrain.service.execution.ray.node import pack_tree
 
 __all__ = ["FILE_SUFFIXES", "Shipper"]
 

@@ -10,7 +10,7 @@ import importlib.util
 from typing import Any
 
 from smalltrain.errors import MissingDependency
-from smalltrain.service.ray_address import check_address
+from smalltrain.service.execution.ray.address import check_address
 
 __all__ = ["INSTALL_HINT", "check_address", "load_ray_executor", "ray_available", "require_ray"]
 
@@ -41,6 +41,6 @@ def load_ray_executor() -> Any:
         MissingDependency: Ray is not installed.
     """
     require_ray()
-    from smalltrain.service.ray_executor import RayExecutor
+    from smalltrain.service.execution.ray.executor import RayExecutor
 
     return RayExecutor

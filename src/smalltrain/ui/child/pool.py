@@ -53,7 +53,7 @@ def rebuild_error(name: str, message: str, attrs: dict[str, Any]) -> Exception:
 
 
 class ChildPool:
-    """Spawned worker processes that run functions of ``smalltrain.ui.ops``.
+    """Spawned worker processes that run functions of ``smalltrain.ui.child.calls``.
 
     Args:
         max_workers: children at most (one runs a long evaluation while another answers a

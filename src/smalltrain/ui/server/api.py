@@ -36,7 +36,7 @@ from smalltrain import __version__, errors
 from smalltrain.engine.context import cancel_mode
 from smalltrain.engine.jobs import JobStatus
 from smalltrain.engine.plain import plain
-from smalltrain.ui.backend import Backend
+from smalltrain.ui.viewmodels.backend import Backend
 
 __all__ = ["STATUS_CODES", "install_api"]
 

@@ -2,7 +2,7 @@
 
 CPU and RAM come from psutil. GPUs come from NVML when the driver offers it; without NVML the
 engine's fallback would import torch, which the server process never does, so a child process
-(``ops.gpus``) is asked once, and again every ``child_every_s`` while jobs run, only when it
+(``calls.gpus``) is asked once, and again every ``child_every_s`` while jobs run, only when it
 found a GPU (ROCm, Apple MPS).
 """
 
@@ -35,7 +35,7 @@ class ResourceSampler:
     """Keeps the latest machine status (``latest``) fresh while the UI is open.
 
     Args:
-        ask_child: returns the GPUs as a child process sees them (``ops.gpus`` in the pool).
+        ask_child: returns the GPUs as a child process sees them (``calls.gpus`` in the pool).
         job_pid: returns the pid of the running job's process, or None.
         interval_s: seconds between samples.
     """

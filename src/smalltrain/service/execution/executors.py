@@ -29,7 +29,7 @@ from smalltrain import tasks
 from smalltrain.engine.context import CancelMode, CancelToken
 from smalltrain.engine.events import Event, event_from_dict
 from smalltrain.engine.locks import pid_alive
-from smalltrain.service.attempt import (
+from smalltrain.service.execution.attempt import (
     EXTRA_TASKS_ENV,
     ExecOutcome,
     ExecSpec,
@@ -41,8 +41,8 @@ from smalltrain.service.attempt import (
     run_task,
     traceback_summary,
 )
-from smalltrain.service.grace import StepTimer, cancel_grace
-from smalltrain.service.threads import child_environment
+from smalltrain.service.execution.grace import StepTimer, cancel_grace
+from smalltrain.service.execution.threads import child_environment
 
 __all__ = [
     "EXTRA_TASKS_ENV",
@@ -356,7 +356,7 @@ def make_executor(kind: str | Executor, grace_s: float = 30.0) -> Executor:
     if not isinstance(kind, str):
         return kind
     if kind == "ray":
-        from smalltrain.service.ray_support import load_ray_executor
+        from smalltrain.service.execution.ray.support import load_ray_executor
 
         return load_ray_executor()(grace_s=grace_s)
     if kind == "inline":

@@ -45,19 +45,19 @@ from smalltrain.engine.context import CancelMode, CancelToken
 from smalltrain.engine.events import Event, LogEvent, event_from_dict
 from smalltrain.engine.fsutil import atomic_write_bytes
 from smalltrain.errors import ConfigError
-from smalltrain.service.attempt import (
+from smalltrain.service.execution.attempt import (
     EXTRA_TASKS_ENV,
     ExecOutcome,
     ExecSpec,
     error_line,
     traceback_summary,
 )
-from smalltrain.service.grace import StepTimer, cancel_grace
-from smalltrain.service.placement import Placement
-from smalltrain.service.ray_address import check_address
-from smalltrain.service.ray_node import JobRunner, safe_join
-from smalltrain.service.ray_shipping import Shipper
-from smalltrain.service.threads import child_env
+from smalltrain.service.execution.grace import StepTimer, cancel_grace
+from smalltrain.service.execution.placement import Placement
+from smalltrain.service.execution.ray.address import check_address
+from smalltrain.service.execution.ray.node import JobRunner, safe_join
+from smalltrain.service.execution.ray.shipping import Shipper
+from smalltrain.service.execution.threads import child_env
 
 __all__ = ["RayExecutor", "describe_nodes", "infeasible"]
 

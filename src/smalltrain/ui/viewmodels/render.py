@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 from smalltrain.engine.jobs import JobStatus, TrainingJob
-from smalltrain.ui.charts import line_chart
-from smalltrain.ui.jobs import JobView
+from smalltrain.ui.viewmodels.charts import line_chart
+from smalltrain.ui.viewmodels.jobs import JobView
 
 __all__ = [
     "audio_list",

@@ -29,10 +29,10 @@ from typing import Any
 from smalltrain.engine.events import EpochMetrics, Event
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.errors import InvalidTransition, JobNotFound, TrainingError
-from smalltrain.service.asha import Asha
-from smalltrain.service.attempt import ExecOutcome, result_from_dict, result_to_dict
+from smalltrain.service.execution.attempt import ExecOutcome, result_from_dict, result_to_dict
 from smalltrain.service.registration import register_model
-from smalltrain.service.sweeps import all_ended, replace_name, sweep_summary
+from smalltrain.service.sweeps.asha import Asha
+from smalltrain.service.sweeps.spec import all_ended, replace_name, sweep_summary
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore
 from smalltrain.store.sweeps import SweepRecord, SweepStore

@@ -100,14 +100,8 @@ def train_form(home: str, dataset: str, preset: str, overrides: dict[str, Any]) 
     report = _inspect(record.kind, Path(record.path))
     base = task.adaptive_config(report, "auto", preset=preset)
     config = task.adaptive_config(report, "auto", preset=preset, **overrides)
-    if hasattr(base, "describe"):  # what the preset chose
-        describe = base.describe()
-    else:
-        from smalltrain.ui.settings import MAIN_FIELDS
-
-        chosen = base.to_dict()
-        shown = [f for f, _ in MAIN_FIELDS.get(record.kind, [])] + ["optimizer", "nbs"]
-        describe = ", ".join(f"{f} {chosen[f]}" for f in shown if f in chosen)
+    # what the preset chose; the view describes a config without ``describe`` from its fields
+    describe = base.describe() if hasattr(base, "describe") else ""
     return {
         "task": record.kind,
         "preset": preset,

@@ -33,8 +33,8 @@ from smalltrain.engine.config import check
 from smalltrain.engine.jobs import TERMINAL, JobStatus, TrainingJob
 from smalltrain.engine.plain import plain
 from smalltrain.errors import ConfigError, TrainingError
-from smalltrain.service.asha import Asha
 from smalltrain.service.planning import JobSpec, plan_job, resolve_dataset
+from smalltrain.service.sweeps.asha import Asha
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore

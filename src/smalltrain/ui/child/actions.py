@@ -15,9 +15,9 @@ from typing import Any
 
 from smalltrain.errors import DatasetError, ModelNotFound
 from smalltrain.store.models import ModelInfo, ModelStore
-from smalltrain.ui import ops
+from smalltrain.ui.child import calls
+from smalltrain.ui.child.pool import ChildPool
 from smalltrain.ui.env import UIPaths
-from smalltrain.ui.pool import ChildPool
 
 __all__ = ["KEEP_OUTPUTS", "Output", "UseUI"]
 
@@ -79,7 +79,7 @@ class UseUI:
         model = self.model(ref, "audio")
         name, folder = self._new_output("generate")
         result = self.pool.call(
-            ops.generate, str(model.path), int(n), int(seed), float(temperature), str(folder)
+            calls.generate, str(model.path), int(n), int(seed), float(temperature), str(folder)
         )
         out = Output(name, result["files"])
         if not result["prior_fitted"]:
@@ -90,7 +90,7 @@ class UseUI:
         """Encode and decode one sound; the original and the result."""
         model = self.model(ref, "audio")
         name, folder = self._new_output("reconstruct")
-        result = self.pool.call(ops.reconstruct, str(model.path), str(audio), str(folder))
+        result = self.pool.call(calls.reconstruct, str(model.path), str(audio), str(folder))
         return Output(name, result["files"])
 
     def interpolate(self, ref: str, a: str | Path, b: str | Path, steps: int) -> Output:
@@ -100,7 +100,7 @@ class UseUI:
         model = self.model(ref, "audio")
         name, folder = self._new_output("interpolate")
         result = self.pool.call(
-            ops.interpolate, str(model.path), str(a), str(b), int(steps), str(folder)
+            calls.interpolate, str(model.path), str(a), str(b), int(steps), str(folder)
         )
         return Output(name, result["files"])
 
@@ -109,7 +109,7 @@ class UseUI:
         model = self.model(ref, "audio")
         if not Path(folder).exists():
             raise DatasetError(f"{folder}: no such folder or file on the server")
-        data = self.pool.call(ops.evaluate, str(model.path), str(folder), int(generate))
+        data = self.pool.call(calls.evaluate, str(model.path), str(folder), int(generate))
         return Output("", [], data)
 
     def stage_uploads(self, files: Sequence[str | Path], action: str) -> Path:
@@ -135,7 +135,7 @@ class UseUI:
         model = self.model(ref, "detect")
         name, folder = self._new_output("predict")
         records = self.pool.call(
-            ops.predict,
+            calls.predict,
             str(self.ui.home),
             str(model.weights),
             [str(i) for i in images],

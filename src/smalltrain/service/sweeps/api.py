@@ -20,8 +20,7 @@ from typing import Any
 from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import TrainingJob
 from smalltrain.service.live import EventHub
-from smalltrain.service.sweep_watch import finalize_sweep, stop_trials
-from smalltrain.service.sweeps import (
+from smalltrain.service.sweeps.spec import (
     SweepSpec,
     SweepSummary,
     all_ended,
@@ -29,6 +28,7 @@ from smalltrain.service.sweeps import (
     store_sweep,
     sweep_summary,
 )
+from smalltrain.service.sweeps.watch import finalize_sweep, stop_trials
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore

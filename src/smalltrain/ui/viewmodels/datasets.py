@@ -1,7 +1,7 @@
 """Datasets in the UI: register a path, upload files (audio, or a zip of a YOLO dataset) into
 the home, keep each dataset's full inspection report, remove.
 
-Inspection runs in a child process (``ops.register``/``ops.inspect``). The full report (every
+Inspection runs in a child process (``calls.register``/``calls.inspect``). The full report (every
 skipped file and problem, which the database's summary only counts) is cached in
 ``<home>/ui/reports/<name>.json`` with the folder's quick fingerprint, and inspected again when
 the folder changed.
@@ -23,9 +23,9 @@ from smalltrain.errors import DatasetError, InvalidName
 from smalltrain.store.datasets import DatasetStore, quick_fingerprint
 from smalltrain.store.names import validate_name
 from smalltrain.store.records import DatasetRecord
-from smalltrain.ui import ops
+from smalltrain.ui.child import calls
+from smalltrain.ui.child.pool import ChildPool
 from smalltrain.ui.env import UIPaths
-from smalltrain.ui.pool import ChildPool
 
 __all__ = ["DatasetsUI", "MAX_UNZIPPED_BYTES", "safe_extract"]
 
@@ -117,7 +117,7 @@ class DatasetsUI:
         target = Path(path).expanduser()
         if not target.exists():
             raise DatasetError(f"{target}: no such file or folder on the server")
-        result = self.pool.call(ops.register, str(self.ui.home), name, str(target), kind)
+        result = self.pool.call(calls.register, str(self.ui.home), name, str(target), kind)
         self._remember(name, result["record"]["path"], result["report"])
         return dict(result)
 
@@ -130,7 +130,7 @@ class DatasetsUI:
                 return dict(cached["report"])
         except (OSError, ValueError, KeyError):
             pass
-        report = dict(self.pool.call(ops.inspect, str(self.ui.home), name))
+        report = dict(self.pool.call(calls.inspect, str(self.ui.home), name))
         self._remember(name, record.path, report)
         return report
 

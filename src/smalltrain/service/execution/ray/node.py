@@ -45,7 +45,7 @@ from smalltrain.engine.events import (
 )
 from smalltrain.engine.fsutil import sha256_bytes
 from smalltrain.engine.locks import FileLock
-from smalltrain.service.attempt import (
+from smalltrain.service.execution.attempt import (
     ExecOutcome,
     ExecSpec,
     apply_limits,

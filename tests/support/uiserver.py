@@ -1,5 +1,5 @@
-"""Drive a real ``smalltrain ui`` server from a script: for the tests, the benchmarks and anyone
-automating the HTTP API.
+"""Drive a real ``smalltrain ui`` server from a script: for the tests and the benchmarks (test
+code: it needs root for the network namespace of ``offline()``).
 
 - ``start_server(home, ...)`` runs ``python -m smalltrain.cli.main ui`` on a free port and waits
   until ``/api/health`` answers; ``Server.api`` calls it; ``Server.stop`` is Ctrl-C.

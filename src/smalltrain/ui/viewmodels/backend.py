@@ -22,15 +22,17 @@ from typing import Any
 from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.errors import ConfigError
-from smalltrain.service.executors import Executor
+from smalltrain.service.execution.executors import Executor
 from smalltrain.service.manager import TrainingManager
 from smalltrain.service.scheduler import scheduler_running
 from smalltrain.store.models import ModelInfo
 from smalltrain.store.names import validate_name
-from smalltrain.ui import ops
-from smalltrain.ui.datasets import DatasetsUI
+from smalltrain.ui.child import calls
+from smalltrain.ui.child.actions import UseUI, contained
+from smalltrain.ui.child.pool import ChildPool
 from smalltrain.ui.env import UIPaths
-from smalltrain.ui.jobs import (
+from smalltrain.ui.viewmodels.datasets import DatasetsUI
+from smalltrain.ui.viewmodels.jobs import (
     JobView,
     charts_for,
     fill_events,
@@ -38,10 +40,8 @@ from smalltrain.ui.jobs import (
     job_view,
     last_log_event,
 )
-from smalltrain.ui.pool import ChildPool
-from smalltrain.ui.resources import ResourceSampler
-from smalltrain.ui.settings import SettingsStore
-from smalltrain.ui.use import UseUI, contained
+from smalltrain.ui.viewmodels.resources import ResourceSampler
+from smalltrain.ui.viewmodels.settings import SettingsStore
 
 __all__ = ["Backend", "ModelRow"]
 
@@ -109,7 +109,7 @@ class Backend:
         self.datasets = DatasetsUI(self.manager.datasets, self.ui, self.pool)
         self.use = UseUI(self.manager.models, self.ui, self.pool)
         self.settings = SettingsStore(self.ui.settings)
-        self.resources = ResourceSampler(lambda: self.pool.call(ops.gpus), self._running_pid)
+        self.resources = ResourceSampler(lambda: self.pool.call(calls.gpus), self._running_pid)
         self._views: dict[str, _CachedView] = {}
         self._views_lock = threading.Lock()
         self._stop = threading.Event()
@@ -179,7 +179,7 @@ class Backend:
         if model_name:
             validate_name(model_name, "model name")
         home = str(self.home)
-        planned = self.pool.call(ops.plan, home, dataset, dict(config), model_name, changes)
+        planned = self.pool.call(calls.plan, home, dataset, dict(config), model_name, changes)
         job = TrainingJob.from_dict(planned)
         self.manager.enqueue(job)
         return self.manager.get_job(job.id)
@@ -199,7 +199,7 @@ class Backend:
             raise ConfigError("overrides", overrides, "must be an object of field: value")
         if config is None:  # the preset with the overrides, as `train --set` does
             form = self.pool.call(
-                ops.train_form,
+                calls.train_form,
                 str(self.home),
                 dataset,
                 str(spec.get("preset") or "auto"),
@@ -270,7 +270,7 @@ class Backend:
 
     def job_log(self, job_id: str, lines: int = 400) -> list[str]:
         """A job's event log, oldest first (at most ``lines``), plus its task log's tail."""
-        from smalltrain.ui.jobs import LOG_TYPES, describe_event
+        from smalltrain.ui.viewmodels.jobs import LOG_TYPES, describe_event
 
         job = self.manager.get_job(job_id)
         rows = self.manager.jobs.events_of_type(job.id, LOG_TYPES, limit=lines, newest=True)
