@@ -26,7 +26,7 @@ from typing import Any
 def _run(config: Any, data: Path, run_dir: Path, home: Path, mode: str | None, resume: Any) -> dict:
     from smalltrain.engine.context import JobContext
     from smalltrain.engine.events import CheckpointSaved, Event, StepMetrics, TrainingStarted
-    from smalltrain.tasks.detection import DetectTask
+    from smalltrain.tasks.detect import DetectTask
 
     marks: dict[str, Any] = {}
 
@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgsz", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args(argv)
-    from smalltrain.tasks.detection import TrainingConfig, check_resumable, offline
-    from smalltrain.tasks.detection.synth import TINY_MODEL_YAML, make_shapes_dataset
+    from smalltrain.tasks.detect import TrainingConfig, check_resumable, offline
+    from smalltrain.tasks.detect.synth import TINY_MODEL_YAML, make_shapes_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-cancel-") as tmp:
         root = Path(tmp)

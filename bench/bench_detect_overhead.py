@@ -40,7 +40,7 @@ def _config_values(model: str, epochs: int, imgsz: int) -> dict[str, Any]:
 def _raw(model: str, data_yaml: Path, out: Path, args: dict[str, Any]) -> float:
     from ultralytics import YOLO
 
-    from smalltrain.tasks.detection.callbacks import redirect_output
+    from smalltrain.tasks.detect.callbacks import redirect_output
 
     t0 = time.perf_counter()
     with redirect_output(out / "raw.log"):
@@ -52,7 +52,7 @@ def _raw(model: str, data_yaml: Path, out: Path, args: dict[str, Any]) -> float:
 
 def _ours(config: Any, data: Path, run_dir: Path, home: Path) -> float:
     from smalltrain.engine.context import JobContext
-    from smalltrain.tasks.detection import DetectTask
+    from smalltrain.tasks.detect import DetectTask
 
     events: list[Any] = []
     ctx = JobContext("bench", config, data, run_dir, emit=events.append, cache_dir=home / "cache")
@@ -64,7 +64,7 @@ def _ours(config: Any, data: Path, run_dir: Path, home: Path) -> float:
 
 
 def _child_startup() -> float:
-    code = "import smalltrain.tasks.detection.task, ultralytics; from ultralytics import YOLO"
+    code = "import smalltrain.tasks.detect.task, ultralytics; from ultralytics import YOLO"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - t0
@@ -78,12 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgsz", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    from smalltrain.tasks.detection.synth import TINY_MODEL_YAML, make_shapes_dataset
+    from smalltrain.tasks.detect.synth import TINY_MODEL_YAML, make_shapes_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
         root = Path(tmp)
         home = root / "home"
-        from smalltrain.tasks.detection import TrainingConfig, inspect_dataset, offline
+        from smalltrain.tasks.detect import TrainingConfig, inspect_dataset, offline
 
         offline.apply(home)
         data = args.data or make_shapes_dataset(root / "shapes", n_train=48, n_val=16, size=128)

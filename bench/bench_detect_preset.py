@@ -37,7 +37,7 @@ def _raw(
 ) -> dict:
     from ultralytics import YOLO
 
-    from smalltrain.tasks.detection.callbacks import normalise_metrics, redirect_output
+    from smalltrain.tasks.detect.callbacks import normalise_metrics, redirect_output
 
     t0 = time.perf_counter()
     with redirect_output(out / "raw.log"):
@@ -65,7 +65,7 @@ def _ours(
     model: str, out: Path, epochs: int, imgsz: int, device: str, home: Path, seed: int
 ) -> dict:
     from smalltrain.engine.context import JobContext
-    from smalltrain.tasks.detection import DetectTask
+    from smalltrain.tasks.detect import DetectTask
 
     task = DetectTask()
     report = task.inspect(BCCD)
@@ -102,10 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-preset-") as tmp:
         home = Path(tmp) / "home"
-        from smalltrain.tasks.detection import offline
+        from smalltrain.tasks.detect import offline
 
         offline.apply(home)
-        from smalltrain.tasks.detection import inspect_dataset
+        from smalltrain.tasks.detect import inspect_dataset
 
         data_yaml = inspect_dataset(BCCD).build_resolved(Path(tmp) / "dataset")
         starts = {"pretrained": str(PRETRAINED), "scratch": args.scratch_model}

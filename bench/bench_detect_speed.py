@@ -82,7 +82,7 @@ class _Clock:
 def _raw(model: str, data: Path, out: Path, args: dict[str, Any]) -> dict[str, float]:
     from ultralytics import YOLO
 
-    from smalltrain.tasks.detection.callbacks import redirect_output
+    from smalltrain.tasks.detect.callbacks import redirect_output
 
     clock = _Clock()
     yolo = YOLO(model)
@@ -104,7 +104,7 @@ def _raw(model: str, data: Path, out: Path, args: dict[str, Any]) -> dict[str, f
 def _ours(config: Any, data: Path, out: Path) -> dict[str, float]:
     from smalltrain.engine.context import JobContext
     from smalltrain.engine.events import EpochMetrics, Event, TrainingStarted
-    from smalltrain.tasks.detection import DetectTask
+    from smalltrain.tasks.detect import DetectTask
 
     clock = _Clock()
 
@@ -122,14 +122,14 @@ def _ours(config: Any, data: Path, out: Path) -> dict[str, float]:
 
 
 def _report(data: Path) -> Any:
-    from smalltrain.tasks.detection import DetectTask
+    from smalltrain.tasks.detect import DetectTask
 
     return DetectTask().inspect(data)
 
 
 def throughput(a: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
     """Seconds per epoch, ours vs raw, same Ultralytics arguments."""
-    from smalltrain.tasks.detection import TrainingConfig
+    from smalltrain.tasks.detect import TrainingConfig
 
     epochs = a.epochs or 20
     config = TrainingConfig(
@@ -152,7 +152,7 @@ def time_to_best(a: argparse.Namespace, data: Path, work: Path, start: str) -> d
     """Our auto preset vs Ultralytics' defaults, from the .pt or from scratch."""
     import dataclasses
 
-    from smalltrain.tasks.detection import DetectTask
+    from smalltrain.tasks.detect import DetectTask
 
     model = str(a.weights) if start == "pretrained" else _arch_yaml(Path(a.weights))
     default_epochs = a.epochs or 100

@@ -25,8 +25,8 @@ def main() -> None:
     from ultralytics import YOLO
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    from smalltrain.tasks.detection.synth import make_shapes_dataset, write_tiny_model
-    from smalltrain.tasks.detection.trainer import trainer_for
+    from smalltrain.tasks.detect.synth import make_shapes_dataset, write_tiny_model
+    from smalltrain.tasks.detect.trainer import trainer_for
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-save-"))
     shapes = make_shapes_dataset(tmp / "shapes")

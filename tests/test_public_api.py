@@ -16,7 +16,7 @@ import smalltrain
     "module",
     [
         "smalltrain.tasks.audio",
-        "smalltrain.tasks.detection",
+        "smalltrain.tasks.detect",
         "smalltrain.store",
     ],
 )
@@ -46,7 +46,7 @@ def test_lazy_top_level_exports_resolve() -> None:
 
 
 def test_seed_contract_names() -> None:
-    from smalltrain.tasks import audio, detection
+    from smalltrain.tasks import audio, detect
 
     for name in (
         "ConvVAE", "ConvEncoder", "ConvDecoder", "vae_loss", "get_kl_weight",
@@ -56,7 +56,7 @@ def test_seed_contract_names() -> None:
         "train_epoch", "validate_epoch", "train", "TrainingRunner",
     ):  # fmt: skip
         assert hasattr(audio, name), name
-    assert detection.TrainingConfig is not audio.TrainingConfig
+    assert detect.TrainingConfig is not audio.TrainingConfig
     main = {"TrainingManager", "TrainingJob", "ModelStore", "DatasetStore", "ResourceMonitor"}
     assert main <= set(smalltrain.__all__)  # each resolves: test_lazy_top_level_exports_resolve
 

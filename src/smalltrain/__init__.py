@@ -8,7 +8,7 @@ pay for torch or Ultralytics until they are used:
 - stores: ``ModelStore``, ``DatasetStore``, ``JobStore``
 - engine: ``TrainingRunner``, ``MetricsHistory``, ``Callback``, ``ResourceMonitor``
 - tasks: ``smalltrain.tasks.audio`` (its ``TrainingConfig`` is the audio one) and
-  ``smalltrain.tasks.detection`` (its ``TrainingConfig`` is the detection one)
+  ``smalltrain.tasks.detect`` (its ``TrainingConfig`` is the detection one)
 """
 
 from __future__ import annotations

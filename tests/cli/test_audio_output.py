@@ -140,7 +140,7 @@ def test_resources_measures_cpu_over_an_interval(home: Path) -> None:
 
 def test_config_show_lists_every_field(trained: dict[str, Any], home: Path) -> None:
     from smalltrain.tasks.audio.config import TrainingConfig
-    from smalltrain.tasks.detection.config import TrainingConfig as DetectConfig
+    from smalltrain.tasks.detect.config import TrainingConfig as DetectConfig
 
     shown = json.loads(cli("config", "show", "audio", str(trained["sounds"]), "--json").stdout)
     rows = shown["tasks"]["audio"]

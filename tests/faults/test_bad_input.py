@@ -426,7 +426,7 @@ DETECTION_TODAY: list[tuple[str, Change, str, str, str]] = [
 
 @pytest.fixture(scope="module")
 def shapes_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from smalltrain.tasks.detection.synth import make_shapes_dataset
+    from smalltrain.tasks.detect.synth import make_shapes_dataset
 
     root = tmp_path_factory.mktemp("shapes")
     make_shapes_dataset(root)
@@ -469,7 +469,7 @@ def test_bad_detection_dataset(
 @pytest.mark.parametrize(
     ("case", "change", "expected", "where"),
     [
-        pytest.param(c, f, e, w, marks=pytest.mark.xfail(reason=f"tasks/detection: {why}"))
+        pytest.param(c, f, e, w, marks=pytest.mark.xfail(reason=f"tasks/detect: {why}"))
         for c, f, e, w, why in DETECTION_TODAY
     ],
     ids=[c for c, *_ in DETECTION_TODAY],

@@ -256,7 +256,7 @@ def test_detection_writer_thread_reports_a_full_disk_and_keeps_last_pt(disk: Sma
     """Detection's last.pt is written on a background thread: the full disk is still one
     ``DiskFull`` (raised on the training thread at the next flush), and the previous last.pt
     stays whole."""
-    from smalltrain.tasks.detection.writer import CheckpointWriter
+    from smalltrain.tasks.detect.writer import CheckpointWriter
 
     last = disk.path / "ultralytics" / "train" / "weights" / "last.pt"
     writer = CheckpointWriter()

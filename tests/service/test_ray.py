@@ -279,7 +279,7 @@ def test_a_path_every_node_can_read_is_not_shipped_and_jobs_wait_follows_the_job
 def test_a_detection_job_on_ray_gets_its_data_yaml_and_model_file_from_the_head(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    from smalltrain.tasks.detection.synth import TINY_MODEL_YAML, make_shapes_dataset
+    from smalltrain.tasks.detect.synth import TINY_MODEL_YAML, make_shapes_dataset
 
     data_yaml = make_shapes_dataset(tmp_path / "shapes", n_train=4, n_val=2)
     model_yaml = tmp_path / "tiny-yolov8n.yaml"  # a file on the head only, named by the config

@@ -24,7 +24,7 @@ from typing import Any
 
 from smalltrain.engine.context import JobContext
 from smalltrain.engine.events import LogEvent
-from smalltrain.tasks.detection.task import DetectTask
+from smalltrain.tasks.detect.task import DetectTask
 
 TARGET = "tests.support.pacedtask:PacedDetectTask"
 HELD_TARGET = "tests.support.pacedtask:HeldWriterDetectTask"
@@ -107,7 +107,7 @@ class HeldWriterDetectTask(PacedDetectTask):
 
 
 def _held_writer(ctx: JobContext, mode: str, nth: int, marker: Path) -> type:
-    from smalltrain.tasks.detection.writer import CheckpointWriter
+    from smalltrain.tasks.detect.writer import CheckpointWriter
 
     class HeldWriter(CheckpointWriter):
         seen = 0

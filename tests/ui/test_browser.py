@@ -242,7 +242,7 @@ def test_audio_end_to_end(env: Env) -> None:
 
 
 def test_detection_end_to_end(env: Env) -> None:
-    from smalltrain.tasks.detection.synth import TINY_MODEL_YAML, make_shapes_dataset
+    from smalltrain.tasks.detect.synth import TINY_MODEL_YAML, make_shapes_dataset
 
     data_yaml = make_shapes_dataset(env.data / "shapes")
     tiny = env.data / "tiny-yolo.yaml"

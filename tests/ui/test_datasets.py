@@ -51,7 +51,7 @@ def test_unsafe_zips_are_refused_whole(tmp_path: Path, evil: str) -> None:
 
 
 def test_a_zipped_yolo_dataset_is_unpacked_and_registered(ui: DatasetsUI, tmp_path: Path) -> None:
-    from smalltrain.tasks.detection.synth import make_shapes_dataset
+    from smalltrain.tasks.detect.synth import make_shapes_dataset
 
     source = make_shapes_dataset(tmp_path / "src" / "cells").parent
     members = {

@@ -77,7 +77,7 @@ def predict_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Detect objects in images with a trained detection model."""
-    from smalltrain.tasks.detection.predict import predict
+    from smalltrain.tasks.detect.predict import predict
 
     old = dataset_old or model_old
     if dataset_old and model_old:
@@ -139,7 +139,7 @@ def val_cmd(
 ) -> None:
     """Evaluate a detector on a dataset's val split: precision, recall, mAP50, mAP50-95, and
     the same per class."""
-    from smalltrain.tasks.detection.predict import validate
+    from smalltrain.tasks.detect.predict import validate
 
     found = detection_model(model, "val")
     target = data or data_old or found.dataset

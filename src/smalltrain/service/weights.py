@@ -1,6 +1,6 @@
 """Pretrained weights the user registered: ``<home>/weights/`` and its ``weights.json`` index.
 
-The detection task finds ``base_model=NAME`` in this folder (``tasks.detection.offline``).
+The detection task finds ``base_model=NAME`` in this folder (``tasks.detect.offline``).
 ``WeightsStore.add`` checks a file without running it (``engine.ptinfo``), copies it in
 atomically and records its sha256, size and origin, so ``list`` can tell a file that changed
 since it was added. Files placed in the folder by hand are listed too, as "not added".

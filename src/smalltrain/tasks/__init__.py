@@ -17,7 +17,7 @@ from smalltrain.paths import find_data_yaml
 # audio task never pays for importing Ultralytics and vice versa.
 _TASKS: dict[str, str] = {
     "audio": "smalltrain.tasks.audio.task:AudioTask",
-    "detect": "smalltrain.tasks.detection.task:DetectTask",
+    "detect": "smalltrain.tasks.detect.task:DetectTask",
 }
 
 #: Extra tasks as "name=module:Factory,..."; every process (children included) reads it on start.

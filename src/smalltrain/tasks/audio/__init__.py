@@ -1,6 +1,6 @@
 """Audio task: a VAE on log-mel spectrograms trained on a folder of sounds.
 
-``TrainingConfig`` here is the audio config (``smalltrain.tasks.detection.TrainingConfig`` is the
+``TrainingConfig`` here is the audio config (``smalltrain.tasks.detect.TrainingConfig`` is the
 detection one). The names load lazily, so that a light process (the CLI, the web UI's server)
 can ask the task registry about audio jobs without loading numpy or torch.
 """

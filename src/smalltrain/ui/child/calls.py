@@ -201,7 +201,7 @@ def evaluate(model: str, folder: str, generate: int = 0, seed: int = 0) -> dict[
 
 def predict(home: str, weights: str, images: list[str], out_dir: str, conf: float) -> list[Any]:
     """Detect objects in ``images`` with ``weights``; annotated copies go to ``out_dir``."""
-    from smalltrain.tasks.detection.predict import predict as detect
+    from smalltrain.tasks.detect.predict import predict as detect
 
     return list(detect(weights, images, _out(out_dir), conf=conf, home=Path(home)))
 

@@ -3,7 +3,7 @@
 Ultralytics serialises a checkpoint to bytes on the training thread (``save_model``: a copy of
 the EMA model in fp16, the optimizer state, the metrics) and then writes last.pt and best.pt. On
 small data that took about a third of each epoch (0.54 s of 1.52 s on an H100). The trainer
-(:mod:`~smalltrain.tasks.detection.trainer`) takes only a cheap snapshot on the training thread
+(:mod:`~smalltrain.tasks.detect.trainer`) takes only a cheap snapshot on the training thread
 and hands :class:`CheckpointWriter` a function that serialises it; the writer builds the bytes
 once per snapshot (last.pt and best.pt share them) and writes them:
 

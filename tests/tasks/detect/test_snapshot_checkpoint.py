@@ -41,7 +41,7 @@ def test_writer_last_pt_matches_ultralytics_save_model(
     from ultralytics.models.yolo.detect import DetectionTrainer
     from ultralytics.nn.tasks import load_checkpoint
 
-    from smalltrain.tasks.detection.trainer import trainer_for
+    from smalltrain.tasks.detect.trainer import trainer_for
 
     pairs: list[tuple[Path, Path]] = []
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain.errors import ConfigError
-from smalltrain.tasks.detection.config import TrainingConfig
+from smalltrain.tasks.detect.config import TrainingConfig
 
 __all__ = ["continue_config"]
 

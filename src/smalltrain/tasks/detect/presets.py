@@ -20,9 +20,9 @@ from typing import Any
 from smalltrain import paths
 from smalltrain.engine.config import apply_overrides
 from smalltrain.errors import ConfigError, WeightsNotFound
-from smalltrain.tasks.detection.config import PRESETS, TrainingConfig
-from smalltrain.tasks.detection.inspect import DetectionReport
-from smalltrain.tasks.detection.offline import resolve_base_model
+from smalltrain.tasks.detect.config import PRESETS, TrainingConfig
+from smalltrain.tasks.detect.inspect import DetectionReport
+from smalltrain.tasks.detect.offline import resolve_base_model
 
 __all__ = [
     "SCRATCH_MODEL",

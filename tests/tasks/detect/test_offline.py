@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from smalltrain.errors import WeightsNotFound
-from smalltrain.tasks.detection import offline, resolve_base_model
+from smalltrain.tasks.detect import offline, resolve_base_model
 from tests.support.data import PRETRAINED, require
 
 
@@ -53,7 +53,7 @@ import sys
 from pathlib import Path
 home = Path(sys.argv[1])
 if sys.argv[2] == "detect":
-    from smalltrain.tasks.detection import offline
+    from smalltrain.tasks.detect import offline
     offline.apply(home)
 else:
     from smalltrain.engine.plots import plot_history

@@ -9,9 +9,9 @@ import pytest
 
 from smalltrain.engine.context import DatasetReport
 from smalltrain.errors import DatasetError
-from smalltrain.tasks.detection import DetectTask, inspect_dataset
-from smalltrain.tasks.detection.inspect import DetectionReport
-from smalltrain.tasks.detection.synth import make_shapes_dataset
+from smalltrain.tasks.detect import DetectTask, inspect_dataset
+from smalltrain.tasks.detect.inspect import DetectionReport
+from smalltrain.tasks.detect.synth import make_shapes_dataset
 from tests.support.data import BCCD, COCO8, require
 
 

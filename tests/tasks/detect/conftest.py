@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smalltrain.tasks.detection.synth import make_shapes_dataset, write_tiny_model
+from smalltrain.tasks.detect.synth import make_shapes_dataset, write_tiny_model
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from smalltrain.cli import detect as detect_cli
 from smalltrain.engine.context import JobContext, TrainResult
 from smalltrain.errors import WeightsNotFound
-from smalltrain.tasks.detection import DetectTask, TrainingConfig, predict, validate
-from smalltrain.tasks.detection.synth import TINY_MODEL_YAML, make_shapes_dataset
+from smalltrain.tasks.detect import DetectTask, TrainingConfig, predict, validate
+from smalltrain.tasks.detect.synth import TINY_MODEL_YAML, make_shapes_dataset
 from tests.support.data import COCO8, PRETRAINED, require
 
 

@@ -12,7 +12,7 @@ import torch
 
 from smalltrain.engine.context import JobContext, TrainResult
 from smalltrain.engine.events import Event, TrainingStarted
-from smalltrain.tasks.detection import DetectTask, TrainingConfig
+from smalltrain.tasks.detect import DetectTask, TrainingConfig
 from tests.support.data import BCCD, COCO8, PRETRAINED, require
 
 

@@ -14,13 +14,13 @@ from typing import Any
 from smalltrain import paths
 from smalltrain.engine.fsutil import atomic_write_text
 from smalltrain.errors import DatasetError, WeightsNotFound
-from smalltrain.tasks.detection import offline
-from smalltrain.tasks.detection.callbacks import (
+from smalltrain.tasks.detect import offline
+from smalltrain.tasks.detect.callbacks import (
     normalise_metrics,
     per_class_metrics,
     redirect_output,
 )
-from smalltrain.tasks.detection.inspect import IMAGE_EXTENSIONS, inspect_dataset
+from smalltrain.tasks.detect.inspect import IMAGE_EXTENSIONS, inspect_dataset
 
 __all__ = ["collect_images", "predict", "validate"]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from smalltrain.tasks.detection.presets import val_interval
-from tests.tasks.detection.test_cancel_resume_cli import _events, smalltrain
+from smalltrain.tasks.detect.presets import val_interval
+from tests.tasks.detect.test_cancel_resume_cli import _events, smalltrain
 
 
 @pytest.mark.slow
@@ -45,7 +45,7 @@ def test_validates_every_k_epochs_and_always_at_the_last(
 def test_patience_counts_validations_not_epochs() -> None:
     from ultralytics.utils.torch_utils import EarlyStopping
 
-    from smalltrain.tasks.detection.trainer import ValidationStopper
+    from smalltrain.tasks.detect.trainer import ValidationStopper
 
     # Validations every 3 epochs (1-based epochs 1, 4, 7, 10), the best at the first one.
     schedule = [(1, 0.5), (4, 0.4), (7, 0.45), (10, 0.3)]

@@ -26,18 +26,18 @@ from smalltrain.engine.plain import plain
 from smalltrain.engine.ptinfo import peek
 from smalltrain.engine.resources import apply_gpu_memory_cap
 from smalltrain.errors import ConfigError, NotResumable
-from smalltrain.tasks.detection import offline
-from smalltrain.tasks.detection.callbacks import (
+from smalltrain.tasks.detect import offline
+from smalltrain.tasks.detect.callbacks import (
     CancelGuard,
     Cancelled,
     ProgressMonitor,
     normalise_metrics,
     redirect_output,
 )
-from smalltrain.tasks.detection.config import FIELD_HELP, TrainingConfig
-from smalltrain.tasks.detection.finetune import continue_config
-from smalltrain.tasks.detection.inspect import DetectionReport, inspect_dataset
-from smalltrain.tasks.detection.presets import build_config, config_notes
+from smalltrain.tasks.detect.config import FIELD_HELP, TrainingConfig
+from smalltrain.tasks.detect.finetune import continue_config
+from smalltrain.tasks.detect.inspect import DetectionReport, inspect_dataset
+from smalltrain.tasks.detect.presets import build_config, config_notes
 
 __all__ = ["DetectTask", "check_resumable", "home_for", "last_checkpoint"]
 
@@ -191,7 +191,7 @@ class DetectTask:
     ) -> tuple[Any, dict[str, Any], int]:
         from ultralytics import YOLO
 
-        from smalltrain.tasks.detection.trainer import trainer_for
+        from smalltrain.tasks.detect.trainer import trainer_for
 
         # plots=False: nobody reads Ultralytics' plots (label plots, batch mosaics, curves).
         common = {

@@ -7,13 +7,13 @@ config (``smalltrain.tasks.audio.TrainingConfig`` is the audio one).
 
 from __future__ import annotations
 
-from smalltrain.tasks.detection.config import TrainingConfig
-from smalltrain.tasks.detection.finetune import continue_config
-from smalltrain.tasks.detection.inspect import DetectionReport, Problem, inspect_dataset
-from smalltrain.tasks.detection.offline import resolve_base_model
-from smalltrain.tasks.detection.predict import predict, validate
-from smalltrain.tasks.detection.presets import build_config
-from smalltrain.tasks.detection.task import DetectTask, check_resumable
+from smalltrain.tasks.detect.config import TrainingConfig
+from smalltrain.tasks.detect.finetune import continue_config
+from smalltrain.tasks.detect.inspect import DetectionReport, Problem, inspect_dataset
+from smalltrain.tasks.detect.offline import resolve_base_model
+from smalltrain.tasks.detect.predict import predict, validate
+from smalltrain.tasks.detect.presets import build_config
+from smalltrain.tasks.detect.task import DetectTask, check_resumable
 
 __all__ = [
     "DetectTask",

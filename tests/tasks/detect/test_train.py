@@ -22,7 +22,7 @@ from smalltrain.engine.events import (
     TrainingStarted,
 )
 from smalltrain.errors import NotResumable, WeightsNotFound
-from smalltrain.tasks.detection import DetectTask, TrainingConfig, check_resumable
+from smalltrain.tasks.detect import DetectTask, TrainingConfig, check_resumable
 
 _CONNECTS: list[Any] = []
 _RECORDING = [False]
@@ -274,7 +274,7 @@ def test_continue_training_for_more_epochs(tmp_path: Path, shapes: Path, tiny_mo
 
 
 def test_misspelt_ultralytics_hook_is_rejected() -> None:
-    from smalltrain.tasks.detection.callbacks import add_hook
+    from smalltrain.tasks.detect.callbacks import add_hook
 
     with pytest.raises(ValueError, match="unknown Ultralytics callback 'on_train_epoch_ends'"):
         add_hook(object(), "on_train_epoch_ends", print)

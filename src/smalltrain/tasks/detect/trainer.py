@@ -5,7 +5,7 @@ On small data an Ultralytics epoch spends more time validating and saving than t
 subclass:
 
 - validates every k epochs (``val_every``; 0 = auto: k from the measured train and validation
-  times, see :func:`~smalltrain.tasks.detection.presets.val_interval`). The first epoch of an
+  times, see :func:`~smalltrain.tasks.detect.presets.val_interval`). The first epoch of an
   attempt (to measure), the last epoch and any epoch Ultralytics is stopping at are always
   validated. An epoch without validation reports no validation metrics (``validated`` is False;
   Ultralytics' results.csv gets NaN there, never the previous values), no fitness, and so
@@ -13,8 +13,8 @@ subclass:
 - counts early-stopping patience in validations (:class:`ValidationStopper`), so a patience of
   p means p validations without improvement whatever k is;
 - builds and writes last.pt and best.pt on a background thread
-  (:mod:`~smalltrain.tasks.detection.writer`): the training thread only takes a snapshot
-  (:mod:`~smalltrain.tasks.detection.snapshot`); the writer serialises it into exactly
+  (:mod:`~smalltrain.tasks.detect.writer`): the training thread only takes a snapshot
+  (:mod:`~smalltrain.tasks.detect.snapshot`); the writer serialises it into exactly
   Ultralytics' checkpoint and writes it. The writer is flushed before
   anything reads the files (NaN recovery, the final evaluation) and when training ends for any
   reason (completion, cancel, error), so a cancelled run leaves a whole, resumable last.pt.
@@ -34,9 +34,9 @@ from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils.torch_utils import EarlyStopping
 
-from smalltrain.tasks.detection import snapshot
-from smalltrain.tasks.detection.presets import val_interval
-from smalltrain.tasks.detection.writer import CheckpointWriter, async_path
+from smalltrain.tasks.detect import snapshot
+from smalltrain.tasks.detect.presets import val_interval
+from smalltrain.tasks.detect.writer import CheckpointWriter, async_path
 
 __all__ = ["SmallDataTrainer", "ValidationStopper", "trainer_for"]
 

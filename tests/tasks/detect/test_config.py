@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from smalltrain.errors import ConfigError, WeightsNotFound
-from smalltrain.tasks.detection import DetectTask, TrainingConfig, continue_config
-from smalltrain.tasks.detection.inspect import inspect_dataset
+from smalltrain.tasks.detect import DetectTask, TrainingConfig, continue_config
+from smalltrain.tasks.detect.inspect import inspect_dataset
 
 
 def test_seed_defaults() -> None:

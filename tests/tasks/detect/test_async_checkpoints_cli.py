@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from smalltrain.engine.ptinfo import peek
-from smalltrain.tasks.detection.synth import make_shapes_dataset
+from smalltrain.tasks.detect.synth import make_shapes_dataset
 from tests.support import pacedtask
-from tests.tasks.detection.test_cancel_resume_cli import _events, _wait_for_pause, smalltrain
+from tests.tasks.detect.test_cancel_resume_cli import _events, _wait_for_pause, smalltrain
 
 pytestmark = pytest.mark.slow
 

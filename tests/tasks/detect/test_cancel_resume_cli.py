@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from smalltrain.service.manager import TrainingManager
-from smalltrain.tasks.detection.synth import make_shapes_dataset
+from smalltrain.tasks.detect.synth import make_shapes_dataset
 from tests.support import pacedtask
 
 
