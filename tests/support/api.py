@@ -44,6 +44,20 @@ class Served:
     anonymous: TestClient
     home: Path
 
+    def add_toy_dataset(self, name: str, folder: Path) -> None:
+        """Register a toy dataset in-process (the UI's helper processes know only the built-in
+        tasks, so ``POST /api/datasets`` cannot inspect a toy one)."""
+        from smalltrain.service.datasets import register_dataset
+
+        register_dataset(self.backend.manager.datasets, name, folder, "toy")
+
+    def start_toy_job(self, dataset: str = "toyset", **overrides: Any) -> dict[str, Any]:
+        """``POST /api/jobs`` for the toy task; the job as the API returns it."""
+        spec = {"dataset": dataset, "overrides": {"epochs": 1, **overrides}}
+        answer = self.client.post("/api/jobs", json=spec)
+        assert answer.status_code == 201, answer.text
+        return dict(answer.json())
+
     def job_ids(self) -> list[str]:
         """Every job in the store (straight from SQLite, not through the API)."""
         return [j.id for j in self.backend.manager.list_jobs(limit=1000)]

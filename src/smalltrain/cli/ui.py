@@ -41,6 +41,12 @@ def ui_cmd(
         help="Serve WITHOUT the access token: any web page you open and any account on this "
         "machine can then use the server. Loopback only, unless --auth is given.",
     ),
+    show_token: bool = typer.Option(
+        False,
+        "--show-token",
+        help="Print the server's token (made if missing) and exit, for scripts: "
+        'curl -H "Authorization: Bearer $(smalltrain ui --show-token)" ...',
+    ),
     new_token: bool = typer.Option(
         False, "--new-token", help="Replace the stored token (<home>/ui/token) with a new one."
     ),
@@ -71,6 +77,11 @@ def ui_cmd(
     Every route needs the token kept in <home>/ui/token: open the printed URL (it carries
     ?token=...), or send 'Authorization: Bearer <token>' (docs/SECURITY.md).
     """
+    if show_token:
+        from smalltrain.ui.server.token import load_or_create, token_path
+
+        typer.echo(load_or_create(token_path(home()), new=new_token))
+        return
     credentials = parse_credentials(auth, auth_file)
     options = ServeOptions(
         host=host,

@@ -142,6 +142,8 @@ async def stream_multipart(request: Request, folder: Path, max_bytes: int) -> Pa
                 )
             parser.write(chunk)
         parser.finalize()
+    except BadRequest:
+        raise
     except (ValueError, KeyError, OSError) as e:  # python-multipart's parse errors are ValueErrors
         raise DatasetError(f"the upload is not valid multipart data ({str(e)[:100]})") from None
     finally:
