@@ -71,6 +71,15 @@ def test_a_foreign_origin_is_refused_whatever_the_content_type(
     assert "access-control-allow-origin" not in answer.headers
 
 
+def test_a_cross_origin_upload_is_refused(api: Served) -> None:
+    files = [("files", ("a.wav", b"RIFF", "audio/wav"))]
+    answer = api.client.post(
+        "/api/datasets/upload", data={"name": "up"}, files=files, headers={"Origin": EVIL}
+    )
+    assert answer.status_code == 403
+    assert not (api.home / "datasets").exists() or not list((api.home / "datasets").iterdir())
+
+
 @pytest.mark.parametrize("site", ["cross-site", "same-site"])
 @pytest.mark.parametrize(("method", "path", "body"), WRITES[:3])
 def test_a_cross_site_fetch_without_origin_is_refused(
