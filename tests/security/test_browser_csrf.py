@@ -55,6 +55,11 @@ attack();
 </script></body>"""
 
 
+CONTROL = """async (url) => (await fetch(url, {method: "POST",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({dataset: "toyset", overrides: {epochs: 1}})})).status"""
+
+
 @contextlib.contextmanager
 def attacker(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A static web server on another loopback port: ``(its URL, the folder it serves)``
@@ -108,12 +113,7 @@ def test_a_page_on_another_port_cannot_register_or_start_anything(
                 own.goto(server.page_url)  # signed in: the cookie is set
                 own.wait_for_selector(".st-title[data-loaded]")
                 # the control: the server's own page may start a job with the cookie
-                status = own.evaluate(
-                    """async (url) => (await fetch(url, {method: "POST",
-                        headers: {"Content-Type": "application/json"},
-                        body: JSON.stringify({dataset: "toyset", overrides: {epochs: 1}})})).status""",
-                    f"{api}/jobs",
-                )
+                status = own.evaluate(CONTROL, f"{api}/jobs")
                 assert status == 201
                 assert len(server.api("GET", "api/jobs").json()) == 1
                 page = context.new_page()
@@ -123,7 +123,8 @@ def test_a_page_on_another_port_cannot_register_or_start_anything(
                 log = page.locator("#log").inner_text()
             finally:
                 browser.close()
-        assert "form posted" in log and "no-cors fetch sent" in log, log
+        assert "form posted" in log, log
+        assert "no-cors fetch sent" in log, log
         assert "cors fetch answered 201" not in log, log
         assert len(server.api("GET", "api/jobs").json()) == 1, "the attack page started a job"
         names = [d["name"] for d in server.api("GET", "api/datasets").json()]

@@ -133,7 +133,7 @@ def full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def _multipart(name: str = "a.txt") -> tuple[bytes, str]:
     boundary = "----smalltrainboundary"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
         f"Content-Type: text/plain\r\n\r\nhello\r\n--{boundary}--\r\n"
     ).encode()
     return body, f"multipart/form-data; boundary={boundary}"
@@ -154,7 +154,9 @@ def test_gradio_refuses_foreign_hosts_origins_and_form_posts(full: Served) -> No
     upload = {"Content-Type": ctype}
     assert full.client.get("/", headers={"Host": "evil.example:7880"}).status_code == 400
     assert full.client.get("/config", headers={"Host": "localhost."}).status_code == 400
-    foreign = full.client.post("/gradio_api/upload", content=body, headers={**upload, "Origin": EVIL})
+    foreign = full.client.post(
+        "/gradio_api/upload", content=body, headers={**upload, "Origin": EVIL}
+    )
     assert foreign.status_code == 403
     plain = full.client.post(
         "/gradio_api/queue/join", content=b"{}", headers={"Content-Type": "text/plain"}
@@ -173,13 +175,19 @@ def test_gradio_refuses_foreign_hosts_origins_and_form_posts(full: Served) -> No
 
 def test_websockets_from_another_origin_are_closed(full: Served) -> None:
     host = {"Host": "127.0.0.1:7860"}  # TestClient's websockets ignore its base_url
-    with pytest.raises(WebSocketDisconnect) as closed:
-        with full.client.websocket_connect("/gradio_api/ws", headers={**host, "Origin": EVIL}):
-            pass
+    foreign = {**host, "Origin": EVIL}
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        full.client.websocket_connect("/gradio_api/ws", headers=foreign),
+    ):
+        pass
     assert closed.value.code == 1008
     assert "another origin" in closed.value.reason
-    with pytest.raises(WebSocketDisconnect) as closed:
-        with full.anonymous.websocket_connect("/gradio_api/ws", headers={**host, "Origin": ORIGIN}):
-            pass
+    own = {**host, "Origin": ORIGIN}
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        full.anonymous.websocket_connect("/gradio_api/ws", headers=own),
+    ):
+        pass
     assert closed.value.code == 1008
     assert "token" in closed.value.reason

@@ -45,7 +45,8 @@ def test_bodies_are_capped(api: Served) -> None:
 def test_numeric_query_values_are_checked(api: Served, value: str) -> None:
     for name in ("offset", "limit"):
         message = _error(api.client.get(f"/api/jobs?{name}={value}"))
-        assert f"{name}=" in message and "whole number" in message
+        assert f"{name}=" in message
+        assert "whole number" in message
     assert api.client.get("/api/jobs?offset=3&limit=2").status_code == 200
 
 
@@ -71,7 +72,9 @@ def test_unknown_fields_are_refused_by_name(api: Served) -> None:
 def test_long_values_are_quoted_short(api: Served) -> None:
     name = "n" * 5000
     message = _error(api.client.post("/api/datasets", json={"name": name, "path": "/tmp"}))
-    assert "characters)" in message and "n" * 101 not in message and len(message) < 400
+    assert "characters)" in message
+    assert "n" * 101 not in message
+    assert len(message) < 400
     assert len(_error(api.client.get("/api/jobs?status=" + "s" * 5000))) < 400
     assert api.client.get("/api/jobs/" + "j" * 5000).status_code == 404
 
@@ -95,7 +98,8 @@ def test_a_bad_last_event_id_is_a_400_and_the_stream_lives_on(api: Served, toy_d
 
 def test_short_and_clip_quote_at_most_100_characters() -> None:
     assert short("abc") == "'abc'"
-    assert short("x" * 5000).endswith("(5000 characters)") and len(short("x" * 5000)) < 130
+    assert short("x" * 5000).endswith("(5000 characters)")
+    assert len(short("x" * 5000)) < 130
     assert clip("name " + "y" * 5000 + " is bad").endswith(" is bad")
     response = error_response(errors.ConfigError("model_name", "z" * 5000, "too long"))
     assert len(response.body) < 300

@@ -27,7 +27,8 @@ def test_the_token_is_kept_0600_and_reused_until_a_new_one_is_asked(tmp_path: Pa
     assert load_or_create(path) == first
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     second = load_or_create(path, new=True)
-    assert second != first and load_or_create(path) == second
+    assert second != first
+    assert load_or_create(path) == second
 
 
 def test_tokens_compare_exactly() -> None:
@@ -41,7 +42,8 @@ def test_every_route_needs_the_token(api: Served) -> None:
         refused = api.anonymous.get(path)
         assert refused.status_code == 401, path
         message = refused.json()["error"]["message"]
-        assert "smalltrain ui" in message and "ui/token" in message
+        assert "smalltrain ui" in message
+        assert "ui/token" in message
         assert api.client.get(path).status_code == 200, path
     wrong = api.anonymous.get("/api/jobs", headers={"Authorization": "Bearer " + "x" * 43})
     assert wrong.status_code == 401
@@ -51,14 +53,14 @@ def test_every_route_needs_the_token(api: Served) -> None:
 
 def test_a_browser_gets_a_cookie_and_the_clean_url(api: Served) -> None:
     assert api.token is not None
-    opened = api.anonymous.get(
-        f"/?token={api.token}&job=abc", headers={"Accept": "text/html"}
-    )
+    opened = api.anonymous.get(f"/?token={api.token}&job=abc", headers={"Accept": "text/html"})
     assert opened.status_code == 303
     assert opened.headers["location"] == "/?job=abc"
     cookie = opened.headers["set-cookie"]
     assert cookie.startswith(f"{cookie_name(7860)}={api.token};")
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Path=/" in cookie
     with_cookie = api.anonymous.get(
         "/api/jobs", headers={"Cookie": f"{cookie_name(7860)}={api.token}"}
     )
@@ -74,7 +76,8 @@ def test_a_browser_without_the_token_gets_a_page_saying_how_to_get_in(api: Serve
     page = api.anonymous.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
     assert page.status_code == 401
     assert page.headers["content-type"].startswith("text/html")
-    assert "smalltrain ui" in page.text and "?token=" in page.text
+    assert "smalltrain ui" in page.text
+    assert "?token=" in page.text
     assert str(token_path(api.home)) in page.text
 
 

@@ -27,7 +27,9 @@ def _upload(client: object, name: str, files: dict[str, bytes]) -> object:
     return client.post(  # type: ignore[attr-defined]
         "/api/datasets/upload",
         data={"name": name},
-        files=[("files", (fname, data, "application/octet-stream")) for fname, data in files.items()],
+        files=[
+            ("files", (fname, data, "application/octet-stream")) for fname, data in files.items()
+        ],
     )
 
 
@@ -104,7 +106,7 @@ def test_uploads_over_the_cap_are_refused_and_removed(home: Path, toy_task: None
         assert answer.status_code == 413  # type: ignore[attr-defined]
         assert "--max-upload" in answer.json()["error"]["message"]  # type: ignore[attr-defined]
         # a body sent without a length is counted as it streams
-        body = b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.wav\"\r\n\r\n"
+        body = b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.wav"\r\n\r\n'
         chunks = iter([body] + [b"\0" * 8192] * 20)
         streamed = s.client.post(
             "/api/datasets/upload",

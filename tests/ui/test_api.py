@@ -18,9 +18,7 @@ def _events(served: Served, job_id: str, **headers: str) -> list[tuple[int | Non
     with served.client.stream("GET", f"/api/jobs/{job_id}/events", headers=headers) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         for block in "".join(stream.iter_text()).split("\n\n"):
-            fields = dict(
-                line.split(": ", 1) for line in block.splitlines() if ": " in line
-            )
+            fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
             if "event" in fields:
                 event_id = int(fields["id"]) if "id" in fields else None
                 out.append((event_id, fields["event"], json.loads(fields["data"])))
@@ -29,19 +27,24 @@ def _events(served: Served, job_id: str, **headers: str) -> list[tuple[int | Non
 
 def test_health_and_datasets(api: Served, tmp_path: Path) -> None:
     health = api.client.get("/api/health").json()
-    assert health["status"] == "ok" and health["home"] == str(api.home)
+    assert health["status"] == "ok"
+    assert health["home"] == str(api.home)
     assert api.client.get("/api/datasets").json() == []
     missing = api.client.post("/api/datasets", json={"name": "d", "path": str(tmp_path / "no")})
-    assert missing.status_code == 400 and "no such file" in missing.json()["error"]["message"]
+    assert missing.status_code == 400
+    assert "no such file" in missing.json()["error"]["message"]
     assert api.client.get("/api/datasets/nope").status_code == 404
     from smalltrain.tasks.audio.synth import make_sound_folder
 
     make_sound_folder(tmp_path / "kicks", n_files=3, seed=1)
-    added = api.client.post("/api/datasets", json={"name": "kicks", "path": str(tmp_path / "kicks")})
+    added = api.client.post(
+        "/api/datasets", json={"name": "kicks", "path": str(tmp_path / "kicks")}
+    )
     assert added.status_code == 201, added.text
     assert [d["name"] for d in api.client.get("/api/datasets").json()] == ["kicks"]
     shown = api.client.get("/api/datasets/kicks").json()
-    assert shown["record"]["kind"] == "audio" and shown["report"]
+    assert shown["record"]["kind"] == "audio"
+    assert shown["report"]
     assert api.client.delete("/api/datasets/kicks").status_code == 200
     assert (tmp_path / "kicks").is_dir()
 
@@ -60,12 +63,15 @@ def test_a_job_runs_streams_cancels_resumes_and_registers_a_model(
     cancelled = api.client.post(f"/api/jobs/{job_id}/cancel", json={"mode": "graceful"})
     assert cancelled.status_code == 200
     ended = _events(api, job_id)
-    assert ended[-1][1] == "end" and ended[-1][2]["status"] == "CANCELLED"
+    assert ended[-1][1] == "end"
+    assert ended[-1][2]["status"] == "CANCELLED"
     assert api.client.post(f"/api/jobs/{job_id}/cancel", json={}).status_code == 409
 
     resumed = api.client.post(f"/api/jobs/{job_id}/resume")
     assert resumed.status_code == 200, resumed.text
-    assert api.client.post(f"/api/jobs/{job_id}/cancel", json={"mode": "immediate"}).status_code == 200
+    assert (
+        api.client.post(f"/api/jobs/{job_id}/cancel", json={"mode": "immediate"}).status_code == 200
+    )
     events = _events(api, job_id)
     assert events[-1][1] == "end"
     ids = [i for i, _, _ in events if i is not None]
@@ -91,7 +97,8 @@ def test_a_finished_job_registers_a_model_and_the_registry_routes(
     assert [(m["name"], m["active"]) for m in models] == [("first", True)]
     assert [m["name"] for m in api.client.get("/api/models").json()] == ["first"]
     weights = api.client.get("/api/models/toyset/first/weights")
-    assert weights.status_code == 200 and weights.content
+    assert weights.status_code == 200
+    assert weights.content
     assert api.client.post("/api/models/toyset/first/activate").json()["active"] is True
     assert api.client.post("/api/models/toyset/nope/activate").status_code == 404
     assert api.client.delete("/api/models/toyset/first").status_code == 200
