@@ -17,11 +17,9 @@ Tokens are compared in constant time (``hmac.compare_digest``).
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import os
 import secrets
-from http.cookies import SimpleCookie
 from pathlib import Path
 
 from smalltrain.errors import ServeError
@@ -97,11 +95,14 @@ def cookie_name(port: int) -> str:
 
 def cookie_value(header: str, port: int) -> str | None:
     """The token cookie of this port's server in a ``Cookie`` header, if any."""
-    cookies: SimpleCookie = SimpleCookie()
-    with contextlib.suppress(Exception):  # a malformed header from any page: no cookie
-        cookies.load(header)
-    morsel = cookies.get(cookie_name(port))
-    return morsel.value if morsel is not None else None
+    # split by hand: SimpleCookie drops every cookie after one it cannot parse, and other
+    # apps on localhost may set such cookies
+    wanted = cookie_name(port)
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name == wanted:
+            return value.strip().strip('"')
+    return None
 
 
 def set_cookie_header(token: str, port: int) -> bytes:
