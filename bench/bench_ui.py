@@ -95,7 +95,7 @@ def measure(server: Any, page: Any, job_id: str | None, seconds: float) -> dict[
     results["html"] = []
     for _ in range(5):
         started = time.monotonic()
-        assert http("GET", server.url).status == 200
+        assert http("GET", server.page_url).status == 200
         results["html"].append(time.monotonic() - started)
     return results
 
@@ -158,9 +158,9 @@ def run(args: argparse.Namespace, root: Path) -> None:
         )
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            loads = page_loads(browser, server.url, args.loads)
+            loads = page_loads(browser, server.page_url, args.loads)
             page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-            page.goto(server.url)
+            page.goto(server.page_url)
             page.wait_for_selector(".st-title[data-loaded]")
             page.get_by_role("tab", name="Train", exact=True).click()
             page.wait_for_selector('#train-info [data-task="audio"]', timeout=120_000)

@@ -2,8 +2,10 @@
 code: it needs root for the network namespace of ``offline()``).
 
 - ``start_server(home, ...)`` runs ``python -m smalltrain.cli.main ui`` on a free port and waits
-  until ``/api/health`` answers; ``Server.api`` calls it; ``Server.stop`` is Ctrl-C.
-- ``http`` makes one request as ``curl`` would (Basic auth, JSON body).
+  until ``/api/health`` answers; ``Server.api`` calls it with the server's token (read from
+  ``<home>/ui/token``, as a script would) or Basic auth; ``Server.page_url`` is the address a
+  browser opens (with ``?token=``, as the server prints it); ``Server.stop`` is Ctrl-C.
+- ``http`` makes one request as ``curl`` would (Bearer token or Basic auth, JSON body).
 - ``offline()`` moves the calling thread, and every process it starts from then on, into a new
   network namespace holding only loopback, so "nothing leaves the machine" can be checked rather
   than assumed. It needs root (CAP_SYS_ADMIN); ``offline_unavailable()`` says why not elsewhere.
@@ -68,14 +70,18 @@ def http(
     body: Any = None,
     *,
     auth: tuple[str, str] | None = None,
+    token: str | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 60.0,
 ) -> Response:
-    """One HTTP request, as `curl -X METHOD [-u user:pw] [-d JSON] URL` would make it."""
+    """One HTTP request, as `curl -X METHOD [-u user:pw | -H "Authorization: Bearer TOKEN"]
+    [-H 'Content-Type: application/json' -d JSON] URL` would make it."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
-    if data is not None:
+    if data is not None and not req.has_header("Content-type"):
         req.add_header("Content-Type", "application/json")
+    if token is not None and auth is None:
+        req.add_header("Authorization", f"Bearer {token}")
     if auth is not None:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
@@ -96,10 +102,31 @@ class Server:
     log: Path
     auth: tuple[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    token: str | None = None
 
     def api(self, method: str, path: str, body: Any = None, **kw: Any) -> Response:
         kw.setdefault("auth", self.auth)
+        kw.setdefault("token", self.token)
         return http(method, self.url + path.lstrip("/"), body, **kw)
+
+    @property
+    def page_url(self) -> str:
+        """The address a browser opens: with ``?token=``, as ``smalltrain ui`` prints it."""
+        return f"{self.url}?token={self.token}" if self.token else self.url
+
+    def auth_headers(self) -> dict[str, str]:
+        """The ``Authorization`` header a script sends (the token, or Basic auth)."""
+        if self.auth is not None:
+            pair = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
+            return {"Authorization": f"Basic {pair}"}
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def read_token(self) -> str | None:
+        """The token the server keeps in ``<home>/ui/token`` (None until it wrote it)."""
+        path = self.home / "ui" / "token"
+        with contextlib.suppress(OSError):
+            self.token = path.read_text().strip() or None
+        return self.token
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -145,6 +172,9 @@ def start_server(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"the server exited with {proc.returncode}:\n{server.output()}")
+        if "--no-token" not in args and server.token is None and server.read_token() is None:
+            time.sleep(0.2)
+            continue
         with contextlib.suppress(OSError):
             if server.api("GET", "api/health", timeout=2).status == 200:
                 return server

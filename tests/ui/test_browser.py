@@ -100,7 +100,7 @@ def test_audio_end_to_end(env: Env) -> None:
     page = env.page()
 
     started = time.monotonic()
-    open_app(page, env.server.url)
+    open_app(page, env.server.page_url)
     env.timings["page load to interactive"] = time.monotonic() - started
 
     # Datasets: register a folder; the inspection report shows what is used
@@ -248,7 +248,7 @@ def test_detection_end_to_end(env: Env) -> None:
     tiny = env.data / "tiny-yolo.yaml"
     tiny.write_text(TINY_MODEL_YAML)
     page = env.page()
-    open_app(page, env.server.url)
+    open_app(page, env.server.page_url)
 
     tab(page, "Datasets")
     fill(page, "ds-name", "shapes")
@@ -317,7 +317,7 @@ def test_api_follows_a_job_to_its_end(env: Env) -> None:
     assert started.json()["status"] in ("QUEUED", "STARTING")  # the scheduler may claim it at once
     assert started.json()["config"]["epochs"] == 3
 
-    events = read_events(f"{s.url}api/jobs/{job_id}/events")
+    events = read_events(f"{s.url}api/jobs/{job_id}/events", s.auth_headers())
     ids = [i for i, _, _ in events if i is not None]
     assert ids == sorted(set(ids)), "event ids must grow strictly"
     kinds = [kind for _, kind, _ in events]
@@ -328,7 +328,9 @@ def test_api_follows_a_job_to_its_end(env: Env) -> None:
     assert s.api("GET", f"api/jobs/{job_id}").json()["status"] == "COMPLETED"
 
     middle = ids[len(ids) // 2]
-    again = read_events(f"{s.url}api/jobs/{job_id}/events", {"Last-Event-ID": str(middle)})
+    again = read_events(
+        f"{s.url}api/jobs/{job_id}/events", {**s.auth_headers(), "Last-Event-ID": str(middle)}
+    )
     assert [i for i, _, _ in again if i is not None] == [i for i in ids if i > middle]
 
     listed = s.api("GET", "api/jobs?task=audio&status=COMPLETED&dataset=api-sounds").json()
@@ -364,7 +366,7 @@ def test_api_follows_a_job_to_its_end(env: Env) -> None:
 
     req = urllib.request.Request(
         f"{s.url}api/datasets/upload", data=body, method="POST",
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **s.auth_headers()},
     )  # fmt: skip
     with urllib.request.urlopen(req, timeout=120) as r:
         uploaded = json.loads(r.read())

@@ -27,6 +27,10 @@ def test_a_public_host_without_auth_is_refused(tmp_path: Path) -> None:
         (["--auth", "just-a-user"], "--auth: credentials must look like user:password"),
         (["--auth-file", "/nonexistent/users"], "--auth-file /nonexistent/users: cannot read it"),
         (["--port", "70000"], "--port 70000: must be between 1 and 65535"),
+        (["--max-upload", "lots"], "--max-upload 'lots': must be a size such as 500MB"),
+        (["--no-token", "--new-token"], "--new-token and --no-token contradict"),
+        (["--allow-host", "a/b"], "--allow-host 'a/b': give a host name"),
+        (["--no-token", "--host", "0.0.0.0"], "without a password"),
     ],
 )
 def test_bad_options_fail_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -34,6 +38,20 @@ def test_bad_options_fail_with_one_line(tmp_path: Path, args: list[str], message
     assert proc.returncode == 1
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_show_token_prints_the_kept_token_without_loading_gradio(tmp_path: Path) -> None:
+    first = _ui(tmp_path, "--show-token")
+    assert first.returncode == 0, first.stderr
+    token = first.stdout.strip()
+    assert len(token) >= 40
+    assert (tmp_path / "ui" / "token").read_text().strip() == token
+    assert _ui(tmp_path, "--show-token").stdout.strip() == token
+    assert _ui(tmp_path, "--show-token", "--new-token").stdout.strip() != token
+    code = "import sys; from smalltrain.cli import ui; print('gradio' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout == (
+        "False\n"
+    )
 
 
 def test_ui_with_ray_fails_at_once_when_no_cluster_answers(tmp_path: Path) -> None:

@@ -52,6 +52,12 @@ def rebuild_error(name: str, message: str, attrs: dict[str, Any]) -> Exception:
     return exc
 
 
+def _learn_extra_tasks() -> None:
+    from smalltrain.tasks import register_extra_tasks
+
+    register_extra_tasks()
+
+
 class ChildPool:
     """Spawned worker processes that run functions of ``smalltrain.ui.child.calls``.
 
@@ -77,7 +83,9 @@ class ChildPool:
             raise RuntimeError("the server is shutting down")
         if self._executor is None:
             self._executor = cf.ProcessPoolExecutor(
-                self.max_workers, mp_context=multiprocessing.get_context("spawn")
+                self.max_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_learn_extra_tasks,  # $SMALLTRAIN_EXTRA_TASKS, as job children do
             )
         return self._executor
 

@@ -15,8 +15,10 @@ Endpoints (all under ``/api``; the OpenAPI description is ``/api/openapi.json``)
   ``DELETE /models/{dataset}/{name}``; ``GET /models/{dataset}/{name}/weights``
 - ``GET /outputs/{folder}/{file}``: files made by the UI's "use" actions
 
-Errors are ``{"error": {"type", "message"}}`` with 400 (bad input), 404 (not found), 409 (the
-job's state does not allow it) or 500.
+Errors are ``{"error": {"type", "message"}}`` with 400 (bad input: bodies and query values are
+checked by ``inputs``), 404 (not found), 409 (the job's state does not allow it), 413 (too
+large) or 500; messages quote at most ~100 characters of a user's value. Every route sits
+behind the guards of ``app.protect`` (token, Host, Origin, content type).
 """
 
 from __future__ import annotations
@@ -29,70 +31,31 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from smalltrain import __version__, errors
 from smalltrain.engine.context import cancel_mode
 from smalltrain.engine.jobs import JobStatus
 from smalltrain.engine.plain import plain
+from smalltrain.ui.server.inputs import BadRequest, error_response, query_int, read_json
+from smalltrain.ui.server.options import MAX_JSON_BYTES
+from smalltrain.ui.server.uploads import stream_multipart
 from smalltrain.ui.viewmodels.backend import Backend
 
-__all__ = ["STATUS_CODES", "install_api"]
+__all__ = ["install_api"]
 
-#: HTTP status of each error class (the first match in the class's MRO wins).
-STATUS_CODES: dict[type[BaseException], int] = {
-    errors.JobNotFound: 404,
-    errors.ModelNotFound: 404,
-    errors.DatasetNotFound: 404,
-    FileNotFoundError: 404,
-    errors.InvalidTransition: 409,
-    errors.NotResumable: 409,
-    errors.ModelExists: 409,
-    errors.SchedulerBusy: 409,
-    errors.RegistryCorrupt: 500,
-    errors.ConfigError: 400,
-    errors.DatasetError: 400,
-    errors.InvalidName: 400,
-    errors.CheckpointError: 400,
-    errors.WeightsNotFound: 400,
-    errors.TrainingError: 400,
-    ValueError: 400,
-    TimeoutError: 504,
-}
-
-
-def _status(exc: BaseException) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS_CODES:
-            return STATUS_CODES[cls]
-    return 500
-
-
-def error_response(exc: BaseException) -> JSONResponse:
-    """An error as JSON with its status code."""
-    return JSONResponse(
-        {"error": {"type": type(exc).__name__, "message": str(exc)}}, status_code=_status(exc)
-    )
+#: Event ids are SQLite integers.
+MAX_EVENT_ID = 2**63 - 1
 
 
 def _json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(plain(data), status_code=status)
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as e:
-        raise errors.ConfigError(
-            "request body", raw[:40].decode(errors="replace"), f"must be JSON ({e})"
-        ) from None
-    if not isinstance(data, dict):
-        raise errors.ConfigError("request body", type(data).__name__, "must be a JSON object")
-    return data
+async def _body(request: Request, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
+    return await read_json(request, allowed, MAX_JSON_BYTES)
 
 
 def _sse(event_id: int | None, kind: str, data: Any) -> str:
@@ -131,31 +94,40 @@ async def event_stream(
         delay = min(delay * 1.5, 0.5)
 
 
-def _datasets(router: APIRouter, backend: Backend) -> None:
+def _datasets(router: APIRouter, backend: Backend, max_upload_bytes: int) -> None:
     @router.get("/datasets")
     def list_datasets() -> JSONResponse:
         return _json([r.to_dict() for r in backend.datasets.list()])
 
     @router.post("/datasets", status_code=201)
     async def add_dataset(request: Request) -> JSONResponse:
-        body = await _body(request)
+        body = await _body(request, ("name", "path", "kind"))
         name, path = body.get("name"), body.get("path")
         if not isinstance(name, str) or not isinstance(path, str):
-            raise errors.ConfigError("body", body, 'needs "name" and "path" (strings)')
+            raise BadRequest('the body needs "name" and "path" (strings)')
         result = await asyncio.to_thread(backend.datasets.register, name, path, body.get("kind"))
         return _json(result, 201)
 
     @router.post("/datasets/upload", status_code=201)
-    async def upload_dataset(
-        name: str = Form(...),
-        files: list[UploadFile] = File(...),  # noqa: B008
-    ) -> JSONResponse:
-        staged = await asyncio.to_thread(_stage, backend, files)
+    async def upload_dataset(request: Request) -> JSONResponse:
+        """Multipart ``name`` and ``files``, streamed to ``<home>/ui/tmp`` (see ``uploads``)."""
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="api-upload-", dir=backend.ui.tmp))
         try:
-            result = await asyncio.to_thread(backend.datasets.upload, name, staged)
+            parts = await stream_multipart(request, folder, max_upload_bytes)
+            unknown = sorted((set(parts.fields) | set(parts.files)) - {"name", "files"})
+            if unknown:
+                raise BadRequest(
+                    f"unknown field(s) {', '.join(map(repr, unknown))[:200]}; accepted: name, files"
+                )
+            name = parts.fields.get("name")
+            if name is None:
+                raise BadRequest('the upload needs a "name" field (curl -F name=...)')
+            staged = parts.files.get("files", [])
+            result = await asyncio.to_thread(backend.datasets.upload, name, staged, move=True)
         finally:
-            if staged:
-                shutil.rmtree(staged[0].parent, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, folder, True)
         return _json(result, 201)
 
     @router.get("/datasets/{name}")
@@ -168,37 +140,22 @@ def _datasets(router: APIRouter, backend: Backend) -> None:
         return _json({"removed": backend.datasets.remove(name).to_dict()})
 
 
-def _stage(backend: Backend, files: list[UploadFile]) -> list[Path]:
-    """Write uploaded files under ``<home>/ui/tmp`` with their own (base) names."""
-    import tempfile
-
-    folder = Path(tempfile.mkdtemp(prefix="api-upload-", dir=backend.ui.tmp))
-    out = []
-    for f in files:
-        target = folder / Path(f.filename or "upload").name
-        with open(target, "wb") as dst:
-            while chunk := f.file.read(1 << 20):
-                dst.write(chunk)
-        out.append(target)
-    return out
-
-
 def _jobs(router: APIRouter, backend: Backend) -> None:
     @router.get("/jobs")
     def list_jobs(
         status: str | None = None,
         task: str | None = None,
         dataset: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
+        limit: str | None = None,
+        offset: str | None = None,
     ) -> JSONResponse:
-        statuses = [JobStatus(s.strip().upper()) for s in status.split(",")] if status else None
+        statuses = [_job_status(s) for s in status.split(",")] if status else None
         jobs = backend.manager.list_jobs(
             status=statuses,
             task=task,
             dataset=dataset,
-            limit=max(1, min(limit, 500)),
-            offset=max(0, offset),
+            limit=query_int(limit, "limit", 50, 1, 500),
+            offset=query_int(offset, "offset", 0, 0, 10**9),
         )
         return _json([j.to_dict() for j in jobs])
 
@@ -214,8 +171,8 @@ def _jobs(router: APIRouter, backend: Backend) -> None:
 
     @router.post("/jobs/{job_id}/cancel")
     async def cancel_job(job_id: str, request: Request, mode: str | None = None) -> JSONResponse:
-        body = await _body(request)
-        chosen = cancel_mode(str(mode or body.get("mode") or "graceful"))
+        body = await _body(request, ("mode",))
+        chosen = cancel_mode(str(mode or body.get("mode") or "graceful")[:100])
         job = await asyncio.to_thread(backend.cancel, job_id, chosen)
         return _json(job.to_dict())
 
@@ -224,10 +181,9 @@ def _jobs(router: APIRouter, backend: Backend) -> None:
         return _json(backend.resume(job_id).to_dict())
 
     @router.get("/jobs/{job_id}/events")
-    def job_events(job_id: str, request: Request, after: int | None = None) -> StreamingResponse:
+    def job_events(job_id: str, request: Request, after: str | None = None) -> StreamingResponse:
         job = backend.manager.get_job(job_id)  # 404 before the stream starts
-        header = request.headers.get("last-event-id", "").strip()
-        start = after if after is not None else int(header) if header.isdigit() else 0
+        start = _start_after(after, request.headers.get("last-event-id"))
         return StreamingResponse(
             event_stream(backend, job.id, start, request),
             media_type="text/event-stream",
@@ -278,7 +234,32 @@ def _models(router: APIRouter, backend: Backend) -> None:
         return FileResponse(path, filename=path.name if download else None)
 
 
-def install_api(app: FastAPI, backend: Backend) -> None:
+def _start_after(after: str | None, last_event_id: str | None) -> int:
+    """Where an event stream resumes: ``?after=`` or the ``Last-Event-ID`` header (checked)."""
+    if after is not None:
+        return query_int(after, "after", 0, 0, MAX_EVENT_ID)
+    return query_int(last_event_id, "Last-Event-ID", 0, 0, MAX_EVENT_ID)
+
+
+def _job_status(text: str) -> JobStatus:
+    try:
+        return JobStatus(text.strip().upper())
+    except ValueError:
+        names = ", ".join(s.value for s in JobStatus)
+        raise BadRequest(f"status={text[:100]!r}: must be one of {names}") from None
+
+
+def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's validation errors (422) as our 400, with the parameter named."""
+    problems: list[dict[str, Any]] = getattr(exc, "errors", lambda: [])()
+    where = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))[:100]}: {e.get('msg', '')}"
+        for e in problems[:5]
+    )
+    return error_response(BadRequest(where or "invalid request"))
+
+
+def install_api(app: FastAPI, backend: Backend, max_upload_bytes: int = 8 * 2**30) -> None:
     """Add the ``/api`` routes and the error handlers to ``app``."""
     router = APIRouter(prefix="/api")
 
@@ -293,9 +274,10 @@ def install_api(app: FastAPI, backend: Backend) -> None:
             }
         )
 
-    _datasets(router, backend)
+    _datasets(router, backend, max_upload_bytes)
     _jobs(router, backend)
     _models(router, backend)
     app.include_router(router)
-    for cls in (errors.SmallTrainError, FileNotFoundError, ValueError, TimeoutError, KeyError):
+    for cls in (errors.SmallTrainError, OSError, ValueError, TimeoutError, KeyError):
         app.add_exception_handler(cls, lambda request, exc: error_response(exc))
+    app.add_exception_handler(RequestValidationError, _invalid)

@@ -4,8 +4,11 @@
   version checks, temporary files under ``<home>/ui/tmp``), the theme is a built-in one with
   bundled fonts, no footer links to the internet, and FastAPI's docs page (which loads its
   scripts from a CDN) is off: the OpenAPI description is served as JSON at /api/openapi.json.
-- **Auth**: HTTP Basic auth in front of everything when credentials are given; a non-loopback
-  host without them is refused before anything starts (``options``).
+- **Guarded** (docs/SECURITY.md): every route, Gradio's included, sits behind ``protect``: only
+  known ``Host`` names (``guard.HostGuard``), no request from another site's page
+  (``guard.OriginGuard``), the token or Basic auth (``auth.AuthGate``, ``token``), JSON bodies
+  of a capped size (``guard.BodyGuard``). A non-loopback host without ``--auth`` is refused
+  before anything starts (``options``).
 - **Ctrl-C** (or SIGTERM) stops serving; jobs this server runs are then cancelled gracefully:
   each writes a checkpoint and ends CANCELLED (resume it from the UI, or with
   ``smalltrain resume <id>``); a second Ctrl-C stops them at once. Queued jobs stay queued.
@@ -31,20 +34,17 @@ from typing import Any
 from smalltrain import __version__
 from smalltrain.errors import ServeError
 from smalltrain.ui import env
+from smalltrain.ui.server import token as tokens
 from smalltrain.ui.server.options import ServeOptions
 
-__all__ = ["build_app", "serve"]
+__all__ = ["api_app", "build_app", "protect", "serve"]
 
 
-def build_app(backend: Any, options: ServeOptions) -> Any:
-    """The ASGI app: the API's routes, then Gradio at ``/``, behind Basic auth if asked."""
-    import gradio as gr
+def api_app(backend: Any, options: ServeOptions) -> Any:
+    """The FastAPI app holding the JSON API only (unprotected: see ``protect``)."""
     from fastapi import FastAPI
 
     from smalltrain.ui.server.api import install_api
-    from smalltrain.ui.server.auth import BasicAuth
-    from smalltrain.ui.views.app import build, theme
-    from smalltrain.ui.views.style import CSS
 
     app = FastAPI(
         title="smalltrain API",
@@ -53,7 +53,41 @@ def build_app(backend: Any, options: ServeOptions) -> Any:
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
-    install_api(app, backend)
+    install_api(app, backend, max_upload_bytes=options.max_upload_bytes)
+    return app
+
+
+def protect(
+    app: Any, options: ServeOptions, token: str | None, token_file: Path | None = None
+) -> Any:
+    """``app`` behind the guards, outermost first: Host, Origin, token/Basic auth, body."""
+    from smalltrain.ui.server.auth import AuthGate
+    from smalltrain.ui.server.guard import (
+        WILDCARDS,
+        BodyGuard,
+        HostGuard,
+        OriginGuard,
+        allowed_hosts,
+    )
+    from smalltrain.ui.server.options import MAX_JSON_BYTES
+
+    app = BodyGuard(app, MAX_JSON_BYTES, options.max_upload_bytes)
+    app = AuthGate(app, token, options.credentials, options.port, token_file)
+    app = OriginGuard(app)
+    hosts = allowed_hosts(options.host, options.allow_hosts)
+    return HostGuard(app, hosts, any_address=options.host.strip() in WILDCARDS)
+
+
+def build_app(
+    backend: Any, options: ServeOptions, token: str | None, token_file: Path | None = None
+) -> Any:
+    """The ASGI app: the API's routes, then Gradio at ``/``, all behind ``protect``."""
+    import gradio as gr
+
+    from smalltrain.ui.views.app import build, theme
+    from smalltrain.ui.views.style import CSS
+
+    app = api_app(backend, options)
     demo = build(backend)
     app = gr.mount_gradio_app(
         app,
@@ -68,12 +102,10 @@ def build_app(backend: Any, options: ServeOptions) -> Any:
         theme=theme(),
         css=CSS,
         allowed_paths=[str(backend.ui.outputs), str(backend.ui.root / "exports")],
-        max_file_size="8gb",
+        max_file_size=options.max_upload_bytes,
         show_error=True,
     )
-    if options.credentials:
-        return BasicAuth(app, options.credentials)
-    return app
+    return protect(app, options, token, token_file)
 
 
 def _bind(options: ServeOptions) -> socket.socket:
@@ -151,6 +183,23 @@ def _stop_jobs(backend: Any, say: Any) -> None:
         )
 
 
+def _announce(options: ServeOptions, token: str | None, token_file: Path, say: Any) -> None:
+    """Say where to open the UI, and how scripts get in."""
+    auth = f"; Basic auth for {len(options.credentials)} user(s)" if options.credentials else ""
+    if token is None:
+        say(
+            "WARNING: --no-token: every web page you open and every account on this machine "
+            f"can use this server (start jobs, load weights, delete models){auth}"
+        )
+        say(f"smalltrain UI on {options.url} (API under {options.url}api/)")
+        return
+    say(f"smalltrain UI on {options.url}?token={token}")
+    say(
+        f"API under {options.url}api/ with 'Authorization: Bearer <token>'; the token is in "
+        f"{token_file} (kept across restarts; --new-token makes another){auth}"
+    )
+
+
 def serve(home: Path, options: ServeOptions, say: Any = print) -> None:
     """Serve the UI and the API until Ctrl-C (see the module docstring).
 
@@ -172,7 +221,10 @@ def serve(home: Path, options: ServeOptions, say: Any = print) -> None:
         executor=options.executor,
     )
     try:
-        app = build_app(backend, options)
+        token, token_file = None, tokens.token_path(backend.home)
+        if options.token:
+            token = tokens.load_or_create(token_file, new=options.new_token)
+        app = build_app(backend, options, token, token_file)
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -181,8 +233,7 @@ def serve(home: Path, options: ServeOptions, say: Any = print) -> None:
             lifespan="on",
         )
         server = _server_class()(config)
-        auth = f", Basic auth for {len(options.credentials)} user(s)" if options.credentials else ""
-        say(f"smalltrain UI on {options.url} (API under {options.url}api/{auth})")
+        _announce(options, token, token_file, say)
         say(f"home {backend.home}; {backend.scheduler_note()}; Gradio temp files in {ui.tmp}")
         say("Ctrl-C stops the server; jobs it runs write a checkpoint and end CANCELLED")
         sys.stdout.flush()

@@ -15,10 +15,41 @@ from typing import Any
 
 from smalltrain.errors import ServeError
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "ServeOptions", "is_loopback", "parse_credentials"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_UPLOAD",
+    "DEFAULT_PORT",
+    "ServeOptions",
+    "is_loopback",
+    "parse_credentials",
+    "parse_size",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+DEFAULT_MAX_UPLOAD = "8GB"
+#: The cap of an API request's JSON body (a job spec, a dataset path).
+MAX_JSON_BYTES = 1 << 20
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str, what: str = "--max-upload") -> int:
+    """Bytes of a size such as ``500MB``, ``8GB``, ``2G`` or ``1048576`` (binary units).
+
+    Raises:
+        ServeError: not a positive size (the value and the accepted forms named).
+    """
+    raw = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = raw[-1:] if raw[-1:] in _UNITS else ""
+    number = raw[: len(raw) - len(unit)].strip()
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value > 2**50:
+        raise ServeError(f"{what} {text[:40]!r}: must be a size such as 500MB, 8GB or 1048576")
+    return int(value * _UNITS[unit])
 
 
 def is_loopback(host: str) -> bool:
@@ -78,11 +109,19 @@ def readable_by_others(path: str | os.PathLike[str]) -> bool:
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """Where and how to serve. ``credentials`` empty means no auth (loopback only)."""
+    """Where and how to serve. ``credentials`` empty means no Basic auth (loopback only).
+
+    ``token`` False is ``--no-token`` (loopback only, or with ``credentials``); ``new_token``
+    replaces the stored token; ``allow_hosts`` are extra ``Host`` names served.
+    """
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     credentials: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    token: bool = True
+    new_token: bool = False
+    allow_hosts: tuple[str, ...] = ()
+    max_upload_bytes: int = 8 * 2**30
     max_concurrent: int = 1
     job_nice: int = 10
     #: "process", or a connected ``RayExecutor`` (``--ray ADDRESS``): where the jobs run.
@@ -95,6 +134,11 @@ class ServeOptions:
             raise ServeError(f"--job-nice {self.job_nice}: must be between 0 and 19")
         if self.max_concurrent < 1:
             raise ServeError(f"--max-concurrent {self.max_concurrent}: must be >= 1")
+        if self.new_token and not self.token:
+            raise ServeError("--new-token and --no-token contradict each other; choose one")
+        for name in self.allow_hosts:
+            if not name.strip() or any(c in name for c in "/ ,@?#"):
+                raise ServeError(f"--allow-host {name[:100]!r}: give a host name, e.g. mybox.lan")
         if not self.credentials and not is_loopback(self.host):
             raise ServeError(
                 f"refusing to serve on {self.host} without a password: anyone who can reach "

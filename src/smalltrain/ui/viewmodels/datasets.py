@@ -9,10 +9,12 @@ the folder changed.
 
 from __future__ import annotations
 
+import builtins
 import json
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -27,19 +29,79 @@ from smalltrain.ui.child import calls
 from smalltrain.ui.child.pool import ChildPool
 from smalltrain.ui.env import UIPaths
 
-__all__ = ["DatasetsUI", "MAX_UNZIPPED_BYTES", "safe_extract"]
+__all__ = ["MAX_UNZIPPED_BYTES", "WEIGHTS_SUFFIXES", "DatasetsUI", "safe_extract"]
 
 MAX_UNZIPPED_BYTES = 8 * 2**30
+#: Files an upload never unpacks: weights and pickles run code when loaded (docs/SECURITY.md).
+WEIGHTS_SUFFIXES = frozenset({".pt", ".pth", ".ckpt", ".pkl", ".pickle"})
+#: A longer path cannot name a file on Linux (PATH_MAX); checked before touching the disk.
+MAX_PATH_CHARS = 4096
 MAX_ZIP_MEMBERS = 200_000
 _SKIP_PARTS = ("__MACOSX",)
 
 
-def safe_extract(archive: Path, dest: Path) -> int:
+def _entry(name: str) -> str:
+    return repr(name if len(name) <= 100 else name[:100] + "...")
+
+
+def _check_layout(archive: Path, wanted: list[tuple[zipfile.ZipInfo, PurePosixPath]]) -> None:
+    """Refuse an entry that is both a file and a folder of another (``x`` and ``x/y.wav``)."""
+    files = {name.parts: m.filename for m, name in wanted}
+    for m, name in wanted:
+        for i in range(1, len(name.parts)):
+            clash = files.get(name.parts[:i])
+            if clash is not None:
+                raise DatasetError(
+                    f"{archive.name}: entry {_entry(clash)} is a file, but {_entry(m.filename)} "
+                    "needs it to be a folder; nothing was extracted"
+                )
+
+
+def _plan(
+    archive: Path, members: list[zipfile.ZipInfo], skipped: list[str]
+) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """The entries to write, every one checked before anything is written."""
+    wanted = []
+    for m in members:
+        name = PurePosixPath(m.filename.replace("\\", "/"))
+        if name.is_absolute() or ".." in name.parts or (m.external_attr >> 28) == 0xA:
+            raise DatasetError(
+                f"{archive.name}: unsafe entry {_entry(m.filename)} (absolute path, '..' or "
+                "a link); nothing was extracted"
+            )
+        if m.is_dir() or any(p in _SKIP_PARTS or p.startswith(".") for p in name.parts):
+            continue
+        if name.suffix.lower() in WEIGHTS_SUFFIXES:
+            skipped.append(m.filename[:200])
+            continue
+        wanted.append((m, name))
+    _check_layout(archive, wanted)
+    return wanted
+
+
+def _extract_one(zf: zipfile.ZipFile, m: zipfile.ZipInfo, target: Path, budget: int) -> int:
+    """Write one entry; the bytes written (at most ``budget``: headers may understate)."""
+    written = 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zf.open(m) as src, open(target, "wb") as out:
+        while chunk := src.read(1 << 20):
+            written += len(chunk)
+            if written > budget:
+                raise DatasetError(f"unpacks to more than {MAX_UNZIPPED_BYTES} bytes")
+            out.write(chunk)
+    return written
+
+
+def safe_extract(archive: Path, dest: Path, skipped: list[str] | None = None) -> int:
     """Extract a zip into ``dest``, refusing members that would land outside it, links, and
     archives that unpack to more than ``MAX_UNZIPPED_BYTES``; returns the files written.
 
+    Weights and pickles (``WEIGHTS_SUFFIXES``: loading one runs code) are never extracted;
+    their names are appended to ``skipped``.
+
     Raises:
-        DatasetError: not a zip, or an unsafe or oversized archive (nothing is left behind).
+        DatasetError: not a zip, an unsafe, conflicting, corrupt or oversized archive, naming
+            the entry (the caller removes what was written).
     """
     try:
         zf = zipfile.ZipFile(archive)
@@ -55,25 +117,24 @@ def safe_extract(archive: Path, dest: Path) -> int:
                 f"{archive.name}: unpacks to {total / 2**30:.1f} GiB; at most "
                 f"{MAX_UNZIPPED_BYTES / 2**30:.0f} GiB. Register the folder by its path instead."
             )
-        wanted = []
-        for m in members:  # check everything before writing anything
-            name = PurePosixPath(m.filename.replace("\\", "/"))
-            if name.is_absolute() or ".." in name.parts or (m.external_attr >> 28) == 0xA:
-                raise DatasetError(
-                    f"{archive.name}: unsafe entry {m.filename!r} (absolute path, '..' or a "
-                    "link); nothing was extracted"
-                )
-            if not m.is_dir() and not any(
-                p in _SKIP_PARTS or p.startswith(".") for p in name.parts
-            ):
-                wanted.append((m, name))
+        wanted = _plan(archive, members, skipped if skipped is not None else [])
+        budget = MAX_UNZIPPED_BYTES
         for m, name in wanted:
-            target = dest.joinpath(*name.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(m) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out)
-        written = len(wanted)
-    return written
+            try:
+                budget -= _extract_one(zf, m, dest.joinpath(*name.parts), budget)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+                raise DatasetError(
+                    f"{archive.name}: entry {_entry(m.filename)} is corrupt ({str(e)[:100]}); "
+                    "nothing was kept"
+                ) from None
+            except DatasetError as e:
+                raise DatasetError(f"{archive.name}: entry {_entry(m.filename)} {e}") from None
+            except OSError as e:
+                raise DatasetError(
+                    f"{archive.name}: entry {_entry(m.filename)} cannot be written "
+                    f"({e.strerror or e}); nothing was kept"
+                ) from None
+    return len(wanted)
 
 
 def _dataset_root(folder: Path) -> Path:
@@ -114,8 +175,17 @@ class DatasetsUI:
         validate_name(name, "dataset name")
         if not str(path).strip():
             raise DatasetError("give the path of a folder of sounds, or of a YOLO data.yaml")
+        if len(str(path)) > MAX_PATH_CHARS or "\x00" in str(path):
+            raise DatasetError(
+                f"path {str(path)[:100]!r}... ({len(str(path))} characters): not a usable path; "
+                "give the path of a folder of sounds, or of a YOLO data.yaml"
+            )
         target = Path(path).expanduser()
-        if not target.exists():
+        try:
+            exists = target.exists()
+        except OSError as e:  # a name part over 255 bytes, a folder it may not read
+            raise DatasetError(f"{str(target)[:100]!r}: cannot be read ({e.strerror})") from None
+        if not exists:
             raise DatasetError(f"{target}: no such file or folder on the server")
         result = self.pool.call(calls.register, str(self.ui.home), name, str(target), kind)
         self._remember(name, result["record"]["path"], result["report"])
@@ -134,10 +204,13 @@ class DatasetsUI:
         self._remember(name, record.path, report)
         return report
 
-    def upload(self, name: str, files: Sequence[str | Path]) -> dict[str, Any]:
-        """Copy uploaded files into ``<home>/datasets/<name>`` and register them.
+    def upload(
+        self, name: str, files: Sequence[str | Path], *, move: bool = False
+    ) -> dict[str, Any]:
+        """Copy (or ``move``) uploaded files into ``<home>/datasets/<name>`` and register them.
 
-        One ``.zip`` is unpacked (a YOLO dataset with its data.yaml, or a folder of sounds);
+        One ``.zip`` is unpacked (a YOLO dataset with its data.yaml, or a folder of sounds),
+        without its weights or pickles (listed under ``"skipped_uploads"`` in the result);
         other files (audio) are copied as they are. On any error the new folder is removed.
 
         Raises:
@@ -154,9 +227,16 @@ class DatasetsUI:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".upload-{name}-", dir=dest.parent))
         try:
-            self._unpack(files, staging)
+            skipped = self._unpack(files, staging, move)
             staging.rename(dest)
-            return self.register(name, _dataset_root(dest))
+            result = self.register(name, _dataset_root(dest))
+            if skipped:
+                result["skipped_uploads"] = [
+                    f"{entry}: weights and pickles are never unpacked from an upload (loading "
+                    "one runs code); register weights on the Models tab instead"
+                    for entry in skipped
+                ]
+            return result
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             if self.store.job_store.get_dataset(name) is None:
@@ -164,20 +244,26 @@ class DatasetsUI:
             raise
 
     @staticmethod
-    def _unpack(files: Sequence[str | Path], folder: Path) -> None:
+    def _unpack(files: Sequence[str | Path], folder: Path, move: bool = False) -> Sequence[str]:
+        """Unpack or copy the upload into ``folder``; the zip entries skipped as weights."""
         sources = [Path(f) for f in files]
         zips = [f for f in sources if f.suffix.lower() == ".zip"]
+        skipped: builtins.list[str] = []
         if zips:
             if len(sources) > 1:
                 raise DatasetError("upload either one .zip or audio files, not both")
-            safe_extract(zips[0], folder)
-            return
+            safe_extract(zips[0], folder, skipped)
+            return skipped
         usable = [f for f in sources if f.suffix.lower() in tasks.AUDIO_EXTENSIONS]
         if not usable:
             exts = ", ".join(sorted(tasks.AUDIO_EXTENSIONS))
             raise DatasetError(f"no audio file among the upload; accepted: {exts}, or one .zip")
         for f in usable:
-            shutil.copyfile(f, folder / Path(f).name)
+            if move:  # the API's staged files: a rename on the same disk, not a copy
+                shutil.move(f, folder / Path(f).name)
+            else:
+                shutil.copyfile(f, folder / Path(f).name)
+        return skipped
 
     def is_uploaded(self, record: DatasetRecord) -> bool:
         """Whether the dataset's files were uploaded into the home (so removing deletes them)."""
