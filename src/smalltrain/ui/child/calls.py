@@ -127,27 +127,27 @@ def validate(kind: str, base: dict[str, Any], changes: dict[str, Any]) -> dict[s
     return dict(config.to_dict())
 
 
-def plan(
-    home: str,
-    dataset: str,
-    config: dict[str, Any],
-    model_name: str | None,
-    changes: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Plan a job (inspect the dataset, validate the config and the name): its dict, ready for
-    ``TrainingManager.enqueue`` in the server. ``changes`` (the form's fields, strings
-    converted by type) are applied to ``config`` first, in the same call."""
-    from smalltrain.service.planning import JobSpec, plan_job
+def plan(home: str, spec: dict[str, Any], origin: str = "remote") -> dict[str, Any]:
+    """``planning.plan_job`` for a ``JobSpec.to_dict()`` (inspect the dataset, validate the
+    config, the weights rule for ``origin``, the name): the job's dict, which the server's
+    ``TrainingManager.start_training`` queues (its ``planner``)."""
+    from smalltrain.service.jobspec import JobSpec
+    from smalltrain.service.planning import plan_job
 
     datasets, models = _stores(home)
-    if changes:
-        config = validate(datasets.get(dataset).kind, config, changes)
-    spec = JobSpec(dataset=dataset, config=config, model_name=model_name or None)
 
     def cached(task: Any, path: Path) -> Any:
         return _inspect(task.name, path)
 
-    return plan_job(spec, datasets, models, Path(home), inspect=cached).to_dict()
+    job = plan_job(
+        JobSpec.from_dict(spec),
+        datasets,
+        models,
+        Path(home),
+        inspect=cached,
+        origin="local" if origin == "local" else "remote",
+    )
+    return job.to_dict()
 
 
 def _out(folder: str) -> Path:
