@@ -87,25 +87,28 @@ class WeightsStore:
         return {str(k): dict(v) for k, v in data.items() if isinstance(v, dict)}
 
     def add(self, file: str | os.PathLike[str], name: str | None = None, *,
-            replace: bool = False) -> WeightsEntry:  # fmt: skip
+            replace: bool = False, source: str | None = None) -> WeightsEntry:  # fmt: skip
         """Copy ``file`` in as ``name`` (default: its file name) and record its sha256.
+
+        ``source`` is what the index records as its origin (default: the file's path; an
+        upload says so instead of naming a temporary file).
 
         Raises:
             InvalidName: ``name`` is not a safe file name, or does not end in .pt.
             WrongModelKind: the file is not a detection checkpoint (an audio model...).
             ModelExists: a file of that name is there already (``replace`` to overwrite).
         """
-        source = Path(file).expanduser().resolve()
-        name = validate_name(name or source.name, "weights name")
-        in_place = source == (self.folder / name).resolve()  # placed by hand: record it
+        file_path = Path(file).expanduser().resolve()
+        name = validate_name(name or file_path.name, "weights name")
+        in_place = file_path == (self.folder / name).resolve()  # placed by hand: record it
         if not name.endswith(".pt"):
             raise InvalidName(f"weights name {name!r}: must end in .pt, e.g. {name}.pt")
-        kind = model_kind(source)
+        kind = model_kind(file_path)
         if kind != "detect":
             what = f"an {kind} model" if kind else "not a PyTorch checkpoint smalltrain can read"
             raise WrongModelKind(
-                f"{source}: {what}; the weights folder holds Ultralytics detection models "
-                "(.pt files such as yolov8s.pt)"
+                f"{source or file_path}: {what}; the weights folder holds Ultralytics detection "
+                "models (.pt files such as yolov8s.pt)"
             )
         target = self.folder / name
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -116,12 +119,12 @@ class WeightsStore:
                     "replace it (--force)"
                 )
             if not in_place:
-                _copy_atomic(source, target)
+                _copy_atomic(file_path, target)
             index = self._index()
             index[name] = {
                 "sha256": sha256_file(target),
                 "size": target.stat().st_size,
-                "source": str(source),
+                "source": source or str(file_path),
                 "added": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
             atomic_write_json(self.folder / INDEX, index)

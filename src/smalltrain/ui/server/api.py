@@ -14,6 +14,9 @@ Endpoints (all under ``/api``; the OpenAPI description is ``/api/openapi.json``)
 - ``GET /models?dataset=``; ``POST /models/{dataset}/{name}/activate``;
   ``DELETE /models/{dataset}/{name}``; ``GET /models/{dataset}/{name}/weights``
 - ``GET /outputs/{folder}/{file}``: files made by the UI's "use" actions
+- ``GET /weights``; ``POST /weights`` (multipart ``file`` and optional ``name``): register a
+  detection .pt (its sha256 in the answer) so that jobs can name it as ``base_model``; a name
+  already taken is 409. Jobs started here name weights only this way, never by path.
 
 Errors are ``{"error": {"type", "message"}}`` with 400 (bad input), 404 (not found), 409 (the
 job's state does not allow it) or 500.
@@ -56,6 +59,7 @@ STATUS_CODES: dict[type[BaseException], int] = {
     errors.InvalidName: 400,
     errors.CheckpointError: 400,
     errors.WeightsNotFound: 400,
+    errors.WrongModelKind: 400,
     errors.TrainingError: 400,
     ValueError: 400,
     TimeoutError: 504,
@@ -278,6 +282,24 @@ def _models(router: APIRouter, backend: Backend) -> None:
         return FileResponse(path, filename=path.name if download else None)
 
 
+def _weights(router: APIRouter, backend: Backend) -> None:
+    @router.get("/weights")
+    def list_weights() -> JSONResponse:
+        return _json([e.to_dict() for e in backend.weights.list()])
+
+    @router.post("/weights", status_code=201)
+    async def add_weights(
+        file: UploadFile = File(...),  # noqa: B008
+        name: str | None = Form(None),
+    ) -> JSONResponse:
+        staged = await asyncio.to_thread(_stage, backend, [file])
+        try:
+            entry = await asyncio.to_thread(backend.add_weights, staged[0], name)
+        finally:
+            shutil.rmtree(staged[0].parent, ignore_errors=True)
+        return _json(entry.to_dict(), 201)
+
+
 def install_api(app: FastAPI, backend: Backend) -> None:
     """Add the ``/api`` routes and the error handlers to ``app``."""
     router = APIRouter(prefix="/api")
@@ -296,6 +318,7 @@ def install_api(app: FastAPI, backend: Backend) -> None:
     _datasets(router, backend)
     _jobs(router, backend)
     _models(router, backend)
+    _weights(router, backend)
     app.include_router(router)
     for cls in (errors.SmallTrainError, FileNotFoundError, ValueError, TimeoutError, KeyError):
         app.add_exception_handler(cls, lambda request, exc: error_response(exc))

@@ -25,6 +25,7 @@ from smalltrain.service.execution.executors import Executor
 from smalltrain.service.jobspec import JobSpec, Origin
 from smalltrain.service.manager import TrainingManager
 from smalltrain.service.scheduler import scheduler_running
+from smalltrain.service.weights import WeightsEntry, WeightsStore
 from smalltrain.store.models import ModelInfo
 from smalltrain.ui.child import calls
 from smalltrain.ui.child.actions import UseUI, contained
@@ -108,6 +109,7 @@ class Backend:
         self.datasets = DatasetsUI(self.manager.datasets, self.ui, self.pool)
         self.use = UseUI(self.manager.models, self.ui, self.pool)
         self.settings = SettingsStore(self.ui.settings)
+        self.weights = WeightsStore(self.home)
         self.resources = ResourceSampler(lambda: self.pool.call(calls.gpus), self._running_pid)
         self._views: dict[str, _CachedView] = {}
         self._views_lock = threading.Lock()
@@ -274,6 +276,19 @@ class Backend:
             tail = task_log.read_text(encoding="utf-8", errors="replace").splitlines()[-60:]
             out += ["", f"--- {task_log} (last {len(tail)} lines) ---", *tail]
         return out
+
+    # -- weights --------------------------------------------------------------------------------
+
+    def add_weights(
+        self, file: Path, name: str | None = None, source: str | None = None
+    ) -> WeightsEntry:
+        """Register an uploaded .pt in the weights folder (checked without running it, its
+        sha256 recorded), so a detection job can name it as ``base_model``.
+
+        Raises:
+            InvalidName, WrongModelKind, ModelExists (a file of that name is registered).
+        """
+        return self.weights.add(file, name or None, source=source or f"upload {file.name}")
 
     # -- models ---------------------------------------------------------------------------------
 
