@@ -122,6 +122,8 @@ def plan_job(
         task = tasks.get_task(task_name)
     except KeyError as exc:
         raise TrainingError(str(exc.args[0])) from None
+    if origin == "remote":  # what the request names, before the task resolves any of it
+        check_weights(task, {**_given_config(spec), **spec.overrides}, home, origin)
     if report is None:
         report = inspect(task, path) if inspect is not None else task.inspect(path)
     config, device, placement = _config(task, report, spec)
@@ -151,6 +153,12 @@ def plan_job(
     require_free(job.run_dir, MIN_FREE_BYTES, "for the job's run folder")
     write_run_config(job, spec.preset)
     return job
+
+
+def _given_config(spec: JobSpec) -> dict[str, Any]:
+    if spec.config is None:
+        return {}
+    return dict(spec.config) if isinstance(spec.config, Mapping) else config_dict(spec.config)
 
 
 def _config(task: Any, report: Any, spec: JobSpec) -> tuple[Any, str | None, Placement]:

@@ -42,6 +42,8 @@ def _stores(home: str) -> tuple[Any, Any]:
 
 
 def _task(kind: str) -> Any:
+    if kind not in tasks.task_names():  # a plugin the server knows from $SMALLTRAIN_EXTRA_TASKS
+        tasks.register_extra_tasks()
     try:
         return tasks.get_task(kind)
     except KeyError as exc:
@@ -135,6 +137,7 @@ def plan(home: str, spec: dict[str, Any], origin: str = "remote") -> dict[str, A
     from smalltrain.service.planning import plan_job
 
     datasets, models = _stores(home)
+    tasks.register_extra_tasks()  # plugins (and the tests' toy task) this child has not seen
 
     def cached(task: Any, path: Path) -> Any:
         return _inspect(task.name, path)
