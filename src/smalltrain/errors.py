@@ -21,6 +21,7 @@ Messages say what happened, to which file, field or job, and what to do next.
     │   ├── ModelNotFound
     │   ├── ModelExists
     │   ├── DatasetNotFound
+    │   ├── DatasetExists        the name is registered for another folder (replace to move it)
     │   └── InvalidName          a name with separators, '..', control characters or too long
     ├── SchedulerBusy            another scheduler already holds this home
     ├── ServeError               the web UI cannot start as asked (unsafe host, bad --auth...)
@@ -148,6 +149,10 @@ class ModelExists(StoreError):
 
 class DatasetNotFound(StoreError):
     """No dataset of this name is registered."""
+
+
+class DatasetExists(StoreError):
+    """A dataset name is registered for another folder; replacing it must be asked for."""
 
 
 class InvalidName(StoreError, ValueError):

@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from smalltrain.engine.fsutil import sha256_file
-from smalltrain.errors import CheckpointError, ConfigError, ModelExists, WeightsNotFound
+from smalltrain.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetExists,
+    ModelExists,
+    NotResumable,
+    WeightsNotFound,
+)
+from smalltrain.service.datasets import register_dataset
 from smalltrain.service.jobspec import JobSpec
 from smalltrain.service.manager import TrainingManager
 from smalltrain.service.weights import WeightsStore
@@ -196,3 +204,35 @@ def test_a_remote_start_names_registered_weights_whose_sha256_matches(
         job = manager.get_job(_detect(manager, shapes, "reg.pt", origin="remote"))
         assert job.config["base_model"] == "reg.pt"
     assert os.path.isfile(placed)
+
+
+def test_a_job_that_failed_on_its_config_is_not_resumed_but_edited(
+    home: Path, shapes: Path, tmp_path: Path
+) -> None:
+    weights = tmp_path / "gone.pt"
+    weights.write_bytes(b"there when the job was planned")
+    with TrainingManager.open(home, executor="inline", autostart=False) as manager:
+        job_id = _detect(manager, shapes, str(weights))
+        weights.unlink()  # gone before the job runs: it fails on its config
+        manager.run_scheduler(until_idle=True)
+        job = manager.get_job(job_id)
+        assert job.status.value == "FAILED"
+        assert (job.error or "").startswith("WeightsNotFound:")
+        with pytest.raises(NotResumable, match="Edit and retry") as caught:
+            manager.resume(job_id)
+        assert f"smalltrain train --config {job.run_dir}/config.yaml" in str(caught.value)
+
+
+def test_a_dataset_name_is_not_moved_to_another_folder_unasked(home: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "one", tmp_path / "two"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "a.txt").write_text(folder.name)
+    with TrainingManager.open(home, autostart=False) as manager:
+        register_dataset(manager.datasets, "toys", first, "toy")
+        register_dataset(manager.datasets, "toys", first, "toy")  # the same folder: refreshed
+        with pytest.raises(DatasetExists, match=r"registered for .*one.*--replace"):
+            register_dataset(manager.datasets, "toys", second, "toy")
+        assert manager.datasets.get("toys").path == str(first)
+        register_dataset(manager.datasets, "toys", second, "toy", replace=True)
+        assert manager.datasets.get("toys").path == str(second)

@@ -52,7 +52,7 @@ from smalltrain.service.recovery import (
     recover_orphans,
 )
 from smalltrain.service.registration import refuse_registered, register_model
-from smalltrain.service.resuming import resume_point_for, run_dir_of
+from smalltrain.service.resuming import refuse_config_failure, resume_point_for, run_dir_of
 from smalltrain.service.scheduler import Scheduler, scheduler_running
 from smalltrain.service.sweeps.api import SweepMethods
 from smalltrain.service.sweeps.watch import SweepWatcher, hold_trial_result
@@ -253,11 +253,12 @@ class TrainingManager(ModelQueries, SweepMethods):
 
         Raises:
             NotResumable: the job is running or completed, its model is already registered, it
-                never ran, or its task has nothing to resume from; the message says what to do
-                instead.
+                failed on its config (edit and retry instead), it never ran, or its task has
+                nothing to resume from; the message says what to do instead.
         """
         self._recover(wait_s=ORPHAN_WAIT_S)
         job = self.get_job(job_id)
+        refuse_config_failure(job, self.home)  # the same config would fail the same way
         if job.status in RESUMABLE:
             refuse_registered(self.models, job)
             clean_run_dir(run_dir_of(job, self.home))  # nobody writes it now: the job has ended

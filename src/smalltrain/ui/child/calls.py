@@ -74,15 +74,20 @@ def report_view(report: Any) -> dict[str, Any]:
     return data
 
 
-def register(home: str, name: str, path: str, kind: str | None = None) -> dict[str, Any]:
-    """Inspect ``path`` and register it as dataset ``name``; return the record and report."""
-    from smalltrain.service.datasets import register_dataset
+def register(
+    home: str, name: str, path: str, kind: str | None = None, replace: bool = False
+) -> dict[str, Any]:
+    """Inspect ``path`` and register it as dataset ``name``; return the record and report.
+    A name registered for another folder is refused (``DatasetExists``) unless ``replace``."""
+    from smalltrain.service.datasets import refuse_other_folder, register_dataset
 
     datasets, _ = _stores(home)
     target = Path(path).expanduser().resolve()
+    if not replace:  # before the inspection, which may take a while
+        refuse_other_folder(datasets, name, target)
     kind = kind or tasks.detect_kind(target)
     report = _inspect(kind, target)
-    record = register_dataset(datasets, name, target, kind, report=report)
+    record = register_dataset(datasets, name, target, kind, report=report, replace=replace)
     return {"record": record.to_dict(), "report": report_view(report)}
 
 

@@ -52,6 +52,7 @@ STATUS_CODES: dict[type[BaseException], int] = {
     errors.InvalidTransition: 409,
     errors.NotResumable: 409,
     errors.ModelExists: 409,
+    errors.DatasetExists: 409,
     errors.SchedulerBusy: 409,
     errors.RegistryCorrupt: 500,
     errors.ConfigError: 400,
