@@ -21,6 +21,7 @@ Messages say what happened, to which file, field or job, and what to do next.
     │   ├── ModelNotFound
     │   ├── ModelExists
     │   ├── DatasetNotFound
+    │   ├── DatasetExists        the name is registered for another folder (replace to move it)
     │   └── InvalidName          a name with separators, '..', control characters or too long
     ├── SchedulerBusy            another scheduler already holds this home
     ├── ServeError               the web UI cannot start as asked (unsafe host, bad --auth...)
@@ -31,6 +32,26 @@ Messages say what happened, to which file, field or job, and what to do next.
 from __future__ import annotations
 
 from typing import Any
+
+#: The most characters of a user's value an error message quotes.
+QUOTE_LIMIT = 100
+
+
+class _Cut(str):
+    """A value's repr cut to ``QUOTE_LIMIT`` characters; its own repr is that text."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def shorten(value: Any, limit: int = QUOTE_LIMIT) -> Any:
+    """``value`` itself when its repr is short; otherwise a stand-in whose repr is the first
+    ``limit`` characters of it, then "..." and the full length, so a message never echoes a
+    5,000-character name in full."""
+    text = repr(value)
+    if len(text) <= limit:
+        return value
+    return _Cut(f"{text[:limit]}... ({len(text)} characters)")
 
 
 class SmallTrainError(Exception):
@@ -44,7 +65,7 @@ class ConfigError(SmallTrainError, ValueError):
         self.field = field
         self.value = value
         self.rule = rule
-        super().__init__(f"{field}={value!r}: {rule}")
+        super().__init__(f"{shorten(field, 60)!s}={shorten(value)!r}: {rule}")
 
 
 class DatasetError(SmallTrainError):
@@ -128,6 +149,10 @@ class ModelExists(StoreError):
 
 class DatasetNotFound(StoreError):
     """No dataset of this name is registered."""
+
+
+class DatasetExists(StoreError):
+    """A dataset name is registered for another folder; replacing it must be asked for."""
 
 
 class InvalidName(StoreError, ValueError):

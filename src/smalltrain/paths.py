@@ -55,6 +55,11 @@ def weights_dir(root: Path) -> Path:
     return root / "weights"
 
 
+def weights_index(root: Path) -> Path:
+    """The weights folder's index: each registered file's sha256 (``service.weights``)."""
+    return weights_dir(root) / "weights.json"
+
+
 def tool_dir(root: Path, tool: str) -> Path:
     """A third-party tool's own config/cache folder, kept inside the home (``cache/<tool>``)."""
     return cache_dir(root) / tool

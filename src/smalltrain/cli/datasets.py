@@ -48,6 +48,9 @@ def add_cmd(
     path: Path = typer.Argument(..., help="A folder of audio, or a YOLO data.yaml (or folder)."),
     task: str | None = typer.Option(None, "--task", help="audio | detect (default: detected)."),
     kind_old: str | None = typer.Option(None, "--kind", hidden=True),
+    replace: bool = typer.Option(
+        False, "--replace", help="Point NAME at PATH when NAME is registered for another folder."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Inspect a dataset and register it under NAME (again: re-register it)."""
@@ -56,7 +59,7 @@ def add_cmd(
     kind = task or kind_old
     store = _store()
     others = [n for n in names_for_path(store, path) if n != name] if path.exists() else []
-    record = register_dataset(store, name, path, kind=kind)
+    record = register_dataset(store, name, path, kind=kind, replace=replace)
     if others:
         warn(
             f"{record.path} is also registered as {', '.join(repr(o) for o in others)}; each "

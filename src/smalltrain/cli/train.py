@@ -10,7 +10,7 @@ returns. ``--json`` prints one JSON document at the end (the job and its summary
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -77,24 +77,25 @@ def _spec_from(
     manager: TrainingManager,
     dataset: str | None,
     config_file: Path | None,
-    preset: str | None,
     settings: list[str],
+    **fields: Any,
 ) -> JobSpec:
-    """The JobSpec of a train command: --config fields, then --set values on top."""
+    """The JobSpec of a train command: --config fields, then --set values on top, and the
+    other flags (``fields``: task, model_name, preset, device, run_dir; None = not given)."""
     from smalltrain.service.manager import JobSpec
     from smalltrain.service.planning import read_config_file
 
     overrides = parse_assignments(settings)
-    task = None
     if config_file is not None:
         loaded = read_config_file(config_file)
         overrides = {**loaded.fields, **overrides}
-        task = loaded.task
         dataset = dataset or loaded.dataset_ref(manager.datasets)
-        preset = preset or loaded.preset
+        fields["task"] = fields.get("task") or loaded.task
+        fields["preset"] = fields.get("preset") or loaded.preset
     if not dataset:
         raise typer.BadParameter("give the DATASET to train on (a registered name or a path)")
-    return JobSpec(dataset=dataset, task=task, preset=preset or "auto", overrides=overrides)
+    given = {k: v for k, v in fields.items() if v is not None}
+    return JobSpec(dataset=dataset, overrides=overrides, **given)
 
 
 @handle_errors
@@ -138,7 +139,6 @@ def train_cmd(
 ) -> None:
     """Train a model on a dataset (queued; attached by default)."""
     from smalltrain.service.execution.executors import EXECUTORS
-    from smalltrain.service.manager import JobSpec
 
     if executor not in EXECUTORS:
         raise ValueError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
@@ -147,13 +147,14 @@ def train_cmd(
             "--detach runs the job in a background worker: use --executor process or ray"
         )
     manager = open_manager(pick_executor(executor, ray_address, connect=not detach))
-    spec = _spec_from(manager, dataset, config_file, preset, settings)
-    spec = JobSpec(
-        dataset=spec.dataset,
-        task=task or spec.task,
+    spec = _spec_from(
+        manager,
+        dataset,
+        config_file,
+        settings,
+        task=task,
         model_name=name or name_old,
-        preset=spec.preset,
-        overrides=spec.overrides,
+        preset=preset,
         device=device,
         run_dir=run_dir,
     )

@@ -12,13 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain import tasks
-from smalltrain.errors import DatasetError
+from smalltrain.errors import DatasetError, DatasetExists
 from smalltrain.paths import find_data_yaml
 from smalltrain.store.datasets import DatasetStore, quick_fingerprint
 from smalltrain.store.names import validate_name
 from smalltrain.store.records import DatasetRecord
 
-__all__ = ["names_for_path", "record_for", "register_dataset", "summarise_report"]
+__all__ = [
+    "names_for_path",
+    "record_for",
+    "refuse_other_folder",
+    "register_dataset",
+    "summarise_report",
+]
 
 
 def summarise_report(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,17 +79,37 @@ def names_for_path(store: DatasetStore, path: str | os.PathLike[str]) -> list[st
     return [r.name for r in records if _identity(r.path) == wanted]
 
 
+def refuse_other_folder(store: DatasetStore, name: str, path: str | os.PathLike[str]) -> None:
+    """Refuse to register ``path`` as ``name`` when ``name`` holds another folder.
+
+    Raises:
+        DatasetExists: naming both folders, what would change, and how to do it on purpose.
+    """
+    record = store.job_store.get_dataset(name)
+    if record is None or _identity(record.path) == _identity(path):
+        return
+    raise DatasetExists(
+        f"dataset {name!r} is registered for {record.path} ({record.snapshot}); registering "
+        f"{Path(path)} under that name would point it, and the models trained on it, at "
+        f"another folder. Choose another name, or replace it on purpose: smalltrain datasets "
+        f"add {name} PATH --replace (or remove it first: smalltrain datasets remove {name})"
+    )
+
+
 def register_dataset(
     store: DatasetStore,
     name: str,
     path: str | os.PathLike[str],
     kind: str | None = None,
     report: Any = None,
+    replace: bool = False,
 ) -> DatasetRecord:
     """Inspect the dataset at ``path`` and register (or re-register) it as ``name``.
 
     Registering a path that another name already holds is allowed (the names keep separate
-    model registries); ``names_for_path`` tells the caller, who should warn.
+    model registries); ``names_for_path`` tells the caller, who should warn. Registering a
+    name that another folder holds is refused unless ``replace``: its models were trained on
+    that folder.
 
     Args:
         store: where the record is kept.
@@ -92,13 +118,17 @@ def register_dataset(
         kind: "audio" or "detect"; detected when None.
         report: the task's inspection of ``path`` when the caller already made it (the web
             UI shows the whole report); inspected here when None.
+        replace: point a name registered for another folder at this one.
 
     Raises:
         InvalidName: the name is unsafe.
+        DatasetExists: ``name`` is registered for another folder (and not ``replace``).
         DatasetError: the path is missing or holds nothing usable (from the task).
     """
     validate_name(name, "dataset name")
     target = Path(path).expanduser().resolve()
+    if not replace:
+        refuse_other_folder(store, name, target)
     kind = kind or tasks.detect_kind(target)
     try:
         task = tasks.get_task(kind)

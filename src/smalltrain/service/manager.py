@@ -24,7 +24,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from smalltrain import paths
@@ -41,6 +41,7 @@ from smalltrain.errors import (
 )
 from smalltrain.service.execution.attempt import ExecOutcome, register_extra_tasks
 from smalltrain.service.execution.executors import Executor, make_executor
+from smalltrain.service.jobspec import Origin
 from smalltrain.service.live import EventHub, Subscription, follow_events
 from smalltrain.service.model_queries import ModelQueries
 from smalltrain.service.planning import JobSpec, as_spec, check_model_name, plan_job
@@ -51,7 +52,7 @@ from smalltrain.service.recovery import (
     recover_orphans,
 )
 from smalltrain.service.registration import refuse_registered, register_model
-from smalltrain.service.resuming import resume_point_for, run_dir_of
+from smalltrain.service.resuming import refuse_config_failure, resume_point_for, run_dir_of
 from smalltrain.service.scheduler import Scheduler, scheduler_running
 from smalltrain.service.sweeps.api import SweepMethods
 from smalltrain.service.sweeps.watch import SweepWatcher, hold_trial_result
@@ -59,7 +60,11 @@ from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore
 
-__all__ = ["JobSpec", "TrainingManager"]
+__all__ = ["JobSpec", "Planner", "TrainingManager"]
+
+#: Plans a job elsewhere (the web UI: in a child process, which inspects the dataset so that
+#: the server does not): ``planner(spec, origin)`` must return what ``plan_job`` returns.
+Planner = Callable[[JobSpec, Origin], TrainingJob]
 
 #: Seconds ``resume`` and ``cancel`` wait for a dead owner's training process to finish its
 #: last checkpoint before it is killed.
@@ -152,21 +157,43 @@ class TrainingManager(ModelQueries, SweepMethods):
 
     # -- starting jobs ------------------------------------------------------------------------
 
-    def start_training(self, spec: Any = None, /, **kwargs: Any) -> str:
+    def start_training(
+        self,
+        spec: Any = None,
+        /,
+        *,
+        origin: Origin = "local",
+        planner: Planner | None = None,
+        **kwargs: Any,
+    ) -> str:
         """Validate the dataset, choose a config, and queue a job; return its id.
+
+        Every face starts jobs here (the CLI, the Python API, the web UI, the HTTP API), so
+        each rule holds for all: the plan (``planning.plan_job``: dataset checks, the weights
+        rule, free space), then the model name, reserved in the same database transaction as
+        the insert, so that of any number of concurrent starts with one name (from any
+        process) exactly one is queued.
 
         Args:
             spec: a ``JobSpec``, a dataset name or path, a task config object (the seed's
                 ``TrainingConfig`` with ``dataset_name``), or None with ``JobSpec`` fields as
                 keyword arguments.
+            origin: "local" (a user at this machine) or "remote" (the web UI and the HTTP API:
+                weights by registered name only, no run folder; see ``service.jobspec``).
+            planner: where ``plan_job`` runs when not here (the web UI's child process).
 
         Raises:
             DatasetNotFound, DatasetError: before anything is queued.
-            ConfigError: an override or config value is invalid.
-            InvalidName, ModelExists: the model name cannot be used.
+            ConfigError: an override or config value is invalid, or breaks the weights rule.
+            WeightsNotFound: the weights named are not on disk.
+            InvalidName, ModelExists: the model name cannot be used (taken by a registered
+                model, or reserved by a queued or running job).
         """
         spec = as_spec(spec, kwargs)
-        job = plan_job(spec, self.datasets, self.models, self.home)
+        if planner is not None:
+            job = planner(spec, origin)
+        else:
+            job = plan_job(spec, self.datasets, self.models, self.home, origin=origin)
         try:
             self.jobs.insert_job(job, check_name=lambda: check_model_name(self.models, job))
         except ModelExists:
@@ -178,9 +205,10 @@ class TrainingManager(ModelQueries, SweepMethods):
         return job.id
 
     def enqueue(self, job: TrainingJob) -> str:
-        """Queue a job planned elsewhere (``planning.plan_job``, e.g. in a child process that
-        inspected the dataset so this one did not have to); return its id."""
-        self.jobs.insert_job(job)
+        """Queue a job already planned by ``planning.plan_job`` (a sweep's trials); return its
+        id. Its model name is reserved as ``start_training`` does (``ModelExists`` if taken).
+        """
+        self.jobs.insert_job(job, check_name=lambda: check_model_name(self.models, job))
         self._kick()
         return job.id
 
@@ -225,11 +253,12 @@ class TrainingManager(ModelQueries, SweepMethods):
 
         Raises:
             NotResumable: the job is running or completed, its model is already registered, it
-                never ran, or its task has nothing to resume from; the message says what to do
-                instead.
+                failed on its config (edit and retry instead), it never ran, or its task has
+                nothing to resume from; the message says what to do instead.
         """
         self._recover(wait_s=ORPHAN_WAIT_S)
         job = self.get_job(job_id)
+        refuse_config_failure(job, self.home)  # the same config would fail the same way
         if job.status in RESUMABLE:
             refuse_registered(self.models, job)
             clean_run_dir(run_dir_of(job, self.home))  # nobody writes it now: the job has ended

@@ -1,10 +1,12 @@
-"""Before a job runs: ``JobSpec`` → a queued ``TrainingJob``.
+"""Before a job runs: ``JobSpec`` → a planned ``TrainingJob``, ready to queue.
 
 ``plan_job`` does everything that can fail before anything is queued: it resolves the dataset
 (a registered name or a path, which it registers), inspects it with its task, builds the config
-(adaptive, or the one given, plus overrides), checks the model name and writes the run's
-``config.yaml``. After the job, ``registration`` turns its
-result into a registered model.
+(adaptive, or the one given, plus overrides), applies the weights rule for the spec's origin
+(``service.weights.check_weights``), checks the model name and the free space, and writes the
+run's ``config.yaml``. ``TrainingManager.start_training`` then queues it, reserving the model
+name in the same database transaction. After the job, ``registration`` turns its result into a
+registered model.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,12 @@ from smalltrain.engine.config import apply_overrides
 from smalltrain.engine.fsutil import atomic_write_text, require_free
 from smalltrain.engine.jobs import TrainingJob
 from smalltrain.engine.plain import plain
-from smalltrain.errors import ConfigError, DatasetNotFound, ModelExists, TrainingError
+from smalltrain.errors import ConfigError, DatasetNotFound, ModelExists, TrainingError, shorten
 from smalltrain.service.datasets import names_for_path, record_for
 from smalltrain.service.execution.placement import Placement, split_placement
+from smalltrain.service.jobspec import JobSpec, Origin, config_dict
 from smalltrain.service.resuming import RUN_CONFIG
+from smalltrain.service.weights import check_weights
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.models import ModelStore
 from smalltrain.store.names import looks_like_path, validate_name
@@ -50,43 +54,6 @@ __all__ = [
 #: its database records, first checkpoints and caches. Less than that is refused at once
 #: instead of failing (or, worse, stalling) midway.
 MIN_FREE_BYTES = 16 << 20
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What to train. Everything but ``dataset`` has a sensible default.
-
-    Args:
-        dataset: a registered dataset name, or a path (folder of audio, YOLO data.yaml).
-        task: "audio", "detect", ...; detected from the dataset when None.
-        model_name: the name to register the model under; ``<task>-<yyyymmdd-HHMMSS>`` if None.
-        preset: "auto" (by dataset size) or a task preset such as "tiny", "small", "medium".
-        overrides: config fields to set, e.g. ``{"epochs": 5}`` (strings are converted), and
-            placement settings (``num_cpus``, ``num_gpus``, ``max_retries``, ``ship_dataset``;
-            see ``service.placement``).
-        config: a ready task config (or its dict) instead of an adaptive one.
-        device: "auto", "cpu", "cuda", "cuda:1", "mps".
-        run_dir: where the job writes checkpoints and previews; ``$HOME/runs/<job_id>`` if None.
-        priority: higher runs first; equal priorities run in FIFO order.
-    """
-
-    dataset: str | os.PathLike[str]
-    task: str | None = None
-    model_name: str | None = None
-    preset: str = "auto"
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-    config: Any = None
-    device: str | None = None
-    run_dir: str | os.PathLike[str] | None = None
-    priority: int = 0
-
-
-def _config_dict(config: Any) -> dict[str, Any]:
-    if hasattr(config, "to_dict"):
-        return dict(config.to_dict())
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return dataclasses.asdict(config)
-    return dict(config)
 
 
 def dataset_name(path: Path) -> str:
@@ -122,6 +89,7 @@ def plan_job(
     home: Path,
     inspect: Callable[[Any, Path], Any] | None = None,
     report: Any = None,
+    origin: Origin = "local",
 ) -> TrainingJob:
     """Resolve the dataset, inspect it, choose the config and name: a job ready to queue.
 
@@ -136,21 +104,31 @@ def plan_job(
             every file again.
         report: the dataset's inspection when the caller already has it (a sweep plans many
             jobs on one dataset).
+        origin: "local" (the CLI, the Python API) or "remote" (the web UI, the HTTP API: no
+            paths to weights, no run folder; see ``service.jobspec``).
 
     Raises:
-        DatasetNotFound, DatasetError, ConfigError, InvalidName, ModelExists, TrainingError.
+        DatasetNotFound, DatasetError, ConfigError, InvalidName, ModelExists, TrainingError,
+        WeightsNotFound, DiskFull.
     """
+    if origin == "remote" and spec.run_dir is not None:
+        raise ConfigError(
+            "run_dir", str(spec.run_dir), "the web UI and the HTTP API cannot choose a run "
+            "folder; every job writes under the home's runs/ folder",
+        )  # fmt: skip
     dataset, path, kind, record = resolve_dataset(spec, datasets)
     task_name = spec.task or kind
     try:
         task = tasks.get_task(task_name)
     except KeyError as exc:
         raise TrainingError(str(exc.args[0])) from None
+    if origin == "remote":  # what the request names, before the task resolves any of it
+        check_weights(task, {**_given_config(spec), **spec.overrides}, home, origin)
     if report is None:
         report = inspect(task, path) if inspect is not None else task.inspect(path)
     config, device, placement = _config(task, report, spec)
-    config_dict = _config_dict(config)
-    name = _model_name(spec, config_dict, task_name, dataset, models)
+    fields = check_weights(task, config_dict(config), home, origin)
+    name = _model_name(spec, fields, task_name, dataset, models)
     if record is None:
         record = datasets.add(record_for(dataset, path, task_name, report))
     notes = getattr(task, "config_notes", None)
@@ -159,7 +137,7 @@ def plan_job(
         dataset_path=str(path),
         dataset=dataset,
         model_name=name,
-        config=config_dict,
+        config=fields,
         priority=spec.priority,
         device=device,
         placement=placement.to_dict(),
@@ -175,6 +153,12 @@ def plan_job(
     require_free(job.run_dir, MIN_FREE_BYTES, "for the job's run folder")
     write_run_config(job, spec.preset)
     return job
+
+
+def _given_config(spec: JobSpec) -> dict[str, Any]:
+    if spec.config is None:
+        return {}
+    return dict(spec.config) if isinstance(spec.config, Mapping) else config_dict(spec.config)
 
 
 def _config(task: Any, report: Any, spec: JobSpec) -> tuple[Any, str | None, Placement]:
@@ -270,16 +254,17 @@ def resolve_dataset(spec: JobSpec, datasets: DatasetStore) -> tuple[str, Path, s
         return record.name, Path(record.path), record.kind, record
     except DatasetNotFound as missing:
         path = Path(ref).expanduser()
-        if not path.exists():
+        if not _exists(path):
             known = ", ".join(r.name for r in datasets.list()) or "none yet"
+            shown = str(shorten(ref))
             hint = (
-                f"{ref}: no such file or folder, and no dataset is registered under that name "
-                f"(registered: {known})"
+                f"{shown}: no such file or folder, and no dataset is registered under that "
+                f"name (registered: {known})"
                 if looks_like_path(ref)
                 else str(missing)
             )
             raise DatasetNotFound(
-                f"{ref} is neither a registered dataset nor an existing path. {hint}"
+                f"{shown} is neither a registered dataset nor an existing path. {hint}"
             ) from None
     path = path.resolve()
     for name in names_for_path(datasets, path):
@@ -287,6 +272,14 @@ def resolve_dataset(spec: JobSpec, datasets: DatasetStore) -> tuple[str, Path, s
         return record.name, Path(record.path), record.kind, record
     kind = spec.task or tasks.detect_kind(path)
     return _free_name(datasets, dataset_name(path)), path, kind, None
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; False for one the system cannot even look up (too long...)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)

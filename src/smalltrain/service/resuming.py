@@ -17,7 +17,9 @@ from smalltrain.engine.jobs import RESUMABLE, JobStatus, TrainingJob
 from smalltrain.errors import NotResumable
 
 __all__ = [
+    "CONFIG_FAILURES",
     "RUN_CONFIG",
+    "refuse_config_failure",
     "check_resumable_job",
     "current_resume_point",
     "resume_point_for",
@@ -27,6 +29,29 @@ __all__ = [
 
 #: The file in a run folder that holds the job's full config (written when it is queued).
 RUN_CONFIG = "config.yaml"
+
+
+#: Errors a job fails with when its config (not its run) is wrong: resuming repeats them.
+CONFIG_FAILURES = ("ConfigError:", "WeightsNotFound:")
+
+
+def refuse_config_failure(job: TrainingJob, home: Path) -> None:
+    """Refuse to resume a FAILED job whose error came from its config: the same config would
+    fail the same way. The way on is to edit the config and start a new job.
+
+    Raises:
+        NotResumable: naming the error and the command that edits and retries.
+    """
+    error = job.error or ""
+    if job.status is not JobStatus.FAILED or not error.startswith(CONFIG_FAILURES):
+        return
+    config = run_dir_of(job, home) / RUN_CONFIG
+    raise NotResumable(
+        f"Cannot resume job {job.id}: it failed on its config ({error[:200]}); resuming would "
+        f"fail the same way. Edit and retry: fix the field and start it again with: "
+        f"smalltrain train --config {config} --set FIELD=VALUE (in the web UI: change it in "
+        f"the Train tab and start again)"
+    )
 
 
 def run_dir_of(job: TrainingJob, home: Path) -> Path:

@@ -1,9 +1,16 @@
-"""Pretrained weights the user registered: ``<home>/weights/`` and its ``weights.json`` index.
+"""Pretrained weights the user registered: ``<home>/weights/`` and its ``weights.json`` index,
+and the rule for which weights a job may load (``check_weights``).
 
-The detection task finds ``base_model=NAME`` in this folder (``tasks.detect.offline``).
-``WeightsStore.add`` checks a file without running it (``engine.ptinfo``), copies it in
-atomically and records its sha256, size and origin, so ``list`` can tell a file that changed
-since it was added. Files placed in the folder by hand are listed too, as "not added".
+The detection task finds ``base_model=NAME`` in this folder (``tasks.detect.offline``), and
+checks a registered file's sha256 before it loads it. ``WeightsStore.add`` checks a file
+without running it (``engine.ptinfo``), copies it in atomically and records its sha256, size
+and origin, so ``list`` can tell a file that changed since it was added. Files placed in the
+folder by hand are listed too, as "not added".
+
+A weights file is code: loading a pickled .pt runs whatever it holds. So a job started from
+the web UI or the HTTP API (origin "remote") may name only a registered file, by name, whose
+sha256 still matches; no config value of such a job may be a path. Only the user at this
+machine (the CLI, the Python API) may give a path.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,14 +28,27 @@ from typing import Any
 from smalltrain import paths
 from smalltrain.engine.fsutil import atomic_write_json, sha256_file
 from smalltrain.engine.locks import FileLock
-from smalltrain.errors import InvalidName, ModelExists, WrongModelKind
+from smalltrain.errors import (
+    ConfigError,
+    InvalidName,
+    ModelExists,
+    WeightsNotFound,
+    WrongModelKind,
+    shorten,
+)
+from smalltrain.service.jobspec import Origin
 from smalltrain.store.names import validate_name
 from smalltrain.tasks import model_kind
 
-__all__ = ["INDEX", "WeightsEntry", "WeightsStore"]
+__all__ = ["INDEX", "WeightsEntry", "WeightsStore", "check_weights", "is_path"]
 
 INDEX = "weights.json"
 _LOCK = ".weights.lock"
+#: What to tell a user of the web UI or the HTTP API who named weights by path.
+HOW_TO_REGISTER = (
+    "register the file first (`smalltrain weights add FILE`, the Weights section of the "
+    "Models tab, or POST /api/weights) and give its name"
+)
 
 
 @dataclass(frozen=True)
@@ -66,42 +87,55 @@ class WeightsStore:
         return {str(k): dict(v) for k, v in data.items() if isinstance(v, dict)}
 
     def add(self, file: str | os.PathLike[str], name: str | None = None, *,
-            replace: bool = False) -> WeightsEntry:  # fmt: skip
+            replace: bool = False, source: str | None = None) -> WeightsEntry:  # fmt: skip
         """Copy ``file`` in as ``name`` (default: its file name) and record its sha256.
+
+        ``source`` is what the index records as its origin (default: the file's path; an
+        upload says so instead of naming a temporary file).
 
         Raises:
             InvalidName: ``name`` is not a safe file name, or does not end in .pt.
             WrongModelKind: the file is not a detection checkpoint (an audio model...).
             ModelExists: a file of that name is there already (``replace`` to overwrite).
         """
-        source = Path(file).expanduser().resolve()
-        name = validate_name(name or source.name, "weights name")
+        file_path = Path(file).expanduser().resolve()
+        name = validate_name(name or file_path.name, "weights name")
+        in_place = file_path == (self.folder / name).resolve()  # placed by hand: record it
         if not name.endswith(".pt"):
             raise InvalidName(f"weights name {name!r}: must end in .pt, e.g. {name}.pt")
-        kind = model_kind(source)
+        kind = model_kind(file_path)
         if kind != "detect":
             what = f"an {kind} model" if kind else "not a PyTorch checkpoint smalltrain can read"
             raise WrongModelKind(
-                f"{source}: {what}; the weights folder holds Ultralytics detection models "
-                "(.pt files such as yolov8s.pt)"
+                f"{source or file_path}: {what}; the weights folder holds Ultralytics detection "
+                "models (.pt files such as yolov8s.pt)"
             )
         target = self.folder / name
         self.folder.mkdir(parents=True, exist_ok=True)
         with FileLock(self.folder / _LOCK):
-            if target.exists() and not replace:
+            if target.exists() and not replace and not in_place:
                 raise ModelExists(
-                    f"{target} exists already; use another --name, or --force to replace it"
+                    f"weights {name!r} exist already ({target}); use another name, or "
+                    "replace it (--force)"
                 )
-            _copy_atomic(source, target)
+            if not in_place:
+                _copy_atomic(file_path, target)
             index = self._index()
             index[name] = {
                 "sha256": sha256_file(target),
                 "size": target.stat().st_size,
-                "source": str(source),
+                "source": source or str(file_path),
                 "added": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
             atomic_write_json(self.folder / INDEX, index)
         return self._entry(name, index[name])
+
+    def get(self, name: str) -> WeightsEntry | None:
+        """The entry of ``name`` (a bare file name), or None if nothing of that name is there."""
+        if is_path(name) or validate_name_quiet(name) is None:
+            return None
+        entry = self._entry(name, self._index().get(name))
+        return None if entry.state == "missing" and entry.sha256 is None else entry
 
     def _entry(self, name: str, record: dict[str, Any] | None) -> WeightsEntry:
         path = self.folder / name
@@ -146,3 +180,87 @@ def _copy_atomic(source: Path, target: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def validate_name_quiet(name: str) -> str | None:
+    """``name`` if it is a safe file name, else None."""
+    try:
+        return validate_name(name, "weights name")
+    except InvalidName:
+        return None
+
+
+def is_path(text: str) -> bool:
+    """Whether a config value names a place on disk rather than a registered name."""
+    return "/" in text or "\\" in text or text.startswith(("~", ".")) or os.path.isabs(text)
+
+
+def check_weights(
+    task: Any, config: Mapping[str, Any], home: Path, origin: Origin
+) -> dict[str, Any]:
+    """Apply the weights rule to a job's config before it is queued; return the config to use.
+
+    The task's ``weights_fields`` (detection: ``base_model``) name files it will load. From the
+    user at this machine (``origin="local"``) a field may be a path or a name in the weights
+    folder, and must exist (a relative path is made absolute, since the job may run in a
+    worker elsewhere). From the web UI or the HTTP API (``"remote"``) no config value may be a
+    path, and a weights field must name a registered file whose sha256 still matches (a model
+    .yaml by bare name, built from scratch, is fine).
+
+    Raises:
+        ConfigError: (remote) a path, or weights that are not registered or changed; names the
+            field and says how to register weights.
+        WeightsNotFound: (local) the file is not on disk.
+    """
+    out = dict(config)
+    fields = tuple(getattr(task, "weights_fields", ()))
+    if origin == "remote":
+        for key, value in config.items():
+            if isinstance(value, str) and is_path(value.strip()):
+                raise ConfigError(
+                    key, value, f"the web UI and the HTTP API take no paths: {HOW_TO_REGISTER}"
+                )
+    for key in fields:
+        value = config.get(key)
+        if not isinstance(value, str) or value.strip().lower().endswith((".yaml", ".yml")):
+            continue
+        if origin == "remote":
+            _check_registered(WeightsStore(home), key, value.strip())
+        else:
+            out[key] = _local_file(WeightsStore(home), key, value.strip())
+    return out
+
+
+def _check_registered(store: WeightsStore, key: str, name: str) -> None:
+    entry = store.get(name)
+    if entry is not None and entry.state == "ok":
+        return
+    known = ", ".join(e.name for e in store.list() if e.state == "ok") or "none yet"
+    if entry is None or entry.state == "missing":
+        why = f"no registered weights of that name (registered: {known}); {HOW_TO_REGISTER}"
+    elif entry.state == "not added":
+        why = (
+            f"{entry.path} was placed in the weights folder by hand and its sha256 was never "
+            f"recorded; register it with: smalltrain weights add {entry.path}"
+        )
+    else:
+        why = (
+            f"{entry.path} changed since it was registered (its sha256 differs); register "
+            f"it again with: smalltrain weights add --force FILE"
+        )
+    raise ConfigError(key, name, why)
+
+
+def _local_file(store: WeightsStore, key: str, name: str) -> str:
+    """A bare name in the weights folder stays a name; an existing path becomes absolute."""
+    if not is_path(name) and (store.folder / name).is_file():
+        return name
+    path = Path(name).expanduser()
+    if path.is_file():
+        return str(path.resolve())
+    raise WeightsNotFound(
+        f"{key}={shorten(name)!r}: no such weights file, here or in {store.folder}. smalltrain "
+        "never downloads weights: give a local .pt file, or register one once with "
+        "`smalltrain weights add FILE` and give its name, or train from scratch with a model "
+        ".yaml"
+    )

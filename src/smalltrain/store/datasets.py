@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from smalltrain.errors import DatasetError, DatasetNotFound
+from smalltrain.errors import DatasetError, DatasetNotFound, shorten
 from smalltrain.paths import find_data_yaml
 from smalltrain.store.names import looks_like_path, validate_name
 from smalltrain.store.records import DatasetRecord
@@ -40,8 +40,9 @@ _IGNORED_SUFFIXES = (".cache", ".tmp")
 def quick_fingerprint(path: str | os.PathLike[str]) -> str:
     """A fast fingerprint of a dataset: relative paths, sizes and mtimes, no content reads.
 
-    A folder is walked in sorted order (hidden files and ``*.cache`` skipped); a file (a
-    data.yaml) stands for the folder that holds it. A missing path gives ``"missing"``.
+    A folder is walked in sorted order (hidden files and ``*.cache`` skipped, and names that
+    are not valid UTF-8, which inspection skips too); a file (a data.yaml) stands for the
+    folder that holds it. A missing path gives ``"missing"``.
     """
     root = Path(path).expanduser()
     if root.is_file():
@@ -60,7 +61,10 @@ def quick_fingerprint(path: str | os.PathLike[str]) -> str:
             except OSError:
                 continue
             rel = os.path.relpath(full, root)
-            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            try:
+                digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except UnicodeEncodeError:
+                continue  # a name that is not UTF-8: skipped, as inspection skips it
     return digest.hexdigest()[:16]
 
 
@@ -104,7 +108,9 @@ class DatasetStore:
                 if looks_like_path(name)
                 else f"Register it with: smalltrain datasets add {name} PATH"
             )
-            raise DatasetNotFound(f"No dataset named {name!r} (registered: {known}). {hint}")
+            raise DatasetNotFound(
+                f"No dataset named {shorten(name)!r} (registered: {known}). {hint}"
+            )
         return record
 
     def list(self) -> list[DatasetRecord]:

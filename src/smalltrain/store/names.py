@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from smalltrain.errors import InvalidName
+from smalltrain.errors import InvalidName, shorten
 
 __all__ = ["MAX_NAME_LENGTH", "looks_like_path", "validate_name"]
 
@@ -43,10 +43,10 @@ def validate_name(name: object, what: str = "name") -> str:
             ``model name '../x': must not contain path separators ('/' or '\\')``.
     """
     if not isinstance(name, str):
-        raise InvalidName(f"{what} {name!r}: must be a string")
+        raise InvalidName(f"{what} {shorten(name)!r}: must be a string")
     rule = _rule_broken(name)
     if rule is not None:
-        raise InvalidName(f"{what} {name!r}: {rule}")
+        raise InvalidName(f"{what} {shorten(name)!r}: {rule}")
     return name
 
 

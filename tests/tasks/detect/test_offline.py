@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from smalltrain.errors import WeightsNotFound
+from smalltrain.engine.fsutil import sha256_file
+from smalltrain.errors import CheckpointError, WeightsNotFound
+from smalltrain.paths import weights_index
 from smalltrain.tasks.detect import offline, resolve_base_model
 from tests.support.data import PRETRAINED, require
 
@@ -82,3 +85,24 @@ def test_matplotlib_keeps_its_cache_in_the_smalltrain_home(tmp_path: Path, user:
     assert any((home / "cache" / "matplotlib").glob("fontlist*.json"))  # the font cache
     assert not (fake_home / ".cache" / "matplotlib").exists()
     assert not (fake_home / ".config" / "matplotlib").exists()
+
+
+def test_a_registered_file_is_checked_by_sha256_and_a_name_means_the_weights_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    folder = home / "weights"
+    folder.mkdir(parents=True)
+    registered = folder / "base.pt"
+    registered.write_bytes(b"as registered")
+    weights_index(home).write_text(json.dumps({"base.pt": {"sha256": sha256_file(registered)}}))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "base.pt").write_bytes(b"another file of that name in the working folder")
+    monkeypatch.chdir(work)
+    assert resolve_base_model("base.pt", home) == str(registered)
+    assert resolve_base_model(str(registered), home) == str(registered)  # by path: checked too
+    registered.write_bytes(b"swapped after it was registered")
+    for given in ("base.pt", str(registered)):
+        with pytest.raises(CheckpointError, match="changed since it was registered"):
+            resolve_base_model(given, home)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain import paths
-from smalltrain.errors import WeightsNotFound
+from smalltrain.errors import CheckpointError, WeightsNotFound
 
 __all__ = ["apply", "config_dir", "matplotlib_dir", "resolve_base_model", "weights_dir"]
 
@@ -166,6 +166,26 @@ def apply(home: Path, *, tensorboard: bool = False) -> Path:
     return cfg
 
 
+def _verified(path: Path, home: Path | None) -> str:
+    """``path`` (a file of the weights folder) if it matches the sha256 recorded for it."""
+    import json
+
+    from smalltrain.engine.fsutil import sha256_file
+
+    try:
+        index = json.loads(paths.weights_index(Path(str(home))).read_text(encoding="utf-8"))
+        want = (index.get(path.name) or {}).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        want = None  # placed by hand, or no index: nothing recorded to check against
+    if want and sha256_file(path) != want:
+        raise CheckpointError(
+            f"{path}: changed since it was registered (its sha256 is not the recorded "
+            f"{want[:16]}...), so it is not loaded. If the change is yours, register it again "
+            f"with: smalltrain weights add --force {path}"
+        )
+    return str(path)
+
+
 def _is_official_name(name: str) -> bool:
     return "/" not in name and "\\" not in name and name.lower().startswith(("yolo", "rtdetr"))
 
@@ -173,18 +193,24 @@ def _is_official_name(name: str) -> bool:
 def resolve_base_model(name: str, home: Path | None = None) -> str:
     """Turn ``base_model`` into a local path or a model yaml that needs no download.
 
-    Order: an existing file path; a bare name found in ``<home>/weights``; a ``.yaml`` (a
-    local file, or an Ultralytics model config such as ``yolov8n.yaml``, built from scratch).
+    Order: a bare name found in ``<home>/weights`` (before the working folder, so a name means
+    the registered file wherever the job runs); an existing file path; a ``.yaml`` (a local
+    file, or an Ultralytics model config such as ``yolov8n.yaml``, built from scratch). A file
+    of the weights folder whose sha256 was recorded (``smalltrain weights add``) is checked
+    against it before anything loads it.
 
     Raises:
         WeightsNotFound: a ``.pt`` that is not on disk; we never download it.
+        CheckpointError: a registered file changed since it was registered.
     """
     text = str(name).strip()
     path = Path(text).expanduser()
+    folder = weights_dir(home).resolve() if home is not None else None
+    if folder is not None and len(path.parts) == 1 and (folder / text).is_file():
+        return _verified(folder / text, home)
     if path.is_file():
-        return str(path.resolve())
-    if home is not None and (weights_dir(home) / path.name).is_file():
-        return str((weights_dir(home) / path.name).resolve())
+        found = path.resolve()
+        return _verified(found, home) if found.parent == folder else str(found)
     if path.suffix.lower() in (".yaml", ".yml"):
         if len(path.parts) > 1:
             raise WeightsNotFound(f"model config {text!r} does not exist. Check the path.")

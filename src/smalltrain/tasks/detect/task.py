@@ -95,6 +95,9 @@ class DetectTask:
     """Fine-tune or train an Ultralytics YOLO detector (the ``detect`` task)."""
 
     name = "detect"
+    #: Config fields that name a file this task loads with pickle (code): the weights rule
+    #: of ``service.weights.check_weights`` applies to them before a job is queued.
+    weights_fields = ("base_model",)
     #: What sweeps judge trials by: validation mAP50-95, higher is better.
     sweep_metric = ("val/mAP50-95", "max")
 

@@ -42,6 +42,8 @@ def _stores(home: str) -> tuple[Any, Any]:
 
 
 def _task(kind: str) -> Any:
+    if kind not in tasks.task_names():  # a plugin the server knows from $SMALLTRAIN_EXTRA_TASKS
+        tasks.register_extra_tasks()
     try:
         return tasks.get_task(kind)
     except KeyError as exc:
@@ -72,15 +74,20 @@ def report_view(report: Any) -> dict[str, Any]:
     return data
 
 
-def register(home: str, name: str, path: str, kind: str | None = None) -> dict[str, Any]:
-    """Inspect ``path`` and register it as dataset ``name``; return the record and report."""
-    from smalltrain.service.datasets import register_dataset
+def register(
+    home: str, name: str, path: str, kind: str | None = None, replace: bool = False
+) -> dict[str, Any]:
+    """Inspect ``path`` and register it as dataset ``name``; return the record and report.
+    A name registered for another folder is refused (``DatasetExists``) unless ``replace``."""
+    from smalltrain.service.datasets import refuse_other_folder, register_dataset
 
     datasets, _ = _stores(home)
     target = Path(path).expanduser().resolve()
+    if not replace:  # before the inspection, which may take a while
+        refuse_other_folder(datasets, name, target)
     kind = kind or tasks.detect_kind(target)
     report = _inspect(kind, target)
-    record = register_dataset(datasets, name, target, kind, report=report)
+    record = register_dataset(datasets, name, target, kind, report=report, replace=replace)
     return {"record": record.to_dict(), "report": report_view(report)}
 
 
@@ -127,27 +134,28 @@ def validate(kind: str, base: dict[str, Any], changes: dict[str, Any]) -> dict[s
     return dict(config.to_dict())
 
 
-def plan(
-    home: str,
-    dataset: str,
-    config: dict[str, Any],
-    model_name: str | None,
-    changes: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Plan a job (inspect the dataset, validate the config and the name): its dict, ready for
-    ``TrainingManager.enqueue`` in the server. ``changes`` (the form's fields, strings
-    converted by type) are applied to ``config`` first, in the same call."""
-    from smalltrain.service.planning import JobSpec, plan_job
+def plan(home: str, spec: dict[str, Any], origin: str = "remote") -> dict[str, Any]:
+    """``planning.plan_job`` for a ``JobSpec.to_dict()`` (inspect the dataset, validate the
+    config, the weights rule for ``origin``, the name): the job's dict, which the server's
+    ``TrainingManager.start_training`` queues (its ``planner``)."""
+    from smalltrain.service.jobspec import JobSpec
+    from smalltrain.service.planning import plan_job
 
     datasets, models = _stores(home)
-    if changes:
-        config = validate(datasets.get(dataset).kind, config, changes)
-    spec = JobSpec(dataset=dataset, config=config, model_name=model_name or None)
+    tasks.register_extra_tasks()  # plugins (and the tests' toy task) this child has not seen
 
     def cached(task: Any, path: Path) -> Any:
         return _inspect(task.name, path)
 
-    return plan_job(spec, datasets, models, Path(home), inspect=cached).to_dict()
+    job = plan_job(
+        JobSpec.from_dict(spec),
+        datasets,
+        models,
+        Path(home),
+        inspect=cached,
+        origin="local" if origin == "local" else "remote",
+    )
+    return job.to_dict()
 
 
 def _out(folder: str) -> Path:

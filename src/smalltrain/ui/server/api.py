@@ -14,6 +14,9 @@ Endpoints (all under ``/api``; the OpenAPI description is ``/api/openapi.json``)
 - ``GET /models?dataset=``; ``POST /models/{dataset}/{name}/activate``;
   ``DELETE /models/{dataset}/{name}``; ``GET /models/{dataset}/{name}/weights``
 - ``GET /outputs/{folder}/{file}``: files made by the UI's "use" actions
+- ``GET /weights``; ``POST /weights`` (multipart ``file`` and optional ``name``): register a
+  detection .pt (its sha256 in the answer) so that jobs can name it as ``base_model``; a name
+  already taken is 409. Jobs started here name weights only this way, never by path.
 
 Errors are ``{"error": {"type", "message"}}`` with 400 (bad input: bodies and query values are
 checked by ``inputs``), 404 (not found), 409 (the job's state does not allow it), 413 (too
@@ -259,6 +262,34 @@ def _invalid(request: Request, exc: Exception) -> JSONResponse:
     return error_response(BadRequest(where or "invalid request"))
 
 
+def _weights(router: APIRouter, backend: Backend, max_upload_bytes: int) -> None:
+    @router.get("/weights")
+    def list_weights() -> JSONResponse:
+        return _json([e.to_dict() for e in backend.weights.list()])
+
+    @router.post("/weights", status_code=201)
+    async def add_weights(request: Request) -> JSONResponse:
+        """Multipart ``file`` and optional ``name``, streamed like a dataset upload."""
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="api-weights-", dir=backend.ui.tmp))
+        try:
+            parts = await stream_multipart(request, folder, max_upload_bytes)
+            unknown = sorted((set(parts.fields) | set(parts.files)) - {"name", "file"})
+            if unknown:
+                raise BadRequest(
+                    f"unknown field(s) {', '.join(map(repr, unknown))[:200]}; accepted: file, name"
+                )
+            files = parts.files.get("file", [])
+            if len(files) != 1:
+                raise BadRequest('the upload needs one "file" (curl -F file=@best.pt)')
+            name = parts.fields.get("name") or None
+            entry = await asyncio.to_thread(backend.add_weights, files[0], name)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+        return _json(entry.to_dict(), 201)
+
+
 def install_api(app: FastAPI, backend: Backend, max_upload_bytes: int = 8 * 2**30) -> None:
     """Add the ``/api`` routes and the error handlers to ``app``."""
     router = APIRouter(prefix="/api")
@@ -277,6 +308,7 @@ def install_api(app: FastAPI, backend: Backend, max_upload_bytes: int = 8 * 2**3
     _datasets(router, backend, max_upload_bytes)
     _jobs(router, backend)
     _models(router, backend)
+    _weights(router, backend, max_upload_bytes)
     app.include_router(router)
     for cls in (errors.SmallTrainError, OSError, ValueError, TimeoutError, KeyError):
         app.add_exception_handler(cls, lambda request, exc: error_response(exc))

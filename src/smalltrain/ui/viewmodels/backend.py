@@ -21,12 +21,12 @@ from typing import Any
 
 from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
-from smalltrain.errors import ConfigError
 from smalltrain.service.execution.executors import Executor
+from smalltrain.service.jobspec import JobSpec, Origin
 from smalltrain.service.manager import TrainingManager
 from smalltrain.service.scheduler import scheduler_running
+from smalltrain.service.weights import WeightsEntry, WeightsStore
 from smalltrain.store.models import ModelInfo
-from smalltrain.store.names import validate_name
 from smalltrain.ui.child import calls
 from smalltrain.ui.child.actions import UseUI, contained
 from smalltrain.ui.child.pool import ChildPool
@@ -109,6 +109,7 @@ class Backend:
         self.datasets = DatasetsUI(self.manager.datasets, self.ui, self.pool)
         self.use = UseUI(self.manager.models, self.ui, self.pool)
         self.settings = SettingsStore(self.ui.settings)
+        self.weights = WeightsStore(self.home)
         self.resources = ResourceSampler(lambda: self.pool.call(calls.gpus), self._running_pid)
         self._views: dict[str, _CachedView] = {}
         self._views_lock = threading.Lock()
@@ -167,6 +168,20 @@ class Backend:
 
     # -- jobs -----------------------------------------------------------------------------------
 
+    def start(self, spec: JobSpec) -> TrainingJob:
+        """Start a job as every face does (``TrainingManager.start_training``: the same rules,
+        the model name reserved with the insert), as a remote origin (weights by registered
+        name only, no run folder), with the planning (which inspects the dataset) in a child.
+        """
+        job_id = self.manager.start_training(spec, origin="remote", planner=self._plan)
+        return self.manager.get_job(job_id)
+
+    def _plan(self, spec: JobSpec, origin: Origin) -> TrainingJob:
+        """``planning.plan_job`` in a child process: one round trip."""
+        return TrainingJob.from_dict(
+            self.pool.call(calls.plan, str(self.home), spec.to_dict(), origin)
+        )
+
     def start_job(
         self,
         dataset: str,
@@ -174,39 +189,20 @@ class Backend:
         model_name: str | None = None,
         changes: dict[str, Any] | None = None,
     ) -> TrainingJob:
-        """Plan a job in a child (apply ``changes`` to ``config``, validate, inspect, check the
-        name: one round trip) and queue it here."""
-        if model_name:
-            validate_name(model_name, "model name")
-        home = str(self.home)
-        planned = self.pool.call(calls.plan, home, dataset, dict(config), model_name, changes)
-        job = TrainingJob.from_dict(planned)
-        self.manager.enqueue(job)
-        return self.manager.get_job(job.id)
+        """The Train tab's start: the form's config (its preset's) with the form's changes
+        (strings converted by type, as ``--set`` does)."""
+        spec = JobSpec(
+            dataset=dataset, config=dict(config), overrides=changes or {}, model_name=model_name
+        )
+        return self.start(spec)
 
     def start_from_spec(self, spec: dict[str, Any]) -> TrainingJob:
-        """The API's start: ``{"dataset", "preset", "overrides", "config", "model_name"}``.
+        """The API's start: ``JobSpec`` fields as JSON (``JobSpec.from_dict`` checks them).
 
         Without ``config``, the task's preset (``auto`` by default) for the dataset with
         ``overrides`` applied is used, as ``smalltrain train DATASET --set ...`` does.
         """
-        dataset = spec.get("dataset")
-        if not isinstance(dataset, str) or not dataset:
-            raise ConfigError("dataset", dataset, "give a registered dataset name")
-        config = spec.get("config")
-        overrides = spec.get("overrides") or {}
-        if not isinstance(overrides, dict) or (config is not None and not isinstance(config, dict)):
-            raise ConfigError("overrides", overrides, "must be an object of field: value")
-        if config is None:  # the preset with the overrides, as `train --set` does
-            form = self.pool.call(
-                calls.train_form,
-                str(self.home),
-                dataset,
-                str(spec.get("preset") or "auto"),
-                overrides,
-            )
-            config, overrides = form["config"], {}
-        return self.start_job(dataset, config, spec.get("model_name"), overrides or None)
+        return self.start(JobSpec.from_dict(spec))
 
     def cancel(self, job_id: str, mode: CancelMode = "graceful") -> TrainingJob:
         """Stop a job (``graceful``: checkpoint first; ``immediate``: now)."""
@@ -280,6 +276,19 @@ class Backend:
             tail = task_log.read_text(encoding="utf-8", errors="replace").splitlines()[-60:]
             out += ["", f"--- {task_log} (last {len(tail)} lines) ---", *tail]
         return out
+
+    # -- weights --------------------------------------------------------------------------------
+
+    def add_weights(
+        self, file: Path, name: str | None = None, source: str | None = None
+    ) -> WeightsEntry:
+        """Register an uploaded .pt in the weights folder (checked without running it, its
+        sha256 recorded), so a detection job can name it as ``base_model``.
+
+        Raises:
+            InvalidName, WrongModelKind, ModelExists (a file of that name is registered).
+        """
+        return self.weights.add(file, name or None, source=source or f"upload {file.name}")
 
     # -- models ---------------------------------------------------------------------------------
 
