@@ -236,3 +236,28 @@ def test_a_dataset_name_is_not_moved_to_another_folder_unasked(home: Path, tmp_p
         assert manager.datasets.get("toys").path == str(first)
         register_dataset(manager.datasets, "toys", second, "toy", replace=True)
         assert manager.datasets.get("toys").path == str(second)
+
+
+class _Task:
+    weights_fields = ("base_model",)
+
+
+@pytest.mark.parametrize("value", ["/etc/passwd", "~/x.pt", "./x", "../up", "a/../../b", "C:x"])
+def test_a_remote_config_value_that_reads_as_a_path_is_refused(home: Path, value: str) -> None:
+    from smalltrain.service.weights import check_weights
+
+    with pytest.raises(ConfigError) as caught:
+        check_weights(_Task(), {"monitor": value}, home, "remote")
+    assert caught.value.field == "monitor"
+    assert "take no paths" in str(caught.value)
+
+
+def test_a_metric_key_with_a_slash_is_not_a_path_but_a_weights_field_is(home: Path) -> None:
+    """``monitor: val/sc`` (the README's API example) starts; ``base_model: sub/x.pt`` does not."""
+    from smalltrain.service.weights import check_weights
+
+    config = {"monitor": "val/sc", "label": "metrics/mAP50(B)"}
+    assert check_weights(_Task(), config, home, "remote") == config
+    with pytest.raises(ConfigError) as caught:
+        check_weights(_Task(), {"base_model": "sub/x.pt"}, home, "remote")
+    assert caught.value.field == "base_model"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -195,6 +196,18 @@ def is_path(text: str) -> bool:
     return "/" in text or "\\" in text or text.startswith(("~", ".")) or os.path.isabs(text)
 
 
+def is_rooted_path(text: str) -> bool:
+    """Whether a value reads as a place on disk wherever it appears: absolute, from home or the
+    current folder, climbing with ``..``, or with a drive or backslash. A metric key such as
+    ``val/sc`` is not (``is_path``, stricter, is for the fields that name weights)."""
+    return (
+        text.startswith(("~", ".", "/", "\\"))
+        or os.path.isabs(text)
+        or ".." in re.split(r"[/\\]", text)
+        or re.match(r"^[A-Za-z]:", text) is not None
+    )
+
+
 def check_weights(
     task: Any, config: Mapping[str, Any], home: Path, origin: Origin
 ) -> dict[str, Any]:
@@ -203,8 +216,8 @@ def check_weights(
     The task's ``weights_fields`` (detection: ``base_model``) name files it will load. From the
     user at this machine (``origin="local"``) a field may be a path or a name in the weights
     folder, and must exist (a relative path is made absolute, since the job may run in a
-    worker elsewhere). From the web UI or the HTTP API (``"remote"``) no config value may be a
-    path, and a weights field must name a registered file whose sha256 still matches (a model
+    worker elsewhere). From the web UI or the HTTP API (``"remote"``) no config value may read
+    as a path (``is_rooted_path``; a weights field may not hold a ``/`` at all), and a weights field must name a registered file whose sha256 still matches (a model
     .yaml by bare name, built from scratch, is fine).
 
     Raises:
@@ -216,7 +229,8 @@ def check_weights(
     fields = tuple(getattr(task, "weights_fields", ()))
     if origin == "remote":
         for key, value in config.items():
-            if isinstance(value, str) and is_path(value.strip()):
+            text = value.strip() if isinstance(value, str) else None
+            if text is not None and (is_rooted_path(text) or key in fields and is_path(text)):
                 raise ConfigError(
                     key, value, f"the web UI and the HTTP API take no paths: {HOW_TO_REGISTER}"
                 )
