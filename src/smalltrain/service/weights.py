@@ -217,8 +217,9 @@ def check_weights(
     user at this machine (``origin="local"``) a field may be a path or a name in the weights
     folder, and must exist (a relative path is made absolute, since the job may run in a
     worker elsewhere). From the web UI or the HTTP API (``"remote"``) no config value may read
-    as a path (``is_rooted_path``; a weights field may not hold a ``/`` at all), and a weights field must name a registered file whose sha256 still matches (a model
-    .yaml by bare name, built from scratch, is fine).
+    as a path (``is_rooted_path``; a weights field may hold no ``/`` at all), and a weights
+    field must name a registered file whose sha256 still matches (a model .yaml by bare name,
+    built from scratch, is fine).
 
     Raises:
         ConfigError: (remote) a path, or weights that are not registered or changed; names the
