@@ -31,7 +31,7 @@ from smalltrain.engine.context import (
 )
 from smalltrain.engine.events import Event
 from smalltrain.service.execution.executors import (
-    ExecSpec,
+    AttemptSpec,
     make_executor,
     register_extra_tasks,
 )
@@ -49,7 +49,7 @@ AUDIO = {
 TOY = {"epochs": 20, "steps_per_epoch": 50, "hidden": 512, "lr": 0.001}
 
 
-def _spec(root: Path, task: str, threads: int) -> ExecSpec:
+def _spec(root: Path, task: str, threads: int) -> AttemptSpec:
     data = root / "data"
     if task == "audio":
         from smalltrain.tasks.audio.synth import make_sound_folder
@@ -62,12 +62,12 @@ def _spec(root: Path, task: str, threads: int) -> ExecSpec:
         job_spec = JobSpec(dataset=data, task="toy", overrides=TOY)
     store = JobStore(root / "db.sqlite")
     job = plan_job(job_spec, DatasetStore(store), ModelStore(root / "models"), root)
-    return ExecSpec(
+    return AttemptSpec(
         job.id, job.task, job.config, Path(job.dataset_path), root / "run", device="cpu"
     )
 
 
-def _inline_cold(spec: ExecSpec, threads: int) -> float:
+def _inline_cold(spec: AttemptSpec, threads: int) -> float:
     """In a fresh process (like the child): import the task, then time the inline run."""
     register_extra_tasks()
     torch.set_num_threads(threads)
@@ -80,13 +80,13 @@ def _inline_cold(spec: ExecSpec, threads: int) -> float:
     return time.perf_counter() - start
 
 
-def _run_inline(spec: ExecSpec, threads: int) -> float:
+def _run_inline(spec: AttemptSpec, threads: int) -> float:
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
         return pool.submit(_inline_cold, spec, threads).result()
 
 
-def _run_process(spec: ExecSpec) -> tuple[float, float, float]:
+def _run_process(spec: AttemptSpec) -> tuple[float, float, float]:
     events: list[Event] = []
     start = time.perf_counter()
     outcome = make_executor("process").execute(spec, events.append, CancelToken())
@@ -107,9 +107,9 @@ def main() -> None:
         spec = _spec(Path(tmp), args.task, args.threads)
         for n in range(args.repeats):  # interleaved, so load drift hits both alike
             fresh = {**spec.__dict__, "run_dir": spec.run_dir.with_name(f"inline-{n}")}
-            inline.append(_run_inline(ExecSpec(**fresh), args.threads))
+            inline.append(_run_inline(AttemptSpec(**fresh), args.threads))
             fresh["run_dir"] = spec.run_dir.with_name(f"process-{n}")
-            w, s, r = _run_process(ExecSpec(**fresh))
+            w, s, r = _run_process(AttemptSpec(**fresh))
             wall, startup, run = [*wall, w], [*startup, s], [*run, r]
     med = statistics.median
     teardown = [w - s - r for w, s, r in zip(wall, startup, run, strict=True)]

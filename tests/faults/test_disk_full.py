@@ -28,6 +28,7 @@ from smalltrain.engine.checkpoints import (
     sidecar_path,
 )
 from smalltrain.engine.context import CancelToken
+from smalltrain.engine.eventlog import EventLog
 from smalltrain.engine.fsutil import PARTIAL_WRITE_RE, atomic_write, atomic_write_bytes
 from smalltrain.engine.jobs import JobStatus
 from smalltrain.engine.runner import TrainingRunner
@@ -202,16 +203,17 @@ def test_events_log_names_its_file(
     runner = TrainingRunner(
         task, toytask.ToyConfig(epochs=1), toydata, disk.path / "run", job_id="ev1"
     )
-    real = TrainingRunner._write_event
+    real = EventLog.__call__
     filled: list[int] = []
 
-    def fill_first(self: TrainingRunner, event: Any) -> None:
+    def fill_first(self: EventLog, event: Any) -> None:
         if not filled:
             filled.append(1)
             disk.fill()
         real(self, event)
 
-    monkeypatch.setattr(TrainingRunner, "_write_event", fill_first)
+    # The events log is secondary (it stops with a warning); the next checkpoint fails.
+    monkeypatch.setattr(EventLog, "__call__", fill_first)
     runner.start()
     runner.wait(60)
     assert runner.result is None
@@ -224,9 +226,9 @@ def test_a_raw_enospc_from_a_task_reads_as_disk_full(
     disk: SmallDisk, toy: None, toydata: Path
 ) -> None:
     """A task writing with its own code (the audio cache, Ultralytics) gets the same message."""
-    from smalltrain.service.execution.attempt import ExecSpec, run_task
+    from smalltrain.service.execution.attempt import AttemptSpec, run_task
 
-    spec = ExecSpec(
+    spec = AttemptSpec(
         job_id="raw1",
         task="toy",
         config={"epochs": 1, "steps_per_epoch": 1, "scratch_bytes": 8 * MIB},

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from smalltrain.engine.checkpoints import find_resumable
-from smalltrain.engine.context import CancelToken, TrainResult
+from smalltrain.engine.context import CancelToken, ResourceLimits, TrainResult
 from smalltrain.engine.events import (
     Event,
     StepMetrics,
@@ -23,8 +23,8 @@ from smalltrain.engine.events import (
     TrainingStarted,
 )
 from smalltrain.service.execution.executors import (
-    ExecOutcome,
-    ExecSpec,
+    AttemptOutcome,
+    AttemptSpec,
     Executor,
     ProcessExecutor,
     describe_exit,
@@ -36,11 +36,11 @@ from smalltrain.tasks import toy as toytask
 pytestmark = pytest.mark.usefixtures("toy_task")
 
 
-def _spec(tmp_path: Path, **overrides: Any) -> ExecSpec:
+def _spec(tmp_path: Path, **overrides: Any) -> AttemptSpec:
     data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
     config = toytask.ToyConfig(**overrides).to_dict()
-    return ExecSpec(
+    return AttemptSpec(
         job_id="job1", task="toy", config=config, dataset_path=data, run_dir=tmp_path / "run"
     )
 
@@ -97,7 +97,7 @@ def test_cancel_checkpoints_and_resume_finishes(tmp_path: Path, kind: str) -> No
     path, state = found
     assert state["global_step"] >= 1
     again = make_executor("inline").execute(
-        ExecSpec(**{**spec.__dict__, "resume_from": path}), Recorder(), CancelToken()
+        AttemptSpec(**{**spec.__dict__, "resume_from": path}), Recorder(), CancelToken()
     )
     assert again.status == "completed"
     assert again.result is not None
@@ -144,7 +144,7 @@ def test_child_exit_code_and_exception_are_reported(tmp_path: Path) -> None:
 
 
 def test_unknown_task_is_a_failed_outcome_not_an_exception(tmp_path: Path) -> None:
-    spec = ExecSpec(
+    spec = AttemptSpec(
         job_id="j", task="nope", config={}, dataset_path=tmp_path, run_dir=tmp_path / "r"
     )
     outcome = make_executor("inline").execute(spec, Recorder(), CancelToken())
@@ -155,8 +155,8 @@ def test_unknown_task_is_a_failed_outcome_not_an_exception(tmp_path: Path) -> No
 
 def test_outcome_round_trips_through_plain_values(tmp_path: Path) -> None:
     result = TrainResult("completed", 2, 8, tmp_path, None, tmp_path / "c.pt", tmp_path / "w.pt")
-    outcome = ExecOutcome("completed", result=result, exit_code=0)
-    assert ExecOutcome.from_dict(outcome.to_dict()) == outcome
+    outcome = AttemptOutcome("completed", result=result, exit_code=0)
+    assert AttemptOutcome.from_dict(outcome.to_dict()) == outcome
     assert TrainingFinished.type == "training_finished"
 
 
@@ -189,3 +189,31 @@ def test_a_slow_step_still_finishes_and_checkpoints_after_a_cancel(tmp_path: Pat
     assert outcome.result is not None
     assert outcome.result.last_checkpoint is not None
     assert find_resumable(tmp_path / "run" / "checkpoints") is not None
+
+
+def test_the_thread_executor_hands_the_task_what_the_process_executor_does(
+    tmp_path: Path,
+) -> None:
+    """Every executor ends in ``run_task``: the thread executor passes the job's limits and
+    cache folder, and turns a GPU out-of-memory error into our error, exactly as the process
+    executor does. The out-of-memory error is a fake (the toy task's ``fake_oom_at_step``
+    raises torch's own ``OutOfMemoryError`` text on the CPU), so this runs without a GPU;
+    tests/service/test_gpu_memory.py has the real one on a machine with a GPU."""
+    limits = ResourceLimits(max_gpu_memory_percent=0.5, cpu_threads=1)
+    seen: dict[str, tuple[Any, Any]] = {}
+    for kind in ("thread", "process"):
+        rec = Recorder()
+        spec = _spec(tmp_path / kind, epochs=1, fake_oom_at_step=1)
+        spec = AttemptSpec(**{**spec.__dict__, "limits": limits, "cache_dir": tmp_path / "c"})
+        oom = make_executor(kind).execute(spec, rec, CancelToken())
+        [started] = [e for e in rec.events if isinstance(e, TrainingStarted)]
+        seen[kind] = (started.info["limits"], started.info["cache_dir"])
+        assert oom.status == "failed"
+        assert oom.traceback is None  # the words say it all
+        assert oom.error is not None
+        assert oom.error.startswith("GpuOutOfMemory: the job ran out of GPU memory"), oom.error
+        assert "under its cap max_gpu_memory_percent=0.5" in oom.error
+        assert "it asked for 30.00 GiB more" in oom.error
+        assert "toy task: a fake" not in oom.error  # not torch's page of allocator details
+    expected = ({"max_gpu_memory_percent": 0.5, "cpu_threads": 1}, str(tmp_path / "c"))
+    assert seen["thread"] == seen["process"] == expected

@@ -1,45 +1,118 @@
-"""TrainingRunner: run one task's ``train`` on a daemon thread, with cancel, resume and wait.
+"""The one way a task's ``train`` is called, and ``TrainingRunner``, a thread around it.
 
-Every event the task emits goes to ``runner.history`` (and so to its subscribers) and, as one
-JSON line, to ``run_dir/events.jsonl``. Exceptions raised by the task are caught on the worker
-thread: they land in ``runner.error`` / ``runner.error_traceback`` and in an error ``LogEvent``,
-and never reach the caller's thread.
+``call_train(task, ctx)`` is the path every job takes: the service's ``run_task`` (which every
+executor ends in: inline, thread, process and Ray) builds a ``JobContext`` from an attempt's
+spec and calls it, and ``TrainingRunner`` (the public, task-object API of the first version)
+calls it on a daemon thread. It makes the run folder, writes every event as one JSON line to
+``run_dir/events.jsonl`` (``engine.eventlog``), checks that ``train`` returned a
+``TrainResult``, and turns the two failures that are the machine's state, not a bug, into our
+own errors: a full disk (``DiskFull``, naming the folder) and a GPU out of memory
+(``GpuOutOfMemory``, naming the cap and what to change).
+
+``TrainingRunner`` adds start/cancel/resume/wait and a ``MetricsHistory``. Exceptions raised by
+the task are caught on the worker thread: they land in ``runner.error`` /
+``runner.error_traceback`` and in an error ``LogEvent``, and never reach the caller's thread.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import dataclasses
 import logging
+import os
 import threading
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from smalltrain.engine.checkpoints import find_resumable, load_checkpoint
-from smalltrain.engine.context import CancelMode, CancelToken, JobContext, Task, TrainResult
-from smalltrain.engine.eventlog import EVENTS_FILE
-from smalltrain.engine.events import (
-    CheckpointSaved,
-    EpochMetrics,
-    Event,
-    LogEvent,
-    MetricsHistory,
-    TrainingFinished,
-    WarningEvent,
+from smalltrain.engine.context import (
+    CancelMode,
+    CancelToken,
+    JobContext,
+    ResourceLimits,
+    Task,
+    TrainResult,
 )
+from smalltrain.engine.eventlog import EVENTS_FILE, EventLog
+from smalltrain.engine.events import CheckpointSaved, Event, LogEvent, MetricsHistory
 from smalltrain.engine.fsutil import disk_full_error, is_disk_full
-from smalltrain.errors import CheckpointError, NotResumable, SmallTrainError, TrainingError
+from smalltrain.engine.resources import gpu_oom_error
+from smalltrain.errors import (
+    CheckpointError,
+    DiskFull,
+    GpuOutOfMemory,
+    NotResumable,
+    SmallTrainError,
+    TrainingError,
+)
 
-__all__ = ["EVENTS_FILE", "TrainingRunner"]
+__all__ = ["EVENTS_FILE", "TrainingRunner", "call_train", "translate_failure"]
 
 log = logging.getLogger(__name__)
 
-# Events after which the events log is flushed; step events stay in the buffer.
-_FLUSH_ON = (EpochMetrics, CheckpointSaved, WarningEvent, LogEvent, TrainingFinished)
+
+def call_train(task: Task, ctx: JobContext) -> TrainResult:
+    """Run ``task.train(ctx)`` in this thread: the one path every job takes (module docstring).
+
+    Raises:
+        DiskFull: a write found no space (the task's own ``open().write()`` included).
+        GpuOutOfMemory: CUDA ran out of memory (the job's cap or the card's size).
+        TrainingError: ``train`` returned something other than a ``TrainResult``.
+        Exception: whatever else the task raised, unchanged.
+    """
+    events = EventLog(ctx.run_dir / EVENTS_FILE)  # the run's own record (see eventlog)
+    emit = ctx.emit
+
+    def log_and_emit(event: Event) -> None:
+        events(event)
+        emit(event)
+
+    try:
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        result = task.train(dataclasses.replace(ctx, emit=log_and_emit))
+        if not isinstance(result, TrainResult):
+            raise TrainingError(
+                f"{type(task).__name__}.train returned {type(result).__name__}, not a TrainResult"
+            )
+        return result
+    except Exception as exc:
+        failure = translate_failure(exc, ctx)
+        # The run folder keeps why it ended, whoever ran it (the database may be elsewhere).
+        events(LogEvent(message=f"training failed: {_one_line(failure)}", level="error"))
+        if failure is exc:
+            raise
+        raise failure from exc
+    finally:
+        events.close()
+
+
+def translate_failure(exc: Exception, ctx: JobContext) -> Exception:
+    """``exc`` as the error a user should read: a full disk and a GPU out of memory become
+    ``DiskFull`` / ``GpuOutOfMemory``; anything else is returned unchanged."""
+    if isinstance(exc, (DiskFull, GpuOutOfMemory)):
+        return exc
+    if is_disk_full(exc):
+        return disk_full_error(_failed_folder(exc, ctx.run_dir), None, exc, what="files in")
+    cap = ctx.limits.max_gpu_memory_percent if ctx.limits else None
+    oom = gpu_oom_error(exc, cap, ctx.device or "cuda")
+    return oom if oom is not None else exc
+
+
+def _failed_folder(exc: BaseException | None, run_dir: Path) -> Path:
+    """The folder of the file a failed write named (an OSError's filename), else the run's."""
+    while exc is not None:
+        name = getattr(exc, "filename", None)
+        if isinstance(name, (str, os.PathLike)):
+            return Path(name).parent
+        exc = exc.__cause__ or exc.__context__
+    return Path(run_dir)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _guarded(subscriber: Callable[[Event], None]) -> Callable[[Event], None]:
@@ -55,7 +128,7 @@ def _guarded(subscriber: Callable[[Event], None]) -> Callable[[Event], None]:
 
 
 class TrainingRunner:
-    """Runs ``task.train`` in the background.
+    """Runs ``task.train`` in the background, through ``call_train`` on a daemon thread.
 
     Args:
         task: any object implementing the Task protocol; only ``train`` is called.
@@ -64,6 +137,10 @@ class TrainingRunner:
         run_dir: where the task writes checkpoints, previews and ``events.jsonl``.
         job_id: an id for the JobContext; a random hex id when None.
         device: the device string handed to the task.
+        limits: the job's resource limits, handed to the task in its JobContext (the
+            process-wide settings, torch threads and the GPU memory fraction, are applied only
+            in a job's own process: use the process executor for those).
+        cache_dir: the task's cache folder (the spectrogram cache), or None.
         subscribers: callables that receive every event. An exception in one is logged and
             ignored. Subscribing later through ``runner.history.subscribe`` is not guarded.
     """
@@ -77,6 +154,8 @@ class TrainingRunner:
         *,
         job_id: str | None = None,
         device: str = "cpu",
+        limits: ResourceLimits | None = None,
+        cache_dir: Path | None = None,
         subscribers: Iterable[Callable[[Event], None]] = (),
     ) -> None:
         self.task = task
@@ -85,6 +164,8 @@ class TrainingRunner:
         self.run_dir = Path(run_dir)
         self.job_id = job_id or uuid.uuid4().hex[:12]
         self.device = device
+        self.limits = limits or ResourceLimits()
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.history = MetricsHistory()
         for subscriber in subscribers:
             self.history.subscribe(_guarded(subscriber))
@@ -96,8 +177,6 @@ class TrainingRunner:
         self._token = CancelToken()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._log_lock = threading.Lock()
-        self._log_file: IO[str] | None = None
         self._cancel_at: float | None = None
         self._cancel_checkpoint_at: float | None = None
         self._stopped_at: float | None = None
@@ -153,8 +232,6 @@ class TrainingRunner:
             self.resumed_from = Path(resume_from) if resume_from is not None else None
             self._token = CancelToken()
             self._cancel_at = self._cancel_checkpoint_at = self._stopped_at = None
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8")  # noqa: SIM115
             ctx = JobContext(
                 job_id=self.job_id,
                 config=self.config,
@@ -164,6 +241,8 @@ class TrainingRunner:
                 emit=self._emit,
                 resume_from=self.resumed_from,
                 device=self.device,
+                limits=self.limits,
+                cache_dir=self.cache_dir,
             )
             self._status = "running"
             self._thread = threading.Thread(
@@ -204,6 +283,10 @@ class TrainingRunner:
             NotResumable: there is no valid checkpoint to resume from (the message says why).
             SmallTrainError: this runner is already running.
         """
+        # torch loads here, not when the module is imported: run_task imports this module
+        # and light commands (`jobs list`) must start without torch.
+        from smalltrain.engine.checkpoints import find_resumable, load_checkpoint
+
         if self.is_running():
             raise SmallTrainError(
                 f"job {self.job_id} is already running; cancel it or wait for it first"
@@ -237,12 +320,7 @@ class TrainingRunner:
 
     def _run(self, ctx: JobContext) -> None:
         try:
-            result = self.task.train(ctx)
-            if not isinstance(result, TrainResult):
-                raise TrainingError(
-                    f"{type(self.task).__name__}.train returned {type(result).__name__}, "
-                    "not a TrainResult"
-                )
+            result = call_train(self.task, ctx)
             self.result = result
             self._status = "cancelled" if result.status == "cancelled" else "completed"
         except BaseException as exc:  # the caller reads it from runner.error
@@ -252,46 +330,19 @@ class TrainingRunner:
             self._report_failure(exc)
         finally:
             self._stopped_at = time.monotonic()
-            self._close_log()
 
     def _report_failure(self, exc: BaseException) -> None:
-        message = f"training failed: {type(exc).__name__}: {exc}"
         try:
-            self._emit(LogEvent(message=message, level="error"))
+            self.history.emit(LogEvent(message=f"training failed: {_one_line(exc)}", level="error"))
         except Exception:
             log.exception("could not report the failure of job %s", self.job_id)
 
     def _emit(self, event: Event) -> None:
-        """Write ``event`` to the events log, then hand it to the history and subscribers."""
+        """Hand ``event`` to the history and subscribers (``call_train`` logs it first)."""
         if (
             isinstance(event, CheckpointSaved)
             and self._cancel_at is not None
             and self._cancel_checkpoint_at is None
         ):
             self._cancel_checkpoint_at = time.monotonic()
-        self._write_event(event)
         self.history.emit(event)
-
-    def _write_event(self, event: Event) -> None:
-        line = json.dumps(event.to_dict(), default=str)
-        with self._log_lock:
-            if self._log_file is None:
-                return
-            try:
-                self._log_file.write(line + "\n")
-                if isinstance(event, _FLUSH_ON):
-                    self._log_file.flush()
-            except OSError as exc:
-                if not is_disk_full(exc):
-                    raise
-                path = self.run_dir / EVENTS_FILE
-                raise disk_full_error(path, len(line) + 1, exc, what="events log") from exc
-
-    def _close_log(self) -> None:
-        with self._log_lock:
-            if self._log_file is not None:
-                # A full disk already failed the job with its own message; the log's last
-                # buffered lines are what it could not keep.
-                with contextlib.suppress(OSError):
-                    self._log_file.close()
-                self._log_file = None

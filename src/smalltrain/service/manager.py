@@ -39,7 +39,7 @@ from smalltrain.errors import (
     SchedulerBusy,
     StoreError,
 )
-from smalltrain.service.execution.attempt import ExecOutcome, register_extra_tasks
+from smalltrain.service.execution.attempt import AttemptOutcome, register_extra_tasks
 from smalltrain.service.execution.executors import Executor, make_executor
 from smalltrain.service.jobspec import Origin
 from smalltrain.service.live import EventHub, Subscription, follow_events
@@ -373,7 +373,7 @@ class TrainingManager(ModelQueries, SweepMethods):
             self.jobs, job.id, after_id, self.hub, timeout=timeout, ended=self._ended
         )
 
-    def _register(self, job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:
+    def _register(self, job: TrainingJob, outcome: AttemptOutcome) -> dict[str, Any]:
         """Scheduler hook: register a finished job's model; return its final fields."""
         job = self.jobs.get_job(job.id)
         if job.sweep_id:  # a sweep registers only its best trial, once all have ended

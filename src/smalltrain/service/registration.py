@@ -33,7 +33,7 @@ from smalltrain.engine.checkpoint_index import package_versions
 from smalltrain.engine.context import TrainResult, metric_label, metric_mode
 from smalltrain.engine.jobs import TrainingJob
 from smalltrain.errors import ModelExists, NotResumable, SmallTrainError, TrainingError
-from smalltrain.service.execution.attempt import ExecOutcome
+from smalltrain.service.execution.attempt import AttemptOutcome
 from smalltrain.service.planning import dataset_name
 from smalltrain.store.models import ModelInfo, ModelStore
 
@@ -153,7 +153,7 @@ def refuse_registered(models: ModelStore, job: TrainingJob) -> None:
         )
 
 
-def register_model(models: ModelStore, job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:
+def register_model(models: ModelStore, job: TrainingJob, outcome: AttemptOutcome) -> dict[str, Any]:
     """Register a finished job's model, apply the activation rule; return the job's final
     fields (artifacts, model name, reason).
 

@@ -42,7 +42,7 @@ from smalltrain.engine.fsutil import SpaceReserve, disk_full_error, is_disk_full
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.engine.locks import HolderLock, pid_alive, read_holder
 from smalltrain.errors import STORE_REFUSED, SchedulerBusy, SmallTrainError
-from smalltrain.service.execution.attempt import ExecOutcome, ExecSpec, error_line
+from smalltrain.service.execution.attempt import AttemptOutcome, AttemptSpec, error_line
 from smalltrain.service.execution.executors import Executor
 from smalltrain.service.execution.placement import Placement
 from smalltrain.service.execution.sink import JobEventSink, Publish
@@ -65,7 +65,7 @@ __all__ = ["Scheduler", "Unrecorded", "lock_path", "scheduler_running"]
 
 log = logging.getLogger(__name__)
 
-OnFinished = Callable[[TrainingJob, ExecOutcome], dict[str, Any]]
+OnFinished = Callable[[TrainingJob, AttemptOutcome], dict[str, Any]]
 
 
 def lock_path(home: Path) -> Path:
@@ -89,7 +89,7 @@ class _Running:
     token: CancelToken
     thread: threading.Thread | None = None
     sink: JobEventSink | None = None
-    spec: ExecSpec | None = None
+    spec: AttemptSpec | None = None
     attempt: int = 0
 
 
@@ -390,7 +390,7 @@ class Scheduler:
             for job_id in done:
                 del self.running[job_id]
 
-    def _spec(self, job: TrainingJob) -> ExecSpec:
+    def _spec(self, job: TrainingJob) -> AttemptSpec:
         run_dir = Path(job.run_dir or paths.run_dir(self.home, job.id))
         resume = Path(job.resume_from) if job.resume_from else None
         if resume is not None and not resume.is_file():  # gone since: ask the task again
@@ -404,7 +404,7 @@ class Scheduler:
         if not threads:
             at_once = len(self.running) + 1 + self.store.count_jobs(JobStatus.QUEUED)
             threads = thread_budget(min(self.max_concurrent, at_once))
-        return ExecSpec(
+        return AttemptSpec(
             job_id=job.id,
             task=job.task,
             config=job.config,
@@ -432,7 +432,7 @@ class Scheduler:
             if is_disk_full(exc) and run.spec is not None:  # e.g. the pid file, in the run dir
                 exc = disk_full_error(run.spec.run_dir, None, exc, what="files in")
             _log_failure(job.id, "could not run", exc)
-            outcome = ExecOutcome("failed", error=error_line(exc))
+            outcome = AttemptOutcome("failed", error=error_line(exc))
         retried = False
         try:
             retried = self._finish(job, run, outcome)
@@ -444,7 +444,7 @@ class Scheduler:
                 self.publish(job.id, None)
             self.wake.set()
 
-    def _finish(self, job: TrainingJob, run: _Running, outcome: ExecOutcome) -> bool:
+    def _finish(self, job: TrainingJob, run: _Running, outcome: AttemptOutcome) -> bool:
         """Record how the attempt ended; True when the job was queued again for a retry."""
         status = {
             "completed": JobStatus.COMPLETED,
@@ -459,9 +459,11 @@ class Scheduler:
             except Exception as exc:
                 _log_failure(job.id, "could not register its model", exc)
                 status = JobStatus.FAILED
-                outcome = ExecOutcome("failed", result=outcome.result, exit_code=outcome.exit_code,
-                                      error=f"training finished but the model could not be "
-                                            f"registered: {error_line(exc)}")  # fmt: skip
+                why = error_line(exc)
+                error = f"training finished but the model could not be registered: {why}"
+                outcome = AttemptOutcome(
+                    "failed", result=outcome.result, exit_code=outcome.exit_code, error=error
+                )
         if outcome.status == "cancelled":
             fields["status_reason"] = outcome.error or run.token.reason or "cancelled"
         elif outcome.status == "failed":

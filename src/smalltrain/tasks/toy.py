@@ -197,6 +197,9 @@ class ToyTask:
                     "pid": os.getpid(),
                     "threads": torch.get_num_threads(),
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                    # what the task was handed, so tests can check every executor passes it
+                    "limits": dataclasses.asdict(ctx.limits),
+                    "cache_dir": str(ctx.cache_dir) if ctx.cache_dir else None,
                 },
             )
         )

@@ -1,6 +1,6 @@
 """Where and how one attempt of a job runs.
 
-- ``attempt``: one attempt (``ExecSpec``, ``ExecOutcome``) and ``run_task``, the one function
+- ``attempt``: one attempt (``AttemptSpec``, ``AttemptOutcome``) and ``run_task``, the one function
   every executor ends in; the child process's entry point.
 - ``executors``: the strategies (inline, thread, process; ``ray`` through ``ray/``).
 - ``grace``: how long a cancelled attempt may take before it is killed.

@@ -1,6 +1,7 @@
-"""One attempt of a job: what it needs (ExecSpec), how it ended (ExecOutcome), and the code
-every executor shares: ``run_task`` (build the JobContext, call ``task.train``) and the entry
-point of the process executor's spawned child (``child_main``).
+"""One attempt of a job: what it needs (``AttemptSpec``), how it ended (``AttemptOutcome``), and
+the code every executor shares: ``run_task`` (build the JobContext, call the task through
+``engine.runner.call_train``) and the entry point of the process executor's spawned child
+(``child_main``).
 
 Everything here crosses a process boundary, so specs and outcomes hold plain picklable values
 and outcomes convert to and from dicts.
@@ -28,17 +29,15 @@ from smalltrain.engine.context import (
     TrainResult,
     cancel_mode,
 )
-from smalltrain.engine.eventlog import EVENTS_FILE, EventLog
 from smalltrain.engine.events import Event
-from smalltrain.engine.fsutil import disk_full_error, is_disk_full
-from smalltrain.engine.resources import gpu_oom_error
-from smalltrain.errors import DiskFull
+from smalltrain.engine.runner import call_train
+from smalltrain.errors import DiskFull, GpuOutOfMemory
 from smalltrain.tasks import EXTRA_TASKS_ENV, register_extra_tasks
 
 __all__ = [
     "EXTRA_TASKS_ENV",
-    "ExecOutcome",
-    "ExecSpec",
+    "AttemptOutcome",
+    "AttemptSpec",
     "apply_limits",
     "child_main",
     "describe_exit",
@@ -58,7 +57,7 @@ _ORPHANED = "the scheduler process went away"
 
 
 @dataclass(frozen=True)
-class ExecSpec:
+class AttemptSpec:
     """Everything needed to run one attempt of a job, in plain picklable values."""
 
     job_id: str
@@ -75,7 +74,7 @@ class ExecSpec:
 
 
 @dataclass(frozen=True)
-class ExecOutcome:
+class AttemptOutcome:
     """How an attempt ended. ``error`` is one readable line; ``traceback`` a short summary."""
 
     status: OutcomeStatus
@@ -99,7 +98,7 @@ class ExecOutcome:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ExecOutcome:
+    def from_dict(cls, data: Mapping[str, Any]) -> AttemptOutcome:
         result = data.get("result")
         return cls(
             status=data["status"],
@@ -148,28 +147,17 @@ def traceback_summary(exc: BaseException) -> str:
     return "\n".join(lines)
 
 
-def _failed_path(exc: BaseException, spec: ExecSpec) -> Path:
-    """The file a failed write named (an OSError's filename), else the job's run folder."""
-    while exc is not None:
-        name = getattr(exc, "filename", None)
-        if isinstance(name, (str, os.PathLike)):
-            return Path(name).parent
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return Path(spec.run_dir)
+def run_task(
+    spec: AttemptSpec, emit: Callable[[Event], None], cancel: CancelToken
+) -> AttemptOutcome:
+    """Run one attempt in this thread and report how it ended: the function every executor
+    ends in (inline and thread here, process in its child, Ray on a node).
 
-
-def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken) -> ExecOutcome:
-    """Run ``get_task(spec.task).train`` in this thread and report how it ended.
-
+    It resolves the task by name, builds the ``JobContext`` (limits and cache folder
+    included) and calls ``engine.runner.call_train``, which logs every event to
+    ``run_dir/events.jsonl`` and turns a full disk or a GPU out of memory into our own error.
     Every exception from the task (or from building its config) becomes a failed outcome.
-    Every event also goes to ``run_dir/events.jsonl`` (``engine.eventlog``).
     """
-    events = EventLog(Path(spec.run_dir) / EVENTS_FILE)  # the run's own record (see eventlog)
-
-    def log_and_emit(event: Event) -> None:
-        events(event)
-        emit(event)
-
     try:
         task = tasks.get_task(spec.task)
         ctx = JobContext(
@@ -178,27 +166,20 @@ def run_task(spec: ExecSpec, emit: Callable[[Event], None], cancel: CancelToken)
             dataset_path=Path(spec.dataset_path),
             run_dir=Path(spec.run_dir),
             cancel=cancel,
-            emit=log_and_emit,
+            emit=emit,
             resume_from=Path(spec.resume_from) if spec.resume_from else None,
             device=spec.device,
             limits=spec.limits,
             cache_dir=Path(spec.cache_dir) if spec.cache_dir else None,
         )
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
-        result = task.train(ctx)
+        result = call_train(task, ctx)
+    except (DiskFull, GpuOutOfMemory) as exc:
+        # The machine's state, not a bug: one clear line that says what to do, no traceback.
+        return AttemptOutcome("failed", error=error_line(exc))
     except Exception as exc:
-        if is_disk_full(exc):
-            # A full disk is the machine's state, not a bug: one clear line, no traceback.
-            full = disk_full_error(_failed_path(exc, spec), None, exc, what="files in")
-            return ExecOutcome("failed", error=error_line(full))
-        cap = spec.limits.max_gpu_memory_percent if spec.limits else None
-        if (oom := gpu_oom_error(exc, cap, spec.device or "cuda")) is not None:
-            return ExecOutcome("failed", error=error_line(oom))  # the words say it all
-        return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
-    finally:
-        events.close()
+        return AttemptOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
     status: OutcomeStatus = "cancelled" if result.status == "cancelled" else "completed"
-    return ExecOutcome(status, result=result)
+    return AttemptOutcome(status, result=result)
 
 
 # --- the spawned child ---------------------------------------------------------------------
@@ -250,7 +231,7 @@ def _watch_control(control: mpc.Connection, token: CancelToken, orphan_grace_s: 
 
 
 def child_main(
-    spec: ExecSpec, events: mpc.Connection, control: mpc.Connection, orphan_grace_s: float
+    spec: AttemptSpec, events: mpc.Connection, control: mpc.Connection, orphan_grace_s: float
 ) -> None:
     """Entry point of the spawned child: limits, context, train, final message."""
     # Ctrl-C in a terminal reaches the whole process group; the parent owns the two-stage stop.
@@ -270,7 +251,7 @@ def child_main(
     try:
         apply_limits(spec.limits, spec.device)
     except Exception as exc:
-        outcome = ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
+        outcome = AttemptOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
     else:
         # Import the task (torch with it) before "ready": the one-off start-up cost is then
         # measured apart from training. An unknown task fails in run_task with a clear message.

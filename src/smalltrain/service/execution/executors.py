@@ -1,16 +1,19 @@
-"""Where a job runs: one strategy interface, three strategies.
+"""Where a job runs: one strategy interface, four strategies, one way to run the task.
 
-Every executor has one method, ``execute(spec, on_event, cancel) -> ExecOutcome``; it blocks
+Every executor has one method, ``execute(spec, on_event, cancel) -> AttemptOutcome``; it blocks
 until the job ends and never raises for a failure of the task itself (that is an outcome).
+Every executor ends in ``attempt.run_task`` (as rq's workers all end in ``perform_job``): the
+task's config, limits, cache folder, events log and error translation (a full disk, a GPU out
+of memory) are the same wherever a job runs.
 
-- ``InlineExecutor``: the caller's thread. For tests and debugging.
-- ``ThreadExecutor``: a daemon thread through ``TrainingRunner``.
-- ``ProcessExecutor`` (the manager's default): a ``spawn``-ed child process per job. Events
-  cross a pipe as ``Event.to_dict()``; cancel crosses a second pipe. A cancel is cooperative
-  first; after ``grace_s`` the child is sent SIGTERM, then SIGKILL. A child that dies without
-  its final message yields a FAILED outcome that says, in words, how it died.
-
-All three run the same task code through ``run_task``.
+- ``InlineExecutor``: ``run_task`` in the caller's thread. For tests and debugging.
+- ``ThreadExecutor``: ``run_task`` on a daemon thread (cancel is cooperative only).
+- ``ProcessExecutor`` (the manager's default): ``run_task`` in a ``spawn``-ed child process per
+  job (``attempt.child_main``). Events cross a pipe as ``Event.to_dict()``; cancel crosses a
+  second pipe. A cancel is cooperative first; after ``grace_s`` the child is sent SIGTERM, then
+  SIGKILL. A child that dies without its final message yields a FAILED outcome that says, in
+  words, how it died.
+- ``RayExecutor`` ("ray", in ``execution/ray/``): ``run_task`` in a Ray actor on a node.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.connection as mpc
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,21 +29,17 @@ from typing import Any, Protocol
 
 import psutil
 
-from smalltrain import tasks
 from smalltrain.engine.context import CancelMode, CancelToken
 from smalltrain.engine.events import Event, event_from_dict
 from smalltrain.engine.locks import pid_alive
 from smalltrain.service.execution.attempt import (
     EXTRA_TASKS_ENV,
-    ExecOutcome,
-    ExecSpec,
-    OutcomeStatus,
+    AttemptOutcome,
+    AttemptSpec,
     child_main,
     describe_exit,
-    error_line,
     register_extra_tasks,
     run_task,
-    traceback_summary,
 )
 from smalltrain.service.execution.grace import StepTimer, cancel_grace
 from smalltrain.service.execution.threads import child_environment
@@ -47,8 +47,8 @@ from smalltrain.service.execution.threads import child_environment
 __all__ = [
     "EXTRA_TASKS_ENV",
     "EXECUTORS",
-    "ExecOutcome",
-    "ExecSpec",
+    "AttemptOutcome",
+    "AttemptSpec",
     "Executor",
     "InlineExecutor",
     "ProcessExecutor",
@@ -68,8 +68,8 @@ class Executor(Protocol):
     """Runs one attempt of a job and blocks until it ends."""
 
     def execute(
-        self, spec: ExecSpec, on_event: Callable[[Event], None], cancel: CancelToken
-    ) -> ExecOutcome:
+        self, spec: AttemptSpec, on_event: Callable[[Event], None], cancel: CancelToken
+    ) -> AttemptOutcome:
         """Run ``spec``; deliver each event to ``on_event``; honour ``cancel``."""
         ...
 
@@ -78,58 +78,41 @@ class InlineExecutor:
     """Runs the task in the caller's thread: no isolation, simplest to debug."""
 
     def execute(
-        self, spec: ExecSpec, on_event: Callable[[Event], None], cancel: CancelToken
-    ) -> ExecOutcome:
+        self, spec: AttemptSpec, on_event: Callable[[Event], None], cancel: CancelToken
+    ) -> AttemptOutcome:
         """Run ``spec`` here and now."""
         return run_task(spec, on_event, cancel)
 
 
 class ThreadExecutor:
-    """Runs the task on a daemon thread through ``TrainingRunner`` (which also writes
-    ``run_dir/events.jsonl``). A thread cannot be killed: cancel is cooperative only.
+    """Runs ``run_task`` on a daemon thread and waits for it. A thread cannot be killed: a
+    cancel is cooperative only. The job's limits reach the task in its JobContext; the
+    process-wide ones (torch threads, the GPU memory fraction) are applied only in a job's
+    own process (the process executor).
 
     Args:
-        poll_s: how often the waiting caller checks ``cancel``.
+        poll_s: how often the waiting caller wakes (so that Ctrl-C reaches it).
     """
 
     def __init__(self, poll_s: float = 0.1) -> None:
         self.poll_s = poll_s
 
     def execute(
-        self, spec: ExecSpec, on_event: Callable[[Event], None], cancel: CancelToken
-    ) -> ExecOutcome:
-        """Run ``spec`` on a runner thread and wait for it."""
-        from smalltrain.engine.runner import TrainingRunner
-
-        try:
-            task = tasks.get_task(spec.task)
-            runner = TrainingRunner(
-                task,
-                task.config_from_dict(spec.config),
-                Path(spec.dataset_path),
-                Path(spec.run_dir),
-                job_id=spec.job_id,
-                device=spec.device,
-                subscribers=[on_event],
-            )
-            runner.start(resume_from=Path(spec.resume_from) if spec.resume_from else None)
-        except Exception as exc:
-            return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
-        forwarded = False
-        while runner.is_running():
-            if cancel.is_set() and not forwarded:
-                runner.cancel(cancel.reason, cancel.mode)
-                forwarded = True
-            runner.wait(self.poll_s)
-        if runner.result is not None:
-            status: OutcomeStatus = (
-                "cancelled" if runner.result.status == "cancelled" else "completed"
-            )
-            return ExecOutcome(status, result=runner.result)
-        error = runner.error or RuntimeError("the training thread ended without a result")
-        return ExecOutcome(
-            "failed", error=error_line(error), traceback=(runner.error_traceback or "").strip()
+        self, spec: AttemptSpec, on_event: Callable[[Event], None], cancel: CancelToken
+    ) -> AttemptOutcome:
+        """Run ``spec`` on a thread of its own and wait for its outcome."""
+        ended: list[AttemptOutcome] = []
+        thread = threading.Thread(
+            target=lambda: ended.append(run_task(spec, on_event, cancel)),
+            name=f"smalltrain-job-{spec.job_id}",
+            daemon=True,
         )
+        thread.start()
+        while thread.is_alive():
+            thread.join(self.poll_s)
+        if ended:
+            return ended[0]
+        return AttemptOutcome("failed", error="the training thread ended without an outcome")
 
 
 # --- process executor ----------------------------------------------------------------------
@@ -170,8 +153,8 @@ class ProcessExecutor:
         self._mp = multiprocessing.get_context("spawn")
 
     def execute(
-        self, spec: ExecSpec, on_event: Callable[[Event], None], cancel: CancelToken
-    ) -> ExecOutcome:
+        self, spec: AttemptSpec, on_event: Callable[[Event], None], cancel: CancelToken
+    ) -> AttemptOutcome:
         """Spawn a child for ``spec``, relay its events, and wait for its final message."""
         events_r, events_w = self._mp.Pipe(duplex=False)
         control_r, control_w = self._mp.Pipe(duplex=False)
@@ -255,7 +238,7 @@ class _ChildWatch:
 
     def relay(
         self, conn: mpc.Connection, on_event: Callable[[Event], None], cancel: CancelToken
-    ) -> ExecOutcome:
+    ) -> AttemptOutcome:
         while True:
             ready = mpc.wait([conn, self.proc.sentinel], timeout=self.owner.poll_s)
             if conn in ready:
@@ -270,7 +253,7 @@ class _ChildWatch:
                     self.startup_s = time.monotonic() - self.started
                 elif kind == "outcome":
                     ran = time.monotonic() - self.started - (self.startup_s or 0.0)
-                    return self._finished(ExecOutcome.from_dict(payload), ran)
+                    return self._finished(AttemptOutcome.from_dict(payload), ran)
             elif self.proc.sentinel in ready and not conn.poll():
                 return self._died()
             self._handle_cancel(cancel)
@@ -299,9 +282,9 @@ class _ChildWatch:
             self.signalled = "SIGKILL"
             self.proc.kill()
 
-    def _finished(self, outcome: ExecOutcome, run_s: float) -> ExecOutcome:
+    def _finished(self, outcome: AttemptOutcome, run_s: float) -> AttemptOutcome:
         self.proc.join(timeout=30)
-        return ExecOutcome(
+        return AttemptOutcome(
             outcome.status,
             result=outcome.result,
             error=outcome.error,
@@ -311,12 +294,12 @@ class _ChildWatch:
             run_s=run_s,
         )
 
-    def _died(self) -> ExecOutcome:
+    def _died(self) -> AttemptOutcome:
         self.proc.join(timeout=30)
         code = self.proc.exitcode
         if self.signalled is not None:
             waited = time.monotonic() - (self.cancelled_at or time.monotonic())
-            return ExecOutcome(
+            return AttemptOutcome(
                 "cancelled",
                 error=(
                     f"the training process did not stop within {waited:.1f} s of the cancel "
@@ -325,7 +308,7 @@ class _ChildWatch:
                 exit_code=code,
                 startup_s=self.startup_s,
             )
-        return ExecOutcome(
+        return AttemptOutcome(
             "failed", error=describe_exit(code), exit_code=code, startup_s=self.startup_s
         )
 

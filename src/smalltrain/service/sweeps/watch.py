@@ -29,7 +29,7 @@ from typing import Any
 from smalltrain.engine.events import EpochMetrics, Event
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.errors import InvalidTransition, JobNotFound, TrainingError
-from smalltrain.service.execution.attempt import ExecOutcome, result_from_dict, result_to_dict
+from smalltrain.service.execution.attempt import AttemptOutcome, result_from_dict, result_to_dict
 from smalltrain.service.registration import register_model
 from smalltrain.service.sweeps.asha import Asha
 from smalltrain.service.sweeps.spec import all_ended, replace_name, sweep_summary
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 StopTrial = Callable[[str, str], Any]
 
 
-def hold_trial_result(job: TrainingJob, outcome: ExecOutcome) -> dict[str, Any]:
+def hold_trial_result(job: TrainingJob, outcome: AttemptOutcome) -> dict[str, Any]:
     """A completed trial's final fields: its result kept for the sweep, no model registered.
 
     Raises:
@@ -181,7 +181,7 @@ def _register_best(jobs: JobStore, models: ModelStore, store: SweepStore, sweep_
     best = pick(ranked, key=lambda t: float(t.best))  # type: ignore[arg-type]
     result = result_from_dict(best.job.artifacts["trial_result"])
     job = replace_name(best.job, sweep.spec.get("model_name"))
-    fields = register_model(models, job, ExecOutcome("completed", result=result))
+    fields = register_model(models, job, AttemptOutcome("completed", result=result))
     name = str(fields["model_name"])
     if sweep.spec.get("activate"):
         models.set_active(sweep.dataset or job.dataset or "", name)

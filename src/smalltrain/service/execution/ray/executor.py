@@ -1,6 +1,6 @@
 """The ray executor: each attempt of a job runs in a Ray actor on a node Ray chooses.
 
-Same one method as the other executors, ``execute(spec, on_event, cancel) -> ExecOutcome``,
+Same one method as the other executors, ``execute(spec, on_event, cancel) -> AttemptOutcome``,
 and the same task code (``attempt.run_task``, inside ``ray_node.JobRunner``). Ray places the
 actor on a node with the CPUs and GPUs the job asks for (``service.placement``); smalltrain
 schedules nothing across machines itself.
@@ -47,8 +47,8 @@ from smalltrain.engine.fsutil import atomic_write_bytes
 from smalltrain.errors import ConfigError
 from smalltrain.service.execution.attempt import (
     EXTRA_TASKS_ENV,
-    ExecOutcome,
-    ExecSpec,
+    AttemptOutcome,
+    AttemptSpec,
     error_line,
     traceback_summary,
 )
@@ -125,21 +125,21 @@ class RayExecutor:
             ray.init(address=self.address, **kwargs)
 
     def execute(
-        self, spec: ExecSpec, on_event: Callable[[Event], None], cancel: CancelToken
-    ) -> ExecOutcome:
+        self, spec: AttemptSpec, on_event: Callable[[Event], None], cancel: CancelToken
+    ) -> AttemptOutcome:
         """Run ``spec`` in a Ray actor; relay its events and files; honour ``cancel``."""
         try:
             self.connect()
             ask = _Ask.of(spec)
             problem = infeasible(spec.job_id, ask.cpus, ask.gpus, alive_nodes())
             if problem is not None:
-                return ExecOutcome("failed", error=problem)
+                return AttemptOutcome("failed", error=problem)
             shipment = self.shipper.shipment(spec, ask.placement)
             actor = _actor_class().options(**ask.actor_options()).remote()
         except ConfigError as exc:
-            return ExecOutcome("failed", error=f"placement: {exc}")
+            return AttemptOutcome("failed", error=f"placement: {exc}")
         except Exception as exc:
-            return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
+            return AttemptOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
         watch = _Watch(self, spec, ask, actor, on_event)
         try:
             return watch.follow(ask.local_spec(spec), shipment, cancel)
@@ -157,7 +157,7 @@ class _Ask:
     gpus: float
 
     @classmethod
-    def of(cls, spec: ExecSpec) -> _Ask:
+    def of(cls, spec: AttemptSpec) -> _Ask:
         placement = Placement.from_dict(spec.placement)
         has_gpu = any(float(n["Resources"].get("GPU", 0)) > 0 for n in alive_nodes())
         return cls(
@@ -180,7 +180,7 @@ class _Ask:
             "runtime_env": {"env_vars": env},
         }
 
-    def local_spec(self, spec: ExecSpec) -> ExecSpec:
+    def local_spec(self, spec: AttemptSpec) -> AttemptSpec:
         """The spec as the node runs it: its thread budget; "cuda:N" → the GPU Ray gave it."""
         device = spec.device
         if self.gpus > 0 and device.startswith("cuda:"):
@@ -234,7 +234,7 @@ class _Watch:
     def __init__(
         self,
         owner: RayExecutor,
-        spec: ExecSpec,
+        spec: AttemptSpec,
         ask: _Ask,
         actor: Any,
         on_event: Callable[[Event], None],
@@ -257,8 +257,8 @@ class _Watch:
         self.waiting_said = False
 
     def follow(
-        self, spec: ExecSpec, shipment: Mapping[str, Any], cancel: CancelToken
-    ) -> ExecOutcome:
+        self, spec: AttemptSpec, shipment: Mapping[str, Any], cancel: CancelToken
+    ) -> AttemptOutcome:
         run = self.actor.run.remote(spec, shipment)
         poll = self.actor.poll.remote(self.owner.poll_s)
         while True:
@@ -273,18 +273,18 @@ class _Watch:
                     return self._died(exc)
                 self._apply(batch)
                 if batch.get("outcome") is not None:
-                    return self._finished(ExecOutcome.from_dict(batch["outcome"]))
+                    return self._finished(AttemptOutcome.from_dict(batch["outcome"]))
                 poll = self.actor.poll.remote(self.owner.poll_s)
             elif self.ready_at is None:
                 problem = self._waiting()
                 if problem is not None:
-                    return ExecOutcome("failed", error=problem)
+                    return AttemptOutcome("failed", error=problem)
             outcome = self._handle_cancel(cancel)
             if outcome is not None:
                 return outcome
 
     @staticmethod
-    def _broken(run: Any) -> ExecOutcome | None:
+    def _broken(run: Any) -> AttemptOutcome | None:
         """A failed outcome if ``run`` itself raised (it reports through ``poll`` otherwise)."""
         if not ray.wait([run], timeout=0)[0]:
             return None
@@ -293,7 +293,7 @@ class _Watch:
         except _GONE:
             return None  # the actor or its node died: ``poll`` says so, with the reason
         except Exception as exc:
-            return ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
+            return AttemptOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
         return None
 
     # -- while it waits for a node -----------------------------------------------------------
@@ -342,18 +342,18 @@ class _Watch:
             self.steps.see(data)  # a cancel's grace must fit the step in progress and the save
             self.on_event(event_from_dict(data))
 
-    def _finished(self, outcome: ExecOutcome) -> ExecOutcome:
+    def _finished(self, outcome: AttemptOutcome) -> AttemptOutcome:
         now = time.monotonic()
         ready = self.ready_at or now
         return dataclasses.replace(
             outcome, startup_s=ready - self.started, run_s=now - ready, exit_code=None
         )
 
-    def _died(self, exc: Exception) -> ExecOutcome:
+    def _died(self, exc: Exception) -> AttemptOutcome:
         startup = (self.ready_at - self.started) if self.ready_at else None
         if self.killed:
             waited = time.monotonic() - (self.cancelled_at or time.monotonic())
-            return ExecOutcome(
+            return AttemptOutcome(
                 "cancelled",
                 error=(
                     f"the job did not stop within {waited:.1f} s of the cancel request; its "
@@ -361,11 +361,13 @@ class _Watch:
                 ),
                 startup_s=startup,
             )
-        return ExecOutcome("interrupted", error=_death_reason(exc, self.where), startup_s=startup)
+        return AttemptOutcome(
+            "interrupted", error=_death_reason(exc, self.where), startup_s=startup
+        )
 
     # -- cancel ------------------------------------------------------------------------------
 
-    def _handle_cancel(self, cancel: CancelToken) -> ExecOutcome | None:
+    def _handle_cancel(self, cancel: CancelToken) -> AttemptOutcome | None:
         """Forward a cancel to the actor (again when it escalates); kill the actor when late."""
         if not cancel.is_set():
             return None
@@ -374,7 +376,7 @@ class _Watch:
             self.killed = True
             with contextlib.suppress(Exception):
                 ray.kill(self.actor, no_restart=True)
-            return ExecOutcome("cancelled", error=f"{cancel.reason} before it started on Ray")
+            return AttemptOutcome("cancelled", error=f"{cancel.reason} before it started on Ray")
         if cancel.mode != self.sent_mode and self.sent_mode != "immediate":
             self.sent_mode = cancel.mode
             self.actor.cancel.remote(cancel.reason, cancel.mode)

@@ -46,8 +46,8 @@ from smalltrain.engine.events import (
 from smalltrain.engine.fsutil import sha256_bytes
 from smalltrain.engine.locks import FileLock
 from smalltrain.service.execution.attempt import (
-    ExecOutcome,
-    ExecSpec,
+    AttemptOutcome,
+    AttemptSpec,
     apply_limits,
     error_line,
     register_extra_tasks,
@@ -324,12 +324,14 @@ class JobRunner:
         """Ask the task to checkpoint and stop (the job's cooperative cancel flag)."""
         self.token.cancel(reason, cancel_mode(mode))
 
-    def run(self, spec: ExecSpec, shipment: Mapping[str, Any]) -> None:
+    def run(self, spec: AttemptSpec, shipment: Mapping[str, Any]) -> None:
         """Prepare the node and train; the outcome is handed to the head by ``poll``."""
         try:
             local = self._prepare(spec, shipment)
         except Exception as exc:
-            outcome = ExecOutcome("failed", error=error_line(exc), traceback=traceback_summary(exc))
+            outcome = AttemptOutcome(
+                "failed", error=error_line(exc), traceback=traceback_summary(exc)
+            )
         else:
             outcome = run_task(local, self._emit, self.token)
         data = rebase(outcome.to_dict(), self._local, self._head) if self._local else None
@@ -377,7 +379,7 @@ class JobRunner:
                 self._has_urgent = True
                 self._urgent.notify_all()
 
-    def _prepare(self, spec: ExecSpec, shipment: Mapping[str, Any]) -> ExecSpec:
+    def _prepare(self, spec: AttemptSpec, shipment: Mapping[str, Any]) -> AttemptSpec:
         """Tasks, limits, dataset, files and the local run folder; the spec as seen here."""
         register_extra_tasks()
         apply_limits(spec.limits, spec.device)
@@ -404,7 +406,7 @@ class JobRunner:
             cache_dir=self.cache.home() / "cache",
         )
 
-    def _dataset(self, spec: ExecSpec, item: Mapping[str, Any]) -> Path:
+    def _dataset(self, spec: AttemptSpec, item: Mapping[str, Any]) -> Path:
         if not item.get("ref"):
             path = Path(spec.dataset_path)
             if not path.exists():

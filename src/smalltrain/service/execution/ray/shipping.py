@@ -23,7 +23,7 @@ import ray
 
 from smalltrain import paths
 from smalltrain.engine.fsutil import sha256_bytes
-from smalltrain.service.execution.attempt import ExecSpec
+from smalltrain.service.execution.attempt import AttemptSpec
 from smalltrain.service.execution.placement import Placement
 from smalltrain.service.execution.ray.node import pack_tree
 
@@ -45,7 +45,7 @@ class Shipper:
         self._lock = threading.Lock()
         self.packed = 0
 
-    def shipment(self, spec: ExecSpec, placement: Placement) -> dict[str, Any]:
+    def shipment(self, spec: AttemptSpec, placement: Placement) -> dict[str, Any]:
         """Everything one attempt's node needs, as nested object references."""
         return {
             "dataset": self.dataset(spec) if placement.ship_dataset else None,
@@ -53,7 +53,7 @@ class Shipper:
             "run_dir": self.run_dir(Path(spec.run_dir)),
         }
 
-    def dataset(self, spec: ExecSpec) -> dict[str, Any]:
+    def dataset(self, spec: AttemptSpec) -> dict[str, Any]:
         """The dataset's blob reference, sha256, size and entry (packed once per fingerprint)."""
         path = Path(spec.dataset_path)
         root = path if path.is_dir() else path.parent
@@ -72,7 +72,7 @@ class Shipper:
                 self.packed += 1
             return item
 
-    def files(self, spec: ExecSpec) -> dict[str, dict[str, Any]]:
+    def files(self, spec: AttemptSpec) -> dict[str, dict[str, Any]]:
         """Config fields that name a file on the head → that file's reference, sha and name."""
         home = Path(spec.cache_dir).parent if spec.cache_dir else paths.home()
         out = {}
