@@ -111,7 +111,7 @@ def train_cmd(
     preset: str | None = typer.Option(
         None,
         "--preset",
-        help="auto (default) | tiny | small | medium (audio) | ultralytics | seed (detection).",
+        help="auto (default) | tiny | small | medium (audio) | ultralytics | classic (detection).",
     ),
     settings: list[str] = typer.Option(
         [],

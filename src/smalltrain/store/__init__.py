@@ -4,7 +4,7 @@
   ``$SMALLTRAIN_HOME/smalltrain.db``.
 - ``DatasetStore`` (``datasets.py``): datasets registered by name (``DatasetRecord``, in
   ``records.py``): path, kind, summary, snapshot text and fingerprints.
-- ``ModelStore`` (``models.py``): trained models in the seed's ``models/<dataset>/registry.json``
+- ``ModelStore`` (``models.py``): trained models in the original ``models/<dataset>/registry.json``
   layout.
 """
 

@@ -1,4 +1,4 @@
-"""``ModelStore``: trained models on disk, in the seed's registry layout.
+"""``ModelStore``: trained models on disk, in the original registry layout.
 
 Layout under ``root`` (``$SMALLTRAIN_HOME/models``)::
 
@@ -10,7 +10,7 @@ Layout under ``root`` (``$SMALLTRAIN_HOME/models``)::
     <dataset>/models/<name>/registry_entry.json  a copy of its registry entry (for rebuilds)
     <dataset>/models/<name>/...          extra files (previews/ for audio)
 
-A registry entry holds the seed's fields (``created`` as ISO-8601 UTC with ``Z``,
+A registry entry holds the original fields (``created`` as ISO-8601 UTC with ``Z``,
 ``base_model``, ``epochs_completed``, the headline metric under its own key — ``best_map50``
 for detection, ``best_val_loss`` for audio — and ``dataset_snapshot``) plus ``task``,
 ``job_id``, ``weights_sha256``, ``weights_size``, ``dataset_fingerprint``, ``versions`` and
@@ -167,7 +167,7 @@ class ModelStore:
                 stored as null.
             overwrite: replace a model of the same name (else ``ModelExists``).
             headline_mode: "min" or "max": whether a lower or higher headline is better.
-            fields: more entry fields (e.g. the seed's ``best_map50`` beside another
+            fields: more entry fields (e.g. the original ``best_map50`` beside another
                 headline); they never replace the fields above.
 
         Raises:
