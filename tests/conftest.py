@@ -22,6 +22,15 @@ def toy_task(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """A dataset folder for the toy task (it only counts the files): one file, ``toydata/a.txt``."""
+    folder = tmp_path / "toydata"
+    folder.mkdir()
+    (folder / "a.txt").write_text("x")
+    return folder
+
+
+@pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh smalltrain home, also set as ``$SMALLTRAIN_HOME`` for CLI calls."""
     root = tmp_path / "home"

@@ -18,16 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
 
-from smalltrain.cli.main import app
 from tests.support import audio as audiojob
-
-
-def cli(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
-    return result
+from tests.support.cli import cli
 
 
 @pytest.fixture(scope="module")
