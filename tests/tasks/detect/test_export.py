@@ -98,7 +98,8 @@ def test_onnx_export_matches_the_pt(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 0, result.output
     assert tried == []
     onnx = Path(json.loads(result.stdout)["path"])
-    assert onnx.name == "best.onnx" and onnx.is_file()
+    assert onnx.name == "best.onnx"
+    assert onnx.is_file()
     shown = CliRunner().invoke(app, ["--home", str(home), "models", "show", "falls/v8s", "--json"])
     assert [e["format"] for e in json.loads(shown.stdout)["exports"]] == ["onnx"]
 
