@@ -138,3 +138,15 @@ def test_a_missing_package_names_its_extra_and_a_wrong_format_is_refused(
     result = CliRunner().invoke(app, ["--home", str(home), "export", "v8s", "--format", "coreml"])
     assert result.exit_code == 1
     assert "exports to onnx, torchscript, openvino" in result.output
+
+
+def test_openvino_telemetry_is_declined() -> None:
+    pytest.importorskip("openvino_telemetry")
+    from openvino_telemetry import Telemetry
+
+    from smalltrain.tasks.detect.export import no_openvino_telemetry
+
+    no_openvino_telemetry()
+    telemetry = Telemetry(tid="x", app_name="smalltrain-test", app_version="0",
+                          backend="ga4", enable_opt_in_dialog=False)  # fmt: skip
+    assert telemetry.consent is False

@@ -4,8 +4,9 @@ Ultralytics checks an exporter's packages with ``check_requirements`` and, when 
 pip-installs it ("AutoUpdate"). Here nothing may install or download, so: the offline guard runs
 first (``YOLO_OFFLINE``, ``YOLO_AUTOINSTALL=false``), ``checks.AUTOINSTALL`` is forced off in
 case Ultralytics was imported before, and the caller (``service.exports``) has already checked
-that every package the format needs imports. Ultralytics writes the export beside the weights it
-was given, so the weights are copied into ``work_dir`` first and the export lands there.
+that every package the format needs imports. OpenVINO's usage statistics are declined.
+Ultralytics writes the export beside the weights it was given, so the weights are copied into
+``work_dir`` first and the export lands there.
 """
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ def _forbid_installs() -> None:
     checks.ONLINE = False
 
 
+def no_openvino_telemetry() -> None:
+    """Decline OpenVINO's usage statistics for this process.
+
+    OpenVINO's converter sends them to Google Analytics unless ``~/intel/openvino_telemetry``
+    says no: with no such file it counts as consent. We neither send nor write the user's file.
+    """
+    try:
+        from openvino_telemetry.utils import opt_in_checker
+    except ImportError:
+        return
+    declined = opt_in_checker.ConsentCheckResult.DECLINED
+    opt_in_checker.OptInChecker.check = lambda *args, **kwargs: declined
+
+
 def export(
     weights: str | Path,
     fmt: str,
@@ -54,6 +69,8 @@ def export(
         raise ValueError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
     offline.apply(home)
     _forbid_installs()
+    if fmt == "openvino":
+        no_openvino_telemetry()
     from ultralytics import YOLO
 
     work = Path(work_dir)
