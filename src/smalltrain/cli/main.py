@@ -22,6 +22,7 @@ from smalltrain.cli import (
     demo,
     detect,
     evaluate,
+    export,
     jobs,
     models,
     sweep,
@@ -116,6 +117,7 @@ train.register(app)
 system.register(app)
 evaluate.register(app)
 detect.register(app)
+export.register(app)
 app.add_typer(config.app, name="config")
 ui.register(app)
 app.add_typer(datasets.app, name="datasets")
