@@ -23,6 +23,7 @@ from smalltrain.engine.events import (
 )
 from smalltrain.errors import NotResumable, WeightsNotFound
 from smalltrain.tasks.detect import DetectTask, TrainingConfig, check_resumable
+from tests.tasks.detect.test_seen import check_seen_batches
 
 _CONNECTS: list[Any] = []
 _RECORDING = [False]
@@ -79,7 +80,7 @@ def test_tiny_training_run(tmp_path: Path, shapes: Path, tiny_model: Path) -> No
         p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     _RECORDING[0] = True
     try:
-        result, events, _ = run(tmp_path, shapes, tiny_model)
+        result, events, _ = run(tmp_path, shapes, tiny_model, close_mosaic=1)
     finally:
         _RECORDING[0] = False
         for p in [dataset, *dataset.rglob("*")]:
@@ -129,6 +130,7 @@ def test_tiny_training_run(tmp_path: Path, shapes: Path, tiny_model: Path) -> No
     assert isinstance(final, TrainingFinished)
     assert "final/mAP50" in final.metrics
     assert any(isinstance(e, CheckpointSaved) and e.reason == "best" for e in events)
+    check_seen_batches(result.run_dir, events)
 
 
 def test_no_console_output(tmp_path: Path, shapes: Path, tiny_model: Path, capfd: Any) -> None:

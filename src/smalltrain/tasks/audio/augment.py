@@ -167,6 +167,26 @@ def _uniform(u: torch.Tensor, lo: float, hi: float) -> float:
     return lo + float(u) * (hi - lo)
 
 
+@dataclass(frozen=True)
+class AugmentationDraw:
+    """The settings drawn for one chunk: what ``AugmentationPipeline.apply`` does to it.
+
+    ``noise_snr_db`` is None when no noise is added; ``shift_samples`` is the circular shift.
+    """
+
+    speed: float
+    pitch_semitones: float
+    gain_db: float
+    noise_snr_db: float | None
+    shift_samples: int
+
+    def to_dict(self, sample_rate: int) -> dict[str, Any]:
+        """The settings as JSON, the shift also in seconds at ``sample_rate``."""
+        out = dataclasses.asdict(self)
+        out["shift_s"] = self.shift_samples / sample_rate
+        return out
+
+
 class AugmentationPipeline:
     """Speed → pitch → gain → noise → time shift → length fix, all seeded by a generator.
 
@@ -184,33 +204,44 @@ class AugmentationPipeline:
 
         All randomness comes from ``generator``; the same seed gives the same output.
         """
-        if wave.dim() != 1:
-            raise ValueError(f"expected a 1-D wave [N], got shape {tuple(wave.shape)}")
+        return self.apply(wave, self.draw(generator), generator)
+
+    def draw(self, generator: torch.Generator) -> AugmentationDraw:
+        """The settings one chunk gets: a fixed number of draws from ``generator``."""
         cfg = self.config
-        n = wave.shape[0]
         # A fixed number of draws up front keeps each draw's meaning stable across settings.
         u = torch.rand(6, generator=generator, dtype=torch.float64)
-        out = wave.float()
-
-        speed = _uniform(u[0], *cfg.speed_range)
-        if speed != 1.0:
-            out = _resample_linear(out, max(1, round(n / speed)))
-        if cfg.pitch_shift_semitones > 0:
-            semis = _uniform(u[1], -cfg.pitch_shift_semitones, cfg.pitch_shift_semitones)
-            out = pitch_shift(out, semis)
-        out = fix_length(out, n)
-
-        gain_db = _uniform(u[2], *cfg.gain_db_range)
-        if gain_db != 0.0:
-            out = out * (10.0 ** (gain_db / 20.0))
-
-        if float(u[3]) < cfg.noise_prob:
-            out = self._add_noise(out, _uniform(u[4], *cfg.noise_snr_db_range), generator)
-
+        semis = cfg.pitch_shift_semitones
         max_shift = round(cfg.time_shift_max_s * self.sample_rate)
-        if max_shift > 0:
-            shift = round(_uniform(u[5], -max_shift, max_shift))
-            out = torch.roll(out, shift)
+        return AugmentationDraw(
+            speed=_uniform(u[0], *cfg.speed_range),
+            pitch_semitones=_uniform(u[1], -semis, semis) if semis > 0 else 0.0,
+            gain_db=_uniform(u[2], *cfg.gain_db_range),
+            noise_snr_db=_uniform(u[4], *cfg.noise_snr_db_range)
+            if float(u[3]) < cfg.noise_prob
+            else None,
+            shift_samples=round(_uniform(u[5], -max_shift, max_shift)) if max_shift > 0 else 0,
+        )
+
+    def apply(
+        self, wave: torch.Tensor, draw: AugmentationDraw, generator: torch.Generator
+    ) -> torch.Tensor:
+        """``wave`` augmented with the settings of ``draw``; the noise comes from ``generator``."""
+        if wave.dim() != 1:
+            raise ValueError(f"expected a 1-D wave [N], got shape {tuple(wave.shape)}")
+        n = wave.shape[0]
+        out = wave.float()
+        if draw.speed != 1.0:
+            out = _resample_linear(out, max(1, round(n / draw.speed)))
+        if self.config.pitch_shift_semitones > 0:
+            out = pitch_shift(out, draw.pitch_semitones)
+        out = fix_length(out, n)
+        if draw.gain_db != 0.0:
+            out = out * (10.0 ** (draw.gain_db / 20.0))
+        if draw.noise_snr_db is not None:
+            out = self._add_noise(out, draw.noise_snr_db, generator)
+        if draw.shift_samples:
+            out = torch.roll(out, draw.shift_samples)
         return fix_length(out, n)
 
     @staticmethod

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from smalltrain.engine.fsutil import atomic_write, remove_partial_writes
-from smalltrain.tasks.audio.augment import AugmentationPipeline
+from smalltrain.tasks.audio.augment import AugmentationDraw, AugmentationPipeline
 from smalltrain.tasks.audio.io import TARGET_SR, AudioFileInfo, load_audio
 
 _CACHE_VERSION = 1
@@ -228,15 +228,21 @@ class AudioTrainingDataset(Dataset[torch.Tensor]):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """Normalized log-mel ``[1, n_mels, frames]`` of item ``index`` (see module docstring)."""
+        return self.item_with_draw(index)[0]
+
+    def item_with_draw(self, index: int) -> tuple[torch.Tensor, AugmentationDraw | None]:
+        """Item ``index`` exactly as ``__getitem__`` serves it, with the augmentation settings
+        drawn for it (None for a clean copy)."""
         if index < 0:
             raise IndexError(f"index {index} is negative")
         epoch, i = divmod(int(index), len(self))
         copy, chunk = divmod(i, self.n_chunks)
         if copy == 0 or self.augmentation is None:
-            return self.mels[chunk].unsqueeze(0).clone()
+            return self.mels[chunk].unsqueeze(0).clone(), None
         gen = torch.Generator().manual_seed(_item_seed(self.seed, epoch, i))
-        wave = self.augmentation(self.waveform_chunk(chunk), gen)
-        return self._mel(wave.unsqueeze(0))[0].unsqueeze(0)
+        draw = self.augmentation.draw(gen)
+        wave = self.augmentation.apply(self.waveform_chunk(chunk), draw, gen)
+        return self._mel(wave.unsqueeze(0))[0].unsqueeze(0), draw
 
     # --- helpers --------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ checkpoints, rollback and the exported best model are ``checkpointing.py``.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from smalltrain.engine.context import CancelToken, ResultStatus, TrainResult
 from smalltrain.engine.events import (
     EpochMetrics,
     Event,
+    LogEvent,
     TrainingFinished,
     TrainingStarted,
     WarningEvent,
@@ -39,6 +41,7 @@ from smalltrain.tasks.audio.dataset import AudioTrainingDataset
 from smalltrain.tasks.audio.epoch import epoch_train_metrics, train_epoch, validate_epoch
 from smalltrain.tasks.audio.io import DatasetReport
 from smalltrain.tasks.audio.run import Run, setup_run
+from smalltrain.tasks.audio.seen import write_seen_chunks
 
 # --- the loop's helpers ---
 
@@ -70,6 +73,18 @@ def _improved(run: Run, metrics: dict[str, float]) -> bool:
 def _render_previews(run: Run, epoch: int) -> None:
     if run.config.preview_count > 0:  # fitting the prior encodes the training set: skip it
         run.previews.render(run.state.model, epoch, run.history.emit, fit_run_prior(run))
+
+
+def _write_seen(run: Run, emit: Callable[[Event], None]) -> None:
+    """A few augmented training chunks beside their originals, in ``seen/`` (``seen.py``)."""
+    t0 = time.perf_counter()
+    try:
+        path = write_seen_chunks(run.train_ds, run.spectrogram, run.run_dir)
+    except OSError as exc:  # a picture of the data is not worth failing the run for
+        emit(WarningEvent(code="seen_failed", message=f"could not write seen/: {exc}"))
+        return
+    took = time.perf_counter() - t0
+    emit(LogEvent(message=f"wrote what the model sees to {path.parent} in {took:.2f} s"))
 
 
 def _epoch_warnings(run: Run, metrics: dict[str, float], emit: Callable[[Event], None]) -> None:
@@ -135,10 +150,16 @@ def train(
     data = data if isinstance(data, DatasetReport) else Path(data)
     run = setup_run(config, data, run_dir, Path(cache_dir) if cache_dir else None, emit)
     _resume_or_start(run, resume, emit)
+    # beside the first steps, on its own thread: the loop never waits for it until the end
+    seen = threading.Thread(target=_write_seen, args=(run, emit), name="seen", daemon=True)
+    if resume is None:
+        seen.start()
     tb_close = _maybe_tensorboard(run)
     try:
         return _loop(run, resume, cancel)
     finally:
+        if seen.is_alive():
+            seen.join()
         tb_close()
 
 

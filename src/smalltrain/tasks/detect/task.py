@@ -25,6 +25,7 @@ from smalltrain.engine.events import LogEvent, TrainingFinished, WarningEvent
 from smalltrain.engine.plain import plain
 from smalltrain.engine.ptinfo import peek
 from smalltrain.engine.resources import apply_gpu_memory_cap
+from smalltrain.engine.seen import SEEN_DIR
 from smalltrain.errors import ConfigError, NotResumable
 from smalltrain.tasks.detect import offline
 from smalltrain.tasks.detect.callbacks import (
@@ -180,6 +181,13 @@ class DetectTask:
                 status = "cancelled"
             finally:
                 _close_loaders(getattr(model, "trainer", None))
+        seen = getattr(getattr(model, "trainer", None), "seen", None)
+        if seen is not None and seen.seconds:
+            ctx.emit(
+                LogEvent(
+                    f"drew the first training batches into {seen.folder} in {seen.seconds:.2f} s"
+                )
+            )
         done = max(start, (guard.saved_epoch + 1) if guard.saved_epoch is not None else 0)
         return self._result(ctx, config, report, model, save_dir, status, monitor, done)
 
@@ -196,12 +204,13 @@ class DetectTask:
 
         from smalltrain.tasks.detect.trainer import trainer_for
 
-        # plots=False: nobody reads Ultralytics' plots (label plots, batch mosaics, curves).
+        # plots=False: nobody reads Ultralytics' per-epoch plots (labels, curves, val batches);
+        # the trainer draws only the first training batches, into <run>/seen/.
         common = {
             "data": str(data_yaml),
             "device": _ul_device(device),
             "plots": False,
-            "trainer": trainer_for(config.val_every),
+            "trainer": trainer_for(config.val_every, Path(ctx.run_dir).resolve() / SEEN_DIR),
         }
         if ctx.resume_from is not None:
             epoch = check_resumable(Path(ctx.resume_from))

@@ -18,7 +18,10 @@ subclass:
   Ultralytics' checkpoint and writes it. The writer is flushed before
   anything reads the files (NaN recovery, the final evaluation) and when training ends for any
   reason (completion, cancel, error), so a cancelled run leaves a whole, resumable last.pt.
-  best.pt is written only when fitness improves (Ultralytics' rule, kept).
+  best.pt is written only when fitness improves (Ultralytics' rule, kept);
+- draws the batches Ultralytics would plot with ``plots=True`` (the first three, and the first
+  three once mosaic closes) into ``<run>/seen/`` with ``seen.json``
+  (:mod:`~smalltrain.tasks.detect.seen`), while every other plot stays off.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from ultralytics.utils.torch_utils import EarlyStopping
 
 from smalltrain.tasks.detect import snapshot
 from smalltrain.tasks.detect.presets import val_interval
+from smalltrain.tasks.detect.seen import SeenBatches
 from smalltrain.tasks.detect.writer import CheckpointWriter, async_path
 
 __all__ = ["SmallDataTrainer", "ValidationStopper", "trainer_for"]
@@ -70,6 +74,7 @@ class SmallDataTrainer(DetectionTrainer):
     """See the module docstring. ``val_every`` is set per run by :func:`trainer_for`."""
 
     val_every = 1
+    seen_dir: str | None = None  # where the first batches are drawn; None = not drawn
     writer_class: type[CheckpointWriter] = CheckpointWriter
 
     def __init__(
@@ -91,6 +96,7 @@ class SmallDataTrainer(DetectionTrainer):
         self.timings: dict[str, float] = {}
         self._last_val_epoch: int | None = None
         self._epoch_t0 = time.perf_counter()
+        self.seen = SeenBatches(Path(self.seen_dir)) if self.seen_dir else None
 
     def train(self) -> None:
         """Ultralytics' training, then every queued checkpoint on disk (also on cancel/error)."""
@@ -130,6 +136,13 @@ class SmallDataTrainer(DetectionTrainer):
     def _model_train(self) -> None:
         self._epoch_t0 = time.perf_counter()  # called at the start of every epoch's batches
         super()._model_train()
+
+    def preprocess_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Ultralytics' preprocessing; a batch it would plot is drawn into ``seen/``."""
+        batch = super().preprocess_batch(batch)
+        if self.seen is not None:
+            self.seen.batch(self, batch)
+        return batch
 
     def _due(self) -> bool:
         epoch = int(self.epoch)
@@ -189,6 +202,7 @@ def _float(value: Any) -> float:
         return math.nan
 
 
-def trainer_for(val_every: int) -> type[SmallDataTrainer]:
+def trainer_for(val_every: int, seen_dir: Path | None = None) -> type[SmallDataTrainer]:
     """A :class:`SmallDataTrainer` class for one run (Ultralytics instantiates it itself)."""
-    return type("SmallDataTrainer", (SmallDataTrainer,), {"val_every": int(val_every)})
+    attrs = {"val_every": int(val_every), "seen_dir": str(seen_dir) if seen_dir else None}
+    return type("SmallDataTrainer", (SmallDataTrainer,), attrs)

@@ -11,6 +11,8 @@ Endpoints (all under ``/api``; the OpenAPI description is ``/api/openapi.json``)
   its JSON), resumable with the ``Last-Event-ID`` header (or ``?after=ID``); the stream ends
   with an ``end`` event carrying the job once it has ended and every event was sent
 - ``GET /jobs/{id}/metrics?key=&scope=``; ``GET /jobs/{id}/previews/{file}``
+- ``GET /jobs/{id}/seen``: what the model sees (the run's ``seen.json``);
+  ``GET /jobs/{id}/seen/{file}``: one file it lists (no other name is served)
 - ``GET /models?dataset=``; ``POST /models/{dataset}/{name}/activate``;
   ``DELETE /models/{dataset}/{name}``; ``GET /models/{dataset}/{name}/weights``
 - ``GET|POST /models/{dataset}/{name}/exports`` ``{"format"}``, ``GET .../exports/{format}``:
@@ -210,6 +212,18 @@ def _jobs(router: APIRouter, backend: Backend) -> None:
         return FileResponse(path, filename=path.name if download else None)
 
 
+def _seen(router: APIRouter, backend: Backend) -> None:
+    """What the model sees: the run's manifest, and only the files it lists."""
+
+    @router.get("/jobs/{job_id}/seen")
+    def seen(job_id: str) -> JSONResponse:
+        return _json(backend.seen(job_id) or {"items": []})
+
+    @router.get("/jobs/{job_id}/seen/{name}")
+    def seen_file(job_id: str, name: str) -> FileResponse:
+        return FileResponse(backend.seen_file(job_id, name))
+
+
 def _models(router: APIRouter, backend: Backend) -> None:
     @router.get("/models")
     def list_models(dataset: str | None = None) -> JSONResponse:
@@ -310,6 +324,7 @@ def install_api(app: FastAPI, backend: Backend, max_upload_bytes: int = 8 * 2**3
 
     _datasets(router, backend, max_upload_bytes)
     _jobs(router, backend)
+    _seen(router, backend)
     _models(router, backend)
     install_exports(router, backend)
     _weights(router, backend, max_upload_bytes)

@@ -21,6 +21,7 @@ from typing import Any
 
 from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
+from smalltrain.engine.seen import SEEN_DIR, listed_files, read_seen
 from smalltrain.service.execution.executors import Executor
 from smalltrain.service.jobspec import JobSpec, Origin
 from smalltrain.service.manager import TrainingManager
@@ -263,6 +264,23 @@ class Backend:
         """A job's preview file by name (never outside its previews folder)."""
         job = self.manager.get_job(job_id)
         return contained(Path(job.run_dir or "") / "previews", name)
+
+    def seen(self, job_id: str) -> dict[str, Any] | None:
+        """The job's ``seen.json`` (what the model sees), or None before it is written."""
+        job = self.manager.get_job(job_id)
+        return read_seen(Path(job.run_dir)) if job.run_dir else None
+
+    def seen_file(self, job_id: str, name: str) -> Path:
+        """A file its ``seen.json`` lists, from the job's ``seen/`` folder only.
+
+        Raises:
+            FileNotFoundError: no such job file, or a name the manifest does not list.
+        """
+        manifest = self.seen(job_id)
+        if manifest is None or name not in listed_files(manifest):
+            raise FileNotFoundError(f"{name}: no such file")
+        job = self.manager.get_job(job_id)
+        return contained(Path(job.run_dir or "") / SEEN_DIR, name)
 
     def job_log(self, job_id: str, lines: int = 400) -> list[str]:
         """A job's event log, oldest first (at most ``lines``), plus its task log's tail."""

@@ -1,5 +1,6 @@
 """The Job tab: one job, live from the store: state, progress, Stop / Stop now / Resume,
-curves, warnings, resource gauges, preview players and the log.
+curves, warnings, resource gauges, preview players, what the model sees (augmented examples
+from the run's ``seen/``) and the log.
 
 The page polls the store (every 0.5 s; an unchanged job costs one row read and sends nothing),
 so closing the tab never touches the job and a reopened page shows what is stored. Stop and
@@ -19,6 +20,7 @@ from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import RESUMABLE, JobStatus, TrainingJob
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
+from smalltrain.ui.viewmodels.seen import seen_html
 from smalltrain.ui.views.common import EXPECTED, error_html, job_choices
 
 #: Keeps the page's address on the job it shows, so a reload opens the same job.
@@ -49,10 +51,10 @@ def _buttons(job: TrainingJob | None) -> list[Any]:
 
 
 class JobPanel:
-    """The tab's logic: outputs are [sig, header, progress, charts, warnings, previews, log,
-    stop, stop_now, resume]."""
+    """The tab's logic: outputs are [sig, header, progress, charts, warnings, previews, seen,
+    log, stop, stop_now, resume]."""
 
-    N = 10
+    N = 11
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -75,7 +77,7 @@ class JobPanel:
         """Every output's fresh value (the first, the page's memory, excluded)."""
         if not job_id:
             empty = render.message("No job yet: start one in the Train tab.")
-            return [empty, "", "", "", "", "", *_buttons(None)]
+            return [empty, "", "", "", "", "", "", *_buttons(None)]
         view = self.backend.view(job_id)
         job = view.job
         return [
@@ -84,6 +86,7 @@ class JobPanel:
             self._charts_html(view),
             render.warnings(view),
             render.previews(job.id, view.previews) if job.task == "audio" else "",
+            seen_html(job.id, self.backend.seen(job.id)),
             render.log_block(view.log),
             *_buttons(job),
         ]
@@ -162,9 +165,12 @@ def build(backend: Backend) -> JobTab:
         with gr.Column(scale=1):
             gr.Markdown("#### Previews")
             previews = gr.HTML(elem_id="job-previews")
+    gr.Markdown("#### What the model sees")
+    seen = gr.HTML(elem_id="job-seen")
     with gr.Accordion("Event log", open=False):
         log = gr.HTML(elem_id="job-log")
-    outputs = [sig, header, progress, charts, warnings, previews, log, stop, stop_now, resume]
+    outputs = [sig, header, progress, charts, warnings, previews, seen, log]
+    outputs += [stop, stop_now, resume]
     timer = gr.Timer(0.5)
     timer.tick(
         panel.tick,

@@ -78,4 +78,8 @@ CSS = """
 .st-images figcaption { font-size: 0.8em; color: var(--body-text-color-subdued); }
 .st-buttonlink { display: inline-block; padding: 6px 14px; border-radius: 6px;
   border: 1px solid var(--border-color-primary); text-decoration: none; }
+.st-seen-item h4 { margin: 6px 0 2px; font-size: 0.9em; }
+.st-seen-params { margin: 2px 0 8px; font-size: 0.82em; }
+.st-seen-gallery img { image-rendering: pixelated; }
+.st-counts td:not(:first-child), .st-counts th:not(:first-child) { text-align: right; }
 """

@@ -1,5 +1,6 @@
 """The Use tab: audio models generate, reconstruct, interpolate and are evaluated beside PCA;
-detection models find boxes on uploaded images. Every action runs in a child process."""
+detection models find boxes on uploaded images, a folder of images or a webcam picture, with
+counts per class per image and in total. Every action runs in a child process."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import gradio as gr
 from smalltrain import tasks
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
+from smalltrain.ui.viewmodels.detections import image_files, predictions_html
 from smalltrain.ui.views.common import dataset_choices, guard
 
 AUDIO_TYPES = sorted(tasks.AUDIO_EXTENSIONS)
@@ -208,6 +210,27 @@ def _detect(backend: Backend) -> list[Any]:
         choices=[],
         elem_id="use-detect-model",
     )
+    images, folder, webcam = _detect_inputs()
+    conf = gr.Slider(
+        0.01, 1.0, value=0.25, step=0.01, label="Confidence threshold", elem_id="use-conf"
+    )
+    go = gr.Button("Detect", variant="primary", elem_id="use-detect")
+    gallery = gr.HTML(elem_id="use-gallery")
+    boxes = gr.HTML(elem_id="use-boxes")
+
+    def detect(
+        m: str, files: list[str] | None, tree: list[str] | None, cam: str | None, c: float
+    ) -> list[Any]:
+        chosen, skipped = detect_sources(files, tree, cam)
+        out = backend.use.predict(m, chosen, float(c))
+        return [render.images(out.folder, out.files), predictions_html(out.data, c, skipped)]
+
+    go.click(guard(detect, 2, 1), [model, images, folder, webcam, conf], [gallery, boxes])
+    return [model]
+
+
+def _detect_inputs() -> tuple[Any, Any, Any]:
+    """Images, a folder of images, or a webcam picture: one run takes all that are given."""
     with gr.Row():
         images = gr.File(
             label="Images",
@@ -215,45 +238,38 @@ def _detect(backend: Backend) -> list[Any]:
             file_types=IMAGE_TYPES,
             type="filepath",
             height=120,
-            scale=3,
             elem_id="use-images",
         )
-        conf = gr.Slider(
-            0.01,
-            1.0,
-            value=0.25,
-            step=0.01,
-            label="Confidence threshold",
-            scale=2,
-            elem_id="use-conf",
+        folder = gr.File(
+            label="…or a folder of images",
+            file_count="directory",
+            type="filepath",
+            height=120,
+            elem_id="use-folder",
         )
-    go = gr.Button("Detect", variant="primary", elem_id="use-detect")
-    gallery = gr.HTML(elem_id="use-gallery")
-    boxes = gr.HTML(elem_id="use-boxes")
+        webcam = gr.Image(
+            label="…or a webcam picture",
+            sources=["webcam"],
+            type="filepath",
+            height=200,
+            elem_id="use-webcam",
+        )
+    return images, folder, webcam
 
-    def detect(m: str, files: list[str] | None, c: float) -> list[Any]:
-        out = backend.use.predict(m, list(files or []), float(c))
-        rows = [
-            (
-                Path(r["image"]).name,
-                b["class_name"],
-                f"{b['confidence']:.2f}",
-                *[f"{v:.0f}" for v in b["xyxy"]],
-            )
-            for r in out.data
-            for b in r["boxes"]
-        ]
-        total = sum(len(r["boxes"]) for r in out.data)
-        table = render.table(
-            ("image", "class", "confidence", "x1", "y1", "x2", "y2"), rows, "st-boxes"
-        )
-        note = render.message(
-            f"{len(out.data)} image(s), {total} box(es) at confidence ≥ {c:.2f}", "info"
-        )
-        return [render.images(out.folder, out.files), note + (table if rows else "")]
 
-    go.click(guard(detect, 2, 1), [model, images, conf], [gallery, boxes])
-    return [model]
+def detect_sources(
+    files: list[str] | None, tree: list[str] | None, cam: str | None
+) -> tuple[list[str], list[str]]:
+    """The images to run on (uploads, the folder's images, the webcam picture) and the names of
+    the folder's files that are not images."""
+    from_folder, skipped = image_files(tree or [], IMAGE_TYPES)
+    chosen = [*(files or []), *from_folder, *([cam] if cam else [])]
+    if not chosen:
+        raise ValueError(
+            "no image: upload images, a folder with images, or take a webcam picture"
+            + (f" (the folder holds no image: {', '.join(skipped[:3])}…)" if skipped else "")
+        )
+    return chosen, skipped
 
 
 def build(backend: Backend) -> UseTab:
