@@ -102,6 +102,9 @@ def build(backend: Backend) -> gr.Blocks:
             [jv.picker, *jv.load_outputs],
         )
         started.change(None, started, None, js=job.URL_JS)
+        jv.retry.click(lambda: gr.update(selected="train"), None, tabs).then(
+            tr.retry, jv.picker, [tr.dataset, *tr.load_outputs]
+        )
         jl.open_button.click(lambda j: (gr.update(selected="job"), j), jl.picker, [tabs, started])
         _wire_refreshes(backend, ds, tr, jl, mv, us, t_jobs, t_models, t_use, t_datasets)
 
