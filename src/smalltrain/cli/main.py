@@ -22,6 +22,7 @@ from smalltrain.cli import (
     demo,
     detect,
     evaluate,
+    explore,
     jobs,
     models,
     sweep,
@@ -115,6 +116,7 @@ demo.register(app)
 train.register(app)
 system.register(app)
 evaluate.register(app)
+explore.register(app)
 detect.register(app)
 app.add_typer(config.app, name="config")
 ui.register(app)
