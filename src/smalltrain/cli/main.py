@@ -22,6 +22,7 @@ from smalltrain.cli import (
     demo,
     detect,
     evaluate,
+    explore,
     export,
     jobs,
     models,
@@ -116,6 +117,7 @@ demo.register(app)
 train.register(app)
 system.register(app)
 evaluate.register(app)
+explore.register(app)
 detect.register(app)
 export.register(app)
 app.add_typer(config.app, name="config")
