@@ -18,7 +18,7 @@ import torch
 from smalltrain import paths
 from smalltrain.errors import ConfigError, MissingDependency, ModelNotFound
 from smalltrain.service import exports
-from smalltrain.store import ModelStore
+from smalltrain.store import ModelEntry, ModelStore
 from tests.support.audio import TrainedAudio
 
 pytest.importorskip("onnxruntime", reason="the [export] extra is not installed")
@@ -37,11 +37,12 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def _register(home: Path, weights: Path, task: str, name: str = "m") -> Any:
-    return ModelStore(paths.models_dir(home)).save(
-        "data", name, weights, task=task, config={}, metrics={}, base_model=None,
+    return ModelStore(paths.models_dir(home)).save(ModelEntry(
+        dataset="data", name=name, weights=weights, task=task,
+        config={}, metrics={}, base_model=None,
         epochs_completed=1, headline=("best_val_sc", 0.5), dataset_snapshot="",
         dataset_fingerprint="",
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from smalltrain import paths
 from smalltrain.errors import MissingDependency
-from smalltrain.store import ModelStore
+from smalltrain.store import ModelEntry, ModelStore
 from smalltrain.ui.server.inputs import error_response
 from tests.support.api import Served, api
 from tests.support.audio import TrainedAudio
@@ -22,11 +22,12 @@ pytest.importorskip("onnxruntime", reason="the [export] extra is not installed")
 
 
 def test_export_list_and_download(api: Served, trained_audio: TrainedAudio) -> None:
-    ModelStore(paths.models_dir(api.home)).save(
-        "tones", "tiny", trained_audio.model, task="audio", config={}, metrics={},
+    ModelStore(paths.models_dir(api.home)).save(ModelEntry(
+        dataset="tones", name="tiny", weights=trained_audio.model, task="audio",
+        config={}, metrics={},
         base_model=None, epochs_completed=2, headline=("best_val_sc", 0.5),
         dataset_snapshot="", dataset_fingerprint="",
-    )  # fmt: skip
+    ))  # fmt: skip
     route = "/api/models/tones/tiny/exports"
     assert api.client.get(route).json() == []
     assert api.client.get(f"{route}/onnx").status_code == 404

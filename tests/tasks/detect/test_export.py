@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from smalltrain import paths
 from smalltrain.cli.main import app
-from smalltrain.store import ModelStore
+from smalltrain.store import ModelEntry, ModelStore
 from tests.support.data import COCO8, PRETRAINED, require
 
 pytest.importorskip("onnxruntime", reason="the [export] extra is not installed")
@@ -86,11 +86,12 @@ def test_onnx_export_matches_the_pt(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from smalltrain.tasks.detect.predict import predict, validate
 
     home = tmp_path / "home"
-    ModelStore(paths.models_dir(home)).save(
-        "falls", "v8s", require(PRETRAINED), task="detect", config={}, metrics={},
+    ModelStore(paths.models_dir(home)).save(ModelEntry(
+        dataset="falls", name="v8s", weights=require(PRETRAINED), task="detect",
+        config={}, metrics={},
         base_model=None, epochs_completed=0, headline=("best_map50_95", None),
         dataset_snapshot="", dataset_fingerprint="",
-    )  # fmt: skip
+    ))  # fmt: skip
     tried = _no_network_or_installs(monkeypatch)
     args = ["--home", str(home), "export", "falls/v8s", "--format", "onnx"]
     result = CliRunner().invoke(app, [*args, "--image-size", str(IMGSZ), "--json"])
@@ -126,11 +127,12 @@ def test_a_missing_package_names_its_extra_and_a_wrong_format_is_refused(
     from smalltrain.service import exports
 
     home = tmp_path / "home"
-    ModelStore(paths.models_dir(home)).save(
-        "falls", "v8s", require(PRETRAINED), task="detect", config={}, metrics={},
+    ModelStore(paths.models_dir(home)).save(ModelEntry(
+        dataset="falls", name="v8s", weights=require(PRETRAINED), task="detect",
+        config={}, metrics={},
         base_model=None, epochs_completed=0, headline=("best_map50_95", None),
         dataset_snapshot="", dataset_fingerprint="",
-    )  # fmt: skip
+    ))  # fmt: skip
     monkeypatch.setattr(exports, "_importable", lambda name: name != "openvino")
     result = CliRunner().invoke(app, ["--home", str(home), "export", "v8s", "--format", "openvino"])
     assert result.exit_code == 1
