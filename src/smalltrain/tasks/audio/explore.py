@@ -31,6 +31,7 @@ from smalltrain.tasks.audio.directions import (
 from smalltrain.tasks.audio.generate import LoadedModel
 from smalltrain.tasks.audio.io import load_audio
 from smalltrain.tasks.audio.preview import render_mels, write_wav
+from smalltrain.tasks.audio.targets import reach
 
 __all__ = [
     "Exploration",
@@ -355,8 +356,6 @@ def make_sound(
     Raises:
         ValueError: an unknown slider or descriptor, a bad start.
     """
-    from smalltrain.tasks.audio.targets import reach
-
     code, first = start_code(exploration, like, corners, at)
     steps = [first]
     notes: list[str] = []

@@ -8,15 +8,25 @@ nearest the start), so it costs two decodes of a few dozen codes, not a loop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from smalltrain.tasks.audio.descriptors import format_value
+from smalltrain.tasks.audio.directions import Direction
 
-if TYPE_CHECKING:
-    from smalltrain.tasks.audio.explore import Exploration
+
+class Exploration(Protocol):
+    """What ``reach`` needs of ``explore.Exploration`` (a protocol: no import circle)."""
+
+    spread: dict[str, float]
+
+    def measure(self, codes: np.ndarray) -> Mapping[str, np.ndarray]: ...
+
+    def for_descriptor(self, descriptor: str) -> Direction: ...
+
 
 __all__ = ["LIMIT", "TargetResult", "parse_target", "reach"]
 
