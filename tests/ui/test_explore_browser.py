@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from smalltrain.paths import models_dir
-from smalltrain.store import ModelStore
+from smalltrain.store import ModelEntry, ModelStore
 from tests.support.uiserver import has_route_out, offline, start_server
 from tests.ui.browser import ARGS, CHROMIUM, Env, open_app, skip_reason, tab, wait_text
 
@@ -27,11 +27,11 @@ def env(
     from playwright.sync_api import sync_playwright
 
     root = tmp_path_factory.mktemp("ui-explore")
-    ModelStore(models_dir(root / "home")).save(
-        "shots", "explorer", explore_model, task="audio", config={}, metrics={},
-        base_model=None, epochs_completed=12, headline=("best_val_loss", 1.0),
+    ModelStore(models_dir(root / "home")).save(ModelEntry(
+        dataset="shots", name="explorer", weights=explore_model, task="audio", config={},
+        metrics={}, base_model=None, epochs_completed=12, headline=("best_val_loss", 1.0),
         dataset_snapshot="24 files", dataset_fingerprint="x",
-    )  # fmt: skip
+    ))  # fmt: skip
     with offline():
         assert not has_route_out(), "the test namespace still has a network interface up"
         server = start_server(root / "home")
