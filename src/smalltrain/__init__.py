@@ -6,6 +6,7 @@ pay for torch or Ultralytics until they are used:
 - jobs: ``TrainingManager``, ``AsyncTrainingManager``, ``JobSpec``, ``TrainingJob``, ``JobStatus``,
   ``SweepSpec``
 - stores: ``ModelStore``, ``DatasetStore``, ``JobStore``
+- export: ``export_model(home, "DATASET/NAME", "onnx")`` (beside the model), ``list_exports``
 - engine: ``TrainingRunner``, ``MetricsHistory``, ``Callback``, ``ResourceMonitor``
 - tasks: ``smalltrain.tasks.audio`` (its ``TrainingConfig`` is the audio one) and
   ``smalltrain.tasks.detect`` (its ``TrainingConfig`` is the detection one)
@@ -33,6 +34,8 @@ _EXPORTS = {
     "TrainingJob": "smalltrain.engine.jobs",
     "TrainingManager": "smalltrain.service.manager",
     "TrainingRunner": "smalltrain.engine.runner",
+    "export_model": "smalltrain.service.exports",
+    "list_exports": "smalltrain.service.exports",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

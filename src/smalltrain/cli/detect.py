@@ -36,7 +36,10 @@ def detection_model(ref: str, command: str) -> ModelRef:
         ModelNotFound, WrongModelKind, WeightsNotFound.
     """
     found = resolve_model(ref, need="detect", command=command)
-    path = _weights_in(found.path) if found.path.is_dir() else found.path
+    from smalltrain.tasks.detect.predict import is_openvino_folder
+
+    keep = not found.path.is_dir() or is_openvino_folder(found.path)
+    path = found.path if keep else _weights_in(found.path)
     return ModelRef(path, found.task, found.label, found.info, found.dataset)
 
 

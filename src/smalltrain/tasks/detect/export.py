@@ -83,9 +83,9 @@ def export(
         raise CheckpointError(f"{weights}: not an Ultralytics detection model ({exc})") from exc
     size = imgsz or _trained_size(model)
     kwargs: dict[str, Any] = {"format": FORMATS[fmt], "imgsz": size, "device": "cpu"}
-    if fmt == "onnx":
+    if fmt in ("onnx", "openvino"):
         # any input size: predict then letterboxes as for the .pt (to a multiple of 32, not a
-        # square), so the boxes match the .pt's
+        # square), so the boxes match the .pt's (TorchScript stays square: its boxes differ)
         kwargs["dynamic"] = True
     try:
         with redirect_output(work / "export.log"):

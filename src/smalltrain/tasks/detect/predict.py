@@ -61,9 +61,15 @@ def _collect(sources: str | Path | Iterable[str | Path]) -> list[tuple[Path, Pat
     return unique
 
 
+def is_openvino_folder(path: Path) -> bool:
+    """An OpenVINO export (``smalltrain export --format openvino``): a folder with its .xml."""
+    return path.is_dir() and path.name.endswith("_openvino_model") and any(path.glob("*.xml"))
+
+
 def _check_weights(weights: str | Path) -> Path:
+    """A weights file (.pt, or an exported .onnx / .torchscript) or an OpenVINO folder."""
     path = Path(weights).expanduser()
-    if not path.is_file():
+    if not path.is_file() and not is_openvino_folder(path):
         raise WeightsNotFound(f"{path}: model weights not found. Give the path of a trained .pt.")
     return path
 
