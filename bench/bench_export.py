@@ -26,14 +26,14 @@ from tests.tasks.detect.test_export import matched_ious  # noqa: E402
 
 from smalltrain import paths  # noqa: E402
 from smalltrain.service.exports import export_model  # noqa: E402
-from smalltrain.store import ModelStore  # noqa: E402
+from smalltrain.store import ModelEntry, ModelStore  # noqa: E402
 
 
 def _register(home: Path, weights: Path, dataset: str, task: str) -> None:
-    ModelStore(paths.models_dir(home)).save(
-        dataset, "m", weights, task=task, config={}, metrics={}, base_model=None,
-        epochs_completed=1, headline=("best", None), dataset_snapshot="", dataset_fingerprint="",
-    )  # fmt: skip
+    ModelStore(paths.models_dir(home)).save(ModelEntry(
+        dataset=dataset, name="m", weights=weights, task=task, config={}, metrics={},
+        base_model=None, epochs_completed=1, headline=("best", None),
+    ))  # fmt: skip
 
 
 def detection(home: Path) -> None:
