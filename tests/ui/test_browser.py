@@ -314,7 +314,7 @@ def test_detection_end_to_end(env: Env) -> None:
     (folder / "notes.txt").write_text("not an image")
     page.locator("#use-images button[aria-label='Clear']").first.click()
     page.locator("#use-folder input[type=file]").set_input_files(str(folder))
-    page.wait_for_selector("#use-folder :text('notes.txt')")
+    wait_text(page, "use-folder", "notes")  # the folder is listed, notes.txt and all
     page.locator("#use-detect").click()
     wait_text(page, "use-boxes", "3 image(s)", timeout=120_000)
     counts = page.locator("#use-boxes table.st-counts")
@@ -325,6 +325,15 @@ def test_detection_end_to_end(env: Env) -> None:
     assert "1 file(s) left out, not images: notes.txt" in page.locator("#use-boxes").inner_text()
     assert page.locator("#use-gallery img").count() == 3
     env.shot(page, "12b-use-detection-folder")
+    # a webcam picture (Chromium's fake camera: its moving test pattern), on its own
+    page.locator("#use-folder button[aria-label='Clear']").first.click()
+    page.locator("#use-webcam").get_by_text("Click to Access Webcam").click()
+    page.locator("#use-webcam button[aria-label='capture photo']").click()
+    page.wait_for_selector("#use-webcam img")
+    page.locator("#use-detect").click()
+    wait_text(page, "use-boxes", "1 image(s)", timeout=120_000)
+    assert page.locator("#use-gallery img").count() == 1
+    env.shot(page, "12c-use-detection-webcam")
     page.context.close()
     assert env.outside() == [], f"requests left loopback: {env.outside()}"
 
