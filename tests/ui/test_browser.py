@@ -98,7 +98,8 @@ def test_audio_end_to_end(env: Env) -> None:
     sounds = env.data / "kicks"
     make_sound_folder(sounds, n_files=6, seed=1)
     settings_file = env.data / "tiny-settings.yaml"
-    settings_file.write_text(json.dumps(AUDIO_SETTINGS))  # JSON is YAML
+    # two copies per chunk: the second is augmented, so the Job view has something to show
+    settings_file.write_text(json.dumps({**AUDIO_SETTINGS, "augmentation_expansion": 2}))
     page = env.page()
 
     started = time.monotonic()
