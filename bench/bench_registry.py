@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from smalltrain.store import ModelStore
+from smalltrain.store import ModelEntry, ModelStore
 
 
 def _median_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -90,9 +90,9 @@ def main() -> None:
         weights = Path(tmp) / "best.pt"
         weights.write_bytes(b"w" * 1024)
         start = time.perf_counter()
-        store.save("bench", "one_more", weights, task="audio", config={}, metrics={},
-                   base_model=None, epochs_completed=1, headline=("best_val_loss", 0.1),
-                   dataset_snapshot="", dataset_fingerprint="")  # fmt: skip
+        store.save(ModelEntry(dataset="bench", name="one_more", weights=weights, task="audio",
+                              config={}, metrics={}, base_model=None, epochs_completed=1,
+                              headline=("best_val_loss", 0.1)))  # fmt: skip
         save_ms = 1000 * (time.perf_counter() - start)
     result = {
         "machine": f"{platform.machine()} {platform.system()}",

@@ -11,6 +11,7 @@ import pytest
 
 from smalltrain.tasks import EXTRA_TASKS_ENV, toy
 from tests.support.audio import TrainedAudio, train_tiny_run
+from tests.support.explore import train_explore_model
 
 
 @pytest.fixture
@@ -19,6 +20,15 @@ def toy_task(monkeypatch: pytest.MonkeyPatch) -> None:
     started by the test (the environment is restored afterwards)."""
     monkeypatch.setenv(EXTRA_TASKS_ENV, os.environ.get(EXTRA_TASKS_ENV, ""))
     toy.install()
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """A dataset folder for the toy task (it only counts the files): one file, ``toydata/a.txt``."""
+    folder = tmp_path / "toydata"
+    folder.mkdir()
+    (folder / "a.txt").write_text("x")
+    return folder
 
 
 @pytest.fixture
@@ -40,3 +50,10 @@ def trained_audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedA
     before = shared.digest()
     yield shared
     assert shared.digest() == before, "a test wrote into the shared trained audio run"
+
+
+@pytest.fixture(scope="session")
+def explore_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The exported tiny model the exploration tests share (``tests.support.explore``): 24
+    one-shots in two folders, 18 trained on and 6 held out; about 6 s on a CPU. Read-only."""
+    return train_explore_model(tmp_path_factory.mktemp("explore_model"))

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from smalltrain.cli.main import app
 from smalltrain.paths import models_dir
-from smalltrain.store import ModelStore
+from smalltrain.store import ModelEntry, ModelStore
 from smalltrain.tasks.audio.generate import load_model
 from smalltrain.tasks.audio.synth import make_sound_folder
 from tests.support.audio import TrainedAudio
@@ -96,11 +96,12 @@ def test_generate_by_registered_model_name(
     _, run_dir = trained
     home = tmp_path / "home"
     monkeypatch.setenv("SMALLTRAIN_HOME", str(home))
-    ModelStore(models_dir(home)).save(
-        "sounds", "vae1", run_dir / "export" / "best.pt", task="audio", config={}, metrics={},
+    ModelStore(models_dir(home)).save(ModelEntry(
+        dataset="sounds", name="vae1", weights=run_dir / "export" / "best.pt", task="audio",
+        config={}, metrics={},
         base_model=None, epochs_completed=1, headline=("best_val_loss", 1.0),
         dataset_snapshot="6 files", dataset_fingerprint="x",
-    )  # fmt: skip
+    ))  # fmt: skip
     run("generate", "sounds/vae1", "--n", "1", "--out", str(tmp_path / "a"))
     run("generate", "vae1", "--n", "1", "--out", str(tmp_path / "b"))
     assert (tmp_path / "a" / "sample_000.wav").read_bytes() == (

@@ -18,16 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
 
-from smalltrain.cli.main import app
 from tests.support import audio as audiojob
-
-
-def cli(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
-    return result
+from tests.support.cli import cli
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +168,7 @@ def test_weights_list_notices_a_changed_file(home: Path, tmp_path: Path) -> None
     assert entry["state"] == "changed"
     assert "changed since it was added" in cli("weights", "list").stderr
     err = cli("weights", "add", str(sorted(tmp_path.glob("*.pt"))[0]), "--name", "w.pt", code=1)
-    assert "exists already" in err.stderr
+    assert "exist already" in err.stderr
     audio_model = next(Path(home).glob("models/*/models/*/weights/best.pt"))
     err = cli("weights", "add", str(audio_model), "--name", "a.pt", code=1).stderr
     assert "an audio model" in err

@@ -13,14 +13,9 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from smalltrain.cli.main import app
+from tests.support.cli import cli
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "CLI.md"
-
-
-def cli(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
-    return result
 
 
 def commands() -> Iterator[tuple[str, Any]]:

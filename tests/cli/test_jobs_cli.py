@@ -8,40 +8,19 @@ tiny synthetic sounds. No mocks, no fixed sleeps: tests wait on job state and pr
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from smalltrain.cli.main import app
 from smalltrain.engine.jobs import JobStatus
 from smalltrain.service.manager import TrainingManager
 from tests.support import audio as audiojob
+from tests.support.cli import cli, cli_json
 
 pytestmark = pytest.mark.usefixtures("toy_task")
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    folder = tmp_path / "toydata"
-    folder.mkdir()
-    (folder / "a.txt").write_text("x")
-    return folder
-
-
-def cli(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def cli_json(*args: str) -> Any:
-    return json.loads(cli(*args, "--json").stdout)
 
 
 def _wait_for_event(home: Path, job_id: str, kind: str) -> None:

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from smalltrain.cli.main import app
+from tests.support.cli import cli, cli_json
 
 pytestmark = pytest.mark.usefixtures("toy_task")
 
@@ -25,24 +24,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "home"
     monkeypatch.setenv("SMALLTRAIN_HOME", str(root))
     return root
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    folder = tmp_path / "toydata"
-    folder.mkdir()
-    (folder / "a.txt").write_text("x")
-    return folder
-
-
-def cli(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
-    return result
-
-
-def cli_json(*args: str) -> Any:
-    return json.loads(cli(*args, "--json").stdout)
 
 
 def train(data: Path, name: str, epochs: int, *extra: str, code: int = 0) -> Any:

@@ -16,6 +16,7 @@ from smalltrain.engine.jobs import (
     TrainingJob,
     check_transition,
     seed_state,
+    simple_state,
     transition,
 )
 from smalltrain.errors import InvalidTransition
@@ -88,10 +89,11 @@ def test_state_sets() -> None:
 
 
 def test_seed_view() -> None:
-    assert seed_state(S.QUEUED) == "idle"
-    assert {seed_state(s) for s in ACTIVE} == {"training"}
-    assert seed_state("COMPLETED") == "completed"
-    assert {seed_state(s) for s in (S.CANCELLED, S.FAILED, S.INTERRUPTED)} == {"idle"}
+    assert simple_state(S.QUEUED) == "idle"
+    assert seed_state is simple_state  # the older name
+    assert {simple_state(s) for s in ACTIVE} == {"training"}
+    assert simple_state("COMPLETED") == "completed"
+    assert {simple_state(s) for s in (S.CANCELLED, S.FAILED, S.INTERRUPTED)} == {"idle"}
 
 
 def test_job_defaults_and_round_trip() -> None:

@@ -8,7 +8,6 @@ idempotent per job, and a model name is reserved when its job is queued.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,19 +15,17 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
-from typer.testing import CliRunner
 
-from smalltrain.cli.main import app
 from smalltrain.engine.jobs import JobStatus
 from smalltrain.engine.locks import try_lock
 from smalltrain.errors import ModelExists, NotResumable
 from smalltrain.service.manager import JobSpec, TrainingManager
 from smalltrain.service.recovery import RECOVERY_ROLE
 from smalltrain.service.scheduler import Scheduler, lock_path, scheduler_running
+from tests.support.cli import cli, cli_json
 
 pytestmark = pytest.mark.usefixtures("toy")
 
@@ -38,16 +35,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "home"
     monkeypatch.setenv("SMALLTRAIN_HOME", str(root))
     return root
-
-
-def cli(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def cli_json(*args: str) -> Any:
-    return json.loads(cli(*args, "--json").stdout)
 
 
 def _open(home: Path) -> TrainingManager:

@@ -35,7 +35,7 @@ from smalltrain.engine.runner import TrainingRunner
 from smalltrain.errors import DiskFull
 from smalltrain.service.manager import TrainingManager
 from smalltrain.store.db import JobStore
-from smalltrain.store.models import ModelStore
+from smalltrain.store.models import ModelEntry, ModelStore
 from smalltrain.tasks import toy as toytask
 from tests.faults.conftest import MIB, SmallDisk
 
@@ -110,10 +110,10 @@ def test_torch_short_write_becomes_disk_full(disk: SmallDisk) -> None:
 
 
 def _save_model(store: ModelStore, weights: Path, name: str = "m1", job_id: str = "j1") -> Any:
-    return store.save(
-        "ds",
-        name,
-        weights,
+    return store.save(ModelEntry(
+        dataset="ds",
+        name=name,
+        weights=weights,
         task="toy",
         config={"epochs": 1},
         metrics={"loss": 0.5},
@@ -123,7 +123,7 @@ def _save_model(store: ModelStore, weights: Path, name: str = "m1", job_id: str 
         dataset_snapshot="1 file",
         dataset_fingerprint="abc",
         job_id=job_id,
-    )
+    ))  # fmt: skip
 
 
 def test_model_folder_copy_names_the_model_and_its_size(disk: SmallDisk, tmp_path: Path) -> None:

@@ -31,14 +31,6 @@ def _cuda() -> bool:
 needs_gpu = pytest.mark.skipif(not _cuda(), reason="needs a CUDA device")
 
 
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    folder = tmp_path / "toydata"
-    folder.mkdir()
-    (folder / "a.txt").write_text("x")
-    return folder
-
-
 def _spec(data: Path, device: str | None = None, **overrides: Any) -> JobSpec:
     return JobSpec(dataset=data, task="toy", overrides=overrides, device=device)
 

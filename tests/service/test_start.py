@@ -31,14 +31,6 @@ pytestmark = pytest.mark.usefixtures("toy_task")
 
 
 @pytest.fixture
-def data(tmp_path: Path) -> Path:
-    folder = tmp_path / "toydata"
-    folder.mkdir()
-    (folder / "a.txt").write_text("x")
-    return folder
-
-
-@pytest.fixture
 def shapes(tmp_path: Path) -> Path:
     return make_shapes_dataset(tmp_path / "shapes", n_train=2, n_val=1)
 

@@ -32,14 +32,6 @@ COCO8 = SHARED / "detection" / "coco8"
 pytestmark = pytest.mark.usefixtures("toy_task")
 
 
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    folder = tmp_path / "toydata"
-    folder.mkdir()
-    (folder / "a.txt").write_text("x")
-    return folder
-
-
 def test_vary_and_trial_settings() -> None:
     vary = parse_vary(["seed", "lr0=0.0005, 0.001"])
     assert vary == {"seed": None, "lr0": ["0.0005", "0.001"]}

@@ -15,7 +15,7 @@ import yaml
 
 from smalltrain.engine.fsutil import sha256_file
 from smalltrain.errors import InvalidName, ModelExists, ModelNotFound, RegistryCorrupt
-from smalltrain.store import ModelInfo, ModelStore
+from smalltrain.store import ModelEntry, ModelInfo, ModelStore
 
 
 @pytest.fixture
@@ -44,7 +44,9 @@ def _save(store: ModelStore, weights: Path, name: str, **kw: Any) -> ModelInfo:
         "job_id": "0123456789ab",
         "versions": {"smalltrain": "0.1.0"},
     }
-    return store.save("birds", name, weights, **{**args, **kw})
+    overwrite = bool(kw.pop("overwrite", False))
+    entry = ModelEntry(dataset="birds", name=name, weights=weights, **{**args, **kw})
+    return store.save(entry, overwrite=overwrite)
 
 
 def test_save_writes_the_seed_layout_and_registry(store: ModelStore, weights: Path) -> None:
@@ -146,10 +148,10 @@ def test_unsafe_names_are_refused(store: ModelStore, weights: Path, bad: str) ->
     with pytest.raises(InvalidName, match=r"must"):
         _save(store, weights, bad)
     with pytest.raises(InvalidName, match=r"dataset name"):
-        store.save(
-            bad,
-            "ok",
-            weights,
+        store.save(ModelEntry(
+            dataset=bad,
+            name="ok",
+            weights=weights,
             task="audio",
             config={},
             metrics={},
@@ -158,7 +160,7 @@ def test_unsafe_names_are_refused(store: ModelStore, weights: Path, bad: str) ->
             headline=("best_val_loss", 0.1),
             dataset_snapshot="",
             dataset_fingerprint="",
-        )
+        ))  # fmt: skip
     for call in (store.get, store.delete, store.set_active, store.weights_path):
         with pytest.raises(InvalidName):
             call("birds", bad)
@@ -182,9 +184,9 @@ def test_name_rules_are_named() -> None:
 
 def test_corrupted_registry_is_reported_and_models_stay(store: ModelStore, weights: Path) -> None:
     _save(store, weights, "m")
-    store.save("other", "n", weights, task="audio", config={}, metrics={}, base_model=None,
-               epochs_completed=1, headline=("best_val_loss", 0.1), dataset_snapshot="",
-               dataset_fingerprint="")  # fmt: skip
+    store.save(ModelEntry(dataset="other", name="n", weights=weights, task="audio", config={},
+                          metrics={}, base_model=None, epochs_completed=1,
+                          headline=("best_val_loss", 0.1)))  # fmt: skip
     registry = store.root / "birds" / "registry.json"
     registry.write_text('{"active": null, "models": {')
     for call in (lambda: store.list("birds"), lambda: store.get("birds", "m")):
@@ -235,16 +237,17 @@ def test_rebuild_registry_from_the_model_folders(store: ModelStore, weights: Pat
 WRITER = """
 import sys
 from pathlib import Path
-from smalltrain.store import ModelStore
+from smalltrain.store import ModelEntry, ModelStore
 root, tag, weights = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 store = ModelStore(Path(root))
 print("ready", flush=True)
 sys.stdin.readline()
 for i in range(200):
     if i % 40 == 0:  # a few real saves among the raw registry edits
-        store.save("shared", f"{tag}-{i}", weights, task="audio", config={"i": i}, metrics={},
-                   base_model=None, epochs_completed=i, headline=("best_val_loss", 0.5),
-                   dataset_snapshot="3 files, 2.0 s", dataset_fingerprint="f")
+        store.save(ModelEntry(dataset="shared", name=f"{tag}-{i}", weights=weights, task="audio",
+                   config={"i": i}, metrics={}, base_model=None, epochs_completed=i,
+                   headline=("best_val_loss", 0.5), dataset_snapshot="3 files, 2.0 s",
+                   dataset_fingerprint="f"))
     else:
         def change(registry, i=i):
             registry["models"][f"{tag}-{i}"] = {"created": f"2024-01-01T00:00:{i % 60:02d}Z",

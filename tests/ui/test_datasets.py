@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from smalltrain import paths
-from smalltrain.errors import DatasetError, InvalidName
+from smalltrain.errors import DatasetError, DatasetExists
 from smalltrain.store import DatasetStore, JobStore
 from smalltrain.ui.child.pool import ChildPool
 from smalltrain.ui.env import UIPaths
@@ -66,7 +66,7 @@ def test_a_zipped_yolo_dataset_is_unpacked_and_registered(ui: DatasetsUI, tmp_pa
     assert Path(record["path"]).is_relative_to(ui.ui.datasets / "cells")
     assert not any("__MACOSX" in str(p) for p in (ui.ui.datasets / "cells").rglob("*"))
     assert result["report"]["instances_per_class"]
-    with pytest.raises(InvalidName, match="already taken"):
+    with pytest.raises(DatasetExists, match="already taken"):
         ui.upload("cells", [archive])
     ui.remove("cells")
     assert not (ui.ui.datasets / "cells").exists()

@@ -8,6 +8,14 @@ from typing import Any
 import typer
 
 from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json, say, warn
+from smalltrain.cli.explore import (
+    AT_HELP,
+    CORNER_HELP,
+    LIKE_HELP,
+    SET_HELP,
+    SLIDE_HELP,
+    generate_explored,
+)
 from smalltrain.cli.refs import MODEL_HELP, resolve_model
 
 #: A generated sound whose peak is below this is reported as near-silent.
@@ -125,13 +133,25 @@ def generate_cmd(
         help="Length of each sound in seconds (any length up to 600). One-shot material starts "
         "at an attack and decays; longer sounds follow on chunk after chunk. Default: one chunk.",
     ),
+    like: Path | None = typer.Option(None, "--like", exists=True, dir_okay=False, help=LIKE_HELP),
+    targets: list[str] = typer.Option([], "--set-descriptor", metavar="NAME=FACTOR", help=SET_HELP),
+    slides: list[str] = typer.Option([], "--slide", metavar="NAME=AMOUNT", help=SLIDE_HELP),
+    corners: list[Path] = typer.Option(
+        [], "--corner", exists=True, dir_okay=False, metavar="FILE", help=CORNER_HELP
+    ),
+    at: str | None = typer.Option(None, "--at", metavar="U,V", help=AT_HELP),
 ) -> None:
     """Sample N new sounds from a trained audio model.
 
     Latents are drawn from the Gaussian fitted to the model's codes of its training sounds
     (stored with every exported model), so new sounds resemble the training material. With
     --duration, sounds come from the model's prior over sequences of chunks, overlap-added.
+    With --like FILE or four --corner files, one sound is made from their codes instead
+    (see `smalltrain explore` for the sliders).
     """
+    if like is not None or corners or targets or slides or at is not None:
+        generate_explored(model, out, like, targets, slides, corners, at, as_json)
+        return
     from smalltrain.tasks.audio.generate import load_model, sample, sample_long
 
     loaded = load_model(resolve_model_ref(model, "generate"))

@@ -22,6 +22,8 @@ from smalltrain.cli import (
     demo,
     detect,
     evaluate,
+    explore,
+    export,
     jobs,
     models,
     sweep,
@@ -115,7 +117,9 @@ demo.register(app)
 train.register(app)
 system.register(app)
 evaluate.register(app)
+explore.register(app)
 detect.register(app)
+export.register(app)
 app.add_typer(config.app, name="config")
 ui.register(app)
 app.add_typer(datasets.app, name="datasets")

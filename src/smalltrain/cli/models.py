@@ -100,6 +100,10 @@ def _show_rows(model: ModelInfo) -> list[tuple[str, Any]]:
         ("versions", model.versions),
     ]
     rows += [(k.replace("_", " "), readable(v)) for k, v in sorted(model.extra.items())]
+    from smalltrain.service.exports import list_exports
+
+    for export in list_exports(model.path):
+        rows.append((f"export {export.format}", f"{export.path} ({export.size / 2**20:.1f} MiB)"))
     return rows
 
 
@@ -114,7 +118,10 @@ def show_cmd(
     """Show one model's registry entry and files."""
     model = open_manager().get_model(*_split(name, dataset or dataset_old))
     if as_json:
-        print_json(model.to_dict())
+        from smalltrain.service.exports import list_exports
+
+        exports = [e.to_dict() for e in list_exports(model.path)]
+        print_json({**model.to_dict(), "exports": exports})
         return
     print_fields(_show_rows(model))
 

@@ -25,12 +25,12 @@ if TYPE_CHECKING:
     # The service layer loads when a command runs, not at start-up (`smalltrain --help`).
     from smalltrain.service.manager import JobSpec, TrainingManager
 
-__all__ = ["register", "resume_cmd", "run_job", "train_cmd"]
+__all__ = ["follow_to_end", "register", "resume_cmd", "train_cmd"]
 
 DETACH_HELP = "Queue the job for a background worker and return."
 
 
-def run_job(
+def follow_to_end(
     manager: TrainingManager, job_id: str, *, after_id: int = 0, as_json: bool = False
 ) -> None:
     """Run (or follow) the job to its end in this terminal, print its summary, and exit with
@@ -111,7 +111,7 @@ def train_cmd(
     preset: str | None = typer.Option(
         None,
         "--preset",
-        help="auto (default) | tiny | small | medium (audio) | ultralytics | seed (detection).",
+        help="auto (default) | tiny | small | medium (audio) | ultralytics | classic (detection).",
     ),
     settings: list[str] = typer.Option(
         [],
@@ -170,7 +170,7 @@ def train_cmd(
     if detach:
         _detached(manager, job_id, as_json, worker_args(executor, ray_address))
     else:
-        run_job(manager, job_id, as_json=as_json)
+        follow_to_end(manager, job_id, as_json=as_json)
 
 
 def job_for(manager: TrainingManager, ref: str) -> str:
@@ -197,7 +197,7 @@ def resume_job(ref: str, detach: bool, as_json: bool, ray_address: str | None = 
     if detach:
         _detached(manager, job_id, as_json, worker_args("process", ray_address))
     else:
-        run_job(manager, job_id, after_id=after, as_json=as_json)
+        follow_to_end(manager, job_id, after_id=after, as_json=as_json)
 
 
 @handle_errors

@@ -16,7 +16,8 @@ The state machine is data: ``TRANSITIONS`` maps each state to the states it may 
   gives a claimed job back to the queue (its process never started).
 - INTERRUPTED means the process running the job (or the host) died without a word; such a job
   can be resumed from its newest checkpoint.
-- The seed's simpler IDLE → TRAINING → COMPLETED machine is ``seed_state(status)``.
+- The simpler IDLE → TRAINING → COMPLETED machine is ``simple_state(status)``
+  (``seed_state``, its older name, stays as an alias).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "check_transition",
     "new_job_id",
     "seed_state",
+    "simple_state",
     "transition",
 ]
 
@@ -88,11 +90,11 @@ ACTIVE: frozenset[JobStatus] = frozenset({S.STARTING, S.TRAINING, S.CANCELLING})
 #: have a usable checkpoint).
 RESUMABLE: frozenset[JobStatus] = frozenset({S.CANCELLED, S.FAILED, S.INTERRUPTED})
 
-SeedState = Literal["idle", "training", "completed"]
+SimpleState = Literal["idle", "training", "completed"]
 
 
-def seed_state(status: JobStatus | str) -> SeedState:
-    """Map a status onto the seed's IDLE → TRAINING → COMPLETED view.
+def simple_state(status: JobStatus | str) -> SimpleState:
+    """Map a status onto the simpler IDLE → TRAINING → COMPLETED view.
 
     QUEUED, CANCELLED, FAILED and INTERRUPTED are "idle"; STARTING, TRAINING and CANCELLING
     are "training"; COMPLETED is "completed".
@@ -103,6 +105,9 @@ def seed_state(status: JobStatus | str) -> SeedState:
     if status in ACTIVE:
         return "training"
     return "idle"
+
+
+seed_state = simple_state  # the older name, kept for callers of the original API
 
 
 def check_transition(job_id: str, current: JobStatus | str, to: JobStatus | str) -> JobStatus:
@@ -200,9 +205,11 @@ class TrainingJob:
         return self.status in ACTIVE
 
     @property
-    def seed_state(self) -> SeedState:
-        """The seed's simpler view: "idle", "training" or "completed"."""
-        return seed_state(self.status)
+    def simple_state(self) -> SimpleState:
+        """The simpler view: "idle", "training" or "completed"."""
+        return simple_state(self.status)
+
+    seed_state = simple_state  # the older name
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (status as its string value)."""

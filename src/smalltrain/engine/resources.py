@@ -1,4 +1,4 @@
-"""Machine resources: ``ResourceMonitor`` (the seed's API) and the child's GPU memory cap.
+"""Machine resources: ``ResourceMonitor`` (the original API) and the child's GPU memory cap.
 
 Units, once and for all:
 - **Thresholds are fractions**: ``gpu_threshold=0.9`` means 90 %.
@@ -244,7 +244,7 @@ class ResourceMonitor:
         return status
 
     def notify_callbacks(self, status: ResourceStatus) -> None:
-        """Call every callback with ``status`` (the seed's name)."""
+        """Call every callback with ``status`` (the original name)."""
         self._notify(status)
 
     def _notify(self, status: ResourceStatus) -> None:

@@ -2,7 +2,7 @@
 
 Every method runs the sync one in a worker thread (``asyncio.to_thread``), so no database
 query, checkpoint scan or wait ever blocks the event loop. Training itself always runs
-elsewhere (the scheduler's thread and the job's child process), unlike the seed's sketch, which
+elsewhere (the scheduler's thread and the job's child process), unlike the original sketch, which
 ran blocking training inside ``asyncio.create_task`` and froze the loop.
 """
 

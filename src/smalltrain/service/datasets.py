@@ -19,6 +19,7 @@ from smalltrain.store.names import validate_name
 from smalltrain.store.records import DatasetRecord
 
 __all__ = [
+    "REMOTE_REMEDY",
     "names_for_path",
     "record_for",
     "refuse_other_folder",
@@ -79,8 +80,19 @@ def names_for_path(store: DatasetStore, path: str | os.PathLike[str]) -> list[st
     return [r.name for r in records if _identity(r.path) == wanted]
 
 
-def refuse_other_folder(store: DatasetStore, name: str, path: str | os.PathLike[str]) -> None:
+#: How a face that is not the CLI says what to do instead (``{name}`` is filled in).
+REMOTE_REMEDY = (
+    "Choose another name, or remove dataset {name!r} first (Datasets tab: Remove…; "
+    "API: DELETE /api/datasets/{name}) and register the new folder"
+)
+
+
+def refuse_other_folder(
+    store: DatasetStore, name: str, path: str | os.PathLike[str], remedy: str | None = None
+) -> None:
     """Refuse to register ``path`` as ``name`` when ``name`` holds another folder.
+
+    ``remedy`` replaces the CLI's advice (``REMOTE_REMEDY`` for the web UI and the API).
 
     Raises:
         DatasetExists: naming both folders, what would change, and how to do it on purpose.
@@ -88,11 +100,16 @@ def refuse_other_folder(store: DatasetStore, name: str, path: str | os.PathLike[
     record = store.job_store.get_dataset(name)
     if record is None or _identity(record.path) == _identity(path):
         return
+    how = (
+        remedy.format(name=name)
+        if remedy is not None
+        else f"Choose another name, or replace it on purpose: smalltrain datasets add {name} "
+        f"PATH --replace (or remove it first: smalltrain datasets remove {name})"
+    )
     raise DatasetExists(
         f"dataset {name!r} is registered for {record.path} ({record.snapshot}); registering "
         f"{Path(path)} under that name would point it, and the models trained on it, at "
-        f"another folder. Choose another name, or replace it on purpose: smalltrain datasets "
-        f"add {name} PATH --replace (or remove it first: smalltrain datasets remove {name})"
+        f"another folder. {how}"
     )
 
 

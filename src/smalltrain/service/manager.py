@@ -1,6 +1,6 @@
 """``TrainingManager``: queue training jobs, run them in the background, register the models.
 
-The seed's API (``TrainingManager(model_store, dataset_store)``, ``start_training``,
+The original API (``TrainingManager(model_store, dataset_store)``, ``start_training``,
 ``list_models``, ``delete_model``, ``set_active_model``) plus cancel, resume, wait, live
 events and a scheduler per home. The database is the hub: this manager may enqueue a job that
 another process's scheduler runs, and follow it from here.

@@ -26,6 +26,7 @@ model gets ``<name>-<job id prefix>`` and the job's reason says so plainly.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from smalltrain.engine.jobs import TrainingJob
 from smalltrain.errors import ModelExists, NotResumable, SmallTrainError, TrainingError
 from smalltrain.service.execution.attempt import AttemptOutcome
 from smalltrain.service.planning import dataset_name
-from smalltrain.store.models import ModelInfo, ModelStore
+from smalltrain.store.models import ModelEntry, ModelInfo, ModelStore
 
 __all__ = [
     "activation_rule",
@@ -173,10 +174,13 @@ def register_model(models: ModelStore, job: TrainingJob, outcome: AttemptOutcome
     previews = Path(result.run_dir) / "previews"
     config, metrics = model_files(job, result)
     headline = result.headline_metric or "best_metric"
-    seed_fields = {
+    original_fields = {
         k: v for k, v in result.metrics.items() if k.startswith("best_") and k != headline
     }
-    kwargs: dict[str, Any] = dict(
+    entry = ModelEntry(
+        dataset=dataset,
+        name=job.model_name,
+        weights=Path(result.weights),
         task=job.task,
         config=config,
         metrics=metrics,
@@ -184,18 +188,18 @@ def register_model(models: ModelStore, job: TrainingJob, outcome: AttemptOutcome
         epochs_completed=result.epochs_completed,
         headline=(headline, result.headline_value),
         headline_mode=metric_mode(headline, result.headline_mode),
-        fields=seed_fields,
+        fields=original_fields,
         dataset_snapshot=str(job.artifacts.get("dataset_snapshot", "")),
         dataset_fingerprint=str(job.artifacts.get("dataset_fingerprint", "")),
         job_id=job.id,
         versions=package_versions(),
-        extra_files={"previews": previews} if previews.is_dir() else None,
+        extra_files={"previews": previews} if previews.is_dir() else {},
     )
     note = ""
     try:
-        info = models.save(dataset, job.model_name, result.weights, **kwargs)
+        info = models.save(entry)
     except ModelExists:  # taken meanwhile, or two auto-named jobs in one second
-        info = models.save(dataset, f"{job.model_name}-{job.id[:6]}", result.weights, **kwargs)
+        info = models.save(replace(entry, name=f"{job.model_name}-{job.id[:6]}"))
         note = (
             f"NOTE: the name {job.model_name!r} was taken while this job ran, so the model "
             f"was registered as {info.name!r}"

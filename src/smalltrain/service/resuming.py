@@ -19,6 +19,7 @@ from smalltrain.errors import NotResumable
 __all__ = [
     "CONFIG_FAILURES",
     "RUN_CONFIG",
+    "failed_on_config",
     "refuse_config_failure",
     "check_resumable_job",
     "current_resume_point",
@@ -35,6 +36,11 @@ RUN_CONFIG = "config.yaml"
 CONFIG_FAILURES = ("ConfigError:", "WeightsNotFound:")
 
 
+def failed_on_config(job: TrainingJob) -> bool:
+    """Whether ``job`` FAILED on its config (resuming would fail the same way: edit and retry)."""
+    return job.status is JobStatus.FAILED and (job.error or "").startswith(CONFIG_FAILURES)
+
+
 def refuse_config_failure(job: TrainingJob, home: Path) -> None:
     """Refuse to resume a FAILED job whose error came from its config: the same config would
     fail the same way. The way on is to edit the config and start a new job.
@@ -43,7 +49,7 @@ def refuse_config_failure(job: TrainingJob, home: Path) -> None:
         NotResumable: naming the error and the command that edits and retries.
     """
     error = job.error or ""
-    if job.status is not JobStatus.FAILED or not error.startswith(CONFIG_FAILURES):
+    if not failed_on_config(job):
         return
     config = run_dir_of(job, home) / RUN_CONFIG
     raise NotResumable(

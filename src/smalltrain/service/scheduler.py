@@ -378,7 +378,7 @@ class Scheduler:
             return
         run.sink = JobEventSink(self.store, job.id, self.publish)
         run.thread = threading.Thread(
-            target=self._run_job, args=(run,), name=f"smalltrain-job-{job.id}", daemon=True
+            target=self._attend, args=(run,), name=f"smalltrain-job-{job.id}", daemon=True
         )
         with self._lock:
             self.running[job.id] = run
@@ -421,7 +421,8 @@ class Scheduler:
             dataset_fingerprint=str(job.artifacts.get("dataset_fingerprint", "")),
         )
 
-    def _run_job(self, run: _Running) -> None:
+    def _attend(self, run: _Running) -> None:
+        """Run one claimed job to its end in this thread: its attempts, then its settlement."""
         job = run.job
         try:
             assert run.sink is not None

@@ -47,8 +47,8 @@ INDEX = "weights.json"
 _LOCK = ".weights.lock"
 #: What to tell a user of the web UI or the HTTP API who named weights by path.
 HOW_TO_REGISTER = (
-    "register the file first (`smalltrain weights add FILE`, the Weights section of the "
-    "Models tab, or POST /api/weights) and give its name"
+    "register the file first (the web UI's Weights tab, `smalltrain weights add FILE`, or "
+    "POST /api/weights) and give its name"
 )
 
 

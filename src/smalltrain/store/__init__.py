@@ -4,7 +4,7 @@
   ``$SMALLTRAIN_HOME/smalltrain.db``.
 - ``DatasetStore`` (``datasets.py``): datasets registered by name (``DatasetRecord``, in
   ``records.py``): path, kind, summary, snapshot text and fingerprints.
-- ``ModelStore`` (``models.py``): trained models in the seed's ``models/<dataset>/registry.json``
+- ``ModelStore`` (``models.py``): trained models in the original ``models/<dataset>/registry.json``
   layout.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from smalltrain.store.datasets import DatasetStore, quick_fingerprint
 from smalltrain.store.db import Attempt, JobStore, MetricRow
-from smalltrain.store.models import ModelInfo, ModelStore
+from smalltrain.store.models import ModelEntry, ModelInfo, ModelStore
 from smalltrain.store.names import MAX_NAME_LENGTH, validate_name
 from smalltrain.store.records import DatasetRecord
 
@@ -23,6 +23,7 @@ __all__ = [
     "DatasetStore",
     "JobStore",
     "MetricRow",
+    "ModelEntry",
     "ModelInfo",
     "ModelStore",
     "quick_fingerprint",

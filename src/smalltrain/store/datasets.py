@@ -6,7 +6,7 @@ A record (built by the service, which inspects the dataset with its task:
 - ``summary``: the task report's ``to_dict()`` with lists of records replaced by their
   lengths, plus headline counts (audio: files, duration_s, sample_rates, channels; detect:
   images, classes, instances, names, images_per_split...);
-- ``snapshot``: the seed's one-line text, e.g. "35 files, 12.5 min" or "200 images, 3 classes";
+- ``snapshot``: the original one-line text, e.g. "35 files, 12.5 min" or "200 images, 3 classes";
 - ``fingerprint``: the task's content fingerprint (what a trained model records);
 - ``quick_fingerprint``: sizes and mtimes of the file tree only (no content reads), cheap
   enough to check before every job: ``changed_since(name)`` warns when a dataset changed after

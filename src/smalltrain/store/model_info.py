@@ -10,7 +10,7 @@ from typing import Any
 
 from smalltrain.engine.plain import plain
 
-__all__ = ["ENTRY_FIELDS", "ModelInfo", "plain", "utc_now"]
+__all__ = ["ENTRY_FIELDS", "ModelEntry", "ModelInfo", "plain", "utc_now"]
 
 ENTRY_FIELDS = (
     "created",
@@ -87,6 +87,35 @@ def _guess_headline(entry: Mapping[str, Any]) -> str:
         if key in entry:
             return key
     return next((k for k in entry if k.startswith("best_")), "")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What ``ModelStore.save`` registers: a trained model's weights and what is known of it.
+
+    ``headline`` is ``("best_val_loss", 0.12)`` or ``("best_map50", 0.82)`` (a NaN value is
+    stored as null) and ``headline_mode`` says whether lower ("min") or higher ("max") is better.
+    ``extra_files`` maps a relative name in the model folder to a source file or folder (e.g.
+    ``{"previews": run_dir / "previews"}``); ``fields`` are more registry fields (e.g. the
+    original ``best_map50`` beside another headline) and never replace the ones above.
+    """
+
+    dataset: str
+    name: str
+    weights: Path
+    task: str
+    config: Mapping[str, Any]
+    metrics: Mapping[str, Any]
+    base_model: str | None
+    epochs_completed: int
+    headline: tuple[str, float | None]
+    dataset_snapshot: str = ""
+    dataset_fingerprint: str = ""
+    job_id: str | None = None
+    versions: Mapping[str, str] = field(default_factory=dict)
+    extra_files: Mapping[str, Any] = field(default_factory=dict)
+    headline_mode: str = ""
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 def utc_now() -> str:

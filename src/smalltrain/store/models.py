@@ -1,4 +1,4 @@
-"""``ModelStore``: trained models on disk, in the seed's registry layout.
+"""``ModelStore``: trained models on disk, in the original registry layout.
 
 Layout under ``root`` (``$SMALLTRAIN_HOME/models``)::
 
@@ -10,7 +10,7 @@ Layout under ``root`` (``$SMALLTRAIN_HOME/models``)::
     <dataset>/models/<name>/registry_entry.json  a copy of its registry entry (for rebuilds)
     <dataset>/models/<name>/...          extra files (previews/ for audio)
 
-A registry entry holds the seed's fields (``created`` as ISO-8601 UTC with ``Z``,
+A registry entry holds the original fields (``created`` as ISO-8601 UTC with ``Z``,
 ``base_model``, ``epochs_completed``, the headline metric under its own key — ``best_map50``
 for detection, ``best_val_loss`` for audio — and ``dataset_snapshot``) plus ``task``,
 ``job_id``, ``weights_sha256``, ``weights_size``, ``dataset_fingerprint``, ``versions`` and
@@ -35,7 +35,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +49,10 @@ from smalltrain.engine.locks import FileLock
 from smalltrain.engine.plain import plain
 from smalltrain.errors import ModelExists, ModelNotFound, RegistryCorrupt
 from smalltrain.store.model_folder import ENTRY, WEIGHTS, entry_from, entry_job, fill, tree_size
-from smalltrain.store.model_info import ModelInfo, utc_now
+from smalltrain.store.model_info import ModelEntry, ModelInfo, utc_now
 from smalltrain.store.names import validate_name
 
-__all__ = ["ModelInfo", "ModelStore"]
+__all__ = ["ModelEntry", "ModelInfo", "ModelStore"]
 
 log = logging.getLogger(__name__)
 
@@ -137,45 +137,20 @@ class ModelStore:
 
     # -- save -------------------------------------------------------------------------------
 
-    def save(
-        self,
-        dataset: str,
-        name: str,
-        weights_path: str | os.PathLike[str],
-        *,
-        task: str,
-        config: Mapping[str, Any],
-        metrics: Mapping[str, Any],
-        base_model: str | None,
-        epochs_completed: int,
-        headline: tuple[str, float | None],
-        dataset_snapshot: str,
-        dataset_fingerprint: str,
-        job_id: str | None = None,
-        versions: Mapping[str, str] | None = None,
-        extra_files: Mapping[str, str | os.PathLike[str]] | None = None,
-        overwrite: bool = False,
-        headline_mode: str = "",
-        fields: Mapping[str, Any] | None = None,
-    ) -> ModelInfo:
-        """Copy a trained model into the store and register it.
+    def save(self, entry: ModelEntry, *, overwrite: bool = False) -> ModelInfo:
+        """Copy a trained model (``entry.weights`` and ``entry.extra_files``) into the store and
+        register it under ``entry.dataset``/``entry.name``.
 
         Args:
-            extra_files: ``{relative name in the model folder: source file or folder}``,
-                e.g. ``{"previews": run_dir / "previews"}``.
-            headline: ``("best_val_loss", 0.12)`` or ``("best_map50", 0.82)``; a NaN value is
-                stored as null.
             overwrite: replace a model of the same name (else ``ModelExists``).
-            headline_mode: "min" or "max": whether a lower or higher headline is better.
-            fields: more entry fields (e.g. the seed's ``best_map50`` beside another
-                headline); they never replace the fields above.
 
         Raises:
             InvalidName, ModelExists, RegistryCorrupt, FileNotFoundError (no weights),
             DiskFull (nothing is registered and the partial copy is removed).
         """
+        dataset, name, job_id = entry.dataset, entry.name, entry.job_id
         folder = self.model_dir(dataset, name)
-        source = Path(weights_path)
+        source = Path(entry.weights)
         if not source.is_file():
             raise FileNotFoundError(f"{source}: weights file not found; nothing was saved")
         if not overwrite:
@@ -188,39 +163,45 @@ class ModelStore:
                 raise disk_full_error(folder, tree_size(source), exc, what="model folder") from exc
             raise
         try:
-            fill(staging, source, config, metrics, extra_files or {})
-            key, value = headline
-            entry: dict[str, Any] = {
-                **{k: plain(v) for k, v in (fields or {}).items()},
-                "created": utc_now(),
-                "base_model": base_model,
-                "epochs_completed": int(epochs_completed),
-                key: None if value is None or not math.isfinite(value) else float(value),
-                "dataset_snapshot": dataset_snapshot,
-                "task": task,
-                "job_id": job_id,
-                "weights_sha256": sha256_file(staging / WEIGHTS),
-                "weights_size": (staging / WEIGHTS).stat().st_size,
-                "dataset_fingerprint": dataset_fingerprint,
-                "versions": dict(versions or {}),
-                "headline_metric": key,
-            }
-            if headline_mode:
-                entry["headline_mode"] = headline_mode
-            atomic_write_json(staging / ENTRY, entry)
+            fill(staging, source, entry.config, entry.metrics, dict(entry.extra_files))
+            record = self._record(entry, staging)
+            atomic_write_json(staging / ENTRY, record)
             undo: builtins.list[Callable[[], None]] = []
             with self._editing(dataset, undo) as registry:
                 if not overwrite:
                     self._refuse_existing(dataset, name, folder, registry, job_id=job_id)
                 old = self._swap_in(staging, folder)
                 undo.append(lambda: self._swap_back(staging, folder, old))
-                registry["models"][name] = entry
+                registry["models"][name] = record
                 active = registry.get("active") == name
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if old is not None:  # only once the registry names the new folder
             shutil.rmtree(old, ignore_errors=True)
-        return ModelInfo.from_entry(dataset, name, entry, self._models_dir(dataset), active)
+        return ModelInfo.from_entry(dataset, name, record, self._models_dir(dataset), active)
+
+    @staticmethod
+    def _record(entry: ModelEntry, staging: Path) -> dict[str, Any]:
+        """The registry fields of ``entry``, whose files are staged in ``staging``."""
+        key, value = entry.headline
+        record: dict[str, Any] = {
+            **{k: plain(v) for k, v in entry.fields.items()},
+            "created": utc_now(),
+            "base_model": entry.base_model,
+            "epochs_completed": int(entry.epochs_completed),
+            key: None if value is None or not math.isfinite(value) else float(value),
+            "dataset_snapshot": entry.dataset_snapshot,
+            "task": entry.task,
+            "job_id": entry.job_id,
+            "weights_sha256": sha256_file(staging / WEIGHTS),
+            "weights_size": (staging / WEIGHTS).stat().st_size,
+            "dataset_fingerprint": entry.dataset_fingerprint,
+            "versions": dict(entry.versions),
+            "headline_metric": key,
+        }
+        if entry.headline_mode:
+            record["headline_mode"] = entry.headline_mode
+        return record
 
     def _refuse_existing(
         self,

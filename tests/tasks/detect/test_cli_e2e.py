@@ -9,23 +9,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from smalltrain.cli.main import app
-
-
-def cli(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, (args, result.stdout, result.stderr, result.exception)
-    return result
-
-
-def cli_json(*args: str) -> Any:
-    return json.loads(cli(*args, "--json").stdout)
+from tests.support.cli import cli, cli_json
 
 
 def _audio_run(root: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Detection TrainingConfig: seed defaults, validation, dict round trip, presets."""
+"""Detection TrainingConfig: the classic defaults, validation, dict round trip, presets."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from smalltrain.errors import ConfigError, WeightsNotFound
 from smalltrain.tasks.detect import DetectTask, TrainingConfig, continue_config
+from smalltrain.tasks.detect.config import FIELD_HELP
 from smalltrain.tasks.detect.inspect import inspect_dataset
 
 
@@ -75,18 +76,23 @@ def test_overrides_win_and_derived_values_follow(shapes: Path) -> None:
         DetectTask().adaptive_config(report, "cpu", preset="fast")
 
 
-def test_ultralytics_and_seed_presets(shapes: Path, home: Path) -> None:
+def test_ultralytics_and_classic_presets(shapes: Path, home: Path) -> None:
     report = inspect_dataset(shapes)
     # Outside the auto preset, default weights that are not on disk fail at once (no job):
     with pytest.raises(WeightsNotFound, match="yolo11n.pt"):
-        DetectTask().adaptive_config(report, "cpu", preset="seed")
+        DetectTask().adaptive_config(report, "cpu", preset="classic")
     (home / "weights").mkdir()
     (home / "weights" / "yolo11n.pt").write_bytes(b"x")  # found by name in the weights folder
     ul = DetectTask().adaptive_config(report, "cpu", preset="ultralytics")
     assert (ul.nbs, ul.epochs, ul.optimizer) == (64, 100, "AdamW")
     assert ul.lr0 == round(0.002 * 5 / (4 + 2), 6)  # what optimizer='auto' would pick, recorded
-    seed = DetectTask().adaptive_config(report, "cpu", preset="seed")
-    assert seed == TrainingConfig(preset="seed")
+    classic = DetectTask().adaptive_config(report, "cpu", preset="classic")
+    assert classic == TrainingConfig(preset="classic")
+    assert (classic.epochs, classic.batch_size, classic.freeze_layers) == (100, 16, 10)
+    # the old spelling is still read (job records, scripts) and becomes the plain name
+    assert DetectTask().adaptive_config(report, "cpu", preset="seed") == classic
+    assert TrainingConfig(preset="seed").preset == "classic"
+    assert "seed" not in " ".join(FIELD_HELP.values()).replace("random seed", "")
 
 
 def test_auto_preset_without_weights_trains_from_scratch_and_says_so(

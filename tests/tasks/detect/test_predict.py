@@ -114,7 +114,7 @@ def test_cli_predict_with_active_model(
     trained: tuple[TrainResult, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from smalltrain.paths import models_dir
-    from smalltrain.store import ModelStore
+    from smalltrain.store import ModelEntry, ModelStore
 
     result, data, _ = trained
     home = tmp_path / "home"
@@ -127,10 +127,10 @@ def test_cli_predict_with_active_model(
     assert result.weights is not None
     extra = result.extra
     store = ModelStore(models_dir(home))
-    store.save(
-        "shapes",
-        "tiny",
-        result.weights,
+    store.save(ModelEntry(
+        dataset="shapes",
+        name="tiny",
+        weights=result.weights,
         task="detect",
         config=extra["config_yaml"],
         metrics=extra["metrics"],
@@ -139,7 +139,7 @@ def test_cli_predict_with_active_model(
         headline=(result.headline_metric, result.headline_value),
         dataset_snapshot=extra["dataset_snapshot"],
         dataset_fingerprint=extra["dataset_fingerprint"],
-    )
+    ))  # fmt: skip
     store.set_active("shapes", "tiny")
     args[-1] = str(tmp_path / "o")
     res = runner.invoke(_app(), [*args, "--json"])

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from smalltrain.tasks.audio.config import TrainingConfig
     from smalltrain.tasks.audio.dataset import AudioTrainingDataset, split_files
     from smalltrain.tasks.audio.epoch import train_epoch, validate_epoch
+    from smalltrain.tasks.audio.explore import explore, make_sound
     from smalltrain.tasks.audio.flat import ConvDecoder, ConvEncoder
     from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
     from smalltrain.tasks.audio.io import DatasetReport, load_audio, scan_folder
@@ -47,6 +48,7 @@ _EXPORTS = {
     "TrainingConfig": "smalltrain.tasks.audio.config",
     "TrainingRunner": "smalltrain.engine.runner",
     "compute_kl_divergence": "smalltrain.tasks.audio.losses",
+    "explore": "smalltrain.tasks.audio.explore",
     "generate_preview": "smalltrain.tasks.audio.preview",
     "get_adaptive_config": "smalltrain.tasks.audio.presets",
     "get_kl_weight": "smalltrain.tasks.audio.losses",
@@ -55,6 +57,7 @@ _EXPORTS = {
     "load_audio": "smalltrain.tasks.audio.io",
     "load_checkpoint": "smalltrain.engine.checkpoints",
     "load_model": "smalltrain.tasks.audio.generate",
+    "make_sound": "smalltrain.tasks.audio.explore",
     "manage_checkpoints": "smalltrain.engine.checkpoints",
     "reconstruct": "smalltrain.tasks.audio.generate",
     "resolve_device": "smalltrain.engine.devices",
@@ -83,6 +86,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingRunner",
     "compute_kl_divergence",
+    "explore",
     "generate_preview",
     "get_adaptive_config",
     "get_kl_weight",
@@ -91,6 +95,7 @@ __all__ = [
     "load_audio",
     "load_checkpoint",
     "load_model",
+    "make_sound",
     "manage_checkpoints",
     "reconstruct",
     "resolve_device",

@@ -27,6 +27,7 @@ the training chunks, then called at every validation.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,7 @@ class EvaluationResult:
     pca_train_chunks: int
     skipped: list[SkippedFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    in_training: list[str] = field(default_factory=list)  # evaluated files the model trained on
     generation: GenerationScores | None = None
     waveform: WaveformReport | None = None
 
@@ -254,6 +256,7 @@ class EvaluationResult:
             "files": files,
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "warnings": list(self.warnings),
+            "in_training": list(self.in_training),
         }
         if self.generation is not None:
             out["generation"] = self.generation.to_dict()
@@ -288,11 +291,38 @@ def _train_file_infos(
     return infos
 
 
+def _content_hash(path: Path) -> str | None:
+    """sha256 of a file's bytes (a copied or uploaded file keeps it; its mtime does not)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
 def _in_training_split(files: list[AudioFileInfo], entries: list[dict[str, Any]]) -> list[str]:
-    """The evaluated files that were in the training split (same content or same path)."""
+    """The evaluated files that were in the training split: the same path, the same quick
+    fingerprint, or the same bytes (an uploaded copy of a training file has a new name and
+    mtime, so only its content hash tells)."""
     prints = {str(e.get("fingerprint")) for e in entries}
     paths = {Path(str(e.get("path", ""))).resolve() for e in entries}
-    return [f.rel for f in files if f.fingerprint in prints or Path(f.path).resolve() in paths]
+    sizes = {p.stat().st_size: p for p in paths if p.is_file()}
+    hashes: set[str | None] = set()
+    out = []
+    for f in files:
+        if f.fingerprint in prints or Path(f.path).resolve() in paths:
+            out.append(f.rel)
+            continue
+        if Path(f.path).stat().st_size not in sizes:  # a different size: different content
+            continue
+        if not hashes:
+            hashes = {_content_hash(p) for p in paths if p.is_file()}
+        if _content_hash(Path(f.path)) in hashes:
+            out.append(f.rel)
+    return out
 
 
 def _fit_baseline(
@@ -418,9 +448,11 @@ def evaluate(
     names = [data.file_of_chunk(i).rel for i in range(data.n_chunks)]
     overlap = _in_training_split(report.files, ckpt.get("train_files") or [])
     if overlap:
+        every = "all" if len(overlap) == len(report.files) else f"{len(overlap)} of"
         warnings.append(
-            f"{len(overlap)} of {len(report.files)} files were in the model's training split; "
-            "their scores are not held-out"
+            f"{every} {len(report.files)} files evaluated were in the model's training split "
+            f"(same content; e.g. {overlap[0]}); their scores are not held-out, so they do not "
+            "say how the model does on new sounds"
         )
     generation = None
     if generate > 0:
@@ -444,6 +476,7 @@ def evaluate(
         pca_train_chunks=int(train_mels.shape[0]),
         skipped=list(report.skipped),
         warnings=warnings,
+        in_training=overlap,
         generation=generation,
         waveform=_waveforms(model, comparator, data, cfg.chunk_samples) if waveform else None,
     )

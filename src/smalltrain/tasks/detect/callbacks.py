@@ -1,4 +1,4 @@
-"""The seed's progress monitor and output parser, read from Ultralytics callbacks (not stdout).
+"""The original progress monitor and output parser, read from Ultralytics callbacks (not stdout).
 
 :class:`ProgressMonitor` turns Ultralytics' trainer state into engine events with our slash keys:
 

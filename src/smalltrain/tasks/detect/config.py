@@ -1,6 +1,6 @@
-"""The detection task's ``TrainingConfig``: the seed's fields and defaults plus what we need.
+"""The detection task's ``TrainingConfig``: the original fields and defaults plus what we need.
 
-The seed's fields and defaults are kept as they are (``base_model="yolo11n.pt"``,
+The original fields and defaults are kept as they are (``base_model="yolo11n.pt"``,
 ``epochs=100``, ``batch_size=16``, ``image_size=640``, ``patience=20``, ``freeze_layers=10``,
 ``lr0=0.001``, ``lrf=0.01``, ``model_name=""``, ``max_gpu_memory_percent=0.8``).
 
@@ -18,16 +18,18 @@ from typing import Any
 
 from smalltrain.engine.config import check, unknown_field
 
-__all__ = ["FIELD_HELP", "OPTIMIZERS", "PRESETS", "TrainingConfig"]
+__all__ = ["FIELD_HELP", "OLD_PRESET_NAMES", "OPTIMIZERS", "PRESETS", "TrainingConfig"]
 
 OPTIMIZERS = ("SGD", "MuSGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop")
-PRESETS = ("auto", "ultralytics", "seed")
+PRESETS = ("auto", "ultralytics", "classic")
+#: Earlier spellings of presets, still read (old job records, scripts) but never shown.
+OLD_PRESET_NAMES = {"seed": "classic"}
 # What "auto" becomes: AdamW honours the small default lr0=0.001 well on small data.
 AUTO_OPTIMIZER = "AdamW"
 
 #: One line per field, for ``smalltrain config show detect``.
 FIELD_HELP: dict[str, str] = {
-    "dataset_name": "the seed's field; the dataset is given to train, so leave it empty",
+    "dataset_name": "kept for older scripts; the dataset is given to train, so leave it empty",
     "base_model": "a local .pt to fine-tune, a name in the weights folder, or a model .yaml "
     "(from scratch)",
     "epochs": "passes over the training images (patience may stop sooner)",
@@ -39,7 +41,7 @@ FIELD_HELP: dict[str, str] = {
     "freeze_layers": "first layers kept frozen (the backbone of a pretrained model; 0 = none)",
     "lr0": "initial learning rate",
     "lrf": "final learning rate as a fraction of lr0",
-    "model_name": "the seed's field; use train --name instead",
+    "model_name": "kept for older scripts; use train --name instead",
     "max_gpu_memory_percent": "fraction of GPU memory the job may use (0-1)",
     "optimizer": "SGD, MuSGD, Adam, Adamax, AdamW, NAdam, RAdam or RMSprop ('auto' = AdamW)",
     "seed": "random seed",
@@ -48,7 +50,8 @@ FIELD_HELP: dict[str, str] = {
     "nbs": "nominal batch size: gradients accumulate up to it (auto: = batch_size)",
     "warmup_epochs": "epochs of learning-rate warm-up",
     "close_mosaic": "final epochs trained without mosaic augmentation",
-    "preset": "the preset the values came from: auto, ultralytics or seed",
+    "preset": "the preset the values came from: auto, ultralytics or classic (the original "
+    "defaults: yolo11n.pt, 100 epochs, batch 16, 640 px, 10 frozen layers)",
 }
 
 
@@ -77,12 +80,13 @@ class TrainingConfig:
     nbs: int = 64  # Ultralytics' nominal batch size: gradients accumulate up to it
     warmup_epochs: float = 3.0
     close_mosaic: int = 10
-    preset: str = "seed"  # which preset produced the values: auto | ultralytics | seed
+    preset: str = "classic"  # which preset produced the values: auto | ultralytics | classic
     val_every: int = 1  # validate every N epochs; 0 = auto (see presets.val_interval)
 
     def __post_init__(self) -> None:
         if self.optimizer.lower() == "auto":
             object.__setattr__(self, "optimizer", AUTO_OPTIMIZER)
+        object.__setattr__(self, "preset", OLD_PRESET_NAMES.get(self.preset, self.preset))
         canon = {o.lower(): o for o in OPTIMIZERS}
         check(
             "optimizer",

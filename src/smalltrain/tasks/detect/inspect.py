@@ -308,8 +308,30 @@ def inspect_dataset(path: Path) -> DetectionReport:
                 images.append(info)
                 per_split[split] += 1
     report = _summarise(yaml_path, root, names, images, per_split, skipped, problems, digest)
-    report.warnings = warnings
+    report.warnings = warnings + _shared_images(images)
     return report
+
+
+def _content_key(path: Path) -> tuple[int, str]:
+    """An image's size and content hash (a copy under another name is the same image)."""
+    data = path.read_bytes()
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def _shared_images(images: list[ImageInfo]) -> list[str]:
+    """A warning when validation images are also training images (the same file or the same
+    content): the validation scores would then measure memory, not generalisation."""
+    train = {_content_key(i.path) for i in images if i.split == "train"}
+    val = [i for i in images if i.split == "val"]
+    shared = [i for i in val if _content_key(i.path) in train]
+    if not shared:
+        return []
+    every = "every one" if len(shared) == len(val) else f"{len(shared)} of {len(val)}"
+    return [
+        f"train and val share images: {every} of the val images is also a train image "
+        f"(e.g. {shared[0].rel}); validation scores (mAP) would then flatter the model. "
+        "Give val its own images"
+    ]
 
 
 def _nc_warning(yaml_path: Path, nc: Any, names: list[str]) -> list[str]:

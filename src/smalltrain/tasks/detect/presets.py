@@ -6,7 +6,8 @@ Presets:
 - ``"ultralytics"``: Ultralytics' defaults, with ``optimizer='auto'`` resolved the way
   Ultralytics resolves it for small runs (AdamW, ``lr0 = 0.002 * 5 / (4 + nc)``) so it is
   recorded instead of happening silently;
-- ``"seed"``: the seed's ``TrainingConfig`` defaults as they are.
+- ``"classic"``: the original ``TrainingConfig`` defaults as they are (yolo11n.pt, 100
+  epochs, batch 16, 640 px, 10 frozen layers); ``"seed"`` is its old, hidden spelling.
 
 User overrides always win over preset values.
 """
@@ -20,7 +21,7 @@ from typing import Any
 from smalltrain import paths
 from smalltrain.engine.config import apply_overrides
 from smalltrain.errors import ConfigError, WeightsNotFound
-from smalltrain.tasks.detect.config import PRESETS, TrainingConfig
+from smalltrain.tasks.detect.config import OLD_PRESET_NAMES, PRESETS, TrainingConfig
 from smalltrain.tasks.detect.inspect import DetectionReport
 from smalltrain.tasks.detect.offline import resolve_base_model
 
@@ -237,6 +238,7 @@ def build_config(
         ConfigError: an unknown preset or field, or an invalid value.
         WeightsNotFound: ``base_model`` names a .pt that is not on disk.
     """
+    preset = OLD_PRESET_NAMES.get(preset, preset)
     if preset not in PRESETS:
         raise ConfigError("preset", preset, f"must be one of {', '.join(PRESETS)}")
     base_model = _choose_base_model(preset, overrides)

@@ -1,6 +1,6 @@
 """``DetectTask``: the engine's Task protocol for Ultralytics YOLO detection.
 
-``train(ctx)`` is the seed's YOLO training wrapper. It makes Ultralytics offline-safe, inspects
+``train(ctx)`` is the original YOLO training wrapper. It makes Ultralytics offline-safe, inspects
 the dataset and hands Ultralytics a resolved copy in the run dir, then runs ``YOLO.train`` with
 absolute ``project``/``name`` under ``ctx.run_dir / "ultralytics"`` and its console output in
 ``ctx.run_dir / "ultralytics.log"``. Progress arrives as engine events (see ``callbacks``).
@@ -327,7 +327,7 @@ def _summary(history: list[dict[str, float]], final: dict[str, float]) -> dict[s
     """The run's headline numbers: the final evaluation of best.pt, the best epoch (by
     mAP50-95, Ultralytics' fitness, which is how best.pt was chosen) and that epoch's mAPs.
 
-    ``best_map50_95`` (what ranks models) and ``best_map50`` (the seed's registry field) are
+    ``best_map50_95`` (what ranks models) and ``best_map50`` (the registry's original field) are
     best.pt's final evaluation, or the best epoch's values when there was none.
     """
     metrics = dict(final)

@@ -16,6 +16,7 @@ from smalltrain import paths, tasks
 from smalltrain.errors import TrainingError
 
 __all__ = [
+    "check_weights",
     "evaluate",
     "generate",
     "gpus",
@@ -79,12 +80,12 @@ def register(
 ) -> dict[str, Any]:
     """Inspect ``path`` and register it as dataset ``name``; return the record and report.
     A name registered for another folder is refused (``DatasetExists``) unless ``replace``."""
-    from smalltrain.service.datasets import refuse_other_folder, register_dataset
+    from smalltrain.service.datasets import REMOTE_REMEDY, refuse_other_folder, register_dataset
 
     datasets, _ = _stores(home)
     target = Path(path).expanduser().resolve()
     if not replace:  # before the inspection, which may take a while
-        refuse_other_folder(datasets, name, target)
+        refuse_other_folder(datasets, name, target, REMOTE_REMEDY)
     kind = kind or tasks.detect_kind(target)
     report = _inspect(kind, target)
     record = register_dataset(datasets, name, target, kind, report=report, replace=replace)
@@ -132,6 +133,18 @@ def validate(kind: str, base: dict[str, Any], changes: dict[str, Any]) -> dict[s
 
     config = apply_overrides(_task(kind).config_from_dict(base), changes)
     return dict(config.to_dict())
+
+
+def check_weights(home: str, kind: str, config: dict[str, Any]) -> None:
+    """The weights rule for the web UI (``service.weights.check_weights``, remote), so the form
+    says at once what Start would refuse: weights that are not registered, or a path.
+
+    Raises:
+        ConfigError: naming the field and how to register weights.
+    """
+    from smalltrain.service.weights import check_weights as rule
+
+    rule(_task(kind), config, Path(home), "remote")
 
 
 def plan(home: str, spec: dict[str, Any], origin: str = "remote") -> dict[str, Any]:

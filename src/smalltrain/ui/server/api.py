@@ -15,6 +15,8 @@ Endpoints (all under ``/api``; the OpenAPI description is ``/api/openapi.json``)
   ``GET /jobs/{id}/seen/{file}``: one file it lists (no other name is served)
 - ``GET /models?dataset=``; ``POST /models/{dataset}/{name}/activate``;
   ``DELETE /models/{dataset}/{name}``; ``GET /models/{dataset}/{name}/weights``
+- ``GET|POST /models/{dataset}/{name}/exports`` ``{"format"}``, ``GET .../exports/{format}``:
+  export a model and download it (``exports_api``; 501 when an optional package is missing)
 - ``GET /outputs/{folder}/{file}``: files made by the UI's "use" actions
 - ``GET /weights``; ``POST /weights`` (multipart ``file`` and optional ``name``): register a
   detection .pt (its sha256 in the answer) so that jobs can name it as ``base_model``; a name
@@ -44,6 +46,7 @@ from smalltrain import __version__, errors
 from smalltrain.engine.context import cancel_mode
 from smalltrain.engine.jobs import JobStatus
 from smalltrain.engine.plain import plain
+from smalltrain.ui.server.exports_api import install_exports
 from smalltrain.ui.server.inputs import BadRequest, error_response, query_int, read_json
 from smalltrain.ui.server.options import MAX_JSON_BYTES
 from smalltrain.ui.server.uploads import stream_multipart
@@ -323,6 +326,7 @@ def install_api(app: FastAPI, backend: Backend, max_upload_bytes: int = 8 * 2**3
     _jobs(router, backend)
     _seen(router, backend)
     _models(router, backend)
+    install_exports(router, backend)
     _weights(router, backend, max_upload_bytes)
     app.include_router(router)
     for cls in (errors.SmallTrainError, OSError, ValueError, TimeoutError, KeyError):

@@ -65,6 +65,7 @@ STATUS_CODES: dict[type[BaseException], int] = {
     errors.WeightsNotFound: 400,
     errors.WrongModelKind: 400,
     errors.TrainingError: 400,
+    errors.MissingDependency: 501,
     ValueError: 400,
     TimeoutError: 504,
 }

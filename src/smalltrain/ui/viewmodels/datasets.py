@@ -21,7 +21,8 @@ from typing import Any
 
 from smalltrain import paths, tasks
 from smalltrain.engine.fsutil import atomic_write_json
-from smalltrain.errors import DatasetError, InvalidName
+from smalltrain.errors import DatasetError, DatasetExists
+from smalltrain.service.datasets import REMOTE_REMEDY
 from smalltrain.store.datasets import DatasetStore, quick_fingerprint
 from smalltrain.store.names import validate_name
 from smalltrain.store.records import DatasetRecord
@@ -29,7 +30,13 @@ from smalltrain.ui.child import calls
 from smalltrain.ui.child.pool import ChildPool
 from smalltrain.ui.env import UIPaths
 
-__all__ = ["MAX_UNZIPPED_BYTES", "WEIGHTS_SUFFIXES", "DatasetsUI", "safe_extract"]
+__all__ = [
+    "MAX_UNZIPPED_BYTES",
+    "WEIGHTS_SUFFIXES",
+    "DatasetsUI",
+    "contain_data_yaml",
+    "safe_extract",
+]
 
 MAX_UNZIPPED_BYTES = 8 * 2**30
 #: Files an upload never unpacks: weights and pickles run code when loaded (docs/SECURITY.md).
@@ -150,6 +157,51 @@ def _dataset_root(folder: Path) -> Path:
     return folder
 
 
+def _inside(p: Path, folder: Path) -> bool:
+    return p.resolve().is_relative_to(folder.resolve())
+
+
+def contain_data_yaml(root: Path, folder: Path) -> list[str]:
+    """Keep an uploaded YOLO dataset inside its upload ``folder``: a ``path:`` in its data.yaml
+    that is absolute or climbs out (written on the uploader's machine) is replaced by the
+    yaml's own folder, so the dataset never reads images outside the upload; returns what was
+    changed, in words. Split entries that still point outside are refused.
+
+    Raises:
+        DatasetError: a split (``train:``, ``val:``, ``test:``) names a path outside the upload.
+    """
+    import yaml
+
+    found = paths.find_data_yaml(root)
+    if found is None:
+        return []
+    try:
+        data = yaml.safe_load(found.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []  # the task's inspection says what is wrong with it
+    if not isinstance(data, dict):
+        return []
+    notes = []
+    given = data.get("path")
+    base = found.parent
+    if given is not None and not _inside(base / str(given), folder):
+        data["path"] = "."
+        found.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        notes.append(
+            f"data.yaml's path: {str(given)[:100]!r} points outside the upload; the upload's "
+            f"own folder is used instead"
+        )
+    for split in ("train", "val", "test"):
+        entries = data.get(split)
+        for entry in entries if isinstance(entries, list) else [entries]:
+            if entry and not _inside(base / str(entry), folder):
+                raise DatasetError(
+                    f"{found.name}: {split}: {str(entry)[:100]!r} points outside the upload; "
+                    "use paths relative to data.yaml's folder. Nothing was registered"
+                )
+    return notes
+
+
 class DatasetsUI:
     """Dataset actions shared by the UI and the API."""
 
@@ -214,22 +266,30 @@ class DatasetsUI:
         other files (audio) are copied as they are. On any error the new folder is removed.
 
         Raises:
-            InvalidName, DatasetError (nothing usable, an unsafe zip, the name is taken).
+            InvalidName, DatasetError (nothing usable, an unsafe zip or data.yaml),
+            DatasetExists (the name is taken).
         """
         validate_name(name, "dataset name")
         if not files:
             raise DatasetError("no files uploaded; choose audio files or one .zip")
         dest = self.ui.datasets / name
-        if dest.exists() or self.store.job_store.get_dataset(name) is not None:
-            raise InvalidName(
-                f"dataset name {name!r}: already taken; choose another name or remove it first"
+        taken = self.store.job_store.get_dataset(name)
+        if dest.exists() or taken is not None:
+            held = f" (it holds {taken.path}: {taken.snapshot})" if taken is not None else ""
+            raise DatasetExists(
+                f"dataset name {name!r} is already taken{held}; nothing was replaced. "
+                + REMOTE_REMEDY.format(name=name)
             )
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".upload-{name}-", dir=dest.parent))
         try:
             skipped = self._unpack(files, staging, move)
             staging.rename(dest)
-            result = self.register(name, _dataset_root(dest))
+            root = _dataset_root(dest)
+            notes = contain_data_yaml(root, dest)
+            result = self.register(name, root)
+            if notes:
+                result["upload_notes"] = notes
             if skipped:
                 result["skipped_uploads"] = [
                     f"{entry}: weights and pickles are never unpacked from an upload (loading "

@@ -135,8 +135,9 @@ def _gauge(label: str, percent: float | None, detail: str = "") -> str:
     )
 
 
-def gauges(status: Mapping[str, Any] | None) -> str:
-    """CPU, RAM and each GPU's memory as small bars ("no GPU detected" when there is none)."""
+def gauges(status: Mapping[str, Any] | None, job: bool = True) -> str:
+    """CPU, RAM and each GPU's memory as small bars ("no GPU detected" when there is none);
+    with ``job``, the running job's resident memory too (never for a job that has ended)."""
     if not status:
         return '<div class="st-gauges st-dim">measuring…</div>'
     cells = [
@@ -154,7 +155,7 @@ def gauges(status: Mapping[str, Any] | None) -> str:
         )
     if not gpus:
         cells.append(_gauge("GPU", None, status.get("gpu_note") or "no GPU detected"))
-    if status.get("job_rss_bytes"):
+    if job and status.get("job_rss_bytes"):
         cells.append(
             f'<div class="st-gauge"><span>job</span><em>{status["job_rss_bytes"] / 2**20:.0f} MiB '
             "resident</em></div>"
@@ -282,12 +283,20 @@ def report(data: Mapping[str, Any]) -> str:
         ("ignored (not audio)", data.get("ignored", 0)),
         ("skipped", len(skipped)),
     ]
-    out = table(None, rows, "st-kv")
+    out = _report_warnings(data) + table(None, rows, "st-kv")
     if skipped:
         out += "<h4>Skipped files</h4>" + table(
             ("file", "why"), [(s["path"], s["reason"]) for s in skipped], "st-skipped"
         )
     return f'<div class="st-report" data-kind="audio">{out}</div>'
+
+
+def _report_warnings(data: Mapping[str, Any]) -> str:
+    """The inspection's warnings (and an upload's notes), first: they change what the numbers
+    below mean."""
+    notes = [*(data.get("upload_notes") or []), *(data.get("warnings") or [])]
+    items = "".join(message(str(w), "warn") for w in notes)
+    return f'<div class="st-report-warnings">{items}</div>' if items else ""
 
 
 def _detect_report(data: Mapping[str, Any]) -> str:
@@ -301,7 +310,7 @@ def _detect_report(data: Mapping[str, Any]) -> str:
         ("median image size", f"{size[0]}×{size[1]}"),
         ("images left out", sum((data.get("skipped_per_split") or {}).values())),
     ]
-    out = table(None, rows, "st-kv")
+    out = _report_warnings(data) + table(None, rows, "st-kv")
     inst = data.get("instances_per_class") or {}
     out += "<h4>Instances per class</h4>" + table(("class", "instances"), inst.items())
     if problems:

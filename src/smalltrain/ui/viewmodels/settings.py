@@ -60,7 +60,7 @@ MAIN_FIELDS: dict[str, list[tuple[str, str]]] = {
 #: The presets each task offers (auto first).
 PRESETS: dict[str, list[str]] = {
     "audio": ["auto", "tiny", "small", "medium"],
-    "detect": ["auto", "ultralytics", "seed"],
+    "detect": ["auto", "ultralytics", "classic"],
 }
 SLOTS = max(len(v) for v in MAIN_FIELDS.values())
 

@@ -17,7 +17,7 @@ from smalltrain import __version__
 from smalltrain.engine.jobs import ACTIVE, JobStatus
 from smalltrain.errors import SmallTrainError
 from smalltrain.ui.viewmodels.backend import Backend
-from smalltrain.ui.views import datasets, job, jobs, models, train, use, weights
+from smalltrain.ui.views import datasets, explore, job, jobs, models, train, use, weights
 from smalltrain.ui.views.common import dataset_choices, job_choices
 
 
@@ -73,7 +73,7 @@ def _on_load(backend: Backend, ds: datasets.DatasetsTab, request: gr.Request | N
 
 
 def build(backend: Backend) -> gr.Blocks:
-    """The app: Datasets, Train, Job, Jobs, Models, Use and Weights tabs."""
+    """The app: Datasets, Train, Job, Jobs, Models, Use, Explore and Weights tabs."""
     with gr.Blocks(title="smalltrain", analytics_enabled=False) as demo:
         header = gr.HTML(_header(backend))
         # a job id to open in the Job tab (from Train or Jobs); a hidden textbox, not a State,
@@ -92,9 +92,12 @@ def build(backend: Backend) -> gr.Blocks:
                 mv = models.build(backend)
             with gr.Tab("Use", id="use", elem_id="tab-use") as t_use:
                 us = use.build(backend)
+            with gr.Tab("Explore", id="explore", elem_id="tab-explore") as t_explore:
+                xp = explore.build(backend)
             with gr.Tab("Weights", id="weights", elem_id="tab-weights") as t_weights:
                 wt = weights.build(backend)
         t_weights.select(wt.refresh, None, wt.table, show_progress="hidden")
+        t_explore.select(xp.refresh, None, xp.outputs, show_progress="hidden")
         # the opened job shows at once (its view is in this answer, not in a second round trip)
         started.change(
             lambda j: [gr.update(choices=job_choices(backend, j), value=j), *jv.show(j)],
@@ -102,6 +105,9 @@ def build(backend: Backend) -> gr.Blocks:
             [jv.picker, *jv.load_outputs],
         )
         started.change(None, started, None, js=job.URL_JS)
+        jv.retry.click(lambda: gr.update(selected="train"), None, tabs).then(
+            tr.retry, jv.picker, [tr.dataset, *tr.load_outputs]
+        )
         jl.open_button.click(lambda j: (gr.update(selected="job"), j), jl.picker, [tabs, started])
         _wire_refreshes(backend, ds, tr, jl, mv, us, t_jobs, t_models, t_use, t_datasets)
 
@@ -123,6 +129,7 @@ def build(backend: Backend) -> gr.Blocks:
 
         demo.load(load_form, None, [tr.dataset, *tr.load_outputs], show_progress="hidden")
         demo.load(us.refresh, None, us.outputs, show_progress="hidden")
+        demo.load(xp.refresh, None, xp.outputs, show_progress="hidden")
     demo.queue(default_concurrency_limit=None)
     return demo
 

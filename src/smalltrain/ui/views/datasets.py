@@ -52,11 +52,12 @@ class DatasetsPanel:
     def _added(self, result: dict[str, Any], count: int) -> tuple[Any, ...]:
         record = result["record"]
         text = f"Registered {record['name']!r}: {record['snapshot']} ({record['kind']})."
+        notes = [*result.get("upload_notes", []), *result.get("skipped_uploads", [])]
         return (
-            render.message(text, "ok"),
+            render.message(text, "ok") + "".join(render.message(n, "warn") for n in notes),
             table_html(self.backend),
             gr.update(choices=dataset_choices(self.backend), value=record["name"]),
-            render.report(result["report"]),
+            render.report({**result["report"], "upload_notes": result.get("upload_notes")}),
             count + 1,
         )
 

@@ -18,6 +18,7 @@ import gradio as gr
 
 from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import RESUMABLE, JobStatus, TrainingJob
+from smalltrain.service.resuming import failed_on_config
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
 from smalltrain.ui.viewmodels.seen import seen_html
@@ -37,24 +38,40 @@ class JobTab:
     picker: gr.Dropdown
     load_outputs: list[Any]
     show: Any  # job id -> outputs
+    retry: gr.Button  # "Edit and retry": the app opens the job's settings in the Train tab
 
 
 def _buttons(job: TrainingJob | None) -> list[Any]:
+    """Stop, Stop now, Resume and Edit and retry, from the stored state. A job that failed on
+    its config is not resumed (the same config fails the same way): it is edited and retried."""
     if job is None:
-        return [gr.update(interactive=False)] * 3
+        return [gr.update(interactive=False)] * 3 + [gr.update(visible=False)]
     running = job.status in (JobStatus.QUEUED, JobStatus.STARTING, JobStatus.TRAINING)
+    retry = failed_on_config(job)
     return [
         gr.update(interactive=running),
         gr.update(interactive=running or job.status is JobStatus.CANCELLING),
-        gr.update(interactive=job.status in RESUMABLE),
+        gr.update(interactive=job.status in RESUMABLE and not retry, visible=not retry),
+        gr.update(visible=retry),
     ]
+
+
+def _running(backend: Backend, job_id: str | None) -> bool:
+    """Whether the shown job is running now (its process's memory belongs on the page)."""
+    if not job_id:
+        return False
+    try:
+        job = backend.manager.get_job(job_id)
+    except EXPECTED:
+        return False
+    return job.status in (JobStatus.STARTING, JobStatus.TRAINING, JobStatus.CANCELLING)
 
 
 class JobPanel:
     """The tab's logic: outputs are [sig, header, progress, charts, warnings, previews, seen,
-    log, stop, stop_now, resume]."""
+    log, stop, stop_now, resume, retry]."""
 
-    N = 11
+    N = 12
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -155,6 +172,7 @@ def build(backend: Backend) -> JobTab:
         )
         stop_now = gr.Button("Stop now", variant="stop", interactive=False, elem_id="job-stop-now")
         resume = gr.Button("Resume", variant="primary", interactive=False, elem_id="job-resume")
+        retry = gr.Button("Edit and retry", variant="primary", visible=False, elem_id="job-retry")
     notice = gr.HTML(elem_id="job-notice")
     gauges = gr.HTML(render.gauges(None), elem_id="job-gauges")
     charts = gr.HTML(elem_id="job-charts")
@@ -170,7 +188,7 @@ def build(backend: Backend) -> JobTab:
     with gr.Accordion("Event log", open=False):
         log = gr.HTML(elem_id="job-log")
     outputs = [sig, header, progress, charts, warnings, previews, seen, log]
-    outputs += [stop, stop_now, resume]
+    outputs += [stop, stop_now, resume, retry]
     timer = gr.Timer(0.5)
     timer.tick(
         panel.tick,
@@ -182,14 +200,17 @@ def build(backend: Backend) -> JobTab:
     )
     gauge_timer = gr.Timer(2.0)
     gauge_timer.tick(
-        lambda: render.gauges(backend.resources.latest()),
-        None,
+        lambda j: render.gauges(backend.resources.latest(), job=_running(backend, j)),
+        picker,
         gauges,
         show_progress="hidden",
         concurrency_limit=None,
         queue=False,
     )
-    picker.change(lambda j: panel.render(j), picker, outputs, show_progress="hidden")
+    # a notice belongs to the job it was about: another job shown clears it
+    picker.change(
+        lambda j: [*panel.render(j), ""], picker, [*outputs, notice], show_progress="hidden"
+    )
     picker.input(None, picker, None, js=URL_JS)
     refresh.click(lambda j: gr.update(choices=job_choices(backend, j)), picker, picker)
     for button, action in ((stop, "stop"), (stop_now, "stop_now"), (resume, "resume")):
@@ -200,4 +221,4 @@ def build(backend: Backend) -> JobTab:
             show_progress="hidden",
             concurrency_limit=None,
         )
-    return JobTab(picker=picker, load_outputs=outputs, show=panel.render)
+    return JobTab(picker=picker, load_outputs=outputs, show=panel.render, retry=retry)

@@ -1,6 +1,8 @@
 """The Models tab: a dataset's registry (active, created, base model, epochs, headline metric,
 dataset snapshot, and a warning when the dataset changed since), set active, delete (with
-confirmation), download weights, and several models' metric histories on one chart."""
+confirmation), download weights, export (ONNX, TorchScript, OpenVINO; run in a helper process
+by the same ``service.exports.export_model`` as ``smalltrain export``) and download the export,
+and several models' metric histories on one chart."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import gradio as gr
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend, ModelRow
 from smalltrain.ui.viewmodels.charts import line_chart
+from smalltrain.ui.viewmodels.exports import ExportsUI, links_html
 from smalltrain.ui.views.common import guard
 
 DEFAULT_METRIC = {"audio": "val/sc", "detect": "val/mAP50"}
@@ -140,7 +143,15 @@ def build(backend: Backend) -> ModelsTab:
         metric = gr.Dropdown(label="Metric", choices=[], scale=1)
     chart = gr.HTML(elem_classes=["st-compare"], elem_id="models-chart")
 
+    with gr.Row(elem_classes=["st-row-end"]):
+        export_format = gr.Dropdown(
+            label="Export to", choices=[], scale=1, elem_id="models-export-format"
+        )
+        export = gr.Button("Export", scale=1, elem_id="models-export")
+        export_links = gr.HTML(elem_id="models-export-links")
+
     outputs = [table, model, compare, metric, chart, download]
+    _wire_exports(backend, dataset, model, export_format, export, export_links, message)
     dataset.change(panel.refresh, dataset, outputs, show_progress="hidden")
     refresh.click(panel.refresh, [dataset, model], outputs, show_progress="hidden")
     model.change(_download, [dataset, model], download, show_progress="hidden")
@@ -178,3 +189,37 @@ def build(backend: Backend) -> ModelsTab:
 
     confirm.click(guard(do_delete, 8, 1), [dataset, model], [confirm_row, message, *outputs])
     return ModelsTab(dataset=dataset, refresh=panel.refresh, outputs=outputs)
+
+
+def _wire_exports(
+    backend: Backend,
+    dataset: gr.Dropdown,
+    model: gr.Dropdown,
+    export_format: gr.Dropdown,
+    export: gr.Button,
+    links: gr.HTML,
+    message: gr.HTML,
+) -> None:
+    """The export row: formats of the chosen model, the Export button, download links."""
+    exports = ExportsUI(backend.home, backend.manager.models, backend.pool)
+
+    def show(d: str | None, name: str | None) -> list[Any]:
+        if not d or not name:
+            return [gr.update(choices=[], value=None), ""]
+        formats = list(exports.formats(d, name))
+        return [
+            gr.update(choices=formats, value=formats[0] if formats else None),
+            links_html(d, name, exports.list(d, name)),
+        ]
+
+    model.change(guard(show, 2, 1), [dataset, model], [export_format, links],
+                 show_progress="hidden")  # fmt: skip
+
+    def run(d: str | None, name: str | None, fmt: str | None) -> list[Any]:
+        if not d or not name or not fmt:
+            return [render.message("Choose a model and a format first.", "warn"), gr.skip()]
+        made = exports.run(d, name, fmt)
+        note = f"Exported {made.model} to {made.format} ({made.size / 2**20:.1f} MiB)."
+        return [render.message(note, "ok"), links_html(d, name, exports.list(d, name))]
+
+    export.click(guard(run, 2, 0), [dataset, model, export_format], [message, links])

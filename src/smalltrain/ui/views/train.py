@@ -3,6 +3,8 @@ dataset, exported and imported as YAML; Start queues the job and opens the Job t
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from smalltrain.engine.fsutil import atomic_write_text
-from smalltrain.errors import ConfigError
+from smalltrain.errors import ConfigError, WeightsNotFound
 from smalltrain.ui.child import calls
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
@@ -33,6 +35,7 @@ class TrainTab:
     dataset: gr.Dropdown
     load_outputs: list[Any]
     load: Any  # the function filling the form for a dataset
+    retry: Any  # job id -> [dataset, *load_outputs]: a failed job's settings in the form
 
 
 def _describe(task: str, config: dict[str, Any]) -> str:
@@ -67,6 +70,12 @@ def _changes_note(config: dict[str, Any], base: dict[str, Any]) -> str:
     return "Settings are valid. Changed from the preset: " + "; ".join(parts)
 
 
+#: Config fields that name weights files (a vanished file is reset to the preset's value).
+WEIGHTS_FIELDS = ("base_model",)
+
+#: A second Start of the same form within this many seconds opens the first job.
+SAME_START_S = 5.0
+
 #: Where the validation notice is among ``TrainForm.fill``'s outputs.
 STATUS_AT = 3 + SLOTS + 1
 
@@ -77,6 +86,8 @@ class TrainForm:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.exports = backend.ui.root / "exports"
+        self._starting = threading.Lock()
+        self._recent: tuple[str, float, str] | None = None  # (form, when, job id) last started
 
     def _export(self, form: dict[str, Any], config: dict[str, Any]) -> str:
         path = self.exports / f"{form['dataset']}-{form['task']}-settings.yaml"
@@ -113,16 +124,50 @@ class TrainForm:
         saved = self.backend.settings.get(dataset)
         home = str(self.backend.home)
         note = ""
-        try:
-            form = self.backend.pool.call(
-                calls.train_form, home, dataset, saved["preset"], saved["overrides"]
-            )
-        except ConfigError as e:
-            form = self.backend.pool.call(calls.train_form, home, dataset, "auto", {})
-            note = f"The remembered settings are not valid any more ({e}); showing the preset."
+        overrides = dict(saved["overrides"])
+        while True:
+            try:
+                form = self.backend.pool.call(
+                    calls.train_form, home, dataset, saved["preset"], overrides
+                )
+                break
+            except (ConfigError, WeightsNotFound) as e:
+                # the field at fault goes back to the preset's value; the others stay
+                field = getattr(e, "field", None) or next(
+                    (k for k in WEIGHTS_FIELDS if k in overrides), None
+                )
+                if field not in overrides:
+                    form = self.backend.pool.call(calls.train_form, home, dataset, "auto", {})
+                    overrides = {}
+                    note = (
+                        f"The remembered settings are not valid any more ({e}); showing the preset."
+                    )
+                    break
+                del overrides[field]
+                note += f"{field}: {e} The form shows the preset's {field}. "
         form["dataset"] = dataset
         self.backend.settings.set_last(dataset)
         return self.fill(form, saved["model_name"], note)
+
+    def retry(self, job_id: str | None) -> list[Any]:
+        """ "Edit and retry" of a job that failed on its config: its dataset and settings in the
+        form, with what failed at the top; the user changes the field and starts again."""
+        job = self.backend.manager.get_job(job_id or "")
+        dataset = job.dataset or ""
+        home = str(self.backend.home)
+        base = self.backend.pool.call(calls.train_form, home, dataset, "auto", {})
+        wanted = {k: v for k, v in job.config.items() if k in base["config"]}
+        overrides = diff(wanted, base["preset_config"])
+        self.backend.settings.save(dataset, "auto", overrides, job.model_name)
+        out = self.load(dataset)
+        failed = (job.error or "failed").split("\n")[0][:300]
+        out[STATUS_AT] = render.message(
+            f"Job {job.id}'s settings, to edit: it failed on its config ({failed}). Change the "
+            "field it names (base model: a name from the Weights tab, or a model .yaml to "
+            "train from scratch), then Start training.",
+            "warn",
+        )
+        return out
 
     def empty(self, text: str) -> list[Any]:
         slots = [gr.update(visible=False, value="")] * SLOTS
@@ -150,9 +195,12 @@ class TrainForm:
     def current(self, state: dict[str, Any], slots: tuple[str, ...], code: str) -> dict[str, Any]:
         """The config the form shows now, validated by the task (ConfigError if not)."""
         changes = self.changes(state, slots, code)
-        return dict(
+        config = dict(
             self.backend.pool.call(calls.validate, state["task"], state["preset_config"], changes)
         )
+        home = str(self.backend.home)
+        self.backend.pool.call(calls.check_weights, home, state["task"], config)
+        return config
 
     def edit(self, state: dict[str, Any], model_name: str, code: str, *slots: str) -> list[Any]:
         """Validate the form as edited; remember it when valid."""
@@ -217,10 +265,29 @@ class TrainForm:
         return out
 
     def start(self, state: dict[str, Any], model_name: str, code: str, *slots: str) -> list[Any]:
-        """Queue the job and open it in the Job tab."""
+        """Queue the job and open it in the Job tab. The same form started again within
+        ``SAME_START_S`` (a double click, a second click while the page catches up) opens the
+        job already queued instead of queueing a second one."""
         changes = self.changes(state, slots, code)
         base = state["preset_config"]
-        job = self.backend.start_job(state["dataset"], base, model_name.strip() or None, changes)
+        key = repr((state["dataset"], sorted(base.items()), sorted(changes.items()), model_name))
+        with self._starting:
+            recent = self._recent
+            if (
+                recent is not None
+                and recent[0] == key
+                and time.monotonic() - recent[1] < SAME_START_S
+            ):
+                job = self.backend.manager.get_job(recent[2])
+                note = (
+                    f"Job {job.id} was queued a moment ago with these settings "
+                    f"(model {job.model_name!r}); it is not queued twice."
+                )
+                return [render.message(note, "ok"), "", gr.update(selected="job"), job.id]
+            job = self.backend.start_job(
+                state["dataset"], base, model_name.strip() or None, changes
+            )
+            self._recent = (key, time.monotonic(), job.id)
         self.backend.settings.save(state["dataset"], state["preset"], diff(job.config, base), "")
         note = render.message(f"Job {job.id} queued: model {job.model_name!r}.", "ok")
         return [note, "", gr.update(selected="job"), job.id]
@@ -314,4 +381,9 @@ def build(backend: Backend, tabs: gr.Tabs, started: gr.Textbox) -> TrainTab:
         [form, model_name, code, *slots],
         [message, model_name, tabs, started],
     )
-    return TrainTab(dataset=dataset, load_outputs=outputs, load=logic.load)
+
+    def retry(job_id: str | None) -> list[Any]:
+        job = backend.manager.get_job(job_id or "")
+        return [gr.update(value=job.dataset), *logic.retry(job_id)]
+
+    return TrainTab(dataset=dataset, load_outputs=outputs, load=logic.load, retry=retry)

@@ -28,12 +28,32 @@ class UseTab:
 
 def _verdict(data: dict[str, Any]) -> str:
     model, pca = data["model"], data["baseline_pca"]
+    scores = f"model SC {model['sc']:.3f}, PCA-{pca['k']} SC {pca['sc']:.3f}"
+    trained = data.get("in_training") or []
+    if trained:
+        return (
+            f"{scores}: no verdict. {len(trained)} of the files evaluated were in the model's "
+            "training split (marked below), so these scores say how well it remembers, not "
+            "how it does on new sounds; evaluate sounds it has not trained on"
+        )
     ratio = model["sc"] / max(pca["sc"], 1e-12)
     verdict = "beats" if ratio < 0.99 else "is level with" if ratio <= 1.01 else "does not beat"
     return (
-        f"model SC {model['sc']:.3f}, PCA-{pca['k']} SC {pca['sc']:.3f}: the model {verdict} the "
-        f"linear baseline (PCA fitted on {pca['train_chunks']} training chunks)"
+        f"{scores}: the model {verdict} the linear baseline (PCA fitted on "
+        f"{pca['train_chunks']} training chunks)"
     )
+
+
+def _source_note(name: str | None, uploads: list[str] | None) -> str:
+    """Which held-out sounds are used when a dataset is chosen and files are uploaded too."""
+    if uploads and name:
+        return (
+            f"Evaluated the {len(uploads)} uploaded file(s); the chosen dataset {name!r} was "
+            "not used (clear the upload to evaluate it)."
+        )
+    if uploads:
+        return f"Evaluated the {len(uploads)} uploaded file(s)."
+    return f"Evaluated dataset {name!r}." if name else ""
 
 
 def evaluation_html(data: dict[str, Any]) -> str:
@@ -57,15 +77,20 @@ def evaluation_html(data: dict[str, Any]) -> str:
         ],
         "st-eval",
     )
-    out = f"<h4>Reconstruction of {data['chunks']} chunks (lower is better)</h4>{scores}"
+    warned = "".join(
+        f'<div class="st-eval-warning">{render.message(w, "warn")}</div>'
+        for w in data.get("warnings") or []
+    )
+    out = warned + f"<h4>Reconstruction of {data['chunks']} chunks (lower is better)</h4>{scores}"
     out += render.message(_verdict(data), "info")
     files = data.get("files") or []
+    trained = set(data.get("in_training") or [])
     if len(files) > 1:
         out += "<h4>Per file (mean over its chunks)</h4>" + render.table(
             ("file", "chunks", "model SC", "PCA SC", "model L1 dB", "PCA L1 dB"),
             [
                 (
-                    f["path"],
+                    f["path"] + (" (trained on)" if f["path"] in trained else ""),
                     f.get("chunks", ""),
                     f"{f['sc']:.4f}",
                     f"{f.get('pca_sc', 0.0):.4f}",
@@ -172,8 +197,11 @@ def _audio(backend: Backend) -> list[Any]:
         )
     with gr.Tab("Evaluate"):
         with gr.Row():
-            held = gr.Dropdown(label="A registered held-out dataset", choices=[])
+            held = gr.Dropdown(
+                label="A registered held-out dataset", choices=[], elem_id="use-eval-dataset"
+            )
             files = gr.File(
+                elem_id="use-eval-files",
                 label="…or upload held-out sounds",
                 file_count="multiple",
                 file_types=AUDIO_TYPES,
@@ -183,8 +211,8 @@ def _audio(backend: Backend) -> list[Any]:
             frechet = gr.Number(
                 value=0, precision=0, label="Also sample N sounds (Fréchet distance)"
             )
-        go = gr.Button("Evaluate", variant="primary")
-        out = gr.HTML()
+        go = gr.Button("Evaluate", variant="primary", elem_id="use-evaluate")
+        out = gr.HTML(elem_id="use-evaluate-out")
 
         def evaluate(m: str, name: str | None, uploads: list[str] | None, k: float) -> str:
             if uploads:
@@ -193,7 +221,8 @@ def _audio(backend: Backend) -> list[Any]:
                 folder = Path(backend.datasets.get(name).path)
             else:
                 raise ValueError("choose a held-out dataset or upload sounds")
-            return evaluation_html(backend.use.evaluate(m, folder, int(k or 0)).data)
+            result = evaluation_html(backend.use.evaluate(m, folder, int(k or 0)).data)
+            return render.message(_source_note(name, uploads), "info") + result
 
         go.click(guard(evaluate, 1, 0), [model, held, files, frechet], out)
     return [model, pick, pick_a, pick_b, held]

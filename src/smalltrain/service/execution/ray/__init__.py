@@ -6,5 +6,5 @@ Fenced off as huey fences ``contrib/``: only the modules of this folder import r
 - ``support``: is Ray installed; load the executor or say what to install.
 - ``address``: a HOST:PORT checked before Ray joins it.
 - ``executor``: ``RayExecutor`` (head side); ``shipping``: datasets and run folders into the
-  object store; ``node``: the worker side (``JobRunner`` actor, node cache, run mirror).
+  object store; ``node``: the worker side (``AttemptActor`` actor, node cache, run mirror).
 """

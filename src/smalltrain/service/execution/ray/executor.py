@@ -1,7 +1,7 @@
 """The ray executor: each attempt of a job runs in a Ray actor on a node Ray chooses.
 
 Same one method as the other executors, ``execute(spec, on_event, cancel) -> AttemptOutcome``,
-and the same task code (``attempt.run_task``, inside ``ray_node.JobRunner``). Ray places the
+and the same task code (``attempt.run_task``, inside ``ray.node.AttemptActor``). Ray places the
 actor on a node with the CPUs and GPUs the job asks for (``service.placement``); smalltrain
 schedules nothing across machines itself.
 
@@ -55,7 +55,7 @@ from smalltrain.service.execution.attempt import (
 from smalltrain.service.execution.grace import StepTimer, cancel_grace
 from smalltrain.service.execution.placement import Placement
 from smalltrain.service.execution.ray.address import check_address
-from smalltrain.service.execution.ray.node import JobRunner, safe_join
+from smalltrain.service.execution.ray.node import AttemptActor, safe_join
 from smalltrain.service.execution.ray.shipping import Shipper
 from smalltrain.service.execution.threads import child_env
 
@@ -70,11 +70,11 @@ _ACTOR_LOCK = threading.Lock()
 
 
 def _actor_class() -> Any:
-    """``JobRunner`` as a threaded Ray actor class (made once)."""
+    """``AttemptActor`` as a threaded Ray actor class (made once)."""
     global _ACTOR
     with _ACTOR_LOCK:
         if _ACTOR is None:
-            _ACTOR = ray.remote(JobRunner)
+            _ACTOR = ray.remote(AttemptActor)
         return _ACTOR
 
 

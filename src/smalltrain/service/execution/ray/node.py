@@ -8,7 +8,7 @@
   fetch it once.
 - ``RunMirror``: which files of the job's local run folder changed (or vanished) since the head
   last got them, so each checkpoint travels back once.
-- ``JobRunner``: the Ray actor. ``run`` prepares the node (dataset, files, the run folder to
+- ``AttemptActor``: the Ray actor. ``run`` prepares the node (dataset, files, the run folder to
   resume from), then calls the same ``run_task`` as every other executor; the task sees only
   its ``JobContext``. The head long-polls ``poll`` for events, changed files and, at the end,
   the outcome; ``cancel`` sets the job's cooperative cancel flag.
@@ -57,7 +57,7 @@ from smalltrain.service.execution.attempt import (
 
 __all__ = [
     "CACHE_ENV",
-    "JobRunner",
+    "AttemptActor",
     "NodeCache",
     "RunMirror",
     "pack_tree",
@@ -297,7 +297,7 @@ def rebase(value: Any, old: str, new: str) -> Any:
 # --- the actor -----------------------------------------------------------------------------
 
 
-class JobRunner:
+class AttemptActor:
     """One attempt of one job on a Ray node (used as a threaded Ray actor)."""
 
     def __init__(self) -> None:

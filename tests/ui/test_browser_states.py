@@ -1,0 +1,286 @@
+"""The web UI keeps the user's data and state right (issue 23), through the page: Debian's
+chromium driven by Playwright, offline, screenshots in ``test-artifacts/ui/`` (``s1-*``, ``s4-*``).
+
+- a dataset name already taken is refused, naming both folders (page and API), never replaced;
+- an uploaded YOLO zip whose data.yaml names an absolute ``path:`` is read inside its upload, and
+  train = val is warned about in the page, the API and ``smalltrain inspect``;
+- evaluating a model on (copies of) its training files says so and gives no verdict;
+- a job that failed on its config offers "Edit and retry" (the Train form with its settings),
+  not Resume; weights that are not registered are refused before anything is queued;
+- a second click on Start makes no second job; a job's notice leaves with the job.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.uiserver import offline, start_server
+from tests.ui.browser import (
+    ARGS,
+    AUDIO_SETTINGS,
+    CHROMIUM,
+    Env,
+    choose,
+    field_box,
+    fill,
+    open_app,
+    read_events,
+    skip_reason,
+    tab,
+    type_into,
+    wait_text,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[Env]:
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path_factory.mktemp("ui-states")
+    with offline():
+        server = start_server(root / "home")
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=str(CHROMIUM), headless=True, args=ARGS
+                )
+                try:
+                    yield Env(server, browser, artifacts, root)
+                finally:
+                    browser.close()
+        finally:
+            code = server.stop()
+            (artifacts / "server-states.log").write_text(server.output())
+        assert code == 0, server.output()
+
+
+@pytest.fixture(autouse=True)
+def _shot_on_failure(request: pytest.FixtureRequest, env: Env) -> Iterator[None]:
+    env.pages.clear()
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for i, page in enumerate(env.pages):
+            if not page.is_closed():
+                page.screenshot(
+                    path=str(env.artifacts / f"FAILED-{request.node.name}-{i}.png"), full_page=True
+                )
+
+
+def _multipart(name: str, files: list[Path]) -> tuple[bytes, str]:
+    boundary = "smalltrain-states-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\n{name}\r\n']
+    body = "".join(parts).encode()
+    for f in files:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{f.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        )
+        body += head.encode() + f.read_bytes() + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_taken_dataset_name_is_refused_in_page_and_api(env: Env) -> None:
+    from smalltrain.tasks.audio.synth import make_sound_folder
+
+    drums, voice = env.data / "drums", env.data / "voice"
+    make_sound_folder(drums, n_files=4, seed=1)
+    make_sound_folder(voice, n_files=5, seed=2)
+    page = env.page()
+    open_app(page, env.server.page_url)
+    tab(page, "Datasets")
+    fill(page, "ds-name", "drums")
+    fill(page, "ds-path", str(drums))
+    page.locator("#ds-register").click()
+    wait_text(page, "ds-message", "Registered 'drums'")
+    fill(page, "ds-path", str(voice))
+    page.locator("#ds-register").click()
+    wait_text(page, "ds-message", "is registered for")
+    shown = page.locator("#ds-message").inner_text()
+    assert str(drums) in shown
+    assert str(voice) in shown
+    assert "Remove…" in shown  # the page's own way, not a CLI flag
+    assert "--replace" not in shown
+    assert page.locator("#ds-message .st-msg-error").count() == 1
+    env.shot(page, "s1-01-dataset-name-taken")
+    record = env.server.api("GET", "api/datasets/drums").json()["record"]
+    assert record["path"] == str(drums.resolve())
+
+    # the API refuses too (409), by path and by upload, and nothing changes
+    again = env.server.api("POST", "api/datasets", {"name": "drums", "path": str(voice)})
+    assert again.status == 409, again.body
+    assert again.json()["error"]["type"] == "DatasetExists"
+    body, ctype = _multipart("drums", sorted(voice.iterdir())[:2])
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{env.server.url}api/datasets/upload", data=body, method="POST",
+        headers={"Content-Type": ctype, **env.server.auth_headers()},
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=60)
+    assert refused.value.code == 409
+    assert json.loads(refused.value.read())["error"]["type"] == "DatasetExists"
+    assert env.server.api("GET", "api/datasets/drums").json()["record"]["path"] == str(
+        drums.resolve()
+    )
+    page.context.close()
+
+
+def _zip_with_outside_path(env: Env) -> Path:
+    """A YOLO dataset zipped as a user's labelling tool writes it: data.yaml names the folder
+    on the user's machine (absolute), and val is the train folder."""
+    from smalltrain.tasks.detect.synth import make_shapes_dataset
+
+    original = make_shapes_dataset(env.data / "cells-original", n_train=6, n_val=2).parent
+    archive = env.data / "cells.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in sorted(original.rglob("*")):
+            if f.is_file() and f.name != "data.yaml":
+                zf.write(f, f"cells/{f.relative_to(original).as_posix()}")
+        data = {"path": str(original), "train": "images/train", "val": "images/train"}
+        zf.writestr("cells/data.yaml", yaml.safe_dump({**data, "names": ["rect", "circle"]}))
+    # the folder the yaml names holds more images than the zip: reading it would count them
+    extra = original / "images" / "train" / "outside.png"
+    shutil.copyfile(next((original / "images" / "train").glob("*.png")), extra)
+    return archive
+
+
+def test_an_uploaded_zip_stays_inside_its_folder_and_train_equal_val_is_warned(env: Env) -> None:
+    archive = _zip_with_outside_path(env)
+    page = env.page()
+    open_app(page, env.server.page_url)
+    tab(page, "Datasets")
+    fill(page, "ds-name", "cells")
+    page.locator("#ds-files input[type=file]").set_input_files(str(archive))
+    page.wait_for_selector("#ds-files :text('cells.zip')")
+    page.locator("#ds-upload").click()
+    wait_text(page, "ds-message", "Registered 'cells'")
+    shown = page.locator("#ds-message").inner_text()
+    assert "points outside the upload" in shown
+    # 6 train images, read from the upload (the original folder has a 7th), and val = train
+    assert "12 images" in shown, shown
+    page.wait_for_selector('#ds-report .st-report[data-kind="detect"]')
+    wait_text(page, "ds-report", "train and val share images")
+    env.shot(page, "s1-02-zip-outside-path-train-equals-val")
+    page.context.close()
+
+    got = env.server.api("GET", "api/datasets/cells").json()
+    assert Path(got["record"]["path"]).is_relative_to(env.server.home / "datasets")
+    assert any("train and val share images" in w for w in got["report"]["warnings"])
+    assert "outside.png" not in json.dumps(got)
+    # the CLI's `inspect` says it too (the same task check)
+    out = subprocess.run(
+        [sys.executable, "-m", "smalltrain.cli.main", "--home", str(env.server.home),
+         "inspect", "cells"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "train and val share images" in out.stdout + out.stderr, out
+
+
+def test_a_job_failed_on_its_config_offers_edit_and_retry(env: Env) -> None:
+    from smalltrain.engine.jobs import JobStatus, TrainingJob
+    from smalltrain.store import JobStore
+    from smalltrain.tasks.detect.synth import make_shapes_dataset
+
+    data_yaml = make_shapes_dataset(env.data / "shapes", n_train=4, n_val=2)
+    added = env.server.api("POST", "api/datasets", {"name": "shapes", "path": str(data_yaml)})
+    assert added.status == 201, added.body
+    # weights that are not registered are refused before anything is queued
+    page = env.page()
+    open_app(page, env.server.page_url)
+    tab(page, "Train")
+    choose(page, "train-dataset", "shapes")
+    page.wait_for_selector('#train-info [data-task="detect"]')
+    before = len(env.server.api("GET", "api/jobs").json())
+    type_into(field_box(page, "Base model (.pt, weights name or .yaml)"), "missing-weights.pt")
+    # the form says it at once, naming the field (not "Settings are valid")
+    wait_text(page, "train-status", "base_model='missing-weights.pt': no registered weights")
+    assert "Weights tab" in page.locator("#train-status").inner_text()
+    page.locator("#train-start").click()
+    wait_text(page, "train-message", "base_model")
+    assert page.locator("#train-message .st-msg-error").count() == 1
+    assert len(env.server.api("GET", "api/jobs").json()) == before
+    env.shot(page, "s1-03-weights-not-registered")
+
+    # a job that failed on its config (as one does when its weights vanish before it runs)
+    config = {"base_model": "gone.pt", "epochs": 3, "image_size": 64, "batch_size": 4}
+    job = TrainingJob(
+        task="detect", dataset_path=str(data_yaml), dataset="shapes", model_name="cells-v1",
+        config=config, status=JobStatus.FAILED,
+        error="WeightsNotFound: base_model 'gone.pt' is not on disk; give a local .pt or a .yaml",
+    )  # fmt: skip
+    with JobStore(env.server.home / "smalltrain.db") as store:
+        store.insert_job(job)
+    page.goto(f"{env.server.page_url}&job={job.id}")
+    page.wait_for_selector(".st-title[data-loaded]")
+    page.wait_for_selector(f'#job-header [data-job="{job.id}"]')
+    page.wait_for_selector("#job-retry", state="visible")
+    assert not page.locator("#job-resume").is_visible()
+    env.shot(page, "s1-04-failed-on-config-edit-and-retry")
+    page.locator("#job-retry").click()
+    wait_text(page, "train-status", "failed on its config")
+    assert page.locator("#tab-train").is_visible()
+    assert field_box(page, "Epochs").input_value() == "3"
+    assert field_box(page, "Image size (px)").input_value() == "64"
+    env.shot(page, "s1-05-edit-and-retry-form")
+    page.context.close()
+
+
+def test_evaluating_on_training_files_says_so(env: Env) -> None:
+    from smalltrain.tasks.audio.synth import make_sound_folder
+
+    folder = env.data / "evalkit"
+    make_sound_folder(folder, n_files=4, seed=3)
+    assert (
+        env.server.api("POST", "api/datasets", {"name": "evalkit", "path": str(folder)}).status
+        == 201
+    )
+    overrides = {**AUDIO_SETTINGS, "epochs": 2, "preview_every": 0}
+    spec = {"dataset": "evalkit", "preset": "tiny", "overrides": overrides, "model_name": "ev1"}
+    started = env.server.api("POST", "api/jobs", spec)
+    assert started.status == 201, started.body
+    events = read_events(
+        f"{env.server.url}api/jobs/{started.json()['id']}/events", env.server.auth_headers()
+    )
+    assert events[-1][2]["status"] == "COMPLETED", events[-1]
+    # the "held-out" upload is a copy of the training files: new names, new mtimes, same bytes
+    copies = env.data / "held-out"
+    copies.mkdir()
+    for i, f in enumerate(sorted(folder.iterdir())):
+        (copies / f"take{i}{f.suffix}").write_bytes(f.read_bytes())
+    page = env.page()
+    open_app(page, env.server.page_url)
+    tab(page, "Use")
+    page.get_by_role("tab", name="Evaluate", exact=True).click()
+    page.wait_for_function("document.querySelector('#use-audio-model input').value.includes('ev1')")
+    choose(page, "use-eval-dataset", "evalkit")
+    page.locator("#use-eval-files input[type=file]").set_input_files(
+        [str(p) for p in sorted(copies.iterdir())]
+    )
+    page.wait_for_selector("#use-eval-files :text('take0')")
+    page.locator("#use-evaluate").click()
+    wait_text(page, "use-evaluate-out", "training split", timeout=120_000)
+    text = page.locator("#use-evaluate-out").inner_text()
+    # the split keeps one file for validation; the others trained the model
+    assert "of 4 files evaluated were in the model's training split" in text, text
+    assert "no verdict" in text
+    assert "(trained on)" in text
+    assert "the chosen dataset 'evalkit' was not used" in text
+    env.shot(page, "s1-06-evaluate-on-training-files")
+    page.context.close()
