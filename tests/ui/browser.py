@@ -27,6 +27,9 @@ ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # a webcam without a camera: Chromium's built-in test pattern, permission granted
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 #: The tiny audio settings the test imports as a YAML file (the UI's own format: config fields).

@@ -8,8 +8,10 @@ would leave loopback fails the test. The screens are saved as PNGs under
 End to end, audio: register a folder, import settings and change one, start, watch the progress
 bar move, a curve grow and a preview player appear, Stop (CANCELLED with a checkpoint), reload
 (same job, same state, same settings), Resume (COMPLETED), set the model active, generate a
-sound and play it. Detection: register a tiny dataset, train one epoch, detect boxes on an
-uploaded image. Then the HTTP API (start a job, follow its event stream to the end, resume the
+sound and play it; the Job view plays augmented chunks beside their originals. Detection:
+register a tiny dataset, train one epoch, see its first batches in the Job view, detect boxes
+on an uploaded image and on a folder of images (counts per class per image and in total).
+Then the HTTP API (start a job, follow its event stream to the end, resume the
 stream), and Basic auth (page and API refuse a request without credentials).
 """
 
@@ -96,7 +98,8 @@ def test_audio_end_to_end(env: Env) -> None:
     sounds = env.data / "kicks"
     make_sound_folder(sounds, n_files=6, seed=1)
     settings_file = env.data / "tiny-settings.yaml"
-    settings_file.write_text(json.dumps(AUDIO_SETTINGS))  # JSON is YAML
+    # two copies per chunk: the second is augmented, so the Job view has something to show
+    settings_file.write_text(json.dumps({**AUDIO_SETTINGS, "augmentation_expansion": 2}))
     page = env.page()
 
     started = time.monotonic()
@@ -163,6 +166,16 @@ def test_audio_end_to_end(env: Env) -> None:
     assert page.locator("#job-stop").is_enabled()
     assert not page.locator("#job-resume").is_enabled()
     env.shot(page, "03-job-training")
+    # What the model sees: each augmented chunk's player beside its original's, with settings
+    page.wait_for_selector('#job-seen .st-seen[data-task="audio"] audio')
+    assert page.locator("#job-seen audio").count() == 6
+    assert page.locator("#job-seen .st-seen-params").first.inner_text().startswith("speed ")
+    src = page.locator("#job-seen audio").nth(1).get_attribute("src")
+    assert src
+    assert src.endswith("chunk_0_augmented.wav")
+    assert page.request.get(env.server.url.rstrip("/") + src).body()[:4] == b"RIFF"
+    page.locator("#job-seen").scroll_into_view_if_needed()
+    env.shot(page, "03b-job-seen-audio")
 
     # Stop: graceful, with a checkpoint
     page.locator("#job-stop").click()
@@ -273,6 +286,12 @@ def test_detection_end_to_end(env: Env) -> None:
         "document.querySelector('#job-charts polyline[data-label=\"box\"]') !== null"
     )
     env.shot(page, "11-job-detection")
+    # What the model sees: the first augmented batches with their boxes, as a gallery
+    page.wait_for_selector('#job-seen .st-seen[data-task="detect"] img')
+    assert "train_batch0.jpg" in (page.locator("#job-seen img").first.get_attribute("src") or "")
+    assert "boxes" in page.locator("#job-seen figcaption").first.inner_text()
+    page.locator("#job-seen").scroll_into_view_if_needed()
+    env.shot(page, "11b-job-seen-detection")
 
     tab(page, "Use")
     page.get_by_role("tab", name="Detection", exact=True).click()
@@ -288,6 +307,34 @@ def test_detection_end_to_end(env: Env) -> None:
     # uploads went to Gradio's temporary folder inside the home, not the system's
     assert list((env.server.home / "ui" / "tmp").rglob("img000.png"))
     env.shot(page, "12-use-detection")
+    # a folder of images: boxes per class per image and in total, at once
+    folder = env.data / "to-detect"
+    folder.mkdir()
+    for png in sorted((data_yaml.parent / "images" / "val").glob("*.png"))[:3]:
+        (folder / png.name).write_bytes(png.read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    page.locator("#use-images button[aria-label='Clear']").first.click()
+    page.locator("#use-folder input[type=file]").set_input_files(str(folder))
+    wait_text(page, "use-folder", "notes")  # the folder is listed, notes.txt and all
+    page.locator("#use-detect").click()
+    wait_text(page, "use-boxes", "3 image(s)", timeout=120_000)
+    counts = page.locator("#use-boxes table.st-counts")
+    assert counts.locator("th").first.inner_text() == "image"
+    assert counts.locator("th").last.inner_text() == "all classes"
+    assert counts.locator("tbody tr").count() == 4  # 3 images and the total
+    assert counts.locator("tbody tr").last.locator("td").first.inner_text() == "total"
+    assert "1 file(s) left out, not images: notes.txt" in page.locator("#use-boxes").inner_text()
+    assert page.locator("#use-gallery img").count() == 3
+    env.shot(page, "12b-use-detection-folder")
+    # a webcam picture (Chromium's fake camera: its moving test pattern), on its own
+    page.locator("#use-folder button[aria-label='Clear']").first.click()
+    page.locator("#use-webcam").get_by_text("Click to Access Webcam").click()
+    page.locator("#use-webcam button[aria-label='capture photo']").click()
+    page.wait_for_selector("#use-webcam img")
+    page.locator("#use-detect").click()
+    wait_text(page, "use-boxes", "1 image(s)", timeout=120_000)
+    assert page.locator("#use-gallery img").count() == 1
+    env.shot(page, "12c-use-detection-webcam")
     page.context.close()
     assert env.outside() == [], f"requests left loopback: {env.outside()}"
 
