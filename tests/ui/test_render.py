@@ -7,6 +7,7 @@ import re
 from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.charts import line_chart, nice_ticks
+from smalltrain.ui.viewmodels.exports import size_text
 
 
 def test_nice_ticks_are_round_and_cover_the_range() -> None:
@@ -54,3 +55,7 @@ def test_reports_list_every_skipped_file_with_its_reason() -> None:
     )  # fmt: skip
     assert "class 7 out of range" in detect
     assert "cell" in detect
+
+
+def test_export_sizes_read_well() -> None:
+    assert [size_text(n) for n in (812, 40_000, 5 * 2**20 // 2)] == ["812 B", "39 KiB", "2.5 MiB"]

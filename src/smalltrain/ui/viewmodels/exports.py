@@ -13,7 +13,7 @@ from smalltrain.service.exports import ExportInfo
 from smalltrain.store.models import ModelStore
 from smalltrain.ui.child.pool import ChildPool
 
-__all__ = ["EXPORT_TIMEOUT_S", "ExportsUI", "links_html"]
+__all__ = ["EXPORT_TIMEOUT_S", "ExportsUI", "links_html", "size_text"]
 
 #: The longest one export may take (an 11 M-parameter detector takes ~20 s on 2 cores).
 EXPORT_TIMEOUT_S = 900.0
@@ -58,6 +58,16 @@ class ExportsUI:
         return exports.download_file(self.models.get(dataset, name).path, fmt)
 
 
+def size_text(size: int) -> str:
+    """A file size a person reads: ``812 B``, ``96 KiB``, ``2.4 MiB`` (a tiny audio export is
+    well under 0.1 MiB, which ``0.0 MiB`` would hide)."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 2**20:
+        return f"{size / 1024:.0f} KiB"
+    return f"{size / 2**20:.1f} MiB"
+
+
 def links_html(dataset: str, name: str, found: list[ExportInfo]) -> str:
     """Download links for a model's exports (through the API, behind the same guard)."""
     if not found:
@@ -68,6 +78,6 @@ def links_html(dataset: str, name: str, found: list[ExportInfo]) -> str:
         what = "" if e.task == "detect" and e.path.is_file() else " (.zip)"
         links.append(
             f'<a class="st-buttonlink" href="{escape(url)}" download>'
-            f"Download {escape(e.format)}{what} · {e.size / 2**20:.1f} MiB</a>"
+            f"Download {escape(e.format)}{what} · {size_text(e.size)}</a>"
         )
     return " ".join(links)

@@ -17,7 +17,7 @@ import gradio as gr
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend, ModelRow
 from smalltrain.ui.viewmodels.charts import line_chart
-from smalltrain.ui.viewmodels.exports import ExportsUI, links_html
+from smalltrain.ui.viewmodels.exports import ExportsUI, links_html, size_text
 from smalltrain.ui.views.common import guard
 
 DEFAULT_METRIC = {"audio": "val/sc", "detect": "val/mAP50"}
@@ -132,6 +132,13 @@ def build(backend: Backend) -> ModelsTab:
         activate = gr.Button("Set active", scale=1, elem_id="models-activate")
         delete = gr.Button("Delete…", variant="stop", scale=1, elem_id="models-delete")
         download = gr.HTML()
+    # the export row sits under the model it exports (its result shows in the message below)
+    with gr.Row(elem_classes=["st-row-end"]):
+        export_format = gr.Dropdown(
+            label="Export to", choices=[], scale=1, elem_id="models-export-format"
+        )
+        export = gr.Button("Export", scale=1, elem_id="models-export")
+        export_links = gr.HTML(elem_id="models-export-links")
     with gr.Row(visible=False) as confirm_row:
         confirm_text = gr.HTML()
         confirm = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="models-confirm")
@@ -142,13 +149,6 @@ def build(backend: Backend) -> ModelsTab:
         compare = gr.CheckboxGroup(label="Models", choices=[], scale=3)
         metric = gr.Dropdown(label="Metric", choices=[], scale=1)
     chart = gr.HTML(elem_classes=["st-compare"], elem_id="models-chart")
-
-    with gr.Row(elem_classes=["st-row-end"]):
-        export_format = gr.Dropdown(
-            label="Export to", choices=[], scale=1, elem_id="models-export-format"
-        )
-        export = gr.Button("Export", scale=1, elem_id="models-export")
-        export_links = gr.HTML(elem_id="models-export-links")
 
     outputs = [table, model, compare, metric, chart, download]
     _wire_exports(backend, dataset, model, export_format, export, export_links, message)
@@ -219,7 +219,7 @@ def _wire_exports(
         if not d or not name or not fmt:
             return [render.message("Choose a model and a format first.", "warn"), gr.skip()]
         made = exports.run(d, name, fmt)
-        note = f"Exported {made.model} to {made.format} ({made.size / 2**20:.1f} MiB)."
+        note = f"Exported {made.model} to {made.format} ({size_text(made.size)})."
         return [render.message(note, "ok"), links_html(d, name, exports.list(d, name))]
 
     export.click(guard(run, 2, 0), [dataset, model, export_format], [message, links])

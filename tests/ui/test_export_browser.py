@@ -1,0 +1,129 @@
+"""Export in the Models tab in a real browser (Debian's chromium through Playwright, offline): a
+registered audio model is exported to ONNX with the Export button, the download link appears and
+the file it hands out (through the page, with its cookie) is a zip holding a loadable
+``decoder.onnx`` and ``example.py``; a model whose weights changed since registration gets a
+readable error, not a traceback. Screenshots go to ``test-artifacts/ui/models-export-*.png``."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smalltrain import paths
+from smalltrain.service.datasets import register_dataset
+from smalltrain.store import DatasetStore, JobStore, ModelEntry, ModelStore
+from tests.support.audio import TrainedAudio
+from tests.support.uiserver import has_route_out, offline, start_server
+from tests.ui.browser import ARGS, CHROMIUM, Env, choose, open_app, skip_reason, tab, wait_text
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def env(
+    tmp_path_factory: pytest.TempPathFactory, artifacts: Path, trained_audio: TrainedAudio
+) -> Iterator[Env]:
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    pytest.importorskip("onnx", reason="the [export] extra is not installed")
+    pytest.importorskip("onnxruntime", reason="the [export] extra is not installed")
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path_factory.mktemp("ui-export")
+    home = root / "home"
+    home.mkdir()
+    with JobStore(paths.db_path(home)) as jobs:
+        register_dataset(DatasetStore(jobs), "tones", trained_audio.data, "audio")
+    models = ModelStore(paths.models_dir(home))
+    for name in ("tiny", "tampered"):
+        models.save(ModelEntry(
+            dataset="tones", name=name, weights=trained_audio.model, task="audio", config={},
+            metrics={}, base_model=None, epochs_completed=2, headline=("best_val_sc", 0.5),
+            dataset_snapshot="6 files", dataset_fingerprint="",
+        ))  # fmt: skip
+    # the registry's copy changes after registration: export must refuse it, readably
+    with open(models.get("tones", "tampered").weights, "ab") as f:
+        f.write(b"\0")
+    with offline():
+        assert not has_route_out(), "the test namespace still has a network interface up"
+        server = start_server(home)
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=str(CHROMIUM), headless=True, args=ARGS
+                )
+                try:
+                    yield Env(server, browser, artifacts, root)
+                finally:
+                    browser.close()
+        finally:
+            code = server.stop()
+            (artifacts / "server-export.log").write_text(server.output())
+        assert code == 0, server.output()
+
+
+def _pick_model(page: object, name: str) -> None:
+    choose(page, "models-model", name)  # type: ignore[arg-type]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "(n) => document.querySelector('#models-model input')?.value === n"
+        " && document.querySelector('#models-export-format input')?.value === 'onnx'",
+        arg=name,
+        timeout=30_000,
+    )
+
+
+def test_models_tab_exports_onnx_and_downloads_it(env: Env, tmp_path: Path) -> None:
+    page = env.page()
+    open_app(page, env.server.page_url)
+    tab(page, "Models")
+    if page.locator("#models-dataset input").first.input_value() != "tones":
+        choose(page, "models-dataset", "tones")
+    page.wait_for_selector('#models-table tr[data-model="tampered"]')
+    _pick_model(page, "tiny")
+    wait_text(page, "models-export-links", "No export yet")
+    env.shot(page, "models-export-01-chosen")
+
+    page.locator("#models-export").click()
+    link = page.locator('#models-export-links a[href$="/exports/onnx"]')
+    link.wait_for(timeout=120_000)
+    wait_text(page, "models-message", "Exported tones/tiny to onnx")
+    assert "onnx (.zip) · " in link.inner_text()
+    for where in (link.inner_text(), page.locator("#models-message").inner_text()):
+        assert "KiB" in where, where  # a ~100 KB export is not "0.0 MiB"
+    env.shot(page, "models-export-02-done")
+
+    # the link downloads through the page (its session cookie), as a user's click does
+    with page.expect_download() as made:
+        link.click()
+    saved = tmp_path / made.value.suggested_filename
+    made.value.save_as(saved)
+    body = saved.read_bytes()
+    assert body[:4] == b"PK\x03\x04", body[:16]
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    assert {"onnx/decoder.onnx", "onnx/example.py"} <= set(archive.namelist())
+    import onnx
+
+    decoder = onnx.load_from_string(archive.read("onnx/decoder.onnx"))
+    onnx.checker.check_model(decoder)
+    assert decoder.graph.input
+    assert decoder.graph.output
+
+    # weights changed since registration: a readable refusal, no traceback, links unchanged
+    _pick_model(page, "tampered")
+    wait_text(page, "models-export-links", "No export yet")
+    page.locator("#models-export").click()
+    wait_text(page, "models-message", "changed since it was registered", timeout=120_000)
+    shown = page.locator("#models-message").inner_text()
+    for raw in ("Traceback", "NoneType", "CheckpointError", 'File "'):
+        assert raw not in shown, shown
+    assert "train or register the model again" in shown
+    assert page.locator("#models-export-links a").count() == 0
+    env.shot(page, "models-export-03-error")
+
+    page.context.close()
+    assert env.outside() == [], f"requests left loopback: {env.outside()}"
