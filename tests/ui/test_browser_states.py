@@ -13,6 +13,7 @@ chromium driven by Playwright, offline, screenshots in ``test-artifacts/ui/`` (`
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -232,6 +233,10 @@ def test_a_job_failed_on_its_config_offers_edit_and_retry(env: Env) -> None:
     page.wait_for_selector(f'#job-header [data-job="{job.id}"]')
     page.wait_for_selector("#job-retry", state="visible")
     assert not page.locator("#job-resume").is_visible()
+    # a detection job's Previews section says why it is empty; an ended job has no memory gauge
+    wait_text(page, "job-previews", "writes no sound previews")
+    page.wait_for_function("!document.querySelector('#job-gauges').innerText.includes('measuring')")
+    assert "resident" not in page.locator("#job-gauges").inner_text()
     env.shot(page, "s1-04-failed-on-config-edit-and-retry")
     page.locator("#job-retry").click()
     wait_text(page, "train-status", "failed on its config")
@@ -284,3 +289,78 @@ def test_evaluating_on_training_files_says_so(env: Env) -> None:
     assert "the chosen dataset 'evalkit' was not used" in text
     env.shot(page, "s1-06-evaluate-on-training-files")
     page.context.close()
+
+
+def test_one_job_per_start_and_notices_belong_to_their_job(env: Env) -> None:
+    """Start clicked twice makes one job; Stop's notice leaves when another job is shown; the
+    Jobs tab gives final metrics only to ended jobs, with readable names."""
+    page = env.page()
+    open_app(page, env.server.page_url)
+    tab(page, "Train")
+    choose(page, "train-dataset", "drums")
+    page.wait_for_selector('#train-info [data-task="audio"]')
+    before = {j["id"] for j in env.server.api("GET", "api/jobs").json()}
+    page.locator("#train-start").dblclick()
+    page.locator("#train-start").click()
+    wait_text(page, "train-message", "queued")
+    found = re.search(r"Job ([0-9a-f]{12})", page.locator("#train-message").inner_text())
+    assert found, page.locator("#train-message").inner_text()
+    job_id = found.group(1)
+    page.wait_for_selector(f'#job-header [data-job="{job_id}"]')
+    page.wait_for_timeout(1500)  # any second start would be queued by now (it is not awaited)
+    new = [j for j in env.server.api("GET", "api/jobs").json() if j["id"] not in before]
+    assert [j["id"] for j in new] == [job_id], new
+
+    # Stop: a notice about this job...
+    page.wait_for_selector("#job-stop:not([disabled])")
+    page.locator("#job-stop").click()
+    wait_text(page, "job-notice", f"Job {job_id}: stop requested")
+    page.wait_for_selector('#job-progress .st-progress[data-status="CANCELLED"]', timeout=120_000)
+    env.shot(page, "s4-01-stop-notice")
+    # ...that leaves when another job is shown
+    other = next(j["id"] for j in env.server.api("GET", "api/jobs").json() if j["id"] != job_id)
+    page.goto(f"{env.server.page_url}&job={other}")
+    page.wait_for_selector(f'#job-header [data-job="{other}"]')
+    assert page.locator("#job-notice").inner_text().strip() == ""
+
+    # Jobs: final metrics only for ended jobs, in words, explained on hover; no "STATE: -"
+    tab(page, "Jobs")
+    page.wait_for_selector("#jobs-table table")
+    table = page.locator("#jobs-table").inner_text()
+    assert "val/" not in table, table
+    assert "CANCELLED: -" not in table
+    assert "FAILED: -" not in table
+    env.shot(page, "s4-02-jobs-tab")
+    page.context.close()
+
+
+def test_fresh_home_empty_states_fonts_and_a_quiet_ctrl_c(env: Env) -> None:
+    """A fresh home: Generate says what to do (no AttributeError), the Job tab says there is
+    no job; bold text uses a complete font; Ctrl-C with the page open stops without a trace."""
+    server = start_server(env.data / "fresh-home")
+    try:
+        page = env.page()
+        open_app(page, server.page_url)
+        tab(page, "Use")
+        page.locator("#use-generate").click()
+        wait_text(page, "use-generate-out", "No audio model chosen")
+        assert "NoneType" not in page.locator("#use-generate-out").inner_text()
+        env.shot(page, "s4-03-fresh-generate")
+        tab(page, "Job")
+        wait_text(page, "job-header", "No job yet")
+        weights = page.evaluate(
+            "() => [...document.fonts].filter(f => f.family.includes('Source Sans'))"
+            ".map(f => f.weight)"
+        )
+        assert "700" in weights, weights
+        assert "600" not in weights, weights
+        env.shot(page, "s4-04-fresh-job")
+        # Ctrl-C while the page is open (its polling and event stream connected)
+        code = server.stop()
+        page.context.close()
+    finally:
+        server.stop()
+    out = server.output()
+    assert code == 0, out
+    assert "Traceback" not in out, out
+    assert "CancelledError" not in out, out

@@ -47,8 +47,15 @@ class UseUI:
         """The registered model ``"DATASET/NAME"`` of ``task``.
 
         Raises:
-            ModelNotFound: no such model, or one of another task.
+            ModelNotFound: none chosen (none trained yet), no such model, or one of another
+                task.
         """
+        if not ref:
+            what = "an audio" if task == "audio" else "a detection"
+            raise ModelNotFound(
+                f"No {task} model chosen. Choose one above; if the list is empty, train "
+                f"{what} model first (Train tab), or press Refresh models and sounds"
+            )
         dataset, _, name = ref.partition("/")
         if not dataset or not name:
             raise ModelNotFound(f"{ref!r}: choose a model as DATASET/NAME")

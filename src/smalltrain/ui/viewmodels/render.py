@@ -15,10 +15,12 @@ from typing import Any
 from urllib.parse import quote
 
 from smalltrain.engine.jobs import JobStatus, TrainingJob
+from smalltrain.service import glossary
 from smalltrain.ui.viewmodels.charts import line_chart
 from smalltrain.ui.viewmodels.jobs import JobView
 
 __all__ = [
+    "Html",
     "audio_list",
     "badge",
     "charts",
@@ -27,6 +29,8 @@ __all__ = [
     "job_header",
     "log_block",
     "message",
+    "metric",
+    "metrics_line",
     "previews",
     "progress",
     "report",
@@ -253,16 +257,40 @@ def log_block(lines: Sequence[str]) -> str:
     return f'<pre class="st-log">{body}</pre>'
 
 
+class Html(str):
+    """Markup made here (escaped where it holds values): a table cell keeps it as it is."""
+
+
+def _cell(value: Any) -> str:
+    return str(value) if isinstance(value, Html) else escape(str(value))
+
+
+def metric(key: str, value: float | None = None, text: str | None = None) -> Html:
+    """A metric's readable name (or ``text``) and value, its lay explanation on hover
+    (``glossary``)."""
+    text = glossary.label(key) if text is None else text
+    if value is not None:
+        text += f" {value:.4g}" if isinstance(value, float) else f" {value}"
+    tip = glossary.explain(key)
+    if not tip:
+        return Html(escape(text))
+    return Html(
+        f'<abbr class="st-metric" data-metric="{escape(key)}" title="{escape(tip)}">'
+        f"{escape(text)}</abbr>"
+    )
+
+
+def metrics_line(items: Iterable[tuple[str, Any]]) -> Html:
+    """``[(key, value)]`` as readable names with values, explained on hover, joined by ``·``."""
+    return Html(" · ".join(metric(k, v) for k, v in items))
+
+
 def table(headers: Sequence[str] | None, rows: Iterable[Sequence[Any]], cls: str = "") -> str:
     """A plain HTML table (``headers=None``: no header row, e.g. for key-value tables)."""
     head = ""
     if headers is not None:
-        head = (
-            "<thead><tr>" + "".join(f"<th>{escape(str(h))}</th>" for h in headers) + "</tr></thead>"
-        )
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
-    )
+        head = "<thead><tr>" + "".join(f"<th>{_cell(h)}</th>" for h in headers) + "</tr></thead>"
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f'<table class="st-table {escape(cls)}">{head}<tbody>{body}</tbody></table>'
 
 

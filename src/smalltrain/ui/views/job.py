@@ -54,6 +54,14 @@ def _buttons(job: TrainingJob | None) -> list[Any]:
     ]
 
 
+def _no_previews(job: TrainingJob) -> str:
+    """The Previews section of a task that writes no sound previews (never left blank)."""
+    return render.message(
+        f"A {job.task} job writes no sound previews; its progress is in the curves above, and "
+        "its scores in the Models tab once it completes."
+    )
+
+
 def _running(backend: Backend, job_id: str | None) -> bool:
     """Whether the shown job is running now (its process's memory belongs on the page)."""
     if not job_id:
@@ -100,7 +108,7 @@ class JobPanel:
             render.progress(job, view),
             self._charts_html(view),
             render.warnings(view),
-            render.previews(job.id, view.previews) if job.task == "audio" else "",
+            render.previews(job.id, view.previews) if job.task == "audio" else _no_previews(job),
             render.log_block(view.log),
             *_buttons(job),
         ]

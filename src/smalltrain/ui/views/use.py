@@ -57,17 +57,18 @@ def _source_note(name: str | None, uploads: list[str] | None) -> str:
 def evaluation_html(data: dict[str, Any]) -> str:
     """``evaluate``'s result as the CLI shows it: model beside PCA, then per file."""
     model, pca = data["model"], data["baseline_pca"]
+    m = render.metric
     scores = render.table(
-        ("", "size", "spectral convergence", "mel L1 (dB)"),
+        ("", "size", m("sc", text="spectral convergence"), m("val/mel_l1_db", text="mel L1 (dB)")),
         [
             (
                 "model",
-                f"{model['latent_floats']} latent floats",
+                m("latent floats", text=f"{model['latent_floats']} latent floats"),
                 f"{model['sc']:.4f}",
                 f"{model['mel_l1_db']:.2f}",
             ),
             (
-                f"PCA-{pca['k']}",
+                m("PCA", text=f"PCA-{pca['k']}"),
                 f"{pca['k']} components",
                 f"{pca['sc']:.4f}",
                 f"{pca['mel_l1_db']:.2f}",
