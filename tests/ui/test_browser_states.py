@@ -264,6 +264,16 @@ def test_evaluating_on_training_files_says_so(env: Env) -> None:
         f"{env.server.url}api/jobs/{started.json()['id']}/events", env.server.auth_headers()
     )
     assert events[-1][2]["status"] == "COMPLETED", events[-1]
+    # the end of the job in words, as the CLI ends `train`: best epoch, verdict, activation
+    page = env.page()
+    page.goto(f"{env.server.page_url}&job={started.json()['id']}")
+    page.wait_for_selector("#job-header .st-summary")
+    summary = page.locator("#job-header .st-summary").inner_text()
+    assert "best epoch" in summary, summary
+    assert "a linear model of its size (PCA)" in summary, summary
+    assert "the first model of dataset 'evalkit'" in summary, summary
+    env.shot(page, "s2-01-job-summary")
+    page.context.close()
     # the "held-out" upload is a copy of the training files: new names, new mtimes, same bytes
     copies = env.data / "held-out"
     copies.mkdir()
@@ -300,14 +310,20 @@ def test_one_job_per_start_and_notices_belong_to_their_job(env: Env) -> None:
     choose(page, "train-dataset", "drums")
     page.wait_for_selector('#train-info [data-task="audio"]')
     before = {j["id"] for j in env.server.api("GET", "api/jobs").json()}
-    page.locator("#train-start").dblclick()
-    page.locator("#train-start").click()
+    # two clicks in the same moment (a double click), then one more after the Job tab opened
+    page.evaluate(
+        "() => { const b = document.querySelector('#train-start'); b.click(); b.click(); }"
+    )
     wait_text(page, "train-message", "queued")
     found = re.search(r"Job ([0-9a-f]{12})", page.locator("#train-message").inner_text())
     assert found, page.locator("#train-message").inner_text()
     job_id = found.group(1)
     page.wait_for_selector(f'#job-header [data-job="{job_id}"]')
-    page.wait_for_timeout(1500)  # any second start would be queued by now (it is not awaited)
+    tab(page, "Train")
+    page.locator("#train-start").click()
+    wait_text(page, "train-message", "queued a moment ago")
+    assert job_id in page.locator("#train-message").inner_text()
+    page.wait_for_selector(f'#job-header [data-job="{job_id}"]')
     new = [j for j in env.server.api("GET", "api/jobs").json() if j["id"] not in before]
     assert [j["id"] for j in new] == [job_id], new
 

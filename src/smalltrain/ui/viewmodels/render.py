@@ -15,9 +15,11 @@ from typing import Any
 from urllib.parse import quote
 
 from smalltrain.engine.jobs import JobStatus, TrainingJob
+from smalltrain.engine.plain import fmt_number as glossary_fmt
 from smalltrain.service import glossary
 from smalltrain.ui.viewmodels.charts import line_chart
 from smalltrain.ui.viewmodels.jobs import JobView
+from smalltrain.ui.viewmodels.settings import form_advice
 
 __all__ = [
     "Html",
@@ -29,6 +31,7 @@ __all__ = [
     "job_header",
     "log_block",
     "message",
+    "fmt_value",
     "metric",
     "metrics_line",
     "previews",
@@ -186,7 +189,7 @@ def warnings(view: JobView) -> str:
         items.append(
             f'<li data-code="{escape(str(w.get("code", "")))}"><b>{escape(str(w.get("code", "")))}'
             f'</b> <span class="st-dim">{escape(at)}</span><br>'
-            f"{escape(str(w.get('message', '')))}</li>"
+            f"{escape(form_advice(str(w.get('message', '')), view.job.task))}</li>"
         )
     return f'<ul class="st-warnings">{"".join(items)}</ul>'
 
@@ -278,6 +281,13 @@ def metric(key: str, value: float | None = None, text: str | None = None) -> Htm
         f'<abbr class="st-metric" data-metric="{escape(key)}" title="{escape(tip)}">'
         f"{escape(text)}</abbr>"
     )
+
+
+def fmt_value(value: Any) -> str:
+    """A table value: numbers as the CLI prints them, anything else as text ("-" for none)."""
+    if value is None:
+        return "-"
+    return glossary_fmt(value) if isinstance(value, (int, float)) else str(value)
 
 
 def metrics_line(items: Iterable[tuple[str, Any]]) -> Html:

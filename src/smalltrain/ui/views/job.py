@@ -18,6 +18,7 @@ import gradio as gr
 from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import RESUMABLE, JobStatus, TrainingJob
 from smalltrain.service.resuming import failed_on_config
+from smalltrain.service.summary import finished_event, job_summary
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
 from smalltrain.ui.views.common import EXPECTED, error_html, job_choices
@@ -62,6 +63,37 @@ def _no_previews(job: TrainingJob) -> str:
     )
 
 
+def _summary(backend: Backend, job: TrainingJob) -> str:
+    """The end of an ended job, as the CLI ends ``train`` (``service.summary.job_summary``)."""
+    if not job.is_terminal:
+        return ""
+    try:
+        data = job_summary(backend.manager, job, finished_event(backend.manager, job))
+    except EXPECTED as exc:
+        return error_html(exc)
+    rows: list[tuple[str, Any]] = []
+    if data["best"]:
+        rows.append(("best epoch", data["best"]))
+    if data["verdict"]:
+        rows.append(("verdict", data["verdict"]))
+    if data["model"]:
+        active = data["activation"] or ("yes" if data["active"] else "no")
+        rows += [("model", data["model"]), ("active", active)]
+    if job.status is not JobStatus.COMPLETED and data.get("resume"):
+        rows.append(("resume", data["resume"]))
+    if not rows:
+        return ""
+    out = render.table(None, rows, "st-kv")
+    if data["per_class"]:
+        keys = sorted({k for v in data["per_class"].values() for k in v})
+        out += "<h4>Per class (best weights on the val split)</h4>" + render.table(
+            ("class", *[render.metric(f"val/{k}", text=k) for k in keys]),
+            [(name, *[render.fmt_value(v.get(k)) for k in keys])
+             for name, v in data["per_class"].items()],
+        )  # fmt: skip
+    return f'<div class="st-summary"><h4>Summary</h4>{out}</div>'
+
+
 def _running(backend: Backend, job_id: str | None) -> bool:
     """Whether the shown job is running now (its process's memory belongs on the page)."""
     if not job_id:
@@ -104,7 +136,7 @@ class JobPanel:
         view = self.backend.view(job_id)
         job = view.job
         return [
-            render.job_header(job),
+            render.job_header(job) + _summary(self.backend, job),
             render.progress(job, view),
             self._charts_html(view),
             render.warnings(view),
