@@ -42,6 +42,16 @@ METRICS: dict[str, Term] = {
         "The same score for PCA, a linear model with as many numbers per sound as the model's "
         "latent: the baseline the model should beat. Lower is better.",
     ),
+    "train/sc": Term("spectral convergence (training)", _SC),
+    "train/recon": Term(
+        "reconstruction loss (training)",
+        "How far the rebuilt spectrograms are from the training ones. Lower is better.",
+    ),
+    "lr": Term("learning rate", "How big each training step is; it falls as training goes on."),
+    "time/step_s": Term("seconds per step", "How long one training step took."),
+    "train/skipped": Term(
+        "skipped steps", "Training steps skipped because they gave an invalid (NaN) loss."
+    ),
     "val/mel_l1_db": Term(
         "mel L1 (dB, validation)",
         "The average loudness error per frequency band, in decibels. Lower is better.",

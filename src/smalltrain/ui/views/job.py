@@ -77,7 +77,9 @@ def _summary(backend: Backend, job: TrainingJob) -> str:
     if data["verdict"]:
         rows.append(("verdict", data["verdict"]))
     if data["model"]:
-        active = data["activation"] or ("yes" if data["active"] else "no")
+        active = (data["activation"] or ("yes" if data["active"] else "no")).removeprefix(
+            "active: "
+        )
         rows += [("model", data["model"]), ("active", active)]
     if job.status is not JobStatus.COMPLETED and data.get("resume"):
         rows.append(("resume", data["resume"]))
