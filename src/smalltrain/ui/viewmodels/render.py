@@ -233,10 +233,15 @@ def _preview_label(name: str) -> str:
     return " ".join(parts[2:]) if len(parts) > 2 and parts[0] == "epoch" else stem
 
 
-def audio_list(folder: str, files: Iterable[str]) -> str:
-    """Players (with download links) for files of a "use" output folder."""
+def audio_list(folder: str, files: Iterable[str], labels: Sequence[str] = ()) -> str:
+    """Players (with download links) for files of a "use" output folder; ``labels`` (e.g.
+    "A · original") go before the file names."""
     players = [
-        _player(f"/api/outputs/{quote(folder)}/{quote(Path(f).name)}", Path(f).name) for f in files
+        _player(
+            f"/api/outputs/{quote(folder)}/{quote(Path(f).name)}",
+            f"{labels[i]}: {Path(f).name}" if i < len(labels) else Path(f).name,
+        )
+        for i, f in enumerate(files)
     ]
     return f'<div class="st-players st-outputs">{"".join(players)}</div>' if players else ""
 
