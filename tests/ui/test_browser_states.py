@@ -13,6 +13,7 @@ chromium driven by Playwright, offline, screenshots in ``test-artifacts/ui/`` (`
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -232,6 +233,10 @@ def test_a_job_failed_on_its_config_offers_edit_and_retry(env: Env) -> None:
     page.wait_for_selector(f'#job-header [data-job="{job.id}"]')
     page.wait_for_selector("#job-retry", state="visible")
     assert not page.locator("#job-resume").is_visible()
+    # a detection job's Previews section says why it is empty; an ended job has no memory gauge
+    wait_text(page, "job-previews", "writes no sound previews")
+    page.wait_for_function("!document.querySelector('#job-gauges').innerText.includes('measuring')")
+    assert "resident" not in page.locator("#job-gauges").inner_text()
     env.shot(page, "s1-04-failed-on-config-edit-and-retry")
     page.locator("#job-retry").click()
     wait_text(page, "train-status", "failed on its config")
@@ -259,6 +264,16 @@ def test_evaluating_on_training_files_says_so(env: Env) -> None:
         f"{env.server.url}api/jobs/{started.json()['id']}/events", env.server.auth_headers()
     )
     assert events[-1][2]["status"] == "COMPLETED", events[-1]
+    # the end of the job in words, as the CLI ends `train`: best epoch, verdict, activation
+    page = env.page()
+    page.goto(f"{env.server.page_url}&job={started.json()['id']}")
+    page.wait_for_selector("#job-header .st-summary")
+    summary = page.locator("#job-header .st-summary").inner_text()
+    assert "best epoch" in summary, summary
+    assert "a linear model of its size (PCA)" in summary, summary
+    assert "the first model of dataset 'evalkit'" in summary, summary
+    env.shot(page, "s2-01-job-summary")
+    page.context.close()
     # the "held-out" upload is a copy of the training files: new names, new mtimes, same bytes
     copies = env.data / "held-out"
     copies.mkdir()
@@ -283,4 +298,131 @@ def test_evaluating_on_training_files_says_so(env: Env) -> None:
     assert "(trained on)" in text
     assert "the chosen dataset 'evalkit' was not used" in text
     env.shot(page, "s1-06-evaluate-on-training-files")
+    page.context.close()
+
+
+def test_one_job_per_start_and_notices_belong_to_their_job(env: Env) -> None:
+    """Start clicked twice makes one job; Stop's notice leaves when another job is shown; the
+    Jobs tab gives final metrics only to ended jobs, with readable names."""
+    page = env.page()
+    open_app(page, env.server.page_url)
+    tab(page, "Train")
+    choose(page, "train-dataset", "drums")
+    page.wait_for_selector('#train-info [data-task="audio"]')
+    before = {j["id"] for j in env.server.api("GET", "api/jobs").json()}
+    # two clicks in the same moment (a double click)
+    page.evaluate(
+        "() => { const b = document.querySelector('#train-start'); b.click(); b.click(); }"
+    )
+    wait_text(page, "train-message", "queued")
+    found = re.search(r"Job ([0-9a-f]{12})", page.locator("#train-message").inner_text())
+    assert found, page.locator("#train-message").inner_text()
+    job_id = found.group(1)
+    page.wait_for_selector(f'#job-header [data-job="{job_id}"]')
+    # Stop (at once: a tiny job may end within a minute): a notice about this job...
+    page.locator("#job-stop").click()
+    wait_text(page, "job-notice", f"Job {job_id}: stop requested")
+    page.wait_for_selector('#job-progress .st-progress[data-status="CANCELLED"]', timeout=120_000)
+    env.shot(page, "s4-01-stop-notice")
+    # by now a second start of the double click would long have been queued: there is none
+    new = [j for j in env.server.api("GET", "api/jobs").json() if j["id"] not in before]
+    assert [j["id"] for j in new] == [job_id], new
+    # ...that leaves when another job is shown
+    other = next(j["id"] for j in env.server.api("GET", "api/jobs").json() if j["id"] != job_id)
+    page.goto(f"{env.server.page_url}&job={other}")
+    page.wait_for_selector(f'#job-header [data-job="{other}"]')
+    assert page.locator("#job-notice").inner_text().strip() == ""
+
+    # Jobs: final metrics only for ended jobs, in words, explained on hover; no "STATE: -"
+    tab(page, "Jobs")
+    page.wait_for_selector("#jobs-table table")
+    table = page.locator("#jobs-table").inner_text()
+    assert "val/" not in table, table
+    assert "CANCELLED: -" not in table
+    assert "FAILED: -" not in table
+    env.shot(page, "s4-02-jobs-tab")
+    page.context.close()
+
+
+def test_fresh_home_empty_states_fonts_and_a_quiet_ctrl_c(env: Env) -> None:
+    """A fresh home: Generate says what to do (no AttributeError), the Job tab says there is
+    no job; bold text uses a complete font; Ctrl-C with the page open stops without a trace."""
+    server = start_server(env.data / "fresh-home")
+    try:
+        page = env.page()
+        open_app(page, server.page_url)
+        tab(page, "Use")
+        page.locator("#use-generate").click()
+        wait_text(page, "use-generate-out", "No audio model chosen")
+        assert "NoneType" not in page.locator("#use-generate-out").inner_text()
+        env.shot(page, "s4-03-fresh-generate")
+        tab(page, "Job")
+        wait_text(page, "job-header", "No job yet")
+        weights = page.evaluate(
+            "() => [...document.fonts].filter(f => f.family.includes('Source Sans'))"
+            ".map(f => f.weight)"
+        )
+        assert "700" in weights, weights
+        assert "600" not in weights, weights
+        env.shot(page, "s4-04-fresh-job")
+        # Ctrl-C while the page is open (its polling and event stream connected)
+        code = server.stop()
+        page.context.close()
+    finally:
+        server.stop()
+    out = server.output()
+    assert code == 0, out
+    assert "Traceback" not in out, out
+    assert "CancelledError" not in out, out
+
+
+_DURATIONS = """(sel) => Promise.all([...document.querySelectorAll(sel + ' audio')].map(a =>
+    new Promise((ok, fail) => {
+        a.preload = 'metadata';
+        a.addEventListener('loadedmetadata', () => ok(a.duration));
+        a.addEventListener('error', () => fail(new Error('audio error ' + a.error?.code)));
+        a.load();
+    })))"""
+
+
+def test_reconstruct_ab_and_generate_duration(env: Env) -> None:
+    """Reconstruct: original (A) and model output (B), both playable at full width whatever
+    the file name, each with its spectrogram. Generate: the duration control (CLI --duration)."""
+    folder = env.data / "evalkit"
+    source = sorted(folder.iterdir())[0]
+    long_name = env.data / ("a-very-long-file-name-from-a-sample-pack-" * 3 + source.name)
+    long_name.write_bytes(source.read_bytes())
+    page = env.page()
+    open_app(page, env.server.page_url)
+    tab(page, "Use")
+    page.get_by_role("tab", name="Reconstruct", exact=True).click()
+    page.wait_for_function("document.querySelector('#use-audio-model input').value.includes('ev1')")
+    page.locator("#tab-use input[type=file]").first.set_input_files(str(long_name))
+    page.locator("#use-reconstruct").click()
+    page.wait_for_selector("#use-reconstruct-out .st-images img", timeout=120_000)
+    text = page.locator("#use-reconstruct-out").inner_text()
+    assert "A · original" in text
+    assert "B · model output" in text
+    widths = page.eval_on_selector_all(
+        "#use-reconstruct-out audio", "els => els.map(e => e.getBoundingClientRect().width)"
+    )
+    assert len(widths) == 2
+    assert min(widths) >= 200, widths
+    assert min(page.evaluate(_DURATIONS, "#use-reconstruct-out")) > 0.1
+    page.wait_for_function(
+        "[...document.querySelectorAll('#use-reconstruct-out img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert page.locator("#use-reconstruct-out img").count() == 2
+    env.shot(page, "s3-01-reconstruct-ab")
+
+    page.get_by_role("tab", name="Generate", exact=True).click()
+    box = page.locator("#use-duration input[type=number]")
+    box.fill("2")
+    box.press("Enter")
+    page.locator("#use-generate").click()
+    page.wait_for_selector("#use-generate-out audio", timeout=120_000)
+    durations = page.evaluate(_DURATIONS, "#use-generate-out")
+    assert all(abs(d - 2.0) < 0.1 for d in durations), durations
+    env.shot(page, "s3-02-generate-duration")
     page.context.close()

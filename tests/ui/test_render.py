@@ -59,3 +59,19 @@ def test_reports_list_every_skipped_file_with_its_reason() -> None:
 
 def test_export_sizes_read_well() -> None:
     assert [size_text(n) for n in (812, 40_000, 5 * 2**20 // 2)] == ["812 B", "39 KiB", "2.5 MiB"]
+
+
+def test_metrics_read_as_words_and_explain_themselves_on_hover() -> None:
+    from smalltrain.service import glossary
+
+    cell = render.metric("val/sc", 0.245)
+    assert "spectral convergence (validation) 0.245" in cell
+    assert 'title="How far the rebuilt spectrum' in cell
+    assert glossary.label("best_map50_95") == "mAP50-95"
+    assert glossary.explain("val/mAP50").startswith("mean Average Precision")
+    assert glossary.label("some/unknown") == "some/unknown"
+    # a table keeps the markup of a metric cell and escapes everything else
+    html = render.table(("metric", "<b>"), [(cell, "<i>")])
+    assert "<abbr" in html
+    assert "&lt;b&gt;" in html
+    assert "&lt;i&gt;" in html

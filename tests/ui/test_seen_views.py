@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from smalltrain.ui.viewmodels.detections import class_counts, counts_html, image_files
@@ -13,7 +15,7 @@ def _box(name: str) -> dict[str, object]:
     return {"class_name": name, "confidence": 0.9, "xyxy": [0, 0, 1, 1]}
 
 
-RECORDS = [
+RECORDS: list[dict[str, Any]] = [
     {"image": "/up/a.png", "boxes": [_box("rect"), _box("circle"), _box("rect")]},
     {"image": "/up/b.png", "boxes": []},
     {"image": "/up/c.png", "boxes": [_box("circle"), _box("rect")]},

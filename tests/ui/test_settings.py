@@ -73,3 +73,13 @@ def test_remembered_settings_survive_a_new_store_and_broken_files(tmp_path: Path
 
 def test_diff_is_what_the_user_changed() -> None:
     assert diff({"a": 1, "b": 2, "c": [1, 2]}, {"a": 1, "b": 3, "c": [1, 2]}) == {"b": 2}
+
+
+def test_cli_advice_names_the_train_form_field() -> None:
+    from smalltrain.ui.viewmodels.settings import form_advice
+
+    text = "try more steps (--set epochs=80), a wider model (--set model_width=16)"
+    out = form_advice(text, "audio")
+    assert 'the Train tab\'s "Epochs" field: 80' in out
+    assert '"model_width: 16" in the Train tab\'s Advanced settings (YAML)' in out
+    assert "--set" not in out

@@ -151,13 +151,24 @@ def delete_cmd(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Delete a model and its files (deleting the active model clears 'active')."""
+    """Delete a model and its files (deleting the active model makes the best remaining one
+    on the task's metric active)."""
     manager = open_manager()
     model = manager.get_model(*_split(name, dataset or dataset_old))
     if not yes:
         typer.confirm(f"Delete model {model.name!r} of {model.dataset!r}?", abort=True, err=True)
-    manager.delete_model(model.name, model.dataset)
+    outcome = manager.delete_and_promote(model.name, model.dataset)
     if as_json:
-        print_json({"deleted": f"{model.dataset}/{model.name}", "path": str(model.path)})
+        active = f"{outcome.active.dataset}/{outcome.active.name}" if outcome.active else None
+        print_json(
+            {
+                "deleted": f"{model.dataset}/{model.name}",
+                "path": str(model.path),
+                "active": active,
+                "why": outcome.why,
+            }
+        )
         return
     console.print(f"deleted model {model.name!r} of {model.dataset!r}")
+    if outcome.note():
+        console.print(outcome.note())

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,21 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from smalltrain.cli.common import console
+from smalltrain.engine.plain import fmt_number  # one formatter for every face
 
 __all__ = ["fmt_number", "print_fields", "print_table", "readable"]
-
-
-def fmt_number(value: float) -> str:
-    """A float for a person: 4 significant digits, scientific only when very small or large."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if not math.isfinite(value):
-        return str(value)
-    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
-        return f"{value:.3e}"
-    return f"{value:.4g}"
 
 
 def readable(value: Any) -> str:

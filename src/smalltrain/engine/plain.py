@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["plain"]
+__all__ = ["fmt_number", "plain"]
 
 
 def plain(value: Any) -> Any:
@@ -37,3 +37,16 @@ def plain(value: Any) -> Any:
         except (TypeError, ValueError):  # an array of more than one element
             pass
     return str(value)
+
+
+def fmt_number(value: float) -> str:
+    """A float for a person: 4 significant digits, scientific only when very small or large."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
+        return f"{value:.3e}"
+    return f"{value:.4g}"

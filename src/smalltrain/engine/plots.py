@@ -17,7 +17,7 @@ from typing import Any
 from smalltrain import paths
 from smalltrain.engine.fsutil import atomic_write
 
-__all__ = ["PLOT_NAME", "panels", "plot_history"]
+__all__ = ["plot_spectrogram", "PLOT_NAME", "panels", "plot_history"]
 
 PLOT_NAME = "metrics.png"
 _QUALITY = ("/sc", "mel_l1", "map", "precision", "recall", "fitness")
@@ -78,6 +78,26 @@ def plot_history(
         fig.suptitle(title, fontsize=11)
         fig.tight_layout()
         atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_spectrogram(wave: Any, sample_rate: int, path: Path, title: str, home: Path) -> Path:
+    """Draw the spectrogram of a mono waveform (time by frequency, dB) into ``path``."""
+    plt, _ = _matplotlib(home)
+    fig, ax = plt.subplots(figsize=(5.2, 2.4), dpi=100)
+    try:
+        ax.specgram(wave, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma", scale="dB")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("seconds", fontsize=8)
+        ax.set_ylabel("Hz", fontsize=8)
+        ax.tick_params(labelsize=7)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        fig.savefig(tmp)
+        os.replace(tmp, path)
     finally:
         plt.close(fig)
     return path

@@ -6,10 +6,29 @@ A mixin so that the manager module stays about jobs; it needs ``self.models`` (a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from smalltrain.errors import ModelNotFound
+from smalltrain.service.registration import best_model
 from smalltrain.store.models import ModelInfo, ModelStore
 
-__all__ = ["ModelQueries"]
+__all__ = ["Deleted", "ModelQueries"]
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What deleting a model did: whether anything was deleted, the model made active in its
+    place (when the active one was deleted) and why, in words."""
+
+    deleted: bool
+    active: ModelInfo | None
+    why: str
+
+    def note(self) -> str:
+        """One sentence for the user ("" when the deleted model was not active)."""
+        if self.active is not None:
+            return f"{self.active.name!r} is now the active model: {self.why}."
+        return f"{self.why[0].upper()}{self.why[1:]}." if self.why else ""
 
 
 class ModelQueries:
@@ -39,9 +58,24 @@ class ModelQueries:
         return self._find_model(name, dataset)
 
     def delete_model(self, name: str, dataset: str | None = None) -> bool:
-        """Delete a registered model (deleting the active one clears ``active``)."""
+        """Delete a registered model; when it was the active one, the best remaining model on
+        the task's metric becomes active (see ``delete_and_promote``)."""
+        return self.delete_and_promote(name, dataset).deleted
+
+    def delete_and_promote(self, name: str, dataset: str | None = None) -> Deleted:
+        """Delete a registered model. When it was active, the best remaining model of its
+        dataset on the task's headline metric becomes active (not the newest), and the result
+        says which and why; every face (CLI, web UI, API) deletes through here."""
         model = self._find_model(name, dataset)
-        return self.models.delete(model.dataset, model.name)
+        deleted = self.models.delete(model.dataset, model.name)
+        if not model.active:
+            return Deleted(deleted, None, "")
+        rest = self.models.list(model.dataset)
+        pick, why = best_model(rest, model.headline_metric)
+        if pick is None:
+            return Deleted(deleted, None, f"dataset {model.dataset!r} has no active model: {why}")
+        self.models.set_active(model.dataset, pick.name)
+        return Deleted(deleted, self.models.get(model.dataset, pick.name), why)
 
     def set_active_model(self, name: str, dataset: str | None = None) -> ModelInfo:
         """Mark a model as its dataset's active model; return it."""

@@ -40,6 +40,7 @@ from smalltrain.store.models import ModelEntry, ModelInfo, ModelStore
 
 __all__ = [
     "activation_rule",
+    "best_model",
     "completed_fields",
     "model_files",
     "refuse_registered",
@@ -97,6 +98,29 @@ def activation_rule(new: ModelInfo, active: ModelInfo | None) -> tuple[bool, str
             f"({active.headline_value:.4g} vs {new.headline_value:.4g}; {direction} is better)"
         )
     return False, why
+
+
+def best_model(candidates: list[ModelInfo], metric: str) -> tuple[ModelInfo | None, str]:
+    """The model to make active when the active one is gone: the best of ``candidates`` on
+    the task's headline ``metric`` (the newest among equals), and why, in words. None when no
+    candidate has a score on that metric to compare."""
+    scored = [
+        m
+        for m in candidates
+        if m.headline_metric == metric
+        and m.headline_value is not None
+        and math.isfinite(m.headline_value)
+    ]
+    if not scored:
+        return None, f"no remaining model has a {metric_label(metric)} score to compare"
+    mode = metric_mode(metric, scored[0].headline_mode)
+    newest_first = sorted(scored, key=lambda m: m.created, reverse=True)
+    pick = (min if mode == "min" else max)(newest_first, key=lambda m: m.headline_value or 0.0)
+    direction = "lowest" if mode == "min" else "highest"
+    return pick, (
+        f"it has the {direction} {metric_label(metric)} ({pick.headline_value:.4g}) of the "
+        f"{len(scored)} remaining model(s)"
+    )
 
 
 def _activate(models: ModelStore, info: ModelInfo) -> tuple[bool, str]:

@@ -23,6 +23,8 @@ __all__ = ["KEEP_OUTPUTS", "Output", "UseUI"]
 
 KEEP_OUTPUTS = 50
 MAX_SOUNDS = 64
+#: The longest sound Generate makes, in seconds (the task's own limit is 600).
+MAX_DURATION_S = 60
 
 
 @dataclass
@@ -47,8 +49,15 @@ class UseUI:
         """The registered model ``"DATASET/NAME"`` of ``task``.
 
         Raises:
-            ModelNotFound: no such model, or one of another task.
+            ModelNotFound: none chosen (none trained yet), no such model, or one of another
+                task.
         """
+        if not ref:
+            what = "an audio" if task == "audio" else "a detection"
+            raise ModelNotFound(
+                f"No {task} model chosen. Choose one above; if the list is empty, train "
+                f"{what} model first (Train tab), or press Refresh models and sounds"
+            )
         dataset, _, name = ref.partition("/")
         if not dataset or not name:
             raise ModelNotFound(f"{ref!r}: choose a model as DATASET/NAME")
@@ -72,26 +81,39 @@ class UseUI:
             shutil.rmtree(stale, ignore_errors=True)
         return name, folder
 
-    def generate(self, ref: str, n: int, seed: int, temperature: float) -> Output:
-        """Sample ``n`` new sounds from an audio model."""
+    def generate(
+        self, ref: str, n: int, seed: int, temperature: float, duration: float = 0.0
+    ) -> Output:
+        """Sample ``n`` new sounds from an audio model (``duration`` > 0: that many seconds
+        each, as ``smalltrain generate --duration``)."""
         if not 1 <= int(n) <= MAX_SOUNDS:
             raise ValueError(f"n={n}: choose between 1 and {MAX_SOUNDS} sounds")
+        if not 0 <= float(duration) <= MAX_DURATION_S:
+            raise ValueError(f"duration {duration} s: choose 0 (one chunk) to {MAX_DURATION_S} s")
         model = self.model(ref, "audio")
         name, folder = self._new_output("generate")
         result = self.pool.call(
-            calls.generate, str(model.path), int(n), int(seed), float(temperature), str(folder)
-        )
+            calls.generate, str(model.path), int(n), int(seed), float(temperature), str(folder),
+            float(duration),
+        )  # fmt: skip
         out = Output(name, result["files"])
         if not result["prior_fitted"]:
             out.notes.append("this model has no fitted prior: sounds are drawn from N(0, I)")
+        if duration and not result.get("sequence_prior", True):
+            out.notes.append(
+                "this model has no sequence prior: each chunk is drawn on its own, so the "
+                "sounds keep the texture but do not start, evolve and end as the training sounds"
+            )
         return out
 
     def reconstruct(self, ref: str, audio: str | Path) -> Output:
         """Encode and decode one sound; the original and the result."""
         model = self.model(ref, "audio")
         name, folder = self._new_output("reconstruct")
-        result = self.pool.call(calls.reconstruct, str(model.path), str(audio), str(folder))
-        return Output(name, result["files"])
+        result = self.pool.call(
+            calls.reconstruct, str(model.path), str(audio), str(folder), str(self.ui.home)
+        )
+        return Output(name, result["files"], data={"images": result.get("images", [])})
 
     def interpolate(self, ref: str, a: str | Path, b: str | Path, steps: int) -> Output:
         """Sounds on the way from ``a`` to ``b`` in the model's latent space."""

@@ -177,17 +177,29 @@ def _out(folder: str) -> Path:
     return out
 
 
-def generate(model: str, n: int, seed: int, temperature: float, out_dir: str) -> dict[str, Any]:
-    """Sample ``n`` sounds from an audio model into ``out_dir``."""
-    from smalltrain.tasks.audio.generate import load_model, sample
+def generate(
+    model: str, n: int, seed: int, temperature: float, out_dir: str, duration: float = 0.0
+) -> dict[str, Any]:
+    """Sample ``n`` sounds from an audio model into ``out_dir``: one chunk each, or
+    ``duration`` seconds each from the model's sequence prior (``generate --duration``)."""
+    from smalltrain.tasks.audio.generate import load_model, sample, sample_long
 
     loaded = load_model(model)
-    files = sample(loaded, n, _out(out_dir), seed=seed, temperature=temperature)
-    return {"files": [str(f) for f in files], "prior_fitted": bool(loaded.prior.fitted)}
+    if duration > 0:
+        files = sample_long(loaded, n, duration, _out(out_dir), seed=seed, temperature=temperature)
+    else:
+        files = sample(loaded, n, _out(out_dir), seed=seed, temperature=temperature)
+    independent = loaded.sequence_prior.start_from == "independent chunks"
+    return {
+        "files": [str(f) for f in files],
+        "prior_fitted": bool(loaded.prior.fitted),
+        "sequence_prior": not independent,
+    }
 
 
-def reconstruct(model: str, audio: str, out_dir: str) -> dict[str, Any]:
-    """Encode and decode one file; the original is copied beside the result for listening."""
+def reconstruct(model: str, audio: str, out_dir: str, home: str = "") -> dict[str, Any]:
+    """Encode and decode one file; the original is copied beside the result for listening,
+    and (with ``home``) each gets its spectrogram, for an A/B comparison."""
     import shutil
 
     from smalltrain.tasks.audio.generate import load_model
@@ -198,7 +210,25 @@ def reconstruct(model: str, audio: str, out_dir: str) -> dict[str, Any]:
     original = out / f"original{source.suffix.lower()}"
     shutil.copyfile(source, original)
     result = rebuild(load_model(model), source, out / f"{source.stem}-reconstructed.wav")
-    return {"files": [str(original), str(result)]}
+    files = [original, result]
+    images = (
+        [
+            _spectrogram(f, home, title)
+            for f, title in zip(files, ("A · original", "B · model output"), strict=True)
+        ]
+        if home
+        else []
+    )
+    return {"files": [str(f) for f in files], "images": [str(i) for i in images]}
+
+
+def _spectrogram(wav: Path, home: str, title: str) -> Path:
+    from smalltrain.engine.plots import plot_spectrogram
+    from smalltrain.tasks.audio.io import TARGET_SR, load_audio
+
+    return plot_spectrogram(
+        load_audio(wav), TARGET_SR, wav.with_name(f"{wav.stem}-spectrogram.png"), title, Path(home)
+    )
 
 
 def interpolate(model: str, a: str, b: str, steps: int, out_dir: str) -> dict[str, Any]:

@@ -238,8 +238,9 @@ def _models(router: APIRouter, backend: Backend) -> None:
     @router.delete("/models/{dataset}/{name}")
     def delete(dataset: str, name: str) -> JSONResponse:
         info = backend.manager.get_model(name, dataset)
-        backend.manager.delete_model(name, dataset)
-        return _json({"deleted": info.to_dict()})
+        outcome = backend.manager.delete_and_promote(name, dataset)
+        active = outcome.active.to_dict() if outcome.active else None
+        return _json({"deleted": info.to_dict(), "active": active, "why": outcome.why})
 
     @router.get("/models/{dataset}/{name}/weights")
     def weights(dataset: str, name: str) -> FileResponse:

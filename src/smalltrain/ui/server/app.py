@@ -19,9 +19,11 @@ Importing this module imports gradio; only the ``ui`` command imports it, lazily
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import faulthandler
+import logging
 import signal
 import socket
 import sys
@@ -156,6 +158,18 @@ def _server_class() -> type:
     return Server
 
 
+class QuietShutdown(logging.Filter):
+    """Ctrl-C with a page open: the page's event stream outlives uvicorn's graceful shutdown,
+    and uvicorn logs its cancellation as an error with a traceback. A connection closed
+    because the server stops is no error: those two records are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, asyncio.CancelledError):
+            return False
+        return "graceful shutdown exceeded" not in record.getMessage()
+
+
 def _stop_jobs(backend: Any, say: Any) -> None:
     """Close the backend; jobs this process runs checkpoint first (a second Ctrl-C: at once)."""
     running = backend.running_jobs() if backend.manager.runs_scheduler else []
@@ -232,6 +246,7 @@ def serve(home: Path, options: ServeOptions, say: Any = print) -> None:
             timeout_graceful_shutdown=3,
             lifespan="on",
         )
+        logging.getLogger("uvicorn.error").addFilter(QuietShutdown())
         server = _server_class()(config)
         _announce(options, token, token_file, say)
         say(f"home {backend.home}; {backend.scheduler_note()}; Gradio temp files in {ui.tmp}")

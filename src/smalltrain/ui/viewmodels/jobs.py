@@ -17,7 +17,8 @@ from typing import Any
 from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.store.db import JobStore
 
-__all__ = ["CHARTS", "Chart", "JobView", "Series", "describe_event", "duration_s", "job_view"]
+__all__ = ["CHARTS", "Chart", "JobView", "Series", "describe_event", "duration_s", "headline",
+           "headline_items", "job_view"]  # fmt: skip
 
 #: (title, [(metric key, scope, label)]) per task. Step series are sampled for the chart.
 CHARTS: dict[str, list[tuple[str, list[tuple[str, str, str]]]]] = {
@@ -225,12 +226,17 @@ def last_log_event(store: JobStore, job_id: str) -> int:
     return rows[0][0] if rows else 0
 
 
-def headline(job: TrainingJob) -> str:
-    """The job's final (or latest) headline metrics, e.g. ``val/sc 0.245 · pca/sc 0.402``."""
+def headline_items(job: TrainingJob) -> list[tuple[str, float]]:
+    """The job's final (or latest) headline metrics as ``[(key, value)]``."""
     keys = HEADLINE_KEYS.get(job.task, ("val/loss",))
-    parts = []
+    out = []
     for key in keys:
         value = job.last_metrics.get(key)
         if isinstance(value, (int, float)) and math.isfinite(value):
-            parts.append(f"{key} {value:.4g}")
-    return " · ".join(parts)
+            out.append((key, float(value)))
+    return out
+
+
+def headline(job: TrainingJob) -> str:
+    """The job's final (or latest) headline metrics, e.g. ``val/sc 0.245 · pca/sc 0.402``."""
+    return " · ".join(f"{key} {value:.4g}" for key, value in headline_items(job))

@@ -15,10 +15,14 @@ from typing import Any
 from urllib.parse import quote
 
 from smalltrain.engine.jobs import JobStatus, TrainingJob
+from smalltrain.engine.plain import fmt_number as glossary_fmt
+from smalltrain.service import glossary
 from smalltrain.ui.viewmodels.charts import line_chart
 from smalltrain.ui.viewmodels.jobs import JobView
+from smalltrain.ui.viewmodels.settings import form_advice
 
 __all__ = [
+    "Html",
     "audio_list",
     "badge",
     "charts",
@@ -27,6 +31,9 @@ __all__ = [
     "job_header",
     "log_block",
     "message",
+    "fmt_value",
+    "metric",
+    "metrics_line",
     "previews",
     "progress",
     "report",
@@ -182,7 +189,7 @@ def warnings(view: JobView) -> str:
         items.append(
             f'<li data-code="{escape(str(w.get("code", "")))}"><b>{escape(str(w.get("code", "")))}'
             f'</b> <span class="st-dim">{escape(at)}</span><br>'
-            f"{escape(str(w.get('message', '')))}</li>"
+            f"{escape(form_advice(str(w.get('message', '')), view.job.task))}</li>"
         )
     return f'<ul class="st-warnings">{"".join(items)}</ul>'
 
@@ -226,10 +233,15 @@ def _preview_label(name: str) -> str:
     return " ".join(parts[2:]) if len(parts) > 2 and parts[0] == "epoch" else stem
 
 
-def audio_list(folder: str, files: Iterable[str]) -> str:
-    """Players (with download links) for files of a "use" output folder."""
+def audio_list(folder: str, files: Iterable[str], labels: Sequence[str] = ()) -> str:
+    """Players (with download links) for files of a "use" output folder; ``labels`` (e.g.
+    "A · original") go before the file names."""
     players = [
-        _player(f"/api/outputs/{quote(folder)}/{quote(Path(f).name)}", Path(f).name) for f in files
+        _player(
+            f"/api/outputs/{quote(folder)}/{quote(Path(f).name)}",
+            f"{labels[i]}: {Path(f).name}" if i < len(labels) else Path(f).name,
+        )
+        for i, f in enumerate(files)
     ]
     return f'<div class="st-players st-outputs">{"".join(players)}</div>' if players else ""
 
@@ -253,16 +265,47 @@ def log_block(lines: Sequence[str]) -> str:
     return f'<pre class="st-log">{body}</pre>'
 
 
+class Html(str):
+    """Markup made here (escaped where it holds values): a table cell keeps it as it is."""
+
+
+def _cell(value: Any) -> str:
+    return str(value) if isinstance(value, Html) else escape(str(value))
+
+
+def metric(key: str, value: float | None = None, text: str | None = None) -> Html:
+    """A metric's readable name (or ``text``) and value, its lay explanation on hover
+    (``glossary``)."""
+    text = glossary.label(key) if text is None else text
+    if value is not None:
+        text += f" {value:.4g}" if isinstance(value, float) else f" {value}"
+    tip = glossary.explain(key)
+    if not tip:
+        return Html(escape(text))
+    return Html(
+        f'<abbr class="st-metric" data-metric="{escape(key)}" title="{escape(tip)}">'
+        f"{escape(text)}</abbr>"
+    )
+
+
+def fmt_value(value: Any) -> str:
+    """A table value: numbers as the CLI prints them, anything else as text ("-" for none)."""
+    if value is None:
+        return "-"
+    return glossary_fmt(value) if isinstance(value, (int, float)) else str(value)
+
+
+def metrics_line(items: Iterable[tuple[str, Any]]) -> Html:
+    """``[(key, value)]`` as readable names with values, explained on hover, joined by ``·``."""
+    return Html(" · ".join(metric(k, v) for k, v in items))
+
+
 def table(headers: Sequence[str] | None, rows: Iterable[Sequence[Any]], cls: str = "") -> str:
     """A plain HTML table (``headers=None``: no header row, e.g. for key-value tables)."""
     head = ""
     if headers is not None:
-        head = (
-            "<thead><tr>" + "".join(f"<th>{escape(str(h))}</th>" for h in headers) + "</tr></thead>"
-        )
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in row) + "</tr>" for row in rows
-    )
+        head = "<thead><tr>" + "".join(f"<th>{_cell(h)}</th>" for h in headers) + "</tr></thead>"
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f'<table class="st-table {escape(cls)}">{head}<tbody>{body}</tbody></table>'
 
 

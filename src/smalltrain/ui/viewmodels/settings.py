@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from smalltrain.store.names import validate_name
 
 __all__ = [
     "MAIN_FIELDS",
+    "form_advice",
     "PRESETS",
     "SettingsStore",
     "diff",
@@ -33,6 +35,24 @@ __all__ = [
     "load_yaml",
     "split_fields",
 ]
+
+_SET = re.compile(r"--set ([A-Za-z_][A-Za-z0-9_]*)=([^\s,;)]+)")
+
+
+def form_advice(text: str, task: str) -> str:
+    """Advice written for the CLI, in the Train form's words: ``--set epochs=80`` becomes
+    ``the Train tab's "Epochs" field: 80``; a field that has no input there is named in the
+    Advanced settings YAML."""
+    labels = dict(MAIN_FIELDS.get(task, []))
+
+    def field(m: re.Match[str]) -> str:
+        name, value = m.group(1), m.group(2)
+        if name in labels:
+            return f'the Train tab\'s "{labels[name]}" field: {value}'
+        return f'"{name}: {value}" in the Train tab\'s Advanced settings (YAML)'
+
+    return _SET.sub(field, text)
+
 
 #: The fields shown as inputs, per task: (field, label); every other field is in the YAML box.
 MAIN_FIELDS: dict[str, list[tuple[str, str]]] = {

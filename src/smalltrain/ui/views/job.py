@@ -19,6 +19,7 @@ import gradio as gr
 from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import RESUMABLE, JobStatus, TrainingJob
 from smalltrain.service.resuming import failed_on_config
+from smalltrain.service.summary import finished_event, job_summary
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
 from smalltrain.ui.viewmodels.seen import seen_html
@@ -54,6 +55,47 @@ def _buttons(job: TrainingJob | None) -> list[Any]:
         gr.update(interactive=job.status in RESUMABLE and not retry, visible=not retry),
         gr.update(visible=retry),
     ]
+
+
+def _no_previews(job: TrainingJob) -> str:
+    """The Previews section of a task that writes no sound previews (never left blank)."""
+    return render.message(
+        f"A {job.task} job writes no sound previews; its progress is in the curves above, and "
+        "its scores in the Models tab once it completes."
+    )
+
+
+def _summary(backend: Backend, job: TrainingJob) -> str:
+    """The end of an ended job, as the CLI ends ``train`` (``service.summary.job_summary``)."""
+    if not job.is_terminal:
+        return ""
+    try:
+        data = job_summary(backend.manager, job, finished_event(backend.manager, job))
+    except EXPECTED as exc:
+        return error_html(exc)
+    rows: list[tuple[str, Any]] = []
+    if data["best"]:
+        rows.append(("best epoch", data["best"]))
+    if data["verdict"]:
+        rows.append(("verdict", data["verdict"]))
+    if data["model"]:
+        active = (data["activation"] or ("yes" if data["active"] else "no")).removeprefix(
+            "active: "
+        )
+        rows += [("model", data["model"]), ("active", active)]
+    if job.status is not JobStatus.COMPLETED and data.get("resume"):
+        rows.append(("resume", data["resume"]))
+    if not rows:
+        return ""
+    out = render.table(None, rows, "st-kv")
+    if data["per_class"]:
+        keys = sorted({k for v in data["per_class"].values() for k in v})
+        out += "<h4>Per class (best weights on the val split)</h4>" + render.table(
+            ("class", *[render.metric(f"val/{k}", text=k) for k in keys]),
+            [(name, *[render.fmt_value(v.get(k)) for k in keys])
+             for name, v in data["per_class"].items()],
+        )  # fmt: skip
+    return f'<div class="st-summary"><h4>Summary</h4>{out}</div>'
 
 
 def _running(backend: Backend, job_id: str | None) -> bool:
@@ -98,11 +140,11 @@ class JobPanel:
         view = self.backend.view(job_id)
         job = view.job
         return [
-            render.job_header(job),
+            render.job_header(job) + _summary(self.backend, job),
             render.progress(job, view),
             self._charts_html(view),
             render.warnings(view),
-            render.previews(job.id, view.previews) if job.task == "audio" else "",
+            render.previews(job.id, view.previews) if job.task == "audio" else _no_previews(job),
             seen_html(job.id, self.backend.seen(job.id)),
             render.log_block(view.log),
             *_buttons(job),

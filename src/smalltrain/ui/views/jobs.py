@@ -9,10 +9,10 @@ from typing import Any
 
 import gradio as gr
 
-from smalltrain.engine.jobs import JobStatus
+from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
-from smalltrain.ui.viewmodels.jobs import duration_s, headline
+from smalltrain.ui.viewmodels.jobs import duration_s, headline_items
 from smalltrain.ui.views.common import EXPECTED, error_html
 
 ALL = "all"
@@ -51,7 +51,7 @@ def history(
             j.model_name,
             render.when(j.created_at),
             render.fmt_duration(duration_s(store, j)),
-            headline(j) or "-",
+            _final(j),
             (j.error or j.status_reason or "")[:120],
         )
         for j in jobs
@@ -72,11 +72,23 @@ def history(
     return [table, gr.update(choices=choices, value=choices[0][1] if choices else None)]
 
 
-def _metrics_text(metrics: dict[str, Any]) -> str:
-    parts = []
-    for key, value in sorted(metrics.items()):
-        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
-    return " · ".join(parts) or "-"
+def _final(job: TrainingJob) -> Any:
+    """The headline metrics of an ended job; a running one has none final yet."""
+    if not job.is_terminal:
+        return "(not ended)"
+    return render.metrics_line(headline_items(job)) or "-"
+
+
+def _metrics_text(job: TrainingJob) -> Any:
+    """Every last metric of an ended job, readable and explained on hover."""
+    if not job.is_terminal:
+        return "(not ended: the Job tab shows its progress)"
+    items = [(k, v) for k, v in sorted(job.last_metrics.items()) if isinstance(v, (int, float))]
+    return render.metrics_line(items) or "-"
+
+
+def _state(job: TrainingJob) -> str:
+    return f"{job.status.value}: {job.status_reason}" if job.status_reason else job.status.value
 
 
 def details(backend: Backend, job_id: str | None) -> list[Any]:
@@ -87,7 +99,7 @@ def details(backend: Backend, job_id: str | None) -> list[Any]:
     store = backend.manager.jobs
     attempts = store.list_attempts(job.id)
     rows = [
-        ("state", f"{job.status.value}: {job.status_reason or '-'}"),
+        ("state", _state(job)),
         ("task / dataset", f"{job.task} / {job.dataset} ({job.dataset_path})"),
         ("model", job.model_name),
         (
@@ -103,7 +115,7 @@ def details(backend: Backend, job_id: str | None) -> list[Any]:
             f"epoch {job.epoch}/{job.total_epochs or '?'}, "
             f"step {job.step}/{job.total_steps or '?'}",
         ),
-        ("final metrics", _metrics_text(job.last_metrics)),
+        ("final metrics", _metrics_text(job)),
         ("run folder", job.run_dir or "-"),
         ("checkpoint", job.checkpoint_path or "-"),
         ("model folder", job.artifacts.get("model", "-")),

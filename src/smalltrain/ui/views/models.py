@@ -173,17 +173,20 @@ def build(backend: Backend) -> ModelsTab:
         info = backend.manager.get_model(name, d)
         note = f"Delete model {name!r} of {d!r} and its files ({info.path})?"
         if info.active:
-            note += " It is the active model: the dataset will have none."
+            note += (
+                " It is the active model: the best remaining one on the task's metric "
+                "becomes active."
+            )
         return [gr.update(visible=True), render.message(note, "warn"), ""]
 
     delete.click(guard(ask, 3, 2), [dataset, model], [confirm_row, confirm_text, message])
     cancel.click(lambda: gr.update(visible=False), None, confirm_row)
 
     def do_delete(d: str, name: str) -> list[Any]:
-        backend.manager.delete_model(name, d)
+        outcome = backend.manager.delete_and_promote(name, d)
         return [
             gr.update(visible=False),
-            render.message(f"Deleted model {name!r}.", "ok"),
+            render.message(f"Deleted model {name!r}. {outcome.note()}".strip(), "ok"),
             *panel.refresh(d),
         ]
 

@@ -50,9 +50,10 @@ CSS = """
 .st-preview h4, .st-previews summary { margin: 2px 0; font-size: 0.9em; font-weight: 600; }
 .st-players { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr));
   gap: 2px 12px; }
-.st-audio { display: flex; align-items: center; gap: 8px; font-size: 0.82em; }
-.st-audio span { min-width: 64px; }
-.st-audio audio { height: 30px; width: 170px; }
+.st-audio { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 8px;
+  font-size: 0.82em; }
+.st-audio span { flex: 1 1 100%; min-width: 0; overflow-wrap: anywhere; }
+.st-audio audio { height: 30px; width: 220px; flex: 0 0 auto; }
 .st-log { max-height: 260px; overflow: auto; font-size: 0.78em; line-height: 1.35;
   white-space: pre-wrap; margin: 0; }
 .st-table { border-collapse: collapse; width: 100%; font-size: 0.88em; border: none !important; }

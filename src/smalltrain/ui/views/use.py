@@ -59,17 +59,18 @@ def _source_note(name: str | None, uploads: list[str] | None) -> str:
 def evaluation_html(data: dict[str, Any]) -> str:
     """``evaluate``'s result as the CLI shows it: model beside PCA, then per file."""
     model, pca = data["model"], data["baseline_pca"]
+    m = render.metric
     scores = render.table(
-        ("", "size", "spectral convergence", "mel L1 (dB)"),
+        ("", "size", m("sc", text="spectral convergence"), m("val/mel_l1_db", text="mel L1 (dB)")),
         [
             (
                 "model",
-                f"{model['latent_floats']} latent floats",
+                m("latent floats", text=f"{model['latent_floats']} latent floats"),
                 f"{model['sc']:.4f}",
                 f"{model['mel_l1_db']:.2f}",
             ),
             (
-                f"PCA-{pca['k']}",
+                m("PCA", text=f"PCA-{pca['k']}"),
                 f"{pca['k']} components",
                 f"{pca['sc']:.4f}",
                 f"{pca['mel_l1_db']:.2f}",
@@ -146,27 +147,27 @@ def _audio(backend: Backend) -> list[Any]:
             n = gr.Slider(1, 16, value=4, step=1, label="How many sounds")
             seed = gr.Number(value=0, precision=0, label="Seed (same seed, same sounds)")
             temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature (spread)")
+            duration = gr.Slider(
+                0, 60, value=0, step=0.5, label="Duration (s; 0 = one chunk)",
+                elem_id="use-duration",
+            )  # fmt: skip
         go = gr.Button("Generate", variant="primary", elem_id="use-generate")
         out = gr.HTML(elem_id="use-generate-out")
-        go.click(
-            guard(
-                lambda m, k, s, t: _play(backend.use.generate(m, int(k), int(s or 0), float(t))),
-                1,
-                0,
-            ),
-            [model, n, seed, temperature],
-            out,
-        )
+
+        def generate(m: str, k: float, s: float | None, t: float, d: float | None) -> str:
+            return _play(backend.use.generate(m, int(k), int(s or 0), float(t), float(d or 0)))
+
+        go.click(guard(generate, 1, 0), [model, n, seed, temperature, duration], out)
     with gr.Tab("Reconstruct"):
         with gr.Row():
             up = gr.File(
                 label="Upload a sound", file_types=AUDIO_TYPES, type="filepath", height=110
             )
             pick = gr.Dropdown(label="…or a sound from a dataset", choices=[])
-        go = gr.Button("Reconstruct", variant="primary")
-        out = gr.HTML()
+        go = gr.Button("Reconstruct", variant="primary", elem_id="use-reconstruct")
+        out = gr.HTML(elem_id="use-reconstruct-out")
         go.click(
-            guard(lambda m, u, p: _play(backend.use.reconstruct(m, _source(u, p, "sound"))), 1, 0),
+            guard(lambda m, u, p: _ab(backend.use.reconstruct(m, _source(u, p, "sound"))), 1, 0),
             [model, up, pick],
             out,
         )
@@ -231,6 +232,15 @@ def _audio(backend: Backend) -> list[Any]:
 def _play(output: Any) -> str:
     notes = "".join(render.message(n, "warn") for n in output.notes)
     return notes + render.audio_list(output.folder, output.files)
+
+
+def _ab(output: Any) -> str:
+    """Reconstruct's A/B: the original (A) and the model's output (B), each named in full on
+    its own line above a player that keeps its width."""
+    labels = ["A · original", "B · model output"]
+    images = (output.data or {}).get("images") or []
+    players = render.audio_list(output.folder, output.files, labels=labels)
+    return f'<div class="st-ab">{players}{render.images(output.folder, images)}</div>'
 
 
 def _detect(backend: Backend) -> list[Any]:
