@@ -25,6 +25,7 @@ same on the training split (can the model fit what it trains on?); the multi-res
 distance of the rendered reconstructions and of the inversion alone (the ceiling); the largest
 epoch-to-epoch rise of validation SC; and, for ``--generate`` samples of the model's prior and
 of PCA's Gaussian, the Fréchet distance, precision, recall and memorisation (``genscores.py``).
+``--json`` also keeps the per-file scores of every held-out file (``files``).
 
 Each run uses its preset's epochs (``--epochs`` overrides them for a quick look); previews are
 off. Usage::
@@ -151,6 +152,7 @@ def run_set(
             out["generation"] = ev.get("generation")
             out["held_chunks"] = ev["chunks"]
             out["held_files"] = len(ev["files"])
+            out["files"] = ev["files"]  # per held-out file: model and PCA SC and mel L1
             out["latent_floats"] = ev["model"]["latent_floats"]
     return out
 
