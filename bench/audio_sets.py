@@ -9,7 +9,14 @@ into ``train/`` and ``held/`` (3/4 and 1/4, fixed seed):
   39 training files, 16 s, so the auto preset picks *tiny*, the regime of a small drum kit;
 - ``onset``: 48 synthetic drum-like one-shots (kicks, snares, hats, toms), 0.15-0.9 s each;
 - ``continuous``: 24 synthetic held tones with vibrato, coloured noise and speech-like formant
-  sweeps (a pulse train through three moving resonators), 2-4 s each.
+  sweeps (a pulse train through three moving resonators), 2-4 s each;
+- the seven real kits of ``../shared/data/audio/drumkits`` (``KITS``), each in two splits:
+  ``<kit>-file`` (files drawn at random, so the velocity layers and takes of one instrument fall
+  on both sides: new velocities of known instruments) and ``<kit>-instrument`` (instruments
+  drawn at random, all the files of one on one side: new instruments). About 1/4 held out
+  (of the files, or of the instruments), fixed seed. The instrument of a file comes from its
+  name by the kit's rule in ``KITS`` (``instrument_of``); ``python bench/audio_sets.py`` prints
+  every kit's groups and both splits so a reader can check them.
 
 Nothing from the shared folder is copied into the repository: the real sets are built in a
 temporary work folder.
@@ -18,7 +25,9 @@ temporary work folder.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +42,7 @@ SR = 48000
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared" / "data"  # the shared real data, as the other benches find it
 SONIC_PI = SHARED / "audio" / "sonic_pi_cc0"
+DRUMKITS = SHARED / "audio" / "drumkits"
 SEED = 0
 
 # --- synthetic material -------------------------------------------------------------------------
@@ -155,10 +165,162 @@ def _oneshot_set(root: Path, prefixes: tuple[str, ...] = ONESHOT_PREFIXES) -> No
             sf.write(root / sub / f"{stem}_{layer}.wav", out, sr, subtype="FLOAT")
 
 
+# --- real drum kits ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kit:
+    """One folder of ``DRUMKITS`` and how its file names give the instrument.
+
+    From the name (no extension): a trailing take number goes, with a one-letter variant after
+    it (``_01``, ``_03_B``, `` 2``); the rest is lower-cased and cut into words at ``-``, ``_``
+    and spaces; with ``glued_takes``, each word also loses digits at its end (``crash1``,
+    ``normal3``, ``shot2``: kits that glue the take number to a word); words in ``drop``
+    (velocity-layer, microphone and "shot" words) and empty ones go; the first ``keep`` words
+    left name the instrument (0: all of them)."""
+
+    folder: str
+    drop: frozenset[str] = frozenset()
+    keep: int = 0
+    glued_takes: bool = False
+    rule: str = ""  # the rule in words, for the printout and bench/README.md
+
+
+VELOCITY = frozenset({"softest", "soft", "med", "hard", "hardest"})
+KITS: dict[str, Kit] = {
+    "pearl": Kit(
+        "The_Black_Pearl_10",
+        VELOCITY,
+        rule="drop the velocity layer (-Softest/-Soft/-Med/-Hard/-Hardest): 21 instruments "
+        "x 5 layers (each articulation its own, as Hydrogen names them: PearlSnare and "
+        "PearlSnareRimshot, six hat states; PearlTom1 and PearlTom2 two toms), and HandClap "
+        "alone",
+    ),
+    "millo": Kit(
+        "Millo_MultiLayered2",
+        rule="drop the layer number (bd_01..bd_05 -> bd): 12 instruments of 2-5 layers "
+        "(jsnare and rsnare two snares)",
+    ),
+    "colombo": Kit(
+        "ColomboAcousticDrumkit",
+        frozenset({"4mics", "2mics", "br", "stereo", "mic", "normal", "soft", "shot"}),
+        glued_takes=True,
+        rule="drop take numbers (also glued to a word: crash1, normal3, shot2), the microphone "
+        "words (4mics, 2mics, br, stereo, mic), the level words (normal, soft) and 'shot'; "
+        "the articulation is the instrument, as in pearl (crash16i crash / ride / ride cup; "
+        "hihat closed / open / semi open; snare opaque / snare opaque rimshot)",
+    ),
+    "gimme": Kit(
+        "Gimme_A_Hand_10",
+        VELOCITY,
+        rule="drop the velocity layer, as pearl: 13 instruments x 5 layers",
+    ),
+    "afrique": Kit(
+        "circAfrique_v4",
+        keep=1,
+        rule="the first word, the drum (Djembe1..Djembe5, Dununba1, Kenkeni1, Sangban1): its "
+        "strokes (bass, slap, tone; bell, head, hit, mute) are its variants; 8 instruments "
+        "of 3-4 strokes (the kit has no velocity layers, so by file tests new strokes of "
+        "known drums)",
+    ),
+    "empire": Kit(
+        "ElectricEmpireKit",
+        frozenset({"ee"}),
+        rule="drop the EE_ prefix and the take number (Kick_Hard_1, Kick_Hard_2 -> kick hard; "
+        "Kick_Hard and Kick_Lite are two different kicks, Clap and Clap_Hard two claps): "
+        "24 instruments of 1-3 takes",
+    ),
+    "hardelectro": Kit(
+        "HardElectro1",
+        rule="drop the take number and a one-letter variant after it (HardHse_K_03_B -> "
+        "hardhse k): 13 instruments of 1-2 takes (emptySample is silent: the loader skips it)",
+    ),
+}
+KIT_SPLITS = ("file", "instrument")
+KIT_SETS = tuple(f"{kit}-{split}" for kit in KITS for split in KIT_SPLITS)
+KIT_SUFFIXES = (".wav", ".flac")
+
+
+def instrument_of(kit: Kit, filename: str) -> str:
+    """The instrument ``filename`` (a file of ``kit``) belongs to, by the kit's naming rule."""
+    stem = re.sub(r"[-_\s]+\d+(?:[-_\s]+[A-Za-z])?$", "", Path(filename).stem)
+    words = re.split(r"[-_\s]+", stem.lower())
+    if kit.glued_takes:
+        words = [re.sub(r"\d+$", "", w) for w in words]
+    words = [w for w in words if w and w not in kit.drop]
+    return " ".join(words[: kit.keep] if kit.keep else words)
+
+
+def kit_files(kit: Kit) -> list[str]:
+    """The kit's audio file names, sorted (every one; the loader skips a silent one itself)."""
+    folder = DRUMKITS / kit.folder
+    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in KIT_SUFFIXES)
+
+
+def kit_groups(kit: Kit) -> dict[str, list[str]]:
+    """Instrument -> its files, both sorted."""
+    groups: dict[str, list[str]] = {}
+    for name in kit_files(kit):
+        groups.setdefault(instrument_of(kit, name), []).append(name)
+    return dict(sorted(groups.items()))
+
+
+def kit_split(set_name: str) -> tuple[list[str], list[str]]:
+    """(train, held) file names of a kit set such as ``pearl-file`` or ``pearl-instrument``."""
+    kit_name, _, split = set_name.rpartition("-")
+    if kit_name not in KITS or split not in KIT_SPLITS:
+        raise ValueError(f"unknown kit set {set_name!r}; known: {', '.join(KIT_SETS)}")
+    kit = KITS[kit_name]
+    if split == "file":
+        return _split_names(kit_files(kit), SEED)
+    groups = kit_groups(kit)
+    train_groups, held_groups = _split_names(list(groups), SEED)
+    return (
+        sorted(f for g in train_groups for f in groups[g]),
+        sorted(f for g in held_groups for f in groups[g]),
+    )
+
+
+def _kit_set(root: Path, set_name: str) -> None:
+    kit = KITS[set_name.rpartition("-")[0]]
+    for sub, names in zip(("train", "held"), kit_split(set_name), strict=True):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (root / sub / name).symlink_to(DRUMKITS / kit.folder / name)  # nothing is copied
+
+
+def source_of(name: str) -> Path | None:
+    """The shared folder a set needs (None for a synthetic set)."""
+    if name in KIT_SETS:
+        return DRUMKITS / KITS[name.rpartition("-")[0]].folder
+    return SONIC_PI if name in REAL_SETS else None
+
+
+def describe_kits() -> str:
+    """Every kit's rule, instrument groups and both splits, as text for a reader to check."""
+    lines = []
+    for kit_name, kit in KITS.items():
+        groups = kit_groups(kit)
+        lines.append(f"{kit_name} ({kit.folder}): {len(kit_files(kit))} files, "
+                     f"{len(groups)} instruments; rule: {kit.rule}")  # fmt: skip
+        held = {split: set(kit_split(f"{kit_name}-{split}")[1]) for split in KIT_SPLITS}
+        for instrument, files in groups.items():
+            marks = ", ".join(
+                f + "".join(f" [{s} held]" for s in KIT_SPLITS if f in held[s]) for f in files
+            )
+            lines.append(f"  {instrument}: {marks}")
+        for split in KIT_SPLITS:
+            train, test = kit_split(f"{kit_name}-{split}")
+            lines.append(f"  {kit_name}-{split}: {len(train)} train / {len(test)} held files")
+    return "\n".join(lines)
+
+
 def build_set(name: str, root: Path) -> Path:
     """Write (or link) the set's train/ and held/ folders under ``root / name``."""
     target = root / name
-    if name == "sonic_pi":
+    if name in KIT_SETS:
+        _kit_set(target, name)
+    elif name == "sonic_pi":
         _sonic_pi_set(target)
     elif name == "oneshot":
         _oneshot_set(target)
@@ -171,3 +333,7 @@ def build_set(name: str, root: Path) -> Path:
     else:
         raise ValueError(f"unknown set {name!r}")
     return target
+
+
+if __name__ == "__main__":
+    print(describe_kits())

@@ -3,8 +3,11 @@
 Sets (``bench/audio_sets.py``; each split by file, 3/4 train and 1/4 held out): ``oneshot`` (real
 one-shots in velocity layers), ``sonic_pi`` (the real mixed folder), ``onset`` and
 ``continuous`` (synthetic), and ``kit`` (the real bass drums and snares in velocity layers, 39/12
-files: the tiny preset's regime; only with ``--sets kit``). The real sets are skipped when
-``../shared/data`` is absent.
+files: the tiny preset's regime; only with ``--sets kit``). Only when named: the seven real
+drum kits, each split by file (``pearl-file``: new velocities and takes of known instruments)
+and by instrument (``pearl-instrument``: new instruments); ``python bench/audio_sets.py``
+prints their instrument groups and splits. The real sets are skipped when ``../shared/data``
+is absent.
 
 For each set it trains, through the public API (``inspect_audio``, ``get_adaptive_config``,
 ``train``) and scores with ``evaluate`` on the held-out files:
@@ -22,6 +25,7 @@ same on the training split (can the model fit what it trains on?); the multi-res
 distance of the rendered reconstructions and of the inversion alone (the ceiling); the largest
 epoch-to-epoch rise of validation SC; and, for ``--generate`` samples of the model's prior and
 of PCA's Gaussian, the Fréchet distance, precision, recall and memorisation (``genscores.py``).
+``--json`` also keeps the per-file scores of every held-out file (``files``).
 
 Each run uses its preset's epochs (``--epochs`` overrides them for a quick look); previews are
 off. Usage::
@@ -45,7 +49,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # audio_sets beside this script
 
-from audio_sets import REAL_SETS, SONIC_PI, build_set  # noqa: E402
+from audio_sets import KIT_SETS, build_set, source_of  # noqa: E402
 from smalltrain.engine.events import EpochMetrics, Event  # noqa: E402
 from smalltrain.tasks.audio.evaluate import evaluate  # noqa: E402
 from smalltrain.tasks.audio.presets import get_adaptive_config  # noqa: E402
@@ -54,7 +58,7 @@ from smalltrain.tasks.audio.train import train  # noqa: E402
 
 SEED = 0
 SETS = ("oneshot", "sonic_pi", "onset", "continuous")
-EXTRA_SETS = ("kit",)
+EXTRA_SETS = ("kit", *KIT_SETS)
 
 
 # --- runs ---------------------------------------------------------------------------------------
@@ -148,6 +152,7 @@ def run_set(
             out["generation"] = ev.get("generation")
             out["held_chunks"] = ev["chunks"]
             out["held_files"] = len(ev["files"])
+            out["files"] = ev["files"]  # per held-out file: model and PCA SC and mel L1
             out["latent_floats"] = ev["model"]["latent_floats"]
     return out
 
@@ -263,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     t0 = time.perf_counter()
     for name in args.sets:
-        if name in REAL_SETS and not SONIC_PI.is_dir():
-            print(f"skipping {name}: {SONIC_PI} is absent (see ../shared/data/README.md)")
+        source = source_of(name)
+        if source is not None and not source.is_dir():
+            print(f"skipping {name}: {source} is absent (see ../shared/data/README.md)")
             continue
         target = work / name if args.reuse and (work / name).is_dir() else build_set(name, work)
         variants = tuple(args.variants)
