@@ -48,3 +48,29 @@ def check_seen_batches(run_dir: Path, events: list[Event]) -> None:
     for pattern in PLOTS:
         assert not list(save_dir.glob(pattern)), pattern
     assert any(isinstance(e, LogEvent) and "first training batches" in e.message for e in events)
+
+
+def test_drawing_a_batch_leaves_the_training_batch_unchanged(tmp_path: Path) -> None:
+    """On the CPU, Ultralytics' plot_images shares the tensors' memory (``.cpu().numpy()``) and
+    scales images and boxes in place: drawing from the batch itself wrecked training (mAP 0)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from smalltrain.tasks.detect.seen import SeenBatches
+
+    generator = torch.Generator().manual_seed(0)
+    batch = {
+        "img": torch.rand(2, 3, 64, 64, generator=generator),  # preprocessed: floats in [0, 1]
+        "cls": torch.tensor([[0.0], [1.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.1, 0.1]]),
+        "batch_idx": torch.tensor([0.0, 1.0]),
+        "im_file": ["a.png", "b.png"],
+    }
+    before = {k: v.clone() for k, v in batch.items() if isinstance(v, torch.Tensor)}
+    args = SimpleNamespace(mosaic=1.0, close_mosaic=0, rect=False)
+    trainer = SimpleNamespace(epoch=0, data={"names": {0: "rect", 1: "circle"}}, args=args)
+    image = SeenBatches(tmp_path / "seen").draw(trainer, batch, 0)
+    assert image.is_file()
+    for key, tensor in before.items():
+        assert torch.equal(batch[key], tensor), f"drawing changed the batch's {key!r}"

@@ -53,10 +53,11 @@ class SeenBatches:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"train_batch{ni}.jpg"
         names = dict(getattr(trainer, "data", {}).get("names") or {})
-        # threaded=False: the file exists when seen.json names it (three calls per run); a copy,
-        # since plot_images turns the batch's tensors into arrays before the loss has run
+        # threaded=False: the file exists when seen.json names it (three calls per run). A deep
+        # copy: on the CPU, plot_images's .cpu().numpy() shares the tensors' memory and it scales
+        # images (x255) and boxes in place, which wrecked training (mAP 0) before the loss ran
         plot_images(
-            labels=dict(batch),
+            labels={k: v.clone() if hasattr(v, "clone") else v for k, v in batch.items()},
             paths=batch["im_file"],
             fname=self.folder / name,
             names=names,
