@@ -45,7 +45,7 @@ from tests.faults.conftest import FaultLog
 pytestmark = [pytest.mark.usefixtures("toy_module"), pytest.mark.slow]
 
 #: kills per test; more with e.g. `SMALLTRAIN_KILLS=100 python bench/fault_matrix.py`.
-KILLS = int(os.environ.get("SMALLTRAIN_KILLS", "12"))
+KILLS = int(os.environ.get("SMALLTRAIN_KILLS", "8"))
 # 20 epochs of 4 steps; a checkpoint (and the paused state write) at every epoch's end.
 CONFIG = {"epochs": 20, "steps_per_epoch": 4, "step_s": 0.02, "write_pause_s": 0.05}
 
