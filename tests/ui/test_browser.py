@@ -329,7 +329,19 @@ def test_detection_end_to_end(env: Env) -> None:
     # a webcam picture (Chromium's fake camera: its moving test pattern), on its own
     page.locator("#use-folder button[aria-label='Clear']").first.click()
     page.locator("#use-webcam").get_by_text("Click to Access Webcam").click()
-    page.locator("#use-webcam button[aria-label='capture photo']").click()
+    # the capture button shows before the fake camera's first frame: wait for frames, and
+    # press again if a press landed before the stream could give one
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#use-webcam video');"
+        " return !!v && v.readyState >= 2 && v.videoWidth > 0; }"
+    )
+    for _ in range(3):
+        page.locator("#use-webcam button[aria-label='capture photo']").click()
+        try:
+            page.wait_for_selector("#use-webcam img", timeout=20_000)
+            break
+        except Exception:
+            continue
     page.wait_for_selector("#use-webcam img")
     page.locator("#use-detect").click()
     wait_text(page, "use-boxes", "1 image(s)", timeout=120_000)
