@@ -7,6 +7,7 @@ both, to keep the suite short); it calls :func:`check_seen_batches`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -60,7 +61,7 @@ def test_drawing_a_batch_leaves_the_training_batch_unchanged(tmp_path: Path) -> 
     from smalltrain.tasks.detect.seen import SeenBatches
 
     generator = torch.Generator().manual_seed(0)
-    batch = {
+    batch: dict[str, Any] = {
         "img": torch.rand(2, 3, 64, 64, generator=generator),  # preprocessed: floats in [0, 1]
         "cls": torch.tensor([[0.0], [1.0]]),
         "bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.1, 0.1]]),
