@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from tests.support.uiserver import Server, offline_unavailable
+from tests.support.uiserver import Server, has_route_out, offline, offline_unavailable, start_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, HttpCredentials, Locator, Page
@@ -98,6 +100,31 @@ class Env:
 
 
 # --- page helpers ---------------------------------------------------------------------------
+
+
+@contextmanager
+def browser_env(home: Path, data: Path, artifacts: Path, log: str) -> Iterator[Env]:
+    """The one way a browser test module gets its ``Env``: an offline namespace, a real
+    ``smalltrain ui`` on ``home``, headless Chromium; the server's output is kept in
+    ``artifacts/log`` and the server must exit 0."""
+    from playwright.sync_api import sync_playwright
+
+    with offline():
+        assert not has_route_out(), "the test namespace still has a network interface up"
+        server = start_server(home)
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=str(CHROMIUM), headless=True, args=ARGS
+                )
+                try:
+                    yield Env(server, browser, artifacts, data)
+                finally:
+                    browser.close()
+        finally:
+            code = server.stop()
+            (artifacts / log).write_text(server.output())
+        assert code == 0, server.output()
 
 
 def fill(page: Page, elem_id: str, text: str) -> None:

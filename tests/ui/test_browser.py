@@ -25,12 +25,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.uiserver import has_route_out, http, offline, start_server
+from tests.support.uiserver import http, start_server
 from tests.ui.browser import (
-    ARGS,
     AUDIO_SETTINGS,
-    CHROMIUM,
     Env,
+    browser_env,
     choose,
     field_box,
     fill,
@@ -54,25 +53,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[E
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
     root = tmp_path_factory.mktemp("ui")
-    with offline():
-        assert not has_route_out(), "the test namespace still has a network interface up"
-        server = start_server(root / "home")
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM), headless=True, args=ARGS
-                )
-                try:
-                    yield Env(server, browser, artifacts, root)
-                finally:
-                    browser.close()
-        finally:
-            code = server.stop()
-            (artifacts / "server.log").write_text(server.output())
-        assert code == 0, server.output()
+    with browser_env(root / "home", root, artifacts, "server.log") as env:
+        yield env
 
 
 @pytest.fixture(autouse=True)

@@ -24,12 +24,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.uiserver import offline, start_server
+from tests.support.uiserver import start_server
 from tests.ui.browser import (
-    ARGS,
     AUDIO_SETTINGS,
-    CHROMIUM,
     Env,
+    browser_env,
     choose,
     field_box,
     fill,
@@ -49,24 +48,9 @@ def env(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[E
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
     root = tmp_path_factory.mktemp("ui-states")
-    with offline():
-        server = start_server(root / "home")
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM), headless=True, args=ARGS
-                )
-                try:
-                    yield Env(server, browser, artifacts, root)
-                finally:
-                    browser.close()
-        finally:
-            code = server.stop()
-            (artifacts / "server-states.log").write_text(server.output())
-        assert code == 0, server.output()
+    with browser_env(root / "home", root, artifacts, "server-states.log") as env:
+        yield env
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,7 @@ import pytest
 
 from smalltrain.paths import models_dir
 from smalltrain.store import ModelEntry, ModelStore
-from tests.support.uiserver import has_route_out, offline, start_server
-from tests.ui.browser import ARGS, CHROMIUM, Env, open_app, skip_reason, tab, wait_text
+from tests.ui.browser import Env, browser_env, open_app, skip_reason, tab, wait_text
 
 pytestmark = pytest.mark.slow
 
@@ -24,30 +23,14 @@ def env(
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
     root = tmp_path_factory.mktemp("ui-explore")
     ModelStore(models_dir(root / "home")).save(ModelEntry(
         dataset="shots", name="explorer", weights=explore_model, task="audio", config={},
         metrics={}, base_model=None, epochs_completed=12, headline=("best_val_loss", 1.0),
         dataset_snapshot="24 files", dataset_fingerprint="x",
     ))  # fmt: skip
-    with offline():
-        assert not has_route_out(), "the test namespace still has a network interface up"
-        server = start_server(root / "home")
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM), headless=True, args=ARGS
-                )
-                try:
-                    yield Env(server, browser, artifacts, root)
-                finally:
-                    browser.close()
-        finally:
-            code = server.stop()
-            (artifacts / "server-explore.log").write_text(server.output())
-        assert code == 0, server.output()
+    with browser_env(root / "home", root, artifacts, "server-explore.log") as env:
+        yield env
 
 
 def _wav(env: Env, page: object, src: str | None) -> bytes:

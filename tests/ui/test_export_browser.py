@@ -17,8 +17,15 @@ from smalltrain import paths
 from smalltrain.service.datasets import register_dataset
 from smalltrain.store import DatasetStore, JobStore, ModelEntry, ModelStore
 from tests.support.audio import TrainedAudio
-from tests.support.uiserver import has_route_out, offline, start_server
-from tests.ui.browser import ARGS, CHROMIUM, Env, choose, open_app, skip_reason, tab, wait_text
+from tests.ui.browser import (
+    Env,
+    browser_env,
+    choose,
+    open_app,
+    skip_reason,
+    tab,
+    wait_text,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +39,6 @@ def env(
         pytest.skip(reason)
     pytest.importorskip("onnx", reason="the [export] extra is not installed")
     pytest.importorskip("onnxruntime", reason="the [export] extra is not installed")
-    from playwright.sync_api import sync_playwright
-
     root = tmp_path_factory.mktemp("ui-export")
     home = root / "home"
     home.mkdir()
@@ -49,22 +54,8 @@ def env(
     # the registry's copy changes after registration: export must refuse it, readably
     with open(models.get("tones", "tampered").weights, "ab") as f:
         f.write(b"\0")
-    with offline():
-        assert not has_route_out(), "the test namespace still has a network interface up"
-        server = start_server(home)
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM), headless=True, args=ARGS
-                )
-                try:
-                    yield Env(server, browser, artifacts, root)
-                finally:
-                    browser.close()
-        finally:
-            code = server.stop()
-            (artifacts / "server-export.log").write_text(server.output())
-        assert code == 0, server.output()
+    with browser_env(home, root, artifacts, "server-export.log") as env:
+        yield env
 
 
 def _pick_model(page: object, name: str) -> None:
