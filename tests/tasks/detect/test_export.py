@@ -81,17 +81,21 @@ def _two_class_coco8(folder: Path) -> Path:
     return yaml
 
 
+def _home_with_the_pretrained_detector(tmp_path: Path) -> Path:
+    """A home whose registry holds the shared pretrained YOLOv8s as ``falls/v8s``."""
+    home = tmp_path / "home"
+    ModelStore(paths.models_dir(home)).save(ModelEntry(
+        dataset="falls", name="v8s", weights=require(PRETRAINED), task="detect", config={},
+        metrics={}, base_model=None, epochs_completed=0, headline=("best_map50_95", None),
+    ))  # fmt: skip
+    return home
+
+
 @pytest.mark.slow
 def test_onnx_export_matches_the_pt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from smalltrain.tasks.detect.predict import predict, validate
 
-    home = tmp_path / "home"
-    ModelStore(paths.models_dir(home)).save(ModelEntry(
-        dataset="falls", name="v8s", weights=require(PRETRAINED), task="detect",
-        config={}, metrics={},
-        base_model=None, epochs_completed=0, headline=("best_map50_95", None),
-        dataset_snapshot="", dataset_fingerprint="",
-    ))  # fmt: skip
+    home = _home_with_the_pretrained_detector(tmp_path)
     tried = _no_network_or_installs(monkeypatch)
     args = ["--home", str(home), "export", "falls/v8s", "--format", "onnx"]
     result = CliRunner().invoke(app, [*args, "--image-size", str(IMGSZ), "--json"])
@@ -126,13 +130,7 @@ def test_a_missing_package_names_its_extra_and_a_wrong_format_is_refused(
 ) -> None:
     from smalltrain.service import exports
 
-    home = tmp_path / "home"
-    ModelStore(paths.models_dir(home)).save(ModelEntry(
-        dataset="falls", name="v8s", weights=require(PRETRAINED), task="detect",
-        config={}, metrics={},
-        base_model=None, epochs_completed=0, headline=("best_map50_95", None),
-        dataset_snapshot="", dataset_fingerprint="",
-    ))  # fmt: skip
+    home = _home_with_the_pretrained_detector(tmp_path)
     monkeypatch.setattr(exports, "_importable", lambda name: name != "openvino")
     result = CliRunner().invoke(app, ["--home", str(home), "export", "v8s", "--format", "openvino"])
     assert result.exit_code == 1
