@@ -304,65 +304,11 @@ def test_resume_with_a_config_that_builds_another_model_fails_clearly(
     assert not (tmp_path / "again" / "export" / "best.pt").exists()
 
 
-def test_overfitting_warning_is_not_repeated_every_epoch() -> None:
-    from types import SimpleNamespace
-
-    from smalltrain.tasks.audio.train import _epoch_warnings
-
-    run = SimpleNamespace(config=tiny_config(), state=SimpleNamespace(epoch=0), overfit_warned=None)
-    warned: list[int | None] = []
-
-    def record(event: Event) -> None:
-        assert isinstance(event, WarningEvent)
-        assert event.code == "overfitting"
-        warned.append(event.epoch)
-
-    gaps = [0.1, 0.3, 0.35, 0.4, 0.5, 0.3, 0.3] + [0.3] * 20  # val / train - 1 per epoch
-    for epoch, gap in enumerate(gaps):
-        run.state.epoch = epoch
-        metrics = {"train/loss": 1.0, "val/loss": 1.0 + gap}
-        _epoch_warnings(run, metrics, record)  # type: ignore[arg-type]
-    # first crossing (epoch 1), growth to 1.5x the warned gap (0.5 at epoch 4), then 20 epochs on
-    assert warned == [1, 4, 24]
-
-
-def test_underfitting_warning_after_enough_steps_with_what_to_try() -> None:
-    from types import SimpleNamespace
-
-    from smalltrain.tasks.audio.alerts import underfitting_warning
-
-    cfg = tiny_config(epochs=100, early_stopping_patience=10)
-    state = SimpleNamespace(epoch=0, global_step=0)
-    run = SimpleNamespace(config=cfg, state=state, steps_per_epoch=40, underfit_epochs=0,
-                          underfit_warned=None)  # fmt: skip
-    events: list[WarningEvent] = []
-    # training SC above PCA's 0.45 from the start; it dips below once at epoch 30
-    train_sc = [0.9 - 0.01 * e for e in range(30)] + [0.40] + [0.62] * 40
-    for epoch, sc in enumerate(train_sc):
-        state.epoch, state.global_step = epoch, (epoch + 1) * 40
-        metrics = {"train/sc": sc, "pca/sc": 0.45, "pca/train_sc": 0.0}  # PCA spans training
-        underfitting_warning(run, metrics, events.append)  # type: ignore[arg-type]
-    # not before 1,000 steps (epoch 24); the dip resets the streak, then every 20 epochs
-    assert [e.epoch for e in events] == [24, 44, 64]
-    assert {e.code for e in events} == {"underfitting"}
-    message = events[0].message
-    assert "0.660" in message
-    assert "0.450" in message
-    assert "1000 steps" in message
-    assert "epochs=200" in message
-    assert "early_stopping_patience=0" in message
-    assert "chunk_gain=true" in message
-    quiet = SimpleNamespace(config=cfg, state=state, steps_per_epoch=40, underfit_epochs=0,
-                            underfit_warned=None)  # fmt: skip
-    for _ in range(5):  # below PCA: silent
-        underfitting_warning(quiet, {"train/sc": 0.3, "pca/sc": 0.45}, events.append)  # type: ignore[arg-type]
-    assert len(events) == 3
-
-
 def test_a_run_saved_before_the_temporal_layout_resumes(sounds: Path, tmp_path: Path) -> None:
     first = train(tiny_config(epochs=1, latent_layout="flat"), sounds, tmp_path / "run")
     assert first.last_checkpoint is not None
     saved = load_checkpoint(first.last_checkpoint)["config"]
+    assert "fit_watch" in load_checkpoint(first.last_checkpoint)  # the verdict resumes too
     del saved["latent_layout"], saved["latent_frames"]  # as an older smalltrain wrote it
     cfg = TrainingConfig.from_dict({**saved, "epochs": 2})
     resumed = train(cfg, sounds, tmp_path / "run", resume_from=first.last_checkpoint)

@@ -51,6 +51,7 @@ def checkpoint_payload(run: Run) -> dict[str, Any]:
         "rng_state": capture_rng_state(),
         "sampler_state": run.sampler.state_dict(),
         "history": run.history.state_dict(),
+        "fit_watch": run.fit.state_dict(),
         "dataset_fingerprint": run.report.fingerprint,
         "train_files": _file_entries(run.split.train),
         "val_files": _file_entries(run.split.val),
@@ -83,6 +84,7 @@ def restore_run(run: Run, ckpt: dict[str, Any]) -> None:
     s.load_counters(ckpt["counters"])
     run.sampler.load_state_dict(ckpt["sampler_state"])
     run.history.load_state_dict(ckpt["history"])
+    run.fit.load_state_dict(ckpt.get("fit_watch") or {})  # absent before the verdict was kept
     restore_rng_state(ckpt["rng_state"])
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 
 from smalltrain.engine.devices import resolve_device
 from smalltrain.engine.events import Event, LogEvent, MetricsHistory
+from smalltrain.tasks.audio.alerts import FitWatch
 from smalltrain.tasks.audio.augment import AugmentationConfig, AugmentationPipeline
 from smalltrain.tasks.audio.config import TrainingConfig
 from smalltrain.tasks.audio.dataset import (
@@ -55,9 +56,7 @@ class Run:
     steps_per_epoch: int
     previews: PreviewRenderer
     comparator: PCAComparator | None  # None when there are too few training chunks for PCA
-    overfit_warned: tuple[int, float] | None = None  # (epoch, gap) of the last such warning
-    underfit_warned: tuple[int, float] | None = None  # (epoch, model SC / PCA SC) of the last
-    underfit_epochs: int = 0  # epochs in a row with training SC above PCA's
+    fit: FitWatch = field(default_factory=FitWatch)  # the over/underfitting verdict (alerts.py)
 
     @property
     def ckpt_dir(self) -> Path:

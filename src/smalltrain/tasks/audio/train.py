@@ -27,7 +27,7 @@ from smalltrain.engine.events import (
     WarningEvent,
 )
 from smalltrain.errors import CheckpointError
-from smalltrain.tasks.audio.alerts import overfitting_warning, underfitting_warning
+from smalltrain.tasks.audio.alerts import fit_warnings
 from smalltrain.tasks.audio.checkpointing import (
     add_sequence_prior,
     export_best,
@@ -88,9 +88,8 @@ def _write_seen(run: Run, emit: Callable[[Event], None]) -> None:
 
 
 def _epoch_warnings(run: Run, metrics: dict[str, float], emit: Callable[[Event], None]) -> None:
-    """Overfitting and underfitting warnings (``alerts.py``)."""
-    overfitting_warning(run, metrics, emit)
-    underfitting_warning(run, metrics, emit)
+    """The overfitting / underfitting verdict (``alerts.py``)."""
+    fit_warnings(run, metrics, emit)
 
 
 # --- train ---------------------------------------------------------------------------------------

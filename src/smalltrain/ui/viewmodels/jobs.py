@@ -190,12 +190,23 @@ def _speed(store: JobStore, job: TrainingJob, now: float) -> tuple[float | None,
     return rate, max(0.0, (job.total_steps - job.step) / rate)
 
 
+#: Warning codes that carry one verdict (tasks/audio/alerts.py ``FIT_CODES``): the newest one
+#: stands, an older one it replaced (and says so) is not shown beside it.
+VERDICT_CODES = frozenset({"overfitting", "underfitting", "fit_recovered"})
+
+
+def standing_warnings(warnings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Warnings as they arrived, less the fit verdicts a newer one replaced."""
+    newest = max((i for i, w in enumerate(warnings) if w.get("code") in VERDICT_CODES), default=-1)
+    return [w for i, w in enumerate(warnings) if w.get("code") not in VERDICT_CODES or i == newest]
+
+
 def fill_events(store: JobStore, view: JobView, log_lines: int = 60) -> None:
     """Warnings, previews and the log of ``view.job`` (newest non-step events only)."""
     job = view.job
-    view.warnings = [
-        e for _, e in store.events_of_type(job.id, ["warning"], limit=200, newest=True)
-    ]
+    view.warnings = standing_warnings(
+        [e for _, e in store.events_of_type(job.id, ["warning"], limit=200, newest=True)]
+    )
     view.previews = [
         (int(e.get("epoch", 0)) + 1, [Path(p).name for p in e.get("paths", [])])
         for _, e in store.events_of_type(job.id, ["preview"], limit=200, newest=True)
