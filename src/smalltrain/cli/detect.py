@@ -1,4 +1,5 @@
-"""Detection model commands: ``predict`` (boxes on images) and ``val`` (metrics on a dataset)."""
+"""Detection model commands: ``predict`` (boxes on images) and ``val`` (metrics on a dataset,
+with the results bundle: ``service.detection_results``)."""
 
 from __future__ import annotations
 
@@ -123,6 +124,30 @@ def print_per_class(per_class: dict[str, dict[str, float]], title: str = "per cl
     print_table(["class", *keys], rows, title=title, right=keys)
 
 
+def print_confusion(matrix: dict[str, Any], conf: float) -> None:
+    """The confusion matrix as text: rows predicted, columns true, background last."""
+    labels = [str(x) for x in matrix.get("labels") or []]
+    rows = [[f"pred {labels[i]}", *[str(int(v)) for v in row]]
+            for i, row in enumerate(matrix.get("matrix") or [])]  # fmt: skip
+    title = f"confusion matrix (boxes with confidence > {conf:g}; columns: true class)"
+    print_table(["", *labels], rows, title=title, right=labels)
+
+
+def print_results(results: dict[str, Any], folder: str) -> None:
+    """The confusion matrix, the worst images and where the bundle's files are."""
+    print_confusion(results.get("confusion_matrix") or {}, float(results.get("conf", 0.25)))
+    worst = results.get("worst") or []
+    if worst:
+        rows = [[w["image"], w["missed"], w["false"], w["correct"], w["file"]] for w in worst]
+        heads = ["image", "missed", "false", "correct", "picture (truth | predicted)"]
+        print_table(heads, rows, title="most wrong images", right=("missed", "false", "correct"))
+    else:
+        console.print("no image has a missed object or a false box")
+    files = [*(results.get("files") or {}).values()]
+    if folder:
+        console.print(f"results in {folder}/: results.json, {', '.join(files)}, worst/")
+
+
 @handle_errors
 def val_cmd(
     model: str = typer.Argument(..., metavar="MODEL", help=MODEL_HELP),
@@ -138,26 +163,46 @@ def val_cmd(
     ),
     imgsz_old: int | None = typer.Option(None, "--imgsz", hidden=True),
     device: str = typer.Option("", "--device", help="cpu | cuda | cuda:N | mps (default: auto)."),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Folder for the results (confusion matrix, PR curves, worst images; default: the "
+        "model's folder, results/, for a registered model on its own dataset, else "
+        "val-results; with --json on another dataset: none).",
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Evaluate a detector on a dataset's val split: precision, recall, mAP50, mAP50-95, and
-    the same per class."""
-    from smalltrain.tasks.detect.predict import validate
+    """Evaluate a detector on a dataset's val split: precision, recall, mAP50, mAP50-95 per
+    class, the confusion matrix and the images it gets most wrong (pictures kept with the
+    model)."""
+    from smalltrain.service.detection_results import validate_detector
 
     found = detection_model(model, "val")
     target = data or data_old or found.dataset
     if target is None:
         raise typer.BadParameter("give the DATASET to validate on (a name or a data.yaml)")
-    metrics = validate(found.path, _dataset_yaml(target), imgsz=image_size or imgsz_old,
-                       device=device, home=home())  # fmt: skip
+    registered = found.info is not None and found.dataset is not None
+    own = registered and target == found.dataset
+    metrics = validate_detector(
+        home(),
+        found.info if registered else found.path,
+        None if own else _dataset_yaml(target),
+        out=out,
+        imgsz=image_size or imgsz_old,
+        device=device,
+        keep=own or out is not None or not as_json,  # as predict: --json alone writes nothing
+    )
     if as_json:
         print_json(metrics)
         return
     per_class: dict[str, Any] = metrics.pop("per_class", {})
+    results: dict[str, Any] = metrics.pop("results", {})
+    folder = str(metrics.pop("folder", ""))
     console.print(f"{found.label} on {target}:")
     for key, value in metrics.items():
         console.print(f"  {key:20s} {fmt_number(value)}")
     print_per_class(per_class)
+    print_results(results, folder)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,10 @@ metric, dataset snapshot, fingerprint and versions. The model folder holds:
   ``smalltrain train --config`` reads back), plus whatever the task adds (detection:
   ``ultralytics``, Ultralytics' resolved training arguments);
 - ``metrics.json``: ``final`` (the result's metrics), ``history`` (one row per epoch) and, where
-  the task reports it, ``per_class`` (detection: precision, recall, mAP per class).
+  the task reports it, ``per_class`` (detection: precision, recall, mAP per class), and
+  ``results_missing`` (detection: why the results were not computed);
+- ``previews/`` (audio) and ``results/`` (detection: ``tasks.detect.results``), copied from
+  the run folder.
 
 **The activation rule** (one rule, README "Jobs, datasets and models"): a new model becomes its
 dataset's active model when the dataset has no active model yet, or when it beats the active
@@ -66,6 +69,8 @@ def model_files(job: TrainingJob, result: TrainResult) -> tuple[dict[str, Any], 
     }
     if reported.get("per_class"):
         metrics["per_class"] = dict(reported["per_class"])
+    if extra.get("results_missing"):  # detection: why <model>/results/ was not computed
+        metrics["results_missing"] = str(extra["results_missing"])
     return config, metrics
 
 
@@ -195,7 +200,8 @@ def register_model(models: ModelStore, job: TrainingJob, outcome: AttemptOutcome
         return completed_fields(
             job, existing, note="registered earlier", last_checkpoint=result.last_checkpoint
         )
-    previews = Path(result.run_dir) / "previews"
+    # kept with the model: audio's preview sounds, detection's results (confusion matrix...)
+    kept = {sub: Path(result.run_dir) / sub for sub in ("previews", "results")}
     config, metrics = model_files(job, result)
     headline = result.headline_metric or "best_metric"
     original_fields = {
@@ -217,7 +223,7 @@ def register_model(models: ModelStore, job: TrainingJob, outcome: AttemptOutcome
         dataset_fingerprint=str(job.artifacts.get("dataset_fingerprint", "")),
         job_id=job.id,
         versions=package_versions(),
-        extra_files={"previews": previews} if previews.is_dir() else {},
+        extra_files={sub: path for sub, path in kept.items() if path.is_dir()},
     )
     note = ""
     try:

@@ -102,9 +102,17 @@ def test_detect_end_to_end_through_the_cli(
         records = json.loads(cli("predict", ref, images, "--json").stdout)
         assert len(records) == 4
         assert all(r["annotated"] is None for r in records)  # --json alone writes nothing
-    val = cli_json("val", "det1")  # on its own dataset
+    # the results of training (confusion matrix, PR curves, worst images) are kept with it
+    assert (folder / "results" / "results.json").is_file()
+    assert (folder / "results" / "confusion_matrix.png").is_file()
+    val = cli_json("val", "det1")  # on its own dataset: computed again, into its folder
     assert "val/mAP50-95" in val
     assert set(val["per_class"]) <= {"rect", "circle"}
+    assert val["folder"] == str(folder / "results")
+    assert val["results"]["confusion_matrix"]["labels"] == ["rect", "circle", "background"]
+    text = cli("val", "det1").stdout
+    assert "pred background" in text
+    assert f"results in {folder / 'results'}/" in text
     assert cli_json("val", "shapes/det1", str(shapes))["val/images"] == 4
 
     # A model of the wrong kind gets a sentence, not a stack of loader errors.

@@ -145,3 +145,105 @@ def test_cli_predict_with_active_model(
     res = runner.invoke(_app(), [*args, "--json"])
     assert res.exit_code == 0, res.output
     assert len(json.loads(res.stdout)) == 4
+
+
+# --- the detection results: computed once at the end of training, again by val ----------------
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    import cv2
+
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    return image.shape[1], image.shape[0]
+
+
+def test_training_keeps_the_results_of_best_pt(trained: tuple[TrainResult, Path, Path]) -> None:
+    from smalltrain.tasks.detect.results_files import listed_files, read_results
+
+    result, data, _ = trained
+    assert not result.extra.get("results_missing")
+    found = read_results(result.run_dir)
+    assert found is not None
+    assert found["source"] == "best.pt"
+    assert found["images"] == 4
+    assert found["confusion_matrix"]["labels"] == ["rect", "circle", "background"]
+    matrix = found["confusion_matrix"]["matrix"]
+    labels = [ln.split()[0] for f in (data.parent / "labels" / "val").glob("*.txt")
+              for ln in f.read_text().splitlines()]  # fmt: skip
+    # every labelled object lands in its true class's column once (found, confused or missed)
+    assert [sum(row[c] for row in matrix) for c in range(2)] == [
+        labels.count("0"),
+        labels.count("1"),
+    ]
+    assert set(found["per_class"]) <= {"rect", "circle"}
+    assert set(found["pr_curves"]["classes"]) <= {"rect", "circle"}
+    assert len(found["pr_curves"]["recall"]) == 101
+    errors = [w["missed"] + w["false"] for w in found["worst"]]
+    assert errors == sorted(errors, reverse=True)
+    assert all(e > 0 for e in errors)
+    folder = result.run_dir / "results"
+    for name in listed_files(found):
+        assert (folder / name).is_file(), name
+    for w in found["worst"]:  # ground truth beside the prediction: two 280-px halves
+        assert _png_size(folder / w["file"]) == (2 * 280 + 8, 280 + 22)
+    assert _png_size(folder / "confusion_matrix.png")[0] >= 400
+
+
+def test_worst_images_rank_by_errors_and_leave_perfect_ones_out() -> None:
+    from smalltrain.tasks.detect.results import worst_images
+
+    images = [
+        {"file": "a.png", "missed": 0, "false": 0},
+        {"file": "b.png", "missed": 1, "false": 2},
+        {"file": "c.png", "missed": 3, "false": 0},
+        {"file": "d.png", "missed": 0, "false": 1},
+    ]
+    assert [i["file"] for i in worst_images(images, 2)] == ["c.png", "b.png"]
+    assert [i["file"] for i in worst_images(images)] == ["c.png", "b.png", "d.png"]
+
+
+def test_a_failure_to_compute_results_is_a_warning_and_recorded(tmp_path: Path) -> None:
+    from smalltrain.engine.events import WarningEvent
+    from smalltrain.service.registration import model_files
+    from smalltrain.tasks.detect.task import _write_results
+
+    events: list[object] = []
+    ctx = JobContext("j", {}, tmp_path, tmp_path / "run", emit=events.append)
+    why = _write_results(ctx, model=None)  # no final evaluation ran
+    assert why.startswith("detection results not computed")
+    assert [e.code for e in events if isinstance(e, WarningEvent)] == ["results_missing"]
+    job = type("Job", (), {"task": "detect", "dataset": "d", "dataset_path": "p", "config": {}})
+    result = TrainResult(
+        "completed", 1, 1, tmp_path, None, None, None, extra={"results_missing": why}
+    )
+    assert model_files(job, result)[1]["results_missing"] == why  # type: ignore[arg-type]
+
+
+def test_cli_val_prints_the_matrix_and_writes_the_results(
+    trained: tuple[TrainResult, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, data, home = trained
+    monkeypatch.setenv("SMALLTRAIN_HOME", str(home))
+    out = tmp_path / "bundle"
+    res = CliRunner().invoke(
+        _app(), ["val", str(result.run_dir / "export"), str(data), "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    for part in (
+        "per class",
+        "confusion matrix (boxes with confidence > 0.25; columns: true class)",
+        "pred background",
+        f"results in {out}/: results.json, confusion_matrix.png, pr_curve.png, worst/",
+    ):
+        assert part in res.stdout, part
+    saved = json.loads((out / "results.json").read_text())
+    assert "export" in saved["source"] or "best.pt" in saved["source"]
+    assert (out / "confusion_matrix.png").is_file()
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-results-")] == []
+    # --json on another dataset without --out: the results in the JSON, no files kept
+    res = CliRunner().invoke(_app(), ["val", str(result.run_dir / "export"), str(data), "--json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)
+    assert got["folder"] is None
+    assert got["results"]["confusion_matrix"]["labels"][-1] == "background"

@@ -200,22 +200,28 @@ def validate(
     batch: int = 16,
     device: str = "",
     home: Path | None = None,
+    results_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``weights`` on the val split of a YOLO dataset.
 
     The dataset is inspected and a resolved copy is made in a temporary folder, so the user's
-    folder is never written to.
+    folder is never written to. With ``results_dir``, the same pass also writes the detection
+    results there (``results.write_results``: confusion matrix, PR curves, worst images).
 
     Returns:
         ``metrics/precision``, ``metrics/recall``, ``val/mAP50``, ``val/mAP50-95``,
         ``metrics/fitness`` and ``val/images`` (floats), and ``per_class``: for each class the
-        val split shows, its precision, recall, mAP50, mAP50-95, images and instances.
+        val split shows, its precision, recall, mAP50, mAP50-95, images and instances; with
+        ``results_dir``, ``results``: the contents of its results.json.
 
     Raises:
         WeightsNotFound, DatasetError.
     """
     report = inspect_dataset(Path(data_yaml))
-    model = _load(weights, home)
+    model = _load(weights, home)  # the offline guard first: results imports Ultralytics
+    from smalltrain.tasks.detect.results import recording_validator, write_results
+
+    validator, done = recording_validator()
     cache = paths.cache_dir(home or paths.home())
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="val-", dir=cache) as tmp:
@@ -232,8 +238,11 @@ def validate(
         if imgsz:
             kwargs["imgsz"] = imgsz
         with redirect_output(Path(tmp) / "val.log"):
-            results = model.val(**kwargs)
+            results = model.val(validator=validator, **kwargs)
         metrics: dict[str, Any] = normalise_metrics(dict(results.results_dict))
+        if results_dir is not None and done:  # the images are still there to draw
+            source = f"{Path(weights).name} on the val split of {Path(data_yaml)}"
+            metrics["results"] = write_results(done[0], Path(results_dir), source=source)
     metrics["val/images"] = float(report.images_per_split.get("val", 0))
     metrics["per_class"] = per_class_metrics(results)
     return metrics

@@ -7,7 +7,8 @@ absolute ``project``/``name`` under ``ctx.run_dir / "ultralytics"`` and its cons
 
 Run-dir layout: ``dataset/`` (resolved copy), ``ultralytics/train/`` (Ultralytics' own run:
 ``weights/last.pt``, ``weights/best.pt``, ``results.csv``, ``args.yaml``), ``export/best.pt``
-(the stripped model to register), ``ultralytics.log``.
+(the stripped model to register), ``results/`` (the detection results of best.pt, see
+``results``; registered with the model), ``ultralytics.log``.
 """
 
 from __future__ import annotations
@@ -258,10 +259,12 @@ class DetectTask:
         history = _history(save_dir, monitor)
         final = dict(monitor.final) if monitor else {}
         exported = None
+        results_missing = ""
         if status == "completed" and best.exists():
             exported = Path(ctx.run_dir).resolve() / "export" / "best.pt"
             exported.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(best, exported)  # final_eval already stripped best.pt
+            results_missing = _write_results(ctx, model)
         if history:
             epochs_done = max(epochs_done, int(history[-1]["epoch"]) + 1)
         metrics = _summary(history, final)
@@ -271,6 +274,7 @@ class DetectTask:
         extra = {
             "config_yaml": {"config": config.to_dict(), "ultralytics": ul_args},
             "metrics": {"final": metrics, "per_class": per_class, "history": history},
+            "results_missing": results_missing,
             "base_model": config.base_model,
             "dataset_snapshot": report.snapshot() if report else "",
             "dataset_fingerprint": report.fingerprint if report else "",
@@ -310,6 +314,27 @@ class DetectTask:
             artifacts=artifacts,
             extra=extra,
         )
+
+
+def _write_results(ctx: JobContext, model: Any) -> str:
+    """The detection results of best.pt's final evaluation into ``<run>/results/`` (kept with
+    the model when it is registered). Returns "" or why they are missing: a failure here is a
+    warning, never the job's failure."""
+    from smalltrain.tasks.detect.results import RESULTS_DIR, write_results
+
+    validator = getattr(getattr(model, "trainer", None), "validator", None)
+    try:
+        if validator is None:
+            raise ValueError("training ran no final evaluation")
+        data = write_results(validator, Path(ctx.run_dir) / RESULTS_DIR, source="best.pt")
+    except Exception as exc:  # any error: the trained model is still good
+        why = f"detection results not computed ({type(exc).__name__}: {exc})"
+        ctx.emit(WarningEvent("results_missing", why))
+        return why
+    worst = len(data["worst"])
+    ctx.emit(LogEvent(f"detection results in {RESULTS_DIR}/ ({worst} worst images, "
+                      f"{data['seconds']:.1f} s)"))  # fmt: skip
+    return ""
 
 
 def _history(save_dir: Path, monitor: ProgressMonitor | None) -> list[dict[str, float]]:

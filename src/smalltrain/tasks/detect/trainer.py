@@ -19,6 +19,8 @@ subclass:
   anything reads the files (NaN recovery, the final evaluation) and when training ends for any
   reason (completion, cancel, error), so a cancelled run leaves a whole, resumable last.pt.
   best.pt is written only when fitness improves (Ultralytics' rule, kept);
+- records the detection results during the final evaluation of best.pt
+  (:class:`~smalltrain.tasks.detect.results.ResultsValidator`), once, not every epoch;
 - draws the batches Ultralytics would plot with ``plots=True`` (the first three, and the first
   three once mosaic closes) into ``<run>/seen/`` with ``seen.json``
   (:mod:`~smalltrain.tasks.detect.seen`), while every other plot stays off.
@@ -30,6 +32,7 @@ import contextlib
 import csv
 import math
 import time
+from copy import copy
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ from ultralytics.utils.torch_utils import EarlyStopping
 
 from smalltrain.tasks.detect import snapshot
 from smalltrain.tasks.detect.presets import val_interval
+from smalltrain.tasks.detect.results import ResultsValidator
 from smalltrain.tasks.detect.seen import SeenBatches
 from smalltrain.tasks.detect.writer import CheckpointWriter, async_path
 
@@ -189,9 +193,21 @@ class SmallDataTrainer(DetectionTrainer):
         self.writer.flush()  # recovery reads last.pt from disk
         return bool(super()._handle_nan_recovery(epoch))
 
+    def get_validator(self) -> ResultsValidator:
+        """Ultralytics' detection validator, able to record the results (final evaluation)."""
+        return ResultsValidator(
+            self.test_loader,
+            save_dir=self.save_dir,
+            args=copy(self.args),
+            _callbacks=self.callbacks,
+        )
+
     def final_eval(self) -> None:
-        """Ultralytics' final evaluation of best.pt, once every checkpoint is on disk."""
+        """Ultralytics' final evaluation of best.pt, once every checkpoint is on disk; that
+        pass records the detection results (``results``), the epochs' passes do not."""
         self.writer.flush()
+        if isinstance(self.validator, ResultsValidator):
+            self.validator.record = True
         super().final_eval()
 
 

@@ -5,6 +5,7 @@ predict (detection). Each action runs in a child process and writes into its own
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import time
@@ -19,12 +20,19 @@ from smalltrain.ui.child import calls
 from smalltrain.ui.child.pool import ChildPool
 from smalltrain.ui.env import UIPaths
 
-__all__ = ["KEEP_OUTPUTS", "Output", "UseUI"]
+__all__ = ["KEEP_OUTPUTS", "PREDICT_FLOOR", "Output", "UseUI"]
 
 KEEP_OUTPUTS = 50
 MAX_SOUNDS = 64
 #: The longest sound Generate makes, in seconds (the task's own limit is 600).
 MAX_DURATION_S = 60
+#: The lowest confidence a detection run keeps (the Use tab's slider starts there).
+PREDICT_FLOOR = 0.01
+
+
+def _safe_name(name: str) -> str:
+    """A file name without characters a URL or a shell would trip on."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-80:] or "image"
 
 
 @dataclass
@@ -44,6 +52,7 @@ class UseUI:
         self.models = models
         self.ui = ui
         self.pool = pool
+        self.predict_calls = 0  # detection model runs (the confidence slider makes none)
 
     def model(self, ref: str, task: str) -> ModelInfo:
         """The registered model ``"DATASET/NAME"`` of ``task``.
@@ -150,21 +159,35 @@ class UseUI:
             shutil.rmtree(stale, ignore_errors=True)
         return folder
 
-    def predict(self, ref: str, images: Sequence[str | Path], conf: float) -> Output:
-        """Boxes on images with a detection model; annotated copies and per-image records."""
+    def predict(
+        self, ref: str, images: Sequence[str | Path], conf: float = PREDICT_FLOOR
+    ) -> Output:
+        """Boxes on images with a detection model, every box down to ``conf`` (the confidence
+        slider's lowest value by default, so the slider filters them later without running
+        the model again). The images are copied into the output folder (``NNN-<name>``, each
+        record's ``file``; its ``image`` is the name the user knows) for the page to draw the
+        boxes on; ``predict_calls`` counts the model runs."""
         if not images:
             raise DatasetError("no image uploaded")
         model = self.model(ref, "detect")
         name, folder = self._new_output("predict")
+        staged = []
+        for i, image in enumerate(images):
+            target = folder / f"{i:03d}-{_safe_name(Path(image).name)}"
+            shutil.copyfile(image, target)
+            staged.append(target)
+        self.predict_calls += 1
         records = self.pool.call(
             calls.predict,
             str(self.ui.home),
             str(model.weights),
-            [str(i) for i in images],
-            str(folder),
+            [str(i) for i in staged],
+            None,
             float(conf),
         )
-        return Output(name, [r["annotated"] for r in records], records)
+        for record, image, target in zip(records, images, staged, strict=True):
+            record["file"], record["image"] = target.name, Path(image).name
+        return Output(name, [t.name for t in staged], records)
 
     def output_file(self, folder: str, file: str) -> Path:
         """The file ``file`` of output folder ``folder``, refusing anything outside it.

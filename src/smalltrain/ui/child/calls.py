@@ -27,6 +27,7 @@ __all__ = [
     "register",
     "train_form",
     "validate",
+    "validate_model",
 ]
 
 #: Report entries the UI does not show; the file list is cut to what it needs.
@@ -250,11 +251,23 @@ def evaluate(model: str, folder: str, generate: int = 0, seed: int = 0) -> dict[
     return data
 
 
-def predict(home: str, weights: str, images: list[str], out_dir: str, conf: float) -> list[Any]:
-    """Detect objects in ``images`` with ``weights``; annotated copies go to ``out_dir``."""
+def predict(
+    home: str, weights: str, images: list[str], out_dir: str | None, conf: float
+) -> list[Any]:
+    """Detect objects in ``images`` with ``weights``; annotated copies go to ``out_dir`` (None:
+    no files, the records only)."""
     from smalltrain.tasks.detect.predict import predict as detect
 
-    return list(detect(weights, images, _out(out_dir), conf=conf, home=Path(home)))
+    out = _out(out_dir) if out_dir else None
+    return list(detect(weights, images, out, conf=conf, home=Path(home)))
+
+
+def validate_model(home: str, model: str) -> dict[str, Any]:
+    """Compute a registered detection model's results into its folder (``smalltrain val``)."""
+    from smalltrain.service.detection_results import validate_detector
+
+    metrics = validate_detector(Path(home), model)
+    return {"folder": metrics["folder"]}
 
 
 def gpus() -> list[dict[str, Any]]:

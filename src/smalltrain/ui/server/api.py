@@ -17,6 +17,8 @@ Endpoints (all under ``/api``; the OpenAPI description is ``/api/openapi.json``)
   ``DELETE /models/{dataset}/{name}``; ``GET /models/{dataset}/{name}/weights``
 - ``GET|POST /models/{dataset}/{name}/exports`` ``{"format"}``, ``GET .../exports/{format}``:
   export a model and download it (``exports_api``; 501 when an optional package is missing)
+- ``GET /models/{dataset}/{name}/results/{file}``: a file of a detection model's results that
+  its results.json lists (``worst/01-x.png``; no other name is served)
 - ``GET /outputs/{folder}/{file}``: files made by the UI's "use" actions
 - ``GET /weights``; ``POST /weights`` (multipart ``file`` and optional ``name``): register a
   detection .pt (its sha256 in the answer) so that jobs can name it as ``base_model``; a name
@@ -248,6 +250,10 @@ def _models(router: APIRouter, backend: Backend) -> None:
         if not info.weights.is_file():
             raise FileNotFoundError(f"{info.weights}: the model's weights file is missing")
         return FileResponse(info.weights, filename=f"{dataset}-{name}.pt")
+
+    @router.get("/models/{dataset}/{name}/results/{file:path}")
+    def results(dataset: str, name: str, file: str) -> FileResponse:
+        return FileResponse(backend.results_file(dataset, name, file))
 
     @router.get("/outputs/{folder}/{name}")
     def output(folder: str, name: str, download: int = 0) -> FileResponse:

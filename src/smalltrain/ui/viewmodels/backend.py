@@ -22,6 +22,7 @@ from typing import Any
 from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.engine.seen import SEEN_DIR, listed_files, read_seen
+from smalltrain.service.detection_results import ModelResults, model_results, results_file
 from smalltrain.service.execution.executors import Executor
 from smalltrain.service.jobspec import JobSpec, Origin
 from smalltrain.service.manager import TrainingManager
@@ -113,6 +114,7 @@ class Backend:
         self.weights = WeightsStore(self.home)
         self.resources = ResourceSampler(lambda: self.pool.call(calls.gpus), self._running_pid)
         self._views: dict[str, _CachedView] = {}
+        self.validate_calls = 0  # detection results computed by this server (Validate button)
         self._views_lock = threading.Lock()
         self._stop = threading.Event()
         self.closing = False  # event streams end when set
@@ -331,6 +333,23 @@ class Backend:
                     changed = "files in the dataset folder changed since it was registered"
             rows.append(ModelRow(info, changed))
         return rows
+
+    def model_results(self, dataset: str, name: str) -> ModelResults:
+        """A detection model's results kept in its folder (or why there are none)."""
+        return model_results(self.home, f"{dataset}/{name}")
+
+    def results_file(self, dataset: str, name: str, file: str) -> Path:
+        """A file the model's results.json lists, nothing else (``service.detection_results``)."""
+        return results_file(self.home, f"{dataset}/{name}", file)
+
+    def validate_model(self, dataset: str, name: str) -> ModelResults:
+        """Compute a detection model's results again (in a helper process, by the same
+        ``validate_detector`` as ``smalltrain val``) and return them."""
+        model = f"{dataset}/{name}"
+        model_results(self.home, model)  # a detection model, registered: else a clear error
+        self.validate_calls += 1
+        self.pool.call(calls.validate_model, str(self.home), model)
+        return model_results(self.home, model)
 
     def model_history(
         self, models: list[ModelInfo], key: str

@@ -1,19 +1,34 @@
 """What the Use tab shows for a detection run: boxes, and counts per class per image and in total.
 
 ``records`` are ``predict``'s per-image dicts (``image``, ``boxes`` with ``class_name`` and
-``confidence``); every value is escaped by ``render.table``.
+``confidence``; ``UseUI.predict`` adds ``file``, the copy in its output folder); every value is
+escaped. The model runs once, keeping every box down to the slider's lowest confidence;
+``refilter`` shows those at the slider's value (boxes drawn by the browser over the image, as
+SVG), so moving the slider never runs the model again.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from smalltrain.ui.viewmodels.render import message, table
 
-__all__ = ["class_counts", "counts_html", "image_files", "predictions_html"]
+__all__ = [
+    "class_counts",
+    "counts_html",
+    "filter_records",
+    "image_files",
+    "overlay_html",
+    "predictions_html",
+    "refilter",
+]
+
+_COLOURS = ("#ff7f0e", "#1f77b4", "#d62728", "#9467bd", "#17becf", "#e377c2", "#8c564b")
 
 
 def image_files(paths: Iterable[str], suffixes: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -72,3 +87,51 @@ def predictions_html(
             ("image", "class", "confidence", "x1", "y1", "x2", "y2"), rows, "st-boxes"
         )
     return out
+
+
+def filter_records(records: Sequence[Mapping[str, Any]], conf: float) -> list[dict[str, Any]]:
+    """The records with only their boxes at confidence ``conf`` or more."""
+    return [
+        {**r, "boxes": [b for b in r.get("boxes") or [] if float(b["confidence"]) >= conf]}
+        for r in records
+    ]
+
+
+def _svg(record: Mapping[str, Any]) -> str:
+    w, h = max(1, int(record.get("width") or 1)), max(1, int(record.get("height") or 1))
+    size = max(w, h) / 22
+    parts = []
+    for b in record.get("boxes") or []:
+        x1, y1, x2, y2 = (float(v) for v in b["xyxy"])
+        colour = _COLOURS[int(b.get("class_id", 0)) % len(_COLOURS)]
+        label = escape(f"{b['class_name']} {float(b['confidence']):.2f}")
+        tx, ty = x1 + size * 0.2, max(size, y1 - size * 0.2)
+        parts.append(
+            f'<rect x="{x1:.1f}" y="{y1:.1f}" width="{x2 - x1:.1f}" height="{y2 - y1:.1f}" '
+            f'stroke="{colour}" /><text x="{tx:.1f}" y="{ty:.1f}" fill="{colour}" '
+            f'font-size="{size:.1f}">{label}</text>'
+        )
+    return f'<svg viewBox="0 0 {w} {h}" preserveAspectRatio="none">{"".join(parts)}</svg>'
+
+
+def overlay_html(folder: str, records: Sequence[Mapping[str, Any]]) -> str:
+    """Each image with its boxes drawn over it (SVG), opening full size in a new tab."""
+    cells = []
+    for r in records:
+        url = escape(f"/api/outputs/{quote(folder)}/{quote(str(r.get('file', '')))}")
+        name = escape(str(r["image"]))
+        n = len(r.get("boxes") or [])
+        cells.append(
+            f'<figure data-boxes="{n}"><div class="st-detect-frame"><a href="{url}" '
+            f'target="_blank"><img src="{url}" alt="{name}"></a>{_svg(r)}</div>'
+            f"<figcaption>{name}: {n} box(es)</figcaption></figure>"
+        )
+    return f'<div class="st-images st-detect">{"".join(cells)}</div>' if cells else ""
+
+
+def refilter(found: Mapping[str, Any], conf: float) -> tuple[str, str]:
+    """The gallery and the tables of a detection run (``found``: its output ``folder``, all
+    its ``records`` and the ``skipped`` file names) at confidence ``conf``; no model runs."""
+    kept = filter_records(found.get("records") or [], float(conf))
+    skipped = found.get("skipped") or []
+    return overlay_html(str(found["folder"]), kept), predictions_html(kept, float(conf), skipped)

@@ -1,6 +1,7 @@
 """The Job tab: one job, live from the store: state, progress, Stop / Stop now / Resume,
 curves, warnings, resource gauges, preview players, what the model sees (augmented examples
-from the run's ``seen/``) and the log.
+from the run's ``seen/``), an ended detection job's results (``viewmodels.results``) and the
+log.
 
 The page polls the store (every 0.5 s; an unchanged job costs one row read and sends nothing),
 so closing the tab never touches the job and a reopened page shows what is stored. Stop and
@@ -22,6 +23,7 @@ from smalltrain.service.resuming import failed_on_config
 from smalltrain.service.summary import finished_event, job_summary
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
+from smalltrain.ui.viewmodels.results import results_html
 from smalltrain.ui.viewmodels.seen import seen_html
 from smalltrain.ui.views.common import EXPECTED, error_html, job_choices
 
@@ -98,6 +100,17 @@ def _summary(backend: Backend, job: TrainingJob) -> str:
     return f'<div class="st-summary"><h4>Summary</h4>{out}</div>'
 
 
+def _results(backend: Backend, job: TrainingJob) -> str:
+    """An ended detection job's results (confusion matrix, worst images...), as its model keeps
+    them; the empty state when it has none."""
+    if job.task != "detect" or not job.is_terminal or not job.model_name or not job.dataset:
+        return ""
+    try:
+        return results_html(backend.model_results(job.dataset, job.model_name))
+    except EXPECTED:  # no model registered (failed, cancelled): nothing to show
+        return ""
+
+
 def _running(backend: Backend, job_id: str | None) -> bool:
     """Whether the shown job is running now (its process's memory belongs on the page)."""
     if not job_id:
@@ -140,7 +153,7 @@ class JobPanel:
         view = self.backend.view(job_id)
         job = view.job
         return [
-            render.job_header(job) + _summary(self.backend, job),
+            render.job_header(job) + _summary(self.backend, job) + _results(self.backend, job),
             render.progress(job, view),
             self._charts_html(view),
             render.warnings(view),

@@ -2,11 +2,14 @@
 dataset snapshot, and a warning when the dataset changed since), set active, delete (with
 confirmation), download weights, export (ONNX, TorchScript, OpenVINO; run in a helper process
 by the same ``service.exports.export_model`` as ``smalltrain export``) and download the export,
-and several models' metric histories on one chart."""
+a detection model's results (per class, confusion matrix, PR curves, worst images; Validate
+computes them again by the same ``service.detection_results.validate_detector`` as
+``smalltrain val``), and several models' metric histories on one chart."""
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -18,6 +21,7 @@ from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend, ModelRow
 from smalltrain.ui.viewmodels.charts import line_chart
 from smalltrain.ui.viewmodels.exports import ExportsUI, links_html, size_text
+from smalltrain.ui.viewmodels.results import results_html
 from smalltrain.ui.views.common import guard
 
 DEFAULT_METRIC = {"audio": "val/sc", "detect": "val/mAP50"}
@@ -144,6 +148,13 @@ def build(backend: Backend) -> ModelsTab:
         confirm = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="models-confirm")
         cancel = gr.Button("Cancel", size="sm")
     message = gr.HTML(elem_id="models-message")
+    with gr.Row(elem_classes=["st-row-end"]):
+        gr.Markdown("#### Results of the chosen model")
+        validate = gr.Button(
+            "Validate", size="sm", scale=0, min_width=120, elem_id="models-validate"
+        )
+    results = gr.HTML(elem_id="models-results")
+    _wire_results(backend, dataset, model, validate, results, message)
     gr.Markdown("#### Compare models")
     with gr.Row():
         compare = gr.CheckboxGroup(label="Models", choices=[], scale=3)
@@ -226,3 +237,38 @@ def _wire_exports(
         return [render.message(note, "ok"), links_html(d, name, exports.list(d, name))]
 
     export.click(guard(run, 2, 0), [dataset, model, export_format], [message, links])
+
+
+def _results(backend: Backend, d: str | None, name: str | None) -> list[Any]:
+    """The chosen model's detection results (or their empty state); nothing for audio."""
+    if not d or not name:
+        return ["", gr.update(visible=False)]
+    info = backend.manager.get_model(name, d)
+    if info.task and info.task != "detect":
+        return ["", gr.update(visible=False)]
+    return [results_html(backend.model_results(d, name)), gr.update(visible=True)]
+
+
+def _wire_results(
+    backend: Backend,
+    dataset: gr.Dropdown,
+    model: gr.Dropdown,
+    validate: gr.Button,
+    results: gr.HTML,
+    message: gr.HTML,
+) -> None:
+    """A detection model's results (per class, confusion matrix, PR curves, worst images) and
+    the Validate button, which computes them again as ``smalltrain val`` does."""
+    model.change(guard(lambda d, n: _results(backend, d, n), 2, 0), [dataset, model],
+                 [results, validate], show_progress="hidden")  # fmt: skip
+
+    def run(d: str | None, name: str | None) -> list[Any]:
+        if not d or not name:
+            return [render.message("Choose a model first.", "warn"), gr.skip()]
+        started = time.monotonic()
+        found = backend.validate_model(d, name)
+        took = time.monotonic() - started
+        note = f"Validated {found.model} on the val split of {d!r} in {took:.1f} s."
+        return [render.message(note, "ok"), results_html(found)]
+
+    validate.click(guard(run, 2, 0), [dataset, model], [message, results])

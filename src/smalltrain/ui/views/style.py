@@ -77,6 +77,18 @@ CSS = """
 .st-images img { width: 100%; max-height: 320px; object-fit: contain; image-rendering: auto;
   background: var(--neutral-100); border-radius: 6px; }
 .st-images figcaption { font-size: 0.8em; color: var(--body-text-color-subdued); }
+.st-results-plots { grid-template-columns: repeat(auto-fill, minmax(380px, 1fr)); margin: 8px 0; }
+.st-results-plots img { max-height: 440px; background: white; }
+.st-worst { grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); }
+.st-worst img { image-rendering: pixelated; background: white; }
+.st-detect-frame { position: relative; line-height: 0; }
+.st-detect .st-detect-frame img { width: 100%; height: auto; max-height: none; border-radius: 0;
+  image-rendering: pixelated; display: block; }
+.st-detect-frame svg { position: absolute; left: 0; top: 0; width: 100%; height: 100%;
+  pointer-events: none; }
+.st-detect-frame rect { fill: none; stroke-width: 2px; vector-effect: non-scaling-stroke; }
+.st-detect-frame text { font-family: sans-serif; paint-order: stroke; stroke: white;
+  stroke-width: 2px; vector-effect: non-scaling-stroke; }
 .st-buttonlink { display: inline-block; padding: 6px 14px; border-radius: 6px;
   border: 1px solid var(--border-color-primary); text-decoration: none; }
 .st-seen-item h4 { margin: 6px 0 2px; font-size: 0.9em; }

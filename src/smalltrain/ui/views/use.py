@@ -11,9 +11,10 @@ from typing import Any
 import gradio as gr
 
 from smalltrain import tasks
+from smalltrain.ui.child.actions import PREDICT_FLOOR
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
-from smalltrain.ui.viewmodels.detections import image_files, predictions_html
+from smalltrain.ui.viewmodels.detections import image_files, refilter
 from smalltrain.ui.views.common import dataset_choices, guard
 
 AUDIO_TYPES = sorted(tasks.AUDIO_EXTENSIONS)
@@ -251,20 +252,30 @@ def _detect(backend: Backend) -> list[Any]:
     )
     images, folder, webcam = _detect_inputs()
     conf = gr.Slider(
-        0.01, 1.0, value=0.25, step=0.01, label="Confidence threshold", elem_id="use-conf"
-    )
+        PREDICT_FLOOR, 1.0, value=0.25, step=0.01, elem_id="use-conf",
+        label="Confidence threshold (filters the boxes found; the model does not run again)",
+    )  # fmt: skip
     go = gr.Button("Detect", variant="primary", elem_id="use-detect")
     gallery = gr.HTML(elem_id="use-gallery")
     boxes = gr.HTML(elem_id="use-boxes")
+    found = gr.State(None)  # the last run: its folder, every box down to the floor, skipped
 
     def detect(
         m: str, files: list[str] | None, tree: list[str] | None, cam: str | None, c: float
     ) -> list[Any]:
         chosen, skipped = detect_sources(files, tree, cam)
-        out = backend.use.predict(m, chosen, float(c))
-        return [render.images(out.folder, out.files), predictions_html(out.data, c, skipped)]
+        out = backend.use.predict(m, chosen)  # once, every box down to the slider's floor
+        run = {"folder": out.folder, "records": out.data, "skipped": skipped}
+        return [*refilter(run, c), run]
 
-    go.click(guard(detect, 2, 1), [model, images, folder, webcam, conf], [gallery, boxes])
+    go.click(guard(detect, 3, 1), [model, images, folder, webcam, conf], [gallery, boxes, found])
+
+    def slide(run: dict[str, Any] | None, c: float) -> list[Any]:
+        """The boxes already found, filtered again: the model does not run."""
+        return list(refilter(run, c)) if run else [gr.skip(), gr.skip()]
+
+    conf.change(slide, [found, conf], [gallery, boxes], show_progress="hidden",
+                trigger_mode="always_last")  # fmt: skip
     return [model]
 
 
