@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,10 +103,13 @@ class Env:
 
 
 @contextmanager
-def browser_env(home: Path, data: Path, artifacts: Path, log: str) -> Iterator[Env]:
+def browser_env(
+    home: Path, data: Path, artifacts: Path, log: str, args: Sequence[str] = ()
+) -> Iterator[Env]:
     """The one way a browser test module gets its ``Env``: an offline namespace, a real
-    ``smalltrain ui`` on ``home``, headless Chromium; the server's output is kept in
-    ``artifacts/log`` and the server must exit 0."""
+    ``smalltrain ui`` on ``home``, headless Chromium (``args`` added to its flags, e.g. a
+    WAV for the fake microphone); the server's output is kept in ``artifacts/log`` and the
+    server must exit 0."""
     from playwright.sync_api import sync_playwright
 
     with offline():
@@ -115,7 +118,7 @@ def browser_env(home: Path, data: Path, artifacts: Path, log: str) -> Iterator[E
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(
-                    executable_path=str(CHROMIUM), headless=True, args=ARGS
+                    executable_path=str(CHROMIUM), headless=True, args=[*ARGS, *args]
                 )
                 try:
                     yield Env(server, browser, artifacts, data)

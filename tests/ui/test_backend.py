@@ -57,6 +57,13 @@ def test_the_job_view_shows_the_audio_charts_previews_and_log(
     assert [epoch for epoch, _ in view.previews] == [2]
     assert any("COMPLETED" in line for line in view.log)
     assert backend.preview_file(job_id, view.previews[0][1][0]).is_file()
+    # the "recon" preview names the validation file it reconstructs; its original is served
+    recon = backend.preview_info(job_id)["recon"]
+    assert (trained[2] / recon["file"]).is_file()
+    assert recon["seconds"] > 0
+    assert _wav_seconds(backend.preview_file(job_id, recon["original"])) == pytest.approx(
+        recon["seconds"], abs=0.01
+    )
     with pytest.raises(FileNotFoundError):
         backend.preview_file(job_id, "../../smalltrain.db")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import soundfile as sf
 import torch
 
 from smalltrain.engine.checkpoints import list_checkpoints, load_checkpoint
@@ -100,6 +102,11 @@ def test_train_writes_checkpoints_previews_and_a_usable_model(sounds: Path, tmp_
         "epoch_0002_sample_0.wav",
         "epoch_0002_sample_1.wav",
     ]
+    # what "recon" reconstructs: a validation file of the dataset, its chunk kept as original
+    info = json.loads((tmp_path / "run" / "previews" / "previews.json").read_text())["recon"]
+    assert (sounds / info["file"]).is_file()
+    original = sf.info(str(tmp_path / "run" / "previews" / info["original"]))
+    assert original.frames == round(info["seconds"] * original.samplerate)
     epochs = [e.metrics for e in rec.of(EpochMetrics)]
     for key in ("train/loss", "train/kl", "val/loss", "val/kl_raw"):
         assert all(key in m for m in epochs), key

@@ -12,15 +12,20 @@ from typing import Any
 import torch
 
 from smalltrain.engine.checkpoints import find_resumable, load_checkpoint
-from smalltrain.errors import CheckpointError
+from smalltrain.errors import CheckpointError, DatasetError
 from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.io import load_audio
+from smalltrain.tasks.audio.io import TARGET_SR, load_audio
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.preview import render_mels, write_wav
 from smalltrain.tasks.audio.prior import LatentPrior
 from smalltrain.tasks.audio.render_eval import render_chunks
 from smalltrain.tasks.audio.sequence import SequencePrior, chunks_for, render_sequence
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+
+#: The shortest sound ``check_sound`` lets through (seconds), and the level below which it
+#: is silence (dBFS, as dataset inspection counts a file silent).
+MIN_SECONDS = 0.1
+SILENCE_DB = -60.0
 
 
 @dataclass
@@ -178,6 +183,34 @@ def encode_file(loaded: LoadedModel, audio_path: str | Path) -> torch.Tensor:
 
 
 @torch.no_grad()
+def check_sound(audio_path: str | Path, what: str = "", sample_rate: int = TARGET_SR) -> None:
+    """Refuse a sound too short or too quiet to be worth reconstructing (a microphone that
+    recorded a click, or nothing): shorter than ``MIN_SECONDS`` or peaking below
+    ``SILENCE_DB`` dBFS. Any rate and channel count is fine (read as ``load_audio`` reads).
+
+    Raises:
+        DatasetError: naming ``what`` (default: the file's name), the measure and what to do.
+    """
+    import numpy as np
+
+    name = what or Path(audio_path).name
+    wave = load_audio(audio_path, sample_rate)
+    seconds = wave.shape[0] / sample_rate
+    if seconds < MIN_SECONDS:
+        raise DatasetError(
+            f"{name} is {seconds:.2f} s long: a sound needs at least {MIN_SECONDS:g} s. "
+            "Record or choose a longer sound"
+        )
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    peak_db = 20 * np.log10(peak) if peak > 0 else -np.inf
+    if peak_db < SILENCE_DB:
+        shown = "-inf" if peak <= 0 else f"{peak_db:.0f}"
+        raise DatasetError(
+            f"{name} is silent (peak {shown} dBFS, below {SILENCE_DB:g} dBFS). If you recorded "
+            "it, check that the microphone is connected, allowed in the browser and not muted"
+        )
+
+
 def reconstruct(loaded: LoadedModel, audio_path: str | Path, out_path: str | Path) -> Path:
     """Encode a file chunk by chunk, decode the means, and write the audio back out.
 

@@ -1,8 +1,16 @@
-"""Preview audio written during training: fixed latent seeds and one validation chunk."""
+"""Preview audio written during training: fixed latent seeds and one validation chunk.
+
+Beside the WAVs, ``previews.json`` says what the "recon" previews reconstruct: the validation
+file (its name inside the dataset) and where in it the chunk starts, and names ``original.wav``
+(that chunk as it is in the file) and ``reference.wav`` (the chunk through the previews'
+inversion alone), so a listener can compare each reconstruction with its original.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +18,7 @@ import soundfile as sf
 import torch
 
 from smalltrain.engine.events import Event, PreviewReady
-from smalltrain.engine.fsutil import atomic_write
+from smalltrain.engine.fsutil import atomic_write, atomic_write_text
 from smalltrain.tasks.audio.model import ConvVAE
 from smalltrain.tasks.audio.prior import LatentPrior
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram
@@ -77,6 +85,38 @@ def generate_preview(
     return paths
 
 
+#: What the "recon" previews reconstruct (see the module docstring).
+PREVIEW_INFO = "previews.json"
+ORIGINAL = "original.wav"
+
+
+@dataclass(frozen=True, eq=False)
+class ReconSource:
+    """Where the reconstructed validation chunk comes from: ``file`` (its path inside the
+    dataset), ``start_s`` and ``seconds`` in it, and the chunk's clean waveform."""
+
+    file: str
+    start_s: float
+    seconds: float
+    wave: torch.Tensor
+
+
+def write_preview_info(out_dir: Path, source: ReconSource, sample_rate: int) -> None:
+    """Write ``original.wav`` (the chunk as it is in its file) and ``previews.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_wav(out_dir / ORIGINAL, source.wave, sample_rate)
+    info = {
+        "recon": {
+            "file": source.file,
+            "start_s": round(source.start_s, 3),
+            "seconds": round(source.seconds, 3),
+            "original": ORIGINAL,
+            "reference": "reference.wav",
+        }
+    }
+    atomic_write_text(out_dir / PREVIEW_INFO, json.dumps(info, indent=1))
+
+
 class PreviewRenderer:
     """Holds the fixed latents and the validation chunk of one run; renders on demand."""
 
@@ -87,12 +127,14 @@ class PreviewRenderer:
         out_dir: Path,
         count: int,
         seed: int,
+        source: ReconSource | None = None,
     ) -> None:
         self.spectrogram = spectrogram
         self.out_dir = out_dir
         self.count = count
         self.seed = seed
         self.reference = val_items[0] if len(val_items) else None
+        self.source = source if self.reference is not None else None
         self._latents: torch.Tensor | None = None
 
     def latents(self, latent_dim: int, prior: LatentPrior | None = None) -> torch.Tensor:
@@ -121,6 +163,8 @@ class PreviewRenderer:
         if self.count <= 0:
             return []
         latents = self.latents(model.latent_dim, prior)
+        if self.source is not None and not (self.out_dir / PREVIEW_INFO).exists():
+            write_preview_info(self.out_dir, self.source, self.spectrogram.config.sample_rate)
         paths = generate_preview(
             model, self.spectrogram, self.out_dir, epoch, latents, self.reference
         )

@@ -31,7 +31,7 @@ from smalltrain.tasks.audio.evaluate import PCAComparator
 from smalltrain.tasks.audio.io import DatasetReport, scan_folder
 from smalltrain.tasks.audio.losses import KLSchedule
 from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.preview import PreviewRenderer
+from smalltrain.tasks.audio.preview import PreviewRenderer, ReconSource
 from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
 
 CHECKPOINTS = "checkpoints"
@@ -138,6 +138,18 @@ def build_state(cfg: TrainingConfig, device: torch.device, steps_per_epoch: int)
     )
 
 
+def recon_source(val_ds: AudioTrainingDataset) -> ReconSource:
+    """The file and place of the validation chunk the previews reconstruct (item 0)."""
+    fi, start = val_ds.chunk_index[0]
+    sr = val_ds.sample_rate
+    return ReconSource(
+        file=val_ds.files[fi].rel,
+        start_s=start / sr,
+        seconds=val_ds.chunk_samples / sr,
+        wave=val_ds.waveform_chunk(0),
+    )
+
+
 def setup_run(
     cfg: TrainingConfig,
     data: DatasetReport | Path,
@@ -157,7 +169,12 @@ def setup_run(
     history = MetricsHistory()
     history.subscribe(emit)
     previews = PreviewRenderer(
-        spectrogram, [val_ds[0]], run_dir / "previews", cfg.preview_count, cfg.seed
+        spectrogram,
+        [val_ds[0]],
+        run_dir / "previews",
+        cfg.preview_count,
+        cfg.seed,
+        recon_source(val_ds),
     )
     comparator = (
         PCAComparator(spectrogram, train_ds.mels, cfg.latent_dim)  # = the model's latent floats

@@ -9,6 +9,7 @@ import re
 import secrets
 import shutil
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from smalltrain.ui.child import calls
 from smalltrain.ui.child.pool import ChildPool
 from smalltrain.ui.env import UIPaths
 
-__all__ = ["KEEP_OUTPUTS", "PREDICT_FLOOR", "Output", "UseUI"]
+__all__ = ["KEEP_OUTPUTS", "PREDICT_FLOOR", "Output", "UseUI", "contained", "zip_files"]
 
 KEEP_OUTPUTS = 50
 MAX_SOUNDS = 64
@@ -101,11 +102,13 @@ class UseUI:
             raise ValueError(f"duration {duration} s: choose 0 (one chunk) to {MAX_DURATION_S} s")
         model = self.model(ref, "audio")
         name, folder = self._new_output("generate")
+        stem = safe_name(f"{model.dataset}-{model.name}-seed{seed}")
         result = self.pool.call(
             calls.generate, str(model.path), int(n), int(seed), float(temperature), str(folder),
-            float(duration),
+            float(duration), str(self.ui.home), stem,
         )  # fmt: skip
-        out = Output(name, result["files"])
+        archive = zip_files(folder, result["files"], stem)
+        out = Output(name, result["files"], {"images": result["images"], "zip": archive.name})
         if not result["prior_fitted"]:
             out.notes.append("this model has no fitted prior: sounds are drawn from N(0, I)")
         if duration and not result.get("sequence_prior", True):
@@ -115,12 +118,17 @@ class UseUI:
             )
         return out
 
-    def reconstruct(self, ref: str, audio: str | Path) -> Output:
-        """Encode and decode one sound; the original and the result."""
+    def reconstruct(self, ref: str, audio: str | Path, what: str = "") -> Output:
+        """Encode and decode one sound (uploaded, recorded or from a dataset; ``what`` names it
+        in errors, e.g. "the recording"); the original and the result.
+
+        Raises:
+            DatasetError: the sound is unreadable, shorter than 0.1 s or silent.
+        """
         model = self.model(ref, "audio")
         name, folder = self._new_output("reconstruct")
         result = self.pool.call(
-            calls.reconstruct, str(model.path), str(audio), str(folder), str(self.ui.home)
+            calls.reconstruct, str(model.path), str(audio), str(folder), str(self.ui.home), what
         )
         return Output(name, result["files"], data={"images": result.get("images", [])})
 
@@ -196,6 +204,25 @@ class UseUI:
             FileNotFoundError: no such output, or a name that leaves the folder.
         """
         return contained(self.ui.outputs, folder, file)
+
+
+def safe_name(stem: str) -> str:
+    """``stem`` as a plain file name: letters, digits, ``.``, ``_`` and ``-`` only."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "sounds"
+
+
+def zip_files(folder: Path, files: Sequence[str | Path], stem: str) -> Path:
+    """``files`` in one zip inside ``folder`` (served as any output file is, by name), for
+    "Download all"; WAVs hardly compress, so they are stored. Written to a temporary name
+    first, so a half-written zip is never served."""
+    safe = safe_name(stem)
+    target = folder / f"{safe}.zip"
+    tmp = folder / f".{safe}.zip.tmp"
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        for f in files:
+            archive.write(f, Path(f).name)
+    tmp.replace(target)
+    return target
 
 
 def contained(root: Path, *parts: str) -> Path:

@@ -179,10 +179,19 @@ def _out(folder: str) -> Path:
 
 
 def generate(
-    model: str, n: int, seed: int, temperature: float, out_dir: str, duration: float = 0.0
+    model: str,
+    n: int,
+    seed: int,
+    temperature: float,
+    out_dir: str,
+    duration: float = 0.0,
+    home: str = "",
+    prefix: str = "",
 ) -> dict[str, Any]:
     """Sample ``n`` sounds from an audio model into ``out_dir``: one chunk each, or
-    ``duration`` seconds each from the model's sequence prior (``generate --duration``)."""
+    ``duration`` seconds each from the model's sequence prior (``generate --duration``);
+    with ``home``, each gets its spectrogram (``images``); with ``prefix``, the files are
+    named ``<prefix>-000.wav``… (downloads from different models and seeds never clash)."""
     from smalltrain.tasks.audio.generate import load_model, sample, sample_long
 
     loaded = load_model(model)
@@ -191,21 +200,30 @@ def generate(
     else:
         files = sample(loaded, n, _out(out_dir), seed=seed, temperature=temperature)
     independent = loaded.sequence_prior.start_from == "independent chunks"
+    if prefix:
+        files = [f.rename(f.with_name(f"{prefix}-{i:03d}{f.suffix}")) for i, f in enumerate(files)]
+    images = [_spectrogram(Path(f), home, Path(f).name) for f in files] if home else []
     return {
         "files": [str(f) for f in files],
+        "images": [str(i) for i in images],
         "prior_fitted": bool(loaded.prior.fitted),
         "sequence_prior": not independent,
     }
 
 
-def reconstruct(model: str, audio: str, out_dir: str, home: str = "") -> dict[str, Any]:
-    """Encode and decode one file; the original is copied beside the result for listening,
-    and (with ``home``) each gets its spectrogram, for an A/B comparison."""
+def reconstruct(
+    model: str, audio: str, out_dir: str, home: str = "", what: str = ""
+) -> dict[str, Any]:
+    """Encode and decode one file (an upload, a recording or a dataset's file: any rate and
+    channel count, checked by ``check_sound`` first, ``what`` naming it in the error); the
+    original is copied beside the result for listening, and (with ``home``) each gets its
+    spectrogram, for an A/B comparison."""
     import shutil
 
-    from smalltrain.tasks.audio.generate import load_model
+    from smalltrain.tasks.audio.generate import check_sound, load_model
     from smalltrain.tasks.audio.generate import reconstruct as rebuild
 
+    check_sound(audio, what)
     out = _out(out_dir)
     source = Path(audio)
     original = out / f"original{source.suffix.lower()}"

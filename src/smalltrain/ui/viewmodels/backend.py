@@ -11,6 +11,7 @@ followed through the store like any other client.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import threading
@@ -44,6 +45,9 @@ from smalltrain.ui.viewmodels.jobs import (
 )
 from smalltrain.ui.viewmodels.resources import ResourceSampler
 from smalltrain.ui.viewmodels.settings import SettingsStore
+
+#: The audio task's previews manifest (``tasks/audio/preview.py``; not imported: it loads torch).
+PREVIEW_INFO = "previews.json"
 
 __all__ = ["Backend", "ModelRow"]
 
@@ -266,6 +270,17 @@ class Backend:
         """A job's preview file by name (never outside its previews folder)."""
         job = self.manager.get_job(job_id)
         return contained(Path(job.run_dir or "") / "previews", name)
+
+    def preview_info(self, job_id: str) -> dict[str, Any]:
+        """The job's ``previews/previews.json`` (which file the "recon" previews reconstruct,
+        and the names of its original); ``{}`` when the run wrote none (older runs)."""
+        job = self.manager.get_job(job_id)
+        try:
+            path = contained(Path(job.run_dir or "") / "previews", PREVIEW_INFO)
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     def seen(self, job_id: str) -> dict[str, Any] | None:
         """The job's ``seen.json`` (what the model sees), or None before it is written."""

@@ -37,6 +37,7 @@ __all__ = [
     "previews",
     "progress",
     "report",
+    "sounds",
     "table",
     "warnings",
     "when",
@@ -194,25 +195,36 @@ def warnings(view: JobView) -> str:
     return f'<ul class="st-warnings">{"".join(items)}</ul>'
 
 
-def _player(url: str, label: str) -> str:
+def _player(url: str, label: str, preload: str = "metadata") -> str:
+    """A labelled player; ``preload="metadata"`` shows the sound's length before it is played
+    (a player reading 0:00 / 0:00 looks empty), "none" for players folded away."""
     return (
         f'<div class="st-audio"><span>{escape(label)}</span>'
-        f'<audio controls preload="none" src="{escape(url)}"></audio>'
+        f'<audio controls preload="{preload}" src="{escape(url)}"></audio>'
         f'<a href="{escape(url)}?download=1" download>download</a></div>'
     )
 
 
-def previews(job_id: str, items: Sequence[tuple[int, Sequence[str]]], newest: int = 2) -> str:
+def previews(
+    job_id: str,
+    items: Sequence[tuple[int, Sequence[str]]],
+    newest: int = 2,
+    info: Mapping[str, Any] | None = None,
+) -> str:
     """Audio players of every preview epoch, newest first; older than the newest ``newest``
-    epochs are folded."""
+    epochs are folded. With ``info`` (the run's ``previews.json``), each "recon" says which
+    file it reconstructs and has that chunk's original beside it, for A/B listening."""
     if not items:
         return message("Previews appear here after the epochs that write them.")
+    recon = dict((info or {}).get("recon") or {})
+
+    def url(name: str) -> str:
+        return f"/api/jobs/{quote(job_id)}/previews/{quote(name)}"
+
     blocks = []
     for i, (epoch, names) in enumerate(list(items)[::-1]):
-        players = "".join(
-            _player(f"/api/jobs/{quote(job_id)}/previews/{quote(n)}", _preview_label(n))
-            for n in names
-        )
+        preload = "metadata" if i < newest else "none"
+        players = "".join(_preview_player(url, n, recon, preload) for n in names)
         grid = f'<div class="st-players">{players}</div>'
         if i < newest:
             blocks.append(
@@ -223,7 +235,28 @@ def previews(job_id: str, items: Sequence[tuple[int, Sequence[str]]], newest: in
                 f'<details class="st-preview" data-epoch="{epoch}"><summary>epoch {epoch}</summary>'
                 f"{grid}</details>"
             )
-    return f'<div class="st-previews">{"".join(blocks)}</div>'
+    return f'<div class="st-previews">{_recon_note(url, recon)}{"".join(blocks)}</div>'
+
+
+def _span(recon: Mapping[str, Any]) -> str:
+    start = float(recon.get("start_s") or 0.0)
+    return f"{start:.2f}–{start + float(recon.get('seconds') or 0.0):.2f} s"
+
+
+def _recon_note(url: Any, recon: Mapping[str, Any]) -> str:
+    """Above the epochs: what "recon" is, with its original and the inversion alone."""
+    if not recon.get("file"):
+        return ""
+    text = (
+        f"“recon” is the model's reconstruction of {recon['file']} ({_span(recon)}), a "
+        "validation file it does not train on; compare it with the original beside it. "
+        "“through the inversion” is the original's spectrogram turned back into sound with no "
+        "model: what the spectrogram alone keeps."
+    )
+    reference = str(recon.get("reference") or "")
+    extra = _player(url(reference), "through the inversion (no model)") if reference else ""
+    players = f'<div class="st-players">{extra}</div>'
+    return f'<div class="st-recon-note">{message(text, "info")}{players}</div>'
 
 
 def _preview_label(name: str) -> str:
@@ -231,6 +264,18 @@ def _preview_label(name: str) -> str:
     stem = Path(name).stem
     parts = stem.split("_")
     return " ".join(parts[2:]) if len(parts) > 2 and parts[0] == "epoch" else stem
+
+
+def _preview_player(url: Any, name: str, recon: Mapping[str, Any], preload: str) -> str:
+    label = _preview_label(name)
+    if label != "recon" or not recon.get("file"):
+        return _player(url(name), label, preload)
+    original = str(recon.get("original") or "")
+    pair = _player(url(name), f"B · recon of {recon['file']}", preload)
+    if original:
+        a = f"A · original: {recon['file']} ({_span(recon)})"
+        pair = _player(url(original), a, preload) + pair
+    return f'<div class="st-ab st-recon" data-source="{escape(str(recon["file"]))}">{pair}</div>'
 
 
 def audio_list(folder: str, files: Iterable[str], labels: Sequence[str] = ()) -> str:
@@ -244,6 +289,41 @@ def audio_list(folder: str, files: Iterable[str], labels: Sequence[str] = ()) ->
         for i, f in enumerate(files)
     ]
     return f'<div class="st-players st-outputs">{"".join(players)}</div>' if players else ""
+
+
+def _output_url(folder: str, file: str | Path) -> str:
+    return f"/api/outputs/{quote(folder)}/{quote(Path(file).name)}"
+
+
+def sounds(
+    folder: str, files: Sequence[str], spectrograms: Sequence[str] = (), archive: str = ""
+) -> str:
+    """Made sounds as cards: the full file name, a player with its download link and the
+    sound's spectrogram; above them a "Download all" link to ``archive`` (a zip of the same
+    output folder)."""
+    cards = []
+    for i, f in enumerate(files):
+        image = ""
+        if i < len(spectrograms):
+            url = escape(_output_url(folder, spectrograms[i]))
+            image = (
+                f'<a href="{url}" target="_blank"><img src="{url}" '
+                f'alt="spectrogram of {escape(Path(f).name)}"></a>'
+            )
+        cards.append(
+            f'<div class="st-sound" data-file="{escape(Path(f).name)}">'
+            f"{_player(_output_url(folder, f), Path(f).name)}{image}</div>"
+        )
+    if not cards:
+        return ""
+    top = ""
+    if archive:
+        url = escape(_output_url(folder, archive) + "?download=1")
+        top = (
+            f'<div class="st-download-all"><a class="st-buttonlink" href="{url}" download>'
+            f"Download all ({len(cards)} sound{'s' if len(cards) != 1 else ''}, zip)</a></div>"
+        )
+    return f'{top}<div class="st-sounds st-outputs">{"".join(cards)}</div>'
 
 
 def images(folder: str, files: Iterable[str]) -> str:

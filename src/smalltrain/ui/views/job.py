@@ -59,6 +59,14 @@ def _buttons(job: TrainingJob | None) -> list[Any]:
     ]
 
 
+def _previews(backend: Backend, job: TrainingJob, items: Any) -> str:
+    """Audio: the preview players, each "recon" beside the original it reconstructs."""
+    if job.task != "audio":
+        return _no_previews(job)
+    info = backend.preview_info(job.id) if items else {}
+    return render.previews(job.id, items, info=info)
+
+
 def _no_previews(job: TrainingJob) -> str:
     """The Previews section of a task that writes no sound previews (never left blank)."""
     return render.message(
@@ -157,7 +165,7 @@ class JobPanel:
             render.progress(job, view),
             self._charts_html(view),
             render.warnings(view),
-            render.previews(job.id, view.previews) if job.task == "audio" else _no_previews(job),
+            _previews(self.backend, job, view.previews),
             seen_html(job.id, self.backend.seen(job.id)),
             render.log_block(view.log),
             *_buttons(job),

@@ -54,6 +54,15 @@ CSS = """
   font-size: 0.82em; }
 .st-audio span { flex: 1 1 100%; min-width: 0; overflow-wrap: anywhere; }
 .st-audio audio { height: 30px; width: 220px; flex: 0 0 auto; }
+.st-recon { grid-column: 1 / -1; display: grid; gap: 2px 12px;
+  grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); }
+.st-sound { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 6px; }
+.st-sound img { width: 100%; height: auto; border-radius: 4px; display: block;
+  margin-top: 4px; }
+.st-sounds { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr));
+  gap: 10px; }
+.st-ab .st-players, .st-ab .st-images { grid-template-columns: repeat(2, minmax(0, 1fr)); }
+.st-download-all { margin: 4px 0 8px; }
 .st-log { max-height: 260px; overflow: auto; font-size: 0.78em; line-height: 1.35;
   white-space: pre-wrap; margin: 0; }
 .st-table { border-collapse: collapse; width: 100%; font-size: 0.88em; border: none !important; }

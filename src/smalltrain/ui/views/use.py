@@ -145,7 +145,7 @@ def _audio(backend: Backend) -> list[Any]:
     )
     with gr.Tab("Generate"):
         with gr.Row():
-            n = gr.Slider(1, 16, value=4, step=1, label="How many sounds")
+            n = gr.Slider(1, 16, value=4, step=1, label="How many sounds", elem_id="use-how-many")
             seed = gr.Number(value=0, precision=0, label="Seed (same seed, same sounds)")
             temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature (spread)")
             duration = gr.Slider(
@@ -156,22 +156,40 @@ def _audio(backend: Backend) -> list[Any]:
         out = gr.HTML(elem_id="use-generate-out")
 
         def generate(m: str, k: float, s: float | None, t: float, d: float | None) -> str:
-            return _play(backend.use.generate(m, int(k), int(s or 0), float(t), float(d or 0)))
+            made = backend.use.generate(m, int(k), int(s or 0), float(t), float(d or 0))
+            notes = "".join(render.message(n, "warn") for n in made.notes)
+            data = made.data or {}
+            return notes + render.sounds(
+                made.folder, made.files, data.get("images") or [], data.get("zip") or ""
+            )
 
         go.click(guard(generate, 1, 0), [model, n, seed, temperature, duration], out)
     with gr.Tab("Reconstruct"):
         with gr.Row():
-            up = gr.File(
-                label="Upload a sound", file_types=AUDIO_TYPES, type="filepath", height=110
+            # a recording arrives as a WAV file (Gradio's recorder encodes it in the browser),
+            # an upload as it is: both go through the same reconstruct call
+            up = gr.Audio(
+                label="A sound: upload a file, or record one (microphone button below)",
+                sources=["upload", "microphone"],
+                type="filepath",
+                buttons=["download"],
+                elem_id="use-reconstruct-input",
             )
             pick = gr.Dropdown(label="…or a sound from a dataset", choices=[])
+        recorded = gr.State("")  # "the recording" after a recording, "" after an upload
+        up.stop_recording(lambda: "the recording", None, recorded)
+        up.upload(lambda: "", None, recorded)
         go = gr.Button("Reconstruct", variant="primary", elem_id="use-reconstruct")
         out = gr.HTML(elem_id="use-reconstruct-out")
-        go.click(
-            guard(lambda m, u, p: _ab(backend.use.reconstruct(m, _source(u, p, "sound"))), 1, 0),
-            [model, up, pick],
-            out,
-        )
+
+        def rebuild(m: str, u: str | None, p: str | None, what: str) -> str:
+            source = _source(u, p, "sound")
+            return _ab(backend.use.reconstruct(m, source, what if u else ""))
+
+        go.click(guard(rebuild, 1, 0), [model, up, pick, recorded], out)
+        # a new sound: the last result (or error) was about the old one
+        up.change(lambda: "", None, out)
+        pick.change(lambda: "", None, out)
     with gr.Tab("Interpolate"):
         with gr.Row():
             up_a = gr.File(
