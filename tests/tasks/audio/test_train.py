@@ -326,6 +326,27 @@ def test_overfitting_warning_is_not_repeated_every_epoch() -> None:
     assert warned == [1, 4, 24]
 
 
+def test_best_epoch_follows_the_smoothed_validation_curve() -> None:
+    import math
+    from types import SimpleNamespace
+
+    from smalltrain.tasks.audio.train import _improved
+
+    cfg = tiny_config(epochs=100, monitor="val/sc", val_smoothing_steps=20)
+    state = SimpleNamespace(best_score=math.inf, best_epoch=-1, bad_epochs=0, epoch=0,
+                            smoothed_score=math.nan)  # fmt: skip
+    run = SimpleNamespace(config=cfg, state=state, steps_per_epoch=10)
+    # a falling curve with one lucky epoch (3) that a split of a few chunks can give
+    curve = [1.0, 0.9, 0.8, 0.3, 0.7, 0.6, 0.55, 0.5, 0.5, 0.5]
+    for epoch, value in enumerate(curve):
+        state.epoch = epoch
+        metrics = {"val/sc": value}
+        _improved(run, metrics)  # type: ignore[arg-type]
+        assert metrics["val/sc_smoothed"] == state.smoothed_score
+    assert state.best_epoch == 9  # raw, epoch 3 would have been the best
+    assert state.best_score > 0.5
+
+
 def test_underfitting_warning_after_enough_steps_with_what_to_try() -> None:
     from types import SimpleNamespace
 
