@@ -31,7 +31,7 @@ Each run uses its preset's epochs (``--epochs`` overrides them for a quick look)
 off. Usage::
 
     .venv/bin/python bench/quality.py [--sets oneshot sonic_pi onset continuous kit] [--epochs N]
-        [--device cpu] [--generate 64] [--out DIR] [--json results.json]
+        [--device cpu] [--generate 64] [--set FIELD=VALUE ...] [--out DIR] [--json results.json]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # audio_sets beside this script
 
 from audio_sets import KIT_SETS, build_set, source_of  # noqa: E402
+from smalltrain.engine.config import parse_assignments  # noqa: E402
 from smalltrain.engine.events import EpochMetrics, Event  # noqa: E402
 from smalltrain.tasks.audio.evaluate import evaluate  # noqa: E402
 from smalltrain.tasks.audio.presets import get_adaptive_config  # noqa: E402
@@ -97,8 +98,10 @@ def _train_run(cfg: Any, report: Any, run_dir: Path, reuse: bool) -> dict[str, A
     return run
 
 
-def _auto_and_naive(report: Any, device: str, epochs: int | None) -> tuple[Any, Any]:
-    common: dict[str, Any] = {"preview_every": 0}
+def _auto_and_naive(
+    report: Any, device: str, epochs: int | None, changes: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
+    common: dict[str, Any] = {"preview_every": 0, **(changes or {})}
     if epochs:
         common["epochs"] = epochs
     auto = get_adaptive_config(report, device=device, **common)
@@ -117,10 +120,12 @@ def run_set(
     n_generate: int,
     variants: tuple[str, ...] = ("auto", "naive"),
     reuse: bool = False,
+    changes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train auto (and naive) on ``root/train``, score them and PCA on ``root/held``."""
+    """Train auto (and naive) on ``root/train``, score them and PCA on ``root/held``;
+    ``changes`` are overrides for both (``--set``)."""
     report = inspect_audio(root / "train")
-    auto_cfg, naive_cfg = _auto_and_naive(report, device, epochs)
+    auto_cfg, naive_cfg = _auto_and_naive(report, device, epochs, changes)
     out: dict[str, Any] = {
         "set": name,
         "train": report.snapshot(),
@@ -252,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants", nargs="+", default=["auto", "naive"], choices=["auto", "naive"]
     )
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="FIELD=VALUE", dest="changes",
+        help="config overrides for every run, as the CLI's --set (an experiment beside auto)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: temp)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument(
@@ -274,9 +283,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         target = work / name if args.reuse and (work / name).is_dir() else build_set(name, work)
         variants = tuple(args.variants)
-        results.append(
-            run_set(name, target, args.epochs, args.device, args.generate, variants, args.reuse)
-        )
+        changes = parse_assignments(args.changes)
+        run = run_set(name, target, args.epochs, args.device, args.generate, variants, args.reuse,
+                      changes)  # fmt: skip
+        results.append(run)
         print(json.dumps(results[-1], indent=1, default=str), flush=True)
         if args.json:  # after every set: a long run keeps what it measured
             args.json.write_text(json.dumps(results, indent=1, default=str))

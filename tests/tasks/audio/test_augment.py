@@ -14,6 +14,7 @@ from smalltrain.tasks.audio.augment import (
     AugmentationPipeline,
     fix_length,
     pitch_shift,
+    softer_stroke,
 )
 
 SR = 48000
@@ -73,6 +74,23 @@ def test_gain_changes_rms_by_expected_db() -> None:
     wave = tone()
     out = AugmentationPipeline(cfg)(wave, gen(0))
     assert rms_db(out) - rms_db(wave) == pytest.approx(3.0, abs=1e-3)
+
+
+def test_a_softer_stroke_is_quieter_and_duller() -> None:
+    low, high = tone(200.0), tone(8000.0)
+    # 16 dB softer: the cutoff falls two octaves, 16 kHz -> 4 kHz
+    assert rms_db(softer_stroke(low, 16.0, SR)) - rms_db(low) == pytest.approx(-16.0, abs=0.1)
+    drop = rms_db(softer_stroke(high, 16.0, SR)) - rms_db(high)
+    assert drop == pytest.approx(-16.0 - 10 * math.log10(1 + 2.0**2), abs=0.1)  # -23 dB
+    # off: the draws (and so every augmented chunk) are what they were without the option
+    plain = AugmentationPipeline(AugmentationConfig()).draw(gen(3))
+    assert plain.velocity_db == 0.0
+    strokes = AugmentationPipeline(AugmentationConfig(velocity_db=24.0))
+    draws = [strokes.draw(gen(seed)) for seed in range(40)]
+    assert draws[3].speed == plain.speed
+    softer = [d.velocity_db for d in draws if d.velocity_db > 0]
+    assert 8 <= len(softer) <= 32
+    assert max(softer) <= 24.0
 
 
 def test_noise_snr_is_within_range() -> None:

@@ -13,7 +13,14 @@ from smalltrain.engine.config import apply_overrides, parse_assignments
 from smalltrain.engine.devices import resolve_device
 from smalltrain.errors import ConfigError
 from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.presets import PRESETS, estimate_chunks, get_adaptive_config
+from smalltrain.tasks.audio.presets import (
+    MIN_STEPS,
+    PATIENCE_STEPS,
+    PRESETS,
+    SMOOTHING_STEPS,
+    estimate_chunks,
+    get_adaptive_config,
+)
 
 
 @dataclass
@@ -132,7 +139,7 @@ def test_auto_preset_chosen_by_duration(seconds: float, expected: str) -> None:
     assert cfg.preset == expected
     assert cfg.device == "cpu"
     for key, value in PRESETS[expected].items():
-        if key != "batch_size":
+        if key not in ("batch_size", "epochs", "early_stopping_patience"):  # steps, see below
             assert getattr(cfg, key) == value, key
 
 
@@ -162,6 +169,10 @@ def test_latent_layout_reaches_the_model() -> None:
 def test_a_whole_config_saved_before_the_temporal_layout_reads_as_flat() -> None:
     old = TrainingConfig(latent_layout="flat").to_dict()
     del old["latent_layout"], old["latent_frames"]
+    assert TrainingConfig.from_dict(old).latent_layout == "flat"
+    # nor had it the fields added since
+    for name in ("gain_tilt", "velocity_db", "early_stopping_min_steps", "val_smoothing_steps"):
+        del old[name]
     assert TrainingConfig.from_dict(old).latent_layout == "flat"
     assert TrainingConfig.from_dict({"epochs": 3}).latent_layout == "temporal"  # a partial dict
     # the flat layout ignores latent_frames, so its divisibility rule does not apply
@@ -206,6 +217,24 @@ def test_batch_size_capped_by_chunk_count() -> None:
     assert estimate_chunks(report(3, 1.0), 1.0, None) == 3
     assert estimate_chunks(report(2, 0.1), 1.0, None) == 2  # short files are padded, not dropped
     assert estimate_chunks(report(1, 3.0), 1.0, 0.5) == 5
+
+
+def test_small_data_is_scheduled_in_optimizer_steps() -> None:
+    # 24 short one-shots: 24 chunks, 19 for training, x2 augmented, batch 8 -> 5 steps an epoch
+    few = get_adaptive_config(report(24, 0.3), device="cpu")
+    assert few.preset == "tiny"
+    assert few.epochs == MIN_STEPS["tiny"] // 5  # 400 epochs: 2,000 steps, not 200 epochs
+    assert few.early_stopping_patience == PATIENCE_STEPS // 5
+    assert few.early_stopping_min_steps == MIN_STEPS["tiny"]
+    assert few.val_smoothing_steps == SMOOTHING_STEPS
+    # 50 one-second files: 10 steps an epoch, the preset's 200 epochs already hold 2,000
+    many = get_adaptive_config(report(50, 1.0), device="cpu")
+    assert (many.preset, many.epochs) == ("tiny", PRESETS["tiny"]["epochs"])
+    assert many.early_stopping_patience == PATIENCE_STEPS // 10
+    # the user's choices win
+    mine = get_adaptive_config(report(24, 0.3), device="cpu", epochs=50, val_smoothing_steps=0)
+    assert (mine.epochs, mine.val_smoothing_steps) == (50, 0)
+    assert "not before step 2000" in few.describe()
 
 
 def test_overrides_win_including_cli_strings() -> None:

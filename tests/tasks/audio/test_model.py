@@ -273,6 +273,23 @@ def test_global_code_and_gain_round_trip_and_old_models_stay_as_they_were() -> N
         ConvVAE(latent_dim=64, gain=True)
 
 
+def test_gain_tilt_starts_flat_and_is_saved_only_when_on() -> None:
+    torch.manual_seed(0)
+    plain = ConvVAE(latent_dim=60, latent_frames=12, global_dim=11, gain=True, **TINY).eval()
+    torch.manual_seed(0)
+    tilted = ConvVAE(latent_dim=60, latent_frames=12, global_dim=11, gain=True, gain_tilt=True,
+                     **TINY).eval()  # fmt: skip
+    assert "gain_tilt" not in plain.init_args
+    assert ConvVAE.from_init_args(tilted.init_args).init_args["gain_tilt"] is True
+    assert set(tilted.state_dict()) - set(plain.state_dict()) == {"decoder.tilt"}
+    z = torch.randn(2, 60)
+    torch.testing.assert_close(tilted.decode(z), plain.decode(z))  # zero tilt at the start
+    with torch.no_grad():
+        tilted.decoder.tilt.fill_(0.5)  # type: ignore[union-attr]
+    moved = tilted.decode(z) - plain.decode(z)  # half a unit of dB per unit of level
+    torch.testing.assert_close(moved, 0.5 * z[:, -1].reshape(-1, 1, 1, 1).expand_as(moved))
+
+
 def test_mean_level_is_relative_to_the_peak_for_a_gain_model() -> None:
     torch.manual_seed(0)
     mels = torch.rand(5, 16, 32)

@@ -311,6 +311,27 @@ def test_resume_with_a_config_that_builds_another_model_fails_clearly(
     assert not (tmp_path / "again" / "export" / "best.pt").exists()
 
 
+def test_best_epoch_follows_the_smoothed_validation_curve() -> None:
+    import math
+    from types import SimpleNamespace
+
+    from smalltrain.tasks.audio.train import _improved
+
+    cfg = tiny_config(epochs=100, monitor="val/sc", val_smoothing_steps=20)
+    state = SimpleNamespace(best_score=math.inf, best_epoch=-1, bad_epochs=0, epoch=0,
+                            smoothed_score=math.nan)  # fmt: skip
+    run = SimpleNamespace(config=cfg, state=state, steps_per_epoch=10)
+    # a falling curve with one lucky epoch (3) that a split of a few chunks can give
+    curve = [1.0, 0.9, 0.8, 0.3, 0.7, 0.6, 0.55, 0.5, 0.5, 0.5]
+    for epoch, value in enumerate(curve):
+        state.epoch = epoch
+        metrics = {"val/sc": value}
+        _improved(run, metrics)  # type: ignore[arg-type]
+        assert metrics["val/sc_smoothed"] == state.smoothed_score
+    assert state.best_epoch == 9  # raw, epoch 3 would have been the best
+    assert state.best_score > 0.5
+
+
 def test_a_run_saved_before_the_temporal_layout_resumes(sounds: Path, tmp_path: Path) -> None:
     first = train(tiny_config(epochs=1, latent_layout="flat"), sounds, tmp_path / "run")
     assert first.last_checkpoint is not None

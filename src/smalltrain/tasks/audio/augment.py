@@ -21,6 +21,9 @@ from smalltrain.errors import ConfigError
 
 _PV_N_FFT = 1024
 _PV_HOP = 256
+VELOCITY_CUTOFF_HZ = 16000.0  # the low-pass of a stroke 0 dB softer...
+VELOCITY_DB_PER_OCTAVE = 8.0  # ...falls an octave for every this many dB softer
+VELOCITY_PROB = 0.5
 
 
 def _check_range(name: str, value: Any, lo: float, hi: float) -> None:
@@ -45,6 +48,9 @@ class AugmentationConfig:
         pitch_shift_semitones: 0 = off; else a shift drawn within ±value, duration kept.
         time_shift_max_s: 0 = off; else a circular shift of up to ±value seconds. Circular
             (not zero-filled) so continuous material never gets an artificial gap.
+        velocity_db: 0 = off; else half the chunks are played softer, as a lighter stroke:
+            up to this many dB quieter and, as real velocity layers, duller (a first-order
+            low-pass whose cutoff falls an octave every ``VELOCITY_DB_PER_OCTAVE`` dB).
     """
 
     speed_range: tuple[float, float] = (0.9, 1.1)
@@ -53,6 +59,7 @@ class AugmentationConfig:
     noise_prob: float = 0.5
     pitch_shift_semitones: float = 0.0
     time_shift_max_s: float = 0.0
+    velocity_db: float = 0.0
 
     def __post_init__(self) -> None:
         _check_range("speed_range", self.speed_range, 0.5, 2.0)
@@ -71,6 +78,8 @@ class AugmentationConfig:
             0.0 <= self.time_shift_max_s <= 60.0,
             "must be in [0, 60] seconds (0 = off)",
         )
+        check("velocity_db", self.velocity_db, 0.0 <= self.velocity_db <= 60.0,
+              "must be in [0, 60] dB (0 = off)")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (ranges become lists)."""
@@ -163,6 +172,16 @@ def fix_length(wave: torch.Tensor, length: int) -> torch.Tensor:
     return F.pad(wave, (0, length - wave.shape[0]))
 
 
+def softer_stroke(wave: torch.Tensor, db: float, sample_rate: int) -> torch.Tensor:
+    """``wave`` as a stroke ``db`` softer: ``db`` quieter and through a zero-phase first-order
+    low-pass at ``VELOCITY_CUTOFF_HZ / 2 ** (db / VELOCITY_DB_PER_OCTAVE)``."""
+    n = wave.shape[0]
+    cutoff = VELOCITY_CUTOFF_HZ / 2.0 ** (db / VELOCITY_DB_PER_OCTAVE)
+    freqs = torch.fft.rfftfreq(n, d=1.0 / sample_rate)
+    response = (1.0 + (freqs / cutoff) ** 2).rsqrt() * 10.0 ** (-db / 20.0)
+    return torch.fft.irfft(torch.fft.rfft(wave) * response.to(wave.dtype), n=n)
+
+
 def _uniform(u: torch.Tensor, lo: float, hi: float) -> float:
     return lo + float(u) * (hi - lo)
 
@@ -179,6 +198,7 @@ class AugmentationDraw:
     gain_db: float
     noise_snr_db: float | None
     shift_samples: int
+    velocity_db: float = 0.0  # how much softer (and duller) the stroke is made
 
     def to_dict(self, sample_rate: int) -> dict[str, Any]:
         """The settings as JSON, the shift also in seconds at ``sample_rate``."""
@@ -211,6 +231,10 @@ class AugmentationPipeline:
         cfg = self.config
         # A fixed number of draws up front keeps each draw's meaning stable across settings.
         u = torch.rand(6, generator=generator, dtype=torch.float64)
+        soft = 0.0
+        if cfg.velocity_db > 0:  # drawn after the others: without it every draw is unchanged
+            v = torch.rand(2, generator=generator, dtype=torch.float64)
+            soft = _uniform(v[1], 0.0, cfg.velocity_db) if float(v[0]) < VELOCITY_PROB else 0.0
         semis = cfg.pitch_shift_semitones
         max_shift = round(cfg.time_shift_max_s * self.sample_rate)
         return AugmentationDraw(
@@ -221,6 +245,7 @@ class AugmentationPipeline:
             if float(u[3]) < cfg.noise_prob
             else None,
             shift_samples=round(_uniform(u[5], -max_shift, max_shift)) if max_shift > 0 else 0,
+            velocity_db=soft,
         )
 
     def apply(
@@ -238,6 +263,8 @@ class AugmentationPipeline:
         out = fix_length(out, n)
         if draw.gain_db != 0.0:
             out = out * (10.0 ** (draw.gain_db / 20.0))
+        if draw.velocity_db > 0:
+            out = softer_stroke(out, draw.velocity_db, self.sample_rate)
         if draw.noise_snr_db is not None:
             out = self._add_noise(out, draw.noise_snr_db, generator)
         if draw.shift_samples:

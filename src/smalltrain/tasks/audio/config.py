@@ -24,8 +24,9 @@ _AT_LEAST_1 = (
 )  # fmt: skip
 _AT_LEAST_0 = (
     "weight_decay", "warmup_epochs", "grad_clip_norm", "num_workers", "kl_beta_max",
-    "kl_warmup_epochs", "sc_weight", "pitch_shift_semitones", "time_shift_max_s",
-    "early_stopping_patience", "early_stopping_min_delta", "preview_every", "preview_count",
+    "kl_warmup_epochs", "sc_weight", "pitch_shift_semitones", "time_shift_max_s", "velocity_db",
+    "early_stopping_patience", "early_stopping_min_delta", "early_stopping_min_steps",
+    "val_smoothing_steps", "preview_every", "preview_count",
     "max_rollbacks", "collapse_kl_threshold", "latent_frames", "latent_global",
 )  # fmt: skip
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -38,6 +39,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 # added with the temporal layout, and since: a saved config may lack them
 _LAYOUT_FIELDS = {"latent_layout", "latent_frames", "latent_global", "chunk_gain"}
+_LATER_FIELDS = {"gain_tilt", "velocity_db", "early_stopping_min_steps", "val_smoothing_steps"}
 MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks a divisor of latent_dim up to this
 
 
@@ -74,6 +76,7 @@ class TrainingConfig:
     latent_frames: int = 0  # temporal: latent steps per chunk; 0 = auto (a divisor, up to 12)
     latent_global: int = 0  # temporal: floats of latent_dim that code the whole chunk
     chunk_gain: bool = False  # temporal: one float of latent_dim is the chunk's peak level
+    gain_tilt: bool = False  # with chunk_gain: the level also moves brightness (per mel band)
     model_width: int = 32  # temporal: channels of every layer; flat: of the first layer
     model_layers: int = 4  # flat only; the temporal layout's depth follows the frame count
     model_capacity: float | None = None
@@ -91,6 +94,7 @@ class TrainingConfig:
     noise_snr_db_range: tuple[float, float] = (20.0, 40.0)
     pitch_shift_semitones: float = 0.0  # max |shift|; 0 = off
     time_shift_max_s: float = 0.0  # max |shift| of a chunk's start; 0 = off
+    velocity_db: float = 0.0  # half the chunks up to this much softer and duller; 0 = off
     material: Literal["auto", "onset", "continuous", "mixed"] = "auto"
     # checkpoints, previews, monitoring
     checkpoint_every: int = 5  # epochs
@@ -98,6 +102,11 @@ class TrainingConfig:
     monitor: Literal["val/loss", "val/sc", "val/recon"] = "val/loss"  # best checkpoint, early stop
     early_stopping_patience: int = 0  # epochs without improvement of `monitor`; 0 = off
     early_stopping_min_delta: float = 0.0
+    early_stopping_min_steps: int = 0  # optimizer steps before early stopping may stop a run
+    # the best epoch and early stopping follow an exponential moving average of `monitor` with
+    # this time constant in optimizer steps (0 = each epoch's own value): on a validation split
+    # of a few chunks one epoch's value is mostly noise
+    val_smoothing_steps: int = 0
     preview_every: int = 5  # epochs; 0 = off
     preview_count: int = 4
     # robustness
@@ -165,6 +174,7 @@ class TrainingConfig:
              "must be 0 with latent_layout=flat"),
             ("chunk_gain", self.latent_layout == "temporal" or not self.chunk_gain,
              "must be false with latent_layout=flat"),
+            ("gain_tilt", self.chunk_gain or not self.gain_tilt, "needs chunk_gain=true"),
             ("latent_dim", self.step_floats >= 1,
              f"must exceed latent_global + chunk_gain ({self.latent_dim - self.step_floats})"),
             ("speed_range", self.speed_range[0] > 0, "must be > 0"),
@@ -246,6 +256,7 @@ class TrainingConfig:
             "latent_frames": self.resolved_latent_frames,
             "global_dim": self.latent_global,
             "gain": self.chunk_gain,
+            "gain_tilt": self.gain_tilt,
         }
 
     # --- serialisation --------------------------------------------------------------------------
@@ -268,7 +279,7 @@ class TrainingConfig:
         """
         names = {f.name for f in dataclasses.fields(cls)}
         d = dict(d)
-        if "latent_layout" not in d and names - _LAYOUT_FIELDS <= set(d):
+        if "latent_layout" not in d and names - _LAYOUT_FIELDS - _LATER_FIELDS <= set(d):
             # a whole config saved before the temporal layout existed: its model was flat
             d["latent_layout"] = "flat"
         for key, value in d.items():
@@ -288,9 +299,13 @@ class TrainingConfig:
             aug = "no augmentation"
         stop = (
             f"early stop after {self.early_stopping_patience} epochs without {self.monitor} gain"
+            + (f", not before step {self.early_stopping_min_steps}"
+               if self.early_stopping_min_steps else "")
             if self.early_stopping_patience
             else "no early stopping"
-        )
+        )  # fmt: skip
+        if self.val_smoothing_steps:
+            stop += f"; {self.monitor} smoothed over {self.val_smoothing_steps} steps"
         return "\n".join(
             [
                 f"preset {self.preset} on {self.device}, seed {self.seed}",

@@ -76,6 +76,7 @@ class TrainState:
     best_score: float = math.inf
     best_epoch: int = -1
     bad_epochs: int = 0
+    smoothed_score: float = math.nan  # the monitor's moving average (config.val_smoothing_steps)
     epoch_sums: dict[str, float] = field(default_factory=dict)
     epoch_steps: int = 0
     epoch_skipped: int = 0
@@ -93,7 +94,9 @@ class TrainState:
         "bad_epochs",
         "epoch_steps",
         "epoch_skipped",
+        "smoothed_score",
     )
+    _ADDED = {"smoothed_score"}  # a checkpoint written before it existed lacks it
 
     def counters(self) -> dict[str, Any]:
         """Plain-value counters for the checkpoint (model/optimizer are saved separately)."""
@@ -103,6 +106,8 @@ class TrainState:
 
     def load_counters(self, data: dict[str, Any]) -> None:
         for name in self._SCALARS:
+            if name in self._ADDED and name not in data:
+                continue
             setattr(self, name, type(getattr(self, name))(data[name]))
         self.epoch_sums = {k: float(v) for k, v in data["epoch_sums"].items()}
 

@@ -26,6 +26,7 @@ FIELD_HELP: dict[str, str] = {
     "latent_global": "temporal layout: floats of latent_dim that code the whole chunk",
     "chunk_gain": "temporal layout: one float of latent_dim is the chunk's peak level, kept apart "
     "from its timbre (the same hit at -15 dB is the same code one float apart)",
+    "gain_tilt": "with chunk_gain: the level also moves brightness (softer strokes darker)",
     "model_width": "channels of the network's layers",
     "model_layers": "flat layout only: convolution layers of the encoder and decoder",
     "model_capacity": "multiplier of the flat layout's channel widths (None = 1.0)",
@@ -41,12 +42,17 @@ FIELD_HELP: dict[str, str] = {
     "noise_snr_db_range": "added noise, signal-to-noise range in dB (low, high)",
     "pitch_shift_semitones": "largest pitch shift in semitones (0 = off)",
     "time_shift_max_s": "largest shift of a chunk's start in seconds (0 = off; continuous sound)",
+    "velocity_db": "half the chunks up to this many dB softer and duller, as lighter strokes "
+    "(0 = off)",
     "material": "auto (detected), onset (one-shots), continuous or mixed: picks augmentations",
     "checkpoint_every": "epochs between resumable checkpoints",
     "keep_last_checkpoints": "checkpoints kept besides the best one",
     "monitor": "metric that picks the best epoch and drives early stopping",
     "early_stopping_patience": "epochs without improvement of monitor before stopping (0 = off)",
     "early_stopping_min_delta": "smallest change of monitor that counts as an improvement",
+    "early_stopping_min_steps": "optimizer steps before early stopping may stop a run",
+    "val_smoothing_steps": "smooth monitor over about this many steps before picking the best "
+    "epoch (0 = off)",
     "preview_every": "epochs between preview WAVs in the run's previews/ (0 = off)",
     "preview_count": "sounds per preview",
     "nan_skip_limit": "consecutive NaN/inf steps skipped before rolling back",

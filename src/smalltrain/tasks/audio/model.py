@@ -60,6 +60,8 @@ class ConvVAE(nn.Module):
         global_dim: temporal only: floats of ``latent_dim`` that code the whole chunk.
         gain: temporal only: one float of ``latent_dim`` is the chunk's peak level, and the
             decoder's output is relative to it (see temporal.py).
+        gain_tilt: with ``gain``: the level also moves the spectrum's balance, a learned dB
+            per mel band per unit of level (softer strokes are darker), zero at the start.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class ConvVAE(nn.Module):
         latent_frames: int | None = None,
         global_dim: int = 0,
         gain: bool = False,
+        gain_tilt: bool = False,
     ) -> None:
         super().__init__()
         sizes = {"n_mels": n_mels, "n_frames": n_frames, "latent_dim": latent_dim,
@@ -100,11 +103,14 @@ class ConvVAE(nn.Module):
             self._init_args["latent_frames"] = latent_frames  # absent = flat, as old models
             if global_dim or gain:  # absent in models from before these parts existed
                 self._init_args.update(global_dim=global_dim, gain=bool(gain))
+            if gain_tilt:
+                self._init_args["gain_tilt"] = True
             w = max(1, round(width * (1.0 if capacity is None else capacity)))
             per_step = (latent_dim - global_dim - int(gain)) // latent_frames
             code = TemporalCode(latent_frames, per_step, global_dim, bool(gain))
             self.encoder = TemporalEncoder(n_mels, n_frames, code, w)
-            self.decoder = TemporalDecoder(n_mels, n_frames, code, w, output, output_max)
+            self.decoder = TemporalDecoder(n_mels, n_frames, code, w, output, output_max,
+                                           tilt=bool(gain and gain_tilt))  # fmt: skip
 
     @property
     def init_args(self) -> dict[str, Any]:

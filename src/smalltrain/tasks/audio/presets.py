@@ -23,6 +23,14 @@ CONTINUOUS_TIME_SHIFT_S = 0.05  # about 5 frames at hop 512 / 48 kHz
 # temporal layout: the temporal widths would build 13-29M-parameter flat models
 FLAT_WIDTHS = {"tiny": 16, "small": 32, "medium": 48}
 STEP_SHARE = 0.8  # of the latent floats less the gain, about this share goes to the 12 steps
+# Small data is scheduled in optimizer steps, not epochs: an epoch of a 24-file kit is 5 steps,
+# and the model needs thousands to fit its training split (bench/README.md, "Real drum kits").
+# "auto" raises a preset's epochs to reach MIN_STEPS and its patience to PATIENCE_STEPS;
+# early stopping waits for MIN_STEPS, and the best epoch is chosen on the validation curve
+# smoothed over SMOOTHING_STEPS (a split of 3-8 chunks makes one epoch's value mostly noise).
+MIN_STEPS = {"tiny": 2000, "small": 2400, "medium": 0}
+PATIENCE_STEPS = 600
+SMOOTHING_STEPS = 100
 
 # What each preset sets; every other field keeps its TrainingConfig default. All three use the
 # temporal latent of 60 floats per 1 s chunk: 12 steps x 4, 11 for the whole chunk and the
@@ -153,7 +161,7 @@ def get_adaptive_config(
 
 def _bare_latent(config: TrainingConfig) -> TrainingConfig:
     """``config`` without the global code and gain, so any latent override validates alone."""
-    return dataclasses.replace(config, latent_global=0, chunk_gain=False)
+    return dataclasses.replace(config, latent_global=0, chunk_gain=False, gain_tilt=False)
 
 
 def _fit_latent_parts(
@@ -193,6 +201,7 @@ def _auto_values(
     chunks = estimate_chunks(report, trial.chunk_seconds, trial.chunk_hop_seconds)
     train_chunks = max(1, math.floor(chunks * (1.0 - trial.val_fraction)))
     auto["batch_size"] = max(1, min(batch, train_chunks))
+    auto.update(_step_schedule(name, trial, train_chunks, auto["batch_size"]))
     if trial.latent_layout == "flat":  # a preset's width means every layer only when temporal
         auto["model_width"] = FLAT_WIDTHS[name]
     # Augmented items are built on the fly; loader workers hide that cost, but on a 2-core
@@ -201,3 +210,22 @@ def _auto_values(
     if trial.augmentation and trial.augmentation_expansion > 1 and cores > 2:
         auto["num_workers"] = min(4, cores // 2)
     return auto
+
+
+def _step_schedule(
+    name: str, trial: TrainingConfig, train_chunks: int, batch: int
+) -> dict[str, Any]:
+    """Epochs, patience, the first step early stopping may stop at and the validation
+    smoothing, from the preset's step counts and the steps an epoch will have."""
+    items = train_chunks * (trial.augmentation_expansion if trial.augmentation else 1)
+    per_epoch = max(1, math.ceil(items / batch))
+    min_steps = MIN_STEPS[name]
+    out: dict[str, Any] = {
+        "epochs": max(trial.epochs, math.ceil(min_steps / per_epoch)),
+        "early_stopping_min_steps": min_steps,
+        "val_smoothing_steps": SMOOTHING_STEPS,
+    }
+    if trial.early_stopping_patience:
+        steps = max(1, math.ceil(PATIENCE_STEPS / per_epoch))
+        out["early_stopping_patience"] = max(trial.early_stopping_patience, steps)
+    return out

@@ -78,6 +78,7 @@ def _augmentation(cfg: TrainingConfig) -> AugmentationPipeline | None:
         noise_snr_db_range=cfg.noise_snr_db_range,
         pitch_shift_semitones=cfg.pitch_shift_semitones,
         time_shift_max_s=cfg.time_shift_max_s,
+        velocity_db=cfg.velocity_db,
     )
     return AugmentationPipeline(aug, sample_rate=cfg.sample_rate)
 

@@ -146,10 +146,14 @@ class TemporalDecoder(nn.Module):
         width: int,
         output: str = "sigmoid",
         output_max: float = 2.0,
+        tilt: bool = False,
     ) -> None:
         super().__init__()
         check_output(output, output_max)
         self.n_mels, self.n_frames, self.code = n_mels, n_frames, code
+        # the level's dB per mel band per unit of level, beside the level itself (ConvVAE's
+        # gain_tilt); absent from models without it
+        self.tilt = nn.Parameter(torch.zeros(n_mels, 1)) if tilt and code.gain else None
         self.latent_frames, self.channels = code.frames, code.channels
         self.output, self.output_max = output, output_max
         # a gain model's output is relative to the chunk's peak: at most RELATIVE_HEADROOM above
@@ -203,6 +207,8 @@ class TemporalDecoder(nn.Module):
                            self.output_max)  # fmt: skip
         if gain is not None:
             out = out - self.offset + gain.reshape(-1, 1, 1)
+            if self.tilt is not None:
+                out = out + self.tilt * gain.reshape(-1, 1, 1)
         return out.unsqueeze(1)
 
     @torch.no_grad()

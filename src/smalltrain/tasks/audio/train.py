@@ -59,9 +59,24 @@ def _loader(ds: AudioTrainingDataset, cfg: TrainingConfig, sampler: Any = None) 
     )
 
 
+def _smoothed(run: Run, score: float) -> float:
+    """The monitor's exponential moving average with a time constant of
+    ``val_smoothing_steps`` optimizer steps (the score itself when that is 0)."""
+    s, tau = run.state, run.config.val_smoothing_steps
+    if not math.isfinite(score):
+        return score
+    if tau > 0 and math.isfinite(s.smoothed_score):
+        keep = math.exp(-run.steps_per_epoch / tau)
+        score = keep * s.smoothed_score + (1.0 - keep) * score
+    s.smoothed_score = score
+    return score
+
+
 def _improved(run: Run, metrics: dict[str, float]) -> bool:
     cfg = run.config
     score = metrics.get(cfg.monitor, metrics.get("val/loss", math.nan))
+    if cfg.val_smoothing_steps:
+        score = metrics[f"{cfg.monitor}_smoothed"] = _smoothed(run, score)
     s = run.state
     if math.isfinite(score) and score < s.best_score - cfg.early_stopping_min_delta:
         s.best_score, s.best_epoch, s.bad_epochs = score, s.epoch, 0
@@ -227,7 +242,11 @@ def _end_epoch(run: Run, t0: float, resume: Path | None) -> bool:
     if cfg.preview_every and (s.epoch + 1) % cfg.preview_every == 0:
         _render_previews(run, s.epoch)
     s.epoch, s.step_in_epoch = s.epoch + 1, 0
-    stop_early = bool(cfg.early_stopping_patience) and s.bad_epochs >= cfg.early_stopping_patience
+    stop_early = (
+        bool(cfg.early_stopping_patience)
+        and s.bad_epochs >= cfg.early_stopping_patience
+        and s.global_step >= cfg.early_stopping_min_steps
+    )
     if s.epoch % cfg.checkpoint_every == 0 and s.epoch < cfg.epochs and not stop_early:
         save_run(run, "interval", emit)
         manage_checkpoints(
