@@ -6,15 +6,20 @@ availability and device count); the real CUDA path is covered by the ``gpu``-mar
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
+from smalltrain.engine import devices
 from smalltrain.engine.devices import resolve_device
 from smalltrain.engine.resources import apply_gpu_memory_cap
 from smalltrain.errors import ConfigError
 
 
 def _fake_machine(monkeypatch: pytest.MonkeyPatch, *, gpus: int, mps: bool) -> None:
+    monkeypatch.setattr(devices, "no_gpu_here", lambda: False)  # ask (the fake) torch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
@@ -45,6 +50,22 @@ def test_explicit_devices_are_checked_against_the_machine(monkeypatch: pytest.Mo
         resolve_device("cuda")
     with pytest.raises(ConfigError, match="device"):
         resolve_device("tpu")
+
+
+def test_cpu_and_auto_without_a_gpu_driver_do_not_load_torch() -> None:
+    """Planning a job resolves its device; on a machine with no GPU driver that needs no torch
+    (``smalltrain train`` plans before its job's process starts)."""
+    code = (
+        "import sys; from smalltrain.engine.devices import no_gpu_here, resolve_device; "
+        "assert resolve_device('cpu') == 'cpu'; "
+        "print(no_gpu_here(), no_gpu_here() and resolve_device('auto'), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    here, auto, loaded = out.stdout.split()
+    assert loaded == "False"
+    assert auto == ("cpu" if here == "True" else "False")
+    if here == "True":  # and torch agrees with the light answer
+        assert not torch.cuda.is_available()
 
 
 def test_memory_cap_goes_to_the_named_cuda_device(monkeypatch: pytest.MonkeyPatch) -> None:

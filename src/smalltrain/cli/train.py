@@ -147,6 +147,8 @@ def train_cmd(
             "--detach runs the job in a background worker: use --executor process or ray"
         )
     manager = open_manager(pick_executor(executor, ray_address, connect=not detach))
+    if not detach and manager.scheduler_info() is None:
+        manager.warm_up()  # this process will run the job: load torch while it plans it
     spec = _spec_from(
         manager,
         dataset,
@@ -190,6 +192,8 @@ def resume_job(ref: str, detach: bool, as_json: bool, ray_address: str | None = 
     from smalltrain.service.live import last_event_id
 
     manager = open_manager(pick_executor("process", ray_address, connect=not detach))
+    if not detach and manager.scheduler_info() is None:
+        manager.warm_up()  # this process will run the job
     job_id = job_for(manager, ref)
     after = last_event_id(manager.jobs, job_id)
     manager.resume(job_id)

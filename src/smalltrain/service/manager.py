@@ -56,6 +56,7 @@ from smalltrain.service.resuming import refuse_config_failure, resume_point_for,
 from smalltrain.service.scheduler import Scheduler, scheduler_running
 from smalltrain.service.sweeps.api import SweepMethods
 from smalltrain.service.sweeps.watch import SweepWatcher, hold_trial_result
+from smalltrain.service.wakeup import wake
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore
@@ -420,6 +421,7 @@ class TrainingManager(ModelQueries, SweepMethods):
                 scheduler.acquire()
             except SchedulerBusy:
                 return False
+            self.warm_up()
             self._scheduler = scheduler
             self._thread = threading.Thread(
                 target=self._run_background, args=(scheduler,), name="smalltrain-scheduler"
@@ -444,6 +446,7 @@ class TrainingManager(ModelQueries, SweepMethods):
         """
         scheduler = self._new_scheduler()
         scheduler.acquire()
+        self.warm_up()
         with self._lock:
             self._scheduler = scheduler
         try:
@@ -451,6 +454,15 @@ class TrainingManager(ModelQueries, SweepMethods):
         finally:
             with self._lock:
                 self._scheduler = None
+
+    def warm_up(self) -> None:
+        """Have the executor's job processes ready to start (the process executor's warm
+        start: its server loads torch and the tasks in the background; see
+        ``execution.warm``). Called where this process runs the scheduler, and by a face
+        early, before it plans a job that this process will run."""
+        start_method = getattr(self.executor, "start_method", None)
+        if callable(start_method):
+            start_method()
 
     def stop_scheduler(self) -> None:
         """Stop this process's scheduler: running jobs are cancelled (they checkpoint)."""
@@ -482,6 +494,8 @@ class TrainingManager(ModelQueries, SweepMethods):
             self.start_scheduler()
         if self._scheduler is not None:
             self._scheduler.wake.set()
+        else:  # a worker's, in another process: it would look in up to a second by itself
+            wake(self.home)
 
     def close(self) -> None:
         """Stop the scheduler (running jobs checkpoint and end CANCELLED) and close stores."""

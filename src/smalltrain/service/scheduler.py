@@ -58,6 +58,7 @@ from smalltrain.service.recovery import (
 from smalltrain.service.report import write_metrics_plot
 from smalltrain.service.resuming import current_resume_point
 from smalltrain.service.retry import interrupt_and_retry
+from smalltrain.service.wakeup import WakeListener
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore
 
@@ -159,6 +160,7 @@ class Scheduler:
         self._alerting = False
         self._held_reason: str | None = None
         self._home_lock: HolderLock | None = None
+        self._listener = WakeListener(self.home, self.wake.set)  # another process queued a job
         self._reserve = SpaceReserve(paths.space_reserve_path(self.home))
 
     # -- the loop ---------------------------------------------------------------------------
@@ -179,6 +181,7 @@ class Scheduler:
                 f"another scheduler (pid {holder.get('pid', '?')} on {holder.get('host', '?')}) "
                 f"already runs the jobs of {self.home}; jobs you queue will run there"
             )
+        self._listener.start()
 
     def run(self, until_idle: bool = False) -> None:
         """Run until ``stop()`` (or, with ``until_idle``, until nothing is queued or running).
@@ -193,6 +196,7 @@ class Scheduler:
                 self._loop(until_idle)
             finally:
                 self._shutdown()
+                self._listener.close()
                 if self._home_lock is not None:
                     self._home_lock.release()
                     self._home_lock = None

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from smalltrain.engine.context import Task
 from smalltrain.engine.ptinfo import peek, stub_name
@@ -55,8 +56,8 @@ def task_names() -> list[str]:
     return sorted(_TASKS)
 
 
-def get_task(name: str) -> Task:
-    """Return a task instance by name.
+def task_factory(name: str) -> Any:
+    """The zero-argument factory (usually the class) of a task, imported but not called.
 
     Raises:
         KeyError: no task of this name.
@@ -64,8 +65,16 @@ def get_task(name: str) -> Task:
     if name not in _TASKS:
         raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}")
     module_name, _, attr = _TASKS[name].partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
-    task: Task = factory()
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def get_task(name: str) -> Task:
+    """Return a task instance by name.
+
+    Raises:
+        KeyError: no task of this name.
+    """
+    task: Task = task_factory(name)()
     return task
 
 

@@ -231,9 +231,21 @@ def _watch_control(control: mpc.Connection, token: CancelToken, orphan_grace_s: 
 
 
 def child_main(
-    spec: AttemptSpec, events: mpc.Connection, control: mpc.Connection, orphan_grace_s: float
+    spec: AttemptSpec,
+    events: mpc.Connection,
+    control: mpc.Connection,
+    orphan_grace_s: float,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
-    """Entry point of the spawned child: limits, context, train, final message."""
+    """Entry point of the job's child: limits, context, train, final message.
+
+    ``environ``: the job's environment, for a child forked from the warm start's server
+    (which has its own); a spawned child has it already.
+    """
+    if environ is not None:
+        from smalltrain.service.execution.warm import adopt_environment
+
+        adopt_environment(environ, spec.limits.cpu_threads)
     # Ctrl-C in a terminal reaches the whole process group; the parent owns the two-stage stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     register_extra_tasks()

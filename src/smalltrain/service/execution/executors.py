@@ -8,11 +8,12 @@ of memory) are the same wherever a job runs.
 
 - ``InlineExecutor``: ``run_task`` in the caller's thread. For tests and debugging.
 - ``ThreadExecutor``: ``run_task`` on a daemon thread (cancel is cooperative only).
-- ``ProcessExecutor`` (the manager's default): ``run_task`` in a ``spawn``-ed child process per
-  job (``attempt.child_main``). Events cross a pipe as ``Event.to_dict()``; cancel crosses a
-  second pipe. A cancel is cooperative first; after ``grace_s`` the child is sent SIGTERM, then
-  SIGKILL. A child that dies without its final message yields a FAILED outcome that says, in
-  words, how it died.
+- ``ProcessExecutor`` (the manager's default): ``run_task`` in a child process per job
+  (``attempt.child_main``), forked from a warm server that has torch and the tasks loaded
+  (``warm``; ``spawn``-ed where that is off). Events cross a pipe as ``Event.to_dict()``;
+  cancel crosses a second pipe. A cancel is cooperative first; after ``grace_s`` the child is
+  sent SIGTERM, then SIGKILL. A child that dies without its final message yields a FAILED
+  outcome that says, in words, how it died.
 - ``RayExecutor`` ("ray", in ``execution/ray/``): ``run_task`` in a Ray actor on a node.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import multiprocessing.connection as mpc
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +45,7 @@ from smalltrain.service.execution.attempt import (
 )
 from smalltrain.service.execution.grace import StepTimer, cancel_grace
 from smalltrain.service.execution.threads import child_environment
+from smalltrain.service.execution.warm import warm_context
 
 __all__ = [
     "EXTRA_TASKS_ENV",
@@ -119,12 +122,17 @@ class ThreadExecutor:
 
 
 class ProcessExecutor:
-    """Runs each job in a fresh ``spawn``-ed child process (the manager's default).
+    """Runs each job in a fresh child process (the manager's default).
 
-    As with any ``spawn`` start method, the child imports the caller's main module: a script
-    that trains through this executor must guard its entry point with
-    ``if __name__ == "__main__":``. The child's pid is written to ``run_dir/process.pid`` while
-    it runs, so that a scheduler restarted after a crash can wait for an orphaned child.
+    The child is forked from the warm start's server (``warm``: torch and the tasks' modules
+    already imported, started once per process), or ``spawn``-ed with ``warm=False``, with
+    ``SMALLTRAIN_WARM_START=0``, or off Linux. Either way it receives the job's environment
+    (this process's, plus the thread budget) and runs ``attempt.child_main``.
+
+    As with ``spawn``, the child imports the caller's main module: a script that trains
+    through this executor must guard its entry point with ``if __name__ == "__main__":``.
+    The child's pid is written to ``run_dir/process.pid`` while it runs, so that a scheduler
+    restarted after a crash can wait for an orphaned child.
 
     Args:
         grace_s: seconds a cancelled child may take to checkpoint and stop before SIGTERM; a
@@ -134,6 +142,7 @@ class ProcessExecutor:
         poll_s: how often the parent checks ``cancel`` while no message arrives.
         orphan_grace_s: seconds a child whose parent died may take to checkpoint before exiting.
         passive_wait: start children with ``OMP_WAIT_POLICY=PASSIVE`` (see ``service.threads``).
+        warm: fork children from the warm start's server where it is available.
     """
 
     def __init__(
@@ -144,29 +153,40 @@ class ProcessExecutor:
         poll_s: float = 0.05,
         orphan_grace_s: float = 10.0,
         passive_wait: bool = True,
+        warm: bool = True,
     ) -> None:
         self.grace_s = grace_s
         self.term_s = term_s
         self.poll_s = poll_s
         self.orphan_grace_s = orphan_grace_s
         self.passive_wait = passive_wait
-        self._mp = multiprocessing.get_context("spawn")
+        self.warm = warm
+        self._spawn = multiprocessing.get_context("spawn")
+
+    def start_method(self) -> str:
+        """ "forkserver" (the warm start) or "spawn": how the next child will start. Starts the
+        warm server if it is not running yet, so a face may call it early to have it ready."""
+        ctx = warm_context(self.passive_wait) if self.warm else None
+        return "spawn" if ctx is None else ctx.get_start_method()
 
     def execute(
         self, spec: AttemptSpec, on_event: Callable[[Event], None], cancel: CancelToken
     ) -> AttemptOutcome:
-        """Spawn a child for ``spec``, relay its events, and wait for its final message."""
-        events_r, events_w = self._mp.Pipe(duplex=False)
-        control_r, control_w = self._mp.Pipe(duplex=False)
-        proc = self._mp.Process(
-            target=child_main,
-            args=(spec, events_w, control_r, self.orphan_grace_s),
-            name=f"smalltrain-job-{spec.job_id}",
-            daemon=False,
-        )
+        """Start a child for ``spec``, relay its events, and wait for its final message."""
         started = time.monotonic()
-        # The thread budget must be in the child's environment before torch loads there.
+        mp = (warm_context(self.passive_wait) if self.warm else None) or self._spawn
+        events_r, events_w = mp.Pipe(duplex=False)
+        control_r, control_w = mp.Pipe(duplex=False)
+        # The thread budget must be in the child's environment before torch loads there: a
+        # spawned child copies it at start, a forked one is sent it (see ``warm``).
         with child_environment(spec.limits.cpu_threads, self.passive_wait):
+            environ = dict(os.environ) if mp is not self._spawn else None
+            proc = mp.Process(
+                target=child_main,
+                args=(spec, events_w, control_r, self.orphan_grace_s, environ),
+                name=f"smalltrain-job-{spec.job_id}",
+                daemon=False,
+            )
             proc.start()
         events_w.close()
         control_r.close()

@@ -26,11 +26,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import soundfile as sf
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "FileMaterial",
@@ -164,7 +166,9 @@ def analyse_wave(
         path: a name for the report.
         duration_s: the file's full duration (default: the wave's length).
     """
-    x = torch.as_tensor(wave).detach().cpu().numpy().astype(np.float64)
+    if not isinstance(wave, np.ndarray):  # a torch tensor: torch is loaded already
+        wave = wave.detach().cpu().numpy()
+    x = np.asarray(wave, dtype=np.float64)
     if x.ndim > 1:
         x = x.mean(axis=0)
     full = x.shape[0] / sample_rate if duration_s is None else duration_s

@@ -47,6 +47,9 @@ class AudioTask:
     """Trains a ConvVAE on mel spectrograms of a folder of sounds."""
 
     name = "audio"
+    #: Imported once by the warm start's server (``service.execution.warm``), before any job:
+    #: the training code and what it loads. Importing them touches no GPU.
+    warm_modules = ("numpy", "soundfile", "soxr", "smalltrain.tasks.audio.train")
     #: What sweeps judge trials by: spectral convergence on the validation split, lower is better.
     sweep_metric = ("val/sc", "min")
 

@@ -97,6 +97,9 @@ class DetectTask:
     """Fine-tune or train an Ultralytics YOLO detector (the ``detect`` task)."""
 
     name = "detect"
+    #: Imported once by the warm start's server (``service.execution.warm``). Not Ultralytics:
+    #: it reads its settings folder at import, which ``offline`` sets in the job's process.
+    warm_modules = ("torchvision",)
     #: Config fields that name a file this task loads with pickle (code): the weights rule
     #: of ``service.weights.check_weights`` applies to them before a job is queued.
     weights_fields = ("base_model",)
