@@ -162,7 +162,7 @@ class Backend:
 
     def _running_pid(self) -> int | None:
         for job in self.manager.list_jobs(status=sorted(ACTIVE), limit=1):
-            attempts = self.manager.jobs.list_attempts(job.id)
+            attempts = self.manager.jobs.history.list_attempts(job.id)
             if attempts and attempts[-1].finished_at is None:
                 return attempts[-1].pid
         return None
@@ -287,7 +287,7 @@ class Backend:
         from smalltrain.ui.viewmodels.jobs import LOG_TYPES, describe_event
 
         job = self.manager.get_job(job_id)
-        rows = self.manager.jobs.events_of_type(job.id, LOG_TYPES, limit=lines, newest=True)
+        rows = self.manager.jobs.history.events_of_type(job.id, LOG_TYPES, limit=lines, newest=True)
         out = [describe_event(e) for _, e in rows]
         task_log = Path(job.run_dir or "") / "ultralytics.log"
         if task_log.is_file():
@@ -341,7 +341,7 @@ class Backend:
             points: list[tuple[float, float]] = []
             if m.job_id:
                 try:
-                    series = self.manager.jobs.metric_series(m.job_id, key, "epoch")
+                    series = self.manager.jobs.history.metric_series(m.job_id, key, "epoch")
                 except Exception:
                     series = []
                 points = [(e + 1, v) for e, v in series if math.isfinite(v)]
@@ -352,7 +352,7 @@ class Backend:
         keys: set[str] = set()
         for m in models:
             if m.job_id:
-                keys.update(self.manager.jobs.metric_keys(m.job_id, "epoch"))
+                keys.update(self.manager.jobs.history.metric_keys(m.job_id, "epoch"))
         return sorted(k for k in keys if not k.startswith(("time/", "lr")))
 
     # -- lifecycle ------------------------------------------------------------------------------
