@@ -22,7 +22,12 @@ from typing import Any
 from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.engine.seen import SEEN_DIR, listed_files, read_seen
-from smalltrain.service.execution.executors import Executor
+from smalltrain.service.execution.executors import (
+    Executor,
+    InlineExecutor,
+    ProcessExecutor,
+    ThreadExecutor,
+)
 from smalltrain.service.jobspec import JobSpec, Origin
 from smalltrain.service.manager import TrainingManager
 from smalltrain.service.scheduler import scheduler_running
@@ -44,7 +49,7 @@ from smalltrain.ui.viewmodels.jobs import (
 from smalltrain.ui.viewmodels.resources import ResourceSampler
 from smalltrain.ui.viewmodels.settings import SettingsStore
 
-__all__ = ["Backend", "ModelRow"]
+__all__ = ["Backend", "ModelRow", "where_jobs_run"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,20 @@ CHART_EVERY_S = 2.0
 
 def _chart_key(job: TrainingJob) -> tuple[Any, ...]:
     return (job.step, job.epoch, job.status)
+
+
+def where_jobs_run(executor: Executor) -> str:
+    """Where this server's scheduler runs its jobs, in words (the page header, /api/health)."""
+    if isinstance(executor, ProcessExecutor):
+        return "jobs run in child processes of this server"
+    if isinstance(executor, ThreadExecutor):
+        return "jobs run in threads of this server"
+    if isinstance(executor, InlineExecutor):
+        return "jobs run in this server's scheduler thread, one at a time"
+    if type(executor).__name__ == "RayExecutor":  # not imported here: it would load ray
+        address = getattr(executor, "address", None) or "$RAY_ADDRESS"
+        return f"jobs run on the Ray cluster at {address}"
+    return f"jobs run through {type(executor).__name__}"
 
 
 @dataclass
@@ -129,7 +148,7 @@ class Backend:
     def scheduler_note(self) -> str:
         """Who runs this home's jobs, in words."""
         if self.manager.runs_scheduler:
-            return "jobs run in child processes of this server"
+            return where_jobs_run(self.manager.executor)
         holder = scheduler_running(self.home)
         if holder:
             return f"jobs run in the smalltrain worker with pid {holder.get('pid', '?')}"
