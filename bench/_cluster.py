@@ -48,7 +48,7 @@ def local_cluster(nodes: int, cpus: int, cache: Path) -> Iterator[object]:
 
 def first_step_after(jobs: object, job_id: str, after: float) -> float | None:
     """The time of a job's first stored step event after ``after`` (epoch seconds)."""
-    for _, event in jobs.events_after(job_id, 0, limit=1_000_000):  # type: ignore[attr-defined]
+    for _, event in jobs.history.events_after(job_id, 0, limit=1_000_000):  # type: ignore[attr-defined]
         if event.get("type") == "step" and float(event["time"]) >= after:
             return float(event["time"])
     return None

@@ -65,10 +65,10 @@ def _run(manager: TrainingManager, spec: JobSpec) -> dict[str, Any]:
     if job.status.value != "COMPLETED":
         raise SystemExit(f"job {job_id}: {job.status} {job.status_reason}")
     finished = job.finished_at or time.time()
-    epochs = [v for _, v in manager.jobs.metric_series(job_id, "time/epoch_s", "epoch")]
+    epochs = [v for _, v in manager.jobs.history.metric_series(job_id, "time/epoch_s", "epoch")]
     ended = next(
         float(e["time"])
-        for _, e in manager.jobs.events_after(job_id, 0, limit=1_000_000)
+        for _, e in manager.jobs.history.events_after(job_id, 0, limit=1_000_000)
         if e.get("type") == "training_finished"
     )
     return {
@@ -124,14 +124,14 @@ def _node_loss(root: Path, data: Path, cluster: Any, overrides: dict[str, Any]) 
             time.sleep(0.1)
         node = next(
             e["message"].split("[", 1)[1].split("]", 1)[0]
-            for _, e in manager.jobs.events_after(job_id, 0, limit=100_000)
+            for _, e in manager.jobs.history.events_after(job_id, 0, limit=100_000)
             if e.get("type") == "log" and "running on Ray node" in e["message"]
         )
         victim = next(n for n in cluster.list_all_nodes() if n.node_id.startswith(node))
         gone = time.time()
         cluster.remove_node(victim)
         job = manager.wait(job_id)
-        attempts = manager.jobs.list_attempts(job_id)
+        attempts = manager.jobs.history.list_attempts(job_id)
     if job.status.value != "COMPLETED" or len(steps.times) < 2:
         raise SystemExit(f"node loss: {job.status} {job.status_reason}")
     noticed = (attempts[0].finished_at or gone) - gone

@@ -40,15 +40,15 @@ def bench_metrics(store: JobStore, rows: int, batch: int, baseline_rows: int) ->
     data = [("step", s // 1000, s, "train/loss", 1.0 / (s + 1)) for s in range(rows)]
     start = time.perf_counter()
     for i in range(0, rows, batch):
-        store.append_metrics(job.id, data[i : i + batch])
+        store.history.append_metrics(job.id, data[i : i + batch])
     batched = rows / (time.perf_counter() - start)
 
     start = time.perf_counter()
     for row in data[:baseline_rows]:
-        store.append_metrics(job.id, [row])
+        store.history.append_metrics(job.id, [row])
     single = baseline_rows / (time.perf_counter() - start)
 
-    series_ms = _median_ms(lambda: store.metric_series(job.id, "train/loss"), repeat=5)
+    series_ms = _median_ms(lambda: store.history.metric_series(job.id, "train/loss"), repeat=5)
     return {
         "batch_size": batch,
         "batched_rows_per_s": round(batched),

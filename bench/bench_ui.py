@@ -127,11 +127,11 @@ def event_latency(home: Path, job_id: str, seen: list[list[float]]) -> dict[str,
     with JobStore(home / "smalltrain.db") as store:
         steps = {
             int(e["global_step"]) + 1: float(e["time"])
-            for _, e in store.events_of_type(job_id, ["step"], limit=100_000)
+            for _, e in store.history.events_of_type(job_id, ["step"], limit=100_000)
         }
         epochs = {
             int(e["epoch"]) + 1: float(e["time"])
-            for _, e in store.events_of_type(job_id, ["epoch"], limit=100_000)
+            for _, e in store.history.events_of_type(job_id, ["epoch"], limit=100_000)
         }
     first_step: dict[int, float] = {}
     first_epoch: dict[int, float] = {}

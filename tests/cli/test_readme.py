@@ -170,7 +170,7 @@ class Fixtures:
         from smalltrain.service.manager import TrainingManager
 
         with TrainingManager.open(self.home, autostart=False) as manager:
-            return manager.list_sweeps(limit=1)[0].id
+            return manager.sweeps.newest(limit=1)[0].id
 
     def _pretrained(self) -> str:
         """A real detection .pt named as README's: the newest detection job's export."""

@@ -93,7 +93,7 @@ def test_kill_9_of_attached_train_then_resume_works_at_once(home: Path, toydata:
     models = cli_json("models", "list")
     assert [m["job_id"] for m in models] == [job_id]
     with _open(home) as manager:
-        steps = [s for s, _ in manager.jobs.metric_series(job_id, "train/loss")]
+        steps = [s for s, _ in manager.jobs.history.metric_series(job_id, "train/loss")]
     assert steps == sorted(set(steps))  # no step recorded twice across the attempts
     assert steps[-1] == 15
 
@@ -286,5 +286,7 @@ def test_epoch_metrics_a_dead_parent_never_stored_are_taken_back(home: Path, toy
     with _open(home) as manager:
         job = manager.get_job(job_id)
         assert job.status is JobStatus.COMPLETED, job.status_reason
-        epochs = [e for e, _ in manager.jobs.metric_series(job_id, "train/loss", scope="epoch")]
+        epochs = [
+            e for e, _ in manager.jobs.history.metric_series(job_id, "train/loss", scope="epoch")
+        ]
     assert epochs == [0, 1, 2, 3]  # epoch 1 came back from the run's events.jsonl

@@ -181,12 +181,12 @@ def test_database_names_its_file_and_works_again_once_space_is_back(
     disk.fill()
     rows = [{"type": "log", "message": "x" * 200, "i": i} for i in range(2000)]  # new pages
     with pytest.raises(DiskFull) as info:
-        store.append_events(job.id, rows)
+        store.history.append_events(job.id, rows)
     _assert_clear(info.value, disk.path / "smalltrain.db")
     assert "job database" in str(info.value)
     disk.empty()
-    store.append_events(job.id, [{"type": "log", "message": "after"}])
-    assert store.integrity_check() == "ok"
+    store.history.append_events(job.id, [{"type": "log", "message": "after"}])
+    assert store.db.integrity_check() == "ok"
     store.close()
 
 
@@ -352,7 +352,7 @@ def test_disk_fills_during_training_job_fails_with_the_reason(
         job = manager.get_job(job_id)
         assert job.status is JobStatus.FAILED, (job.status, job.status_reason)
         assert "no space left to write" in (job.error or ""), job.error
-        assert manager.jobs.integrity_check() == "ok"
+        assert manager.jobs.db.integrity_check() == "ok"
         run_dir = Path(job.run_dir or "")
     big_disk.empty()
     # every checkpoint left is whole and matches its sidecar: the job can resume
@@ -393,4 +393,4 @@ def test_one_ctrl_c_stops_a_job_on_a_full_disk(
     with TrainingManager.open(big_disk.path, autostart=False) as manager:
         job = manager.get_job(job_id)
         assert job.status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INTERRUPTED)
-        assert manager.jobs.integrity_check() == "ok"
+        assert manager.jobs.db.integrity_check() == "ok"

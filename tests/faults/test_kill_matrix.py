@@ -64,8 +64,8 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _epoch_metrics(manager: TrainingManager, job_id: str) -> dict[str, list[tuple[int, float]]]:
-    keys = manager.jobs.metric_keys(job_id, scope="epoch")
-    return {k: manager.jobs.metric_series(job_id, k, scope="epoch") for k in keys}
+    keys = manager.jobs.history.metric_keys(job_id, scope="epoch")
+    return {k: manager.jobs.history.metric_series(job_id, k, scope="epoch") for k in keys}
 
 
 class Audit:
@@ -100,7 +100,7 @@ class Audit:
         self.lost += len(before - now)
         self.verified |= now
         self.partials += sum(1 for p in run_dir.rglob("*") if PARTIAL_WRITE_RE.match(p.name))
-        assert manager.jobs.integrity_check() == "ok"
+        assert manager.jobs.db.integrity_check() == "ok"
         for registry in (self.home / "models").glob("*/registry.json"):
             json.loads(registry.read_text())
 
@@ -123,7 +123,7 @@ def _kill_child(
     it each time, until it completes; return the kills."""
     kills = 0
     while True:
-        after = manager.jobs.events_after(job_id, 0, limit=1_000_000)[-1][0]
+        after = manager.jobs.history.events_after(job_id, 0, limit=1_000_000)[-1][0]
         assert manager.start_scheduler(stop_after={job_id})
         if kills < budget:
             pid = _follow_until(manager, job_id, rng.randint(2, 24), after)
@@ -154,7 +154,7 @@ def _kill_parent(
     each kill resume at once, until the job completes; return the kills."""
     kills = 0
     while True:
-        after = manager.jobs.events_after(job_id, 0, limit=1_000_000)[-1][0]
+        after = manager.jobs.history.events_after(job_id, 0, limit=1_000_000)[-1][0]
         worker = subprocess.Popen([sys.executable, "-c", _WORKER, str(home)])
         try:
             if kills < budget:
@@ -192,7 +192,7 @@ def _check_like_calm(manager: TrainingManager, job_id: str, calm: dict[str, Any]
     got = _weights(Path(job.artifacts["weights"]))
     assert got.keys() == calm["weights"].keys()
     assert all(torch.equal(got[k], calm["weights"][k]) for k in got)
-    steps = [s for s, _ in manager.jobs.metric_series(job_id, "train/loss")]
+    steps = [s for s, _ in manager.jobs.history.metric_series(job_id, "train/loss")]
     assert steps == sorted(set(steps))
 
 

@@ -57,7 +57,7 @@ def _spec(data: Path, **overrides: Any) -> JobSpec:
 
 
 def _steps(manager: TrainingManager, job_id: str) -> list[int]:
-    return [s for s, _ in manager.jobs.metric_series(job_id, "train/loss")]
+    return [s for s, _ in manager.jobs.history.metric_series(job_id, "train/loss")]
 
 
 def _span(job: TrainingJob) -> tuple[float, float]:
@@ -288,13 +288,13 @@ def test_follow_waits_with_backoff_and_times_out(
     with _open(home, executor="inline") as manager:
         job_id = manager.start_training(_spec(data))
         polls: list[float] = []
-        read = manager.jobs.events_after
+        read = manager.jobs.history.events_after
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             polls.append(time.monotonic())
             return read(*args, **kwargs)
 
-        monkeypatch.setattr(manager.jobs, "events_after", counted)
+        monkeypatch.setattr(manager.jobs.history, "events_after", counted)
         with pytest.raises(TimeoutError):
             list(manager.follow(job_id, timeout=2.0))  # queued, nobody runs it: only polls
         gaps = [b - a for a, b in zip(polls, polls[1:], strict=False)]

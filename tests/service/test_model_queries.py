@@ -29,7 +29,7 @@ def test_deleting_the_active_model_activates_the_best_not_the_newest(tmp_path: P
     _save(store, weights, "unscored", None)
     store.set_active("kicks", "first")
 
-    outcome = manager.delete_and_promote("first", "kicks")
+    outcome = manager.model_queries.delete_and_promote("first", "kicks")
     assert outcome.deleted
     assert outcome.active is not None
     assert outcome.active.name == "best"
@@ -38,9 +38,9 @@ def test_deleting_the_active_model_activates_the_best_not_the_newest(tmp_path: P
     assert "0.2" in outcome.note()
 
     # deleting a model that is not active changes nothing else
-    assert manager.delete_and_promote("newest", "kicks").active is None
+    assert manager.model_queries.delete_and_promote("newest", "kicks").active is None
     assert store.get_active("kicks").name == "best"  # type: ignore[union-attr]
     # with no scored model left, none is active and the note says why
-    manager.delete_and_promote("best", "kicks")
-    gone = manager.delete_and_promote("unscored", "kicks")
+    manager.model_queries.delete_and_promote("best", "kicks")
+    gone = manager.model_queries.delete_and_promote("unscored", "kicks")
     assert gone.active is None

@@ -70,7 +70,7 @@ def _running(store: JobStore, run_dir: Path, task: str = "toy", **placement: obj
         TrainingJob(task=task, dataset_path="/d", run_dir=str(run_dir), placement=placement)
     )
     store.claim_next()
-    store.start_attempt(job.id, os.getpid())
+    store.history.start_attempt(job.id, os.getpid())
     store.set_status(job.id, S.TRAINING)
     return job
 
@@ -93,7 +93,7 @@ def test_an_interrupted_job_is_queued_again_from_its_newest_checkpoint_in_its_pl
     later = store.insert_job(TrainingJob(task="toy", dataset_path="/d"))
     _checkpoint(tmp_path / "run", 1)
     newest = _checkpoint(tmp_path / "run", 2)
-    store.finish_attempt(job.id, 1, "interrupted", None, "node died")
+    store.history.finish_attempt(job.id, 1, "interrupted", None, "node died")
     assert interrupt_and_retry(store, job.id, {"status_reason": "the Ray node x died"})
     again = store.get_job(job.id)
     assert again.status is S.QUEUED
@@ -105,9 +105,9 @@ def test_an_interrupted_job_is_queued_again_from_its_newest_checkpoint_in_its_pl
     assert (first.id, second.id) == (job.id, later.id)  # ahead of the job queued after it
 
     # The retry is used up: the next interruption is final and says how to resume.
-    store.start_attempt(job.id, os.getpid())
+    store.history.start_attempt(job.id, os.getpid())
     store.set_status(job.id, S.TRAINING)
-    store.finish_attempt(job.id, 2, "interrupted", None, "node died again")
+    store.history.finish_attempt(job.id, 2, "interrupted", None, "node died again")
     assert not interrupt_and_retry(store, job.id, {"status_reason": "the Ray node y died"})
     final = store.get_job(job.id)
     assert final.status is S.INTERRUPTED
@@ -121,7 +121,7 @@ def test_a_job_with_no_checkpoint_yet_is_retried_from_the_start(
     store: JobStore, tmp_path: Path, task: str
 ) -> None:
     job = _running(store, tmp_path / "run", task)
-    store.finish_attempt(job.id, 1, "interrupted")
+    store.history.finish_attempt(job.id, 1, "interrupted")
     assert interrupt_and_retry(store, job.id, {"status_reason": "worker died"})
     again = store.get_job(job.id)
     assert (again.status, again.resume_from) == (S.QUEUED, None)

@@ -87,7 +87,7 @@ def _manager(home: Path, cluster: Cluster, **kw: Any) -> TrainingManager:
 
 
 def _events(manager: TrainingManager, job_id: str, kind: str | None = None) -> list[dict[str, Any]]:
-    rows = manager.jobs.events_after(job_id, 0, limit=100_000)
+    rows = manager.jobs.history.events_after(job_id, 0, limit=100_000)
     return [e for _, e in rows if kind is None or e.get("type") == kind]
 
 
@@ -193,7 +193,7 @@ def test_losing_the_node_of_a_job_retries_it_from_its_checkpoint_on_the_other(
 
         assert done.status is JobStatus.COMPLETED, done.status_reason
         assert gaps == []
-        first, second = manager.jobs.list_attempts(job_id)
+        first, second = manager.jobs.history.list_attempts(job_id)
         assert first.outcome == "interrupted"
         assert "the Ray node" in (first.error or "")
         assert f"[{node}]" in (first.error or "")
@@ -231,7 +231,7 @@ def test_cancel_checkpoints_then_resume_completes(
         manager.resume(job_id)
         job = manager.wait(job_id, timeout=120)
         assert job.status is JobStatus.COMPLETED, job.status_reason
-        assert manager.jobs.list_attempts(job_id)[-1].resume_from == str(saved[-1].path)
+        assert manager.jobs.history.list_attempts(job_id)[-1].resume_from == str(saved[-1].path)
 
 
 def test_a_job_that_ignores_cancel_has_its_actor_killed_after_the_grace_period(
@@ -260,7 +260,7 @@ def test_a_request_no_node_can_meet_fails_at_once_naming_both_sides(
             assert job.status is JobStatus.FAILED
             assert f"asks Ray for {asked} on one node" in (job.error or "")
             assert "(1 CPU, 0 GPU)" in (job.error or "")  # what the cluster has
-            assert manager.jobs.list_attempts(job_id)[-1].finished_at is not None
+            assert manager.jobs.history.list_attempts(job_id)[-1].finished_at is not None
 
 
 def test_a_path_every_node_can_read_is_not_shipped_and_jobs_wait_follows_the_job(
@@ -335,7 +335,7 @@ def test_a_head_that_dies_leaves_its_ray_jobs_interrupted_and_resumable(
         assert resumed.returncode == 0, out
         job = manager.get_job(job_id)
         assert job.status is JobStatus.COMPLETED
-        assert manager.jobs.list_attempts(job_id)[-1].resume_from == str(checkpoint)
+        assert manager.jobs.history.list_attempts(job_id)[-1].resume_from == str(checkpoint)
 
 
 def test_an_audio_sweep_on_ray_stops_the_weak_trials_and_registers_the_best(

@@ -63,7 +63,7 @@ def test_a_bad_trial_setting_fails_the_whole_sweep_before_anything_is_queued(
         with pytest.raises(ConfigError, match="colour"):
             manager.start_sweep(SweepSpec(dataset=data, task="toy", vary={"colour": ["red"]}))
         assert manager.list_jobs() == []
-        assert manager.list_sweeps() == []
+        assert manager.sweeps.newest() == []
 
 
 def test_an_audio_seed_sweep_judges_every_trial_on_the_same_validation_split(
@@ -160,7 +160,7 @@ def test_several_jobs_at_once_each_get_their_share_of_the_cores(
         infos = [
             e["info"]
             for t in summary.trials
-            for _, e in manager.jobs.events_after(t.job.id)
+            for _, e in manager.jobs.history.events_after(t.job.id)
             if e["type"] == "training_started"
         ]
     assert [i["threads"] for i in infos] == [thread_budget(2)] * 2
@@ -178,7 +178,7 @@ def test_a_lone_job_gets_every_core_whatever_max_concurrent_allows(
         assert manager.wait(job_id, timeout=120).status is JobStatus.COMPLETED
         infos = [
             e["info"]
-            for _, e in manager.jobs.events_after(job_id)
+            for _, e in manager.jobs.history.events_after(job_id)
             if e["type"] == "training_started"
         ]
     assert [i["threads"] for i in infos] == [thread_budget(1)]

@@ -45,12 +45,12 @@ def _run_child(code: str, *args: str) -> subprocess.Popen[str]:
 
 
 def test_new_database_is_migrated_and_in_wal_mode(store: JobStore) -> None:
-    con = store._conn()
+    con = store.db.connection()
     assert schema_version(con) == SCHEMA_VERSION == store.schema_version
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert con.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert con.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
-    assert store.integrity_check() == "ok"
+    assert store.db.integrity_check() == "ok"
 
 
 def test_migrates_a_version_1_database_forward(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_set_status_validates_stamps_and_logs(store: JobStore) -> None:
     assert done.progress == 1.0
     with pytest.raises(InvalidTransition, match=f"Cannot move job {job.id} from COMPLETED"):
         store.set_status(job.id, S.TRAINING)
-    changes = [(e["from"], e["to"]) for _, e in store.events_after(job.id)]
+    changes = [(e["from"], e["to"]) for _, e in store.history.events_after(job.id)]
     assert changes == [
         (None, "QUEUED"),
         ("QUEUED", "STARTING"),
@@ -250,10 +250,10 @@ def test_cancel_queued_is_immediate_and_running_is_requested(store: JobStore) ->
 
 def test_attempts_are_numbered_and_closed(store: JobStore) -> None:
     job = _job(store, 1.0)
-    assert store.start_attempt(job.id, pid=123) == 1
-    store.finish_attempt(job.id, 1, "failed", exit_code=-9, error="killed")
-    assert store.start_attempt(job.id, pid=456, resume_from="/ckpt.pt") == 2
-    attempts = store.list_attempts(job.id)
+    assert store.history.start_attempt(job.id, pid=123) == 1
+    store.history.finish_attempt(job.id, 1, "failed", exit_code=-9, error="killed")
+    assert store.history.start_attempt(job.id, pid=456, resume_from="/ckpt.pt") == 2
+    attempts = store.history.list_attempts(job.id)
     assert [(a.n, a.pid, a.outcome, a.exit_code) for a in attempts] == [
         (1, 123, "failed", -9),
         (2, 456, None, None),
@@ -264,39 +264,41 @@ def test_attempts_are_numbered_and_closed(store: JobStore) -> None:
 
 def test_events_after_pages_through_new_events(store: JobStore) -> None:
     job = _job(store, 1.0)
-    (last, _), *_ = reversed(store.events_after(job.id))
-    store.append_events(job.id, [{"type": "step", "time": 1.0, "global_step": i} for i in range(5)])
-    page = store.events_after(job.id, after_id=last, limit=3)
+    (last, _), *_ = reversed(store.history.events_after(job.id))
+    store.history.append_events(
+        job.id, [{"type": "step", "time": 1.0, "global_step": i} for i in range(5)]
+    )
+    page = store.history.events_after(job.id, after_id=last, limit=3)
     assert [e["global_step"] for _, e in page] == [0, 1, 2]
-    rest = store.events_after(job.id, after_id=page[-1][0])
+    rest = store.history.events_after(job.id, after_id=page[-1][0])
     assert [e["global_step"] for _, e in rest] == [3, 4]
-    assert store.events_after(job.id, after_id=rest[-1][0]) == []
+    assert store.history.events_after(job.id, after_id=rest[-1][0]) == []
 
 
 def test_metrics_in_batches_and_as_series(store: JobStore) -> None:
     job = _job(store, 1.0)
     rows = [("step", 0, s, "train/loss", 1.0 / (s + 1)) for s in range(100)]
     rows += [("step", 0, 100, "train/loss", math.nan), ("epoch", 0, 100, "val/loss", 0.5)]
-    store.append_metrics(job.id, rows)
-    series = store.metric_series(job.id, "train/loss")
+    store.history.append_metrics(job.id, rows)
+    series = store.history.metric_series(job.id, "train/loss")
     assert len(series) == 101
     assert series[:2] == [(0, 1.0), (1, 0.5)]
     assert math.isnan(series[-1][1])
-    assert store.metric_series(job.id, "val/loss", scope="epoch") == [(0, 0.5)]
-    assert store.metric_keys(job.id) == ["train/loss", "val/loss"]
-    assert store.metric_keys(job.id, scope="epoch") == ["val/loss"]
-    store.truncate_metrics(job.id, global_step=49, epoch=0)
-    assert len(store.metric_series(job.id, "train/loss")) == 50
-    assert store.metric_series(job.id, "val/loss", scope="epoch") == []
+    assert store.history.metric_series(job.id, "val/loss", scope="epoch") == [(0, 0.5)]
+    assert store.history.metric_keys(job.id) == ["train/loss", "val/loss"]
+    assert store.history.metric_keys(job.id, scope="epoch") == ["val/loss"]
+    store.history.truncate_metrics(job.id, global_step=49, epoch=0)
+    assert len(store.history.metric_series(job.id, "train/loss")) == 50
+    assert store.history.metric_series(job.id, "val/loss", scope="epoch") == []
 
 
 def test_deleting_a_job_cascades(store: JobStore) -> None:
     job = _job(store, 1.0)
-    store.start_attempt(job.id, pid=1)
-    store.append_metrics(job.id, [("step", 0, 0, "loss", 1.0)])
+    store.history.start_attempt(job.id, pid=1)
+    store.history.append_metrics(job.id, [("step", 0, 0, "loss", 1.0)])
     assert store.delete_job(job.id[:6])
     assert not store.delete_job(job.id)
-    con = store._conn()
+    con = store.db.connection()
     for table in ("attempts", "events", "metrics"):
         count = con.execute(f"SELECT COUNT(*) FROM {table} WHERE job_id = ?", (job.id,))
         assert count.fetchone()[0] == 0
@@ -325,7 +327,7 @@ def test_recover_interrupted_with_a_real_dead_pid(store: JobStore) -> None:
     dead, alive, unstarted = (_job(store, float(t)) for t in (1, 2, 3))
     for job, pid in ((dead, _dead_pid()), (alive, os.getpid())):
         store.claim_next(5)
-        store.start_attempt(job.id, pid=pid)
+        store.history.start_attempt(job.id, pid=pid)
         store.set_status(job.id, S.TRAINING)
     store.claim_next(5)  # STARTING, but its process never started
 
@@ -335,7 +337,7 @@ def test_recover_interrupted_with_a_real_dead_pid(store: JobStore) -> None:
     assert got.status is S.INTERRUPTED
     assert "is gone" in (got.status_reason or "")
     assert "jobs resume" in (got.status_reason or "")
-    assert store.list_attempts(dead.id)[-1].outcome == "interrupted"
+    assert store.history.list_attempts(dead.id)[-1].outcome == "interrupted"
     assert store.get_job(alive.id).status is S.TRAINING
     assert store.get_job(unstarted.id).status is S.QUEUED
 
@@ -349,7 +351,7 @@ i = 0
 while True:
     job = store.insert_job(TrainingJob(task="audio", dataset_path="/d",
                                        config={"n": i, "blob": "x" * 20000}))
-    store.append_metrics(job.id, [("step", 0, s, "loss", float(s)) for s in range(500)])
+    store.history.append_metrics(job.id, [("step", 0, s, "loss", float(s)) for s in range(500)])
     store.set_status(job.id, "STARTING", run_dir="/runs/" + job.id)
     i += 1
     if i == 5:
@@ -372,10 +374,10 @@ def test_sigkill_mid_write_leaves_no_partial_job(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
 
     with JobStore(path) as store:
-        assert store.integrity_check() == "ok"
+        assert store.db.integrity_check() == "ok"
         jobs = store.list_jobs(limit=None)
         assert len(jobs) >= 5
-        con = store._conn()
+        con = store.db.connection()
         for job in jobs:
             assert job.config["blob"] == "x" * 20000
             n = con.execute("SELECT COUNT(*) FROM metrics WHERE job_id = ?", (job.id,))
@@ -383,7 +385,7 @@ def test_sigkill_mid_write_leaves_no_partial_job(tmp_path: Path) -> None:
             if job.status is S.STARTING:
                 assert job.run_dir == "/runs/" + job.id
                 assert job.started_at is not None
-            changes = [e["to"] for _, e in store.events_after(job.id)]
+            changes = [e["to"] for _, e in store.history.events_after(job.id)]
             assert changes == ["QUEUED", "STARTING"][: 1 + (job.status is S.STARTING)]
         assert json.loads(json.dumps([j.to_dict() for j in jobs]))
 

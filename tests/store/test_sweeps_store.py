@@ -84,10 +84,10 @@ def test_epoch_reports_come_in_arrival_order_and_skip_missing_values(store: JobS
         (a, 1, "nan"),
         (b, 1, 1.5),
     ):
-        store.append_events(
+        store.history.append_events(
             job.id, [{"type": "epoch", "epoch": epoch, "metrics": {"val/loss": value}}]
         )
-    store.append_events(a.id, [{"type": "step", "epoch": 2, "metrics": {"val/loss": 0.0}}])
+    store.history.append_events(a.id, [{"type": "step", "epoch": 2, "metrics": {"val/loss": 0.0}}])
     reports = sweeps.epoch_reports("s", "val/loss")
     assert [(r.job_id, r.epoch, r.value) for r in reports] == [
         (b.id, 0, 2.0), (a.id, 0, 1.0), (b.id, 1, 1.5)
@@ -122,7 +122,7 @@ def test_set_statuses_writes_every_move_in_one_transaction(store: JobStore) -> N
     done = store.set_statuses(job.id, [(S.INTERRUPTED, {"status_reason": "node died"}),
                                        (S.QUEUED, {"status_reason": "retry"})])  # fmt: skip
     assert done.status is S.QUEUED
-    moves = [(e["from"], e["to"], e["reason"]) for _, e in store.events_after(job.id)
+    moves = [(e["from"], e["to"], e["reason"]) for _, e in store.history.events_after(job.id)
              if e["type"] == "status_change"]  # fmt: skip
     assert moves[-2:] == [
         ("TRAINING", "INTERRUPTED", "node died"),

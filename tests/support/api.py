@@ -70,6 +70,7 @@ def served(
     *,
     ui: bool = False,
     run_scheduler: bool = True,
+    executor: str = "process",
 ) -> Iterator[Served]:
     """Serve ``home``'s backend in-process (see the module docstring)."""
     from smalltrain.ui import env
@@ -78,7 +79,7 @@ def served(
 
     options = options or ServeOptions(port=7860)
     env.prepare(home)
-    backend = Backend(home, run_scheduler=run_scheduler, job_nice=0)
+    backend = Backend(home, run_scheduler=run_scheduler, job_nice=0, executor=executor)
     token = load_or_create(token_path(backend.home)) if options.token else None
     try:
         if ui:

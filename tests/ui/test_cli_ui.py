@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from smalltrain.ui.viewmodels.backend import where_jobs_run
+from tests.support.api import served
+
 
 def _ui(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "smalltrain.cli.main", "--home", str(tmp_path), "ui", *args]
@@ -62,12 +65,25 @@ def test_ui_with_ray_fails_at_once_when_no_cluster_answers(tmp_path: Path) -> No
     assert "Traceback" not in proc.stderr
 
 
-def test_the_server_runs_its_jobs_with_the_executor_it_is_given(tmp_path: Path) -> None:
-    from smalltrain.service.execution.executors import ThreadExecutor
-    from smalltrain.ui.viewmodels.backend import Backend
+@pytest.mark.parametrize(
+    ("executor", "note"),
+    [
+        ("thread", "jobs run in threads of this server"),
+        ("process", "jobs run in child processes of this server"),
+    ],
+)
+def test_the_server_says_where_it_runs_its_jobs(home: Path, executor: str, note: str) -> None:
+    """The executor the server is given (``--ray`` gives a Ray one) is the one its scheduler
+    runs jobs with, and the page header and /api/health say so in words (the header used to
+    say "child processes" whatever the executor)."""
+    with served(home, executor=executor) as s:
+        assert s.client.get("/api/health").json()["scheduler"] == note
+        assert s.backend.scheduler_note() == note  # the page header's words
 
-    backend = Backend(tmp_path, run_scheduler=False, executor="thread")
-    try:
-        assert isinstance(backend.manager.executor, ThreadExecutor)
-    finally:
-        backend.close()
+
+def test_a_ray_server_names_its_cluster() -> None:
+    class RayExecutor:  # the note reads only the class name and the address (no ray import)
+        address = "10.0.0.5:6379"
+
+    note = where_jobs_run(RayExecutor())  # type: ignore[arg-type]
+    assert note == "jobs run on the Ray cluster at 10.0.0.5:6379"

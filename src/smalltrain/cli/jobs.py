@@ -98,7 +98,7 @@ def show_cmd(
     """Show one job: status, progress, metrics, files, attempts, error."""
     manager = open_manager()
     job = manager.get_job(job_id)
-    attempts = manager.jobs.list_attempts(job.id)
+    attempts = manager.jobs.history.list_attempts(job.id)
     if as_json:
         print_json({**job.to_dict(), "attempt_list": [a.to_dict() for a in attempts]})
         return
@@ -189,7 +189,7 @@ def logs_cmd(
     if follow:
         rows = manager.follow(job.id)
     else:
-        rows = iter(manager.jobs.events_after(job.id, 0, limit=1_000_000))
+        rows = iter(manager.jobs.history.events_after(job.id, 0, limit=1_000_000))
     for _, event in rows:
         if as_json:
             print(json.dumps(event))

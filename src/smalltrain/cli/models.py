@@ -157,7 +157,7 @@ def delete_cmd(
     model = manager.get_model(*_split(name, dataset or dataset_old))
     if not yes:
         typer.confirm(f"Delete model {model.name!r} of {model.dataset!r}?", abort=True, err=True)
-    outcome = manager.delete_and_promote(model.name, model.dataset)
+    outcome = manager.model_queries.delete_and_promote(model.name, model.dataset)
     if as_json:
         active = f"{outcome.active.dataset}/{outcome.active.name}" if outcome.active else None
         print_json(

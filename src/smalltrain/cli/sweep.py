@@ -156,7 +156,7 @@ def _print_progress(manager: TrainingManager, sweep_id: str, trial_ids: list[str
     number = {job_id: n for n, job_id in enumerate(trial_ids, start=1)}
     while True:
         for job_id in trial_ids:
-            for event_id, data in manager.jobs.events_after(job_id, seen[job_id]):
+            for event_id, data in manager.jobs.history.events_after(job_id, seen[job_id]):
                 seen[job_id] = event_id
                 line = describe_event(number[job_id], job_id, data, metric)
                 if line is not None:
@@ -213,7 +213,7 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List sweeps, newest first."""
-    sweeps = open_manager().list_sweeps(limit)
+    sweeps = open_manager().sweeps.newest(limit)
     if as_json:
         print_json([s.to_dict() for s in sweeps])
         return
@@ -252,7 +252,7 @@ def finish_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Close a sweep now: register the best of the trials that completed."""
-    summary = open_manager().finish_sweep(sweep_id)
+    summary = open_manager().sweeps.finish(sweep_id)
     if as_json:
         print_json(summary.to_dict())
     else:

@@ -78,7 +78,7 @@ def to_event(data: dict[str, Any]) -> Event | None:
 def last_event_id(store: JobStore, job_id: str) -> int:
     """The id of a job's newest stored event (0 if none), to follow only what comes next."""
     last = 0
-    while rows := store.events_after(job_id, last, limit=10_000):
+    while rows := store.history.events_after(job_id, last, limit=10_000):
         last = rows[-1][0]
     return last
 
@@ -104,7 +104,7 @@ def follow_events(
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = _MIN_DELAY
     while True:
-        rows = store.events_after(job_id, after_id)
+        rows = store.history.events_after(job_id, after_id)
         if rows:
             for event_id, data in rows:
                 after_id = event_id
@@ -112,7 +112,7 @@ def follow_events(
             delay = _MIN_DELAY
             continue
         if ended(job_id) if ended is not None else store.get_job(job_id).is_terminal:
-            if not store.events_after(job_id, after_id, limit=1):
+            if not store.history.events_after(job_id, after_id, limit=1):
                 return
             continue
         if deadline is not None and time.monotonic() >= deadline:

@@ -5,6 +5,10 @@ The original API (``TrainingManager(model_store, dataset_store)``, ``start_train
 events and a scheduler per home. The database is the hub: this manager may enqueue a job that
 another process's scheduler runs, and follow it from here.
 
+The manager holds its parts rather than inheriting them: its model and sweep methods are
+one-line calls into ``model_queries`` (``service.model_queries.ModelQueries``) and ``sweeps``
+(``service.sweeps.api.Sweeps``), so each method's body is in the module its part names.
+
 Sync API on ``TrainingManager``; the async flavour is ``AsyncTrainingManager(manager)`` (in
 ``service.aio``), whose methods run in worker threads and never block the event loop.
 
@@ -54,12 +58,13 @@ from smalltrain.service.recovery import (
 from smalltrain.service.registration import refuse_registered, register_model
 from smalltrain.service.resuming import refuse_config_failure, resume_point_for, run_dir_of
 from smalltrain.service.scheduler import Scheduler, scheduler_running
-from smalltrain.service.sweeps.api import SweepMethods
-from smalltrain.service.sweeps.watch import SweepWatcher, hold_trial_result
+from smalltrain.service.sweeps.api import Sweeps
+from smalltrain.service.sweeps.spec import SweepSummary
+from smalltrain.service.sweeps.watch import hold_trial_result
 from smalltrain.service.wakeup import wake
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
-from smalltrain.store.models import ModelStore
+from smalltrain.store.models import ModelInfo, ModelStore
 
 __all__ = ["JobSpec", "Planner", "TrainingManager"]
 
@@ -78,10 +83,12 @@ def _close_at_exit(ref: weakref.ref[TrainingManager]) -> None:
         manager.close()
 
 
-class TrainingManager(ModelQueries, SweepMethods):
+class TrainingManager:
     """Queues training jobs of one home, runs them in the background, registers the models.
 
-    Sweeps (``start_sweep``, ``wait_sweep``, ...) come from ``service.sweep_api``.
+    Its parts: ``jobs`` (``JobStore``), ``models`` (``ModelStore``), ``datasets``
+    (``DatasetStore``), ``model_queries`` (models by name, delete with promotion), ``sweeps``
+    (``Sweeps``) and the scheduler it starts.
 
     Args:
         model_store: where finished models are registered.
@@ -129,7 +136,16 @@ class TrainingManager(ModelQueries, SweepMethods):
         self.resource_check_s = resource_check_s
         self.autostart = autostart
         self.hub = EventHub()
-        self.sweep_watch = SweepWatcher(self.jobs, self.models, self._cancel_graceful)
+        self.model_queries = ModelQueries(self.models)
+        self.sweeps = Sweeps(
+            self.jobs,
+            self.models,
+            self.datasets,
+            self.home,
+            self.hub,
+            kick=self._kick,
+            cancel=self._cancel_graceful,
+        )
         self._owned: list[JobStore] = []
         self._scheduler: Scheduler | None = None
         # Final states this process's scheduler could not write (a full disk): kept here, shown
@@ -240,6 +256,9 @@ class TrainingManager(ModelQueries, SweepMethods):
             job = self.get_job(job.id)
         self.hub.notify()
         return job
+
+    def _cancel_graceful(self, job_id: str, reason: str) -> None:
+        self.cancel(job_id, "graceful", reason)
 
     def resume(self, job_id: str) -> str:
         """Queue a new attempt of a CANCELLED, INTERRUPTED or FAILED job from where its task
@@ -384,7 +403,46 @@ class TrainingManager(ModelQueries, SweepMethods):
     def _publish(self, job_id: str, event: Event | None) -> None:
         """Scheduler hook: live subscribers first, then the sweeps (early stop, the best)."""
         self.hub.publish(job_id, event)
-        self.sweep_watch(job_id, event)
+        self.sweeps.watch(job_id, event)
+
+    # -- models and sweeps (the public API; the work is in ``model_queries`` and ``sweeps``) ---
+
+    def list_models(self, dataset: str | None = None) -> list[ModelInfo]:
+        """Registered models of one dataset, or of all."""
+        return self.models.list(dataset)
+
+    def get_model(self, name: str, dataset: str | None = None) -> ModelInfo:
+        """One registered model; ``dataset`` may be omitted when the name is unique."""
+        return self.model_queries.find(name, dataset)
+
+    def delete_model(self, name: str, dataset: str | None = None) -> bool:
+        """Delete a registered model; when it was the active one, the best remaining model on
+        the task's metric becomes active (``ModelQueries.delete_and_promote``)."""
+        return self.model_queries.delete_and_promote(name, dataset).deleted
+
+    def set_active_model(self, name: str, dataset: str | None = None) -> ModelInfo:
+        """Mark a model as its dataset's active model; return it."""
+        return self.model_queries.set_active(name, dataset)
+
+    def get_active_model(self, dataset: str) -> ModelInfo | None:
+        """The active model of ``dataset``, or None."""
+        return self.models.get_active(dataset)
+
+    def start_sweep(self, spec: Any = None, /, **kwargs: Any) -> str:
+        """Plan and queue a sweep's trials; return its id (``Sweeps.start``)."""
+        return self.sweeps.start(spec, **kwargs)
+
+    def get_sweep(self, sweep_id: str) -> SweepSummary:
+        """A sweep with its trials and their curves (``Sweeps.get``)."""
+        return self.sweeps.get(sweep_id)
+
+    def wait_sweep(self, sweep_id: str, timeout: float | None = None) -> SweepSummary:
+        """Block until the sweep has ended; return its summary (``Sweeps.wait``)."""
+        return self.sweeps.wait(sweep_id, timeout)
+
+    def cancel_sweep(self, sweep_id: str, reason: str = "sweep cancelled by user") -> int:
+        """Cancel a sweep's queued and running trials; return how many (``Sweeps.cancel``)."""
+        return self.sweeps.cancel(sweep_id, reason)
 
     # -- the scheduler ------------------------------------------------------------------------
 

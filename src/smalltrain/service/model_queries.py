@@ -1,7 +1,7 @@
-"""The model half of ``TrainingManager``: list, get, delete and activate registered models.
+"""``ModelQueries``: registered models by name, deleted or made active by the rules of every face.
 
-A mixin so that the manager module stays about jobs; it needs ``self.models`` (a
-``ModelStore``).
+``TrainingManager.model_queries`` is one, over the manager's ``ModelStore``; the manager's
+public ``get_model``, ``delete_model`` and ``set_active_model`` call it.
 """
 
 from __future__ import annotations
@@ -32,15 +32,21 @@ class Deleted:
 
 
 class ModelQueries:
-    """Registered models, by name (and dataset when a name is not unique)."""
+    """Registered models, by name (and dataset when a name is not unique).
 
-    models: ModelStore
+    Args:
+        models: the home's model store.
+    """
 
-    def list_models(self, dataset: str | None = None) -> list[ModelInfo]:
-        """Registered models of one dataset, or of all."""
-        return self.models.list(dataset)
+    def __init__(self, models: ModelStore) -> None:
+        self.models = models
 
-    def _find_model(self, name: str, dataset: str | None) -> ModelInfo:
+    def find(self, name: str, dataset: str | None = None) -> ModelInfo:
+        """One registered model; ``dataset`` may be omitted when the name is unique.
+
+        Raises:
+            ModelNotFound: no model of that name, or several datasets have one.
+        """
         if dataset is not None:
             return self.models.get(dataset, name)
         found = [m for m in self.models.list() if m.name == name]
@@ -53,20 +59,11 @@ class ModelQueries:
             )
         return found[0]
 
-    def get_model(self, name: str, dataset: str | None = None) -> ModelInfo:
-        """One registered model; ``dataset`` may be omitted when the name is unique."""
-        return self._find_model(name, dataset)
-
-    def delete_model(self, name: str, dataset: str | None = None) -> bool:
-        """Delete a registered model; when it was the active one, the best remaining model on
-        the task's metric becomes active (see ``delete_and_promote``)."""
-        return self.delete_and_promote(name, dataset).deleted
-
     def delete_and_promote(self, name: str, dataset: str | None = None) -> Deleted:
         """Delete a registered model. When it was active, the best remaining model of its
         dataset on the task's headline metric becomes active (not the newest), and the result
         says which and why; every face (CLI, web UI, API) deletes through here."""
-        model = self._find_model(name, dataset)
+        model = self.find(name, dataset)
         deleted = self.models.delete(model.dataset, model.name)
         if not model.active:
             return Deleted(deleted, None, "")
@@ -77,12 +74,8 @@ class ModelQueries:
         self.models.set_active(model.dataset, pick.name)
         return Deleted(deleted, self.models.get(model.dataset, pick.name), why)
 
-    def set_active_model(self, name: str, dataset: str | None = None) -> ModelInfo:
+    def set_active(self, name: str, dataset: str | None = None) -> ModelInfo:
         """Mark a model as its dataset's active model; return it."""
-        model = self._find_model(name, dataset)
+        model = self.find(name, dataset)
         self.models.set_active(model.dataset, model.name)
         return self.models.get(model.dataset, model.name)
-
-    def get_active_model(self, dataset: str) -> ModelInfo | None:
-        """The active model of ``dataset``, or None."""
-        return self.models.get_active(dataset)

@@ -250,9 +250,9 @@ def _complete_registered(
             info = None
         if info is None:
             continue
-        attempts = store.list_attempts(job.id)
+        attempts = store.history.list_attempts(job.id)
         if attempts and attempts[-1].finished_at is None:
-            store.finish_attempt(job.id, attempts[-1].n, "completed")
+            store.history.finish_attempt(job.id, attempts[-1].n, "completed")
         fields = completed_fields(job, info, note="its scheduler stopped right after")
         with contextlib.suppress(InvalidTransition):
             store.set_status(job.id, JobStatus.COMPLETED, **fields)

@@ -23,8 +23,8 @@ def write_metrics_plot(store: JobStore, job: TrainingJob, home: Path) -> Path | 
     try:
         from smalltrain.engine.plots import PLOT_NAME, plot_history
 
-        keys = store.metric_keys(job.id, "epoch")
-        series = {k: store.metric_series(job.id, k, "epoch") for k in keys}
+        keys = store.history.metric_keys(job.id, "epoch")
+        series = {k: store.history.metric_series(job.id, k, "epoch") for k in keys}
         title = f"{job.task} job {job.id}: {job.model_name} on {job.dataset}"
         return plot_history(series, Path(job.run_dir) / PLOT_NAME, title, home)
     except Exception as exc:  # matplotlib missing or broken, a full disk...

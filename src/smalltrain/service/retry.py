@@ -63,7 +63,7 @@ def interrupt_and_retry(store: JobStore, job_id: str, fields: Mapping[str, Any])
         allowed = Placement.from_dict(job.placement).max_retries
     except ConfigError:
         allowed = Placement().max_retries
-    used = interruptions_in_a_row(store.list_attempts(job.id))
+    used = interruptions_in_a_row(store.history.list_attempts(job.id))
     reason = str(fields.get("status_reason") or "the machine running it went away")
     if used > allowed:
         final = {

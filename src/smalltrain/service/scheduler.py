@@ -373,7 +373,7 @@ class Scheduler:
             self.store.update_job(job.id, run_dir=str(run.spec.run_dir))
             resume = str(run.spec.resume_from) if run.spec.resume_from else None
             # The attempt is recorded before any other recovery pass can see the job.
-            run.attempt = self.store.start_attempt(job.id, os.getpid(), resume)
+            run.attempt = self.store.history.start_attempt(job.id, os.getpid(), resume)
         except Exception as exc:
             _log_failure(job.id, "could not start", exc)
             self._record(job, JobStatus.FAILED, {"status_reason": str(exc), "error": str(exc)})
@@ -483,7 +483,7 @@ class Scheduler:
         # to the recovery pass, so nothing slow may run between the two writes below.
         write_metrics_plot(self.store, self.store.get_job(job.id), self.home)
         with contextlib.suppress(*STORE_REFUSED):  # the job's status below matters more
-            self.store.finish_attempt(
+            self.store.history.finish_attempt(
                 job.id, run.attempt, outcome.status, outcome.exit_code, outcome.error
             )
         if status is JobStatus.INTERRUPTED and not self.stop_requested.is_set():

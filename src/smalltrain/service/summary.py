@@ -56,7 +56,7 @@ def finished_event(manager: TrainingManager, job: TrainingJob) -> TrainingFinish
     """The job's newest ``training_finished`` event from the store (None before it ends)."""
     from smalltrain.engine.events import TrainingFinished, event_from_dict
 
-    found = manager.jobs.events_of_type(job.id, ["training_finished"], limit=1, newest=True)
+    found = manager.jobs.history.events_of_type(job.id, ["training_finished"], limit=1, newest=True)
     if not found:
         return None
     event = event_from_dict(found[-1][1])

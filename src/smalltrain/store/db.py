@@ -2,7 +2,11 @@
 
 The database is the hub between processes: any process may enqueue a job or request a cancel;
 the one scheduler claims queued jobs, records attempts, events and metrics; clients follow
-events with ``events_after``. Schema and migrations: ``smalltrain.store.schema``.
+events with ``history.events_after``. Schema and migrations: ``smalltrain.store.schema``.
+
+A ``JobStore`` is made of parts, each in its own module: ``db`` (``store.sqlite.Database``: the
+file, a connection per thread, write transactions), the jobs and datasets (here), and
+``history`` (``store.history.HistoryStore``: attempts, events, metrics) on the same ``db``.
 
 Safety:
 - WAL mode, ``busy_timeout`` 10 s, ``foreign_keys=ON``, ``synchronous=NORMAL``.
@@ -13,8 +17,8 @@ Safety:
   or a concurrent writer never leaves a half-written job.
 
 Ids: ``get_job``, ``set_status``, ``update_job``, ``request_cancel`` and ``delete_job`` accept a
-unique id prefix of 4+ characters; the attempt, event and metric methods (hot paths) need the
-full id.
+unique id prefix of 4+ characters; the attempt, event and metric methods of ``history`` (hot
+paths) need the full id.
 
 A ``status_change`` event's dict is ``{"type": "status_change", "time", "from", "to",
 "reason"}``; it is not an ``engine.events`` type, so followers must accept unknown types.
@@ -27,6 +31,8 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from smalltrain.engine.context import CancelMode
@@ -41,8 +47,9 @@ from smalltrain.engine.jobs import (
 )
 from smalltrain.engine.locks import pid_alive
 from smalltrain.errors import InvalidTransition, JobNotFound, ModelExists
-from smalltrain.store.history import Attempt, HistoryStore, MetricRow
+from smalltrain.store.history import Attempt, HistoryStore, MetricRow, end_attempt
 from smalltrain.store.records import DatasetRecord
+from smalltrain.store.sqlite import Database
 
 __all__ = ["Attempt", "JobStore", "MetricRow"]
 
@@ -63,18 +70,47 @@ def _encode(name: str, value: Any) -> Any:
     return value
 
 
-class JobStore(HistoryStore):
+class JobStore:
     """Jobs, attempts, events, metrics and datasets in one SQLite file (``smalltrain.db``).
+
+    Jobs and datasets are methods here; attempts, events and metrics are on ``history``; the
+    file and its connections are ``db``.
 
     Args:
         path: the database file (created with its folder if missing; migrated on open).
     """
 
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.db = Database(path)
+        self.history = HistoryStore(self.db)
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.db.path
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version the file was migrated to on open."""
+        return self.db.schema_version
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread)."""
+        self.db.close()
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
     # -- datasets ----------------------------------------------------------------------------
 
     def upsert_dataset(self, rec: DatasetRecord) -> None:
         """Insert or replace the dataset ``rec.name``."""
-        with self._tx() as con:
+        with self.db.transaction() as con:
             con.execute(
                 "INSERT OR REPLACE INTO datasets (name, path, kind, summary, snapshot, "
                 "fingerprint, quick_fingerprint, created_at) VALUES (?,?,?,?,?,?,?,?)",
@@ -90,17 +126,21 @@ class JobStore(HistoryStore):
 
     def get_dataset(self, name: str) -> DatasetRecord | None:
         """The dataset ``name``, or None."""
-        row = self._conn().execute("SELECT * FROM datasets WHERE name = ?", (name,)).fetchone()
+        row = (
+            self.db.connection()
+            .execute("SELECT * FROM datasets WHERE name = ?", (name,))
+            .fetchone()
+        )
         return None if row is None else self._dataset(row)
 
     def list_datasets(self) -> list[DatasetRecord]:
         """Every dataset, by name."""
-        rows = self._conn().execute("SELECT * FROM datasets ORDER BY name").fetchall()
+        rows = self.db.connection().execute("SELECT * FROM datasets ORDER BY name").fetchall()
         return [self._dataset(r) for r in rows]
 
     def delete_dataset(self, name: str) -> bool:
         """Forget dataset ``name`` (its jobs keep their history); True if it existed."""
-        with self._tx() as con:
+        with self.db.transaction() as con:
             return con.execute("DELETE FROM datasets WHERE name = ?", (name,)).rowcount > 0
 
     # -- jobs --------------------------------------------------------------------------------
@@ -119,7 +159,7 @@ class JobStore(HistoryStore):
         Raises:
             ModelExists: the name is taken (by another job, or by ``check_name``).
         """
-        with self._tx() as con:
+        with self.db.transaction() as con:
             if check_name is not None:
                 self._refuse_reserved_name(con, job)
                 check_name()
@@ -175,7 +215,7 @@ class JobStore(HistoryStore):
         Raises:
             JobNotFound: no job, or an ambiguous prefix.
         """
-        return self._find(self._conn(), job_id)
+        return self._find(self.db.connection(), job_id)
 
     def list_jobs(
         self,
@@ -188,7 +228,7 @@ class JobStore(HistoryStore):
         """Jobs newest first, optionally only some statuses, one dataset and/or one task."""
         where, args = self._filters(status, dataset, task)
         sql = f"SELECT * FROM jobs{where} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
-        rows = self._conn().execute(sql, [*args, -1 if limit is None else limit, offset])
+        rows = self.db.connection().execute(sql, [*args, -1 if limit is None else limit, offset])
         return [TrainingJob.from_row(r) for r in rows.fetchall()]
 
     def count_jobs(
@@ -199,7 +239,9 @@ class JobStore(HistoryStore):
     ) -> int:
         """How many jobs match (same filters as ``list_jobs``)."""
         where, args = self._filters(status, dataset, task)
-        return int(self._conn().execute(f"SELECT COUNT(*) FROM jobs{where}", args).fetchone()[0])
+        return int(
+            self.db.connection().execute(f"SELECT COUNT(*) FROM jobs{where}", args).fetchone()[0]
+        )
 
     @staticmethod
     def _filters(
@@ -230,7 +272,7 @@ class JobStore(HistoryStore):
             TypeError: an unknown field, or ``status``.
         """
         self._check_fields(fields)
-        with self._tx() as con:
+        with self.db.transaction() as con:
             job = self._find(con, job_id)
             self._write(con, job, fields)
         return job
@@ -304,7 +346,7 @@ class JobStore(HistoryStore):
             JobNotFound, InvalidTransition.
         """
         self._check_fields(fields)
-        with self._tx() as con:
+        with self.db.transaction() as con:
             return self._set_status(con, self._find(con, job_id), to, fields)
 
     def set_statuses(
@@ -316,7 +358,7 @@ class JobStore(HistoryStore):
         Raises:
             JobNotFound, InvalidTransition (nothing is written then).
         """
-        with self._tx() as con:
+        with self.db.transaction() as con:
             job = self._find(con, job_id)
             for to, fields in moves:
                 self._check_fields(fields)
@@ -330,7 +372,7 @@ class JobStore(HistoryStore):
         CANCELLING, or when none is queued. Order: higher ``priority`` first, then FIFO by
         ``queued_at`` (which is ``created_at`` until a resume re-queues the job).
         """
-        with self._tx() as con:
+        with self.db.transaction() as con:
             active = con.execute(f"SELECT COUNT(*) FROM jobs WHERE status IN {_ACTIVE_SQL}")
             if active.fetchone()[0] >= max_concurrent:
                 return None
@@ -359,7 +401,7 @@ class JobStore(HistoryStore):
         """
         if mode not in ("graceful", "immediate"):
             raise ValueError(f"cancel mode must be 'graceful' or 'immediate', not {mode!r}")
-        with self._tx() as con:
+        with self.db.transaction() as con:
             job = self._find(con, job_id)
             if job.status is JobStatus.QUEUED:
                 fields = {"cancel_requested": mode, "status_reason": f"{reason} before it started"}
@@ -386,7 +428,7 @@ class JobStore(HistoryStore):
         "interrupted".
         """
         changed: list[str] = []
-        with self._tx() as con:
+        with self.db.transaction() as con:
             rows = con.execute(f"SELECT * FROM jobs WHERE status IN {_ACTIVE_SQL}").fetchall()
             for job in map(TrainingJob.from_row, rows):
                 if only is not None and job.id not in only:
@@ -408,13 +450,13 @@ class JobStore(HistoryStore):
                     )
                     self._set_status(con, job, JobStatus.INTERRUPTED, {"status_reason": reason})
                     if att is not None and att["finished_at"] is None:
-                        self._finish_attempt(con, job.id, att["n"], "interrupted", None, reason)
+                        end_attempt(con, job.id, att["n"], "interrupted", None, reason)
                 changed.append(job.id)
         return changed
 
     def delete_job(self, job_id: str) -> bool:
         """Delete a job with its attempts, events and metrics; False if there was none."""
-        with self._tx() as con:
+        with self.db.transaction() as con:
             try:
                 job = self._find(con, job_id)
             except JobNotFound:

@@ -1,6 +1,7 @@
 """Job history in the database: attempts, events and metrics (``HistoryStore``).
 
-A base of ``JobStore``; these methods take a job's full id (they are hot paths).
+``JobStore.history`` is one, sharing the job store's ``Database``; these methods take a job's
+full id (they are hot paths).
 
 - attempts: one row per run of a job's process; a resume makes a new attempt.
 - events: each row holds an ``Event.to_dict()`` (or a ``status_change`` dict); followers in
@@ -23,7 +24,7 @@ from typing import Any
 
 from smalltrain.store.sqlite import Database
 
-__all__ = ["Attempt", "HistoryStore", "MetricRow"]
+__all__ = ["Attempt", "HistoryStore", "MetricRow", "end_attempt"]
 
 #: (scope "step"|"epoch", epoch, global step, key, value)
 MetricRow = tuple[str, int, int, str, float]
@@ -48,15 +49,38 @@ class Attempt:
         return asdict(self)
 
 
-class HistoryStore(Database):
-    """Attempts, events and metrics of jobs."""
+def end_attempt(
+    con: sqlite3.Connection,
+    job_id: str,
+    n: int,
+    outcome: str,
+    exit_code: int | None,
+    error: str | None,
+) -> None:
+    """Close attempt ``n`` of a job inside the caller's transaction."""
+    con.execute(
+        "UPDATE attempts SET finished_at = ?, outcome = ?, exit_code = ?, error = ? "
+        "WHERE job_id = ? AND n = ?",
+        (time.time(), outcome, exit_code, error, job_id, n),
+    )
+
+
+class HistoryStore:
+    """Attempts, events and metrics of jobs.
+
+    Args:
+        db: the database (``JobStore.db``: the same file and connections as the jobs).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- attempts ----------------------------------------------------------------------------
 
     def start_attempt(self, job_id: str, pid: int | None, resume_from: str | None = None) -> int:
         """Record a new attempt (process ``pid``) of a job; return its number (1, 2, ...)."""
         resume = None if resume_from is None else os.fspath(resume_from)
-        with self._tx() as con:
+        with self.db.transaction() as con:
             last = con.execute("SELECT MAX(n) FROM attempts WHERE job_id = ?", (job_id,))
             n = int(last.fetchone()[0] or 0) + 1
             con.execute(
@@ -70,21 +94,6 @@ class HistoryStore(Database):
             )
         return n
 
-    @staticmethod
-    def _finish_attempt(
-        con: sqlite3.Connection,
-        job_id: str,
-        n: int,
-        outcome: str,
-        exit_code: int | None,
-        error: str | None,
-    ) -> None:
-        con.execute(
-            "UPDATE attempts SET finished_at = ?, outcome = ?, exit_code = ?, error = ? "
-            "WHERE job_id = ? AND n = ?",
-            (time.time(), outcome, exit_code, error, job_id, n),
-        )
-
     def finish_attempt(
         self,
         job_id: str,
@@ -94,12 +103,14 @@ class HistoryStore(Database):
         error: str | None = None,
     ) -> None:
         """Close attempt ``n`` with its outcome ("completed", "cancelled", "failed", ...)."""
-        with self._tx() as con:
-            self._finish_attempt(con, job_id, n, outcome, exit_code, error)
+        with self.db.transaction() as con:
+            end_attempt(con, job_id, n, outcome, exit_code, error)
 
     def list_attempts(self, job_id: str) -> list[Attempt]:
         """A job's attempts, oldest first."""
-        rows = self._conn().execute("SELECT * FROM attempts WHERE job_id = ? ORDER BY n", (job_id,))
+        rows = self.db.connection().execute(
+            "SELECT * FROM attempts WHERE job_id = ? ORDER BY n", (job_id,)
+        )
         return [Attempt(**dict(r)) for r in rows.fetchall()]
 
     # -- events ------------------------------------------------------------------------------
@@ -111,7 +122,7 @@ class HistoryStore(Database):
             (job_id, str(e.get("type", "event")), float(e.get("time", now)), json.dumps(e))
             for e in events
         ]
-        with self._tx() as con:
+        with self.db.transaction() as con:
             con.executemany(
                 "INSERT INTO events (job_id, type, time, data) VALUES (?, ?, ?, ?)", rows
             )
@@ -123,7 +134,7 @@ class HistoryStore(Database):
 
         Followers in other processes poll this, passing the last id they saw.
         """
-        rows = self._conn().execute(
+        rows = self.db.connection().execute(
             "SELECT id, data FROM events WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
             (job_id, after_id, limit),
         )
@@ -145,7 +156,7 @@ class HistoryStore(Database):
         marks = ",".join("?" for _ in types)
         order = "DESC" if newest else "ASC"
         rows = (
-            self._conn()
+            self.db.connection()
             .execute(
                 f"SELECT id, data FROM events WHERE job_id = ? AND id > ? AND type IN ({marks}) "
                 f"ORDER BY id {order} LIMIT ?",
@@ -159,7 +170,7 @@ class HistoryStore(Database):
     def last_event_id(self, job_id: str) -> int:
         """The id of a job's newest event (0 if none)."""
         row = (
-            self._conn()
+            self.db.connection()
             .execute("SELECT MAX(id) FROM events WHERE job_id = ?", (job_id,))
             .fetchone()
         )
@@ -170,7 +181,7 @@ class HistoryStore(Database):
     def append_metrics(self, job_id: str, rows: Sequence[MetricRow]) -> None:
         """Store metric rows ``(scope, epoch, global_step, key, value)`` in one transaction."""
         data = [(job_id, s, int(e), int(st), k, float(v)) for s, e, st, k, v in rows]
-        with self._tx() as con:
+        with self.db.transaction() as con:
             con.executemany(
                 "INSERT INTO metrics (job_id, scope, epoch, step, key, value) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -181,7 +192,7 @@ class HistoryStore(Database):
         """One metric's curve: ``(global_step, value)`` for "step", ``(epoch, value)`` for
         "epoch", in order. NaN values come back as NaN."""
         x = "epoch" if scope == "epoch" else "step"
-        rows = self._conn().execute(
+        rows = self.db.connection().execute(
             f"SELECT {x}, value FROM metrics WHERE job_id = ? AND key = ? AND scope = ? "
             f"ORDER BY {x}, rowid",
             (job_id, key, scope),
@@ -200,7 +211,7 @@ class HistoryStore(Database):
         x = "epoch" if scope == "epoch" else "step"
         where = "WHERE job_id = ? AND key = ? AND scope = ?"
         low, high, count = (
-            self._conn()
+            self.db.connection()
             .execute(
                 f"SELECT MIN({x}), MAX({x}), COUNT(*) FROM metrics {where}", (job_id, key, scope)
             )
@@ -209,7 +220,7 @@ class HistoryStore(Database):
         if not count or count <= max_points:
             return self.metric_series(job_id, key, scope)
         width = max(1, -(-(int(high) - int(low) + 1) // max(1, max_points)))
-        rows = self._conn().execute(
+        rows = self.db.connection().execute(
             f"SELECT MIN({x}), AVG(value) FROM metrics {where} "
             f"GROUP BY ({x} - ?) / ? ORDER BY MIN({x})",
             (job_id, key, scope, int(low), width),
@@ -222,11 +233,11 @@ class HistoryStore(Database):
         args: list[Any] = [job_id]
         if scope is not None:
             sql, args = sql + " AND scope = ?", [*args, scope]
-        return sorted(r[0] for r in self._conn().execute(sql, args).fetchall())
+        return sorted(r[0] for r in self.db.connection().execute(sql, args).fetchall())
 
     def metric_epochs(self, job_id: str) -> set[int]:
         """The epochs that have epoch-scope metric rows for a job."""
-        rows = self._conn().execute(
+        rows = self.db.connection().execute(
             "SELECT DISTINCT epoch FROM metrics WHERE job_id = ? AND scope = 'epoch'", (job_id,)
         )
         return {int(r[0]) for r in rows.fetchall()}
@@ -237,7 +248,7 @@ class HistoryStore(Database):
         Call it when a job resumes from a checkpoint, so its curves hold no duplicates (as
         ``MetricsHistory.truncate`` does in memory).
         """
-        with self._tx() as con:
+        with self.db.transaction() as con:
             con.execute(
                 "DELETE FROM metrics WHERE job_id = ? AND "
                 "((scope = 'step' AND step > ?) OR (scope = 'epoch' AND epoch >= ?))",

@@ -1,10 +1,11 @@
 """``Database``: one SQLite file, a connection per thread, and write transactions.
 
-The base of ``JobStore``. Opening migrates the schema (``smalltrain.store.schema``).
-Connections use WAL mode, ``busy_timeout`` 10 s, ``foreign_keys=ON`` and
-``synchronous=NORMAL``; each thread gets its own connection on first use (``check_same_thread``
-is off only so that ``close()`` can close them all), and a forked child never touches its
-parent's connections.
+``JobStore`` holds one (``JobStore.db``) and shares it with its ``HistoryStore``; ``SweepStore``
+uses the same one, so a single file holds everything. Opening migrates the schema
+(``smalltrain.store.schema``). Connections use WAL mode, ``busy_timeout`` 10 s,
+``foreign_keys=ON`` and ``synchronous=NORMAL``; each thread gets its own connection on first use
+(``check_same_thread`` is off only so that ``close()`` can close them all), and a forked child
+never touches its parent's connections.
 
 SQLite's own errors never escape as tracebacks: "database or disk is full" becomes
 ``DiskFull`` (naming the database file and the space left), any other operational error (a
@@ -81,7 +82,7 @@ class Database:
         self._conns: dict[int, sqlite3.Connection] = {}
         self._pid = os.getpid()
         self._closed = False
-        self.schema_version = migrate(self._conn())
+        self.schema_version = migrate(self.connection())
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -104,7 +105,7 @@ class Database:
         con.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT_PAGES}")
         return con
 
-    def _conn(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
         """This thread's connection (opened on first use)."""
         if self._pid != os.getpid():  # forked: never touch the parent's connections
             self._pid, self._conns, self._local = os.getpid(), {}, threading.local()
@@ -124,7 +125,7 @@ class Database:
         return con
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``): commit on success, roll back on error.
 
         Raises:
@@ -132,7 +133,7 @@ class Database:
                 truncated, so a smaller write afterwards may still fit.
             StoreError: any other SQLite failure, naming the file.
         """
-        con = self._conn()
+        con = self.connection()
         con.execute("BEGIN IMMEDIATE")
         try:
             yield con
@@ -171,5 +172,5 @@ class Database:
 
     def integrity_check(self) -> str:
         """Run ``PRAGMA integrity_check``; "ok" when the file is sound."""
-        rows = self._conn().execute("PRAGMA integrity_check").fetchall()
+        rows = self.connection().execute("PRAGMA integrity_check").fetchall()
         return "\n".join(str(r[0]) for r in rows)

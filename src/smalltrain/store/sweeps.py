@@ -4,8 +4,9 @@ A sweep's trials are ordinary jobs (``jobs.sweep_id``); this module adds the swe
 and what the sweep logic reads: its trials, and the validation metric each trial reported at
 each epoch, in the order the reports arrived (the order successive halving needs).
 
-``SweepStore`` works on a ``JobStore``'s connections and transactions, so one database file
-holds everything and a sweep and its trials are inserted in one transaction.
+``SweepStore`` works on a ``JobStore``'s database (``JobStore.db``: its connections and
+transactions), so one database file holds everything and a sweep and its trials are inserted
+in one transaction.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class SweepStore:
 
     def insert(self, sweep: SweepRecord, trials: Sequence[TrainingJob]) -> None:
         """Store a sweep and its trial jobs (QUEUED) in one transaction."""
-        with self.jobs._tx() as con:
+        with self.jobs.db.transaction() as con:
             con.execute(
                 "INSERT INTO sweeps (id, dataset, task, metric, mode, spec, status, "
                 "status_reason, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -97,7 +98,7 @@ class SweepStore:
         Raises:
             JobNotFound: no sweep, or an ambiguous prefix.
         """
-        con = self.jobs._conn()
+        con = self.jobs.db.connection()
         row = con.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
         if row is None and len(sweep_id) >= _MIN_PREFIX:
             prefix = sweep_id.strip().lower()
@@ -115,7 +116,7 @@ class SweepStore:
 
     def newest(self, limit: int | None = 50) -> list[SweepRecord]:
         """Sweeps, newest first."""
-        rows = self.jobs._conn().execute(
+        rows = self.jobs.db.connection().execute(
             "SELECT * FROM sweeps ORDER BY created_at DESC LIMIT ?",
             (-1 if limit is None else limit,),
         )
@@ -123,7 +124,7 @@ class SweepStore:
 
     def trials(self, sweep_id: str) -> list[TrainingJob]:
         """The sweep's trial jobs in the order they were planned."""
-        rows = self.jobs._conn().execute(
+        rows = self.jobs.db.connection().execute(
             "SELECT * FROM jobs WHERE sweep_id = ? ORDER BY seq", (sweep_id,)
         )
         return [TrainingJob.from_row(r) for r in rows.fetchall()]
@@ -133,7 +134,7 @@ class SweepStore:
 
         Read from the stored epoch events, whose ids give the order the reports arrived in.
         """
-        rows = self.jobs._conn().execute(
+        rows = self.jobs.db.connection().execute(
             "SELECT e.id, e.job_id, e.data FROM events e JOIN jobs j ON j.id = e.job_id "
             "WHERE j.sweep_id = ? AND e.type = 'epoch' ORDER BY e.id",
             (sweep_id,),
@@ -148,7 +149,7 @@ class SweepStore:
 
     def claim_finalize(self, sweep_id: str) -> bool:
         """Move a RUNNING sweep to FINALIZING; True for the one caller that did it."""
-        with self.jobs._tx() as con:
+        with self.jobs.db.transaction() as con:
             cur = con.execute(
                 "UPDATE sweeps SET status = 'FINALIZING' WHERE id = ? AND status = 'RUNNING'",
                 (sweep_id,),
@@ -164,12 +165,12 @@ class SweepStore:
         if fields.get("status") not in (None, *SWEEP_STATUSES):
             raise ValueError(f"sweep status {fields['status']!r}: one of {SWEEP_STATUSES}")
         sets = ", ".join(f"{k} = ?" for k in fields)
-        with self.jobs._tx() as con:
+        with self.jobs.db.transaction() as con:
             con.execute(f"UPDATE sweeps SET {sets} WHERE id = ?", [*fields.values(), sweep_id])
 
     def running(self) -> list[SweepRecord]:
         """Sweeps not yet finished (RUNNING or FINALIZING)."""
-        rows = self.jobs._conn().execute(
+        rows = self.jobs.db.connection().execute(
             "SELECT * FROM sweeps WHERE status IN ('RUNNING', 'FINALIZING') ORDER BY created_at"
         )
         return [SweepRecord.from_row(r) for r in rows.fetchall()]

@@ -91,11 +91,11 @@ class JobEventSink:
             self._on_started(event)
         elif isinstance(event, EpochMetrics):
             rows = [("epoch", event.epoch, event.epoch, k, v) for k, v in event.metrics.items()]
-            self.store.append_metrics(self.job_id, rows)
+            self.store.history.append_metrics(self.job_id, rows)
             fields = {"epoch": event.epoch + 1, "last_metrics": dict(event.metrics)}
         elif isinstance(event, CheckpointSaved):
             fields = {"checkpoint_path": event.path}
-        self.store.append_events(self.job_id, [event.to_dict()])
+        self.store.history.append_events(self.job_id, [event.to_dict()])
         if fields:
             self.store.update_job(self.job_id, **fields)
 
@@ -107,7 +107,7 @@ class JobEventSink:
         # when an earlier attempt died before its first checkpoint): drop rows a lost attempt
         # wrote after that point, and take back from the run's own log the epochs before it
         # that a dead parent never stored.
-        self.store.truncate_metrics(self.job_id, start - 1, event.start_epoch)
+        self.store.history.truncate_metrics(self.job_id, start - 1, event.start_epoch)
         self._backfill(event.start_epoch)
         self.store.update_job(
             self.job_id,
@@ -125,13 +125,13 @@ class JobEventSink:
         run_dir = self.store.get_job(self.job_id).run_dir
         if not start_epoch or not run_dir:
             return
-        have = self.store.metric_epochs(self.job_id)
+        have = self.store.history.metric_epochs(self.job_id)
         logged = epochs_before(Path(run_dir) / EVENTS_FILE, start_epoch)
         lost = [e for n, e in sorted(logged.items()) if n not in have]
         if lost:
             rows = [("epoch", e.epoch, e.epoch, k, v) for e in lost for k, v in e.metrics.items()]
-            self.store.append_metrics(self.job_id, rows)
-            self.store.append_events(self.job_id, [e.to_dict() for e in lost])
+            self.store.history.append_metrics(self.job_id, rows)
+            self.store.history.append_events(self.job_id, [e.to_dict() for e in lost])
 
     def flush(self) -> None:
         """Write buffered step metrics, one step event and the job's progress (rows the store
@@ -148,8 +148,8 @@ class JobEventSink:
         if not self._rows or step is None:
             return
         rows, self._rows = self._rows, []
-        self.store.append_metrics(self.job_id, rows)
-        self.store.append_events(self.job_id, [step.to_dict()])
+        self.store.history.append_metrics(self.job_id, rows)
+        self.store.history.append_events(self.job_id, [step.to_dict()])
         done = step.global_step + 1
         progress = min(done / self.total_steps, 1.0) if self.total_steps else 0.0
         self.store.update_job(

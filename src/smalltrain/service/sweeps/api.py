@@ -1,6 +1,7 @@
-"""The sweep half of ``TrainingManager``'s Python API (a mixin, so the manager stays small).
+"""``Sweeps``: start, follow, cancel and close sweeps of one home (``TrainingManager.sweeps``).
 
-Example::
+The manager's public ``start_sweep``, ``get_sweep``, ``wait_sweep`` and ``cancel_sweep`` call
+it. Example::
 
     with TrainingManager.open(max_concurrent=2) as manager:
         sweep_id = manager.start_sweep(
@@ -14,11 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from smalltrain.engine.context import CancelMode
-from smalltrain.engine.jobs import TrainingJob
 from smalltrain.service.live import EventHub
 from smalltrain.service.sweeps.spec import (
     SweepSpec,
@@ -28,34 +28,47 @@ from smalltrain.service.sweeps.spec import (
     store_sweep,
     sweep_summary,
 )
-from smalltrain.service.sweeps.watch import finalize_sweep, stop_trials
+from smalltrain.service.sweeps.watch import SweepWatcher, finalize_sweep, stop_trials
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelStore
 from smalltrain.store.sweeps import SweepRecord, SweepStore
 
-__all__ = ["SweepMethods"]
+__all__ = ["Sweeps"]
 
 
-class SweepMethods:
-    """Sweep methods for a manager that has ``jobs``, ``models``, ``datasets``, ``home``,
-    ``hub``, ``cancel`` and ``_kick``."""
+class Sweeps:
+    """The sweeps of one home.
 
-    jobs: JobStore
-    models: ModelStore
-    datasets: DatasetStore
-    home: Path
-    hub: EventHub
+    Args:
+        jobs, models, datasets, home: the home's stores and folder.
+        hub: the manager's live events (waits wake on them).
+        kick: wakes the manager's scheduler once trials are queued.
+        cancel: cancels one job gracefully, ``cancel(job_id, reason)``.
+    """
 
-    def _kick(self) -> None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        jobs: JobStore,
+        models: ModelStore,
+        datasets: DatasetStore,
+        home: Path,
+        hub: EventHub,
+        *,
+        kick: Callable[[], None],
+        cancel: Callable[[str, str], None],
+    ) -> None:
+        self.jobs = jobs
+        self.models = models
+        self.datasets = datasets
+        self.home = home
+        self.hub = hub
+        self._kick = kick
+        self._cancel = cancel
+        #: Fed every event by the scheduler: stops weak trials, registers the best at the end.
+        self.watch = SweepWatcher(jobs, models, cancel)
 
-    def cancel(
-        self, job_id: str, mode: CancelMode = "graceful", reason: str = "cancelled by user"
-    ) -> TrainingJob:
-        raise NotImplementedError
-
-    def start_sweep(self, spec: SweepSpec | None = None, /, **kwargs: Any) -> str:
+    def start(self, spec: SweepSpec | None = None, /, **kwargs: Any) -> str:
         """Plan every trial, queue them all, and return the sweep's id.
 
         Args:
@@ -74,7 +87,7 @@ class SweepMethods:
         self._kick()
         return record.id
 
-    def get_sweep(self, sweep_id: str) -> SweepSummary:
+    def get(self, sweep_id: str) -> SweepSummary:
         """The sweep (id or 4+ character prefix) with its trials and their curves.
 
         Raises:
@@ -82,11 +95,11 @@ class SweepMethods:
         """
         return sweep_summary(self.jobs, sweep_id)
 
-    def list_sweeps(self, limit: int | None = 50) -> list[SweepRecord]:
+    def newest(self, limit: int | None = 50) -> list[SweepRecord]:
         """Sweeps, newest first."""
         return SweepStore(self.jobs).newest(limit)
 
-    def wait_sweep(self, sweep_id: str, timeout: float | None = None) -> SweepSummary:
+    def wait(self, sweep_id: str, timeout: float | None = None) -> SweepSummary:
         """Block until the sweep is COMPLETED or FAILED; return its summary.
 
         Raises:
@@ -107,20 +120,17 @@ class SweepMethods:
             self.hub.wait_change(delay)
             delay = min(delay * 1.5, 0.5)
 
-    def cancel_sweep(self, sweep_id: str, reason: str = "sweep cancelled by user") -> int:
+    def cancel(self, sweep_id: str, reason: str = "sweep cancelled by user") -> int:
         """Cancel every queued or running trial (running ones checkpoint); return how many.
 
         The sweep then registers the best of the trials that completed.
         """
         sweep = SweepStore(self.jobs).get(sweep_id)
-        return stop_trials(self.jobs, sweep.id, self._cancel_graceful, reason)
+        return stop_trials(self.jobs, sweep.id, self._cancel, reason)
 
-    def finish_sweep(self, sweep_id: str) -> SweepSummary:
+    def finish(self, sweep_id: str) -> SweepSummary:
         """Close a sweep now with the trials that completed (e.g. when an interrupted trial
         will not be resumed): register the best of them."""
         sweep = SweepStore(self.jobs).get(sweep_id)
         finalize_sweep(self.jobs, self.models, sweep.id, force=True)
         return sweep_summary(self.jobs, sweep.id)
-
-    def _cancel_graceful(self, job_id: str, reason: str) -> None:
-        self.cancel(job_id, "graceful", reason)

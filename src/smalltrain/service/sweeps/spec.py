@@ -10,7 +10,7 @@ sweep is worth running on one machine as well as on a cluster.
   stores the sweep and its trials (ordinary jobs carrying the sweep's id) in one transaction
   and wakes the scheduler. Trials then run like any job: on local processes, as many at once
   as the scheduler's ``max_concurrent`` (each with its share of the cores), or on Ray.
-- While trials run, ``sweep_watch.SweepWatcher`` stops weak ones early (ASHA, on the task's
+- While trials run, ``watch.SweepWatcher`` stops weak ones early (ASHA, on the task's
   validation metric: ``val/sc`` for audio, ``val/mAP50-95`` for detection) and, once every
   trial has ended, registers the best and prunes the others' run folders if asked.
 - ``sweep_summary`` gives the trials side by side with their curves (``smalltrain sweep show``).

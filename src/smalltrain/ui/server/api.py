@@ -82,7 +82,7 @@ async def event_stream(
     yield "retry: 1000\n\n"
     delay, quiet_since = 0.02, time.monotonic()
     while not backend.closing:
-        rows = await asyncio.to_thread(store.events_after, job_id, after, 500)
+        rows = await asyncio.to_thread(store.history.events_after, job_id, after, 500)
         for event_id, data in rows:
             after = event_id
             yield _sse(event_id, str(data.get("type", "event")), data)
@@ -91,7 +91,7 @@ async def event_stream(
             continue
         job = await asyncio.to_thread(store.get_job, job_id)
         if job.is_terminal:
-            if not await asyncio.to_thread(store.events_after, job_id, after, 1):
+            if not await asyncio.to_thread(store.history.events_after, job_id, after, 1):
                 yield _sse(None, "end", job.to_dict())
                 return
             continue
@@ -204,8 +204,8 @@ def _jobs(router: APIRouter, backend: Backend) -> None:
     def job_metrics(job_id: str, key: str | None = None, scope: str = "epoch") -> JSONResponse:
         job = backend.manager.get_job(job_id)
         if key is None:
-            return _json({"keys": backend.manager.jobs.metric_keys(job.id, scope)})
-        points = backend.manager.jobs.metric_series(job.id, key, scope)
+            return _json({"keys": backend.manager.jobs.history.metric_keys(job.id, scope)})
+        points = backend.manager.jobs.history.metric_series(job.id, key, scope)
         return _json({"key": key, "scope": scope, "points": points})
 
     @router.get("/jobs/{job_id}/previews/{name}")
@@ -240,7 +240,7 @@ def _models(router: APIRouter, backend: Backend) -> None:
     @router.delete("/models/{dataset}/{name}")
     def delete(dataset: str, name: str) -> JSONResponse:
         info = backend.manager.get_model(name, dataset)
-        outcome = backend.manager.delete_and_promote(name, dataset)
+        outcome = backend.manager.model_queries.delete_and_promote(name, dataset)
         active = outcome.active.to_dict() if outcome.active else None
         return _json({"deleted": info.to_dict(), "active": active, "why": outcome.why})
 

@@ -24,7 +24,12 @@ from smalltrain.engine.context import CancelMode
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.engine.seen import SEEN_DIR, listed_files, read_seen
 from smalltrain.service.detection_results import ModelResults, model_results, results_file
-from smalltrain.service.execution.executors import Executor
+from smalltrain.service.execution.executors import (
+    Executor,
+    InlineExecutor,
+    ProcessExecutor,
+    ThreadExecutor,
+)
 from smalltrain.service.jobspec import JobSpec, Origin
 from smalltrain.service.manager import TrainingManager
 from smalltrain.service.scheduler import scheduler_running
@@ -49,7 +54,7 @@ from smalltrain.ui.viewmodels.settings import SettingsStore
 #: The audio task's previews manifest (``tasks/audio/preview.py``; not imported: it loads torch).
 PREVIEW_INFO = "previews.json"
 
-__all__ = ["Backend", "ModelRow"]
+__all__ = ["Backend", "ModelRow", "where_jobs_run"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,20 @@ CHART_EVERY_S = 2.0
 
 def _chart_key(job: TrainingJob) -> tuple[Any, ...]:
     return (job.step, job.epoch, job.status)
+
+
+def where_jobs_run(executor: Executor) -> str:
+    """Where this server's scheduler runs its jobs, in words (the page header, /api/health)."""
+    if isinstance(executor, ProcessExecutor):
+        return "jobs run in child processes of this server"
+    if isinstance(executor, ThreadExecutor):
+        return "jobs run in threads of this server"
+    if isinstance(executor, InlineExecutor):
+        return "jobs run in this server's scheduler thread, one at a time"
+    if type(executor).__name__ == "RayExecutor":  # not imported here: it would load ray
+        address = getattr(executor, "address", None) or "$RAY_ADDRESS"
+        return f"jobs run on the Ray cluster at {address}"
+    return f"jobs run through {type(executor).__name__}"
 
 
 @dataclass
@@ -135,7 +154,7 @@ class Backend:
     def scheduler_note(self) -> str:
         """Who runs this home's jobs, in words."""
         if self.manager.runs_scheduler:
-            return "jobs run in child processes of this server"
+            return where_jobs_run(self.manager.executor)
         holder = scheduler_running(self.home)
         if holder:
             return f"jobs run in the smalltrain worker with pid {holder.get('pid', '?')}"
@@ -168,7 +187,7 @@ class Backend:
 
     def _running_pid(self) -> int | None:
         for job in self.manager.list_jobs(status=sorted(ACTIVE), limit=1):
-            attempts = self.manager.jobs.list_attempts(job.id)
+            attempts = self.manager.jobs.history.list_attempts(job.id)
             if attempts and attempts[-1].finished_at is None:
                 return attempts[-1].pid
         return None
@@ -304,7 +323,7 @@ class Backend:
         from smalltrain.ui.viewmodels.jobs import LOG_TYPES, describe_event
 
         job = self.manager.get_job(job_id)
-        rows = self.manager.jobs.events_of_type(job.id, LOG_TYPES, limit=lines, newest=True)
+        rows = self.manager.jobs.history.events_of_type(job.id, LOG_TYPES, limit=lines, newest=True)
         out = [describe_event(e) for _, e in rows]
         task_log = Path(job.run_dir or "") / "ultralytics.log"
         if task_log.is_file():
@@ -375,7 +394,7 @@ class Backend:
             points: list[tuple[float, float]] = []
             if m.job_id:
                 try:
-                    series = self.manager.jobs.metric_series(m.job_id, key, "epoch")
+                    series = self.manager.jobs.history.metric_series(m.job_id, key, "epoch")
                 except Exception:
                     series = []
                 points = [(e + 1, v) for e, v in series if math.isfinite(v)]
@@ -386,7 +405,7 @@ class Backend:
         keys: set[str] = set()
         for m in models:
             if m.job_id:
-                keys.update(self.manager.jobs.metric_keys(m.job_id, "epoch"))
+                keys.update(self.manager.jobs.history.metric_keys(m.job_id, "epoch"))
         return sorted(k for k in keys if not k.startswith(("time/", "lr")))
 
     # -- lifecycle ------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def duration_s(store: JobStore, job: TrainingJob, now: float | None = None) -> f
     """Time spent running, summed over the job's attempts (a running one counts until now)."""
     now = time.time() if now is None else now
     total = 0.0
-    for attempt in store.list_attempts(job.id):
+    for attempt in store.history.list_attempts(job.id):
         end = attempt.finished_at or (now if job.is_active else attempt.started_at)
         total += max(0.0, end - attempt.started_at)
     return total
@@ -118,7 +118,7 @@ def _steps_per_epoch(job: TrainingJob) -> int | None:
 def _series(
     store: JobStore, job: TrainingJob, key: str, scope: str, label: str, in_steps: bool
 ) -> Series:
-    points = store.metric_series_sampled(job.id, key, scope, max_points=300)
+    points = store.history.metric_series_sampled(job.id, key, scope, max_points=300)
     spe = _steps_per_epoch(job)
     out: list[tuple[float, float]] = []
     for x, y in points:
@@ -177,7 +177,7 @@ def _speed(store: JobStore, job: TrainingJob, now: float) -> tuple[float | None,
     """(steps per second, seconds left) of the running attempt, from its start event."""
     if job.status is not JobStatus.TRAINING or not job.total_steps:
         return None, None
-    found = store.events_of_type(job.id, ["training_started"], limit=1, newest=True)
+    found = store.history.events_of_type(job.id, ["training_started"], limit=1, newest=True)
     if not found:
         return None, None
     start = found[0][1]
@@ -205,13 +205,13 @@ def fill_events(store: JobStore, view: JobView, log_lines: int = 60) -> None:
     """Warnings, previews and the log of ``view.job`` (newest non-step events only)."""
     job = view.job
     view.warnings = standing_warnings(
-        [e for _, e in store.events_of_type(job.id, ["warning"], limit=200, newest=True)]
+        [e for _, e in store.history.events_of_type(job.id, ["warning"], limit=200, newest=True)]
     )
     view.previews = [
         (int(e.get("epoch", 0)) + 1, [Path(p).name for p in e.get("paths", [])])
-        for _, e in store.events_of_type(job.id, ["preview"], limit=200, newest=True)
+        for _, e in store.history.events_of_type(job.id, ["preview"], limit=200, newest=True)
     ]
-    rows = store.events_of_type(job.id, LOG_TYPES, limit=log_lines, newest=True)
+    rows = store.history.events_of_type(job.id, LOG_TYPES, limit=log_lines, newest=True)
     view.log = [describe_event(e) for _, e in rows]
 
 
@@ -233,7 +233,7 @@ def job_view(store: JobStore, job: TrainingJob, log_lines: int = 60) -> JobView:
 def last_log_event(store: JobStore, job_id: str) -> int:
     """The id of the job's newest event that is not a step (0 if none): warnings, previews and
     the log change only when it does."""
-    rows = store.events_of_type(job_id, LOG_TYPES, limit=1, newest=True)
+    rows = store.history.events_of_type(job_id, LOG_TYPES, limit=1, newest=True)
     return rows[0][0] if rows else 0
 
 

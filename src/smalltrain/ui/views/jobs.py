@@ -97,7 +97,7 @@ def details(backend: Backend, job_id: str | None) -> list[Any]:
         return ["", ""]
     job = backend.manager.get_job(job_id)
     store = backend.manager.jobs
-    attempts = store.list_attempts(job.id)
+    attempts = store.history.list_attempts(job.id)
     rows = [
         ("state", _state(job)),
         ("task / dataset", f"{job.task} / {job.dataset} ({job.dataset_path})"),

@@ -194,7 +194,7 @@ def build(backend: Backend) -> ModelsTab:
     cancel.click(lambda: gr.update(visible=False), None, confirm_row)
 
     def do_delete(d: str, name: str) -> list[Any]:
-        outcome = backend.manager.delete_and_promote(name, d)
+        outcome = backend.manager.model_queries.delete_and_promote(name, d)
         return [
             gr.update(visible=False),
             render.message(f"Deleted model {name!r}. {outcome.note()}".strip(), "ok"),
