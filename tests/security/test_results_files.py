@@ -51,6 +51,9 @@ def test_only_listed_results_files_are_served(api: Served, tmp_path: Path) -> No
         assert b"PNG-unlisted" not in answer.content
         assert b"headline" not in answer.content
     assert api.client.get("/api/models/cells/nope/results/confusion_matrix.png").status_code == 404
+    listing = api.client.get(ROUTE)  # results.json itself, as JSON, from its own route
+    assert listing.json()["worst"][0]["file"] == "worst/01-a.png"
+    assert api.client.get(ROUTE, headers={"Origin": EVIL}).status_code == 403
     # the guards: the token, and no other origin (nor a cross-site fetch) may read them
     url = f"{ROUTE}/confusion_matrix.png"
     assert api.anonymous.get(url).status_code == 401

@@ -22,3 +22,16 @@ def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(SHARED_SKIP)
     return path
+
+
+def register_pretrained_detector(home: Path, dataset: str = "falls", name: str = "v8s") -> str:
+    """Register the shared pretrained YOLOv8s (a fall detector: Normal, Fall) in ``home``'s
+    model registry as ``DATASET/NAME`` (skips the test when the shared data is absent)."""
+    from smalltrain import paths
+    from smalltrain.store import ModelEntry, ModelStore
+
+    ModelStore(paths.models_dir(home)).save(ModelEntry(
+        dataset=dataset, name=name, weights=require(PRETRAINED), task="detect", config={},
+        metrics={}, base_model=None, epochs_completed=0, headline=("best_map50_95", None),
+    ))  # fmt: skip
+    return f"{dataset}/{name}"

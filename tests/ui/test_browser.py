@@ -9,8 +9,10 @@ End to end, audio: register a folder, import settings and change one, start, wat
 bar move, a curve grow and a preview player appear, Stop (CANCELLED with a checkpoint), reload
 (same job, same state, same settings), Resume (COMPLETED), set the model active, generate a
 sound and play it; the Job view plays augmented chunks beside their originals. Detection:
-register a tiny dataset, train one epoch, see its first batches in the Job view, detect boxes
-on an uploaded image and on a folder of images (counts per class per image and in total).
+register a tiny dataset, train one epoch, see its first batches and its results in the Job view,
+detect boxes on an uploaded image (the confidence slider filters them without running the model
+again) and on a folder of images (counts per class per image and in total), see the results in
+the Models tab (confusion matrix, worst images) and compute them again with Validate.
 Then the HTTP API (start a job, follow its event stream to the end, resume the
 stream), and Basic auth (page and API refuse a request without credentials).
 """
@@ -70,6 +72,13 @@ def _shot_on_failure(request: pytest.FixtureRequest, env: Env) -> Iterator[None]
                 page.screenshot(
                     path=str(env.artifacts / f"FAILED-{request.node.name}-{i}.png"), full_page=True
                 )
+
+
+def _move(page: object, elem_id: str, fraction: float) -> None:
+    """Click a slider's track at ``fraction`` of its width, as a user drags it (release)."""
+    track = page.locator(f"#{elem_id} input[type=range]")  # type: ignore[attr-defined]
+    box = track.bounding_box()
+    track.click(position={"x": max(1.0, box["width"] * fraction), "y": box["height"] / 2})
 
 
 # --- the tests ----------------------------------------------------------------------------------
@@ -269,6 +278,11 @@ def test_detection_end_to_end(env: Env) -> None:
         "document.querySelector('#job-charts polyline[data-label=\"box\"]') !== null"
     )
     env.shot(page, "11-job-detection")
+    # the detection results, computed once at the end of training and kept with the model
+    page.wait_for_selector('#job-results .st-results img[alt="confusion matrix"]')
+    assert "Images it gets most wrong" in page.locator("#job-results").inner_text()
+    page.locator("#job-results").scroll_into_view_if_needed()
+    env.shot(page, "detection-results-job")
     # What the model sees: the first augmented batches with their boxes, as a gallery
     page.wait_for_selector('#job-seen .st-seen[data-task="detect"] img')
     assert "train_batch0.jpg" in (page.locator("#job-seen img").first.get_attribute("src") or "")
@@ -290,6 +304,20 @@ def test_detection_end_to_end(env: Env) -> None:
     # uploads went to Gradio's temporary folder inside the home, not the system's
     assert list((env.server.home / "ui" / "tmp").rglob("img000.png"))
     env.shot(page, "12-use-detection")
+    # the confidence slider filters the boxes already found: the model does not run again
+    # (each run writes one output folder; there is still one after two slider moves)
+    runs = sorted((env.server.home / "ui" / "outputs").glob("*-predict-*"))
+    shown = []
+    for fraction in (0.9, 0.0):
+        _move(page, "use-conf", fraction)
+        value = float(page.locator("#use-conf input[type=number]").input_value())
+        wait_text(page, "use-boxes", f"at confidence ≥ {value:.2f}")
+        shown.append(int(page.locator("#use-gallery figure").first.get_attribute("data-boxes")))
+    assert shown[0] <= shown[1]  # a lower threshold shows as many boxes or more
+    assert sorted((env.server.home / "ui" / "outputs").glob("*-predict-*")) == runs
+    assert page.locator("#use-gallery .st-detect svg").count() == 1
+    env.shot(page, "detection-results-predict-slider")
+    _move(page, "use-conf", 0.25)
     # a folder of images: boxes per class per image and in total, at once
     folder = env.data / "to-detect"
     folder.mkdir()
@@ -330,6 +358,30 @@ def test_detection_end_to_end(env: Env) -> None:
     wait_text(page, "use-boxes", "1 image(s)", timeout=120_000)
     assert page.locator("#use-gallery img").count() == 1
     env.shot(page, "12c-use-detection-webcam")
+
+    # Models: the chosen model's results (per class, confusion matrix, PR curves, the images
+    # it gets most wrong with ground truth beside its boxes); Validate computes them again
+    tab(page, "Models")
+    if page.locator("#models-dataset input").first.input_value() != "shapes":
+        choose(page, "models-dataset", "shapes")
+    page.wait_for_selector('#models-results .st-results img[alt="confusion matrix"]')
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#models-results img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert page.locator("#models-results .st-worst figure").count() >= 1
+    assert "missed" in page.locator("#models-results .st-worst figcaption").first.inner_text()
+    assert page.locator("#models-results table.st-results-classes tbody tr").count() >= 1
+    page.locator("#models-results").scroll_into_view_if_needed()
+    env.shot(page, "detection-results-models")
+    before = page.locator("#models-results .st-small").inner_text()
+    page.locator("#models-validate").click()
+    wait_text(page, "models-message", "Validated shapes/", timeout=180_000)
+    page.wait_for_function(
+        "(b) => (document.querySelector('#models-results .st-small')?.innerText || b) !== b",
+        arg=before,
+    )  # the page shows the new bundle (its time), not the old one
+    env.shot(page, "detection-results-validated")
     page.context.close()
     assert env.outside() == [], f"requests left loopback: {env.outside()}"
 

@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from smalltrain import paths
 from smalltrain.cli.main import app
-from smalltrain.store import ModelEntry, ModelStore
-from tests.support.data import COCO8, PRETRAINED, require
+from tests.support.data import COCO8, PRETRAINED, register_pretrained_detector, require
 
 pytest.importorskip("onnxruntime", reason="the [export] extra is not installed")
 
@@ -84,10 +82,7 @@ def _two_class_coco8(folder: Path) -> Path:
 def _home_with_the_pretrained_detector(tmp_path: Path) -> Path:
     """A home whose registry holds the shared pretrained YOLOv8s as ``falls/v8s``."""
     home = tmp_path / "home"
-    ModelStore(paths.models_dir(home)).save(ModelEntry(
-        dataset="falls", name="v8s", weights=require(PRETRAINED), task="detect", config={},
-        metrics={}, base_model=None, epochs_completed=0, headline=("best_map50_95", None),
-    ))  # fmt: skip
+    register_pretrained_detector(home)
     return home
 
 

@@ -185,8 +185,8 @@ def test_training_keeps_the_results_of_best_pt(trained: tuple[TrainResult, Path,
     folder = result.run_dir / "results"
     for name in listed_files(found):
         assert (folder / name).is_file(), name
-    for w in found["worst"]:  # ground truth beside the prediction: two 280-px halves
-        assert _png_size(folder / w["file"]) == (2 * 280 + 8, 280 + 22)
+    for w in found["worst"]:  # ground truth beside the prediction: two 360-px halves
+        assert _png_size(folder / w["file"]) == (2 * 360 + 8, 360 + 30)
     assert _png_size(folder / "confusion_matrix.png")[0] >= 400
 
 

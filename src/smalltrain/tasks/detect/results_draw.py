@@ -11,7 +11,8 @@ from typing import Any
 
 __all__ = ["draw_confusion_matrix", "draw_pr_curves", "draw_worst"]
 
-_SIDE = 280  # the longer side of each half of a worst-image picture, in pixels
+_SIDE = 360  # the longer side of each half of a worst-image picture, in pixels
+_HEADER = 30  # the title strip above each half
 _GT = (80, 200, 80)  # BGR: ground truth in green
 _PALETTE = [
     (255, 128, 0),
@@ -105,12 +106,13 @@ def _panel(image: Any, boxes: list[tuple[int, str, list[float]]], title: str) ->
         colour = _GT if colour_id < 0 else _PALETTE[colour_id % len(_PALETTE)]
         p1, p2 = (round(x1 * scale), round(y1 * scale)), (round(x2 * scale), round(y2 * scale))
         cv2.rectangle(canvas, p1, p2, colour, 2)
-        cv2.putText(canvas, label, (p1[0] + 2, max(12, p1[1] - 3)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4, colour, 1, cv2.LINE_AA)  # fmt: skip
-    header = np.full((22, canvas.shape[1], 3), 255, np.uint8)
-    cv2.putText(
-        header, title, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (30, 30, 30), 1, cv2.LINE_AA
-    )
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.38, 1)
+        top = max(th + 4, p1[1])  # the label sits on the box's top edge, inside the picture
+        cv2.rectangle(canvas, (p1[0], top - th - 4), (p1[0] + tw + 4, top), colour, -1)
+        cv2.putText(canvas, label, (p1[0] + 2, top - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
+                    (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
+    header = np.full((_HEADER, canvas.shape[1], 3), 255, np.uint8)
+    cv2.putText(header, title, (4, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (30, 30, 30), 1, cv2.LINE_AA)
     return np.vstack([header, canvas])
 
 

@@ -17,8 +17,9 @@ Endpoints (all under ``/api``; the OpenAPI description is ``/api/openapi.json``)
   ``DELETE /models/{dataset}/{name}``; ``GET /models/{dataset}/{name}/weights``
 - ``GET|POST /models/{dataset}/{name}/exports`` ``{"format"}``, ``GET .../exports/{format}``:
   export a model and download it (``exports_api``; 501 when an optional package is missing)
-- ``GET /models/{dataset}/{name}/results/{file}``: a file of a detection model's results that
-  its results.json lists (``worst/01-x.png``; no other name is served)
+- ``GET /models/{dataset}/{name}/results``: a detection model's results.json (404 with how to
+  compute it when it has none); ``GET .../results/{file}``: a file it lists
+  (``worst/01-x.png``; no other name is served)
 - ``GET /outputs/{folder}/{file}``: files made by the UI's "use" actions
 - ``GET /weights``; ``POST /weights`` (multipart ``file`` and optional ``name``): register a
   detection .pt (its sha256 in the answer) so that jobs can name it as ``base_model``; a name
@@ -251,14 +252,25 @@ def _models(router: APIRouter, backend: Backend) -> None:
             raise FileNotFoundError(f"{info.weights}: the model's weights file is missing")
         return FileResponse(info.weights, filename=f"{dataset}-{name}.pt")
 
-    @router.get("/models/{dataset}/{name}/results/{file:path}")
-    def results(dataset: str, name: str, file: str) -> FileResponse:
-        return FileResponse(backend.results_file(dataset, name, file))
-
     @router.get("/outputs/{folder}/{name}")
     def output(folder: str, name: str, download: int = 0) -> FileResponse:
         path = backend.use.output_file(folder, name)
         return FileResponse(path, filename=path.name if download else None)
+
+
+def _results(router: APIRouter, backend: Backend) -> None:
+    """A detection model's results: its results.json and the files it lists, nothing else."""
+
+    @router.get("/models/{dataset}/{name}/results")
+    def results_json(dataset: str, name: str) -> JSONResponse:
+        found = backend.model_results(dataset, name)
+        if found.data is None:
+            raise FileNotFoundError(found.note())
+        return _json(found.data)
+
+    @router.get("/models/{dataset}/{name}/results/{file:path}")
+    def results(dataset: str, name: str, file: str) -> FileResponse:
+        return FileResponse(backend.results_file(dataset, name, file))
 
 
 def _start_after(after: str | None, last_event_id: str | None) -> int:
@@ -333,6 +345,7 @@ def install_api(app: FastAPI, backend: Backend, max_upload_bytes: int = 8 * 2**3
     _jobs(router, backend)
     _seen(router, backend)
     _models(router, backend)
+    _results(router, backend)
     install_exports(router, backend)
     _weights(router, backend, max_upload_bytes)
     app.include_router(router)

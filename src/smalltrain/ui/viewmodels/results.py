@@ -60,8 +60,9 @@ def _worst(model: str, data: Mapping[str, Any], version: str) -> str:
     return f'<div class="st-images st-worst">{"".join(cells)}</div>'
 
 
-def results_html(found: ModelResults) -> str:
-    """The results section of one detection model (``found``), or its empty state."""
+def results_html(found: ModelResults, *, per_class: bool = True) -> str:
+    """The results section of one detection model (``found``), or its empty state;
+    ``per_class=False`` leaves the per-class table out (the Job tab's summary has it)."""
     model = found.model
     if found.data is None:
         return (
@@ -91,7 +92,7 @@ def results_html(found: ModelResults) -> str:
     )  # fmt: skip
     return (
         f'<div class="st-results" data-model="{escape(model)}">{head}'
-        f"{_per_class(data.get('per_class') or {})}"
+        f"{_per_class(data.get('per_class') or {}) if per_class else ''}"
         f'<div class="st-images st-results-plots">{pictures}</div>'
         "<h4>Images it gets most wrong (ground truth left, its boxes right)</h4>"
         f"{_worst(model, data, version)}</div>"

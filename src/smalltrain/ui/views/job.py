@@ -114,7 +114,8 @@ def _results(backend: Backend, job: TrainingJob) -> str:
     if job.task != "detect" or not job.is_terminal or not job.model_name or not job.dataset:
         return ""
     try:
-        return results_html(backend.model_results(job.dataset, job.model_name))
+        found = backend.model_results(job.dataset, job.model_name)
+        return results_html(found, per_class=False)  # the summary above has the table
     except EXPECTED:  # no model registered (failed, cancelled): nothing to show
         return ""
 
@@ -131,10 +132,10 @@ def _running(backend: Backend, job_id: str | None) -> bool:
 
 
 class JobPanel:
-    """The tab's logic: outputs are [sig, header, progress, charts, warnings, previews, seen,
-    log, stop, stop_now, resume, retry]."""
+    """The tab's logic: outputs are [sig, header, progress, charts, warnings, previews,
+    results, seen, log, stop, stop_now, resume, retry]."""
 
-    N = 12
+    N = 13
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -157,15 +158,16 @@ class JobPanel:
         """Every output's fresh value (the first, the page's memory, excluded)."""
         if not job_id:
             empty = render.message("No job yet: start one in the Train tab.")
-            return [empty, "", "", "", "", "", "", *_buttons(None)]
+            return [empty, "", "", "", "", "", "", "", *_buttons(None)]
         view = self.backend.view(job_id)
         job = view.job
         return [
-            render.job_header(job) + _summary(self.backend, job) + _results(self.backend, job),
+            render.job_header(job) + _summary(self.backend, job),
             render.progress(job, view),
             self._charts_html(view),
             render.warnings(view),
             _previews(self.backend, job, view.previews),
+            _results(self.backend, job),
             seen_html(job.id, self.backend.seen(job.id)),
             render.log_block(view.log),
             *_buttons(job),
@@ -246,11 +248,12 @@ def build(backend: Backend) -> JobTab:
         with gr.Column(scale=1):
             gr.Markdown("#### Previews")
             previews = gr.HTML(elem_id="job-previews")
+    results = gr.HTML(elem_id="job-results")  # an ended detection job's (viewmodels.results)
     gr.Markdown("#### What the model sees")
     seen = gr.HTML(elem_id="job-seen")
     with gr.Accordion("Event log", open=False):
         log = gr.HTML(elem_id="job-log")
-    outputs = [sig, header, progress, charts, warnings, previews, seen, log]
+    outputs = [sig, header, progress, charts, warnings, previews, results, seen, log]
     outputs += [stop, stop_now, resume, retry]
     timer = gr.Timer(0.5)
     timer.tick(
