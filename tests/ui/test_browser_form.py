@@ -171,3 +171,46 @@ def test_a_pt_base_model_replans_for_fine_tuning(env: Env) -> None:
     wait_text(page, "train-plan", "training from scratch (yolo11n.yaml)")
     assert int(_slot(page, DETECT_SLOT["Epochs"]).input_value()) == scratch_epochs
     page.context.close()
+
+
+def test_an_ended_job_shows_one_verdict_no_measuring_and_says_previews_are_off(
+    env: Env,
+) -> None:
+    """A finished audio job (inserted as the scheduler leaves one) whose run warned
+    overfitting, then underfitting that replaced it: the page shows the standing verdict only;
+    its gauges never say "measuring…"; its Previews say they were off and how to turn them on."""
+    from smalltrain.engine.events import WarningEvent
+    from smalltrain.engine.jobs import JobStatus, TrainingJob
+    from smalltrain.store import JobStore
+
+    job = TrainingJob(
+        task="audio", dataset_path=str(env.data / "snares"), dataset="snares",
+        model_name="quiet-v1", config={"epochs": 30, "preview_every": 0},
+        status=JobStatus.COMPLETED,
+    )  # fmt: skip
+    said = [
+        WarningEvent(code="overfitting", message="validation loss is 50% above", epoch=2),
+        WarningEvent(code="dataset_changed", message="the dataset changed since"),
+        WarningEvent(
+            code="underfitting",
+            message="training SC 0.700 is still above PCA's validation SC 0.450 after 1000 "
+            "steps: the model underfits. This replaces the overfitting warning of epoch 3: the "
+            "gap between validation and training loss was a symptom",
+            epoch=24,
+        ),
+    ]
+    with JobStore(env.server.home / "smalltrain.db") as store:
+        store.insert_job(job)
+        store.append_events(job.id, [e.to_dict() for e in said])
+    page = env.page()
+    page.goto(f"{env.server.page_url}&job={job.id}")
+    page.wait_for_selector(f'#job-header [data-job="{job.id}"]')
+    page.wait_for_selector("#job-gauges .st-gauges")
+    assert "measuring" not in page.locator("#job-gauges").inner_text()
+    wait_text(page, "job-previews", "Previews are off for this run")
+    assert "Preview every N epochs" in page.locator("#job-previews").inner_text()
+    codes = page.locator("#job-warnings li").evaluate_all("els => els.map(e => e.dataset.code)")
+    assert codes == ["dataset_changed", "underfitting"]
+    assert "This replaces the overfitting warning" in page.locator("#job-warnings").inner_text()
+    env.shot(page, "s2-10-one-fit-verdict-ended-job-previews-off")
+    page.context.close()
