@@ -214,3 +214,58 @@ def test_an_ended_job_shows_one_verdict_no_measuring_and_says_previews_are_off(
     assert "This replaces the overfitting warning" in page.locator("#job-warnings").inner_text()
     env.shot(page, "s2-10-one-fit-verdict-ended-job-previews-off")
     page.context.close()
+
+
+def test_the_sweeps_tab_shows_trials_curves_early_stops_and_the_best(env: Env) -> None:
+    """A sweep as the sweep service stores one (its trials, their epoch events, an ASHA stop,
+    the best registered): the tab reads it with ``get_sweep``, as ``smalltrain sweep show``."""
+    from smalltrain.engine.events import EpochMetrics
+    from smalltrain.engine.jobs import JobStatus, TrainingJob
+    from smalltrain.service.sweeps.asha import Stop
+    from smalltrain.store import JobStore
+    from smalltrain.store.sweeps import SweepRecord, SweepStore
+
+    sweep = SweepRecord(id="5eed5a1b2c3d", task="audio", metric="val/sc", mode="min",
+                        dataset="snares", spec={"trials": 3, "vary": {"seed": None}})  # fmt: skip
+    curves = {1: [0.9, 0.7, 0.55, 0.5], 2: [0.95, 0.9], 3: [0.85, 0.6, 0.45, 0.41]}
+    stop = Stop(epochs=2, value=0.9, cutoff=0.7, others=1).reason("val/sc")
+    trials = []
+    for n in curves:
+        stopped = n == 2
+        trials.append(TrainingJob(
+            task="audio", dataset_path=str(env.data / "snares"), dataset="snares",
+            model_name=f"snares-sweep-t{n}", config={"seed": n, "epochs": 4},
+            status=JobStatus.CANCELLED if stopped else JobStatus.COMPLETED,
+            status_reason=stop if stopped else None,
+            artifacts={"trial": n, "setting": {"seed": n},
+                       **({"early_stopped": stop} if stopped else {}),
+                       **({"model": "snares-sweep-t3"} if n == 3 else {})},
+        ))  # fmt: skip
+    with JobStore(env.server.home / "smalltrain.db") as store:
+        SweepStore(store).insert(sweep, trials)
+        for job, curve in zip(trials, curves.values(), strict=True):
+            events = [
+                EpochMetrics(epoch=e, total_epochs=4, metrics={"val/sc": v}).to_dict()
+                for e, v in enumerate(curve)
+            ]
+            store.append_events(job.id, events)
+        SweepStore(store).update(sweep.id, status="COMPLETED", best_job_id=trials[2].id,
+                                 best_model="snares-sweep-t3")  # fmt: skip
+    page = env.page()
+    open_app(page, env.server.page_url)
+    tab(page, "Sweeps")
+    page.wait_for_selector(f'#sweep-view [data-sweep="{sweep.id}"]')
+    view = page.locator("#sweep-view")
+    assert page.locator('#sweep-view [data-best-trial="3"]').count() == 1
+    assert "registered as model 'snares-sweep-t3'" in view.inner_text()
+    # every trial's curve on one chart, the stopped one marked
+    lines = page.locator("#sweep-view polyline[data-label]")
+    labels = lines.evaluate_all("els => els.map(e => e.dataset.label)")
+    assert labels == ["trial 1", "trial 2 ✂", "trial 3 (best)"], labels
+    rows = page.locator("#sweep-view table.st-sweep-trials tbody tr")
+    assert rows.count() == 3
+    assert "stopped early by ASHA after epoch 2" in rows.nth(1).inner_text()
+    assert "cut-off 0.7" in rows.nth(1).inner_text()
+    assert rows.nth(2).inner_text().startswith("3 ★")
+    env.shot(page, "s2-11-sweeps-trials-curves-best")
+    page.context.close()
