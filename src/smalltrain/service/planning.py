@@ -45,8 +45,10 @@ __all__ = [
     "check_model_name",
     "dataset_name",
     "plan_job",
+    "preset_plan",
     "read_config_file",
     "resolve_dataset",
+    "start_line",
     "write_run_config",
 ]
 
@@ -172,12 +174,41 @@ def _config(task: Any, report: Any, spec: JobSpec) -> tuple[Any, str | None, Pla
     # from; every other field then overrides that preset's values.
     preset = str(overrides.pop("preset", None) or spec.preset)
     if spec.config is None:
-        config = task.adaptive_config(report, device or "auto", preset=preset, **overrides)
+        config = preset_plan(task, report, device or "auto", preset, overrides)
     else:
         raw = spec.config
         config = task.config_from_dict(raw) if isinstance(raw, Mapping) else raw
         config = apply_overrides(config, {**overrides, **({"device": device} if device else {})})
     return config, device, placement
+
+
+def preset_plan(
+    task: Any, report: Any, device: str, preset: str, overrides: Mapping[str, Any]
+) -> Any:
+    """The config a preset plans for ``report``, with the user's ``overrides``: the one plan
+    the CLI (``plan_job``) and the web UI's train form both use. The preset plans around the
+    fields given: for detection, a ``base_model`` .pt means fine-tuning (frozen backbone layers
+    on small data, fewer epochs), a .yaml training from scratch.
+
+    Raises:
+        ConfigError, WeightsNotFound: as the task's ``adaptive_config``.
+    """
+    return task.adaptive_config(report, device, preset=preset, **overrides)
+
+
+def start_line(config: Mapping[str, Any]) -> str:
+    """How a job's model starts, in one line: "training from scratch (yolo11n.yaml)" or
+    "fine-tuning yolov8s.pt: 10 backbone layers frozen, 20 epochs"."""
+    base = config.get("base_model")
+    epochs = config.get("epochs")
+    length = f", {epochs} epochs" if epochs else ""
+    if not isinstance(base, str) or not base.strip():
+        return f"training from scratch{length}"
+    if base.strip().lower().endswith((".yaml", ".yml")):
+        return f"training from scratch ({base}){length}"
+    frozen = int(config.get("freeze_layers") or 0)
+    layers = f"{frozen} backbone layers frozen" if frozen else "every layer trained"
+    return f"fine-tuning {base}: {layers}{length}"
 
 
 def _model_name(

@@ -103,12 +103,16 @@ def inspect(home: str, name: str) -> dict[str, Any]:
 def train_form(home: str, dataset: str, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The train form of a registered dataset: its task, the preset's config and the config
     with the user's ``overrides`` applied (validated by the task; ConfigError otherwise)."""
+    from smalltrain.service.planning import preset_plan, start_line
+
     datasets, _ = _stores(home)
     record = datasets.get(dataset)
     task = _task(record.kind)
     report = _inspect(record.kind, Path(record.path))
-    base = task.adaptive_config(report, "auto", preset=preset)
-    config = task.adaptive_config(report, "auto", preset=preset, **overrides)
+    # the preset plans around the weights chosen (a .pt: fine-tuning; a .yaml: from scratch)
+    planned = {k: overrides[k] for k in getattr(task, "weights_fields", ()) if k in overrides}
+    base = preset_plan(task, report, "auto", preset, planned)
+    config = preset_plan(task, report, "auto", preset, overrides)
     # what the preset chose; the view describes a config without ``describe`` from its fields
     describe = base.describe() if hasattr(base, "describe") else ""
     return {
@@ -119,6 +123,55 @@ def train_form(home: str, dataset: str, preset: str, overrides: dict[str, Any]) 
         "describe": describe,
         "snapshot": report.snapshot(),
         "material": getattr(report, "material_summary", ""),
+        "start_line": start_line(config.to_dict()),
+        "planned": planned,  # the user's fields the preset planned around (kept when saved)
+    }
+
+
+def check_form(
+    home: str, kind: str, base: dict[str, Any], changes: dict[str, Any], model_name: str = ""
+) -> dict[str, Any]:
+    """Every error of the train form at once, by field: each change is checked on its own
+    against ``base`` (the preset's config), then all together (rules across fields), then the
+    weights rule and the model name. ``{"config": dict | None, "errors": {field: message},
+    "start_line": str}``; ``config`` is None while any field is wrong."""
+    from smalltrain.engine.config import apply_overrides
+    from smalltrain.errors import ConfigError, InvalidName, WeightsNotFound
+    from smalltrain.service.planning import start_line
+    from smalltrain.service.weights import check_weights as rule
+    from smalltrain.store.names import validate_name
+
+    task = _task(kind)
+    weights = tuple(getattr(task, "weights_fields", ()))
+    start = task.config_from_dict(base)
+    errors: dict[str, str] = {}
+    config = None
+    try:
+        config = apply_overrides(start, changes).to_dict()
+    except ConfigError as together:
+        # which fields are wrong on their own (a rule across fields names its own field)
+        for key, value in changes.items():
+            try:
+                apply_overrides(start, {key: value})
+            except ConfigError as e:
+                errors.setdefault(e.field or key, str(e))
+        if not errors:
+            errors[together.field or "config"] = str(together)
+    if config is not None:
+        try:
+            rule(task, config, Path(home), "remote")
+        except (ConfigError, WeightsNotFound) as e:
+            field = getattr(e, "field", None) or (weights[0] if weights else "config")
+            errors[field], config = str(e), None
+    if model_name.strip():
+        try:
+            validate_name(model_name.strip(), "model name")
+        except InvalidName as e:
+            errors["model_name"] = str(e)
+    return {
+        "config": None if errors else config,
+        "errors": errors,
+        "start_line": start_line(config) if config and not errors else "",
     }
 
 

@@ -62,8 +62,11 @@ def line_chart(
     series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
     x_label: str = "step",
     empty_text: str = "waiting for the first values",
+    best: str | None = None,
 ) -> str:
-    """An SVG chart of ``(label, [(x, y), ...])`` lines, with axes, ticks and a legend."""
+    """An SVG chart of ``(label, [(x, y), ...])`` lines, with axes, ticks and a legend. The
+    legend shows each line's last value; with ``best`` ("min" or "max"), its best value and
+    where it was reached instead."""
     head = f'<figure class="st-chart"><figcaption>{escape(title)}</figcaption>'
     drawn = [(label, pts) for label, pts in series if pts]
     if not drawn:
@@ -116,9 +119,12 @@ def line_chart(
                 f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{color}"/>'
                 for x, y in pts
             ]
-        last = pts[-1][1]
+        value = f"{_fmt(pts[-1][1])}"
+        if best in ("min", "max"):
+            bx, by = (min if best == "min" else max)(pts, key=lambda p: p[1])
+            value = f"best {_fmt(by)} @ {x_label} {_fmt(bx)}"
         legend.append(
-            f'<span><i style="background:{color}"></i>{escape(label)} <b>{_fmt(last)}</b></span>'
+            f'<span><i style="background:{color}"></i>{escape(label)} <b>{escape(value)}</b></span>'
         )
     parts.append("</svg>")
     return f'{head}{"".join(parts)}<div class="st-legend">{"".join(legend)}</div></figure>'

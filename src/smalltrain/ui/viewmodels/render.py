@@ -143,10 +143,17 @@ def _gauge(label: str, percent: float | None, detail: str = "") -> str:
     )
 
 
-def gauges(status: Mapping[str, Any] | None, job: bool = True) -> str:
+def gauges(status: Mapping[str, Any] | None, job: bool = True, ended: bool = False) -> str:
     """CPU, RAM and each GPU's memory as small bars ("no GPU detected" when there is none);
-    with ``job``, the running job's resident memory too (never for a job that has ended)."""
+    with ``job``, the running job's resident memory too (never for a job that has ended).
+    Before the first sample: "measuring…" while a job runs; for an ended job (or none) a
+    plain line, never a measurement that will not come."""
     if not status:
+        if ended:
+            return (
+                '<div class="st-gauges st-dim" data-ended="1">This job has ended: it uses no '
+                "CPU, memory or GPU now. The machine's gauges show here while a job runs.</div>"
+            )
         return '<div class="st-gauges st-dim">measuring…</div>'
     cells = [
         _gauge("CPU", status.get("cpu_percent")),
@@ -210,10 +217,19 @@ def previews(
     items: Sequence[tuple[int, Sequence[str]]],
     newest: int = 2,
     info: Mapping[str, Any] | None = None,
+    every: int | None = None,
 ) -> str:
     """Audio players of every preview epoch, newest first; older than the newest ``newest``
     epochs are folded. With ``info`` (the run's ``previews.json``), each "recon" says which
-    file it reconstructs and has that chunk's original beside it, for A/B listening."""
+    file it reconstructs and has that chunk's original beside it, for A/B listening.
+    ``every`` is the run's ``preview_every``: 0 says previews are off and how to turn them on,
+    instead of promising previews that will not come."""
+    if not items and every == 0:
+        return message(
+            "Previews are off for this run (preview every N epochs = 0). To hear the model as "
+            'it trains, set the Train tab\'s "Preview every N epochs (0 = off)" field, e.g. to '
+            "5, for the next run."
+        )
     if not items:
         return message("Previews appear here after the epochs that write them.")
     recon = dict((info or {}).get("recon") or {})

@@ -17,7 +17,7 @@ from smalltrain import __version__
 from smalltrain.engine.jobs import ACTIVE, JobStatus
 from smalltrain.errors import SmallTrainError
 from smalltrain.ui.viewmodels.backend import Backend
-from smalltrain.ui.views import datasets, explore, job, jobs, models, train, use, weights
+from smalltrain.ui.views import datasets, explore, job, jobs, models, sweeps, train, use, weights
 from smalltrain.ui.views.common import dataset_choices, job_choices
 
 #: Bold text is drawn from the bundled Bold (1,615 glyphs), never from the bundled SemiBold:
@@ -84,7 +84,7 @@ def _on_load(backend: Backend, ds: datasets.DatasetsTab, request: gr.Request | N
 
 
 def build(backend: Backend) -> gr.Blocks:
-    """The app: Datasets, Train, Job, Jobs, Models, Use, Explore and Weights tabs."""
+    """The app: Datasets, Train, Job, Jobs, Models, Sweeps, Use, Explore and Weights tabs."""
     with gr.Blocks(title="smalltrain", analytics_enabled=False) as demo:
         header = gr.HTML(_header(backend))
         # a job id to open in the Job tab (from Train or Jobs); a hidden textbox, not a State,
@@ -101,6 +101,8 @@ def build(backend: Backend) -> gr.Blocks:
                 jl = jobs.build(backend)
             with gr.Tab("Models", id="models", elem_id="tab-models") as t_models:
                 mv = models.build(backend)
+            with gr.Tab("Sweeps", id="sweeps", elem_id="tab-sweeps") as t_sweeps:
+                sw = sweeps.build(backend)
             with gr.Tab("Use", id="use", elem_id="tab-use") as t_use:
                 us = use.build(backend)
             with gr.Tab("Explore", id="explore", elem_id="tab-explore") as t_explore:
@@ -108,6 +110,7 @@ def build(backend: Backend) -> gr.Blocks:
             with gr.Tab("Weights", id="weights", elem_id="tab-weights") as t_weights:
                 wt = weights.build(backend)
         t_weights.select(wt.refresh, None, wt.table, show_progress="hidden")
+        t_sweeps.select(sw.refresh, sw.picker, [sw.picker, sw.view], show_progress="hidden")
         t_explore.select(xp.refresh, None, xp.outputs, show_progress="hidden")
         # the opened job shows at once (its view is in this answer, not in a second round trip)
         started.change(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from smalltrain import tasks
+from smalltrain.errors import DatasetExists, InvalidName
+from smalltrain.service.planning import dataset_name
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
-from smalltrain.ui.views.common import dataset_choices, error_html, guard
+from smalltrain.ui.views.common import EXPECTED, dataset_choices, error_html, guard
 
 UPLOAD_TYPES = sorted(tasks.AUDIO_EXTENSIONS) + [".zip"]
 
@@ -23,6 +26,51 @@ class DatasetsTab:
     picker: gr.Dropdown
     changed: gr.State  # bumped after every add or remove: other tabs refresh their lists
     refresh: Any  # (picked name) -> [table, picker]
+
+
+class FieldError(ValueError):
+    """A form field that is missing (``field``: "name" or "path")."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def default_name(path: str) -> str:
+    """The name a dataset gets when none is given: its folder's (``planning.dataset_name``, as
+    ``smalltrain datasets add`` and ``smalltrain train PATH``)."""
+    return dataset_name(Path(path.strip()).expanduser())
+
+
+def _ok(value: str | None = None) -> Any:
+    if value is None:
+        return gr.update(info="", elem_classes=[])
+    return gr.update(value=value, info="", elem_classes=[])
+
+
+def _error(text: str) -> Any:
+    return gr.update(info=text, elem_classes=["st-field-error"])
+
+
+def _at_field(exc: BaseException, other: str) -> tuple[Any, ...]:
+    """An error in the message and beside the field it concerns (the name, else ``other``)."""
+    field = getattr(exc, "field", None) or (
+        "name" if isinstance(exc, (InvalidName, DatasetExists)) else other
+    )
+    text = str(exc)
+    return (
+        error_html(exc),
+        *[gr.skip()] * 4,
+        _error(text) if field == "name" else _ok(),
+        _error(text) if field == "path" else _ok(),
+    )
+
+
+def name_hint(path: str) -> Any:
+    """The name field's placeholder follows the path: the name it gets if left empty."""
+    if not path.strip():
+        return gr.update(placeholder="kicks")
+    return gr.update(placeholder=f"{default_name(path)} (the folder's name, if left empty)")
 
 
 def table_html(backend: Backend) -> str:
@@ -62,12 +110,29 @@ class DatasetsPanel:
         )
 
     def register(self, name: str, path: str, count: int) -> tuple[Any, ...]:
-        """Register a path on this machine."""
-        return self._added(self.backend.datasets.register(name.strip(), path.strip()), count)
+        """Register a path on this machine, by default under its folder's name (as the CLI)."""
+        try:
+            if not path.strip():
+                raise FieldError("path", "give the path of a folder of sounds, or of a data.yaml")
+            name = name.strip() or default_name(path)
+            return (*self._added(self.backend.datasets.register(name, path.strip()), count),
+                    _ok(name), _ok())  # fmt: skip
+        except EXPECTED as exc:
+            return _at_field(exc, "path")
 
     def upload(self, name: str, chosen: list[str] | None, count: int) -> tuple[Any, ...]:
-        """Copy uploaded files into the home and register them."""
-        return self._added(self.backend.datasets.upload(name.strip(), list(chosen or [])), count)
+        """Copy uploaded files into the home and register them (one .zip: by default under the
+        zip's name)."""
+        files = list(chosen or [])
+        try:
+            zips = [f for f in files if f.lower().endswith(".zip")]
+            name = name.strip() or (default_name(Path(zips[0]).stem) if len(zips) == 1 else "")
+            if not name:
+                raise FieldError("name", "give the uploaded sounds a name, e.g. kicks")
+            return (*self._added(self.backend.datasets.upload(name, files), count),
+                    _ok(name), _ok())  # fmt: skip
+        except EXPECTED as exc:
+            return _at_field(exc, "files")
 
     def show(self, name: str | None) -> str:
         """The inspection report of a dataset."""
@@ -115,7 +180,11 @@ def build(backend: Backend) -> DatasetsTab:
     with gr.Row():
         with gr.Column(scale=2, min_width=320):
             gr.Markdown("### Add a dataset")
-            name = gr.Textbox(label="Name", placeholder="kicks", elem_id="ds-name")
+            name = gr.Textbox(
+                label="Name",
+                placeholder="kicks (the folder's name, if left empty)",
+                elem_id="ds-name",
+            )
             path = gr.Textbox(
                 label="Path on this machine",
                 elem_id="ds-path",
@@ -148,9 +217,10 @@ def build(backend: Backend) -> DatasetsTab:
                 cancel = gr.Button("Cancel", size="sm")
 
     panel = DatasetsPanel(backend)
-    outs = [message, table, picker, report, changed]
-    add.click(guard(panel.register, 5, 0), [name, path, changed], outs)
-    upload.click(guard(panel.upload, 5, 0), [name, files, changed], outs)
+    outs = [message, table, picker, report, changed, name, path]
+    add.click(guard(panel.register, 7, 0), [name, path, changed], outs)
+    upload.click(guard(panel.upload, 7, 0), [name, files, changed], outs)
+    path.change(name_hint, path, name, show_progress="hidden", trigger_mode="always_last")
     picker.change(panel.show, picker, report)
     remove.click(guard(panel.ask, 3, 2), picker, [confirm_row, confirm_text, message])
     cancel.click(lambda: gr.update(visible=False), None, confirm_row)

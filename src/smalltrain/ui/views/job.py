@@ -64,7 +64,20 @@ def _previews(backend: Backend, job: TrainingJob, items: Any) -> str:
     if job.task != "audio":
         return _no_previews(job)
     info = backend.preview_info(job.id) if items else {}
-    return render.previews(job.id, items, info=info)
+    return render.previews(job.id, items, info=info, every=_preview_every(job))
+
+
+def _preview_every(job: TrainingJob) -> int | None:
+    every = (job.config or {}).get("preview_every")
+    return int(every) if isinstance(every, (int, float)) else None
+
+
+def _gauges(backend: Backend, job_id: str | None) -> str:
+    """The machine's gauges; the job's memory only while it runs; for an ended job, never a
+    "measuring…" that waits for nothing."""
+    running = _running(backend, job_id)
+    ended = bool(job_id) and not running
+    return render.gauges(backend.resources.latest(), job=running, ended=ended)
 
 
 def _no_previews(job: TrainingJob) -> str:
@@ -239,7 +252,7 @@ def build(backend: Backend) -> JobTab:
         resume = gr.Button("Resume", variant="primary", interactive=False, elem_id="job-resume")
         retry = gr.Button("Edit and retry", variant="primary", visible=False, elem_id="job-retry")
     notice = gr.HTML(elem_id="job-notice")
-    gauges = gr.HTML(render.gauges(None), elem_id="job-gauges")
+    gauges = gr.HTML(elem_id="job-gauges")
     charts = gr.HTML(elem_id="job-charts")
     with gr.Row():
         with gr.Column(scale=1):
@@ -266,7 +279,7 @@ def build(backend: Backend) -> JobTab:
     )
     gauge_timer = gr.Timer(2.0)
     gauge_timer.tick(
-        lambda j: render.gauges(backend.resources.latest(), job=_running(backend, j)),
+        lambda j: _gauges(backend, j),
         picker,
         gauges,
         show_progress="hidden",
@@ -275,7 +288,10 @@ def build(backend: Backend) -> JobTab:
     )
     # a notice belongs to the job it was about: another job shown clears it
     picker.change(
-        lambda j: [*panel.render(j), ""], picker, [*outputs, notice], show_progress="hidden"
+        lambda j: [*panel.render(j), "", _gauges(backend, j)],
+        picker,
+        [*outputs, notice, gauges],
+        show_progress="hidden",
     )
     picker.input(None, picker, None, js=URL_JS)
     refresh.click(lambda j: gr.update(choices=job_choices(backend, j)), picker, picker)

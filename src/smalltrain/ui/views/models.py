@@ -17,9 +17,10 @@ from urllib.parse import quote
 
 import gradio as gr
 
+from smalltrain.errors import SmallTrainError
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend, ModelRow
-from smalltrain.ui.viewmodels.charts import line_chart
+from smalltrain.ui.viewmodels.compare import Compared, comparison_html
 from smalltrain.ui.viewmodels.exports import ExportsUI, links_html, size_text
 from smalltrain.ui.viewmodels.results import results_html
 from smalltrain.ui.views.common import guard
@@ -118,10 +119,20 @@ class ModelsPanel:
         if not dataset or not names or not metric:
             return render.message("Choose two or more models and a metric to compare them.")
         infos = [m for m in self.backend.manager.list_models(dataset) if m.name in set(names)]
-        series = self.backend.model_history(infos, metric)
-        return line_chart(
-            f"{metric} per epoch", series, "epoch", "no stored history for these models"
-        )
+        series = dict(self.backend.model_history(infos, metric))
+        compared = [
+            Compared(m.name, series.get(m.name, []), self._config(m.job_id), m.task) for m in infos
+        ]
+        return comparison_html(compared, metric)
+
+    def _config(self, job_id: str | None) -> dict[str, Any]:
+        """The config a model was trained with (its job's), or {} when the job is gone."""
+        if not job_id:
+            return {}
+        try:
+            return dict(self.backend.manager.get_job(job_id).config)
+        except SmallTrainError:
+            return {}
 
 
 def build(backend: Backend) -> ModelsTab:

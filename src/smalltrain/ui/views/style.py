@@ -78,6 +78,9 @@ CSS = """
 .st-msg-ok { background: #dcfce7; color: #14532d; }
 .st-msg-warn { background: #fef3c7; color: #78350f; }
 .st-msg-error { background: #fee2e2; color: #7f1d1d; }
+.st-field-error textarea, .st-field-error input { border-color: #dc2626 !important; }
+.st-field-error .info-text { color: #b91c1c; font-weight: 400; }
+.st-plan { margin: 2px 0; }
 .dark .st-msg-info { background: var(--neutral-800); }
 .st-report h4 { margin: 10px 0 4px; font-size: 0.92em; }
 .st-images { display: grid; grid-template-columns: repeat(auto-fill, minmax(240px, 1fr));

@@ -27,7 +27,7 @@ from smalltrain.ui.viewmodels.settings import (
     parse_advanced,
     split_fields,
 )
-from smalltrain.ui.views.common import EXPECTED, error_html, guard
+from smalltrain.ui.views.common import EXPECTED, guard
 
 
 @dataclass
@@ -78,6 +78,30 @@ SAME_START_S = 5.0
 
 #: Where the validation notice is among ``TrainForm.fill``'s outputs.
 STATUS_AT = 3 + SLOTS + 1
+#: The outputs after the field slots: code, status, form, export, start, plan.
+OUTPUTS_AFTER_SLOTS = ("code", "status", "form", "export", "start", "plan")
+
+
+def _remembered(config: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """What the form remembers of ``config``: its changes to the preset, and the fields the
+    preset was planned around (a ``base_model`` the user chose is no change to its own plan,
+    but the plan needs it again)."""
+    planned = {k: config[k] for k in state.get("planned", {}) if k in config}
+    return {**diff(config, state["preset_config"]), **planned}
+
+
+def _plan(line: str) -> str:
+    """The one line on how the model starts ("training from scratch", "fine-tuning X: …")."""
+    if not line:
+        return ""
+    return f'<div class="st-plan st-small" data-plan="1"><b>Plan:</b> {escape(line)}</div>'
+
+
+def _field_error(message: str | None) -> Any:
+    """A field's error under it (or none: a stale error clears)."""
+    if message:
+        return gr.update(info=message, elem_classes=["st-field-error"])
+    return gr.update(info="", elem_classes=[])
 
 
 class TrainForm:
@@ -98,8 +122,12 @@ class TrainForm:
         """Every output of the form for a ``train_form`` result."""
         task, config = form["task"], form["config"]
         main, advanced = split_fields(task, config)
-        slots = [gr.update(visible=True, label=label, value=text) for _, label, text in main]
-        slots += [gr.update(visible=False, value="")] * (SLOTS - len(main))
+        slots = [
+            gr.update(visible=True, label=label, value=text, info="", elem_classes=[])
+            for _, label, text in main
+        ]
+        hidden = gr.update(visible=False, value="", info="", elem_classes=[])
+        slots += [hidden] * (SLOTS - len(main))
         state = {**form, "fields": [f for f, _, _ in main]}
         status = (
             render.message(note, "warn")
@@ -108,13 +136,15 @@ class TrainForm:
         )
         return [
             gr.update(choices=PRESETS.get(task, ["auto"]), value=form["preset"]),
-            model_name,
+            gr.update(value=model_name, info="", elem_classes=[]),
             _info(form),
             *slots,
             advanced,
             status,
             state,
             gr.update(value=self._export(state, config), interactive=True),
+            gr.update(interactive=True),
+            _plan(form.get("start_line", "")),
         ]
 
     def load(self, dataset: str | None) -> list[Any]:
@@ -180,6 +210,8 @@ class TrainForm:
             render.message(text, "info"),
             {},
             gr.update(interactive=False),
+            gr.update(interactive=False),
+            "",
         ]
 
     @staticmethod
@@ -203,26 +235,82 @@ class TrainForm:
         return config
 
     def edit(self, state: dict[str, Any], model_name: str, code: str, *slots: str) -> list[Any]:
-        """Validate the form as edited; remember it when valid."""
+        """Check the form as edited: every wrong field says so beside it, all at once, and
+        Start waits until none is; a valid form is remembered. A new ``base_model`` re-plans
+        the preset around it (a .pt: fine-tuning; a .yaml: from scratch), as the CLI does."""
+        keep: list[Any] = [gr.skip()] * (len(OUTPUTS_AFTER_SLOTS) + 3 + SLOTS)
+        if not state.get("task"):
+            return keep
         try:
-            config = self.current(state, slots, code)
-        except EXPECTED as exc:
-            return [error_html(exc), gr.skip()]
-        base = state["preset_config"]
+            changes = self.changes(state, slots, code)
+        except EXPECTED as exc:  # the advanced YAML is not YAML
+            return self._errors(state, keep, {"advanced settings": str(exc)})
+        checked = self.backend.pool.call(
+            calls.check_form, str(self.backend.home), state["task"], state["preset_config"],
+            changes, model_name,
+        )  # fmt: skip
+        if checked["errors"]:
+            return self._errors(state, keep, checked["errors"])
+        config, base = checked["config"], state["preset_config"]
+        name = model_name.strip()
+        if config.get("base_model") != base.get("base_model"):
+            return self._replan(state, diff(config, base), name)
         self.backend.settings.save(
-            state["dataset"], state["preset"], diff(config, base), model_name.strip()
+            state["dataset"], state["preset"], _remembered(config, state), name
         )
-        return [
-            render.message(_changes_note(config, base), "ok"),
-            gr.update(value=self._export(state, config)),
+        out = keep
+        out[1] = gr.update(info="", elem_classes=[])
+        for i, _ in enumerate(state["fields"]):
+            out[3 + i] = gr.update(info="", elem_classes=[])
+        out[STATUS_AT] = render.message(_changes_note(config, base), "ok")
+        out[STATUS_AT + 2] = gr.update(value=self._export(state, config))
+        out[STATUS_AT + 3] = gr.update(interactive=True)
+        out[STATUS_AT + 4] = _plan(checked["start_line"])
+        return out
+
+    def _errors(self, state: dict[str, Any], out: list[Any], errors: dict[str, str]) -> list[Any]:
+        """Each error beside its field (the advanced YAML's in the list below), Start off."""
+        fields = state.get("fields", [])
+        out[1] = _field_error(errors.get("model_name"))
+        for i, field in enumerate(fields):
+            out[3 + i] = _field_error(errors.get(field))
+        labels = dict(MAIN_FIELDS.get(state.get("task", ""), []))
+        labels["model_name"] = "Model name"
+        lines = [
+            f'"{labels[f]}": {m}' if f in labels else f"{m} (in Advanced settings)"
+            for f, m in errors.items()
         ]
+        many = f"{len(errors)} fields need" if len(errors) > 1 else "1 field needs"
+        out[STATUS_AT] = render.message(
+            f"{many} a change before training can start: " + " · ".join(lines), "error"
+        )
+        out[STATUS_AT + 3] = gr.update(interactive=False)
+        out[STATUS_AT + 4] = ""
+        return out
+
+    def _replan(self, state: dict[str, Any], overrides: dict[str, Any], name: str) -> list[Any]:
+        form = self.backend.pool.call(
+            calls.train_form, str(self.backend.home), state["dataset"], state["preset"], overrides
+        )
+        form["dataset"] = state["dataset"]
+        kept = _remembered(form["config"], form)
+        self.backend.settings.save(state["dataset"], state["preset"], kept, name)
+        out = self.fill(form, name)
+        out[STATUS_AT] = render.message(
+            f"The preset planned again for base_model {form['config'].get('base_model')}: "
+            + form.get("start_line", "")
+            + ". "
+            + _changes_note(form["config"], form["preset_config"]),
+            "ok",
+        )
+        return out
 
     def change_preset(
         self, state: dict[str, Any], preset: str, model_name: str, code: str, *slots: str
     ) -> list[Any]:
         """Switch preset, keeping the user's changes (when the form is valid)."""
         try:
-            overrides = diff(self.current(state, slots, code), state["preset_config"])
+            overrides = _remembered(self.current(state, slots, code), state)
         except EXPECTED:
             overrides = {}
         form = self.backend.pool.call(
@@ -250,7 +338,8 @@ class TrainForm:
         data = load_yaml(path)
         base = state["preset_config"]
         config = self.backend.pool.call(calls.validate, state["task"], base, data)
-        overrides = diff(config, base)
+        chosen = {k: config[k] for k in WEIGHTS_FIELDS if k in data}
+        overrides = {**_remembered(config, state), **chosen}
         home = str(self.backend.home)
         form = self.backend.pool.call(
             calls.train_form, home, state["dataset"], state["preset"], overrides
@@ -288,7 +377,9 @@ class TrainForm:
                 state["dataset"], base, model_name.strip() or None, changes
             )
             self._recent = (key, time.monotonic(), job.id)
-        self.backend.settings.save(state["dataset"], state["preset"], diff(job.config, base), "")
+        self.backend.settings.save(
+            state["dataset"], state["preset"], _remembered(dict(job.config), state), ""
+        )
         note = render.message(f"Job {job.id} queued: model {job.model_name!r}.", "ok")
         return [note, "", gr.update(selected="job"), job.id]
 
@@ -316,6 +407,7 @@ def build(backend: Backend, tabs: gr.Tabs, started: gr.Textbox) -> TrainTab:
             elem_id="train-model-name",
         )
     info = gr.HTML(elem_id="train-info")
+    plan = gr.HTML(elem_id="train-plan")
     slots = []
     with gr.Row():
         for i in range(SLOTS // 2):
@@ -351,7 +443,7 @@ def build(backend: Backend, tabs: gr.Tabs, started: gr.Textbox) -> TrainTab:
         )
     message = gr.HTML(elem_id="train-message")
 
-    outputs = [preset, model_name, info, *slots, code, status, form, export]
+    outputs = [preset, model_name, info, *slots, code, status, form, export, start, plan]
 
     status_at = outputs.index(status)
     dataset.input(guard(logic.load, len(outputs), status_at), dataset, outputs)
@@ -366,9 +458,9 @@ def build(backend: Backend, tabs: gr.Tabs, started: gr.Textbox) -> TrainTab:
     # overwrites a newer one.
     gr.on(
         [t for box in boxes for t in (box.input, box.blur)],
-        logic.edit,
+        guard(logic.edit, len(outputs), status_at),
         [form, model_name, code, *slots],
-        [status, export],
+        outputs,
         trigger_mode="always_last",
         show_progress="hidden",
     )
