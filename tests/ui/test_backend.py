@@ -79,9 +79,10 @@ def test_use_audio_generate_reconstruct_interpolate_evaluate(
     files = sorted(p for p in sounds.iterdir() if p.suffix == ".wav")
     rebuilt = backend.use.reconstruct(ref, files[0])
     assert [Path(f).name for f in rebuilt.files] == [
-        "original.wav",
+        files[0].name,
         f"{files[0].stem}-reconstructed.wav",
     ]
+    assert rebuilt.data["seconds"][0] == pytest.approx(rebuilt.data["seconds"][1], abs=0.01)
     walk = backend.use.interpolate(ref, files[0], files[1], 3)
     assert len(walk.files) == 3
     held_out = backend.use.stage_uploads(files[:2], "evaluate")
