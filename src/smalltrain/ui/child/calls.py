@@ -33,6 +33,9 @@ __all__ = [
 #: What the Use tab calls a sound recorded from the microphone (in errors and file names).
 RECORDING = "the recording"
 
+#: Audio formats browsers do not play (Chromium, Firefox): shown as WAV copies.
+UNPLAYABLE = (".aif", ".aiff", ".aifc")
+
 #: Report entries the UI does not show; the file list is cut to what it needs.
 _FILE_KEYS = ("rel", "duration_s", "sample_rate", "channels")
 
@@ -231,8 +234,15 @@ def reconstruct(
     out = _out(out_dir)
     source = Path(audio)
     stem = "recording" if what == RECORDING else source.stem  # the browser calls it audio.wav
-    original = out / f"{stem}{source.suffix.lower()}"
-    shutil.copyfile(source, original)
+    if source.suffix.lower() in UNPLAYABLE:  # the A side must play: the same samples as a WAV
+        import soundfile as sf
+
+        data, rate = sf.read(str(source), always_2d=True)
+        original = out / f"{stem}.wav"
+        sf.write(str(original), data, rate, subtype="PCM_24")
+    else:
+        original = out / f"{stem}{source.suffix.lower()}"
+        shutil.copyfile(source, original)
     result = rebuild(load_model(model), source, out / f"{stem}-reconstructed.wav")
     files = [original, result]
     images = (
