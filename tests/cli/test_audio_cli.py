@@ -84,6 +84,9 @@ def test_generate_reconstruct_interpolate_by_path(
     run("reconstruct", str(run_dir), str(source), "--out", str(tmp_path / "r.wav"))
     original = sf.info(source)
     assert sf.info(tmp_path / "r.wav").duration == pytest.approx(original.duration, abs=0.01)
+    sf.write(tmp_path / "silence.wav", [0.0] * 4800, 48000)  # the same check as the web UI's
+    err = run("reconstruct", str(run_dir), str(tmp_path / "silence.wav"), code=1)
+    assert "silence.wav is silent (peak -inf dBFS" in " ".join(err.split())
     files = sorted(sounds.iterdir())
     run("interpolate", str(run_dir), str(files[0]), str(files[1]), "--steps", "4",
         "--out", str(tmp_path / "interp"))  # fmt: skip

@@ -69,7 +69,7 @@ def test_the_job_view_shows_the_audio_charts_previews_and_log(
 
 
 def test_use_audio_generate_reconstruct_interpolate_evaluate(
-    trained: tuple[Backend, str, Path],
+    trained: tuple[Backend, str, Path], tmp_path: Path
 ) -> None:
     backend, _, sounds = trained
     (ref,) = backend.use.choices("audio")
@@ -79,9 +79,19 @@ def test_use_audio_generate_reconstruct_interpolate_evaluate(
     files = sorted(p for p in sounds.iterdir() if p.suffix == ".wav")
     rebuilt = backend.use.reconstruct(ref, files[0])
     assert [Path(f).name for f in rebuilt.files] == [
-        "original.wav",
+        files[0].name,
         f"{files[0].stem}-reconstructed.wav",
     ]
+    assert rebuilt.data["seconds"][0] == pytest.approx(rebuilt.data["seconds"][1], abs=0.01)
+    # AIFF does not play in a browser: the A side is the same samples as a WAV
+    import soundfile as sf
+
+    data, rate = sf.read(str(files[0]))
+    sf.write(str(tmp_path / "take.aiff"), data, rate, format="AIFF")
+    aiff = backend.use.reconstruct(ref, tmp_path / "take.aiff")
+    assert Path(aiff.files[0]).name == "take.wav"
+    assert sf.info(aiff.files[0]).format == "WAV"
+    assert sf.info(aiff.files[0]).frames == len(data)
     walk = backend.use.interpolate(ref, files[0], files[1], 3)
     assert len(walk.files) == 3
     held_out = backend.use.stage_uploads(files[:2], "evaluate")

@@ -7,11 +7,15 @@ chromium driven by Playwright, offline, screenshots in ``test-artifacts/ui/`` (`
 - evaluating a model on (copies of) its training files says so and gives no verdict;
 - a job that failed on its config offers "Edit and retry" (the Train form with its settings),
   not Resume; weights that are not registered are refused before anything is queued;
-- a second click on Start makes no second job; a job's notice leaves with the job.
+- a second click on Start makes no second job; a job's notice leaves with the job;
+- the audio workbench (``audio-workbench-*``): previews name the file "recon" reconstructs,
+  beside its original; Generate's full names, spectrograms and "Download all" zip; Reconstruct
+  from Chromium's fake microphone (fed a 44.1 kHz stereo WAV), and a silent sound refused.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -49,8 +53,20 @@ def env(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[E
     if reason:
         pytest.skip(reason)
     root = tmp_path_factory.mktemp("ui-states")
-    with browser_env(root / "home", root, artifacts, "server-states.log") as env:
+    mic = [f"--use-file-for-fake-audio-capture={_mic_wav(root / 'mic.wav')}"]
+    with browser_env(root / "home", root, artifacts, "server-states.log", mic) as env:
         yield env
+
+
+def _mic_wav(path: Path) -> Path:
+    """What Chromium's fake microphone hears, looped: a decaying 330 Hz tone, 44.1 kHz stereo."""
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(44100) / 44100
+    tone = 0.4 * np.sin(2 * np.pi * 330 * t) * np.exp(-3 * t)
+    sf.write(path, np.stack([tone, 0.6 * tone], 1), 44100, subtype="PCM_16")
+    return path
 
 
 @pytest.fixture(autouse=True)
@@ -240,7 +256,8 @@ def test_evaluating_on_training_files_says_so(env: Env) -> None:
         env.server.api("POST", "api/datasets", {"name": "evalkit", "path": str(folder)}).status
         == 201
     )
-    overrides = {**AUDIO_SETTINGS, "epochs": 2, "preview_every": 0}
+    # one preview (a sample and a recon) at the last epoch, for the audio workbench's test
+    overrides = {**AUDIO_SETTINGS, "epochs": 2, "preview_every": 2, "preview_count": 1}
     spec = {"dataset": "evalkit", "preset": "tiny", "overrides": overrides, "model_name": "ev1"}
     started = env.server.api("POST", "api/jobs", spec)
     assert started.status == 201, started.body
@@ -409,4 +426,93 @@ def test_reconstruct_ab_and_generate_duration(env: Env) -> None:
     durations = page.evaluate(_DURATIONS, "#use-generate-out")
     assert all(abs(d - 2.0) < 0.1 for d in durations), durations
     env.shot(page, "s3-02-generate-duration")
+    page.context.close()
+
+
+_LOADED = (
+    "(sel) => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)"
+)
+
+
+def test_audio_workbench_previews_download_all_and_a_recording(env: Env) -> None:
+    """Previews: "recon" names its file, its original beside it. Generate: full names and
+    lengths, a spectrogram each, "Download all" (a zip). Reconstruct: a silent upload is refused
+    in words; a microphone recording goes through the same call as an upload."""
+    import numpy as np
+    import soundfile as sf
+
+    (job,) = env.server.api("GET", "api/jobs?dataset=evalkit").json()
+    page = env.page()
+    page.goto(f"{env.server.page_url}&job={job['id']}")
+    page.wait_for_selector("#job-previews .st-recon")
+    source = page.locator("#job-previews .st-recon").first.get_attribute("data-source")
+    assert source
+    assert (env.data / "evalkit" / source).is_file()
+    pair = page.locator("#job-previews .st-recon").first.inner_text()
+    assert f"A · original: {source}" in pair
+    assert f"B · recon of {source}" in pair
+    assert min(page.evaluate(_DURATIONS, "#job-previews")) > 0.1  # each one plays
+    page.locator("#job-previews").scroll_into_view_if_needed()
+    env.shot(page, "audio-workbench-01-previews")
+
+    tab(page, "Use")
+    page.wait_for_function("document.querySelector('#use-audio-model input').value")
+    how_many = page.locator("#use-how-many input[type=number]")
+    how_many.fill("2")
+    how_many.press("Enter")
+    page.locator("#use-generate").click()
+    page.wait_for_selector("#use-generate-out .st-sound img", timeout=120_000)
+    cards = page.locator("#use-generate-out .st-sound")
+    names = [cards.nth(i).get_attribute("data-file") or "" for i in range(cards.count())]
+    assert names == ["evalkit-ev1-seed0-000.wav", "evalkit-ev1-seed0-001.wav"]
+    for i, name in enumerate(names):  # the whole name and the length; the player keeps its width
+        assert re.search(rf"{re.escape(name)} · \d\.\d\d s", cards.nth(i).inner_text())
+    widths = page.eval_on_selector_all(
+        "#use-generate-out audio", "els => els.map(e => e.getBoundingClientRect().width)"
+    )
+    assert min(widths) >= 200, widths
+    assert min(page.evaluate(_DURATIONS, "#use-generate-out")) > 0.1
+    page.wait_for_function(_LOADED, arg="#use-generate-out .st-sound img")
+    link = page.locator("#use-generate-out .st-download-all a")
+    assert "Download all (2 sounds, zip)" in link.inner_text()
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == "evalkit-ev1-seed0.zip"
+    with zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes())) as z:
+        assert sorted(z.namelist()) == names
+        assert all(z.read(n)[:4] == b"RIFF" for n in names)
+    env.shot(page, "audio-workbench-02-generate")
+
+    page.get_by_role("tab", name="Reconstruct", exact=True).click()
+    recorder = page.locator("#use-reconstruct-input")
+    silent = env.data / "silence.wav"
+    sf.write(silent, np.zeros(48000), 48000)
+    recorder.locator("input[type=file]").set_input_files(str(silent))
+    recorder.locator("a[data-testid=download-link]").wait_for()
+    page.locator("#use-reconstruct").click()
+    wait_text(page, "use-reconstruct-out", "silence.wav is silent", timeout=120_000)
+    assert "Traceback" not in page.locator("#use-reconstruct-out").inner_text()
+    env.shot(page, "audio-workbench-03-silent-upload")
+    # record about a second from the (fake) microphone, then stop
+    recorder.get_by_role("button", name="Clear").click()
+    page.wait_for_function("!document.querySelector('#use-reconstruct-out .st-msg')")
+    recorder.get_by_role("button", name="Record audio").click()
+    recorder.locator("button.record-button").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#use-reconstruct-input time')]"
+        ".some(t => /^0:0[1-9]/.test(t.textContent))"
+    )
+    recorder.locator("button.stop-button").click()
+    recorder.locator("a[data-testid=download-link]").wait_for()
+    env.shot(page, "audio-workbench-04-recorded")
+    page.locator("#use-reconstruct").click()
+    page.wait_for_selector("#use-reconstruct-out .st-images img", timeout=120_000)
+    text = page.locator("#use-reconstruct-out").inner_text()
+    assert "A · original: recording.wav" in text, text
+    assert "B · model output: recording-reconstructed.wav" in text, text
+    durations = page.evaluate(_DURATIONS, "#use-reconstruct-out")
+    assert min(durations) > 0.5, durations
+    assert abs(durations[0] - durations[1]) < 0.05, durations
+    page.wait_for_function(_LOADED, arg="#use-reconstruct-out img")
+    env.shot(page, "audio-workbench-05-reconstruct-recording")
     page.context.close()

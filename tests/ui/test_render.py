@@ -75,3 +75,27 @@ def test_metrics_read_as_words_and_explain_themselves_on_hover() -> None:
     assert "<abbr" in html
     assert "&lt;b&gt;" in html
     assert "&lt;i&gt;" in html
+
+
+def test_a_recon_preview_names_its_file_beside_its_original_and_names_are_escaped() -> None:
+    info = {"recon": {"file": "<b>kick 1.wav", "start_s": 2.0, "seconds": 1.0,
+                      "original": "original.wav", "reference": "reference.wav"}}  # fmt: skip
+    html = render.previews("j1", [(1, ["epoch_0001_recon.wav"]), (2, ["epoch_0002_recon.wav"])],
+                           newest=1, info=info)  # fmt: skip
+    assert "A · original: &lt;b&gt;kick 1.wav (2.00–3.00 s)" in html
+    assert "B · recon of &lt;b&gt;kick 1.wav · 1.00 s" in html
+    assert html.count("/api/jobs/j1/previews/original.wav") == 2 * 2  # each epoch: player, link
+    assert html.count('preload="none"') == 2  # the folded epoch's pair waits to be opened
+    assert "<b>" not in html
+    # an older run without previews.json: the players as before
+    assert "original" not in render.previews("j1", [(1, ["epoch_0001_recon.wav"])])
+
+
+def test_made_sounds_show_full_names_lengths_spectrograms_and_download_all() -> None:
+    name = "a-very-long-name-from-a-sample-pack-" * 3 + "kick.wav"
+    html = render.sounds("out1", [f"/x/{name}"], [f"/x/{name}.png"], "all.zip", [0.5])
+    assert f"{name} · 0.50 s" in html
+    assert 'src="/api/outputs/out1/' + name + '.png"' in html
+    assert 'href="/api/outputs/out1/all.zip?download=1"' in html
+    assert "Download all (1 sound, zip)" in html
+    assert render.sounds("out1", []) == ""

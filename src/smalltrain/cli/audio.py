@@ -193,8 +193,9 @@ def reconstruct_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Encode a sound and decode it again: hear what the model keeps."""
-    from smalltrain.tasks.audio.generate import load_model, reconstruct
+    from smalltrain.tasks.audio.generate import check_sound, load_model, reconstruct
 
+    check_sound(audio)  # as the web UI does: a click or silence is refused, saying why
     loaded = load_model(resolve_model_ref(model, "reconstruct"))
     path = reconstruct(loaded, audio, out)
     if as_json:

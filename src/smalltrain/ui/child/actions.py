@@ -108,7 +108,8 @@ class UseUI:
             float(duration), str(self.ui.home), stem,
         )  # fmt: skip
         archive = zip_files(folder, result["files"], stem)
-        out = Output(name, result["files"], {"images": result["images"], "zip": archive.name})
+        data = {"images": result["images"], "seconds": result["seconds"], "zip": archive.name}
+        out = Output(name, result["files"], data)
         if not result["prior_fitted"]:
             out.notes.append("this model has no fitted prior: sounds are drawn from N(0, I)")
         if duration and not result.get("sequence_prior", True):
@@ -130,7 +131,8 @@ class UseUI:
         result = self.pool.call(
             calls.reconstruct, str(model.path), str(audio), str(folder), str(self.ui.home), what
         )
-        return Output(name, result["files"], data={"images": result.get("images", [])})
+        data = {"images": result.get("images", []), "seconds": result.get("seconds", [])}
+        return Output(name, result["files"], data=data)
 
     def interpolate(self, ref: str, a: str | Path, b: str | Path, steps: int) -> Output:
         """Sounds on the way from ``a`` to ``b`` in the model's latent space."""

@@ -16,6 +16,7 @@ from smalltrain import paths, tasks
 from smalltrain.errors import TrainingError
 
 __all__ = [
+    "RECORDING",
     "check_weights",
     "evaluate",
     "generate",
@@ -29,6 +30,12 @@ __all__ = [
     "validate",
     "validate_model",
 ]
+
+#: What the Use tab calls a sound recorded from the microphone (in errors and file names).
+RECORDING = "the recording"
+
+#: Audio formats browsers do not play (Chromium, Firefox): shown as WAV copies.
+UNPLAYABLE = (".aif", ".aiff", ".aifc")
 
 #: Report entries the UI does not show; the file list is cut to what it needs.
 _FILE_KEYS = ("rel", "duration_s", "sample_rate", "channels")
@@ -258,6 +265,7 @@ def generate(
     images = [_spectrogram(Path(f), home, Path(f).name) for f in files] if home else []
     return {
         "files": [str(f) for f in files],
+        "seconds": _seconds(files),
         "images": [str(i) for i in images],
         "prior_fitted": bool(loaded.prior.fitted),
         "sequence_prior": not independent,
@@ -279,9 +287,17 @@ def reconstruct(
     check_sound(audio, what)
     out = _out(out_dir)
     source = Path(audio)
-    original = out / f"original{source.suffix.lower()}"
-    shutil.copyfile(source, original)
-    result = rebuild(load_model(model), source, out / f"{source.stem}-reconstructed.wav")
+    stem = "recording" if what == RECORDING else source.stem  # the browser calls it audio.wav
+    if source.suffix.lower() in UNPLAYABLE:  # the A side must play: the same samples as a WAV
+        import soundfile as sf
+
+        data, rate = sf.read(str(source), always_2d=True)
+        original = out / f"{stem}.wav"
+        sf.write(str(original), data, rate, subtype="PCM_24")
+    else:
+        original = out / f"{stem}{source.suffix.lower()}"
+        shutil.copyfile(source, original)
+    result = rebuild(load_model(model), source, out / f"{stem}-reconstructed.wav")
     files = [original, result]
     images = (
         [
@@ -291,7 +307,18 @@ def reconstruct(
         if home
         else []
     )
-    return {"files": [str(f) for f in files], "images": [str(i) for i in images]}
+    return {
+        "files": [str(f) for f in files],
+        "seconds": _seconds(files),
+        "images": [str(i) for i in images],
+    }
+
+
+def _seconds(files: list[Path]) -> list[float]:
+    """Each sound's length: the page shows it (a browser's player reads 0:00 for 0.9 s)."""
+    import soundfile as sf
+
+    return [round(float(sf.info(str(f)).duration), 3) for f in files]
 
 
 def _spectrogram(wav: Path, home: str, title: str) -> Path:

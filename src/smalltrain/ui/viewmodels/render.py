@@ -284,23 +284,32 @@ def _preview_label(name: str) -> str:
 
 def _preview_player(url: Any, name: str, recon: Mapping[str, Any], preload: str) -> str:
     label = _preview_label(name)
+    # every preview is one chunk long; a browser's player reads 0:00 for 0.9 s
+    length = f" · {float(recon['seconds']):.2f} s" if recon.get("seconds") else ""
     if label != "recon" or not recon.get("file"):
-        return _player(url(name), label, preload)
+        return _player(url(name), label + length, preload)
     original = str(recon.get("original") or "")
-    pair = _player(url(name), f"B · recon of {recon['file']}", preload)
+    pair = _player(url(name), f"B · recon of {recon['file']}{length}", preload)
     if original:
         a = f"A · original: {recon['file']} ({_span(recon)})"
         pair = _player(url(original), a, preload) + pair
     return f'<div class="st-ab st-recon" data-source="{escape(str(recon["file"]))}">{pair}</div>'
 
 
-def audio_list(folder: str, files: Iterable[str], labels: Sequence[str] = ()) -> str:
+def _seconds(seconds: Sequence[float], i: int) -> str:
+    return f" · {seconds[i]:.2f} s" if i < len(seconds) else ""
+
+
+def audio_list(
+    folder: str, files: Iterable[str], labels: Sequence[str] = (), seconds: Sequence[float] = ()
+) -> str:
     """Players (with download links) for files of a "use" output folder; ``labels`` (e.g.
-    "A · original") go before the file names."""
+    "A · original") go before the file names, ``seconds`` (each file's length) after them."""
     players = [
         _player(
             f"/api/outputs/{quote(folder)}/{quote(Path(f).name)}",
-            f"{labels[i]}: {Path(f).name}" if i < len(labels) else Path(f).name,
+            (f"{labels[i]}: {Path(f).name}" if i < len(labels) else Path(f).name)
+            + _seconds(seconds, i),
         )
         for i, f in enumerate(files)
     ]
@@ -312,11 +321,15 @@ def _output_url(folder: str, file: str | Path) -> str:
 
 
 def sounds(
-    folder: str, files: Sequence[str], spectrograms: Sequence[str] = (), archive: str = ""
+    folder: str,
+    files: Sequence[str],
+    spectrograms: Sequence[str] = (),
+    archive: str = "",
+    seconds: Sequence[float] = (),
 ) -> str:
-    """Made sounds as cards: the full file name, a player with its download link and the
-    sound's spectrogram; above them a "Download all" link to ``archive`` (a zip of the same
-    output folder)."""
+    """Made sounds as cards: the full file name and length, a player with its download link
+    and the sound's spectrogram; above them a "Download all" link to ``archive`` (a zip of the
+    same output folder)."""
     cards = []
     for i, f in enumerate(files):
         image = ""
@@ -328,7 +341,7 @@ def sounds(
             )
         cards.append(
             f'<div class="st-sound" data-file="{escape(Path(f).name)}">'
-            f"{_player(_output_url(folder, f), Path(f).name)}{image}</div>"
+            f"{_player(_output_url(folder, f), Path(f).name + _seconds(seconds, i))}{image}</div>"
         )
     if not cards:
         return ""

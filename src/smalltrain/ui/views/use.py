@@ -12,6 +12,7 @@ import gradio as gr
 
 from smalltrain import tasks
 from smalltrain.ui.child.actions import PREDICT_FLOOR
+from smalltrain.ui.child.calls import RECORDING
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
 from smalltrain.ui.viewmodels.detections import image_files, refilter
@@ -160,7 +161,11 @@ def _audio(backend: Backend) -> list[Any]:
             notes = "".join(render.message(n, "warn") for n in made.notes)
             data = made.data or {}
             return notes + render.sounds(
-                made.folder, made.files, data.get("images") or [], data.get("zip") or ""
+                made.folder,
+                made.files,
+                data.get("images") or [],
+                data.get("zip") or "",
+                data.get("seconds") or [],
             )
 
         go.click(guard(generate, 1, 0), [model, n, seed, temperature, duration], out)
@@ -176,8 +181,8 @@ def _audio(backend: Backend) -> list[Any]:
                 elem_id="use-reconstruct-input",
             )
             pick = gr.Dropdown(label="…or a sound from a dataset", choices=[])
-        recorded = gr.State("")  # "the recording" after a recording, "" after an upload
-        up.stop_recording(lambda: "the recording", None, recorded)
+        recorded = gr.State("")  # RECORDING after a recording, "" after an upload
+        up.stop_recording(lambda: RECORDING, None, recorded)
         up.upload(lambda: "", None, recorded)
         go = gr.Button("Reconstruct", variant="primary", elem_id="use-reconstruct")
         out = gr.HTML(elem_id="use-reconstruct-out")
@@ -257,8 +262,9 @@ def _ab(output: Any) -> str:
     """Reconstruct's A/B: the original (A) and the model's output (B), each named in full on
     its own line above a player that keeps its width."""
     labels = ["A · original", "B · model output"]
-    images = (output.data or {}).get("images") or []
-    players = render.audio_list(output.folder, output.files, labels=labels)
+    data = output.data or {}
+    players = render.audio_list(output.folder, output.files, labels, data.get("seconds") or [])
+    images = data.get("images") or []
     return f'<div class="st-ab">{players}{render.images(output.folder, images)}</div>'
 
 
