@@ -201,7 +201,7 @@ def test_an_ended_job_shows_one_verdict_no_measuring_and_says_previews_are_off(
     ]
     with JobStore(env.server.home / "smalltrain.db") as store:
         store.insert_job(job)
-        store.append_events(job.id, [e.to_dict() for e in said])
+        store.history.append_events(job.id, [e.to_dict() for e in said])
     page = env.page()
     page.goto(f"{env.server.page_url}&job={job.id}")
     page.wait_for_selector(f'#job-header [data-job="{job.id}"]')
@@ -248,7 +248,7 @@ def test_the_sweeps_tab_shows_trials_curves_early_stops_and_the_best(env: Env) -
                 EpochMetrics(epoch=e, total_epochs=4, metrics={"val/sc": v}).to_dict()
                 for e, v in enumerate(curve)
             ]
-            store.append_events(job.id, events)
+            store.history.append_events(job.id, events)
         SweepStore(store).update(sweep.id, status="COMPLETED", best_job_id=trials[2].id,
                                  best_model="snares-sweep-t3")  # fmt: skip
     page = env.page()

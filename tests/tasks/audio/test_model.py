@@ -285,7 +285,7 @@ def test_gain_tilt_starts_flat_and_is_saved_only_when_on() -> None:
     z = torch.randn(2, 60)
     torch.testing.assert_close(tilted.decode(z), plain.decode(z))  # zero tilt at the start
     with torch.no_grad():
-        tilted.decoder.tilt.fill_(0.5)  # type: ignore[union-attr]
+        tilted.decoder.tilt.fill_(0.5)  # type: ignore[union-attr, operator]
     moved = tilted.decode(z) - plain.decode(z)  # half a unit of dB per unit of level
     torch.testing.assert_close(moved, 0.5 * z[:, -1].reshape(-1, 1, 1, 1).expand_as(moved))
 

@@ -1,5 +1,5 @@
 """The Sweeps tab: a sweep's trials side by side with their curves, which were stopped early
-(ASHA) and why, and the best one; read from the sweep service (``get_sweep``/``list_sweeps``,
+(ASHA) and why, and the best one; read from the sweep service (``get_sweep``/``sweeps.newest``,
 the calls ``smalltrain sweep show``/``list`` make)."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class SweepsPanel:
 
     def refresh(self, current: str | None) -> list[Any]:
         """The sweeps as stored now, the chosen one (else the newest) shown."""
-        choices = sweep_choices(self.backend.manager.list_sweeps(50))
+        choices = sweep_choices(self.backend.manager.sweeps.newest(50))
         ids = [v for _, v in choices]
         chosen = current if current in ids else (ids[0] if ids else None)
         return [gr.update(choices=choices, value=chosen), self.show(chosen)]
