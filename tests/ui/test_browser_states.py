@@ -504,6 +504,10 @@ def test_audio_workbench_previews_download_all_and_a_recording(env: Env) -> None
     )
     recorder.locator("button.stop-button").click()
     recorder.locator("a[data-testid=download-link]").wait_for()
+    page.wait_for_function(  # the recorded clip's waveform is drawn, with its length
+        "/^0:0[1-9]/.test(document.querySelector('#use-reconstruct-input time#duration')"
+        "?.textContent || '')"
+    )
     env.shot(page, "audio-workbench-04-recorded")
     page.locator("#use-reconstruct").click()
     page.wait_for_selector("#use-reconstruct-out .st-images img", timeout=120_000)
