@@ -71,17 +71,21 @@ class ResultsValidator(DetectionValidator):
         super().init_metrics(model)
         self.results_matrix = ConfusionMatrix(names=model.names)
         self.results_images: list[dict[str, Any]] = []
+        self.results_error = ""  # why recording stopped (an Ultralytics it does not know)
 
     def update_metrics(self, preds: list[dict[str, Any]], batch: dict[str, Any]) -> None:
         """Ultralytics' update; when recording, each image's boxes and errors at ``CONF``."""
         super().update_metrics(preds, batch)
-        if not self.record:
+        if not self.record or self.results_error:
             return
-        for si, pred in enumerate(preds):
-            pbatch = self._prepare_batch(si, batch)
-            before = self.results_matrix.matrix.copy()
-            self.results_matrix.process_batch(pred, pbatch, conf=CONF, iou_thres=IOU)
-            self.results_images.append(_image_record(self, pred, pbatch, before))
+        try:  # Ultralytics 8.4's batch layout; another one stops the recording, not the pass
+            for si, pred in enumerate(preds):
+                pbatch = self._prepare_batch(si, batch)
+                before = self.results_matrix.matrix.copy()
+                self.results_matrix.process_batch(pred, pbatch, conf=CONF, iou_thres=IOU)
+                self.results_images.append(_image_record(self, pred, pbatch, before))
+        except Exception as exc:
+            self.results_error = f"{type(exc).__name__}: {exc}"
 
 
 def _image_record(
@@ -174,6 +178,8 @@ def write_results(validator: ResultsValidator, out: Path, *, source: str = "") -
 
     if not getattr(validator, "record", False) or not hasattr(validator, "results_images"):
         raise ValueError("this validation pass recorded no results")
+    if validator.results_error:
+        raise ValueError(f"the results could not be recorded ({validator.results_error})")
     t0 = time.perf_counter()
     out = Path(out)
     (out / "worst").mkdir(parents=True, exist_ok=True)

@@ -30,8 +30,8 @@ def results_url(model: str, file: str, version: str = "") -> str:
 
 
 def _per_class(per_class: Mapping[str, Mapping[str, Any]]) -> str:
-    heads = ["class", *[metric(f"val/{k}", text=k) if k.startswith("mAP") else k
-                        for k in _COLUMNS]]  # fmt: skip
+    heads = ["class", *[k if k in ("images", "instances") else metric(f"val/{k}", text=k)
+                        for k in _COLUMNS]]  # explained on hover  # fmt: skip
     rows = [(name, *[fmt_value(v.get(k)) for k in _COLUMNS]) for name, v in per_class.items()]
     return table(heads, rows, "st-results-classes")
 
