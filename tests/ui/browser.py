@@ -135,7 +135,9 @@ def fill(page: Page, elem_id: str, text: str) -> None:
 
 
 def field_box(page: Page, label: str) -> Locator:
-    return page.locator("#tab-train").get_by_label(label, exact=True)
+    """The Train tab's input titled ``label``. A field showing an error has the error in its
+    accessible name too, after the title: the name starts with the title."""
+    return page.locator("#tab-train").get_by_label(re.compile(rf"^\s*{re.escape(label)}")).first
 
 
 def type_into(box: Locator, text: str) -> None:

@@ -207,6 +207,12 @@ def test_audio_end_to_end(env: Env) -> None:
     page.locator("#models-activate").click()
     wait_text(page, "models-message", "is now the active model")
     assert "● active" in page.locator(f'#models-table tr[data-model="{model}"]').inner_text()
+    # the comparison: best values in the legend and the table, with hyper-parameter columns
+    page.wait_for_selector("#models-chart table.st-compare")
+    compared = page.locator("#models-chart").inner_text()
+    assert "best val/sc" in compared
+    assert "learning_rate" in compared
+    assert "best " in page.locator("#models-chart .st-legend").inner_text()
     env.shot(page, "06-models")
 
     # Jobs: the history shows it

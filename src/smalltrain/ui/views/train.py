@@ -254,7 +254,7 @@ class TrainForm:
         config, base = checked["config"], state["preset_config"]
         name = model_name.strip()
         if config.get("base_model") != base.get("base_model"):
-            return self._replan(state, diff(config, base), name)
+            return self._replan(state, diff(config, base), name, slots, code)
         self.backend.settings.save(
             state["dataset"], state["preset"], _remembered(config, state), name
         )
@@ -288,7 +288,16 @@ class TrainForm:
         out[STATUS_AT + 4] = ""
         return out
 
-    def _replan(self, state: dict[str, Any], overrides: dict[str, Any], name: str) -> list[Any]:
+    def _replan(
+        self,
+        state: dict[str, Any],
+        overrides: dict[str, Any],
+        name: str,
+        slots: tuple[str, ...],
+        code: str,
+    ) -> list[Any]:
+        """The form planned again around a new base model. A field whose value the plan leaves
+        as the request had it is not sent back: the user may have typed on meanwhile."""
         form = self.backend.pool.call(
             calls.train_form, str(self.backend.home), state["dataset"], state["preset"], overrides
         )
@@ -296,6 +305,13 @@ class TrainForm:
         kept = _remembered(form["config"], form)
         self.backend.settings.save(state["dataset"], state["preset"], kept, name)
         out = self.fill(form, name)
+        out[1] = gr.update(info="", elem_classes=[])  # the model name as the user has it now
+        for i, text in enumerate(slots):
+            sent = out[3 + i]
+            if i < len(state.get("fields", [])) and sent.get("value") == text.strip():
+                out[3 + i] = gr.update(info="", elem_classes=[])
+        if out[3 + SLOTS] == code:
+            out[3 + SLOTS] = gr.skip()
         out[STATUS_AT] = render.message(
             f"The preset planned again for base_model {form['config'].get('base_model')}: "
             + form.get("start_line", "")
