@@ -204,7 +204,8 @@ def test_clipping_on_the_host_is_clip_grad_norm_bit_for_bit(scale: float) -> Non
     assert _clip_on_host(ours, 1.0)
     assert (float(norm) > 1.0) == (scale == 100.0)  # both branches are taken
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
-        assert a.grad is not None and b.grad is not None
+        assert a.grad is not None
+        assert b.grad is not None
         assert torch.equal(a.grad, b.grad)
     ours.weight.grad = torch.full_like(ours.weight, math.inf)
     assert not _clip_on_host(ours, 1.0)  # a non-finite norm skips the step
