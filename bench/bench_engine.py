@@ -239,6 +239,7 @@ def main() -> None:
     parser.add_argument("which", nargs="?", default="all")
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--device", default="cpu", help="overhead only: cpu or cuda")
+    parser.add_argument("--repeats", type=int, default=9, help="overhead only: interleaved runs")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.which == "scale-one":
@@ -246,7 +247,7 @@ def main() -> None:
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     if args.which in ("all", "overhead"):
-        r = bench_overhead(device=args.device)
+        r = bench_overhead(repeats=args.repeats, device=args.device)
         print(
             f"overhead ({args.device}): bare {r['bare_s']:.3f} s, bare with the runs' optimizer "
             f"{r['bare_foreach_s']:.3f} s, ours {r['ours_s']:.3f} s; throughput ours/bare = "

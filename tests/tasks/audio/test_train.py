@@ -25,7 +25,7 @@ from smalltrain.engine.events import (
 from smalltrain.engine.runner import TrainingRunner
 from smalltrain.errors import CheckpointError, TrainingDiverged
 from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.epoch import LRSchedule, TrainState, train_epoch
+from smalltrain.tasks.audio.epoch import LRSchedule, TrainState, _clip_on_host, train_epoch
 from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
 from smalltrain.tasks.audio.losses import KLSchedule
 from smalltrain.tasks.audio.model import ConvVAE
@@ -196,6 +196,26 @@ def test_poisoned_batch_skips_backward_step_and_schedule() -> None:
     after = state.model.state_dict()
     assert all(torch.isfinite(v).all() for v in after.values())
     assert any(not torch.equal(after[k], before[k]) for k in before)  # the good steps did update
+
+
+@pytest.mark.parametrize("scale", [1e-3, 0.05, 100.0])
+def test_clipping_on_the_host_is_clip_grad_norm_bit_for_bit(scale: float) -> None:
+    """The engine skips clip_grad_norm_'s multiply-by-1.0 when the norm is under the limit
+    (bench_engine.py overhead); the gradients must be exactly torch's, clipped or not."""
+    torch.manual_seed(0)
+    ours, theirs = torch.nn.Linear(12, 20), torch.nn.Linear(12, 20)
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        a.grad = torch.randn_like(a) * scale
+        b.grad = a.grad.clone()
+    norm = torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0, foreach=True)
+    assert _clip_on_host(ours, 1.0)
+    assert (float(norm) > 1.0) == (scale == 100.0)  # both branches are taken
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert a.grad is not None
+        assert b.grad is not None
+        assert torch.equal(a.grad, b.grad)
+    ours.weight.grad = torch.full_like(ours.weight, math.inf)
+    assert not _clip_on_host(ours, 1.0)  # a non-finite norm skips the step
 
 
 def test_divergence_rolls_back_then_fails_without_saving_nan(sounds: Path, tmp_path: Path) -> None:

@@ -140,12 +140,28 @@ def _host_checked_update(state: TrainState, loss: torch.Tensor) -> bool:
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     clip = state.config.grad_clip_norm
-    if clip > 0:
-        norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), clip, foreach=True)
-        if not bool(torch.isfinite(norm)):
-            return False
+    if clip > 0 and not _clip_on_host(state.model, clip):
+        return False
     state.optimizer.step()
     state.lr_schedule.step()
+    return True
+
+
+def _clip_on_host(model: torch.nn.Module, clip: float) -> bool:
+    """``clip_grad_norm_(foreach=True)`` with its scaling left out where it would multiply
+    every gradient by exactly 1.0 (the norm is read on the host, free off CUDA): one pass over
+    the gradients instead of two on such steps, with bit-identical results. False when the
+    norm is not finite (the step is skipped)."""
+    utils = torch.nn.utils
+    if not hasattr(utils, "get_total_norm"):  # torch < 2.6
+        return bool(torch.isfinite(utils.clip_grad_norm_(model.parameters(), clip, foreach=True)))
+    params = [p for p in model.parameters() if p.grad is not None]
+    total = utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True)
+    norm = float(total)
+    if not math.isfinite(norm):
+        return False
+    if clip / (norm + 1e-6) < 1.0:  # the scale clip_grad_norm_ clamps to at most 1
+        utils.clip_grads_with_norm_(params, clip, total, foreach=True)
     return True
 
 
