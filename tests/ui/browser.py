@@ -1,5 +1,6 @@
-"""What the browser tests share: the offline environment (``Env``), Gradio-aware helpers to
-fill, choose and wait, and a reader of server-sent event streams.
+"""What the browser tests share: the offline environment (``Env``), the ``shot_on_failure``
+fixture (import it into a module that has an ``env`` fixture), Gradio-aware helpers to fill,
+choose and wait, and a reader of server-sent event streams.
 
 Pages come from Playwright's sync API; its classes are imported for the type checker only, so
 that this module loads where Playwright is not installed (the tests then skip).
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
+
+import pytest
 
 from tests.support.uiserver import Server, has_route_out, offline, offline_unavailable, start_server
 
@@ -128,6 +131,21 @@ def browser_env(
             code = server.stop()
             (artifacts / log).write_text(server.output())
         assert code == 0, server.output()
+
+
+@pytest.fixture(autouse=True)
+def shot_on_failure(request: pytest.FixtureRequest, env: Env) -> Iterator[None]:
+    """A failed test leaves a screenshot of each page it had open (``FAILED-<test>-<n>.png``
+    beside the others), for the CI log. Autouse in every module that imports it."""
+    env.pages.clear()
+    yield
+    report = getattr(request.node, "report_call", None)  # kept by tests/ui/conftest.py
+    if report is not None and report.failed:
+        for i, page in enumerate(env.pages):
+            if not page.is_closed():
+                page.screenshot(
+                    path=str(env.artifacts / f"FAILED-{request.node.name}-{i}.png"), full_page=True
+                )
 
 
 def fill(page: Page, elem_id: str, text: str) -> None:

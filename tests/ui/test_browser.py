@@ -41,6 +41,7 @@ from tests.ui.browser import (
     open_app,
     progress,
     read_events,
+    shot_on_failure,
     skip_reason,
     start_job,
     tab,
@@ -50,6 +51,7 @@ from tests.ui.browser import (
 )
 
 pytestmark = pytest.mark.slow
+__all__ = ["shot_on_failure"]  # an autouse fixture: a screenshot of a failed test's pages
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +62,6 @@ def env(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[E
     root = tmp_path_factory.mktemp("ui")
     with browser_env(root / "home", root, artifacts, "server.log") as env:
         yield env
-
-
-@pytest.fixture(autouse=True)
-def _shot_on_failure(request: pytest.FixtureRequest, env: Env) -> Iterator[None]:
-    """A failed test leaves a screenshot of each page it had open, for the CI log."""
-    env.pages.clear()
-    yield
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        for i, page in enumerate(env.pages):
-            if not page.is_closed():
-                page.screenshot(
-                    path=str(env.artifacts / f"FAILED-{request.node.name}-{i}.png"), full_page=True
-                )
 
 
 def _move(page: object, elem_id: str, fraction: float) -> None:

@@ -11,6 +11,10 @@ chromium driven by Playwright, offline, screenshots in ``test-artifacts/ui/`` (`
 - the audio workbench (``audio-workbench-*``): previews name the file "recon" reconstructs,
   beside its original; Generate's full names, spectrograms and "Download all" zip; Reconstruct
   from Chromium's fake microphone (fed a 44.1 kHz stereo WAV), and a silent sound refused.
+
+The tests share one server and run in file order: the first sees the home fresh (empty
+states), later ones use what earlier ones made, and the last stops the server with a page open
+(a quiet Ctrl-C), so no second server is started.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.uiserver import start_server
 from tests.ui.browser import (
     AUDIO_SETTINGS,
     Env,
@@ -38,6 +41,7 @@ from tests.ui.browser import (
     fill,
     open_app,
     read_events,
+    shot_on_failure,
     skip_reason,
     tab,
     type_into,
@@ -45,6 +49,7 @@ from tests.ui.browser import (
 )
 
 pytestmark = pytest.mark.slow
+__all__ = ["shot_on_failure"]  # an autouse fixture: a screenshot of a failed test's pages
 
 
 @pytest.fixture(scope="module")
@@ -69,19 +74,6 @@ def _mic_wav(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _shot_on_failure(request: pytest.FixtureRequest, env: Env) -> Iterator[None]:
-    env.pages.clear()
-    yield
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        for i, page in enumerate(env.pages):
-            if not page.is_closed():
-                page.screenshot(
-                    path=str(env.artifacts / f"FAILED-{request.node.name}-{i}.png"), full_page=True
-                )
-
-
 def _multipart(name: str, files: list[Path]) -> tuple[bytes, str]:
     boundary = "smalltrain-states-boundary"
     parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\n{name}\r\n']
@@ -93,6 +85,28 @@ def _multipart(name: str, files: list[Path]) -> tuple[bytes, str]:
         )
         body += head.encode() + f.read_bytes() + b"\r\n"
     return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_fresh_home_says_what_to_do_and_uses_complete_fonts(env: Env) -> None:
+    """A fresh home (this module's first test: nothing registered yet): Generate says what to
+    do (no AttributeError), the Job tab says there is no job; bold text uses a complete font."""
+    assert env.server.api("GET", "api/jobs").json() == [], "must run before the other tests"
+    page = env.page()
+    open_app(page, env.server.page_url)
+    tab(page, "Use")
+    page.locator("#use-generate").click()
+    wait_text(page, "use-generate-out", "No audio model chosen")
+    assert "NoneType" not in page.locator("#use-generate-out").inner_text()
+    env.shot(page, "s4-03-fresh-generate")
+    tab(page, "Job")
+    wait_text(page, "job-header", "No job yet")
+    weights = page.evaluate(
+        "() => [...document.fonts].filter(f => f.family.includes('Source Sans')).map(f => f.weight)"
+    )
+    assert "700" in weights, weights
+    assert "600" not in weights, weights
+    env.shot(page, "s4-04-fresh-job")
+    page.context.close()
 
 
 def test_a_taken_dataset_name_is_refused_in_page_and_api(env: Env) -> None:
@@ -345,38 +359,6 @@ def test_one_job_per_start_and_notices_belong_to_their_job(env: Env) -> None:
     page.context.close()
 
 
-def test_fresh_home_empty_states_fonts_and_a_quiet_ctrl_c(env: Env) -> None:
-    """A fresh home: Generate says what to do (no AttributeError), the Job tab says there is
-    no job; bold text uses a complete font; Ctrl-C with the page open stops without a trace."""
-    server = start_server(env.data / "fresh-home")
-    try:
-        page = env.page()
-        open_app(page, server.page_url)
-        tab(page, "Use")
-        page.locator("#use-generate").click()
-        wait_text(page, "use-generate-out", "No audio model chosen")
-        assert "NoneType" not in page.locator("#use-generate-out").inner_text()
-        env.shot(page, "s4-03-fresh-generate")
-        tab(page, "Job")
-        wait_text(page, "job-header", "No job yet")
-        weights = page.evaluate(
-            "() => [...document.fonts].filter(f => f.family.includes('Source Sans'))"
-            ".map(f => f.weight)"
-        )
-        assert "700" in weights, weights
-        assert "600" not in weights, weights
-        env.shot(page, "s4-04-fresh-job")
-        # Ctrl-C while the page is open (its polling and event stream connected)
-        code = server.stop()
-        page.context.close()
-    finally:
-        server.stop()
-    out = server.output()
-    assert code == 0, out
-    assert "Traceback" not in out, out
-    assert "CancelledError" not in out, out
-
-
 _DURATIONS = """(sel) => Promise.all([...document.querySelectorAll(sel + ' audio')].map(a =>
     new Promise((ok, fail) => {
         a.preload = 'metadata';
@@ -386,9 +368,10 @@ _DURATIONS = """(sel) => Promise.all([...document.querySelectorAll(sel + ' audio
     })))"""
 
 
-def test_reconstruct_ab_and_generate_duration(env: Env) -> None:
+def test_reconstruct_ab_generate_duration_and_a_quiet_ctrl_c(env: Env) -> None:
     """Reconstruct: original (A) and model output (B), both playable at full width whatever
-    the file name, each with its spectrogram. Generate: the duration control (CLI --duration)."""
+    the file name, each with its spectrogram. Generate: the duration control (CLI --duration).
+    Then Ctrl-C with the page open: the server stops without a trace."""
     folder = env.data / "evalkit"
     source = sorted(folder.iterdir())[0]
     long_name = env.data / ("a-very-long-file-name-from-a-sample-pack-" * 3 + source.name)
@@ -426,6 +409,7 @@ def test_reconstruct_ab_and_generate_duration(env: Env) -> None:
     durations = page.evaluate(_DURATIONS, "#use-generate-out")
     assert all(abs(d - 2.0) < 0.1 for d in durations), durations
     env.shot(page, "s3-02-generate-duration")
+
     page.context.close()
 
 
@@ -519,4 +503,11 @@ def test_audio_workbench_previews_download_all_and_a_recording(env: Env) -> None
     assert abs(durations[0] - durations[1]) < 0.05, durations
     page.wait_for_function(_LOADED, arg="#use-reconstruct-out img")
     env.shot(page, "audio-workbench-05-reconstruct-recording")
+    # Ctrl-C with this page open (its polling connected) stops the server without a trace.
+    # The module's last test: it stops the module's server (saves starting a second one).
+    code = env.server.stop()
+    out = env.server.output()
+    assert code == 0, out
+    assert "Traceback" not in out, out
+    assert "CancelledError" not in out, out
     page.context.close()

@@ -192,9 +192,9 @@ class TrainingManager:
         process) exactly one is queued.
 
         Args:
-            spec: a ``JobSpec``, a dataset name or path, a task config object (the seed's
-                ``TrainingConfig`` with ``dataset_name``), or None with ``JobSpec`` fields as
-                keyword arguments.
+            spec: a ``JobSpec``, a dataset name or path, a task config object (an audio
+                ``TrainingConfig`` with ``dataset_name``, as the original API took), or None
+                with ``JobSpec`` fields as keyword arguments.
             origin: "local" (a user at this machine) or "remote" (the web UI and the HTTP API:
                 weights by registered name only, no run folder; see ``service.jobspec``).
             planner: where ``plan_job`` runs when not here (the web UI's child process).
