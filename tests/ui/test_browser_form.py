@@ -23,6 +23,7 @@ from tests.ui.browser import (
     choose,
     fill,
     open_app,
+    shot_on_failure,
     skip_reason,
     tab,
     type_into,
@@ -30,6 +31,7 @@ from tests.ui.browser import (
 )
 
 pytestmark = pytest.mark.slow
+__all__ = ["shot_on_failure"]  # an autouse fixture: a screenshot of a failed test's pages
 
 
 @pytest.fixture(scope="module")
@@ -40,19 +42,6 @@ def env(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[E
     root = tmp_path_factory.mktemp("ui-form")
     with browser_env(root / "home", root, artifacts, "server-form.log") as env:
         yield env
-
-
-@pytest.fixture(autouse=True)
-def _shot_on_failure(request: pytest.FixtureRequest, env: Env) -> Iterator[None]:
-    env.pages.clear()
-    yield
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        for i, page in enumerate(env.pages):
-            if not page.is_closed():
-                page.screenshot(
-                    path=str(env.artifacts / f"FAILED-{request.node.name}-{i}.png"), full_page=True
-                )
 
 
 def _info(page, elem_id: str) -> str:  # type: ignore[no-untyped-def]
