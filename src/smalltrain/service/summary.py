@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["finished_event", "job_summary", "verdict"]
 
 _PLOT = "metrics.png"
+# PCA's SC on its own training chunks below this: it has as many components as the chunks allow
+# (k = N - 1) and only interpolates them; a real fit of fewer components never gets this close
+_EXACT_SC = 1e-3
 
 
 def verdict(task: str, metrics: dict[str, Any]) -> str:
@@ -30,6 +33,13 @@ def verdict(task: str, metrics: dict[str, Any]) -> str:
     if task == "audio" and isinstance(sc, (int, float)) and isinstance(pca, (int, float)):
         if pca <= 0 or not (math.isfinite(sc) and math.isfinite(pca)):
             return ""
+        train_sc = metrics.get("pca/train_sc")
+        if isinstance(train_sc, (int, float)) and train_sc < _EXACT_SC:
+            return (
+                "no verdict against a linear model of its size (PCA): too few training chunks. "
+                "PCA has as many components as they allow and reproduces them exactly, so its "
+                "score on sounds it never heard says nothing; train on more sounds for a verdict"
+            )
         change = (pca - sc) / pca
         if abs(change) < 0.01:
             return "it reproduces sounds it never heard as well as a linear model of its size (PCA)"

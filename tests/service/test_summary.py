@@ -1,0 +1,24 @@
+"""The end-of-job verdict against the PCA baseline (``service.summary.verdict``)."""
+
+from __future__ import annotations
+
+from smalltrain.service.summary import verdict
+
+
+def test_a_pca_that_only_interpolates_its_training_chunks_gives_no_verdict() -> None:
+    # the UI's 4-file job: 8 training chunks, PCA with k = 7 reproduces them exactly
+    metrics = {"val/sc": 1.002, "pca/sc": 212.3, "pca/k": 7.0, "pca/train_sc": 0.0}
+    text = verdict("audio", metrics)
+    assert "closer" not in text
+    assert "further" not in text
+    assert text.startswith("no verdict against a linear model of its size (PCA)")
+    assert "too few training chunks" in text
+
+
+def test_a_real_pca_fit_gives_a_verdict() -> None:
+    metrics = {"val/sc": 0.30, "pca/sc": 0.40, "pca/k": 60.0, "pca/train_sc": 0.21}
+    assert verdict("audio", metrics).startswith("it reproduces sounds it never heard 25% closer")
+    worse = {**metrics, "val/sc": 0.5}
+    assert "25% further off than a linear model of its size (PCA)" in verdict("audio", worse)
+    older = {"val/sc": 0.30, "pca/sc": 0.40}  # jobs from before pca/train_sc was recorded
+    assert "25% closer" in verdict("audio", older)
