@@ -30,6 +30,14 @@ def verdict(task: str, metrics: dict[str, Any]) -> str:
     if task == "audio" and isinstance(sc, (int, float)) and isinstance(pca, (int, float)):
         if pca <= 0 or not (math.isfinite(sc) and math.isfinite(pca)):
             return ""
+        if pca >= 1.0:
+            # SC 1 is silence's score: a baseline no better than silence (PCA fitted on a few
+            # chunks, extrapolating to the validation ones) makes any "closer than" meaningless
+            return (
+                f"no verdict against a linear model of its size (PCA): on these few validation "
+                f"chunks it scores {pca:.2f}, no better than silence (1.0), so beating it says "
+                "nothing; train on more sounds for a verdict"
+            )
         change = (pca - sc) / pca
         if abs(change) < 0.01:
             return "it reproduces sounds it never heard as well as a linear model of its size (PCA)"

@@ -80,3 +80,21 @@ def test_bad_inputs_raise() -> None:
     pca = PCABaseline.fit(torch.randn(5, 3), 1)
     with pytest.raises(ValueError, match="3 features"):
         pca.reconstruct(torch.zeros(2, 4))
+
+
+def test_comparator_pca_is_bounded_by_the_training_range() -> None:
+    """A held-out chunk PCA extrapolates 10 dB above anything it was fitted on: unbounded, that
+    one bin scores SC 2.2 on linear magnitude (212 in the UI's 4-file job), a worse score than
+    silence (1.0). Clipped to the training chunks' loudest bin (the model's output is bounded
+    too) the same PCA scores what it is: nearly exact."""
+    from smalltrain.tasks.audio.evaluate import PCAComparator
+    from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+
+    spectrogram = AudioSpectrogram(SpectrogramConfig(floor_db=-80.0))
+    # two mel bins x one frame; the training chunks lie on the line a + b = -60 dB
+    train_db = torch.tensor([[0.0, -60.0], [-60.0, 0.0], [-30.0, -30.0]]).reshape(3, 2, 1)
+    held_out_db = torch.tensor([[0.0, -80.0]]).reshape(1, 2, 1)  # projects onto (+10, -70) dB
+    comparator = PCAComparator(spectrogram, spectrogram.normalize(train_db), latent_floats=1)
+    assert comparator.k == 1
+    assert comparator.pca_scores(spectrogram.normalize(held_out_db)).sc < 0.01
+    assert comparator.pca_reconstruct_db(held_out_db).max() <= 0.0

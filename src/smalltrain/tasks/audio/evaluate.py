@@ -7,7 +7,10 @@ chunk settings (``AudioTrainingDataset``, no augmentation, the same padding rule
 - the model's reconstruction (eval mode, ``z = mu``) of every chunk;
 - PCA with ``k = min(latent floats per chunk, training chunks - 1)`` components, refitted on the
   model's recorded training split (``train_files`` in the checkpoint). PCA outputs are clipped
-  below at ``floor_db``, as the model's are; that only helps PCA.
+  to ``[floor_db, the loudest bin of the training chunks]``: the model's output is bounded too
+  (below at the floor, above by its sigmoid head), and SC works on ``10 ** (dB / 20)``, so one
+  bin PCA extrapolates 50 dB too loud on a held-out chunk would otherwise score SC in the
+  hundreds (a few training chunks, ``k = N - 1``). Both clips only help PCA.
 
 Scores are spectral convergence on linear mel magnitude and mel L1 in dB (``metrics``), overall
 = mean over chunks, per file = mean over that file's chunks. Beside them, every file is rendered
@@ -124,6 +127,8 @@ class PCAComparator:
         k = _pca_k(latent_floats, int(train_mels.shape[0]))
         train_db = self.to_db(train_mels.cpu())
         self.baseline = PCABaseline.fit(train_db.flatten(1), k)
+        # PCA is linear in dB with no bound above; the model's output is bounded
+        self.ceiling_db = max(float(train_db.max()), self.floor_db)
         self._cache: tuple[tuple[int, tuple[int, ...]], ReconstructionScores] | None = None
         # how well PCA fits the chunks it was fitted on: the bar for underfitting (alerts.py)
         self.train_sc = score_reconstruction(self.pca_reconstruct_db(train_db), train_db).sc
@@ -138,9 +143,11 @@ class PCAComparator:
         return self.spectrogram.denormalize(normalized.float())
 
     def pca_reconstruct_db(self, target_db: Tensor) -> Tensor:
-        """PCA reconstruction in dB, clipped below at ``floor_db`` (as the model's output is)."""
+        """PCA reconstruction in dB, clipped to ``[floor_db, ceiling_db]`` (the training chunks'
+        loudest bin): the model's output is bounded too, and without the ceiling one bin PCA
+        extrapolates far too loud dominates spectral convergence on linear magnitude."""
         rec = self.baseline.reconstruct(target_db.flatten(1)).reshape(target_db.shape)
-        return rec.clamp(min=self.floor_db)
+        return rec.clamp(min=self.floor_db, max=self.ceiling_db)
 
     def pca_scores(self, val_mels: Tensor, files: list[str] | None = None) -> ReconstructionScores:
         """PCA scores on normalized ``val_mels`` (cached for the same tensor without ``files``)."""

@@ -1,0 +1,32 @@
+"""The end-of-job verdict against the PCA baseline (``service.summary.verdict``)."""
+
+from __future__ import annotations
+
+from smalltrain.service.summary import verdict
+
+
+def test_a_pca_no_better_than_silence_gives_no_verdict() -> None:
+    # the UI's 4-file job: 8 training chunks, PCA with k = 7 extrapolating to the one
+    # validation chunk (212.3 before its reconstruction was clipped, 1.57 after)
+    for pca in (212.3, 1.57, 1.0):
+        metrics = {"val/sc": 1.002, "pca/sc": pca, "pca/k": 7.0, "pca/train_sc": 0.0}
+        text = verdict("audio", metrics)
+        assert "closer" not in text
+        assert "further" not in text
+        assert text.startswith("no verdict against a linear model of its size (PCA)")
+        assert "no better than silence" in text
+
+
+def test_a_small_split_still_gets_a_verdict_when_pca_means_something() -> None:
+    # 36 training chunks: PCA reproduces them exactly (k = 35) but scores 0.62 held out
+    metrics = {"val/sc": 0.50, "pca/sc": 0.62, "pca/k": 35.0, "pca/train_sc": 0.0}
+    assert "19% closer than a linear model of its size (PCA)" in verdict("audio", metrics)
+
+
+def test_a_real_pca_fit_gives_a_verdict() -> None:
+    metrics = {"val/sc": 0.30, "pca/sc": 0.40, "pca/k": 60.0, "pca/train_sc": 0.21}
+    assert verdict("audio", metrics).startswith("it reproduces sounds it never heard 25% closer")
+    worse = {**metrics, "val/sc": 0.5}
+    assert "25% further off than a linear model of its size (PCA)" in verdict("audio", worse)
+    older = {"val/sc": 0.30, "pca/sc": 0.40}  # jobs from before pca/train_sc was recorded
+    assert "25% closer" in verdict("audio", older)
