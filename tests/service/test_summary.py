@@ -30,3 +30,21 @@ def test_a_real_pca_fit_gives_a_verdict() -> None:
     assert "25% further off than a linear model of its size (PCA)" in verdict("audio", worse)
     older = {"val/sc": 0.30, "pca/sc": 0.40}  # jobs from before pca/train_sc was recorded
     assert "25% closer" in verdict("audio", older)
+
+
+def test_the_evaluation_verdict_is_one_rule_for_the_cli_and_the_page() -> None:
+    from smalltrain.service.summary import evaluation_verdict
+
+    def data(model: float, pca: float, **extra: object) -> dict[str, object]:
+        base = {"model": {"sc": model}, "baseline_pca": {"sc": pca, "k": 60, "train_chunks": 90}}
+        return {**base, **extra}
+
+    assert "the model beats the linear baseline" in evaluation_verdict(data(0.40, 0.50))
+    assert "is level with" in evaluation_verdict(data(0.500, 0.503))
+    assert "does not beat" in evaluation_verdict(data(0.60, 0.50))
+    assert evaluation_verdict(data(0.40, 0.50)).startswith("model SC 0.400, PCA-60 SC 0.500")
+    remembered = evaluation_verdict(data(0.01, 0.02, in_training=["a.wav", "b.wav"]))
+    assert "no verdict. 2 of the files evaluated were in the model's training split" in remembered
+    silent = evaluation_verdict(data(0.9, 1.3))
+    assert "no verdict. PCA does no better than silence" in silent
+    assert "beats" not in silent

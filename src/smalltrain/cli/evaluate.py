@@ -10,6 +10,7 @@ import typer
 from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json, warn
 from smalltrain.cli.output import print_table
 from smalltrain.cli.refs import MODEL_HELP
+from smalltrain.service.summary import evaluation_verdict
 
 
 def _wave_cells(wave: dict[str, Any] | None, side: str) -> list[str]:
@@ -73,16 +74,8 @@ def _print_generation(gen: dict[str, Any]) -> None:
 
 
 def _print_report(data: dict[str, Any]) -> None:
-    model, pca = data["model"], data["baseline_pca"]
-    ratio = model["sc"] / max(pca["sc"], 1e-12)
-    # within 1% either way is a tie, not a win: SC on a few dozen chunks is that noisy
-    verdict = "beats" if ratio < 0.99 else "is level with" if ratio <= 1.01 else "does not beat"
     _print_scores(data)
-    console.print(
-        f"model SC {model['sc']:.3f}, PCA-{pca['k']} SC {pca['sc']:.3f}: the model {verdict} "
-        f"the linear baseline (PCA fitted on {pca['train_chunks']} training chunks)",
-        highlight=False,
-    )
+    console.print(evaluation_verdict(data), highlight=False)
     if len(data["files"]) > 1:
         _print_files(data["files"])
     wave = data.get("waveform")

@@ -19,9 +19,36 @@ if TYPE_CHECKING:
     from smalltrain.engine.events import TrainingFinished
     from smalltrain.service.manager import TrainingManager
 
-__all__ = ["finished_event", "job_summary", "verdict"]
+__all__ = ["evaluation_verdict", "finished_event", "job_summary", "verdict"]
 
 _PLOT = "metrics.png"
+
+
+def evaluation_verdict(data: dict[str, Any]) -> str:
+    """``smalltrain evaluate``'s result against PCA in one line, for the CLI and the Use tab
+    alike (``data`` is the evaluation's dict): no verdict when the evaluated files were in the
+    model's training split, or when PCA does no better than silence on them."""
+    model, pca = data["model"], data["baseline_pca"]
+    scores = f"model SC {model['sc']:.3f}, PCA-{pca['k']} SC {pca['sc']:.3f}"
+    trained = data.get("in_training") or []
+    if trained:
+        return (
+            f"{scores}: no verdict. {len(trained)} of the files evaluated were in the model's "
+            "training split, so these scores say how well it remembers, not how it does on new "
+            "sounds; evaluate sounds it has not trained on"
+        )
+    if not pca["sc"] < 1.0:
+        return (
+            f"{scores}: no verdict. PCA does no better than silence (SC 1.0) on these files, "
+            "so beating it says nothing; evaluate on more sounds, or train on more"
+        )
+    ratio = model["sc"] / max(pca["sc"], 1e-12)
+    # within 1% either way is a tie, not a win: SC on a few dozen chunks is that noisy
+    word = "beats" if ratio < 0.99 else "is level with" if ratio <= 1.01 else "does not beat"
+    return (
+        f"{scores}: the model {word} the linear baseline (PCA fitted on "
+        f"{pca['train_chunks']} training chunks)"
+    )
 
 
 def verdict(task: str, metrics: dict[str, Any]) -> str:

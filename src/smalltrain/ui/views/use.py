@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from smalltrain import tasks
+from smalltrain.service.summary import evaluation_verdict
 from smalltrain.ui.child.actions import PREDICT_FLOOR
 from smalltrain.ui.child.calls import RECORDING
 from smalltrain.ui.viewmodels import render
@@ -29,21 +30,10 @@ class UseTab:
 
 
 def _verdict(data: dict[str, Any]) -> str:
-    model, pca = data["model"], data["baseline_pca"]
-    scores = f"model SC {model['sc']:.3f}, PCA-{pca['k']} SC {pca['sc']:.3f}"
-    trained = data.get("in_training") or []
-    if trained:
-        return (
-            f"{scores}: no verdict. {len(trained)} of the files evaluated were in the model's "
-            "training split (marked below), so these scores say how well it remembers, not "
-            "how it does on new sounds; evaluate sounds it has not trained on"
-        )
-    ratio = model["sc"] / max(pca["sc"], 1e-12)
-    verdict = "beats" if ratio < 0.99 else "is level with" if ratio <= 1.01 else "does not beat"
-    return (
-        f"{scores}: the model {verdict} the linear baseline (PCA fitted on "
-        f"{pca['train_chunks']} training chunks)"
-    )
+    verdict = evaluation_verdict(data)
+    if data.get("in_training"):
+        verdict = verdict.replace("training split,", "training split (marked below),", 1)
+    return verdict
 
 
 def _source_note(name: str | None, uploads: list[str] | None) -> str:
