@@ -227,9 +227,13 @@ def test_a_job_failed_on_its_config_offers_edit_and_retry(env: Env) -> None:
     # the form says it at once, naming the field (not "Settings are valid")
     wait_text(page, "train-status", "base_model='missing-weights.pt': no registered weights")
     assert "Weights tab" in page.locator("#train-status").inner_text()
-    page.locator("#train-start").click()
-    wait_text(page, "train-message", "base_model")
-    assert page.locator("#train-message .st-msg-error").count() == 1
+    # at the field too, and Start waits for a valid form; the API refuses the same start
+    page.wait_for_selector("#train-field-0.st-field-error")
+    assert not page.locator("#train-start").is_enabled()
+    spec = {"dataset": "shapes", "overrides": {"base_model": "missing-weights.pt"}}
+    refused = env.server.api("POST", "api/jobs", spec)
+    assert refused.status >= 400
+    assert "base_model" in refused.body.decode()
     assert len(env.server.api("GET", "api/jobs").json()) == before
     env.shot(page, "s1-03-weights-not-registered")
 
