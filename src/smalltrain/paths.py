@@ -80,6 +80,11 @@ def scheduler_lock_path(root: Path) -> Path:
     return root / "scheduler.lock"
 
 
+def datasets_lock_path(root: Path) -> Path:
+    """The lock file that makes registering a dataset by path one step per home."""
+    return root / "datasets.lock"
+
+
 def find_data_yaml(path: Path) -> Path | None:
     """Return the YOLO data yaml for ``path`` (the file itself or one inside the folder)."""
     if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):

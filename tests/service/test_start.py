@@ -91,6 +91,32 @@ def test_messages_quote_at_most_about_100_characters() -> None:
     assert len(str(_error([long]))) < 300
 
 
+def test_a_folder_registered_while_a_start_inspects_it_is_not_registered_twice(
+    home: Path, data: Path
+) -> None:
+    # a start resolves a new folder, then inspects it; meanwhile another start (or
+    # `smalltrain datasets add`) registers the same folder. The first must use that record,
+    # not add the folder again under a second name (the race behind a flaky reservation:
+    # "toydata" and "toydata-2" for one folder, so one model name never collided)
+    from smalltrain.service.datasets import record_for
+    from smalltrain.service.planning import plan_job
+
+    manager = TrainingManager.open(home, autostart=False)
+    try:
+
+        def inspect_meanwhile(task: Any, path: Path) -> Any:
+            report = task.inspect(path)
+            manager.datasets.add(record_for("theirs", path, "toy", report))
+            return report
+
+        job = plan_job(JobSpec(dataset=str(data), task="toy"), manager.datasets, manager.models,
+                       home, inspect=inspect_meanwhile)  # fmt: skip
+        assert job.dataset == "theirs"
+        assert [d.name for d in manager.datasets.list()] == ["theirs"]
+    finally:
+        manager.close()
+
+
 def test_ten_concurrent_starts_with_one_name_give_one_job(home: Path, data: Path) -> None:
     # ten "processes" (one manager and one database connection each) start at once
     managers = [TrainingManager.open(home, autostart=False) for _ in range(10)]

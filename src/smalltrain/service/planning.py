@@ -26,6 +26,7 @@ from smalltrain import paths, tasks
 from smalltrain.engine.config import apply_overrides
 from smalltrain.engine.fsutil import atomic_write_text, require_free
 from smalltrain.engine.jobs import TrainingJob
+from smalltrain.engine.locks import FileLock
 from smalltrain.engine.plain import plain
 from smalltrain.errors import ConfigError, DatasetNotFound, ModelExists, TrainingError, shorten
 from smalltrain.service.datasets import names_for_path, record_for
@@ -33,7 +34,7 @@ from smalltrain.service.execution.placement import Placement, split_placement
 from smalltrain.service.jobspec import JobSpec, Origin, config_dict
 from smalltrain.service.resuming import RUN_CONFIG
 from smalltrain.service.weights import check_weights
-from smalltrain.store.datasets import DatasetStore
+from smalltrain.store.datasets import DatasetRecord, DatasetStore
 from smalltrain.store.models import ModelStore
 from smalltrain.store.names import looks_like_path, validate_name
 
@@ -130,9 +131,10 @@ def plan_job(
         report = inspect(task, path) if inspect is not None else task.inspect(path)
     config, device, placement = _config(task, report, spec)
     fields = check_weights(task, config_dict(config), home, origin)
-    name = _model_name(spec, fields, task_name, dataset, models)
     if record is None:
-        record = datasets.add(record_for(dataset, path, task_name, report))
+        record = _register_path(datasets, home, dataset, path, task_name, report)
+        dataset = record.name
+    name = _model_name(spec, fields, task_name, dataset, models)
     notes = getattr(task, "config_notes", None)
     job = TrainingJob(
         task=task_name,
@@ -243,6 +245,20 @@ def write_run_config(job: TrainingJob, preset: str = "") -> Path:
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, header + yaml.safe_dump(data, sort_keys=False))
+
+
+def _register_path(
+    datasets: DatasetStore, home: Path, name: str, path: Path, task_name: str, report: Any
+) -> DatasetRecord:
+    """Register the dataset at ``path`` (planned as ``name``) unless another start registered
+    it meanwhile: two starts racing on one new folder share one dataset (and so one model-name
+    reservation), not ``toy`` and ``toy-2``. One home-wide lock makes check-and-add one step."""
+    with FileLock(paths.datasets_lock_path(Path(home))):
+        for known in names_for_path(datasets, path):
+            return datasets.get(known)
+        if name in {r.name for r in datasets.list()}:
+            name = _free_name(datasets, name)
+        return datasets.add(record_for(name, path, task_name, report))
 
 
 def _free_name(datasets: DatasetStore, name: str) -> str:
