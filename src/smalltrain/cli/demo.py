@@ -28,7 +28,7 @@ def demo_cmd(
     from smalltrain.service.manager import JobSpec
     from smalltrain.tasks.audio.evaluate import evaluate
     from smalltrain.tasks.audio.generate import interpolate, load_model, sample
-    from smalltrain.tasks.audio.presets import PRESETS
+    from smalltrain.tasks.audio.presets import MIN_STEPS
     from smalltrain.tasks.audio.synth import make_drum_kit
 
     out = out.resolve()
@@ -45,8 +45,8 @@ def demo_cmd(
         model_name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
     )
     job_id = manager.start_training(spec)
-    tiny = PRESETS["tiny"]["epochs"]
-    length = f"{epochs} epochs" if epochs else f"up to {tiny} epochs, stops early on a plateau"
+    tiny = MIN_STEPS["tiny"]
+    length = f"{epochs} epochs" if epochs else f"at least {tiny:,} steps, then stops on a plateau"
     console.print(f"2. training job {job_id} (tiny preset, {length})", highlight=False)
     t0 = time.perf_counter()
     manager.start_scheduler(stop_after={job_id})
