@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
@@ -103,9 +104,14 @@ def test_help_shows_boolean_flags_as_flags_and_h_is_help() -> None:
     cli("jobs", "list", "--json", "true", code=2)
 
 
-def test_version_and_completion_script() -> None:
+def test_version_and_completion_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer.completion
+
     assert cli("--version").stdout.startswith("smalltrain ")
-    script = cli("--show-completion", "bash").stdout
+    # typer finds the shell by walking up the process tree (shellingham); a run started
+    # detached (nohup, setsid) has no shell above it, so the test names the user's shell
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: "bash")
+    script = cli("--show-completion").stdout
     assert "complete" in script
     assert "smalltrain" in script
 

@@ -109,7 +109,7 @@ def test_audio_end_to_end(env: Env) -> None:
     wait_text(page, "train-status", "Imported tiny-settings.yaml")
     assert field_box(page, "Epochs").input_value() == "30"
     type_into(field_box(page, "Epochs"), "12")
-    wait_text(page, "train-status", "epochs 200 → 12")
+    wait_text(page, "train-status", "→ 12; ")  # epochs: the preset's → 12
     # the engine's own message for a bad value, then back to a good one
     type_into(field_box(page, "Batch size"), "0")
     wait_text(page, "train-status", "batch_size=0: must be >= 1")
@@ -177,7 +177,7 @@ def test_audio_end_to_end(env: Env) -> None:
     wait_status(page, "CANCELLED")
     assert page.locator("#job-resume").is_enabled()
     tab(page, "Train")
-    wait_text(page, "train-status", "epochs 200 → 12")
+    wait_text(page, "train-status", "→ 12; ")  # epochs: the preset's → 12
     assert field_box(page, "Epochs").input_value() == "12"
     assert field_box(page, "Batch size").input_value() == "4"
 

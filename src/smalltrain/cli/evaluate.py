@@ -10,7 +10,6 @@ import typer
 from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json, warn
 from smalltrain.cli.output import print_table
 from smalltrain.cli.refs import MODEL_HELP
-from smalltrain.service.summary import evaluation_verdict
 
 
 def _wave_cells(wave: dict[str, Any] | None, side: str) -> list[str]:
@@ -74,6 +73,8 @@ def _print_generation(gen: dict[str, Any]) -> None:
 
 
 def _print_report(data: dict[str, Any]) -> None:
+    from smalltrain.service.summary import evaluation_verdict  # not at --help time
+
     _print_scores(data)
     console.print(evaluation_verdict(data), highlight=False)
     if len(data["files"]) > 1:
