@@ -62,7 +62,9 @@ def train_once(home: Path, folder: Path, name: str, src: Path) -> dict[str, floa
     )
     with JobStore(home / "smalltrain.db") as store:
         job = next(j for j in store.list_jobs(limit=10) if j.model_name == name)
-        events = [e for _, e in store.events_after(job.id, 0, limit=100_000)]
+        events = [
+            e for _, e in getattr(store, "history", store).events_after(job.id, 0, limit=100_000)
+        ]
     first = next(float(e["time"]) for e in events if e["type"] == "step")
     ready = next(float(e["time"]) for e in events if e["type"] == "training_started")
     return {
