@@ -44,7 +44,7 @@ class ProbeTask:
         preloaded = "torch._dynamo" in sys.modules  # before this process imported anything
         import torch
 
-        spy = sys.modules.get("tests.service.cuda_spy")
+        spy = sys.modules.get("tests.support.cuda_spy")
         try:
             from threadpoolctl import threadpool_info
 
@@ -115,7 +115,7 @@ from smalltrain.service.execution import warm
 from smalltrain.tasks import register_extra_tasks
 
 register_extra_tasks()
-warm.PRELOAD = ("tests.service.cuda_spy", *warm.PRELOAD)  # first: it sees every later import
+warm.PRELOAD = ("tests.support.cuda_spy", *warm.PRELOAD)  # first: it sees every later import
 from smalltrain.service.execution.executors import ProcessExecutor
 from tests.service.test_warm_start import _probe
 

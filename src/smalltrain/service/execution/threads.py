@@ -22,7 +22,14 @@ import os
 import threading
 from collections.abc import Iterator
 
-__all__ = ["THREAD_ENV", "child_env", "child_environment", "cpu_count", "thread_budget"]
+__all__ = [
+    "THREAD_ENV",
+    "child_env",
+    "child_environment",
+    "cpu_count",
+    "environ_set",
+    "thread_budget",
+]
 
 #: Environment variables that size the thread pools of OpenMP, MKL and OpenBLAS.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -60,15 +67,21 @@ def child_environment(threads: int | None, passive: bool = True) -> Iterator[Non
     at start. A lock keeps two jobs that start at once from mixing their values (the values
     are chosen under it too, so one job's temporary setting never looks like the user's).
     """
-    with _ENV_LOCK:
-        env = child_env(threads, passive)
-        saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with _ENV_LOCK, environ_set(child_env(threads, passive)):
+        yield
+
+
+@contextlib.contextmanager
+def environ_set(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the block, then put back what was there (or
+    nothing)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

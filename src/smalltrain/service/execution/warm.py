@@ -42,7 +42,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from multiprocessing import forkserver
 
 from smalltrain import tasks
-from smalltrain.service.execution.threads import child_environment
+from smalltrain.service.execution.threads import child_environment, environ_set
 
 __all__ = [
     "PRELOAD",
@@ -116,17 +116,8 @@ def _policy(passive: bool) -> str | None:
 def _server_environment(passive: bool) -> Iterator[None]:
     """The environment the server starts with: the scheduler's, the executor's OpenMP wait
     policy, no thread counts (each job sets its own), and ``_SERVER_ENV``."""
-    with child_environment(None, passive):
-        saved = {name: os.environ.get(name) for name in _SERVER_ENV}
-        os.environ.update(_SERVER_ENV)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with child_environment(None, passive), environ_set(_SERVER_ENV):
+        yield
 
 
 def adopt_environment(environ: Mapping[str, str], threads: int | None) -> None:
