@@ -105,6 +105,15 @@ class Env:
 # --- page helpers ---------------------------------------------------------------------------
 
 
+def module_root(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A browser module's own folder (its home and data go below it); the module is skipped,
+    saying why, where no browser can run."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    return tmp_path_factory.mktemp(name)
+
+
 @contextmanager
 def browser_env(
     home: Path, data: Path, artifacts: Path, log: str, args: Sequence[str] = ()

@@ -38,11 +38,11 @@ from tests.ui.browser import (
     field_box,
     fill,
     loss_points,
+    module_root,
     open_app,
     progress,
     read_events,
     shot_on_failure,
-    skip_reason,
     start_job,
     tab,
     type_into,
@@ -56,10 +56,7 @@ __all__ = ["shot_on_failure"]  # an autouse fixture: a screenshot of a failed te
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[Env]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    root = tmp_path_factory.mktemp("ui")
+    root = module_root(tmp_path_factory, "ui")
     with browser_env(root / "home", root, artifacts, "server.log") as env:
         yield env
 

@@ -22,9 +22,9 @@ from tests.ui.browser import (
     browser_env,
     choose,
     fill,
+    module_root,
     open_app,
     shot_on_failure,
-    skip_reason,
     tab,
     type_into,
     wait_text,
@@ -36,10 +36,7 @@ __all__ = ["shot_on_failure"]  # an autouse fixture: a screenshot of a failed te
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[Env]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    root = tmp_path_factory.mktemp("ui-form")
+    root = module_root(tmp_path_factory, "ui-form")
     with browser_env(root / "home", root, artifacts, "server-form.log") as env:
         yield env
 

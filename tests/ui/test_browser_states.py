@@ -39,10 +39,10 @@ from tests.ui.browser import (
     choose,
     field_box,
     fill,
+    module_root,
     open_app,
     read_events,
     shot_on_failure,
-    skip_reason,
     tab,
     type_into,
     wait_text,
@@ -54,10 +54,7 @@ __all__ = ["shot_on_failure"]  # an autouse fixture: a screenshot of a failed te
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[Env]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    root = tmp_path_factory.mktemp("ui-states")
+    root = module_root(tmp_path_factory, "ui-states")
     mic = [f"--use-file-for-fake-audio-capture={_mic_wav(root / 'mic.wav')}"]
     with browser_env(root / "home", root, artifacts, "server-states.log", mic) as env:
         yield env

@@ -11,7 +11,7 @@ import pytest
 
 from smalltrain.paths import models_dir
 from smalltrain.store import ModelEntry, ModelStore
-from tests.ui.browser import Env, browser_env, open_app, skip_reason, tab, wait_text
+from tests.ui.browser import Env, browser_env, module_root, open_app, tab, wait_text
 
 pytestmark = pytest.mark.slow
 
@@ -20,10 +20,7 @@ pytestmark = pytest.mark.slow
 def env(
     tmp_path_factory: pytest.TempPathFactory, artifacts: Path, explore_model: Path
 ) -> Iterator[Env]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    root = tmp_path_factory.mktemp("ui-explore")
+    root = module_root(tmp_path_factory, "ui-explore")
     ModelStore(models_dir(root / "home")).save(ModelEntry(
         dataset="shots", name="explorer", weights=explore_model, task="audio", config={},
         metrics={}, base_model=None, epochs_completed=12, headline=("best_val_loss", 1.0),

@@ -21,8 +21,8 @@ from tests.ui.browser import (
     Env,
     browser_env,
     choose,
+    module_root,
     open_app,
-    skip_reason,
     tab,
     wait_text,
 )
@@ -34,12 +34,9 @@ pytestmark = pytest.mark.slow
 def env(
     tmp_path_factory: pytest.TempPathFactory, artifacts: Path, trained_audio: TrainedAudio
 ) -> Iterator[Env]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
     pytest.importorskip("onnx", reason="the [export] extra is not installed")
     pytest.importorskip("onnxruntime", reason="the [export] extra is not installed")
-    root = tmp_path_factory.mktemp("ui-export")
+    root = module_root(tmp_path_factory, "ui-export")
     home = root / "home"
     home.mkdir()
     with JobStore(paths.db_path(home)) as jobs:
