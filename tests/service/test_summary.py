@@ -45,6 +45,8 @@ def test_the_evaluation_verdict_is_one_rule_for_the_cli_and_the_page() -> None:
     assert evaluation_verdict(data(0.40, 0.50)).startswith("model SC 0.400, PCA-60 SC 0.500")
     remembered = evaluation_verdict(data(0.01, 0.02, in_training=["a.wav", "b.wav"]))
     assert "no verdict. 2 of the files evaluated were in the model's training split" in remembered
+    marked = evaluation_verdict(data(0.01, 0.02, in_training=["a.wav"]), marked=True)
+    assert "in the model's training split (marked below), so" in marked
     silent = evaluation_verdict(data(0.9, 1.3))
     assert "no verdict. PCA does no better than silence" in silent
     assert "beats" not in silent

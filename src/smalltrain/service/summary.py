@@ -24,18 +24,19 @@ __all__ = ["evaluation_verdict", "finished_event", "job_summary", "verdict"]
 _PLOT = "metrics.png"
 
 
-def evaluation_verdict(data: dict[str, Any]) -> str:
+def evaluation_verdict(data: dict[str, Any], marked: bool = False) -> str:
     """``smalltrain evaluate``'s result against PCA in one line, for the CLI and the Use tab
     alike (``data`` is the evaluation's dict): no verdict when the evaluated files were in the
-    model's training split, or when PCA does no better than silence on them."""
+    model's training split (``marked``: the view marks them below), or when PCA does no better
+    than silence on them."""
     model, pca = data["model"], data["baseline_pca"]
     scores = f"model SC {model['sc']:.3f}, PCA-{pca['k']} SC {pca['sc']:.3f}"
     trained = data.get("in_training") or []
     if trained:
         return (
             f"{scores}: no verdict. {len(trained)} of the files evaluated were in the model's "
-            "training split, so these scores say how well it remembers, not how it does on new "
-            "sounds; evaluate sounds it has not trained on"
+            f"training split{' (marked below)' if marked else ''}, so these scores say how well "
+            "it remembers, not how it does on new sounds; evaluate sounds it has not trained on"
         )
     if not pca["sc"] < 1.0:
         return (

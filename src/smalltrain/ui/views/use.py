@@ -29,13 +29,6 @@ class UseTab:
     outputs: list[Any]
 
 
-def _verdict(data: dict[str, Any]) -> str:
-    verdict = evaluation_verdict(data)
-    if data.get("in_training"):
-        verdict = verdict.replace("training split,", "training split (marked below),", 1)
-    return verdict
-
-
 def _source_note(name: str | None, uploads: list[str] | None) -> str:
     """Which held-out sounds are used when a dataset is chosen and files are uploaded too."""
     if uploads and name:
@@ -75,7 +68,7 @@ def evaluation_html(data: dict[str, Any]) -> str:
         for w in data.get("warnings") or []
     )
     out = warned + f"<h4>Reconstruction of {data['chunks']} chunks (lower is better)</h4>{scores}"
-    out += render.message(_verdict(data), "info")
+    out += render.message(evaluation_verdict(data, marked=True), "info")
     files = data.get("files") or []
     trained = set(data.get("in_training") or [])
     if len(files) > 1:
