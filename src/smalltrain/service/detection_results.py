@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain import paths
+from smalltrain.engine.fsutil import replace_folder
 from smalltrain.errors import WrongModelKind
-from smalltrain.service.exports import _check_weights, _swap_in, find_model
+from smalltrain.service.exports import find_model, verified_weights
 from smalltrain.store.datasets import DatasetStore
 from smalltrain.store.db import JobStore
 from smalltrain.store.models import ModelInfo
@@ -133,7 +134,7 @@ def validate_detector(
         info, weights = None, model
     else:
         info = _detection(find_model(home, model))
-        weights = _check_weights(info)
+        weights = verified_weights(info)
     own = data_yaml is None
     if data_yaml is None:
         if info is None:
@@ -149,7 +150,7 @@ def validate_detector(
             weights, data_yaml, imgsz=imgsz, device=device, home=home, results_dir=staging
         )
         if keep:
-            _swap_in(staging, out)
+            replace_folder(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     metrics["folder"] = str(out) if keep else None

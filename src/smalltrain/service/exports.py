@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain import __version__, paths
-from smalltrain.engine.fsutil import atomic_write_json, sha256_file
+from smalltrain.engine.fsutil import atomic_write_json, replace_folder, sha256_file
 from smalltrain.errors import CheckpointError, ConfigError, MissingDependency, ModelNotFound
 from smalltrain.store.model_info import ModelInfo, utc_now
 from smalltrain.store.models import ModelStore
@@ -41,6 +41,7 @@ __all__ = [
     "export_model",
     "find_model",
     "list_exports",
+    "verified_weights",
 ]
 
 EXPORTS_DIR = "exports"
@@ -126,8 +127,9 @@ def find_model(home: Path, model: str | ModelInfo) -> ModelInfo:
     return ModelStore(paths.models_dir(Path(home))).get(dataset, name)
 
 
-def _check_weights(info: ModelInfo) -> Path:
-    """The model's weights, refused when they changed since registration (a .pt is code)."""
+def verified_weights(info: ModelInfo) -> Path:
+    """A registered model's weights file, refused when it changed since registration (a .pt
+    is code)."""
     if not info.weights.is_file():
         raise CheckpointError(f"{info.weights}: the model's weights file is missing")
     if info.weights_sha256 and sha256_file(info.weights) != info.weights_sha256:
@@ -160,7 +162,7 @@ def export_model(
     check_dependencies(task, fmt)
     if imgsz is not None and not (isinstance(imgsz, int) and 32 <= imgsz <= 4096):
         raise ConfigError("imgsz", imgsz, "must be an integer from 32 to 4096")
-    weights = _check_weights(info)
+    weights = verified_weights(info)
     root = info.path / EXPORTS_DIR
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{fmt}-", dir=root))
@@ -182,7 +184,7 @@ def export_model(
         record = {**export.to_dict(), "versions": _versions()}
         record.pop("folder"), record.pop("path")
         atomic_write_json(work / MANIFEST, record)
-        _swap_in(work, root / fmt)
+        replace_folder(work, root / fmt)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return export
@@ -201,23 +203,6 @@ def _run_export(
 
     made = export(weights, fmt, work, imgsz=imgsz, home=home)
     return str(made.relative_to(work))
-
-
-def _swap_in(staging: Path, folder: Path) -> None:
-    """Rename ``staging`` to ``folder``; an old ``folder`` is moved aside first, then removed."""
-    old = None
-    if folder.exists():
-        old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(folder, old)
-    try:
-        os.replace(staging, folder)
-    except OSError:
-        if old is not None:
-            os.replace(old, folder)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _versions() -> dict[str, str]:
