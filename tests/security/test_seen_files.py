@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from smalltrain.engine.seen import write_seen
-from tests.support.api import Served, wait_until
-
-EVIL = "http://evil.example"
+from tests.support.api import Served, assert_only_the_page_reads, wait_until
 
 
 def _job_with_seen_files(api: Served, toy_data: Path) -> tuple[str, Path]:
@@ -48,9 +46,4 @@ def test_only_listed_files_of_the_seen_folder_are_served(api: Served, toy_data: 
     assert api.client.get("/api/jobs/ffffffffffff/seen/chunk_0_original.wav").status_code == 404
     # the guards: the token, and no other origin (nor a cross-site fetch) may read them
     url = f"/api/jobs/{job_id}/seen/chunk_0_original.wav"
-    assert api.anonymous.get(url).status_code == 401
-    foreign = api.client.get(url, headers={"Origin": EVIL})
-    assert foreign.status_code == 403
-    assert b"RIFF" not in foreign.content
-    cross = api.client.get(url, headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"})
-    assert cross.status_code == 403
+    assert_only_the_page_reads(api, url, b"RIFF")

@@ -27,7 +27,19 @@ from starlette.testclient import TestClient
 from smalltrain.ui.server.options import ServeOptions
 from smalltrain.ui.server.token import load_or_create, token_path
 
-__all__ = ["ORIGIN", "Served", "api", "served", "toy_data", "wait_until"]
+__all__ = [
+    "EVIL",
+    "ORIGIN",
+    "Served",
+    "api",
+    "assert_only_the_page_reads",
+    "served",
+    "toy_data",
+    "wait_until",
+]
+
+#: A foreign page's origin, for the tests that it is refused.
+EVIL = "http://evil.example"
 
 #: Where the in-process server "listens": its URL and the origin of its own pages.
 ORIGIN = "http://127.0.0.1:7860"
@@ -124,3 +136,14 @@ def wait_until(check: Callable[[], bool], timeout: float = 120.0, what: str = "i
             raise AssertionError(f"{what} did not happen within {timeout} s")
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
+
+
+def assert_only_the_page_reads(api: Served, url: str, magic: bytes) -> None:
+    """A file route's guards: no token is 401; a foreign ``Origin`` or a cross-site fetch is
+    403 and never carries the file (``magic``: the start of its bytes)."""
+    assert api.anonymous.get(url).status_code == 401
+    foreign = api.client.get(url, headers={"Origin": EVIL})
+    assert foreign.status_code == 403
+    assert magic not in foreign.content
+    cross = api.client.get(url, headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"})
+    assert cross.status_code == 403
