@@ -73,7 +73,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def data(tmp_path: Path) -> Path:
+def node_data(tmp_path: Path) -> Path:
+    """A toy dataset of three files of different sizes (not the shared one-file ``data``), so
+    what a job ships to its node is more than one file."""
     folder = tmp_path / "toydata"
     folder.mkdir()
     for i in range(3):
@@ -116,13 +118,15 @@ def _toy(data: Path, **overrides: Any) -> JobSpec:
 
 
 def test_two_jobs_at_once_on_two_nodes_and_the_dataset_ships_once_per_node(
-    cluster: Cluster, data: Path, tmp_path: Path
+    cluster: Cluster, node_data: Path, tmp_path: Path
 ) -> None:
     with _manager(tmp_path / "home", cluster) as manager:
-        first = [manager.start_training(_toy(data, epochs=3, step_s=0.5, seed=i)) for i in range(2)]
+        first = [
+            manager.start_training(_toy(node_data, epochs=3, step_s=0.5, seed=i)) for i in range(2)
+        ]
         jobs = [manager.wait(j, timeout=180) for j in first]
         # Two more jobs on the same dataset: both nodes have it cached by now.
-        more = [manager.start_training(_toy(data, epochs=1, seed=i)) for i in (2, 3)]
+        more = [manager.start_training(_toy(node_data, epochs=1, seed=i)) for i in (2, 3)]
         jobs += [manager.wait(j, timeout=180) for j in more]
         executor = manager.executor
         assert isinstance(executor, RayExecutor)
@@ -165,12 +169,14 @@ def _keep_checking_checkpoints(run_dir: Path, stop: threading.Event, gaps: list[
 
 
 def test_losing_the_node_of_a_job_retries_it_from_its_checkpoint_on_the_other(
-    cluster: Cluster, data: Path, tmp_path: Path
+    cluster: Cluster, node_data: Path, tmp_path: Path
 ) -> None:
     with _manager(tmp_path / "home", cluster) as manager:
         # A wide model: each batch of checkpoints the node sends (>100 KiB) then lives in that
         # node's object store, and dies with it, as a real model's would.
-        job_id = manager.start_training(_toy(data, epochs=8, step_s=0.15, hidden=8192, lr=0.0005))
+        job_id = manager.start_training(
+            _toy(node_data, epochs=8, step_s=0.15, hidden=8192, lr=0.0005)
+        )
         job = _until(
             lambda: (j := manager.get_job(job_id)).run_dir and j.epoch >= 2 and j, what="epoch 2"
         )
@@ -215,10 +221,10 @@ def test_losing_the_node_of_a_job_retries_it_from_its_checkpoint_on_the_other(
 
 
 def test_cancel_checkpoints_then_resume_completes(
-    cluster: Cluster, data: Path, tmp_path: Path
+    cluster: Cluster, node_data: Path, tmp_path: Path
 ) -> None:
     with _manager(tmp_path / "home", cluster) as manager:
-        job_id = manager.start_training(_toy(data, epochs=4, step_s=0.2))
+        job_id = manager.start_training(_toy(node_data, epochs=4, step_s=0.2))
         _until(lambda: manager.get_job(job_id).step > 0, what="the first step")
         manager.cancel(job_id)
         job = manager.wait(job_id, timeout=60)
@@ -235,10 +241,10 @@ def test_cancel_checkpoints_then_resume_completes(
 
 
 def test_a_job_that_ignores_cancel_has_its_actor_killed_after_the_grace_period(
-    cluster: Cluster, data: Path, tmp_path: Path
+    cluster: Cluster, node_data: Path, tmp_path: Path
 ) -> None:
     with _manager(tmp_path / "home", cluster, grace_s=1.0) as manager:
-        job_id = manager.start_training(_toy(data, epochs=50, step_s=0.2, ignore_cancel=True))
+        job_id = manager.start_training(_toy(node_data, epochs=50, step_s=0.2, ignore_cancel=True))
         _until(lambda: manager.get_job(job_id).step > 0, what="the first step")
         asked = time.monotonic()
         manager.cancel(job_id)
@@ -250,11 +256,11 @@ def test_a_job_that_ignores_cancel_has_its_actor_killed_after_the_grace_period(
 
 
 def test_a_request_no_node_can_meet_fails_at_once_naming_both_sides(
-    cluster: Cluster, data: Path, tmp_path: Path
+    cluster: Cluster, node_data: Path, tmp_path: Path
 ) -> None:
     with _manager(tmp_path / "home", cluster) as manager:
-        gpu = manager.start_training(_toy(data, num_gpus=1))
-        cpus = manager.start_training(_toy(data, num_cpus=4))
+        gpu = manager.start_training(_toy(node_data, num_gpus=1))
+        cpus = manager.start_training(_toy(node_data, num_cpus=4))
         for job_id, asked in ((gpu, "1 CPU and 1 GPU"), (cpus, "4 CPU and 0 GPU")):
             job = manager.wait(job_id, timeout=60)
             assert job.status is JobStatus.FAILED
@@ -264,10 +270,10 @@ def test_a_request_no_node_can_meet_fails_at_once_naming_both_sides(
 
 
 def test_a_path_every_node_can_read_is_not_shipped_and_jobs_wait_follows_the_job(
-    cluster: Cluster, data: Path, tmp_path: Path
+    cluster: Cluster, node_data: Path, tmp_path: Path
 ) -> None:
     with _manager(tmp_path / "home", cluster) as manager:
-        job_id = manager.start_training(_toy(data, epochs=2, step_s=0.1, ship_dataset=False))
+        job_id = manager.start_training(_toy(node_data, epochs=2, step_s=0.1, ship_dataset=False))
         follower = _cli(tmp_path / "home", "jobs", "wait", job_id, "--quiet")
         out, _ = follower.communicate(timeout=120)
         assert follower.returncode == 0, out  # `jobs wait` follows a Ray job from the database
@@ -306,11 +312,11 @@ def _cli(home: Path, *args: str, **kw: Any) -> subprocess.Popen[str]:
 
 
 def test_a_head_that_dies_leaves_its_ray_jobs_interrupted_and_resumable(
-    cluster: Cluster, data: Path, tmp_path: Path
+    cluster: Cluster, node_data: Path, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
     with TrainingManager.open(home, autostart=False) as manager:
-        job_id = manager.start_training(_toy(data, epochs=8, step_s=0.2))
+        job_id = manager.start_training(_toy(node_data, epochs=8, step_s=0.2))
         worker = _cli(home, "worker", "--ray", cluster.address)
         try:
             _until(lambda: manager.get_job(job_id).epoch >= 2, what="epoch 2 on the worker")
