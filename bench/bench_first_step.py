@@ -84,6 +84,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--before", type=Path, help="another checkout's src/ to compare with")
+    parser.add_argument(
+        "--paths",
+        default="alone,worker",
+        help="which paths to run, comma-separated (default: alone,worker)",
+    )
     args = parser.parse_args()
     sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
     from smalltrain.tasks.audio.synth import make_drum_kit
@@ -91,7 +96,7 @@ def main() -> None:
     sources = {"": ROOT / "src"}
     if args.before is not None:
         sources = {" (before)": args.before.resolve(), **sources}
-    variants = [(path + tag, src) for path in ("alone", "worker") for tag, src in sources.items()]
+    variants = [(path + tag, src) for path in args.paths.split(",") for tag, src in sources.items()]
     with tempfile.TemporaryDirectory(prefix="bench-first-step-") as tmp:
         root = Path(tmp)
         folder = root / "hits"
