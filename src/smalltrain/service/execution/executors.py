@@ -314,11 +314,10 @@ class _Spare:
     control: mpc.Connection
 
     def end(self, term_s: float) -> None:
-        """Close its pipes (it leaves by itself once warmed up), then make sure it is gone."""
+        """Close its pipes and stop it (it has no job: nothing of value to lose)."""
         self.control.close()
         self.events.close()
-        self.proc.join(timeout=0.5)
-        if self.proc.is_alive():  # still warming up: nothing of value to lose
+        if self.proc.is_alive():
             self.proc.terminate()
             self.proc.join(timeout=term_s)
         if self.proc.is_alive():
