@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_first_step.py --repeats 5 --files 20
     git archive BASE src | tar -x -C /tmp/base      # an older checkout's src/ ...
     .venv/bin/python bench/bench_first_step.py --before /tmp/base/src   # ... side by side
+    .venv/bin/python bench/bench_first_step.py --paths worker --before /tmp/base/src  # worker only
 
 Each round runs, one after the other, on the same folder of drum hits (``make_drum_kit``):
 
@@ -21,6 +22,11 @@ event was emitted in the training process (its own ``time`` field, read back fro
 database). Each row also splits that time: command start → job queued (``created_at``; the
 command's imports and planning), queued → ``training_started`` (the job's process: start-up,
 imports, data, model), and ``training_started`` → first step.
+
+The commands keep their compiled modules (``.pyc``) in a folder of the run's own, filled by the
+first job, as a pip-installed package has them; ``--no-pyc`` compiles every module at every
+start instead, which is what this VM's ``PYTHONDONTWRITEBYTECODE=1`` did to the figures before
+issue 26's second pass (about 0.2 s of the command's time on a quiet machine).
 """
 
 from __future__ import annotations
@@ -38,9 +44,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
+PYCACHE: Path | None = None  # where the commands' compiled modules go (None: nowhere)
+
+
 def _env(src: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(src), str(ROOT)])
+    if PYCACHE is not None:  # as an installed package has them: compiled once, then read
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
     return env
 
 
@@ -84,6 +96,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--before", type=Path, help="another checkout's src/ to compare with")
+    parser.add_argument(
+        "--paths",
+        default="alone,worker",
+        help="which paths to run, comma-separated (default: alone,worker)",
+    )
+    parser.add_argument(
+        "--no-pyc",
+        action="store_true",
+        help="compile every module at every start, as PYTHONDONTWRITEBYTECODE=1 makes it "
+        "(default: the commands keep compiled modules in a folder of the run's own, as a "
+        "pip-installed package has them)",
+    )
     args = parser.parse_args()
     sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
     from smalltrain.tasks.audio.data.synth import make_drum_kit
@@ -91,12 +115,15 @@ def main() -> None:
     sources = {"": ROOT / "src"}
     if args.before is not None:
         sources = {" (before)": args.before.resolve(), **sources}
-    variants = [(path + tag, src) for path in ("alone", "worker") for tag, src in sources.items()]
+    variants = [(path + tag, src) for path in args.paths.split(",") for tag, src in sources.items()]
     with tempfile.TemporaryDirectory(prefix="bench-first-step-") as tmp:
         root = Path(tmp)
+        global PYCACHE
+        PYCACHE = None if args.no_pyc else root / "pycache"
         folder = root / "hits"
         make_drum_kit(folder, n_files=args.files, seed=0)
-        print(f"{args.files} drum hits; {load()}")
+        pyc = "modules compiled at every start" if args.no_pyc else "compiled modules kept"
+        print(f"{args.files} drum hits; {pyc}; {load()}")
         workers = []
         try:
             for i, (name, src) in enumerate(variants):
@@ -131,6 +158,17 @@ def main() -> None:
         print(
             f"{name:17s} {med['first_step_s']:10.2f} {med['queued_s']:10.2f} "
             f"{med['setup_s']:15.2f} {med['step_s']:13.2f}"
+        )
+    before = [n for n in rows if n.endswith("(before)")]
+    for name in before:
+        after = name.removesuffix(" (before)")
+        ratios = [
+            a["first_step_s"] / b["first_step_s"]
+            for a, b in zip(rows[after], rows[name], strict=True)
+        ]
+        print(
+            f"{after}: first step after/before {statistics.median(ratios):.2f} in the median "
+            f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
         )
     print(load())
 

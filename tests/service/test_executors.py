@@ -31,6 +31,7 @@ from smalltrain.service.execution.executors import (
     make_executor,
     register_extra_tasks,
 )
+from smalltrain.service.execution.threads import JOB_NICE_ENV, job_nice
 from smalltrain.tasks import toy as toytask
 
 pytestmark = pytest.mark.usefixtures("toy_task")
@@ -217,3 +218,17 @@ def test_the_thread_executor_hands_the_task_what_the_process_executor_does(
         assert "toy task: a fake" not in oom.error  # not torch's page of allocator details
     expected = ({"max_gpu_memory_percent": 0.5, "cpu_threads": 1}, str(tmp_path / "c"))
     assert seen["thread"] == seen["process"] == expected
+
+
+def test_job_processes_run_nice_by_default_and_the_setting_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(JOB_NICE_ENV, raising=False)
+    assert job_nice() == 10
+    assert ProcessExecutor().nice == 10
+    monkeypatch.setenv(JOB_NICE_ENV, "0")  # off: jobs at the scheduler's priority
+    assert ProcessExecutor().nice == 0
+    for bad in ("-5", "20", "low"):
+        monkeypatch.setenv(JOB_NICE_ENV, bad)
+        with pytest.raises(ValueError, match=f"{JOB_NICE_ENV}='{bad}': give a whole number"):
+            job_nice()

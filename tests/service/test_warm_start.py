@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from smalltrain.engine.context import CancelToken, JobContext, ResourceLimits, TrainResult
@@ -45,6 +46,8 @@ class ProbeTask:
         import torch
 
         spy = sys.modules.get("tests.support.cuda_spy")
+        from smalltrain.service.execution.warm import SPARE_STATE
+
         try:
             from threadpoolctl import threadpool_info
 
@@ -59,6 +62,9 @@ class ProbeTask:
             "cuda_initialized": torch.cuda.is_initialized(),
             "bad_fork": torch.cuda._is_in_bad_fork(),
             "spy": None if spy is None else list(spy.CALLS),
+            "spare": bool(SPARE_STATE.get("job")),  # a spare child, warmed up before the job
+            "nice": os.nice(0),
+            "pid": os.getpid(),
         }
         (ctx.run_dir / "probe.json").write_text(json.dumps(probe))
         return TrainResult("completed", 0, 0, ctx.run_dir, None, None, None)
@@ -93,8 +99,14 @@ def test_a_warm_child_gets_the_jobs_environment_and_thread_budget(
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     spawned = _probe(ProcessExecutor(warm=False), tmp_path / "spawned", 1)
     assert not spawned["preloaded"]
+    assert not spawned["spare"]
+    assert spawned["nice"] == os.nice(0) + 10  # job processes yield the CPU to the faces
     for threads in (1, 2):
+        spare_pid = warm.wait_for_spare(120)
+        assert spare_pid is not None  # forked at start_method, again after each job
         forked = _probe(warm, tmp_path / f"warm{threads}", threads)
+        assert forked["spare"]
+        assert forked["pid"] == spare_pid
         assert forked["preloaded"]  # torch and the tasks came from the server
         assert forked["threads"] == threads
         assert forked["blas_threads"] in ([], [threads])
@@ -105,7 +117,17 @@ def test_a_warm_child_gets_the_jobs_environment_and_thread_budget(
             "PYTORCH_NVML_BASED_CUDA_CHECK": None,  # the server's own setting stays there
         }
         if threads == 1:  # exactly what a spawned child of the same job sees
-            assert {**forked, "preloaded": False} == spawned
+            assert {**forked, "preloaded": False, "spare": False, "pid": 0} == {
+                **spawned,
+                "pid": 0,
+            }
+    spare_pid = warm.wait_for_spare(120)
+    assert spare_pid is not None
+    warm.close()  # the scheduler's shutdown ends the spare
+    assert not psutil.pid_exists(spare_pid) or psutil.Process(spare_pid).status() == "zombie"
+    unspared = _probe(ProcessExecutor(spare=False), tmp_path / "unspared", 1)
+    assert not unspared["spare"]
+    assert unspared["preloaded"]
 
 
 _SERVER_SCRIPT = """
@@ -120,8 +142,10 @@ from smalltrain.service.execution.executors import ProcessExecutor
 from tests.service.test_warm_start import _probe
 
 executor = ProcessExecutor()
+method = executor.start_method()
+executor.wait_for_spare(240)  # its job runs in the spare, which warmed up before it came
 print(json.dumps({
-    "method": executor.start_method(),
+    "method": method,
     "modules": warm.preload_modules(),
     "probe": _probe(executor, Path(sys.argv[1]), 1),
 }))
@@ -129,8 +153,9 @@ print(json.dumps({
 
 
 def test_the_warm_server_imports_everything_without_initialising_cuda(tmp_path: Path) -> None:
-    """The server imports torch, torch._dynamo and every task's ``warm_modules``; none of it
-    may initialise CUDA (a forked child could not use the GPU then). A spy imported before
+    """The server imports torch, torch._dynamo and every task's ``warm_modules``, and the spare
+    child runs its CPU warm-up; none of it may initialise CUDA (a forked child could not use
+    the GPU then). A spy imported before
     them records any call that would; it runs in a fresh interpreter, with a server of its
     own, so that the spy is the first thing that server imports."""
     env = {
@@ -159,6 +184,7 @@ def test_the_warm_server_imports_everything_without_initialising_cuda(tmp_path: 
     } <= set(report["modules"])
     probe = report["probe"]
     assert probe["preloaded"]
-    assert probe["spy"] == []  # loaded in the server, and nothing asked for CUDA
+    assert probe["spare"]  # the spare's warm-up (a forward/backward, a step) ran first
+    assert probe["spy"] == []  # loaded in the server, warmed up, and nothing asked for CUDA
     assert not probe["cuda_initialized"]
     assert not probe["bad_fork"]

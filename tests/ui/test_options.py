@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,20 @@ def test_port_and_url() -> None:
         ServeOptions(port=0)
     assert ServeOptions(port=8000).url == "http://127.0.0.1:8000/"
     assert ServeOptions(host="0.0.0.0", credentials=(("a", "b"),)).url == "http://127.0.0.1:7860/"
+
+
+def test_the_jobs_the_server_runs_start_at_job_nice_and_the_server_keeps_its_priority(
+    tmp_path: Path,
+) -> None:
+    """``--job-nice`` reaches the process executor, which starts each job's process at it
+    (``tests/service/test_warm_start.py`` checks a child's level); nothing renices the server
+    (it once reniced itself and its helpers, with the job's recorded pid: the scheduler's)."""
+    from smalltrain.ui.viewmodels.backend import Backend
+
+    own = os.nice(0)
+    backend = Backend(tmp_path / "home", run_scheduler=False, job_nice=7)
+    try:
+        assert backend.manager.executor.nice == 7
+    finally:
+        backend.close()
+    assert os.nice(0) == own

@@ -13,6 +13,7 @@ only when no verified checkpoint exists, and ``choose_checkpoint`` then says so.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -54,7 +55,15 @@ def sidecar_path(path: Path) -> Path:
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of python, torch, numpy, smalltrain and optional packages (never imported)."""
+    """Versions of python, torch, numpy, smalltrain and optional packages (never imported).
+
+    Read once per process (70 ms of package metadata on a 2-core machine, at every
+    checkpoint before; a job's spare process reads them before its job comes, issue 26)."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
     import importlib.metadata  # ~15 ms: only checkpoint writers need it, not the CLI's start-up
 
     versions = {"python": platform.python_version()}

@@ -279,6 +279,9 @@ class Scheduler:
             if run.thread is not None:
                 run.thread.join()
         self._reap()
+        close = getattr(self.executor, "close", None)  # the process executor's spare child
+        if callable(close):
+            close()
 
     # -- recovery and cancel ----------------------------------------------------------------
 

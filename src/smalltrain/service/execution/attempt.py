@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from smalltrain import tasks
+from smalltrain.engine.checkpoint_index import package_versions
 from smalltrain.engine.context import (
     CancelToken,
     JobContext,
@@ -32,6 +33,7 @@ from smalltrain.engine.context import (
 from smalltrain.engine.events import Event
 from smalltrain.engine.runner import call_train
 from smalltrain.errors import DiskFull, GpuOutOfMemory
+from smalltrain.service.execution.threads import lower_priority
 from smalltrain.tasks import EXTRA_TASKS_ENV, register_extra_tasks
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "result_from_dict",
     "result_to_dict",
     "run_task",
+    "spare_main",
     "traceback_summary",
 ]
 
@@ -230,18 +233,50 @@ def _watch_control(control: mpc.Connection, token: CancelToken, orphan_grace_s: 
             token.cancel(str(msg.get("reason", "cancelled")), mode)
 
 
+def spare_main(
+    events: mpc.Connection, control: mpc.Connection, orphan_grace_s: float, nice: int = 0
+) -> None:
+    """Entry point of a spare job process (``executors.ProcessExecutor``): warm up, then wait
+    for a job on ``control`` and run it as ``child_main`` would.
+
+    The warm-up (``warm.warm_up_torch``) runs before the job is known, on the CPU only; the
+    job's message brings its spec and environment, and from then on the process is a job's
+    child like any other (its limits are applied after the message, CUDA first touched by
+    the job). A closed pipe (the executor shut down, or its process died) ends it quietly.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lower_priority(nice)  # the warm-up too yields to the faces and to running jobs
+    from smalltrain.service.execution import warm
+
+    with contextlib.suppress(Exception):  # a warm-up that fails costs its job a cold start
+        warm.warm_up_torch()
+        package_versions()  # what every checkpoint records: read once per process
+    warm.SPARE_STATE["warmed"] = True
+    try:
+        msg = control.recv()
+    except (EOFError, OSError):
+        os._exit(0)
+    if not (isinstance(msg, dict) and msg.get("op") == "job"):
+        os._exit(0)
+    warm.SPARE_STATE["job"] = True
+    child_main(msg["spec"], events, control, orphan_grace_s, msg["environ"])
+
+
 def child_main(
     spec: AttemptSpec,
     events: mpc.Connection,
     control: mpc.Connection,
     orphan_grace_s: float,
     environ: Mapping[str, str] | None = None,
+    nice: int = 0,
 ) -> None:
     """Entry point of the job's child: limits, context, train, final message.
 
     ``environ``: the job's environment, for a child forked from the warm start's server
-    (which has its own); a spawned child has it already.
+    (which has its own); a spawned child has it already. ``nice``: how much to lower this
+    process's CPU priority (``threads.job_nice``; 0 leaves it).
     """
+    lower_priority(nice)
     if environ is not None:
         from smalltrain.service.execution.warm import adopt_environment
 

@@ -19,13 +19,16 @@ of memory) are the same wherever a job runs.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
 import multiprocessing.connection as mpc
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,10 +45,11 @@ from smalltrain.service.execution.attempt import (
     describe_exit,
     register_extra_tasks,
     run_task,
+    spare_main,
 )
 from smalltrain.service.execution.grace import StepTimer, cancel_grace
-from smalltrain.service.execution.threads import child_environment
-from smalltrain.service.execution.warm import warm_context
+from smalltrain.service.execution.threads import child_environment, job_nice
+from smalltrain.service.execution.warm import spare_enabled, warm_context
 
 __all__ = [
     "EXTRA_TASKS_ENV",
@@ -129,6 +133,19 @@ class ProcessExecutor:
     ``SMALLTRAIN_WARM_START=0``, or off Linux. Either way it receives the job's environment
     (this process's, plus the thread budget) and runs ``attempt.child_main``.
 
+    **The spare.** Where the warm start is on, the executor keeps one child forked ahead of
+    its job (``attempt.spare_main``): it has run a tiny CPU-only forward/backward, optimizer
+    step, SVD and save (``warm.warm_up_torch``: torch's lazy initialisation, 0.5-1 s of a new
+    process's first step) and waits on its control pipe. The next job is sent to it (its
+    spec and environment; the limits are applied there, after the message, as in any child)
+    instead of forking a new child; a new spare is forked when that job ends, so that its
+    warm-up never competes with a job's first steps. Jobs that start while the spare is in use
+    fork as before. ``close()`` (the scheduler's shutdown) ends the spare; so does this
+    process's exit (the pipe closes). ``SMALLTRAIN_SPARE_PROCESS=0`` turns it off.
+
+    Job processes run ``nice`` (``threads.job_nice``: 10 unless ``SMALLTRAIN_JOB_NICE`` says
+    otherwise), so that the faces stay responsive while a job keeps the cores busy.
+
     As with ``spawn``, the child imports the caller's main module: a script that trains
     through this executor must guard its entry point with ``if __name__ == "__main__":``.
     The child's pid is written to ``run_dir/process.pid`` while it runs, so that a scheduler
@@ -143,6 +160,9 @@ class ProcessExecutor:
         orphan_grace_s: seconds a child whose parent died may take to checkpoint before exiting.
         passive_wait: start children with ``OMP_WAIT_POLICY=PASSIVE`` (see ``service.threads``).
         warm: fork children from the warm start's server where it is available.
+        spare: keep a warmed-up spare child ready (with ``warm`` only; None:
+            ``SMALLTRAIN_SPARE_PROCESS``, on unless "0").
+        nice: lower the job processes' CPU priority by this much (None: ``job_nice()``).
     """
 
     def __init__(
@@ -154,6 +174,8 @@ class ProcessExecutor:
         orphan_grace_s: float = 10.0,
         passive_wait: bool = True,
         warm: bool = True,
+        spare: bool | None = None,
+        nice: int | None = None,
     ) -> None:
         self.grace_s = grace_s
         self.term_s = term_s
@@ -161,35 +183,114 @@ class ProcessExecutor:
         self.orphan_grace_s = orphan_grace_s
         self.passive_wait = passive_wait
         self.warm = warm
+        self.spare = warm and (spare_enabled() if spare is None else spare)
+        self.nice = job_nice() if nice is None else nice
         self._spawn = multiprocessing.get_context("spawn")
+        self._spare: _Spare | None = None
+        self._spare_lock = threading.Lock()
+        self._refilling: threading.Thread | None = None
+        self._closed = False
+        _EXECUTORS.add(self)
 
     def start_method(self) -> str:
         """ "forkserver" (the warm start) or "spawn": how the next child will start. Starts the
-        warm server if it is not running yet, so a face may call it early to have it ready."""
+        warm server if it is not running yet (and forks the spare), so a face may call it early
+        to have it ready."""
         ctx = warm_context(self.passive_wait) if self.warm else None
+        if ctx is not None:
+            self._closed = False
+            self._refill_soon(ctx)
         return "spawn" if ctx is None else ctx.get_start_method()
+
+    def close(self) -> None:
+        """End the spare child, if any (the scheduler's shutdown). ``start_method`` or the next
+        job makes a new one."""
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+            self._closed = True
+        if spare is not None:
+            spare.end(self.term_s)
+
+    def _refill_soon(self, ctx: multiprocessing.context.BaseContext) -> None:
+        """``_refill`` on a thread: the first fork waits for the server's imports (seconds)."""
+        if self.spare:
+            thread = threading.Thread(
+                target=self._refill, args=(ctx,), name="smalltrain-spare", daemon=True
+            )
+            self._refilling = thread
+            thread.start()
+
+    def wait_for_spare(self, timeout: float | None = None) -> int | None:
+        """Wait until the spare child that is being forked is there; its pid (None: none)."""
+        thread = self._refilling
+        if thread is not None:
+            thread.join(timeout)
+        with self._spare_lock:
+            spare = self._spare
+        return spare.proc.pid if spare is not None and spare.proc.is_alive() else None
+
+    def _refill(self, ctx: multiprocessing.context.BaseContext) -> None:
+        """Fork a spare child if there is none (or it died)."""
+        if not self.spare:
+            return
+        with self._spare_lock:
+            if self._closed or (self._spare is not None and self._spare.proc.is_alive()):
+                return
+            events_r, events_w = ctx.Pipe(duplex=False)
+            control_r, control_w = ctx.Pipe(duplex=False)
+            proc = ctx.Process(  # type: ignore[attr-defined]
+                target=spare_main,
+                args=(events_w, control_r, self.orphan_grace_s, self.nice),
+                name="smalltrain-spare",
+                daemon=False,
+            )
+            proc.start()
+            events_w.close()
+            control_r.close()
+            self._spare = _Spare(proc, events_r, control_w)
+
+    def _take_spare(self) -> _Spare | None:
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and spare.proc.is_alive():
+            return spare
+        if spare is not None:
+            spare.end(self.term_s)
+        return None
 
     def execute(
         self, spec: AttemptSpec, on_event: Callable[[Event], None], cancel: CancelToken
     ) -> AttemptOutcome:
         """Start a child for ``spec``, relay its events, and wait for its final message."""
         started = time.monotonic()
-        mp = (warm_context(self.passive_wait) if self.warm else None) or self._spawn
-        events_r, events_w = mp.Pipe(duplex=False)
-        control_r, control_w = mp.Pipe(duplex=False)
+        ctx = warm_context(self.passive_wait) if self.warm else None
+        mp = ctx or self._spawn
+        self._closed = False
+        spare = self._take_spare() if ctx is not None else None
         # The thread budget must be in the child's environment before torch loads there: a
         # spawned child copies it at start, a forked one is sent it (see ``warm``).
         with child_environment(spec.limits.cpu_threads, self.passive_wait):
             environ = dict(os.environ) if mp is not self._spawn else None
-            proc = mp.Process(
-                target=child_main,
-                args=(spec, events_w, control_r, self.orphan_grace_s, environ),
-                name=f"smalltrain-job-{spec.job_id}",
-                daemon=False,
-            )
-            proc.start()
-        events_w.close()
-        control_r.close()
+            if spare is not None:
+                proc, events_r, control_w = spare.proc, spare.events, spare.control
+                job = {"op": "job", "spec": spec, "environ": environ}
+                try:
+                    control_w.send(job)
+                except OSError:  # it died just now: a child of its own, as without a spare
+                    spare.end(self.term_s)
+                    spare = None
+            if spare is None:
+                events_r, events_w = mp.Pipe(duplex=False)
+                control_r, control_w = mp.Pipe(duplex=False)
+                proc = mp.Process(
+                    target=child_main,
+                    args=(spec, events_w, control_r, self.orphan_grace_s, environ, self.nice),
+                    name=f"smalltrain-job-{spec.job_id}",
+                    daemon=False,
+                )
+                proc.start()
+                events_w.close()
+                control_r.close()
         pid_file = _write_pid_file(Path(spec.run_dir), proc.pid)
         watch = _ChildWatch(proc, control_w, self, started)
         try:
@@ -199,7 +300,41 @@ class ProcessExecutor:
             events_r.close()
             control_w.close()
             pid_file.unlink(missing_ok=True)
+            if ctx is not None:  # after the job, so that its warm-up never slows a job's start
+                self._refill_soon(ctx)
         return outcome
+
+
+@dataclass
+class _Spare:
+    """A spare child (``attempt.spare_main``) and the parent's ends of its two pipes."""
+
+    proc: Any
+    events: mpc.Connection
+    control: mpc.Connection
+
+    def end(self, term_s: float) -> None:
+        """Close its pipes and stop it (it has no job: nothing of value to lose)."""
+        self.control.close()
+        self.events.close()
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(timeout=term_s)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+
+
+_EXECUTORS: weakref.WeakSet[ProcessExecutor] = weakref.WeakSet()
+
+
+@atexit.register
+def _end_spares() -> None:
+    """At exit, before multiprocessing joins its children (it would wait on a spare forever:
+    atexit runs this first, registered after multiprocessing's own hook)."""
+    for executor in list(_EXECUTORS):
+        with contextlib.suppress(Exception):
+            executor.close()
 
 
 def _process_started(pid: int) -> float | None:

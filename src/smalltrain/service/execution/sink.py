@@ -3,7 +3,9 @@
 Every non-step event is stored at once. Step metrics are buffered and written every
 ``flush_s`` seconds or ``flush_rows`` rows (one transaction each), together with the newest
 step event of the batch (so followers in other processes see live progress without one row per
-step) and the job's progress fields. A crash can lose at most one unflushed batch of step rows.
+step) and the job's progress fields. The first step after a (re)start is written at once: the
+user waits for it (issue 26: it waited up to ``flush_s`` for the next step before).
+A crash can lose at most one unflushed batch of step rows.
 A write the store refuses (a full disk) drops the event with one warning; training goes on.
 """
 
@@ -56,6 +58,7 @@ class JobEventSink:
         self._rows: list[MetricRow] = []
         self._last_step: StepMetrics | None = None
         self._flushed_at = time.monotonic()
+        self._first_step = True  # not yet written since the attempt started
         self._lock = threading.Lock()
         self._refused: str | None = None
 
@@ -80,7 +83,8 @@ class JobEventSink:
             ("step", event.epoch, event.global_step, k, v) for k, v in event.metrics.items()
         ]
         self._last_step = event
-        due = time.monotonic() - self._flushed_at >= self.flush_s
+        due = time.monotonic() - self._flushed_at >= self.flush_s or self._first_step
+        self._first_step = False
         if due or len(self._rows) >= self.flush_rows:
             self._flush()
 
@@ -88,6 +92,7 @@ class JobEventSink:
         self._flush()
         fields: dict[str, Any] = {}
         if isinstance(event, TrainingStarted):
+            self._first_step = True
             self._on_started(event)
         elif isinstance(event, EpochMetrics):
             rows = [("epoch", event.epoch, event.epoch, k, v) for k, v in event.metrics.items()]

@@ -13,6 +13,12 @@ against 50 s one after the other). Each job's process therefore gets
   process's environment from the start: ``child_environment`` sets it around the spawn.
 
 ``bench/bench_concurrency.py`` measures both.
+
+Job processes also run at a lower CPU priority (``job_nice``: ``nice`` 10 unless
+``SMALLTRAIN_JOB_NICE`` says otherwise; 0 turns it off), so that on a machine whose cores a
+job keeps busy, the UI's server and the CLI, which wait on the user, still get a core when they
+need one (issue 26). A job on an otherwise idle machine runs as fast: the priority only
+matters to the scheduler of the operating system when something else wants the core.
 """
 
 from __future__ import annotations
@@ -23,17 +29,53 @@ import threading
 from collections.abc import Iterator
 
 __all__ = [
+    "JOB_NICE_ENV",
     "THREAD_ENV",
     "child_env",
     "child_environment",
     "cpu_count",
     "environ_set",
+    "job_nice",
+    "lower_priority",
     "thread_budget",
 ]
 
 #: Environment variables that size the thread pools of OpenMP, MKL and OpenBLAS.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _ENV_LOCK = threading.Lock()
+
+#: How much lower a job process's CPU priority is than its scheduler's (``nice``); 0: the same.
+JOB_NICE_ENV = "SMALLTRAIN_JOB_NICE"
+DEFAULT_JOB_NICE = 10
+
+
+def job_nice() -> int:
+    """The ``nice`` increment for job processes: ``$SMALLTRAIN_JOB_NICE`` (0-19), else 10.
+
+    Raises:
+        ValueError: a value that is not a whole number from 0 to 19 (the message names it).
+    """
+    text = os.environ.get(JOB_NICE_ENV, "").strip()
+    if not text:
+        return DEFAULT_JOB_NICE
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 19:
+        raise ValueError(
+            f"{JOB_NICE_ENV}={text!r}: give a whole number from 0 (job processes run at the "
+            f"scheduler's CPU priority) to 19 (the lowest); the default is {DEFAULT_JOB_NICE}"
+        )
+    return value
+
+
+def lower_priority(nice: int) -> None:
+    """Lower this process's CPU priority by ``nice`` (nothing for 0, or where the OS has no
+    ``nice``)."""
+    if nice > 0 and hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(nice)
 
 
 def cpu_count() -> int:

@@ -46,14 +46,24 @@ from smalltrain.service.execution.threads import child_environment, environ_set
 
 __all__ = [
     "PRELOAD",
+    "SPARE_ENV",
+    "SPARE_STATE",
     "WARM_START_ENV",
     "adopt_environment",
     "preload_modules",
+    "spare_enabled",
     "warm_context",
+    "warm_up_torch",
 ]
 
 #: "0" turns the warm start off (every job's process is spawned).
 WARM_START_ENV = "SMALLTRAIN_WARM_START"
+
+#: "0" turns off the spare job process (``executors.ProcessExecutor``; on by default).
+SPARE_ENV = "SMALLTRAIN_SPARE_PROCESS"
+
+#: In a spare job process: "warmed" once ``warm_up_torch`` ran, "job" once a job arrived.
+SPARE_STATE: dict[str, bool] = {}
 
 #: What every job's process needs, whatever its task: torch, and ``torch._dynamo``, which
 #: ``torch.optim.Optimizer.__init__`` imports on first use (about 1 s on its own).
@@ -87,6 +97,11 @@ def enabled() -> bool:
     return sys.platform.startswith("linux")
 
 
+def spare_enabled() -> bool:
+    """Whether a process executor keeps a warmed-up spare child (with the warm start only)."""
+    return os.environ.get(SPARE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def warm_context(passive: bool) -> multiprocessing.context.ForkServerContext | None:
     """The forkserver context with its server running (started here the first time), or None
     when the warm start is off or the running server was started with another OpenMP wait
@@ -118,6 +133,58 @@ def _server_environment(passive: bool) -> Iterator[None]:
     policy, no thread counts (each job sets its own), and ``_SERVER_ENV``."""
     with child_environment(None, passive), environ_set(_SERVER_ENV):
         yield
+
+
+def warm_up_torch() -> None:
+    """Run, once and tiny, each kind of work a job's first steps run, so that a spare job
+    process (``executors.ProcessExecutor``) pays torch's lazy initialisation before its job
+    arrives: the first forward/backward of a convolution and a linear layer, the optimizer's
+    multi-tensor step and gradient norm, the finiteness checks, an SVD (the PCA baseline),
+    a ``torch.save``/``load``, and OpenMP's thread pool. A new process pays 1-2 s for these on
+    a 2-core machine (issue 26), mostly in the first call of each.
+
+    CPU tensors only: CUDA is never touched (the spare's job may want a GPU, which a process
+    can only use if it did not initialise CUDA before it was told which). The global RNG is
+    left as it was (``fork_rng``), so a job draws the same numbers as in a fresh process.
+    """
+    import io
+
+    import torch
+    from torch import nn
+
+    with torch.random.fork_rng(devices=[]):
+        model = nn.Sequential(
+            nn.Conv1d(4, 8, 3, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Upsample(scale_factor=2),
+            nn.Conv1d(8, 4, 3, padding=1),
+            nn.Flatten(),
+            nn.Linear(4 * 32, 8),
+        )
+        image = nn.Conv2d(3, 4, 3, padding=1)  # the detector's first layer kind
+        params = [*model.parameters(), *image.parameters()]
+        optimizer = torch.optim.AdamW(params, lr=1e-3, foreach=True)
+        # step() first asks whether an accelerator is available (for CUDA graph capture); off
+        # NVML that asks the CUDA runtime, which this process may not touch yet. CPU tensors
+        # need no such check (the spy in tests/service/test_warm_start.py sees any CUDA call).
+        optimizer._accelerator_graph_capture_health_check = lambda: None  # type: ignore[method-assign]
+        x = torch.linspace(-1.0, 1.0, 2 * 4 * 16).reshape(2, 4, 16)
+        out = model(x)
+        loss = torch.nn.functional.mse_loss(out, torch.zeros_like(out)) + out.abs().mean()
+        loss = loss + image(torch.ones(1, 3, 8, 8)).pow(2).mean()
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+        grads = [p.grad for p in params if p.grad is not None]
+        bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            torch.linalg.svd(torch.eye(8) + torch.linspace(0.0, 1.0, 64).reshape(8, 8))
+            torch.isfinite(out).all()
+        buffer = io.BytesIO()
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, buffer)
+        buffer.seek(0)
+        torch.load(buffer, weights_only=True)
 
 
 def adopt_environment(environ: Mapping[str, str], threads: int | None) -> None:

@@ -10,7 +10,6 @@ followed through the store like any other client.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -111,7 +110,9 @@ class Backend:
         pool: the child processes for heavy work (a new ``ChildPool`` by default).
         job_nice: the scheduling priority (``nice``) given to the processes of the jobs this
             server runs, so the page answers at once while they train; a job alone on the
-            machine trains as fast as ever. 0 leaves them as they start.
+            machine trains as fast as ever. 0: the server's own priority. The process executor
+            starts each job's process at it (``ProcessExecutor.nice``); the server itself and
+            its helper processes keep theirs.
         executor: where the jobs run: "process" here, or a ``RayExecutor`` (``--ray``).
     """
 
@@ -130,6 +131,8 @@ class Backend:
         self.manager = TrainingManager.open(
             home, max_concurrent=max_concurrent, autostart=run_scheduler, executor=executor
         )
+        if hasattr(self.manager.executor, "nice"):  # before the scheduler forks its spare
+            self.manager.executor.nice = job_nice
         self.home = self.manager.home
         self.pool = pool or ChildPool()
         self.datasets = DatasetsUI(self.manager.datasets, self.ui, self.pool)
@@ -162,29 +165,14 @@ class Backend:
         return "no scheduler runs this home's jobs"
 
     def _keep_scheduler(self) -> None:
-        """Take the scheduler over when a worker that had it exits with jobs still queued; give
-        the jobs this server runs a lower priority than the server (``job_nice``)."""
+        """Take the scheduler over when a worker that had it exits with jobs still queued."""
         while not self._stop.wait(1.0):
             try:
-                if self.job_nice and self.manager.runs_scheduler:
-                    self._lower_job_priority()
                 idle = not self.manager.runs_scheduler and scheduler_running(self.home) is None
                 if idle and self.manager.jobs.count_jobs("QUEUED"):
                     self.manager.start_scheduler()
             except Exception:  # never let a transient database error end the keeper
                 log.exception("scheduler keeper")
-
-    def _lower_job_priority(self) -> None:
-        import psutil
-
-        pid = self._running_pid()
-        if pid is None:
-            return
-        with contextlib.suppress(psutil.Error, OSError):
-            root = psutil.Process(pid)
-            for proc in [root, *root.children(recursive=True)]:
-                if proc.nice() < self.job_nice:
-                    proc.nice(self.job_nice)
 
     def _running_pid(self) -> int | None:
         for job in self.manager.list_jobs(status=sorted(ACTIVE), limit=1):

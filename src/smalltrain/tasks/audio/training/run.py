@@ -7,6 +7,7 @@ when switched on, ``tensorboard/``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,8 +56,18 @@ class Run:
     run_dir: Path
     steps_per_epoch: int
     previews: PreviewRenderer
-    comparator: PCAComparator | None  # None when there are too few training chunks for PCA
     fit: FitWatch = field(default_factory=FitWatch)  # the over/underfitting verdict (alerts.py)
+
+    @functools.cached_property
+    def comparator(self) -> PCAComparator | None:
+        """The model beside PCA of its own size (None when there are too few training chunks
+        for PCA). Fitted when first asked for, at the first validation: the fit (an SVD of
+        every training chunk) is not needed before the first step (issue 26), and nothing of
+        it is in a checkpoint, so a resumed run fits the same PCA again."""
+        if self.train_ds.n_chunks <= 1:
+            return None
+        # k = the model's latent floats
+        return PCAComparator(self.spectrogram, self.train_ds.mels, self.config.latent_dim)
 
     @property
     def ckpt_dir(self) -> Path:
@@ -177,11 +188,6 @@ def setup_run(
         cfg.seed,
         recon_source(val_ds),
     )
-    comparator = (
-        PCAComparator(spectrogram, train_ds.mels, cfg.latent_dim)  # = the model's latent floats
-        if train_ds.n_chunks > 1
-        else None
-    )
     return Run(
         config=cfg,
         report=report,
@@ -195,5 +201,4 @@ def setup_run(
         run_dir=run_dir,
         steps_per_epoch=steps,
         previews=previews,
-        comparator=comparator,
     )

@@ -164,17 +164,34 @@ def train(
     data = data if isinstance(data, DatasetReport) else Path(data)
     run = setup_run(config, data, run_dir, Path(cache_dir) if cache_dir else None, emit)
     _resume_or_start(run, resume, emit)
-    # beside the first steps, on its own thread: the loop never waits for it until the end
-    seen = threading.Thread(target=_write_seen, args=(run, emit), name="seen", daemon=True)
+    # on its own thread, from the first step on (before it, it would slow the step the user
+    # waits for: issue 26); the loop never waits for it until the end
+    stepped = threading.Event()
+    stop_watching = run.history.subscribe(lambda event: _note_step(event, stepped))
+    seen = threading.Thread(
+        target=_write_seen_after, args=(run, emit, stepped), name="seen", daemon=True
+    )
     if resume is None:
         seen.start()
     tb_close = _maybe_tensorboard(run)
     try:
         return _loop(run, resume, cancel)
     finally:
+        stepped.set()
+        stop_watching()
         if seen.is_alive():
             seen.join()
         tb_close()
+
+
+def _note_step(event: Event, stepped: threading.Event) -> None:
+    if event.type == "step":
+        stepped.set()
+
+
+def _write_seen_after(run: Run, emit: Callable[[Event], None], stepped: threading.Event) -> None:
+    stepped.wait()
+    _write_seen(run, emit)
 
 
 def _started(run: Run, resume: Path | None) -> TrainingStarted:
