@@ -14,6 +14,10 @@ final message). For the fault tests: ``scratch_bytes`` writes a scratch file wit
 ``open().write()`` first (a task's own cache, outside the engine's helpers), and
 ``write_pause_s`` makes each checkpoint also write a small state file through ``atomic_write``
 that pauses half-way, so a kill can land mid-write.
+
+Like the real tasks, the module does not import torch: ``train`` does. A CLI or scheduler
+process that only plans, resumes or settles a toy job (and the fault tests start many) then
+never pays for torch; the job's own process does, as for audio and detection.
 """
 
 from __future__ import annotations
@@ -27,16 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from smalltrain.engine.checkpoints import (
-    capture_rng_state,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-    save_torch_file,
-    strip_for_inference,
-)
 from smalltrain.engine.config import apply_overrides
 from smalltrain.engine.context import (
     JobContext,
@@ -165,6 +159,17 @@ class ToyTask:
         return FIELD_HELP
 
     def train(self, ctx: JobContext) -> TrainResult:
+        import torch
+
+        from smalltrain.engine.checkpoints import (
+            capture_rng_state,
+            load_checkpoint,
+            restore_rng_state,
+            save_checkpoint,
+            save_torch_file,
+            strip_for_inference,
+        )
+
         cfg: ToyConfig = ctx.config
         torch.manual_seed(cfg.seed)
         data = torch.randn(16, 4)
@@ -251,6 +256,8 @@ class ToyTask:
 
     @staticmethod
     def _gpu_checks(ctx: JobContext, cfg: ToyConfig, global_step: int) -> None:
+        import torch
+
         if cfg.gpu_alloc_fraction > 0 and global_step == 0:
             props = torch.cuda.get_device_properties(torch.device(ctx.device))
             size = int(props.total_memory * cfg.gpu_alloc_fraction)

@@ -6,6 +6,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -131,18 +132,42 @@ def test_train_writes_checkpoints_previews_and_a_usable_model(sounds: Path, tmp_
 GAIN_MODEL = {"latent_dim": 16, "latent_global": 3, "chunk_gain": True, "latent_frames": 4}
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(
+    sounds: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[dict[str, object]], dict[int, float]]:
+    """The step losses of an uninterrupted 3-epoch run of ``model``, trained once per model in
+    this module: the resume tests that cancel the same model at different steps compare with
+    the same run (a copy each, so no test sees another's changes)."""
+    runs: dict[str, dict[int, float]] = {}
+
+    def losses(model: dict[str, object]) -> dict[int, float]:
+        key = json.dumps(model, sort_keys=True)
+        if key not in runs:
+            full = Recorder()
+            run_dir = tmp_path_factory.mktemp("full") / "run"
+            train(tiny_config(epochs=3, **model), inspect_audio(sounds), run_dir, emit=full)
+            runs[key] = full.losses
+        return dict(runs[key])
+
+    return losses
+
+
 @pytest.mark.parametrize(
     ("cancel_at", "model"),
     [(5, {}), (8, {}), (5, GAIN_MODEL)],
     ids=["mid-epoch", "end-of-epoch", "gain-model"],
 )
 def test_resume_after_cancel_is_exact(
-    sounds: Path, tmp_path: Path, cancel_at: int, model: dict[str, object]
+    sounds: Path,
+    tmp_path: Path,
+    cancel_at: int,
+    model: dict[str, object],
+    uninterrupted: Callable[[dict[str, object]], dict[int, float]],
 ) -> None:
     cfg = tiny_config(epochs=3, **model)
     report = inspect_audio(sounds)
-    full = Recorder()
-    train(cfg, report, tmp_path / "full", emit=full)
+    full_losses = uninterrupted(model)
 
     first = Recorder(cancel_at=cancel_at)
     cancelled = train(cfg, report, tmp_path / "b", emit=first, cancel=first.token)
@@ -157,8 +182,8 @@ def test_resume_after_cancel_is_exact(
     assert resumed.status == "completed"
     assert min(rest.losses) == cancel_at + 1
     combined = {**first.losses, **rest.losses}
-    assert combined.keys() == full.losses.keys()
-    for step, loss in full.losses.items():
+    assert combined.keys() == full_losses.keys()
+    for step, loss in full_losses.items():
         assert combined[step] == pytest.approx(loss, abs=1e-6), step
 
 
