@@ -363,3 +363,34 @@ def test_code_mixup_loss_compares_decoded_mixes_of_codes_with_mixes_of_the_chunk
         assert float(mixup_recon(model, x, mu, **args)) < 0.01
         # codes that do not belong to their chunks are far off: the loss pairs them
         assert float(mixup_recon(model, x, mu.roll(3, dims=0), **args)) > 0.05
+
+
+def test_envelopes_start_at_zero_and_add_a_shape_per_band_and_a_gain_per_frame() -> None:
+    sizes: dict[str, Any] = {"n_mels": 16, "n_frames": 32, "latent_dim": 12, "latent_frames": 4,
+                             "global_dim": 3, "width": 8, "gain": True}  # fmt: skip
+    torch.manual_seed(0)
+    plain = ConvVAE(**sizes).eval()
+    torch.manual_seed(0)
+    split = ConvVAE(**sizes, envelopes=True).eval()
+    assert "envelopes" not in plain.init_args
+    assert ConvVAE.from_init_args(split.init_args).init_args["envelopes"] is True
+    assert {k.split(".")[1] for k in set(split.state_dict()) - set(plain.state_dict())} == {
+        "spectral", "gain_curve"}  # fmt: skip
+    z = torch.randn(3, 12)
+    torch.testing.assert_close(split.decode(z), plain.decode(z))  # the same model at the start
+    decoder = split.decoder
+    assert isinstance(decoder, TemporalDecoder)
+    assert decoder.spectral is not None
+    assert decoder.gain_curve is not None
+    with torch.no_grad():  # a shape that rises with the band, a gain curve from the features
+        decoder.spectral.bias.copy_(torch.linspace(-1.0, 1.0, 16))
+        decoder.gain_curve.weight.normal_()
+
+    def before_sigmoid(model: ConvVAE) -> torch.Tensor:  # output = 2 sigmoid(.) - offset + gain
+        return torch.logit((model.decode(z).squeeze(1) - z[:, -1:, None] + decoder.offset) / 2)
+
+    pre, moved = before_sigmoid(plain), before_sigmoid(split)
+    moved = (moved - pre) - torch.linspace(-1.0, 1.0, 16)[None, :, None]  # less the shape
+    # what is left is one curve per chunk and frame, the same in every band
+    torch.testing.assert_close(moved, moved[:, :1].expand_as(moved), atol=1e-3, rtol=0)
+    assert moved.std() > 0.01

@@ -41,7 +41,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _LAYOUT_FIELDS = {"latent_layout", "latent_frames", "latent_global", "chunk_gain"}
 _LATER_FIELDS = {
     "gain_tilt", "velocity_db", "early_stopping_min_steps", "val_smoothing_steps", "linear_path",
-    "code_mixup",
+    "code_mixup", "envelope_split",
 }  # fmt: skip
 MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks a divisor of latent_dim up to this
 
@@ -83,6 +83,8 @@ class TrainingConfig:
     # temporal: the code is PCA of the chunk plus a learned part, the output PCA's decoding plus
     # a learned part (tasks/audio/temporal.py, LinearPath)
     linear_path: bool = False
+    # temporal: the decoder adds a spectral shape per chunk and a gain curve per frame (in dB)
+    envelope_split: bool = False
     model_width: int = 32  # temporal: channels of every layer; flat: of the first layer
     model_layers: int = 4  # flat only; the temporal layout's depth follows the frame count
     model_capacity: float | None = None
@@ -186,6 +188,8 @@ class TrainingConfig:
             ("gain_tilt", self.chunk_gain or not self.gain_tilt, "needs chunk_gain=true"),
             ("linear_path", self.latent_layout == "temporal" or not self.linear_path,
              "must be false with latent_layout=flat"),
+            ("envelope_split", self.latent_layout == "temporal" or not self.envelope_split,
+             "must be false with latent_layout=flat"),
             ("latent_dim", self.step_floats >= 1,
              f"must exceed latent_global + chunk_gain ({self.latent_dim - self.step_floats})"),
             ("speed_range", self.speed_range[0] > 0, "must be > 0"),
@@ -269,6 +273,7 @@ class TrainingConfig:
             "gain": self.chunk_gain,
             "gain_tilt": self.gain_tilt,
             "linear_path": self.linear_path,
+            "envelopes": self.envelope_split,
         }
 
     # --- serialisation --------------------------------------------------------------------------

@@ -29,6 +29,8 @@ FIELD_HELP: dict[str, str] = {
     "gain_tilt": "with chunk_gain: the level also moves brightness (softer strokes darker)",
     "linear_path": "temporal layout: start as PCA of the training chunks and learn what PCA "
     "misses (the code and the output are PCA's plus a learned part)",
+    "envelope_split": "temporal layout: the decoder adds a spectral shape per chunk times a gain "
+    "curve per frame",
     "model_width": "channels of the network's layers",
     "model_layers": "flat layout only: convolution layers of the encoder and decoder",
     "model_capacity": "multiplier of the flat layout's channel widths (None = 1.0)",

@@ -66,6 +66,8 @@ class ConvVAE(nn.Module):
         linear_path: temporal only: the code is PCA of the chunk plus what the encoder adds,
             and the output PCA's decoding of it plus what the decoder adds (``LinearPath`` in
             temporal.py); fit it with ``init_linear_path`` before training.
+        envelopes: temporal only: the decoder adds a spectral shape per chunk and a gain curve
+            per frame (in dB, so shape x gain in magnitude), zero at the start.
     """
 
     def __init__(
@@ -83,13 +85,14 @@ class ConvVAE(nn.Module):
         gain: bool = False,
         gain_tilt: bool = False,
         linear_path: bool = False,
+        envelopes: bool = False,
     ) -> None:
         super().__init__()
         sizes = {"n_mels": n_mels, "n_frames": n_frames, "latent_dim": latent_dim,
                  "width": width, "n_layers": n_layers}  # fmt: skip
         _check_args(sizes, capacity, latent_frames, global_dim + int(gain))
-        if linear_path and latent_frames is None:
-            raise ValueError("ConvVAE linear_path needs the temporal layout (latent_frames)")
+        if (linear_path or envelopes) and latent_frames is None:
+            raise ValueError("ConvVAE linear_path and envelopes need the temporal layout")
         self._init_args: dict[str, Any] = {
             **sizes,
             "capacity": None if capacity is None else float(capacity),
@@ -115,14 +118,15 @@ class ConvVAE(nn.Module):
             linear = LinearPath(n_mels, n_frames, latent_dim - int(gain)) if linear_path else None
             if linear_path:
                 self._init_args["linear_path"] = True
+            if envelopes:
+                self._init_args["envelopes"] = True
             w = max(1, round(width * (1.0 if capacity is None else capacity)))
             per_step = (latent_dim - global_dim - int(gain)) // latent_frames
             code = TemporalCode(latent_frames, per_step, global_dim, bool(gain))
             self.encoder = TemporalEncoder(n_mels, n_frames, code, w, linear)
             tilt = bool(gain and gain_tilt)
-            self.decoder = TemporalDecoder(
-                n_mels, n_frames, code, w, output, output_max, tilt=tilt, linear=linear
-            )
+            self.decoder = TemporalDecoder(n_mels, n_frames, code, w, output, output_max, tilt,
+                                           linear, envelopes)  # fmt: skip
 
     @property
     def init_args(self) -> dict[str, Any]:

@@ -238,6 +238,7 @@ class TemporalDecoder(nn.Module):
         output_max: float = 2.0,
         tilt: bool = False,
         linear: LinearPath | None = None,
+        envelopes: bool = False,
     ) -> None:
         super().__init__()
         check_output(output, output_max)
@@ -271,6 +272,17 @@ class TemporalDecoder(nn.Module):
         init = INIT_LEVEL - 1.0 if code.gain else INIT_LEVEL  # about 0.6 below the peak
         start = float(preactivation(init + self.offset, output, output_max))
         self.level = nn.Parameter(torch.full((n_mels, 1), start))
+        # ConvVAE's envelopes: a spectral shape per chunk (from the global code, or the steps'
+        # mean) plus a gain curve per frame (from the last features), added in dB: shape x gain
+        # in magnitude. Made last and zero at the start, so a model without them is unchanged.
+        self.spectral: nn.Linear | None = None
+        self.gain_curve: nn.Conv1d | None = None
+        if envelopes:
+            self.spectral = nn.Linear(code.global_dim or code.channels, n_mels)
+            self.gain_curve = nn.Conv1d(width, 1, 3, padding=1)
+            for part in (self.spectral, self.gain_curve):
+                nn.init.zeros_(part.weight)
+                nn.init.zeros_(part.bias)
 
     def split(self, z: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """``z [B, size]`` -> temporal ``[B, channels, frames]``, global ``[B, G]``, gain."""
@@ -309,14 +321,19 @@ class TemporalDecoder(nn.Module):
         h = steps
         if glob is not None:
             h = torch.cat([h, glob[:, :, None].expand(-1, -1, h.shape[2])], dim=1)
+        features = self.convs[:-1](h)
+        learned = self.convs[-1](features)
+        if self.spectral is not None and self.gain_curve is not None:
+            shape = self.spectral(glob if glob is not None else steps.mean(dim=2))
+            learned = learned + shape[:, :, None] + self.gain_curve(features)
+        learned = learned[:, :, :n_frames]
         if self.linear is not None:
             if linear is None:
                 raise ValueError("a model with a linear path decodes whole codes (forward)")
             bound = RELATIVE_HEADROOM if gain is not None else self.output_max
-            out = soft_min(linear + self.convs(h)[:, :, :n_frames], bound)
+            out = soft_min(linear + learned, bound)
         else:
-            out = apply_output(self.convs(h)[:, :, :n_frames] + self.level, self.output,
-                               self.output_max)  # fmt: skip
+            out = apply_output(learned + self.level, self.output, self.output_max)
         if gain is not None:
             out = out + gain.reshape(-1, 1, 1) - (0.0 if self.linear is not None else self.offset)
             if self.tilt is not None:
