@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smalltrain.tasks.audio.flat import ConvDecoder, ConvEncoder
-from smalltrain.tasks.audio.heads import LOGVAR_MIN
-from smalltrain.tasks.audio.losses import vae_loss
-from smalltrain.tasks.audio.model import ConvVAE, TemporalDecoder, TemporalEncoder
+from smalltrain.tasks.audio.model.flat import ConvDecoder, ConvEncoder
+from smalltrain.tasks.audio.model.heads import LOGVAR_MIN
+from smalltrain.tasks.audio.model.losses import vae_loss
+from smalltrain.tasks.audio.model.model import ConvVAE, TemporalDecoder, TemporalEncoder
 
 TINY: dict[str, Any] = {"capacity": 0.125}
 # the flat layout (old models) and the temporal one the presets use (8 steps x 8 floats)
@@ -347,7 +347,7 @@ def test_linear_path_starts_as_pca_of_the_training_chunks_and_is_saved_only_when
 
 
 def test_code_mixup_loss_compares_decoded_mixes_of_codes_with_mixes_of_the_chunks() -> None:
-    from smalltrain.tasks.audio.epoch import mixup_recon
+    from smalltrain.tasks.audio.training.epoch import mixup_recon
 
     torch.manual_seed(0)
     mels = _rank_three_mels(8)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from smalltrain.tasks.audio.config import temporal_steps_down
-from smalltrain.tasks.audio.heads import (
+from smalltrain.tasks.audio.model.heads import (
     INIT_LEVEL,
     LOGVAR_INIT,
     LOGVAR_MAX,
@@ -280,9 +280,10 @@ class TemporalDecoder(nn.Module):
         if envelopes:
             self.spectral = nn.Linear(code.global_dim or code.channels, n_mels)
             self.gain_curve = nn.Conv1d(width, 1, 3, padding=1)
-            for part in (self.spectral, self.gain_curve):
-                nn.init.zeros_(part.weight)
-                nn.init.zeros_(part.bias)
+            with torch.no_grad():
+                for part in (self.spectral, self.gain_curve):
+                    for tensor in part.parameters():
+                        tensor.zero_()
 
     def split(self, z: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """``z [B, size]`` -> temporal ``[B, channels, frames]``, global ``[B, G]``, gain."""
