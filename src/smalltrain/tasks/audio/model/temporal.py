@@ -336,7 +336,9 @@ class TemporalDecoder(nn.Module):
         else:
             out = apply_output(learned + self.level, self.output, self.output_max)
         if gain is not None:
-            out = out + gain.reshape(-1, 1, 1) - (0.0 if self.linear is not None else self.offset)
+            if self.linear is None:  # this order keeps old models' output bit for bit
+                out = out - self.offset
+            out = out + gain.reshape(-1, 1, 1)
             if self.tilt is not None:
                 out = out + self.tilt * gain.reshape(-1, 1, 1)
         return out.unsqueeze(1)
