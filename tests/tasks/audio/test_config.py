@@ -171,7 +171,8 @@ def test_a_whole_config_saved_before_the_temporal_layout_reads_as_flat() -> None
     del old["latent_layout"], old["latent_frames"]
     assert TrainingConfig.from_dict(old).latent_layout == "flat"
     # nor had it the fields added since
-    for name in ("gain_tilt", "velocity_db", "early_stopping_min_steps", "val_smoothing_steps"):
+    for name in ("gain_tilt", "velocity_db", "early_stopping_min_steps", "val_smoothing_steps",
+                 "linear_path", "code_mixup"):  # fmt: skip
         del old[name]
     assert TrainingConfig.from_dict(old).latent_layout == "flat"
     assert TrainingConfig.from_dict({"epochs": 3}).latent_layout == "temporal"  # a partial dict
@@ -293,3 +294,12 @@ def test_describe_mentions_the_choices() -> None:
     assert "preset tiny on cpu" in text
     assert "continuous" in text
     assert "time shift 0.05 s" in text
+
+
+def test_linear_path_and_code_mixup_reach_the_model_and_break_their_rules_clearly() -> None:
+    assert TrainingConfig(linear_path=True).model_kwargs()["linear_path"] is True
+    assert TrainingConfig().model_kwargs()["linear_path"] is False
+    with pytest.raises(ConfigError, match="linear_path.*latent_layout=flat"):
+        TrainingConfig(latent_layout="flat", linear_path=True)
+    with pytest.raises(ConfigError, match="code_mixup.*>= 0"):
+        TrainingConfig(code_mixup=-1.0)

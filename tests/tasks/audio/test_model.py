@@ -303,3 +303,94 @@ def test_mean_level_is_relative_to_the_peak_for_a_gain_model() -> None:
     z[0, -1] = 0.9  # a chunk peaking at 0.9
     out = gain.eval().decode(z)[0, 0].mean(dim=1)
     torch.testing.assert_close(out, relative.mean(dim=(0, 2)) + 0.9, atol=0.05, rtol=0)
+
+
+def _rank_three_mels(n: int) -> torch.Tensor:
+    """``n`` chunks [n, 16, 32], each a mix of three shapes at its own level (0.3-1.1)."""
+    g = torch.Generator().manual_seed(0)
+    shapes = torch.rand(3, 16 * 32, generator=g)
+    mels = (torch.rand(n, 3, generator=g) @ shapes).reshape(n, 16, 32) / 3
+    return mels + torch.rand(n, 1, 1, generator=g) * 0.4
+
+
+def test_linear_path_starts_as_pca_of_the_training_chunks_and_is_saved_only_when_on() -> None:
+    torch.manual_seed(0)
+    sizes: dict[str, Any] = {"n_mels": 16, "n_frames": 32, "latent_dim": 9, "latent_frames": 4,
+                             "width": 8, "gain": True}  # fmt: skip
+    mels = _rank_three_mels(10)
+    model = ConvVAE(**sizes, linear_path=True).eval()
+    # the chunks less their peak span 4 directions about their mean: the fit uses 4 of 8 floats
+    assert model.init_linear_path(mels[:7]) == 4
+    x = mels[7:].unsqueeze(1)  # chunks the fit never saw, in the same span
+    out, mu, _ = model(x)
+    # PCA reconstructs them exactly (the soft bound costs < 0.005 at the peak), the convs add 0
+    torch.testing.assert_close(out, x, atol=5e-3, rtol=0)
+    plain = ConvVAE(**sizes).eval()
+    plain.init_output_level(plain.mean_level(mels[:7]))
+    assert (plain(x)[0] - x).abs().max() > 0.05  # what a fresh model without the path does
+    # whitened: the code of the fitted chunks has unit variance in the 4 floats it uses
+    code = model.encode(mels[:7].unsqueeze(1))[0]
+    torch.testing.assert_close(code[:, :4].std(dim=0), torch.ones(4), atol=1e-3, rtol=0)
+    # saved with the model: a rebuilt model loads the fitted path and decodes the same
+    assert "linear_path" not in plain.init_args
+    assert model.init_args["linear_path"] is True
+    clone = ConvVAE.from_init_args(json.loads(json.dumps(model.init_args))).eval()
+    clone.load_state_dict(model.state_dict())
+    torch.testing.assert_close(clone.decode(mu), out)
+    assert set(model.state_dict()) - set(plain.state_dict()) == {
+        f"{half}.linear.{name}" for half in ("encoder", "decoder")
+        for name in ("mean", "to_code", "from_code")
+    }  # fmt: skip
+    assert plain.init_linear_path(mels) == 0  # a no-op without the path
+    with pytest.raises(ValueError, match="temporal layout"):
+        ConvVAE(latent_dim=9, linear_path=True)
+
+
+def test_code_mixup_loss_compares_decoded_mixes_of_codes_with_mixes_of_the_chunks() -> None:
+    from smalltrain.tasks.audio.training.epoch import mixup_recon
+
+    torch.manual_seed(0)
+    mels = _rank_three_mels(8)
+    x = mels.unsqueeze(1)
+    model = ConvVAE(n_mels=16, n_frames=32, latent_dim=9, latent_frames=4, width=8, gain=True,
+                    linear_path=True).eval()  # fmt: skip
+    model.init_linear_path(mels)
+    args: dict[str, Any] = {"sc_weight": 0.5, "floor_db": -80.0}
+    with torch.no_grad():
+        mu = model.encode(x)[0]
+        # PCA decodes a mix of two chunks' codes to the same mix of the chunks (and the gain
+        # float mixes as the peak does): near zero, for any weights
+        assert float(mixup_recon(model, x, mu, **args)) < 0.01
+        # codes that do not belong to their chunks are far off: the loss pairs them
+        assert float(mixup_recon(model, x, mu.roll(3, dims=0), **args)) > 0.05
+
+
+def test_envelopes_start_at_zero_and_add_a_shape_per_band_and_a_gain_per_frame() -> None:
+    sizes: dict[str, Any] = {"n_mels": 16, "n_frames": 32, "latent_dim": 12, "latent_frames": 4,
+                             "global_dim": 3, "width": 8, "gain": True}  # fmt: skip
+    torch.manual_seed(0)
+    plain = ConvVAE(**sizes).eval()
+    torch.manual_seed(0)
+    split = ConvVAE(**sizes, envelopes=True).eval()
+    assert "envelopes" not in plain.init_args
+    assert ConvVAE.from_init_args(split.init_args).init_args["envelopes"] is True
+    assert {k.split(".")[1] for k in set(split.state_dict()) - set(plain.state_dict())} == {
+        "spectral", "gain_curve"}  # fmt: skip
+    z = torch.randn(3, 12)
+    torch.testing.assert_close(split.decode(z), plain.decode(z))  # the same model at the start
+    decoder = split.decoder
+    assert isinstance(decoder, TemporalDecoder)
+    assert decoder.spectral is not None
+    assert decoder.gain_curve is not None
+    with torch.no_grad():  # a shape that rises with the band, a gain curve from the features
+        decoder.spectral.bias.copy_(torch.linspace(-1.0, 1.0, 16))
+        decoder.gain_curve.weight.normal_()
+
+    def before_sigmoid(model: ConvVAE) -> torch.Tensor:  # output = 2 sigmoid(.) - offset + gain
+        return torch.logit((model.decode(z).squeeze(1) - z[:, -1:, None] + decoder.offset) / 2)
+
+    pre, moved = before_sigmoid(plain), before_sigmoid(split)
+    moved = (moved - pre) - torch.linspace(-1.0, 1.0, 16)[None, :, None]  # less the shape
+    # what is left is one curve per chunk and frame, the same in every band
+    torch.testing.assert_close(moved, moved[:, :1].expand_as(moved), atol=1e-3, rtol=0)
+    assert moved.std() > 0.01

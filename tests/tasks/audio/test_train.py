@@ -130,6 +130,8 @@ def test_train_writes_checkpoints_previews_and_a_usable_model(sounds: Path, tmp_
 
 
 GAIN_MODEL = {"latent_dim": 16, "latent_global": 3, "chunk_gain": True, "latent_frames": 4}
+# the opt-in PCA inside the model (issue 24): fitted at the start, restored on resume
+OPT_IN_PARTS = {"linear_path": True}
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +157,14 @@ def uninterrupted(
 
 @pytest.mark.parametrize(
     ("cancel_at", "model"),
-    [(5, {}), (8, {}), (5, GAIN_MODEL)],
-    ids=["mid-epoch", "end-of-epoch", "gain-model"],
+    [
+        (5, {}),
+        (8, {}),
+        (5, GAIN_MODEL),
+        # as long as the gain model's case: slow, beside the unit tests in test_model.py
+        pytest.param(5, {**GAIN_MODEL, **OPT_IN_PARTS}, marks=pytest.mark.slow),
+    ],
+    ids=["mid-epoch", "end-of-epoch", "gain-model", "opt-in-parts"],
 )
 def test_resume_after_cancel_is_exact(
     sounds: Path,

@@ -26,7 +26,7 @@ _AT_LEAST_0 = (
     "weight_decay", "warmup_epochs", "grad_clip_norm", "num_workers", "kl_beta_max",
     "kl_warmup_epochs", "sc_weight", "pitch_shift_semitones", "time_shift_max_s", "velocity_db",
     "early_stopping_patience", "early_stopping_min_delta", "early_stopping_min_steps",
-    "val_smoothing_steps", "preview_every", "preview_count",
+    "val_smoothing_steps", "preview_every", "preview_count", "code_mixup",
     "max_rollbacks", "collapse_kl_threshold", "latent_frames", "latent_global",
 )  # fmt: skip
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -39,7 +39,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 # added with the temporal layout, and since: a saved config may lack them
 _LAYOUT_FIELDS = {"latent_layout", "latent_frames", "latent_global", "chunk_gain"}
-_LATER_FIELDS = {"gain_tilt", "velocity_db", "early_stopping_min_steps", "val_smoothing_steps"}
+_LATER_FIELDS = {
+    "gain_tilt", "velocity_db", "early_stopping_min_steps", "val_smoothing_steps", "linear_path",
+    "code_mixup", "envelope_split",
+}  # fmt: skip
 MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks a divisor of latent_dim up to this
 
 
@@ -77,6 +80,11 @@ class TrainingConfig:
     latent_global: int = 0  # temporal: floats of latent_dim that code the whole chunk
     chunk_gain: bool = False  # temporal: one float of latent_dim is the chunk's peak level
     gain_tilt: bool = False  # with chunk_gain: the level also moves brightness (per mel band)
+    # temporal: the code is PCA of the chunk plus a learned part, the output PCA's decoding plus
+    # a learned part (tasks/audio/temporal.py, LinearPath)
+    linear_path: bool = False
+    # temporal: the decoder adds a spectral shape per chunk and a gain curve per frame (in dB)
+    envelope_split: bool = False
     model_width: int = 32  # temporal: channels of every layer; flat: of the first layer
     model_layers: int = 4  # flat only; the temporal layout's depth follows the frame count
     model_capacity: float | None = None
@@ -86,6 +94,9 @@ class TrainingConfig:
     kl_schedule: Literal["linear", "cyclical"] = "linear"
     kl_cycles: int = 4
     sc_weight: float = 1.0
+    # weight of a second reconstruction loss: the decoded mix of two chunks' codes against the
+    # same mix of the two chunks (normalized mels); 0 = off
+    code_mixup: float = 0.0
     # augmentation
     augmentation: bool = True
     augmentation_expansion: int = 2
@@ -175,6 +186,10 @@ class TrainingConfig:
             ("chunk_gain", self.latent_layout == "temporal" or not self.chunk_gain,
              "must be false with latent_layout=flat"),
             ("gain_tilt", self.chunk_gain or not self.gain_tilt, "needs chunk_gain=true"),
+            ("linear_path", self.latent_layout == "temporal" or not self.linear_path,
+             "must be false with latent_layout=flat"),
+            ("envelope_split", self.latent_layout == "temporal" or not self.envelope_split,
+             "must be false with latent_layout=flat"),
             ("latent_dim", self.step_floats >= 1,
              f"must exceed latent_global + chunk_gain ({self.latent_dim - self.step_floats})"),
             ("speed_range", self.speed_range[0] > 0, "must be > 0"),
@@ -257,6 +272,8 @@ class TrainingConfig:
             "global_dim": self.latent_global,
             "gain": self.chunk_gain,
             "gain_tilt": self.gain_tilt,
+            "linear_path": self.linear_path,
+            "envelopes": self.envelope_split,
         }
 
     # --- serialisation --------------------------------------------------------------------------

@@ -27,6 +27,10 @@ FIELD_HELP: dict[str, str] = {
     "chunk_gain": "temporal layout: one float of latent_dim is the chunk's peak level, kept apart "
     "from its timbre (the same hit at -15 dB is the same code one float apart)",
     "gain_tilt": "with chunk_gain: the level also moves brightness (softer strokes darker)",
+    "linear_path": "temporal layout: start as PCA of the training chunks and learn what PCA "
+    "misses (the code and the output are PCA's plus a learned part)",
+    "envelope_split": "temporal layout: the decoder adds a spectral shape per chunk times a gain "
+    "curve per frame",
     "model_width": "channels of the network's layers",
     "model_layers": "flat layout only: convolution layers of the encoder and decoder",
     "model_capacity": "multiplier of the flat layout's channel widths (None = 1.0)",
@@ -35,6 +39,8 @@ FIELD_HELP: dict[str, str] = {
     "kl_schedule": "how beta rises: linear (once) or cyclical (kl_cycles times)",
     "kl_cycles": "cyclical schedule: how many times beta rises",
     "sc_weight": "weight of the spectral convergence loss beside L1",
+    "code_mixup": "weight of a loss on decoded mixes of two chunks' codes against the same mix "
+    "of the chunks (0 = off)",
     "augmentation": "augment training chunks (speed, gain, noise, shifts)",
     "augmentation_expansion": "augmented copies of each training chunk per epoch",
     "speed_range": "speed change range (low, high), 1.0 = unchanged",

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from smalltrain.tasks.audio.model.flat import ConvDecoder, ConvEncoder, channel_plan
 from smalltrain.tasks.audio.model.temporal import (
+    LinearPath,
     TemporalCode,
     TemporalDecoder,
     TemporalEncoder,
@@ -62,6 +63,11 @@ class ConvVAE(nn.Module):
             decoder's output is relative to it (see temporal.py).
         gain_tilt: with ``gain``: the level also moves the spectrum's balance, a learned dB
             per mel band per unit of level (softer strokes are darker), zero at the start.
+        linear_path: temporal only: the code is PCA of the chunk plus what the encoder adds,
+            and the output PCA's decoding of it plus what the decoder adds (``LinearPath`` in
+            temporal.py); fit it with ``init_linear_path`` before training.
+        envelopes: temporal only: the decoder adds a spectral shape per chunk and a gain curve
+            per frame (in dB, so shape x gain in magnitude), zero at the start.
     """
 
     def __init__(
@@ -78,11 +84,15 @@ class ConvVAE(nn.Module):
         global_dim: int = 0,
         gain: bool = False,
         gain_tilt: bool = False,
+        linear_path: bool = False,
+        envelopes: bool = False,
     ) -> None:
         super().__init__()
         sizes = {"n_mels": n_mels, "n_frames": n_frames, "latent_dim": latent_dim,
                  "width": width, "n_layers": n_layers}  # fmt: skip
         _check_args(sizes, capacity, latent_frames, global_dim + int(gain))
+        if (linear_path or envelopes) and latent_frames is None:
+            raise ValueError("ConvVAE linear_path and envelopes need the temporal layout")
         self._init_args: dict[str, Any] = {
             **sizes,
             "capacity": None if capacity is None else float(capacity),
@@ -105,12 +115,18 @@ class ConvVAE(nn.Module):
                 self._init_args.update(global_dim=global_dim, gain=bool(gain))
             if gain_tilt:
                 self._init_args["gain_tilt"] = True
+            linear = LinearPath(n_mels, n_frames, latent_dim - int(gain)) if linear_path else None
+            if linear_path:
+                self._init_args["linear_path"] = True
+            if envelopes:
+                self._init_args["envelopes"] = True
             w = max(1, round(width * (1.0 if capacity is None else capacity)))
             per_step = (latent_dim - global_dim - int(gain)) // latent_frames
             code = TemporalCode(latent_frames, per_step, global_dim, bool(gain))
-            self.encoder = TemporalEncoder(n_mels, n_frames, code, w)
-            self.decoder = TemporalDecoder(n_mels, n_frames, code, w, output, output_max,
-                                           tilt=bool(gain and gain_tilt))  # fmt: skip
+            self.encoder = TemporalEncoder(n_mels, n_frames, code, w, linear)
+            tilt = bool(gain and gain_tilt)
+            self.decoder = TemporalDecoder(n_mels, n_frames, code, w, output, output_max, tilt,
+                                           linear, envelopes)  # fmt: skip
 
     @property
     def init_args(self) -> dict[str, Any]:
@@ -200,6 +216,25 @@ class ConvVAE(nn.Module):
         """
         if isinstance(self.decoder, TemporalDecoder):
             self.decoder.init_level(mean_mel)
+
+    @property
+    def linear_path(self) -> LinearPath | None:
+        """The PCA part shared by encoder and decoder (``linear_path=True``), or None."""
+        return self.decoder.linear if isinstance(self.decoder, TemporalDecoder) else None
+
+    @torch.no_grad()
+    def init_linear_path(self, mels: Tensor, seed: int = 0) -> int:
+        """Fit the linear path on normalized training mels ``[N, n_mels, T]`` (relative to each
+        chunk's peak for a gain model); return the PCA components used (0 without the path).
+        Call it on a fresh model before training."""
+        linear = self.linear_path
+        if linear is None:
+            return 0
+        x = mels.reshape(-1, *mels.shape[-2:]).float()
+        code = self.code
+        if code is not None and code.gain:
+            x = x - chunk_gain(x)
+        return linear.fit(x, seed)
 
     def num_parameters(self) -> int:
         """Number of trainable parameters."""

@@ -22,6 +22,13 @@ Two optional parts of the code (``TemporalCode``), measured on real one-shot kit
 The latent vector is ``[temporal (channel-major), global, gain]``. The gain float is
 deterministic: its ``logvar`` is pinned at ``LOGVAR_MIN`` and ``kl_mask`` leaves it out of
 the KL term.
+
+``LinearPath`` (ConvVAE's ``linear_path``, off by default): PCA of the training chunks (relative
+to their peak for a gain model) inside the network. The encoder's code is the whitened PCA
+coefficients of the chunk plus what the convs add; the decoder's output is the PCA decoding of
+the code plus what the convs add (their last layer starts at zero), so a fresh model is PCA of
+its code size and the convs learn only what PCA misses. The PCA is fitted once, on the training
+split, before training (``ConvVAE.init_linear_path``), and stays fixed (buffers, not trained).
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from smalltrain.tasks.audio.model.heads import (
     preactivation,
 )
 
-__all__ = ["TemporalCode", "TemporalDecoder", "TemporalEncoder", "temporal_plan"]
+__all__ = ["LinearPath", "TemporalCode", "TemporalDecoder", "TemporalEncoder", "temporal_plan"]
 
 
 def temporal_plan(n_frames: int, latent_frames: int) -> tuple[int, int]:
@@ -75,6 +82,70 @@ class TemporalCode:
         return self.frames * self.channels
 
 
+# the upper bound of a linear-path output (relative to the peak, RELATIVE_HEADROOM) is soft:
+# min(y, bound) with a transition about 1 / LINEAR_BOUND_SHARPNESS wide (0.025: 2 dB at -80)
+LINEAR_BOUND_SHARPNESS = 40.0
+# PCA for the linear path is fitted on at most this many chunks (a seeded subset beyond it)
+LINEAR_FIT_MAX_CHUNKS = 2048
+
+
+class LinearPath(nn.Module):
+    """A fixed affine code of whole chunks: whitened PCA of the training split.
+
+    ``encode`` maps chunks ``[B, n_mels, n_frames]`` to ``[B, size]`` coefficients of unit
+    variance over the training chunks; ``decode`` maps them back. A fresh one (before ``fit``)
+    is all zeros: it codes nothing and decodes to silence (0, or the peak for a gain model).
+    """
+
+    mean: Tensor
+    to_code: Tensor
+    from_code: Tensor
+
+    def __init__(self, n_mels: int, n_frames: int, size: int) -> None:
+        super().__init__()
+        self.n_mels, self.n_frames, self.size = n_mels, n_frames, size
+        dim = n_mels * n_frames
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("to_code", torch.zeros(size, dim))  # rows: component / scale
+        self.register_buffer("from_code", torch.zeros(size, dim))  # rows: component * scale
+
+    @torch.no_grad()
+    def fit(self, chunks: Tensor, seed: int = 0) -> int:
+        """Fit on chunks ``[N, n_mels, n_frames]`` (already relative for a gain model); return
+        the components used (at most ``N - 1``; the rest of the code stays unused)."""
+        x = chunks.reshape(chunks.shape[0], -1).float().cpu()
+        if x.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"linear path: expected chunks of {self.n_mels} x {self.n_frames}")
+        if x.shape[0] > LINEAR_FIT_MAX_CHUNKS:
+            g = torch.Generator().manual_seed(seed)
+            x = x[torch.randperm(x.shape[0], generator=g)[:LINEAR_FIT_MAX_CHUNKS]]
+        mean = x.mean(dim=0)
+        _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
+        scale = s / max(1.0, float(x.shape[0] - 1)) ** 0.5  # std of each coefficient
+        k = min(self.size, int((scale > 1e-4 * scale[:1].clamp_min(1e-12)).sum()))
+        device = self.mean.device
+        self.mean.copy_(mean.to(device))
+        self.to_code.zero_()
+        self.from_code.zero_()
+        self.to_code[:k] = (vh[:k] / scale[:k, None]).to(device)
+        self.from_code[:k] = (vh[:k] * scale[:k, None]).to(device)
+        return k
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Coefficients ``[B, size]`` of chunks ``[B, n_mels, n_frames]``."""
+        return (x.flatten(1) - self.mean) @ self.to_code.T
+
+    def decode(self, code: Tensor) -> Tensor:
+        """Chunks ``[B, n_mels, n_frames]`` from coefficients ``[B, size]``."""
+        out = code @ self.from_code + self.mean
+        return out.reshape(code.shape[0], self.n_mels, self.n_frames)
+
+
+def soft_min(y: Tensor, bound: float) -> Tensor:
+    """About ``min(y, bound)``, smooth: equal to ``y`` well below ``bound``, never above it."""
+    return bound - F.softplus(bound - y, beta=LINEAR_BOUND_SHARPNESS)
+
+
 def chunk_gain(x: Tensor) -> Tensor:
     """The peak level ``[B, 1, 1]`` of normalized mels ``[B, n_mels, T]`` (0 = the floor)."""
     return x.amax(dim=(1, 2), keepdim=True).clamp_min(0.0)
@@ -83,7 +154,14 @@ def chunk_gain(x: Tensor) -> Tensor:
 class TemporalEncoder(nn.Module):
     """Map ``[B, 1, n_mels, T]`` to ``(mu, logvar)``, each ``[B, code.size]``."""
 
-    def __init__(self, n_mels: int, n_frames: int, code: TemporalCode, width: int) -> None:
+    def __init__(
+        self,
+        n_mels: int,
+        n_frames: int,
+        code: TemporalCode,
+        width: int,
+        linear: LinearPath | None = None,
+    ) -> None:
         super().__init__()
         self.n_mels, self.n_frames, self.code = n_mels, n_frames, code
         self.channels = code.channels
@@ -106,6 +184,13 @@ class TemporalEncoder(nn.Module):
             with torch.no_grad():
                 self.to_global.bias.zero_()
                 self.to_global.bias[code.global_dim :].fill_(LOGVAR_INIT)
+        # with a linear path the code starts as its PCA coefficients: the convs add nothing yet
+        self.linear = linear
+        if linear is not None:
+            with torch.no_grad():
+                stats.weight[: code.channels].zero_()
+                if self.to_global is not None:
+                    self.to_global.weight[: code.global_dim].zero_()
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(mu, logvar)`` for a batch of normalized mels."""
@@ -129,6 +214,11 @@ class TemporalEncoder(nn.Module):
             mu_g, logvar_g = self.to_global(pooled).chunk(2, dim=1)
             mus.append(mu_g)
             logvars.append(logvar_g)
+        if self.linear is not None:
+            lin = self.linear.encode(F.pad(x.squeeze(1), (0, self.n_frames - x.shape[3]))
+                                     - (0.0 if gain is None else gain))  # fmt: skip
+            mus = [torch.cat(mus, dim=1) + lin]
+            logvars = [torch.cat(logvars, dim=1)]
         if gain is not None:
             mus.append(gain.flatten(1))
             logvars.append(torch.full_like(mus[-1], LOGVAR_MIN))
@@ -147,9 +237,12 @@ class TemporalDecoder(nn.Module):
         output: str = "sigmoid",
         output_max: float = 2.0,
         tilt: bool = False,
+        linear: LinearPath | None = None,
+        envelopes: bool = False,
     ) -> None:
         super().__init__()
         check_output(output, output_max)
+        self.linear = linear  # the PCA part of the output; the convs add to it (see LinearPath)
         self.n_mels, self.n_frames, self.code = n_mels, n_frames, code
         # the level's dB per mel band per unit of level, beside the level itself (ConvVAE's
         # gain_tilt); absent from models without it
@@ -172,13 +265,25 @@ class TemporalDecoder(nn.Module):
         kaiming(layers)
         head = nn.Conv1d(width, n_mels, 3, padding=1, bias=False)
         with torch.no_grad():
-            head.weight.mul_(0.1)
+            head.weight.mul_(0.0 if linear is not None else 0.1)
         layers.append(head)
         self.convs = nn.Sequential(*layers)
         # the output level per mel band, before the output function; see init_level
         init = INIT_LEVEL - 1.0 if code.gain else INIT_LEVEL  # about 0.6 below the peak
         start = float(preactivation(init + self.offset, output, output_max))
         self.level = nn.Parameter(torch.full((n_mels, 1), start))
+        # ConvVAE's envelopes: a spectral shape per chunk (from the global code, or the steps'
+        # mean) plus a gain curve per frame (from the last features), added in dB: shape x gain
+        # in magnitude. Made last and zero at the start, so a model without them is unchanged.
+        self.spectral: nn.Linear | None = None
+        self.gain_curve: nn.Conv1d | None = None
+        if envelopes:
+            self.spectral = nn.Linear(code.global_dim or code.channels, n_mels)
+            self.gain_curve = nn.Conv1d(width, 1, 3, padding=1)
+            with torch.no_grad():
+                for part in (self.spectral, self.gain_curve):
+                    for tensor in part.parameters():
+                        tensor.zero_()
 
     def split(self, z: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """``z [B, size]`` -> temporal ``[B, channels, frames]``, global ``[B, G]``, gain."""
@@ -192,21 +297,48 @@ class TemporalDecoder(nn.Module):
     def forward(self, z: Tensor, n_frames: int | None = None) -> Tensor:
         """Decode ``z`` to a mel ``[B, 1, n_mels, n_frames]`` (default: the model's)."""
         steps, glob, gain = self.split(z)
-        return self.decode_steps(steps, glob, gain, n_frames or self.n_frames)
+        n_frames = n_frames or self.n_frames
+        linear = None
+        if self.linear is not None:
+            if n_frames > self.n_frames:
+                raise ValueError(
+                    f"a model with a linear path decodes at most {self.n_frames} frames a chunk"
+                )
+            linear = self.linear.decode(z[:, : self.linear.size])[:, :, :n_frames]
+        return self.decode_steps(steps, glob, gain, n_frames, linear)
 
     def decode_steps(
-        self, steps: Tensor, glob: Tensor | None, gain: Tensor | None, n_frames: int
+        self,
+        steps: Tensor,
+        glob: Tensor | None,
+        gain: Tensor | None,
+        n_frames: int,
+        linear: Tensor | None = None,
     ) -> Tensor:
         """Decode any number of latent steps ``[B, channels, S]``: ``S * 2**n_down`` frames,
         cropped to ``n_frames``. The convs are local in time, so a sequence longer than one
-        chunk decodes to a longer sound (``generate --duration``)."""
+        chunk decodes to a longer sound (``generate --duration``). A model with a linear path
+        needs ``linear``, that path's output ``[B, n_mels, n_frames]`` (``forward`` makes it)."""
         h = steps
         if glob is not None:
             h = torch.cat([h, glob[:, :, None].expand(-1, -1, h.shape[2])], dim=1)
-        out = apply_output(self.convs(h)[:, :, :n_frames] + self.level, self.output,
-                           self.output_max)  # fmt: skip
+        features = self.convs[:-1](h)
+        learned = self.convs[-1](features)
+        if self.spectral is not None and self.gain_curve is not None:
+            shape = self.spectral(glob if glob is not None else steps.mean(dim=2))
+            learned = learned + shape[:, :, None] + self.gain_curve(features)
+        learned = learned[:, :, :n_frames]
+        if self.linear is not None:
+            if linear is None:
+                raise ValueError("a model with a linear path decodes whole codes (forward)")
+            bound = RELATIVE_HEADROOM if gain is not None else self.output_max
+            out = soft_min(linear + learned, bound)
+        else:
+            out = apply_output(learned + self.level, self.output, self.output_max)
         if gain is not None:
-            out = out - self.offset + gain.reshape(-1, 1, 1)
+            if self.linear is None:  # this order keeps old models' output bit for bit
+                out = out - self.offset
+            out = out + gain.reshape(-1, 1, 1)
             if self.tilt is not None:
                 out = out + self.tilt * gain.reshape(-1, 1, 1)
         return out.unsqueeze(1)

@@ -267,6 +267,9 @@ def _train_step(
         x_hat, x, mu, logvar, beta, sc_weight=cfg.sc_weight, floor_db=cfg.floor_db,
         kl_mask=state.model.kl_mask,
     )  # fmt: skip
+    if cfg.code_mixup and x.shape[0] > 1:
+        mixup = mixup_recon(state.model, x, mu, sc_weight=cfg.sc_weight, floor_db=cfg.floor_db)
+        losses["loss"] = losses["loss"] + cfg.code_mixup * mixup
     # 3. update, unless the loss is not finite
     if on_cuda:
         finite = _device_checked_update(state, losses["loss"])
@@ -283,6 +286,21 @@ def _train_step(
         ]
     )
     return values, lr, beta
+
+
+def mixup_recon(
+    model: ConvVAE, x: torch.Tensor, mu: torch.Tensor, *, sc_weight: float, floor_db: float
+) -> torch.Tensor:
+    """The reconstruction loss (L1 + ``sc_weight`` x SC) of decoded mixes of codes: each chunk's
+    ``mu`` mixed with the next chunk's of the (shuffled) batch, weight ``lam`` uniform in [0, 1]
+    from the global RNG, against the same mix of the two chunks (``code_mixup``)."""
+    perm = torch.roll(torch.arange(x.shape[0], device=x.device), 1)
+    lam = torch.rand(x.shape[0], 1, device=x.device)
+    z = lam * mu + (1.0 - lam) * mu[perm]
+    lam4 = lam.reshape(-1, 1, 1, 1)
+    target = lam4 * x + (1.0 - lam4) * x[perm]
+    mixed = model.decode(z, x.shape[-1])
+    return vae_loss(mixed, target, mu, mu, 0.0, sc_weight=sc_weight, floor_db=floor_db)["recon"]
 
 
 def train_epoch(

@@ -115,6 +115,7 @@ def _resume_or_start(run: Run, resume_from: Path | None, emit: Callable[[Event],
         # a fresh model starts at the training set's mean level per mel band
         model = run.state.model
         model.init_output_level(model.mean_level(run.train_ds.mels))
+        model.init_linear_path(run.train_ds.mels, run.config.seed)  # no-op without the path
         save_run(run, "initial", emit)  # the first rollback target
         return
     ckpt = load_checkpoint(resume_from)
