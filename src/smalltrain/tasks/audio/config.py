@@ -39,7 +39,13 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 # added with the temporal layout, and since: a saved config may lack them
 _LAYOUT_FIELDS = {"latent_layout", "latent_frames", "latent_global", "chunk_gain"}
-_LATER_FIELDS = {"gain_tilt", "velocity_db", "early_stopping_min_steps", "val_smoothing_steps"}
+_LATER_FIELDS = {
+    "gain_tilt",
+    "gain_input",
+    "velocity_db",
+    "early_stopping_min_steps",
+    "val_smoothing_steps",
+}
 MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks a divisor of latent_dim up to this
 
 
@@ -77,6 +83,9 @@ class TrainingConfig:
     latent_global: int = 0  # temporal: floats of latent_dim that code the whole chunk
     chunk_gain: bool = False  # temporal: one float of latent_dim is the chunk's peak level
     gain_tilt: bool = False  # with chunk_gain: the level also moves brightness (per mel band)
+    gain_input: bool = (
+        False  # with chunk_gain: the decoder also sees the level (where the floor is)
+    )
     model_width: int = 32  # temporal: channels of every layer; flat: of the first layer
     model_layers: int = 4  # flat only; the temporal layout's depth follows the frame count
     model_capacity: float | None = None
@@ -175,6 +184,7 @@ class TrainingConfig:
             ("chunk_gain", self.latent_layout == "temporal" or not self.chunk_gain,
              "must be false with latent_layout=flat"),
             ("gain_tilt", self.chunk_gain or not self.gain_tilt, "needs chunk_gain=true"),
+            ("gain_input", self.chunk_gain or not self.gain_input, "needs chunk_gain=true"),
             ("latent_dim", self.step_floats >= 1,
              f"must exceed latent_global + chunk_gain ({self.latent_dim - self.step_floats})"),
             ("speed_range", self.speed_range[0] > 0, "must be > 0"),
@@ -257,6 +267,7 @@ class TrainingConfig:
             "global_dim": self.latent_global,
             "gain": self.chunk_gain,
             "gain_tilt": self.gain_tilt,
+            "gain_input": self.gain_input,
         }
 
     # --- serialisation --------------------------------------------------------------------------

@@ -27,6 +27,7 @@ FIELD_HELP: dict[str, str] = {
     "chunk_gain": "temporal layout: one float of latent_dim is the chunk's peak level, kept apart "
     "from its timbre (the same hit at -15 dB is the same code one float apart)",
     "gain_tilt": "with chunk_gain: the level also moves brightness (softer strokes darker)",
+    "gain_input": "with chunk_gain: the decoder also sees the level, so it knows where silence is",
     "model_width": "channels of the network's layers",
     "model_layers": "flat layout only: convolution layers of the encoder and decoder",
     "model_capacity": "multiplier of the flat layout's channel widths (None = 1.0)",

@@ -62,6 +62,8 @@ class ConvVAE(nn.Module):
             decoder's output is relative to it (see temporal.py).
         gain_tilt: with ``gain``: the level also moves the spectrum's balance, a learned dB
             per mel band per unit of level (softer strokes are darker), zero at the start.
+        gain_input: with ``gain``: the decoder also gets the level as an input channel, so it
+            knows how far below the chunk's peak the floor (silence) lies.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class ConvVAE(nn.Module):
         global_dim: int = 0,
         gain: bool = False,
         gain_tilt: bool = False,
+        gain_input: bool = False,
     ) -> None:
         super().__init__()
         sizes = {"n_mels": n_mels, "n_frames": n_frames, "latent_dim": latent_dim,
@@ -105,12 +108,15 @@ class ConvVAE(nn.Module):
                 self._init_args.update(global_dim=global_dim, gain=bool(gain))
             if gain_tilt:
                 self._init_args["gain_tilt"] = True
+            if gain_input:
+                self._init_args["gain_input"] = True
             w = max(1, round(width * (1.0 if capacity is None else capacity)))
             per_step = (latent_dim - global_dim - int(gain)) // latent_frames
             code = TemporalCode(latent_frames, per_step, global_dim, bool(gain))
             self.encoder = TemporalEncoder(n_mels, n_frames, code, w)
             self.decoder = TemporalDecoder(n_mels, n_frames, code, w, output, output_max,
-                                           tilt=bool(gain and gain_tilt))  # fmt: skip
+                                           tilt=bool(gain and gain_tilt),
+                                           gain_input=bool(gain and gain_input))  # fmt: skip
 
     @property
     def init_args(self) -> dict[str, Any]:

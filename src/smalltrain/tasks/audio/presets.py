@@ -149,7 +149,9 @@ def get_adaptive_config(
     name = choose_preset(float(report.total_duration_s)) if preset == "auto" else preset
     resolved = resolve_device(device or "auto")
     base = TrainingConfig(**PRESETS[name], preset=name, device=resolved)
-    base = _fit_latent_parts(base, apply_overrides(_bare_latent(base), overrides), overrides)
+    # the gain's options are checked against the gain in ``trial`` below, not in the bare view
+    latent = {k: v for k, v in overrides.items() if k not in _GAIN_OPTIONS}
+    base = _fit_latent_parts(base, apply_overrides(_bare_latent(base), latent), overrides)
     trial = apply_overrides(base, overrides)  # typed view of the user's choices
     auto = _auto_values(report, name, base, trial)
     auto = {k: v for k, v in auto.items() if k not in overrides}
@@ -159,9 +161,13 @@ def get_adaptive_config(
     return config
 
 
+_GAIN_OPTIONS = ("gain_tilt", "gain_input")
+
+
 def _bare_latent(config: TrainingConfig) -> TrainingConfig:
     """``config`` without the global code and gain, so any latent override validates alone."""
-    return dataclasses.replace(config, latent_global=0, chunk_gain=False, gain_tilt=False)
+    return dataclasses.replace(config, latent_global=0, chunk_gain=False, gain_tilt=False,
+                               gain_input=False)  # fmt: skip
 
 
 def _fit_latent_parts(
