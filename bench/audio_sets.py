@@ -34,7 +34,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from smalltrain.tasks.audio.synth import drum_hit
+from smalltrain.tasks.audio.data.synth import drum_hit
 
 REAL_SETS = ("sonic_pi", "oneshot", "kit")
 

@@ -37,7 +37,7 @@ from smalltrain.service.execution.executors import ProcessExecutor  # noqa: E402
 from smalltrain.service.execution.threads import cpu_count, thread_budget  # noqa: E402
 from smalltrain.service.manager import JobSpec, TrainingManager  # noqa: E402
 from smalltrain.service.sweeps.spec import SweepSpec  # noqa: E402
-from smalltrain.tasks.audio.synth import make_sound_folder  # noqa: E402
+from smalltrain.tasks.audio.data.synth import make_sound_folder  # noqa: E402
 
 
 def _jobs(root: Path, name: str, data: Path, n: int, at_once: int, **kw: Any) -> float:

@@ -37,13 +37,13 @@ from smalltrain.engine.context import CancelToken
 from smalltrain.engine.events import CheckpointSaved, Event, MetricsHistory, StepMetrics
 from smalltrain.engine.runner import TrainingRunner
 from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.epoch import train_epoch
-from smalltrain.tasks.audio.losses import vae_loss
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.run import build_state
-from smalltrain.tasks.audio.synth import make_sound_folder
+from smalltrain.tasks.audio.data.synth import make_sound_folder
+from smalltrain.tasks.audio.model.losses import vae_loss
+from smalltrain.tasks.audio.model.model import ConvVAE
 from smalltrain.tasks.audio.task import AudioTask
-from smalltrain.tasks.audio.train import train
+from smalltrain.tasks.audio.training.epoch import train_epoch
+from smalltrain.tasks.audio.training.run import build_state
+from smalltrain.tasks.audio.training.train import train
 
 # the small preset's model and batch (temporal latent 60 floats, width 128, batch 8)
 CFG = TrainingConfig(device="cpu", batch_size=8, model_width=128, latent_dim=60)

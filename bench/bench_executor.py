@@ -52,7 +52,7 @@ TOY = {"epochs": 20, "steps_per_epoch": 50, "hidden": 512, "lr": 0.001}
 def _spec(root: Path, task: str, threads: int) -> AttemptSpec:
     data = root / "data"
     if task == "audio":
-        from smalltrain.tasks.audio.synth import make_sound_folder
+        from smalltrain.tasks.audio.data.synth import make_sound_folder
 
         make_sound_folder(data, n_files=8, seed=1)
         job_spec = JobSpec(dataset=data, preset="tiny", overrides=AUDIO, device="cpu")

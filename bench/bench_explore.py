@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.explore import write_one_shots  # noqa: E402
 
 from smalltrain.tasks.audio.config import TrainingConfig  # noqa: E402
-from smalltrain.tasks.audio.explore import explore, make_sound  # noqa: E402
-from smalltrain.tasks.audio.generate import load_model, sample  # noqa: E402
-from smalltrain.tasks.audio.train import train  # noqa: E402
+from smalltrain.tasks.audio.training.train import train  # noqa: E402
+from smalltrain.tasks.audio.use.explore import explore, make_sound  # noqa: E402
+from smalltrain.tasks.audio.use.generate import load_model, sample  # noqa: E402
 
 
 def main() -> None:

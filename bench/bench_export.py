@@ -75,8 +75,8 @@ def audio(home: Path, root: Path) -> None:
     import torch
     from tests.support.audio import train_tiny_run
 
-    from smalltrain.tasks.audio.generate import load_model
-    from smalltrain.tasks.audio.preview import render_mels
+    from smalltrain.tasks.audio.use.generate import load_model
+    from smalltrain.tasks.audio.use.preview import render_mels
 
     trained = train_tiny_run(root / "audio")
     _register(home, trained.model, "tones", "audio")

@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="another checkout's src/ to compare with")
     args = parser.parse_args()
     sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
-    from smalltrain.tasks.audio.synth import make_drum_kit
+    from smalltrain.tasks.audio.data.synth import make_drum_kit
 
     sources = {"": ROOT / "src"}
     if args.before is not None:

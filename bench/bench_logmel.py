@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
 
 SECONDS = 60
 

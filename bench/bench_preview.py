@@ -27,8 +27,8 @@ from collections.abc import Callable
 import soundfile as sf
 import torch
 
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
-from smalltrain.tasks.audio.waveform import mrstft_distance
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.quality.waveform import mrstft_distance
 
 TARGET_S = 0.1
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cluster import local_cluster  # noqa: E402
 from smalltrain.engine.events import StepMetrics  # noqa: E402
 from smalltrain.service.manager import JobSpec, TrainingManager  # noqa: E402
-from smalltrain.tasks.audio.synth import make_sound_folder  # noqa: E402
+from smalltrain.tasks.audio.data.synth import make_sound_folder  # noqa: E402
 
 
 class _FirstSteps:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cluster import local_cluster  # noqa: E402
 from smalltrain.service.manager import TrainingManager  # noqa: E402
 from smalltrain.service.sweeps.spec import SweepSpec, SweepSummary  # noqa: E402
-from smalltrain.tasks.audio.synth import make_drum_kit, make_sound_folder  # noqa: E402
+from smalltrain.tasks.audio.data.synth import make_drum_kit, make_sound_folder  # noqa: E402
 
 
 def _sweep(home: Path, spec: SweepSpec, **kw: Any) -> tuple[float, SweepSummary]:

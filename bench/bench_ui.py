@@ -147,7 +147,7 @@ def event_latency(home: Path, job_id: str, seen: list[list[float]]) -> dict[str,
 def run(args: argparse.Namespace, root: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     folder = root / "sounds"
     make_sound_folder(folder, n_files=12, seed=7)

@@ -52,10 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # audio_sets beside th
 from audio_sets import KIT_SETS, build_set, source_of  # noqa: E402
 from smalltrain.engine.config import parse_assignments  # noqa: E402
 from smalltrain.engine.events import EpochMetrics, Event  # noqa: E402
-from smalltrain.tasks.audio.evaluate import evaluate  # noqa: E402
 from smalltrain.tasks.audio.presets import get_adaptive_config  # noqa: E402
 from smalltrain.tasks.audio.task import inspect_audio  # noqa: E402
-from smalltrain.tasks.audio.train import train  # noqa: E402
+from smalltrain.tasks.audio.training.train import train  # noqa: E402
+from smalltrain.tasks.audio.use.evaluate import evaluate  # noqa: E402
 
 SEED = 0
 SETS = ("oneshot", "sonic_pi", "onset", "continuous")

@@ -29,7 +29,7 @@ def capture(out: Path, root: Path, epoch: int) -> None:
     """Train a tiny model and capture its Job tab once the page shows ``epoch`` epochs."""
     from playwright.sync_api import sync_playwright
 
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     folder = root / "drums"
     make_sound_folder(folder, n_files=12, seed=7)

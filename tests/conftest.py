@@ -1,5 +1,5 @@
 """Fixtures shared by the whole suite. Data makers live in ``tests/support`` and in the tasks'
-own ``synth`` modules (``smalltrain.tasks.audio.synth``, ``smalltrain.tasks.detect.synth``)."""
+own ``synth`` modules (``smalltrain.tasks.audio.data.synth``, ``smalltrain.tasks.detect.synth``)."""
 
 from __future__ import annotations
 

@@ -67,13 +67,13 @@ def test_unknown_attribute_raises() -> None:
 
 
 def test_a_lazy_name_is_not_hidden_by_its_submodule() -> None:
-    """``smalltrain.tasks.audio.train`` is both a function and a submodule; importing the
+    """``smalltrain.tasks.audio.training.train`` is both a function and a submodule; importing the
     submodule first (as the tasks do) must leave the package's ``train`` the function."""
     import subprocess
     import sys
 
     code = (
-        "import smalltrain.tasks.audio.train, smalltrain.tasks.audio as a, inspect; "
+        "import smalltrain.tasks.audio.training.train, smalltrain.tasks.audio as a, inspect; "
         "print(inspect.isfunction(a.train))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from smalltrain.cli.main import app
 from smalltrain.paths import models_dir
 from smalltrain.store import ModelEntry, ModelStore
-from smalltrain.tasks.audio.generate import load_model
-from smalltrain.tasks.audio.synth import make_sound_folder
+from smalltrain.tasks.audio.data.synth import make_sound_folder
+from smalltrain.tasks.audio.use.generate import load_model
 from tests.support.audio import TrainedAudio
 
 

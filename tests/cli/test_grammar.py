@@ -119,7 +119,7 @@ def test_version_and_completion_script(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_home_and_debug_before_or_after_the_command(tmp_path: Path) -> None:
     before, after = tmp_path / "before", tmp_path / "after"
     data = tmp_path / "sounds"
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     make_sound_folder(data, n_files=2, seed=0)
     cli("--home", str(before), "datasets", "add", "a", str(data))

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from smalltrain.cli.main import app
 from smalltrain.service.scheduler import scheduler_running
-from smalltrain.tasks.audio.synth import make_drum_kit
+from smalltrain.tasks.audio.data.synth import make_drum_kit
 from smalltrain.tasks.detect.synth import make_shapes_dataset
 
 README = Path(__file__).resolve().parents[2] / "README.md"

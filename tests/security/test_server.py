@@ -58,7 +58,7 @@ def _readme_api_block() -> str:
 
 
 def test_readme_curl_examples_work_as_pasted(tmp_path: Path) -> None:
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     home = tmp_path / "home"
     make_sound_folder(tmp_path / "demo-output" / "sounds", n_files=6, seed=3)

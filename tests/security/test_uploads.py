@@ -87,7 +87,7 @@ def test_bad_zips_over_the_api_are_400s_leaving_nothing(api: Served, tmp_path: P
 
 
 def test_an_uploaded_zip_reports_the_weights_it_skipped(api: Served, tmp_path: Path) -> None:
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     sounds = make_sound_folder(tmp_path / "kicks", n_files=3, seed=1)
     entries = {f"kicks/{p.name}": p.read_bytes() for p in sounds}

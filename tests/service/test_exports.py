@@ -83,8 +83,8 @@ def test_export_is_written_beside_the_model_and_listed(
 def test_same_seed_same_mel_and_a_close_waveform(
     audio_export: tuple[Path, exports.ExportInfo], trained_audio: TrainedAudio
 ) -> None:
-    from smalltrain.tasks.audio.generate import load_model
-    from smalltrain.tasks.audio.preview import render_mels
+    from smalltrain.tasks.audio.use.generate import load_model
+    from smalltrain.tasks.audio.use.preview import render_mels
 
     _, export = audio_export
     example = _example(export.folder)
@@ -115,7 +115,7 @@ def test_same_seed_same_mel_and_a_close_waveform(
 def test_example_runs_without_torch(
     audio_export: tuple[Path, exports.ExportInfo], trained_audio: TrainedAudio, tmp_path: Path
 ) -> None:
-    from smalltrain.tasks.audio.generate import load_model, reconstruct
+    from smalltrain.tasks.audio.use.generate import load_model, reconstruct
 
     _, export = audio_export
     script = str(export.folder / "example.py")

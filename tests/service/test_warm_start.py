@@ -151,9 +151,12 @@ def test_the_warm_server_imports_everything_without_initialising_cuda(tmp_path: 
     report = json.loads(out.stdout.strip().splitlines()[-1])
     if report["method"] != "forkserver":
         pytest.skip("the warm start is off here (not Linux)")
-    assert {"torch", "torch._dynamo", "smalltrain.tasks.audio.train", "torchvision"} <= set(
-        report["modules"]
-    )
+    assert {
+        "torch",
+        "torch._dynamo",
+        "smalltrain.tasks.audio.training.train",
+        "torchvision",
+    } <= set(report["modules"])
     probe = report["probe"]
     assert probe["preloaded"]
     assert probe["spy"] == []  # loaded in the server, and nothing asked for CUDA

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from smalltrain.tasks.audio.synth import make_sound_folder
+from smalltrain.tasks.audio.data.synth import make_sound_folder
 
 #: Overrides of the "tiny" preset: 3 epochs, a checkpoint every epoch, a very small model.
 AUDIO_TINY: dict[str, object] = {
@@ -99,7 +99,7 @@ def train_tiny_run(root: Path) -> TrainedAudio:
     """Train ``TRAINED_CONFIG`` on 6 tones with the Python API (``train``), in ``root``: the
     run is ``root/run``, the data ``root/train_data``. A few seconds on a CPU."""
     from smalltrain.tasks.audio.config import TrainingConfig
-    from smalltrain.tasks.audio.train import train
+    from smalltrain.tasks.audio.training.train import train
 
     data = write_tones(root / "train_data", 6, seed=0)
     result = train(TrainingConfig.from_dict(TRAINED_CONFIG), data, root / "run")

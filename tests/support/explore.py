@@ -52,7 +52,7 @@ def write_one_shots(folder: Path, n: int = 24, seed: int = 0, sr: int = 16000) -
 def train_explore_model(root: Path) -> Path:
     """Train ``EXPLORE_CONFIG`` on ``write_one_shots`` in ``root``; returns the exported model."""
     from smalltrain.tasks.audio.config import TrainingConfig
-    from smalltrain.tasks.audio.train import train
+    from smalltrain.tasks.audio.training.train import train
 
     data = write_one_shots(root / "shots")
     result = train(TrainingConfig.from_dict(EXPLORE_CONFIG), data, root / "run")

@@ -34,7 +34,7 @@ def test_health_and_datasets(api: Served, tmp_path: Path) -> None:
     assert missing.status_code == 400
     assert "no such file" in missing.json()["error"]["message"]
     assert api.client.get("/api/datasets/nope").status_code == 404
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     make_sound_folder(tmp_path / "kicks", n_files=3, seed=1)
     added = api.client.post(

@@ -72,7 +72,7 @@ def _move(page: object, elem_id: str, fraction: float) -> None:
 
 
 def test_audio_end_to_end(env: Env) -> None:
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     sounds = env.data / "kicks"
     make_sound_folder(sounds, n_files=6, seed=1)
@@ -398,7 +398,7 @@ def _slider_filters_without_running(env: Env, page: Any) -> None:
 
 
 def test_api_follows_a_job_to_its_end(env: Env) -> None:
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     s = env.server
     folder = env.data / "api-sounds"
@@ -485,7 +485,7 @@ def test_api_follows_a_job_to_its_end(env: Env) -> None:
 
 def test_auth_guards_page_and_api_and_ctrl_c_checkpoints_jobs(env: Env) -> None:
     from smalltrain.store import JobStore
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     home = env.data / "auth-home"
     server = start_server(home, "--host", "0.0.0.0", "--auth", "ana:s3cret", auth=("ana", "s3cret"))

@@ -61,7 +61,7 @@ def _start_enabled(page) -> bool:  # type: ignore[no-untyped-def]
 
 
 def test_dataset_name_defaults_to_the_folder_and_errors_sit_at_their_field(env: Env) -> None:
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     snares = env.data / "snares"
     make_sound_folder(snares, n_files=4, seed=3)

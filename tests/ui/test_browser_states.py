@@ -107,7 +107,7 @@ def test_a_fresh_home_says_what_to_do_and_uses_complete_fonts(env: Env) -> None:
 
 
 def test_a_taken_dataset_name_is_refused_in_page_and_api(env: Env) -> None:
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     drums, voice = env.data / "drums", env.data / "voice"
     make_sound_folder(drums, n_files=4, seed=1)
@@ -263,7 +263,7 @@ def test_a_job_failed_on_its_config_offers_edit_and_retry(env: Env) -> None:
 
 
 def test_evaluating_on_training_files_says_so(env: Env) -> None:
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     folder = env.data / "evalkit"
     make_sound_folder(folder, n_files=4, seed=3)

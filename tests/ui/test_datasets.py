@@ -75,7 +75,7 @@ def test_a_zipped_yolo_dataset_is_unpacked_and_registered(ui: DatasetsUI, tmp_pa
 def test_uploaded_sounds_are_inspected_and_bad_files_reported(
     ui: DatasetsUI, tmp_path: Path
 ) -> None:
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     files = make_sound_folder(tmp_path / "src", n_files=4, seed=3)
     broken = tmp_path / "src" / "broken.wav"
@@ -97,7 +97,7 @@ def test_a_failed_upload_leaves_nothing(ui: DatasetsUI, tmp_path: Path) -> None:
 
 
 def test_removing_a_registered_path_keeps_the_files(ui: DatasetsUI, tmp_path: Path) -> None:
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
 
     folder = tmp_path / "mine"
     make_sound_folder(folder, n_files=3, seed=4)

@@ -152,7 +152,7 @@ def generate_cmd(
     if like is not None or corners or targets or slides or at is not None:
         generate_explored(model, out, like, targets, slides, corners, at, as_json)
         return
-    from smalltrain.tasks.audio.generate import load_model, sample, sample_long
+    from smalltrain.tasks.audio.use.generate import load_model, sample, sample_long
 
     loaded = load_model(resolve_model_ref(model, "generate"))
     warnings = []
@@ -193,7 +193,7 @@ def reconstruct_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Encode a sound and decode it again: hear what the model keeps."""
-    from smalltrain.tasks.audio.generate import check_sound, load_model, reconstruct
+    from smalltrain.tasks.audio.use.generate import check_sound, load_model, reconstruct
 
     check_sound(audio)  # as the web UI does: a click or silence is refused, saying why
     loaded = load_model(resolve_model_ref(model, "reconstruct"))
@@ -238,7 +238,7 @@ def interpolate_cmd(
     The model codes one chunk (1 s by default) at a time: the walk goes from A's first chunk
     to B's, and says so when a file is longer.
     """
-    from smalltrain.tasks.audio.generate import interpolate, load_model
+    from smalltrain.tasks.audio.use.generate import interpolate, load_model
 
     loaded = load_model(resolve_model_ref(model, "interpolate"))
     note = _first_chunk_note(float(loaded.config.chunk_seconds), [file_a, file_b])

@@ -26,10 +26,10 @@ def demo_cmd(
     from smalltrain.cli.follow import follow_job, open_manager
     from smalltrain.engine.jobs import JobStatus
     from smalltrain.service.manager import JobSpec
-    from smalltrain.tasks.audio.evaluate import evaluate
-    from smalltrain.tasks.audio.generate import interpolate, load_model, sample
+    from smalltrain.tasks.audio.data.synth import make_drum_kit
     from smalltrain.tasks.audio.presets import MIN_STEPS
-    from smalltrain.tasks.audio.synth import make_drum_kit
+    from smalltrain.tasks.audio.use.evaluate import evaluate
+    from smalltrain.tasks.audio.use.generate import interpolate, load_model, sample
 
     out = out.resolve()
     dataset = out / "sounds"

@@ -117,7 +117,7 @@ def evaluate_command(
 ) -> None:
     """Score a model's reconstructions of FOLDER beside PCA of the same size."""
     from smalltrain.cli.audio import resolve_model_ref
-    from smalltrain.tasks.audio.evaluate import evaluate  # keeps `smalltrain --help` fast
+    from smalltrain.tasks.audio.use.evaluate import evaluate  # keeps `smalltrain --help` fast
 
     ref = resolve_model_ref(model, "evaluate")
     result = evaluate(ref, folder, generate=generate, seed=seed, device=device)

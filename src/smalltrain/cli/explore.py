@@ -1,7 +1,7 @@
 """``smalltrain explore``: a sound model's map and sliders; and ``generate --like/--corner``:
 a sound made from a file or a pad point, moved by sliders and descriptor targets.
 
-Both call the audio task's exploration API (``tasks/audio/explore.py``), as the UI's Explore
+Both call the audio task's exploration API (``tasks/audio/use/explore.py``), as the UI's Explore
 tab does.
 """
 
@@ -31,21 +31,21 @@ AT_HELP = "The pad point U,V between the corners: 0,0 is A, 1,0 B, 0,1 C, 1,1 D 
 
 
 def _load(model: str, command: str) -> Any:
-    from smalltrain.tasks.audio.explore import explore
-    from smalltrain.tasks.audio.generate import load_model
+    from smalltrain.tasks.audio.use.explore import explore
+    from smalltrain.tasks.audio.use.generate import load_model
 
     return explore(load_model(resolve_model(model, need="audio", command=command).path))
 
 
 def _fmt(name: str, value: float) -> str:
-    from smalltrain.tasks.audio.descriptors import format_value
+    from smalltrain.tasks.audio.use.descriptors import format_value
 
     return format_value(name, value)
 
 
 def print_sliders(data: dict[str, Any]) -> None:
     """The sliders with their held-out effect, then every slider's side effects."""
-    from smalltrain.tasks.audio.descriptors import DESCRIPTORS, UNITS
+    from smalltrain.tasks.audio.use.descriptors import DESCRIPTORS, UNITS
 
     rows = []
     for s in data["sliders"]:
@@ -85,7 +85,7 @@ def explore_cmd(
     data = exploration.to_dict()
     written = []
     if out is not None:
-        from smalltrain.tasks.audio.mapfile import write_map
+        from smalltrain.tasks.audio.use.mapfile import write_map
 
         written = [str(p) for p in write_map(exploration, out)]
     for note in exploration.notes:
@@ -127,8 +127,8 @@ def generate_explored(
     as_json: bool,
 ) -> None:
     """``generate --like/--corner``: one sound from a file or the pad, moved and rendered."""
-    from smalltrain.tasks.audio.explore import make_sound, parse_slider
-    from smalltrain.tasks.audio.targets import parse_target
+    from smalltrain.tasks.audio.use.explore import make_sound, parse_slider
+    from smalltrain.tasks.audio.use.targets import parse_target
 
     exploration = _load(model, "generate")
     made = make_sound(
@@ -145,7 +145,7 @@ def generate_explored(
     if as_json:
         print_json(made.to_dict() | {"model": str(exploration.loaded.path)})
         return
-    from smalltrain.tasks.audio.descriptors import DESCRIPTORS
+    from smalltrain.tasks.audio.use.descriptors import DESCRIPTORS
 
     console.print(" -> ".join(made.steps))
     rows = [[k, _fmt(k, made.before[k]), _fmt(k, made.after[k])] for k in DESCRIPTORS]

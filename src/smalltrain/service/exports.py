@@ -8,7 +8,7 @@ export) with a ``manifest.json`` naming its files; ``list_exports`` reads them b
 - Detection: ONNX, TorchScript or OpenVINO through Ultralytics' exporter, offline
   (``tasks/detect/export.py``). ``predict`` and ``val`` accept the ``.onnx`` file.
 - Audio: ONNX of the prior, the decoder and the encoder, with a standalone ``example.py``
-  (``tasks/audio/export.py``).
+  (``tasks/audio/use/export.py``).
 
 Every package a format needs is checked before anything is loaded; a missing one raises
 ``MissingDependency`` naming the extra to install. Nothing is ever installed or downloaded.
@@ -195,7 +195,7 @@ def _run_export(
 ) -> str:
     """Write the export into ``work``; returns the main file's name there."""
     if task == "audio":
-        from smalltrain.tasks.audio.export import export_onnx
+        from smalltrain.tasks.audio.use.export import export_onnx
 
         export_onnx(weights, work)
         return "decoder.onnx"

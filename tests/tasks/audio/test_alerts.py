@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from smalltrain.engine.events import Event, WarningEvent
-from smalltrain.tasks.audio.alerts import FitWatch, fit_warnings
+from smalltrain.tasks.audio.training.alerts import FitWatch, fit_warnings
 from tests.tasks.audio.test_train import tiny_config
 
 PCA = 0.45  # PCA's validation SC in every synthetic epoch
@@ -113,7 +113,7 @@ def test_a_resumed_run_goes_on_with_the_same_verdict() -> None:
 
 
 def test_the_job_view_shows_the_standing_verdict_only() -> None:
-    from smalltrain.tasks.audio.alerts import FIT_CODES
+    from smalltrain.tasks.audio.training.alerts import FIT_CODES
     from smalltrain.ui.viewmodels.jobs import VERDICT_CODES, standing_warnings
 
     assert VERDICT_CODES == FIT_CODES

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from smalltrain.errors import ConfigError
-from smalltrain.tasks.audio.augment import (
+from smalltrain.tasks.audio.data.augment import (
     AugmentationConfig,
     AugmentationPipeline,
     fix_length,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from smalltrain.tasks.audio.baseline import PCABaseline
+from smalltrain.tasks.audio.quality.baseline import PCABaseline
 
 
 def _data(n: int = 20, d: int = 30, seed: int = 0) -> np.ndarray:
@@ -87,8 +87,8 @@ def test_comparator_pca_is_bounded_by_the_training_range() -> None:
     one bin scores SC 2.2 on linear magnitude (212 in the UI's 4-file job), a worse score than
     silence (1.0). Clipped to the training chunks' loudest bin (the model's output is bounded
     too) the same PCA scores what it is: nearly exact."""
-    from smalltrain.tasks.audio.evaluate import PCAComparator
-    from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+    from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
+    from smalltrain.tasks.audio.use.evaluate import PCAComparator
 
     spectrogram = AudioSpectrogram(SpectrogramConfig(floor_db=-80.0))
     # two mel bins x one frame; the training chunks lie on the line a + b = -60 dB

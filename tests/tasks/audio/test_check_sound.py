@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from smalltrain.errors import DatasetError
-from smalltrain.tasks.audio.generate import check_sound
+from smalltrain.tasks.audio.use.generate import check_sound
 
 
 def _tone(seconds: float, sr: int) -> np.ndarray:

@@ -14,9 +14,9 @@ from smalltrain.engine.checkpoints import list_checkpoints, load_checkpoint
 from smalltrain.engine.context import CancelToken
 from smalltrain.engine.events import StepMetrics, WarningEvent
 from smalltrain.errors import TrainingDiverged
-from smalltrain.tasks.audio.epoch import train_epoch
-from smalltrain.tasks.audio.synth import make_sound_folder
-from smalltrain.tasks.audio.train import train
+from smalltrain.tasks.audio.data.synth import make_sound_folder
+from smalltrain.tasks.audio.training.epoch import train_epoch
+from smalltrain.tasks.audio.training.train import train
 from tests.tasks.audio.test_train import Recorder, _state, tiny_config
 
 pytestmark = [

@@ -12,15 +12,15 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from smalltrain.tasks.audio.augment import AugmentationConfig, AugmentationPipeline
-from smalltrain.tasks.audio.dataset import (
+from smalltrain.tasks.audio.data.augment import AugmentationConfig, AugmentationPipeline
+from smalltrain.tasks.audio.data.dataset import (
     AudioTrainingDataset,
     ResumableSampler,
     chunk_starts,
     split_files,
 )
-from smalltrain.tasks.audio.io import AudioFileInfo, scan_folder
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.data.io import AudioFileInfo, scan_folder
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
 from tests.tasks.audio.conftest import MakeAudio
 
 SR = 16000

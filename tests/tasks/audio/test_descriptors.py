@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from smalltrain.tasks.audio.descriptors import DESCRIPTORS, band_centres, describe
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.use.descriptors import DESCRIPTORS, band_centres, describe
 
 SR = 16000
 CONFIG = SpectrogramConfig(sample_rate=SR, n_fft=512, hop_length=256, n_mels=32)

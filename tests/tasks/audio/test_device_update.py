@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from smalltrain.tasks.audio.epoch import _device_checked_update
+from smalltrain.tasks.audio.training.epoch import _device_checked_update
 from tests.tasks.audio.test_train import _state, tiny_config
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from smalltrain.errors import DatasetError
-from smalltrain.tasks.audio.evaluate import PCAComparator, compare_with_pca, evaluate
-from smalltrain.tasks.audio.generate import load_model
+from smalltrain.tasks.audio.use.evaluate import PCAComparator, compare_with_pca, evaluate
+from smalltrain.tasks.audio.use.generate import load_model
 from tests.support.audio import TONE_SR, TrainedAudio, write_tones
 
 SR = TONE_SR
@@ -73,9 +73,9 @@ def test_evaluate_scores_the_rendered_audio_and_the_inversion_ceiling(
 def test_reconstruct_writes_what_evaluate_scores(
     trained_run: Path, held_out: Path, tmp_path: Path
 ) -> None:
-    from smalltrain.tasks.audio.generate import reconstruct
-    from smalltrain.tasks.audio.io import load_audio
-    from smalltrain.tasks.audio.waveform import mrstft_distance
+    from smalltrain.tasks.audio.data.io import load_audio
+    from smalltrain.tasks.audio.quality.waveform import mrstft_distance
+    from smalltrain.tasks.audio.use.generate import reconstruct
 
     data = evaluate(trained_run, held_out).to_json_dict()
     row = next(f for f in data["files"] if f["path"] == "tone0.wav")

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from smalltrain.tasks.audio.directions import (
+from smalltrain.tasks.audio.use.directions import (
     Direction,
     SliderEffect,
     fit_direction,
     measure_effect,
     random_direction,
 )
-from smalltrain.tasks.audio.explore import Exploration, explore, make_sound, pad_code
-from smalltrain.tasks.audio.generate import load_model
+from smalltrain.tasks.audio.use.explore import Exploration, explore, make_sound, pad_code
+from smalltrain.tasks.audio.use.generate import load_model
 
 
 @pytest.fixture(scope="module")

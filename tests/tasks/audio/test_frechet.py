@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from smalltrain.tasks.audio.frechet import frechet_distance, mel_statistics
+from smalltrain.tasks.audio.quality.frechet import frechet_distance, mel_statistics
 
 
 def _random_cov(d: int, seed: int) -> torch.Tensor:

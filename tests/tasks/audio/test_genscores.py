@@ -6,13 +6,13 @@ import math
 
 import torch
 
-from smalltrain.tasks.audio.genscores import (
+from smalltrain.tasks.audio.quality.genscores import (
     memorisation,
     precision_recall,
     score_sampler,
     sound_features,
 )
-from smalltrain.tasks.audio.waveform import mrstft_distance
+from smalltrain.tasks.audio.quality.waveform import mrstft_distance
 
 
 def _hits(n: int, seed: int, decay: float = 8.0, level: float = -10.0) -> torch.Tensor:
@@ -104,8 +104,8 @@ def test_rendered_chunks_stay_in_place() -> None:
     """Chunks are rendered to their full length and joined in place: a click 0.25 s into the
     third chunk comes back there (the old join lost 384 samples a chunk, so it came back 16 ms
     early)."""
-    from smalltrain.tasks.audio.render_eval import chunk_waves, render_chunks
-    from smalltrain.tasks.audio.spectrogram import AudioSpectrogram
+    from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram
+    from smalltrain.tasks.audio.quality.render_eval import chunk_waves, render_chunks
 
     spec = AudioSpectrogram()
     wave = torch.zeros(int(2.6 * 48000))

@@ -1,4 +1,4 @@
-"""Audio loading and folder scanning (smalltrain.tasks.audio.io) on real files in tmp_path."""
+"""Audio loading and folder scanning (smalltrain.tasks.audio.data.io) on real files in tmp_path."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import soundfile as sf
 
 from smalltrain.engine.context import DatasetReport as DatasetReportProtocol
 from smalltrain.errors import DatasetError
-from smalltrain.tasks.audio.io import (
+from smalltrain.tasks.audio.data.io import (
     TARGET_SR,
     AudioLoadError,
     DatasetReport,

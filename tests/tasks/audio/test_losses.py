@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from smalltrain.errors import ConfigError
-from smalltrain.tasks.audio.losses import (
+from smalltrain.tasks.audio.model.losses import (
     KLSchedule,
     compute_kl_divergence,
     floor_l1,

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from smalltrain.tasks.audio.io import scan_folder
-from smalltrain.tasks.audio.material import (
+from smalltrain.tasks.audio.data.io import scan_folder
+from smalltrain.tasks.audio.data.material import (
     analyse_wave,
     detect_material,
     detect_material_for_report,

@@ -7,7 +7,11 @@ import math
 import pytest
 import torch
 
-from smalltrain.tasks.audio.metrics import aggregate_by_file, mel_l1_db, spectral_convergence_mel
+from smalltrain.tasks.audio.quality.metrics import (
+    aggregate_by_file,
+    mel_l1_db,
+    spectral_convergence_mel,
+)
 
 
 def _mels(batch: int = 3) -> torch.Tensor:

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smalltrain.tasks.audio.flat import ConvDecoder, ConvEncoder
-from smalltrain.tasks.audio.heads import LOGVAR_MIN
-from smalltrain.tasks.audio.losses import vae_loss
-from smalltrain.tasks.audio.model import ConvVAE, TemporalDecoder, TemporalEncoder
+from smalltrain.tasks.audio.model.flat import ConvDecoder, ConvEncoder
+from smalltrain.tasks.audio.model.heads import LOGVAR_MIN
+from smalltrain.tasks.audio.model.losses import vae_loss
+from smalltrain.tasks.audio.model.model import ConvVAE, TemporalDecoder, TemporalEncoder
 
 TINY: dict[str, Any] = {"capacity": 0.125}
 # the flat layout (old models) and the temporal one the presets use (8 steps x 8 floats)

@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.preview import PreviewRenderer
-from smalltrain.tasks.audio.prior import LatentPrior, fit_latent_prior
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.model.model import ConvVAE
+from smalltrain.tasks.audio.model.prior import LatentPrior, fit_latent_prior
+from smalltrain.tasks.audio.use.preview import PreviewRenderer
 
 
 def test_fit_recovers_mean_and_covariance() -> None:

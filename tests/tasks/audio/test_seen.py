@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 
 from smalltrain.engine.seen import listed_files, read_seen
-from smalltrain.tasks.audio.io import scan_folder
-from smalltrain.tasks.audio.preview import render_mels
-from smalltrain.tasks.audio.run import build_datasets
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
-from smalltrain.tasks.audio.train import train
+from smalltrain.tasks.audio.data.io import scan_folder
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.training.run import build_datasets
+from smalltrain.tasks.audio.training.train import train
+from smalltrain.tasks.audio.use.preview import render_mels
 from tests.support.audio import make_audio_dataset
 from tests.tasks.audio.test_train import Recorder, tiny_config
 

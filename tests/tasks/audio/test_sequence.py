@@ -10,9 +10,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.prior import LatentPrior
-from smalltrain.tasks.audio.sequence import (
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.model.model import ConvVAE
+from smalltrain.tasks.audio.model.prior import LatentPrior
+from smalltrain.tasks.audio.model.sequence import (
     MAX_RADIUS,
     SequencePrior,
     _shrunk_conditional,
@@ -21,7 +22,6 @@ from smalltrain.tasks.audio.sequence import (
     overlap_add_power,
     sequence_chunks,
 )
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
 
 
 def test_sequence_chunks_cover_the_file_then_one_of_silence() -> None:
@@ -91,9 +91,9 @@ def test_sequence_prior_starts_from_first_chunks_of_one_shots() -> None:
 
 def test_sample_long_writes_sounds_of_the_asked_length(tmp_path: Path) -> None:
     from smalltrain.tasks.audio.config import TrainingConfig
-    from smalltrain.tasks.audio.generate import load_model, sample_long
-    from smalltrain.tasks.audio.synth import make_drum_kit
-    from smalltrain.tasks.audio.train import train
+    from smalltrain.tasks.audio.data.synth import make_drum_kit
+    from smalltrain.tasks.audio.training.train import train
+    from smalltrain.tasks.audio.use.generate import load_model, sample_long
 
     make_drum_kit(tmp_path / "kit", 10, seed=0)
     cfg = TrainingConfig(

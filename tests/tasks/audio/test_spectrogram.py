@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from smalltrain.errors import ConfigError
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
-from smalltrain.tasks.audio.waveform import mrstft_distance
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.quality.waveform import mrstft_distance
 
 SR = 48000
 

@@ -25,12 +25,12 @@ from smalltrain.engine.events import (
 from smalltrain.engine.runner import TrainingRunner
 from smalltrain.errors import CheckpointError, TrainingDiverged
 from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.epoch import LRSchedule, TrainState, _clip_on_host, train_epoch
-from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
-from smalltrain.tasks.audio.losses import KLSchedule
-from smalltrain.tasks.audio.model import ConvVAE
+from smalltrain.tasks.audio.model.losses import KLSchedule
+from smalltrain.tasks.audio.model.model import ConvVAE
 from smalltrain.tasks.audio.task import AudioTask, inspect_audio
-from smalltrain.tasks.audio.train import train
+from smalltrain.tasks.audio.training.epoch import LRSchedule, TrainState, _clip_on_host, train_epoch
+from smalltrain.tasks.audio.training.train import train
+from smalltrain.tasks.audio.use.generate import interpolate, load_model, reconstruct, sample
 from tests.support.audio import make_audio_dataset
 from tests.support.data import SONIC_PI, require
 
@@ -335,7 +335,7 @@ def test_best_epoch_follows_the_smoothed_validation_curve() -> None:
     import math
     from types import SimpleNamespace
 
-    from smalltrain.tasks.audio.train import _improved
+    from smalltrain.tasks.audio.training.train import _improved
 
     cfg = tiny_config(epochs=100, monitor="val/sc", val_smoothing_steps=20)
     state = SimpleNamespace(best_score=math.inf, best_epoch=-1, bad_epochs=0, epoch=0,

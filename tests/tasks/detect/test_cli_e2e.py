@@ -18,9 +18,9 @@ from tests.support.cli import cli, cli_json
 
 def _audio_run(root: Path) -> Path:
     """A tiny trained audio model's run folder (for the wrong-kind checks)."""
-    from smalltrain.tasks.audio.synth import make_sound_folder
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
     from smalltrain.tasks.audio.task import AudioTask
-    from smalltrain.tasks.audio.train import train
+    from smalltrain.tasks.audio.training.train import train
 
     sounds = root / "sounds"
     make_sound_folder(sounds, n_files=4, seed=3)

@@ -17,58 +17,58 @@ if TYPE_CHECKING:
     from smalltrain.engine.devices import resolve_device
     from smalltrain.engine.events import MetricsHistory
     from smalltrain.engine.runner import TrainingRunner
-    from smalltrain.tasks.audio.augment import AugmentationConfig, AugmentationPipeline
     from smalltrain.tasks.audio.config import TrainingConfig
-    from smalltrain.tasks.audio.dataset import AudioTrainingDataset, split_files
-    from smalltrain.tasks.audio.epoch import train_epoch, validate_epoch
-    from smalltrain.tasks.audio.explore import explore, make_sound
-    from smalltrain.tasks.audio.flat import ConvDecoder, ConvEncoder
-    from smalltrain.tasks.audio.generate import interpolate, load_model, reconstruct, sample
-    from smalltrain.tasks.audio.io import DatasetReport, load_audio, scan_folder
-    from smalltrain.tasks.audio.losses import compute_kl_divergence, get_kl_weight, vae_loss
-    from smalltrain.tasks.audio.model import ConvVAE
+    from smalltrain.tasks.audio.data.augment import AugmentationConfig, AugmentationPipeline
+    from smalltrain.tasks.audio.data.dataset import AudioTrainingDataset, split_files
+    from smalltrain.tasks.audio.data.io import DatasetReport, load_audio, scan_folder
+    from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
+    from smalltrain.tasks.audio.model.flat import ConvDecoder, ConvEncoder
+    from smalltrain.tasks.audio.model.losses import compute_kl_divergence, get_kl_weight, vae_loss
+    from smalltrain.tasks.audio.model.model import ConvVAE
     from smalltrain.tasks.audio.presets import get_adaptive_config
-    from smalltrain.tasks.audio.preview import generate_preview
-    from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
     from smalltrain.tasks.audio.task import AudioTask, inspect_audio
-    from smalltrain.tasks.audio.train import train
+    from smalltrain.tasks.audio.training.epoch import train_epoch, validate_epoch
+    from smalltrain.tasks.audio.training.train import train
+    from smalltrain.tasks.audio.use.explore import explore, make_sound
+    from smalltrain.tasks.audio.use.generate import interpolate, load_model, reconstruct, sample
+    from smalltrain.tasks.audio.use.preview import generate_preview
 
 _EXPORTS = {
-    "AudioSpectrogram": "smalltrain.tasks.audio.spectrogram",
+    "AudioSpectrogram": "smalltrain.tasks.audio.data.spectrogram",
     "AudioTask": "smalltrain.tasks.audio.task",
-    "AudioTrainingDataset": "smalltrain.tasks.audio.dataset",
-    "AugmentationConfig": "smalltrain.tasks.audio.augment",
-    "AugmentationPipeline": "smalltrain.tasks.audio.augment",
-    "ConvDecoder": "smalltrain.tasks.audio.flat",
-    "ConvEncoder": "smalltrain.tasks.audio.flat",
-    "ConvVAE": "smalltrain.tasks.audio.model",
-    "DatasetReport": "smalltrain.tasks.audio.io",
+    "AudioTrainingDataset": "smalltrain.tasks.audio.data.dataset",
+    "AugmentationConfig": "smalltrain.tasks.audio.data.augment",
+    "AugmentationPipeline": "smalltrain.tasks.audio.data.augment",
+    "ConvDecoder": "smalltrain.tasks.audio.model.flat",
+    "ConvEncoder": "smalltrain.tasks.audio.model.flat",
+    "ConvVAE": "smalltrain.tasks.audio.model.model",
+    "DatasetReport": "smalltrain.tasks.audio.data.io",
     "MetricsHistory": "smalltrain.engine.events",
-    "SpectrogramConfig": "smalltrain.tasks.audio.spectrogram",
+    "SpectrogramConfig": "smalltrain.tasks.audio.data.spectrogram",
     "TrainingConfig": "smalltrain.tasks.audio.config",
     "TrainingRunner": "smalltrain.engine.runner",
-    "compute_kl_divergence": "smalltrain.tasks.audio.losses",
-    "explore": "smalltrain.tasks.audio.explore",
-    "generate_preview": "smalltrain.tasks.audio.preview",
+    "compute_kl_divergence": "smalltrain.tasks.audio.model.losses",
+    "explore": "smalltrain.tasks.audio.use.explore",
+    "generate_preview": "smalltrain.tasks.audio.use.preview",
     "get_adaptive_config": "smalltrain.tasks.audio.presets",
-    "get_kl_weight": "smalltrain.tasks.audio.losses",
+    "get_kl_weight": "smalltrain.tasks.audio.model.losses",
     "inspect_audio": "smalltrain.tasks.audio.task",
-    "interpolate": "smalltrain.tasks.audio.generate",
-    "load_audio": "smalltrain.tasks.audio.io",
+    "interpolate": "smalltrain.tasks.audio.use.generate",
+    "load_audio": "smalltrain.tasks.audio.data.io",
     "load_checkpoint": "smalltrain.engine.checkpoints",
-    "load_model": "smalltrain.tasks.audio.generate",
-    "make_sound": "smalltrain.tasks.audio.explore",
+    "load_model": "smalltrain.tasks.audio.use.generate",
+    "make_sound": "smalltrain.tasks.audio.use.explore",
     "manage_checkpoints": "smalltrain.engine.checkpoints",
-    "reconstruct": "smalltrain.tasks.audio.generate",
+    "reconstruct": "smalltrain.tasks.audio.use.generate",
     "resolve_device": "smalltrain.engine.devices",
-    "sample": "smalltrain.tasks.audio.generate",
+    "sample": "smalltrain.tasks.audio.use.generate",
     "save_checkpoint": "smalltrain.engine.checkpoints",
-    "scan_folder": "smalltrain.tasks.audio.io",
-    "split_files": "smalltrain.tasks.audio.dataset",
-    "train": "smalltrain.tasks.audio.train",
-    "train_epoch": "smalltrain.tasks.audio.epoch",
-    "vae_loss": "smalltrain.tasks.audio.losses",
-    "validate_epoch": "smalltrain.tasks.audio.epoch",
+    "scan_folder": "smalltrain.tasks.audio.data.io",
+    "split_files": "smalltrain.tasks.audio.data.dataset",
+    "train": "smalltrain.tasks.audio.training.train",
+    "train_epoch": "smalltrain.tasks.audio.training.epoch",
+    "vae_loss": "smalltrain.tasks.audio.model.losses",
+    "validate_epoch": "smalltrain.tasks.audio.training.epoch",
 }
 
 __all__ = [

@@ -78,7 +78,7 @@ class TrainingConfig:
     num_workers: int = 0
     # model
     latent_dim: int = 64  # floats per chunk
-    latent_layout: Literal["temporal", "flat"] = "temporal"  # see tasks/audio/model.py
+    latent_layout: Literal["temporal", "flat"] = "temporal"  # see tasks/audio/model/model.py
     latent_frames: int = 0  # temporal: latent steps per chunk; 0 = auto (a divisor, up to 12)
     latent_global: int = 0  # temporal: floats of latent_dim that code the whole chunk
     chunk_gain: bool = False  # temporal: one float of latent_dim is the chunk's peak level

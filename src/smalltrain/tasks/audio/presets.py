@@ -34,7 +34,7 @@ SMOOTHING_STEPS = 100
 
 # What each preset sets; every other field keeps its TrainingConfig default. All three use the
 # temporal latent of 60 floats per 1 s chunk: 12 steps x 4, 11 for the whole chunk and the
-# chunk's peak level (see tasks/audio/temporal.py), L1 + 0.5 x spectral convergence, beta 1e-4
+# chunk's peak level (see tasks/audio/model/temporal.py), L1 + 0.5 x spectral convergence, beta 1e-4
 # after a warm-up, the best checkpoint by validation SC and early stopping on it. The numbers
 # were chosen by measurement (bench/quality.py, bench/README.md "Audio quality"): on 36 to 270
 # training chunks the model needs thousands of optimizer steps to pass PCA, so the small

@@ -20,7 +20,7 @@ from smalltrain.tasks.audio.fields import FIELD_HELP
 from smalltrain.tasks.audio.presets import get_adaptive_config
 
 if TYPE_CHECKING:
-    from smalltrain.tasks.audio.io import DatasetReport
+    from smalltrain.tasks.audio.data.io import DatasetReport
 
 # numpy, soundfile and torch load only when a method needs them (the io, material and train
 # modules below): the service asks a task where a job resumes (``resume_point``) and what its
@@ -33,8 +33,8 @@ def inspect_audio(path: str | Path) -> DatasetReport:
     Raises:
         DatasetError: the folder has no usable audio (every skipped file is named).
     """
-    from smalltrain.tasks.audio.io import scan_folder
-    from smalltrain.tasks.audio.material import detect_material_for_report
+    from smalltrain.tasks.audio.data.io import scan_folder
+    from smalltrain.tasks.audio.data.material import detect_material_for_report
 
     report = scan_folder(Path(path))
     material = detect_material_for_report(report)
@@ -49,7 +49,7 @@ class AudioTask:
     name = "audio"
     #: Imported once by the warm start's server (``service.execution.warm``), before any job:
     #: the training code and what it loads. Importing them touches no GPU.
-    warm_modules = ("numpy", "soundfile", "soxr", "smalltrain.tasks.audio.train")
+    warm_modules = ("numpy", "soundfile", "soxr", "smalltrain.tasks.audio.training.train")
     #: What sweeps judge trials by: spectral convergence on the validation split, lower is better.
     sweep_metric = ("val/sc", "min")
 
@@ -59,7 +59,7 @@ class AudioTask:
     def adaptive_config(
         self, report: ReportProtocol, device: str, preset: str = "auto", **overrides: Any
     ) -> TrainingConfig:
-        from smalltrain.tasks.audio.io import DatasetReport
+        from smalltrain.tasks.audio.data.io import DatasetReport
 
         if not isinstance(report, DatasetReport):
             raise TypeError(f"the audio task needs an audio DatasetReport, not {type(report)}")
@@ -84,7 +84,7 @@ class AudioTask:
             raise ConfigError("config", type(config).__name__, "must be an audio TrainingConfig")
         if config.device == "auto" and ctx.device not in ("", "auto"):
             config = dataclasses.replace(config, device=ctx.device)
-        from smalltrain.tasks.audio.train import train
+        from smalltrain.tasks.audio.training.train import train
 
         return train(
             config,

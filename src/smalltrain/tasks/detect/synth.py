@@ -1,7 +1,7 @@
 """Synthetic detection data: a YOLO dataset of rectangles and circles, and a tiny model yaml.
 
-For the demo, the benchmarks and the tests (beside ``tasks.audio.synth``): a dataset of any size
-in seconds, with real PNG images and real YOLO label files, and a model small enough to train
+For the demo, the benchmarks and the tests (beside ``tasks.audio.data.synth``): a dataset of any
+size in seconds, with real PNG images and real YOLO label files, and a model small enough to train
 from scratch in seconds per epoch at 64 px.
 """
 

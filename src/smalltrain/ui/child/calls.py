@@ -252,7 +252,7 @@ def generate(
     ``duration`` seconds each from the model's sequence prior (``generate --duration``);
     with ``home``, each gets its spectrogram (``images``); with ``prefix``, the files are
     named ``<prefix>-000.wav``… (downloads from different models and seeds never clash)."""
-    from smalltrain.tasks.audio.generate import load_model, sample, sample_long
+    from smalltrain.tasks.audio.use.generate import load_model, sample, sample_long
 
     loaded = load_model(model)
     if duration > 0:
@@ -281,8 +281,8 @@ def reconstruct(
     spectrogram, for an A/B comparison."""
     import shutil
 
-    from smalltrain.tasks.audio.generate import check_sound, load_model
-    from smalltrain.tasks.audio.generate import reconstruct as rebuild
+    from smalltrain.tasks.audio.use.generate import check_sound, load_model
+    from smalltrain.tasks.audio.use.generate import reconstruct as rebuild
 
     check_sound(audio, what)
     out = _out(out_dir)
@@ -323,7 +323,7 @@ def _seconds(files: list[Path]) -> list[float]:
 
 def _spectrogram(wav: Path, home: str, title: str) -> Path:
     from smalltrain.engine.plots import plot_spectrogram
-    from smalltrain.tasks.audio.io import TARGET_SR, load_audio
+    from smalltrain.tasks.audio.data.io import TARGET_SR, load_audio
 
     return plot_spectrogram(
         load_audio(wav), TARGET_SR, wav.with_name(f"{wav.stem}-spectrogram.png"), title, Path(home)
@@ -332,8 +332,8 @@ def _spectrogram(wav: Path, home: str, title: str) -> Path:
 
 def interpolate(model: str, a: str, b: str, steps: int, out_dir: str) -> dict[str, Any]:
     """Decode ``steps`` points from sound ``a`` to sound ``b``."""
-    from smalltrain.tasks.audio.generate import interpolate as walk
-    from smalltrain.tasks.audio.generate import load_model
+    from smalltrain.tasks.audio.use.generate import interpolate as walk
+    from smalltrain.tasks.audio.use.generate import load_model
 
     files = walk(load_model(model), a, b, steps, _out(out_dir))
     return {"files": [str(f) for f in files]}
@@ -341,7 +341,7 @@ def interpolate(model: str, a: str, b: str, steps: int, out_dir: str) -> dict[st
 
 def evaluate(model: str, folder: str, generate: int = 0, seed: int = 0) -> dict[str, Any]:
     """Score a model's reconstructions of ``folder`` beside PCA of the same size."""
-    from smalltrain.tasks.audio.evaluate import evaluate as score
+    from smalltrain.tasks.audio.use.evaluate import evaluate as score
 
     started = time.monotonic()
     data = dict(score(model, folder, generate=generate, seed=seed, device="cpu").to_json_dict())

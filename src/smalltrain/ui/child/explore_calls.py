@@ -1,6 +1,7 @@
 """What the Explore tab's child process runs (see ``pool``): the map (with each point's sound)
-and a sound made from sliders or the pad. Each builds on ``tasks/audio/explore.py``'s ``explore``,
-kept per model file while the child is warm (a slider move then costs one decode and render).
+and a sound made from sliders or the pad. Each builds on ``tasks/audio/use/explore.py``'s
+``explore``, kept per model file while the child is warm (a slider move then costs one decode and
+render).
 
 Points are named by their index on the map; their files come from the model's own record,
 never from the page.
@@ -18,8 +19,8 @@ _CACHE: dict[tuple[str, int], Any] = {}
 
 
 def _exploration(model: str) -> Any:
-    from smalltrain.tasks.audio.explore import explore
-    from smalltrain.tasks.audio.generate import load_model
+    from smalltrain.tasks.audio.use.explore import explore
+    from smalltrain.tasks.audio.use.generate import load_model
 
     key = (model, os.stat(model).st_mtime_ns)
     if key not in _CACHE:
@@ -33,8 +34,8 @@ def explore_map(model: str, out_dir: str) -> dict[str, Any]:
     """The map and the sliders of an audio model, without file paths (for a web page); each
     point's sound (its file's first chunk, as the server renders it) is written into
     ``out_dir`` as ``point_NNN.wav`` and named by the point's ``sound``."""
-    from smalltrain.tasks.audio.io import load_audio
-    from smalltrain.tasks.audio.preview import write_wav
+    from smalltrain.tasks.audio.data.io import load_audio
+    from smalltrain.tasks.audio.use.preview import write_wav
 
     exploration = _exploration(model)
     data = dict(exploration.to_dict(with_paths=False))
@@ -56,7 +57,7 @@ def explore_make(
     targets: dict[str, float],
 ) -> dict[str, Any]:
     """``make_sound`` from a point (``like``) or the pad's four corner points."""
-    from smalltrain.tasks.audio.explore import make_sound
+    from smalltrain.tasks.audio.use.explore import make_sound
 
     exploration = _exploration(model)
     made = make_sound(

@@ -51,7 +51,8 @@ from smalltrain.ui.viewmodels.jobs import (
 from smalltrain.ui.viewmodels.resources import ResourceSampler
 from smalltrain.ui.viewmodels.settings import SettingsStore
 
-#: The audio task's previews manifest (``tasks/audio/preview.py``; not imported: it loads torch).
+#: The audio task's previews manifest (``tasks/audio/use/preview.py``; not imported: it loads
+#: torch).
 PREVIEW_INFO = "previews.json"
 
 __all__ = ["Backend", "ModelRow", "where_jobs_run"]

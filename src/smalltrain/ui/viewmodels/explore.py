@@ -17,7 +17,7 @@ from smalltrain.ui.viewmodels.render import audio_list, message, table
 
 __all__ = ["ExploreUI"]
 
-#: The sliders the tab shows, in order (``tasks/audio/directions.py``'s names).
+#: The sliders the tab shows, in order (``tasks/audio/use/directions.py``'s names).
 SLIDERS = ("brighter", "longer", "noisier", "louder")
 MAX_AMOUNT = 4.0
 

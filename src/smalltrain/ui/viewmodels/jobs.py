@@ -190,8 +190,8 @@ def _speed(store: JobStore, job: TrainingJob, now: float) -> tuple[float | None,
     return rate, max(0.0, (job.total_steps - job.step) / rate)
 
 
-#: Warning codes that carry one verdict (tasks/audio/alerts.py ``FIT_CODES``): the newest one
-#: stands, an older one it replaced (and says so) is not shown beside it.
+#: Warning codes that carry one verdict (tasks/audio/training/alerts.py ``FIT_CODES``): the newest
+#: one stands, an older one it replaced (and says so) is not shown beside it.
 VERDICT_CODES = frozenset({"overfitting", "underfitting", "fit_recovered"})
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from smalltrain.tasks.audio.descriptors import DESCRIPTORS
+from smalltrain.tasks.audio.use.descriptors import DESCRIPTORS
 
 __all__ = [
     "MIN_AGREE",

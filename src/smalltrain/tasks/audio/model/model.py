@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from smalltrain.tasks.audio.flat import ConvDecoder, ConvEncoder, channel_plan
-from smalltrain.tasks.audio.temporal import (
+from smalltrain.tasks.audio.model.flat import ConvDecoder, ConvEncoder, channel_plan
+from smalltrain.tasks.audio.model.temporal import (
     TemporalCode,
     TemporalDecoder,
     TemporalEncoder,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from smalltrain.tasks.audio.spectrogram import SpectrogramConfig, slaney_mel_basis
+from smalltrain.tasks.audio.data.spectrogram import SpectrogramConfig, slaney_mel_basis
 
 __all__ = [
     "DECAY_DB",

@@ -19,9 +19,9 @@ import torch
 
 from smalltrain.engine.events import Event, PreviewReady
 from smalltrain.engine.fsutil import atomic_write, atomic_write_text
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.prior import LatentPrior
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram
+from smalltrain.tasks.audio.model.model import ConvVAE
+from smalltrain.tasks.audio.model.prior import LatentPrior
 
 
 def write_wav(path: Path, wave: torch.Tensor | np.ndarray, sample_rate: int) -> Path:

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from smalltrain.tasks.audio.frechet import frechet_distance, mel_statistics
+from smalltrain.tasks.audio.quality.frechet import frechet_distance, mel_statistics
 
 __all__ = [
     "GenerationScores",

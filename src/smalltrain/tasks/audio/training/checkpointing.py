@@ -26,10 +26,10 @@ from smalltrain.engine.checkpoints import (
 from smalltrain.engine.events import CheckpointSaved, Event, WarningEvent
 from smalltrain.engine.fsutil import atomic_write
 from smalltrain.errors import CheckpointError, TrainingDiverged
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.prior import LatentPrior, fit_latent_prior
-from smalltrain.tasks.audio.run import Run
-from smalltrain.tasks.audio.sequence import fit_sequence_prior
+from smalltrain.tasks.audio.model.model import ConvVAE
+from smalltrain.tasks.audio.model.prior import LatentPrior, fit_latent_prior
+from smalltrain.tasks.audio.model.sequence import fit_sequence_prior
+from smalltrain.tasks.audio.training.run import Run
 
 
 def _file_entries(files: list[Any]) -> list[dict[str, str]]:
@@ -146,7 +146,7 @@ def export_best(run: Run) -> Path:
             "best_score": run.state.best_score,
             # per-step records are for resuming; the exported model keeps the epoch curve only
             "history": {"steps": [], "epochs": payload["history"]["epochs"]},
-            # what `generate` samples from (see tasks/audio/prior.py)
+            # what `generate` samples from (see tasks/audio/model/prior.py)
             "latent_prior": fit_run_prior(run).state_dict(),
         }
     )

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from smalltrain.tasks.audio.generate import load_model
-from smalltrain.tasks.audio.spectrogram import DEFAULT_GL_ITER, DEFAULT_NNLS_ITER
+from smalltrain.tasks.audio.data.spectrogram import DEFAULT_GL_ITER, DEFAULT_NNLS_ITER
+from smalltrain.tasks.audio.use.generate import load_model
 
 __all__ = ["OPSET", "export_onnx"]
 

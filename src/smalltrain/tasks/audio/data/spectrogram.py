@@ -25,7 +25,7 @@ from torch import Tensor
 
 from smalltrain.engine.config import check
 from smalltrain.errors import ConfigError
-from smalltrain.tasks.audio.phase import pghi_phase
+from smalltrain.tasks.audio.data.phase import pghi_phase
 
 __all__ = ["AudioSpectrogram", "SpectrogramConfig"]
 

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from smalltrain.engine.seen import SEEN_DIR, write_seen
-from smalltrain.tasks.audio.dataset import AudioTrainingDataset
-from smalltrain.tasks.audio.preview import render_mels, write_wav
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram
+from smalltrain.tasks.audio.data.dataset import AudioTrainingDataset
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram
+from smalltrain.tasks.audio.use.preview import render_mels, write_wav
 
 __all__ = ["SEEN_COUNT", "pick_chunks", "write_seen_chunks"]
 

@@ -26,8 +26,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from smalltrain.engine.fsutil import atomic_write, remove_partial_writes
-from smalltrain.tasks.audio.augment import AugmentationDraw, AugmentationPipeline
-from smalltrain.tasks.audio.io import TARGET_SR, AudioFileInfo, load_audio
+from smalltrain.tasks.audio.data.augment import AugmentationDraw, AugmentationPipeline
+from smalltrain.tasks.audio.data.io import TARGET_SR, AudioFileInfo, load_audio
 
 _CACHE_VERSION = 1
 _MEL_BATCH = 32

@@ -17,22 +17,22 @@ import torch
 
 from smalltrain.engine.devices import resolve_device
 from smalltrain.engine.events import Event, LogEvent, MetricsHistory
-from smalltrain.tasks.audio.alerts import FitWatch
-from smalltrain.tasks.audio.augment import AugmentationConfig, AugmentationPipeline
 from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.dataset import (
+from smalltrain.tasks.audio.data.augment import AugmentationConfig, AugmentationPipeline
+from smalltrain.tasks.audio.data.dataset import (
     AudioTrainingDataset,
     ResumableSampler,
     Split,
     split_files,
 )
-from smalltrain.tasks.audio.epoch import LRSchedule, TrainState
-from smalltrain.tasks.audio.evaluate import PCAComparator
-from smalltrain.tasks.audio.io import DatasetReport, scan_folder
-from smalltrain.tasks.audio.losses import KLSchedule
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.preview import PreviewRenderer, ReconSource
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.data.io import DatasetReport, scan_folder
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.model.losses import KLSchedule
+from smalltrain.tasks.audio.model.model import ConvVAE
+from smalltrain.tasks.audio.training.alerts import FitWatch
+from smalltrain.tasks.audio.training.epoch import LRSchedule, TrainState
+from smalltrain.tasks.audio.use.evaluate import PCAComparator
+from smalltrain.tasks.audio.use.preview import PreviewRenderer, ReconSource
 
 CHECKPOINTS = "checkpoints"
 EXPORT = "export"

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from smalltrain.tasks.audio.config import temporal_steps_down
-from smalltrain.tasks.audio.heads import (
+from smalltrain.tasks.audio.model.heads import (
     INIT_LEVEL,
     LOGVAR_INIT,
     LOGVAR_MAX,

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from smalltrain.tasks.audio.model import ConvVAE
+from smalltrain.tasks.audio.model.model import ConvVAE
 
 __all__ = ["LatentPrior", "fit_latent_prior"]
 

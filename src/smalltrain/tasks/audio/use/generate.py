@@ -14,13 +14,13 @@ import torch
 from smalltrain.engine.checkpoints import find_resumable, load_checkpoint
 from smalltrain.errors import CheckpointError, DatasetError
 from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.io import TARGET_SR, load_audio
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.preview import render_mels, write_wav
-from smalltrain.tasks.audio.prior import LatentPrior
-from smalltrain.tasks.audio.render_eval import render_chunks
-from smalltrain.tasks.audio.sequence import SequencePrior, chunks_for, render_sequence
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.data.io import TARGET_SR, load_audio
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram, SpectrogramConfig
+from smalltrain.tasks.audio.model.model import ConvVAE
+from smalltrain.tasks.audio.model.prior import LatentPrior
+from smalltrain.tasks.audio.model.sequence import SequencePrior, chunks_for, render_sequence
+from smalltrain.tasks.audio.quality.render_eval import render_chunks
+from smalltrain.tasks.audio.use.preview import render_mels, write_wav
 
 #: The shortest sound ``check_sound`` lets through (seconds), and the level below which it
 #: is silence (dBFS, as dataset inspection counts a file silent).
@@ -117,7 +117,8 @@ def sample(
 ) -> list[Path]:
     """Decode ``n`` latents drawn from the model's prior; returns the WAV paths.
 
-    The prior is ``loaded.prior`` (see tasks/audio/prior.py); ``temperature`` scales its spread.
+    The prior is ``loaded.prior`` (see tasks/audio/model/prior.py); ``temperature`` scales its
+    spread.
     """
     if n < 1:
         raise ValueError(f"n={n}: must be >= 1")

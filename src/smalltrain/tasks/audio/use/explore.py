@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from smalltrain.errors import DatasetError
-from smalltrain.tasks.audio.descriptors import DESCRIPTORS, describe, plain
-from smalltrain.tasks.audio.directions import (
+from smalltrain.tasks.audio.data.io import load_audio
+from smalltrain.tasks.audio.use.descriptors import DESCRIPTORS, describe, plain
+from smalltrain.tasks.audio.use.directions import (
     OPPOSITES,
     SLIDERS,
     Direction,
@@ -28,10 +29,9 @@ from smalltrain.tasks.audio.directions import (
     fit_directions,
     measure_effect,
 )
-from smalltrain.tasks.audio.generate import LoadedModel
-from smalltrain.tasks.audio.io import load_audio
-from smalltrain.tasks.audio.preview import render_mels, write_wav
-from smalltrain.tasks.audio.targets import reach
+from smalltrain.tasks.audio.use.generate import LoadedModel
+from smalltrain.tasks.audio.use.preview import render_mels, write_wav
+from smalltrain.tasks.audio.use.targets import reach
 
 __all__ = [
     "Exploration",

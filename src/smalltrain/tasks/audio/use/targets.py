@@ -14,8 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
-from smalltrain.tasks.audio.descriptors import format_value
-from smalltrain.tasks.audio.directions import Direction
+from smalltrain.tasks.audio.use.descriptors import format_value
+from smalltrain.tasks.audio.use.directions import Direction
 
 
 class Exploration(Protocol):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from smalltrain.engine.fsutil import atomic_write
 
 if TYPE_CHECKING:
-    from smalltrain.tasks.audio.explore import Exploration
+    from smalltrain.tasks.audio.use.explore import Exploration
 
 __all__ = ["write_map"]
 

@@ -20,7 +20,7 @@ With ``generate=N`` it also draws N sounds from the model's prior and N from the
 and scores both (``genscores``): the Fréchet distance of their log-mel frame statistics to
 those of FOLDER, precision and recall against FOLDER's chunks in a feature space of sounds, and
 how close they come to the training chunks (memorisation). The model's prior is the one
-stored with it (``tasks/audio/prior.py``), or, for a checkpoint without one, a Gaussian fitted
+stored with it (``tasks/audio/model/prior.py``), or, for a checkpoint without one, a Gaussian fitted
 to its codes of the same training chunks PCA is fitted on: each side samples from a Gaussian
 fitted to its own codes of the same data. Both sides' samples are clipped to ``[floor_db, 0]``.
 
@@ -39,22 +39,22 @@ import torch
 from torch import Tensor
 
 from smalltrain.errors import DatasetError
-from smalltrain.tasks.audio.baseline import PCABaseline
 from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.dataset import AudioTrainingDataset, split_files
-from smalltrain.tasks.audio.generate import load_model
-from smalltrain.tasks.audio.genscores import GenerationScores, score_sampler
-from smalltrain.tasks.audio.io import AudioFileInfo, SkippedFile, file_fingerprint, scan_folder
-from smalltrain.tasks.audio.metrics import (
+from smalltrain.tasks.audio.data.dataset import AudioTrainingDataset, split_files
+from smalltrain.tasks.audio.data.io import AudioFileInfo, SkippedFile, file_fingerprint, scan_folder
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram
+from smalltrain.tasks.audio.model.model import ConvVAE
+from smalltrain.tasks.audio.model.prior import LatentPrior, fit_latent_prior
+from smalltrain.tasks.audio.quality.baseline import PCABaseline
+from smalltrain.tasks.audio.quality.genscores import GenerationScores, score_sampler
+from smalltrain.tasks.audio.quality.metrics import (
     ReconstructionScores,
     aggregate_by_file,
     mel_l1_db,
     spectral_convergence_mel,
 )
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.prior import LatentPrior, fit_latent_prior
-from smalltrain.tasks.audio.render_eval import WaveformReport, score_waveforms
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram
+from smalltrain.tasks.audio.quality.render_eval import WaveformReport, score_waveforms
+from smalltrain.tasks.audio.use.generate import load_model
 
 __all__ = [
     "EvaluationResult",

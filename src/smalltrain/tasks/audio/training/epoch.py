@@ -20,8 +20,8 @@ import torch
 from smalltrain.engine.context import CancelToken
 from smalltrain.engine.events import Event, StepMetrics, WarningEvent
 from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.losses import KLSchedule, get_kl_weight, vae_loss
-from smalltrain.tasks.audio.model import ConvVAE
+from smalltrain.tasks.audio.model.losses import KLSchedule, get_kl_weight, vae_loss
+from smalltrain.tasks.audio.model.model import ConvVAE
 
 # Order of the per-step values kept on the device between host reads.
 _STEP_KEYS = ("train/loss", "train/recon", "train/kl", "train/sc", "finite")

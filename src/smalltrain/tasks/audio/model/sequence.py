@@ -31,9 +31,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from smalltrain.tasks.audio.model import ConvVAE
-from smalltrain.tasks.audio.prior import LatentPrior
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram
+from smalltrain.tasks.audio.model.model import ConvVAE
+from smalltrain.tasks.audio.model.prior import LatentPrior
 
 __all__ = ["SequencePrior", "fit_sequence_prior", "render_sequence", "sequence_chunks"]
 

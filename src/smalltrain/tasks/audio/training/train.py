@@ -27,8 +27,11 @@ from smalltrain.engine.events import (
     WarningEvent,
 )
 from smalltrain.errors import CheckpointError
-from smalltrain.tasks.audio.alerts import fit_warnings
-from smalltrain.tasks.audio.checkpointing import (
+from smalltrain.tasks.audio.config import TrainingConfig
+from smalltrain.tasks.audio.data.dataset import AudioTrainingDataset
+from smalltrain.tasks.audio.data.io import DatasetReport
+from smalltrain.tasks.audio.training.alerts import fit_warnings
+from smalltrain.tasks.audio.training.checkpointing import (
     add_sequence_prior,
     export_best,
     fit_run_prior,
@@ -36,12 +39,9 @@ from smalltrain.tasks.audio.checkpointing import (
     rollback,
     save_run,
 )
-from smalltrain.tasks.audio.config import TrainingConfig
-from smalltrain.tasks.audio.dataset import AudioTrainingDataset
-from smalltrain.tasks.audio.epoch import epoch_train_metrics, train_epoch, validate_epoch
-from smalltrain.tasks.audio.io import DatasetReport
-from smalltrain.tasks.audio.run import Run, setup_run
-from smalltrain.tasks.audio.seen import write_seen_chunks
+from smalltrain.tasks.audio.training.epoch import epoch_train_metrics, train_epoch, validate_epoch
+from smalltrain.tasks.audio.training.run import Run, setup_run
+from smalltrain.tasks.audio.training.seen import write_seen_chunks
 
 # --- the loop's helpers ---
 

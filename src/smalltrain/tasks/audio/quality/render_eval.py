@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from smalltrain.tasks.audio.spectrogram import AudioSpectrogram
-from smalltrain.tasks.audio.waveform import RESOLUTIONS, WaveformScores, mrstft_distance
+from smalltrain.tasks.audio.data.spectrogram import AudioSpectrogram
+from smalltrain.tasks.audio.quality.waveform import RESOLUTIONS, WaveformScores, mrstft_distance
 
 __all__ = ["FileWaveScores", "WaveformReport", "chunk_waves", "render_chunks", "score_waveforms"]
 

@@ -1,0 +1,2 @@
+"""Audio in: loading and scanning files, the training chunks, augmentation, the log-mel and its
+inverse, material detection and synthetic sound folders."""
