@@ -83,9 +83,7 @@ class TrainingConfig:
     latent_global: int = 0  # temporal: floats of latent_dim that code the whole chunk
     chunk_gain: bool = False  # temporal: one float of latent_dim is the chunk's peak level
     gain_tilt: bool = False  # with chunk_gain: the level also moves brightness (per mel band)
-    gain_input: bool = (
-        False  # with chunk_gain: the decoder also sees the level (where the floor is)
-    )
+    gain_input: bool = False  # with chunk_gain: the decoder also sees the level (silence's depth)
     model_width: int = 32  # temporal: channels of every layer; flat: of the first layer
     model_layers: int = 4  # flat only; the temporal layout's depth follows the frame count
     model_capacity: float | None = None
