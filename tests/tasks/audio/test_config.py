@@ -217,6 +217,10 @@ def test_the_gains_options_can_be_set_on_a_preset() -> None:
         # ...but without the gain they are refused by name
         with pytest.raises(ConfigError, match=f"{name}=True: needs chunk_gain=true"):
             get_adaptive_config(report(30, 0.5), device="cpu", chunk_gain="false", **{name: "true"})
+    # a preset's own gain options go with its gain (the flat layout, or the user's choice)
+    for off in ({"latent_layout": "flat"}, {"chunk_gain": "false"}):
+        cfg = get_adaptive_config(report(30, 0.5, "onset"), device="cpu", **off)
+        assert (cfg.chunk_gain, cfg.gain_tilt, cfg.gain_input) == (False, False, False)
 
 
 def test_flat_layout_with_a_preset_gets_the_flat_width() -> None:
