@@ -171,8 +171,8 @@ def test_a_whole_config_saved_before_the_temporal_layout_reads_as_flat() -> None
     del old["latent_layout"], old["latent_frames"]
     assert TrainingConfig.from_dict(old).latent_layout == "flat"
     # nor had it the fields added since
-    for name in ("gain_tilt", "velocity_db", "early_stopping_min_steps", "val_smoothing_steps",
-                 "linear_path", "code_mixup"):  # fmt: skip
+    for name in ("gain_tilt", "gain_input", "velocity_db", "early_stopping_min_steps",
+                 "val_smoothing_steps", "linear_path", "code_mixup"):  # fmt: skip
         del old[name]
     assert TrainingConfig.from_dict(old).latent_layout == "flat"
     assert TrainingConfig.from_dict({"epochs": 3}).latent_layout == "temporal"  # a partial dict
@@ -201,6 +201,21 @@ def test_presets_fit_the_global_code_and_gain_to_the_latent(
     cfg = get_adaptive_config(report(30, 0.5, "onset"), device="cpu", **overrides)
     got = (cfg.latent_dim, cfg.resolved_latent_frames, cfg.latent_global, cfg.chunk_gain)
     assert got == expected
+
+
+def test_the_gains_options_can_be_set_on_a_preset() -> None:
+    # the preset has the gain, so its options need no chunk_gain from the user...
+    for name in ("gain_tilt", "gain_input"):
+        cfg = get_adaptive_config(report(30, 0.5, "onset"), device="cpu", **{name: "true"})
+        assert getattr(cfg, name) is True
+        assert cfg.model_kwargs()[name] is True
+        # ...but without the gain they are refused by name
+        with pytest.raises(ConfigError, match=f"{name}=True: needs chunk_gain=true"):
+            get_adaptive_config(report(30, 0.5), device="cpu", chunk_gain="false", **{name: "true"})
+    # a preset's own gain options go with its gain (the flat layout, or the user's choice)
+    for off in ({"latent_layout": "flat"}, {"chunk_gain": "false"}):
+        cfg = get_adaptive_config(report(30, 0.5, "onset"), device="cpu", **off)
+        assert (cfg.chunk_gain, cfg.gain_tilt, cfg.gain_input) == (False, False, False)
 
 
 def test_flat_layout_with_a_preset_gets_the_flat_width() -> None:

@@ -394,3 +394,26 @@ def test_envelopes_start_at_zero_and_add_a_shape_per_band_and_a_gain_per_frame()
     # what is left is one curve per chunk and frame, the same in every band
     torch.testing.assert_close(moved, moved[:, :1].expand_as(moved), atol=1e-3, rtol=0)
     assert moved.std() > 0.01
+
+
+def test_gain_input_lets_the_decoder_shape_its_output_by_the_level() -> None:
+    # without it a gain model's output moves by exactly the level, so silence lies at a depth
+    # below the peak the code must guess; with it the level is a decoder input as well
+    torch.manual_seed(0)
+    plain = ConvVAE(latent_dim=60, latent_frames=12, global_dim=11, gain=True, **TINY).eval()
+    torch.manual_seed(0)
+    fed = ConvVAE(latent_dim=60, latent_frames=12, global_dim=11, gain=True, gain_input=True,
+                  **TINY).eval()  # fmt: skip
+    assert "gain_input" not in plain.init_args
+    assert ConvVAE.from_init_args(fed.init_args).init_args["gain_input"] is True
+    fed_in, plain_in = (m.decoder.convs[0] for m in (fed, plain))
+    assert isinstance(fed_in, torch.nn.Conv1d)
+    assert isinstance(plain_in, torch.nn.Conv1d)
+    assert fed_in.in_channels == plain_in.in_channels + 1
+    z_soft, z_loud = torch.randn(1, 60).repeat(2, 1).chunk(2)
+    z_soft[:, -1], z_loud[:, -1] = 0.5, 1.5
+    with torch.no_grad():
+        shift = plain.decode(z_loud) - plain.decode(z_soft)
+        torch.testing.assert_close(shift, torch.ones_like(shift))  # exactly the level, everywhere
+        shift = fed.decode(z_loud) - fed.decode(z_soft)
+    assert (shift - 1.0).abs().max() > 1e-3  # the decoder's own output changed with the level

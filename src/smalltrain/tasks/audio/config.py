@@ -40,8 +40,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 # added with the temporal layout, and since: a saved config may lack them
 _LAYOUT_FIELDS = {"latent_layout", "latent_frames", "latent_global", "chunk_gain"}
 _LATER_FIELDS = {
-    "gain_tilt", "velocity_db", "early_stopping_min_steps", "val_smoothing_steps", "linear_path",
-    "code_mixup", "envelope_split",
+    "gain_tilt", "gain_input", "velocity_db", "early_stopping_min_steps", "val_smoothing_steps",
+    "linear_path", "code_mixup", "envelope_split",
 }  # fmt: skip
 MAX_AUTO_LATENT_FRAMES = 12  # latent_frames=0 picks a divisor of latent_dim up to this
 
@@ -80,6 +80,7 @@ class TrainingConfig:
     latent_global: int = 0  # temporal: floats of latent_dim that code the whole chunk
     chunk_gain: bool = False  # temporal: one float of latent_dim is the chunk's peak level
     gain_tilt: bool = False  # with chunk_gain: the level also moves brightness (per mel band)
+    gain_input: bool = False  # with chunk_gain: the decoder also sees the level (silence's depth)
     # temporal: the code is PCA of the chunk plus a learned part, the output PCA's decoding plus
     # a learned part (tasks/audio/temporal.py, LinearPath)
     linear_path: bool = False
@@ -186,6 +187,7 @@ class TrainingConfig:
             ("chunk_gain", self.latent_layout == "temporal" or not self.chunk_gain,
              "must be false with latent_layout=flat"),
             ("gain_tilt", self.chunk_gain or not self.gain_tilt, "needs chunk_gain=true"),
+            ("gain_input", self.chunk_gain or not self.gain_input, "needs chunk_gain=true"),
             ("linear_path", self.latent_layout == "temporal" or not self.linear_path,
              "must be false with latent_layout=flat"),
             ("envelope_split", self.latent_layout == "temporal" or not self.envelope_split,
@@ -272,6 +274,7 @@ class TrainingConfig:
             "global_dim": self.latent_global,
             "gain": self.chunk_gain,
             "gain_tilt": self.gain_tilt,
+            "gain_input": self.gain_input,
             "linear_path": self.linear_path,
             "envelopes": self.envelope_split,
         }

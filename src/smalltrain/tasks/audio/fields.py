@@ -27,6 +27,7 @@ FIELD_HELP: dict[str, str] = {
     "chunk_gain": "temporal layout: one float of latent_dim is the chunk's peak level, kept apart "
     "from its timbre (the same hit at -15 dB is the same code one float apart)",
     "gain_tilt": "with chunk_gain: the level also moves brightness (softer strokes darker)",
+    "gain_input": "with chunk_gain: the decoder also sees the level, so it knows where silence is",
     "linear_path": "temporal layout: start as PCA of the training chunks and learn what PCA "
     "misses (the code and the output are PCA's plus a learned part)",
     "envelope_split": "temporal layout: the decoder adds a spectral shape per chunk times a gain "

@@ -149,7 +149,9 @@ def get_adaptive_config(
     name = choose_preset(float(report.total_duration_s)) if preset == "auto" else preset
     resolved = resolve_device(device or "auto")
     base = TrainingConfig(**PRESETS[name], preset=name, device=resolved)
-    base = _fit_latent_parts(base, apply_overrides(_bare_latent(base), overrides), overrides)
+    # the gain's options are checked against the gain in ``trial`` below, not in the bare view
+    latent = {k: v for k, v in overrides.items() if k not in _GAIN_OPTIONS}
+    base = _fit_latent_parts(base, apply_overrides(_bare_latent(base), latent), overrides)
     trial = apply_overrides(base, overrides)  # typed view of the user's choices
     auto = _auto_values(report, name, base, trial)
     auto = {k: v for k, v in auto.items() if k not in overrides}
@@ -159,9 +161,13 @@ def get_adaptive_config(
     return config
 
 
+_GAIN_OPTIONS = ("gain_tilt", "gain_input")
+
+
 def _bare_latent(config: TrainingConfig) -> TrainingConfig:
     """``config`` without the global code and gain, so any latent override validates alone."""
-    return dataclasses.replace(config, latent_global=0, chunk_gain=False, gain_tilt=False)
+    return dataclasses.replace(config, latent_global=0, chunk_gain=False, gain_tilt=False,
+                               gain_input=False)  # fmt: skip
 
 
 def _fit_latent_parts(
@@ -171,18 +177,21 @@ def _fit_latent_parts(
 
     The flat layout has neither. Another ``latent_dim`` keeps about ``STEP_SHARE`` of it on the
     12 temporal steps (a multiple of 12 floats), one float for the gain, the rest global; below
-    14 floats there is no global code. The user's own ``latent_global``/``chunk_gain`` win.
+    14 floats there is no global code. The user's own ``latent_global``/``chunk_gain`` win;
+    without the gain, the preset's options for it (``gain_tilt``) are off.
     """
+    parts: dict[str, Any] = {}
     if trial.latent_layout == "flat":
-        parts: dict[str, Any] = {"latent_global": 0, "chunk_gain": False}
-    elif trial.latent_dim == base.latent_dim:
-        return base
-    else:
+        parts = {"latent_global": 0, "chunk_gain": False}
+    elif trial.latent_dim != base.latent_dim:
         rest = trial.latent_dim - 1
         steps = 12 * max(1, round(rest * STEP_SHARE / 12))
         parts = {"latent_global": max(0, rest - steps) if rest > 12 else 0, "chunk_gain": rest > 0}
     parts = {k: v for k, v in parts.items() if k not in overrides}
-    return dataclasses.replace(base, **parts)
+    gain = trial.chunk_gain if "chunk_gain" in overrides else parts.get("chunk_gain", True)
+    if not (gain and base.chunk_gain):  # no gain: the preset's options for it go too
+        parts.update({k: False for k in _GAIN_OPTIONS if k not in overrides})
+    return dataclasses.replace(base, **parts) if parts else base
 
 
 def _auto_values(

@@ -68,6 +68,8 @@ class ConvVAE(nn.Module):
             temporal.py); fit it with ``init_linear_path`` before training.
         envelopes: temporal only: the decoder adds a spectral shape per chunk and a gain curve
             per frame (in dB, so shape x gain in magnitude), zero at the start.
+        gain_input: with ``gain``: the decoder also gets the level as an input channel, so it
+            knows how far below the chunk's peak the floor (silence) lies.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class ConvVAE(nn.Module):
         gain_tilt: bool = False,
         linear_path: bool = False,
         envelopes: bool = False,
+        gain_input: bool = False,
     ) -> None:
         super().__init__()
         sizes = {"n_mels": n_mels, "n_frames": n_frames, "latent_dim": latent_dim,
@@ -120,13 +123,15 @@ class ConvVAE(nn.Module):
                 self._init_args["linear_path"] = True
             if envelopes:
                 self._init_args["envelopes"] = True
+            if gain_input:
+                self._init_args["gain_input"] = True
             w = max(1, round(width * (1.0 if capacity is None else capacity)))
             per_step = (latent_dim - global_dim - int(gain)) // latent_frames
             code = TemporalCode(latent_frames, per_step, global_dim, bool(gain))
             self.encoder = TemporalEncoder(n_mels, n_frames, code, w, linear)
-            tilt = bool(gain and gain_tilt)
+            tilt, fed = bool(gain and gain_tilt), bool(gain and gain_input)
             self.decoder = TemporalDecoder(n_mels, n_frames, code, w, output, output_max, tilt,
-                                           linear, envelopes)  # fmt: skip
+                                           linear, envelopes, fed)  # fmt: skip
 
     @property
     def init_args(self) -> dict[str, Any]:

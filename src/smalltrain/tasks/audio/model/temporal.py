@@ -239,6 +239,7 @@ class TemporalDecoder(nn.Module):
         tilt: bool = False,
         linear: LinearPath | None = None,
         envelopes: bool = False,
+        gain_input: bool = False,
     ) -> None:
         super().__init__()
         check_output(output, output_max)
@@ -254,7 +255,12 @@ class TemporalDecoder(nn.Module):
         bounded = output == "sigmoid"
         self.offset = output_max - RELATIVE_HEADROOM if code.gain and bounded else 0.0
         self.n_down, _ = temporal_plan(n_frames, code.frames)
-        first = nn.Conv1d(code.channels + code.global_dim, width, 3, padding=1)
+        # the level as one more input channel: the output is relative to the peak, and without
+        # it the decoder has to guess from the code how deep below the peak silence lies
+        # (ConvVAE's gain_input; bench/README.md, "Third pass")
+        self.gain_input = bool(gain_input and code.gain)
+        n_in = code.channels + code.global_dim + int(self.gain_input)
+        first = nn.Conv1d(n_in, width, 3, padding=1)
         layers: list[nn.Module] = [first, nn.LeakyReLU(0.2)]
         for _ in range(self.n_down):
             layers += [
@@ -322,6 +328,8 @@ class TemporalDecoder(nn.Module):
         h = steps
         if glob is not None:
             h = torch.cat([h, glob[:, :, None].expand(-1, -1, h.shape[2])], dim=1)
+        if self.gain_input and gain is not None:
+            h = torch.cat([h, gain.reshape(-1, 1, 1).expand(-1, 1, h.shape[2])], dim=1)
         features = self.convs[:-1](h)
         learned = self.convs[-1](features)
         if self.spectral is not None and self.gain_curve is not None:
