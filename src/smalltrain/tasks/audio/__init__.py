@@ -8,8 +8,11 @@ can ask the task registry about audio jobs without loading numpy or torch.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import sys
 import types
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -135,3 +138,48 @@ class _Package(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
+
+
+# Where each module lived before the rooms (data/, model/, quality/, training/, use/; 2026-12).
+# ``import smalltrain.tasks.audio.explore`` and the like still work, with a DeprecationWarning
+# naming the new place. ``model`` is itself a room now: its package answers the old module's
+# names (model/__init__.py).
+_MOVED = {
+    **dict.fromkeys(("augment", "dataset", "io", "material", "phase", "spectrogram", "synth"),
+                    "data"),
+    **dict.fromkeys(("flat", "heads", "losses", "prior", "sequence", "temporal"), "model"),
+    **dict.fromkeys(("baseline", "frechet", "genscores", "metrics", "render_eval", "waveform"),
+                    "quality"),
+    **dict.fromkeys(("alerts", "checkpointing", "epoch", "run", "seen", "train"), "training"),
+    **dict.fromkeys(("descriptors", "directions", "evaluate", "explore", "export",
+                     "export_example", "generate", "mapfile", "preview", "targets"), "use"),
+}  # fmt: skip
+
+
+def moved_warning(old: str, new: str) -> None:
+    warnings.warn(f"{old} moved to {new}: import it from there, or import the public names "
+                  f"from smalltrain.tasks.audio", DeprecationWarning, stacklevel=3)  # fmt: skip
+
+
+class _MovedModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Answers an old module path with the module at its new place (asked last, so only for
+    names nothing else finds)."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        package, _, leaf = fullname.rpartition(".")
+        if package != __name__ or leaf not in _MOVED:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self)
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        leaf = spec.name.rpartition(".")[2]
+        new = f"{__name__}.{_MOVED[leaf]}.{leaf}"
+        moved_warning(spec.name, new)
+        return importlib.import_module(new)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        """The module ran at its new place."""
+
+
+if not any(isinstance(finder, _MovedModule) for finder in sys.meta_path):
+    sys.meta_path.append(_MovedModule())
