@@ -3,7 +3,7 @@ curves, warnings, resource gauges, preview players, what the model sees (augment
 from the run's ``seen/``), an ended detection job's results (``viewmodels.results``) and the
 log.
 
-The page polls the store (every 0.5 s; an unchanged job costs one row read and sends nothing),
+The page polls the store (every 0.3 s; an unchanged job costs one row read and sends nothing),
 so closing the tab never touches the job and a reopened page shows what is stored. Stop and
 Resume call the engine (``TrainingManager.cancel``/``resume``); Gradio's ``cancels=`` only stops
 generator functions, never a job. Buttons are enabled from the stored state at every change,
@@ -28,6 +28,10 @@ from smalltrain.ui.viewmodels.seen import seen_html
 from smalltrain.ui.views.common import EXPECTED, error_html, job_choices
 
 #: Keeps the page's address on the job it shows, so a reload opens the same job.
+# how often an open page asks whether its job changed: a job's first progress shows within
+# this after its first step (bench/README.md, issue 26); an unchanged job costs one row read
+POLL_S = 0.3
+
 URL_JS = """(job) => {
   const url = new URL(window.location.href);
   if (job) { url.searchParams.set('job', job); } else { url.searchParams.delete('job'); }
@@ -268,7 +272,7 @@ def build(backend: Backend) -> JobTab:
         log = gr.HTML(elem_id="job-log")
     outputs = [sig, header, progress, charts, warnings, previews, results, seen, log]
     outputs += [stop, stop_now, resume, retry]
-    timer = gr.Timer(0.5)
+    timer = gr.Timer(POLL_S)
     timer.tick(
         panel.tick,
         [picker, sig],
