@@ -71,12 +71,15 @@ def test_the_jobs_the_server_runs_start_at_job_nice_and_the_server_keeps_its_pri
     """``--job-nice`` reaches the process executor, which starts each job's process at it
     (``tests/service/test_warm_start.py`` checks a child's level); nothing renices the server
     (it once reniced itself and its helpers, with the job's recorded pid: the scheduler's)."""
+    from smalltrain.service.execution.executors import ProcessExecutor
     from smalltrain.ui.viewmodels.backend import Backend
 
     own = os.nice(0)
     backend = Backend(tmp_path / "home", run_scheduler=False, job_nice=7)
     try:
-        assert backend.manager.executor.nice == 7
+        executor = backend.manager.executor
+        assert isinstance(executor, ProcessExecutor)
+        assert executor.nice == 7
     finally:
         backend.close()
     assert os.nice(0) == own
