@@ -101,3 +101,14 @@ def test_asking_a_task_about_a_job_loads_nothing_heavy(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
+
+
+def test_python_dash_m_smalltrain_is_the_same_cli(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "smalltrain", "--home", str(tmp_path), "jobs", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []

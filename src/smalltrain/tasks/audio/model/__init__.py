@@ -1,6 +1,7 @@
 """The VAE: its two latent layouts and their shared heads, the loss terms, and the priors new
 sounds are drawn from (one chunk, and sequences of chunks)."""
 
+import warnings
 from typing import Any
 
 
@@ -9,13 +10,14 @@ def __getattr__(name: str) -> Any:
     DeprecationWarning: ``from smalltrain.tasks.audio.model import ConvVAE`` still works."""
     if name.startswith("__"):
         raise AttributeError(name)
-    from smalltrain.tasks.audio import moved_warning
     from smalltrain.tasks.audio.model import model
 
     try:
         value = getattr(model, name)
     except AttributeError:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    moved_warning(f"{__name__}.{name}", f"{__name__}.model.{name}")
+    warnings.warn(f"{__name__}.{name} moved to {__name__}.model.{name}: import it from there, "
+                  f"or import the public names from smalltrain.tasks.audio", DeprecationWarning,
+                  stacklevel=2)  # fmt: skip
     globals()[name] = value  # warned once
     return value
