@@ -102,3 +102,18 @@ def find_data_yaml(path: Path) -> Path | None:
 def space_reserve_path(root: Path) -> Path:
     """A file holding a little disk space back, released to record a job's end on a full disk."""
     return root / ".space-reserve"
+
+
+def escaped_name(name: str) -> str:
+    """A file name as printable UTF-8: bytes that are not valid UTF-8 become ``\\xNN``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def valid_utf8_name(name: str) -> bool:
+    """Whether a file name (as ``os`` decodes it) is valid UTF-8; a name that is not holds
+    surrogates, which crash any later ``encode()`` (a digest, a database row, JSON)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -14,6 +14,7 @@ so read-only datasets work.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 from collections import Counter
@@ -24,11 +25,13 @@ from typing import Any
 import yaml
 
 from smalltrain.errors import DatasetError
+from smalltrain.paths import escaped_name, valid_utf8_name
 
 __all__ = ["IMAGE_EXTENSIONS", "DetectionReport", "ImageInfo", "Problem", "inspect_dataset"]
 
 IMAGE_EXTENSIONS = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
 SPLITS = ("train", "val", "test")
+_BAD_NAME = "the file name is not valid UTF-8 (shown escaped); rename it to use it"
 
 
 @dataclass(frozen=True)
@@ -160,9 +163,14 @@ def _link(src: Path, dst: Path) -> None:
 def _load_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"{path}: cannot read the YAML (byte {exc.start} is not UTF-8 text; is it a binary "
+            "file?). Write data.yaml as UTF-8 text and try again."
+        ) from exc
     except (OSError, yaml.YAMLError) as exc:
         raise DatasetError(
-            f"{path}: cannot read the YAML ({exc}). Fix the file and try again."
+            f"{path}: cannot read the YAML ({_yaml_reason(exc)}). Fix the file and try again."
         ) from exc
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected a mapping with train, val and names keys.")
@@ -173,6 +181,15 @@ def _load_yaml(path: Path) -> dict[str, Any]:
                 "(and optionally 'path' and 'test')."
             )
     return data
+
+
+def _yaml_reason(exc: Exception) -> str:
+    """One line: the parser's problem and where ("line 2, column 1: expected ',' or ']'")."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        reason = f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+        return f"{exc.context}; {reason}" if exc.context else reason
+    return " ".join(str(exc).split())
 
 
 def _parse_names(path: Path, raw: Any) -> list[str]:
@@ -229,7 +246,7 @@ def _parse_label_line(line: str, nc: int) -> tuple[int, float, float, float, flo
         cls_f, *coords = (float(v) for v in parts)
     except ValueError:
         return f"non-numeric value in {line.strip()!r}"
-    if cls_f != int(cls_f) or not 0 <= cls_f < nc:
+    if not math.isfinite(cls_f) or cls_f != int(cls_f) or not 0 <= cls_f < nc:
         return f"class id {parts[0]} is not in 0..{nc - 1} (names has {nc} entries)"
     if any(not 0.0 <= v <= 1.0 for v in coords):
         return f"coordinates must be normalised to [0, 1], got {' '.join(parts[1:])}"
@@ -364,7 +381,7 @@ def _orphan_labels(
         orphans += [p for p in sorted(labels_root.rglob("*.txt")) if p.resolve() not in used]
     if not orphans:
         return []
-    shown = ", ".join(str(p) for p in orphans[:5])
+    shown = ", ".join(escaped_name(str(p)) for p in orphans[:5])
     more = f" and {len(orphans) - 5} more" if len(orphans) > 5 else ""
     return [f"{split}: {len(orphans)} label file(s) have no image and are not used: {shown}{more}"]
 
@@ -372,6 +389,9 @@ def _orphan_labels(
 def _check_image(
     split: str, image: Path, rel: str, nc: int, problems: list[Problem], digest: Any
 ) -> ImageInfo | None:
+    if not valid_utf8_name(str(image)):
+        problems.append(Problem(escaped_name(str(image)), 0, _BAD_NAME))
+        return None
     size = _decode(image)
     if size is None:
         problems.append(Problem(str(image), 0, "image cannot be decoded (broken or not an image)"))

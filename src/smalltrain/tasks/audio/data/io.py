@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import soundfile as sf
 import soxr
 
 from smalltrain.errors import DatasetError
+from smalltrain.paths import escaped_name, valid_utf8_name
 from smalltrain.tasks import AUDIO_EXTENSIONS
 
 TARGET_SR = 48000
@@ -60,19 +60,6 @@ def _sf_message(exc: Exception) -> str:
         # libsndfile's words for an MP3 it cannot parse; the file is there (checked before)
         return "Format not recognised"
     return text
-
-
-def escaped_name(name: str) -> str:
-    """A file name as printable UTF-8: bytes that are not valid UTF-8 become ``\\xNN``."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
-def _valid_utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _open_problem(path: Path) -> str | None:
@@ -111,7 +98,7 @@ def _check_readable(p: Path) -> None:
         raise AudioLoadError(p, "no such file")
     if p.stat().st_size == 0:
         raise AudioLoadError(p, "empty file (0 bytes)")
-    if not _valid_utf8(str(p)):
+    if not valid_utf8_name(str(p)):
         raise AudioLoadError(escaped_name(str(p)), "the file name is not valid UTF-8; rename it")
     problem = _open_problem(p)
     if problem is not None:
@@ -425,7 +412,7 @@ def scan_folder(
             continue
         if hidden:
             result: AudioFileInfo | SkippedFile = SkippedFile(escaped_name(rel), hidden)
-        elif not _valid_utf8(rel):
+        elif not valid_utf8_name(rel):
             result = SkippedFile(escaped_name(rel), _BAD_NAME)
         else:
             result = _inspect_file(f, rel, silence_db)
