@@ -5,7 +5,8 @@ registered before the task's own: at the point named by ``$SMALLTRAIN_TEST_PAUSE
 ("HOOK:EPOCH:BATCH", e.g. "on_train_batch_start:1:1") it emits a log event "test pause ..." and
 waits for the job's cancel token (up to two minutes). A test sees the event, runs
 ``smalltrain jobs cancel``, and the cancel lands exactly there, in a real child process, as it
-would on a slow machine. It pauses once per run folder, so the resumed attempt runs through.
+would on a slow machine. It pauses once per run folder and point, so a resumed attempt runs
+through, or pauses at the next point when the test names another.
 
 ``HeldWriterDetectTask`` (``detect-held``) also holds the trainer's checkpoint writer thread
 with the N-th last.pt written to its temporary file and fsynced but not yet renamed
@@ -53,7 +54,7 @@ class PacedDetectTask(DetectTask):
     def _model_and_args(self, ctx: JobContext, *args: Any) -> tuple[Any, dict[str, Any], int]:
         model, kwargs, start = super()._model_and_args(ctx, *args)
         spec = os.environ.get(PAUSE_ENV, "")
-        marker = Path(ctx.run_dir) / "test-paused-once"
+        marker = Path(ctx.run_dir) / f"test-paused-{spec.replace(':', '-')}"
         if spec and not marker.exists():
             hook, epoch, batch = spec.split(":")
             _attach_pause(model, ctx, hook, int(epoch), int(batch), marker)

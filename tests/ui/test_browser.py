@@ -255,9 +255,10 @@ def test_detection_end_to_end(env: Env) -> None:
     assert "rect" in page.locator("#ds-report").inner_text()
     env.shot(page, "09-datasets-detection")
 
+    # the dataset just registered is the one the Train tab opens (not the audio one from before)
     tab(page, "Train")
-    choose(page, "train-dataset", "shapes")
     page.wait_for_selector('#train-info [data-task="detect"]')
+    assert page.locator("#train-dataset input").first.input_value().startswith("shapes · ")
     # the page takes no paths: a model .yaml Ultralytics ships, by name, builds from scratch
     type_into(field_box(page, "Base model (.pt, weights name or .yaml)"), "yolov8n.yaml")
     type_into(field_box(page, "Epochs"), "1")

@@ -168,12 +168,16 @@ def _wire_refreshes(
         return gr.update(choices=choices, value=current if current in values else None)
 
     def train_names(current: str | None, added: str | None) -> list[Any]:
-        # a dataset just added opens in the Train tab when none was chosen there
+        # a dataset just registered opens in the Train tab, as a user who adds one and goes
+        # on to Train expects; after a removal (``added`` is None) the choice there stays
         choices = dataset_choices(backend)
         values = [v for _, v in choices]
-        if current in values:
+        if added in values:
+            chosen = added
+        else:
+            chosen = current if current in values else (values[0] if values else None)
+        if chosen == current:
             return [gr.update(choices=choices), *[gr.skip()] * len(tr.load_outputs)]
-        chosen = added if added in values else (values[0] if values else None)
         return [gr.update(choices=choices, value=chosen), *tr.load(chosen)]
 
     ds.changed.change(train_names, [tr.dataset, ds.picker], [tr.dataset, *tr.load_outputs])
