@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+# the suite runs in this many pytest-xdist workers, a test file per worker (its module fixtures,
+# such as a browser and its server, are set up once); `make test TEST_WORKERS=4` on a bigger box
+TEST_WORKERS ?= 2
 # torch/torchvision: pinned to the builds this project is tested with (CPU and CUDA in one wheel).
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
@@ -30,7 +33,7 @@ demo: install
 	$(VENV)/bin/smalltrain demo --out demo-output
 
 test: install lint typecheck
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

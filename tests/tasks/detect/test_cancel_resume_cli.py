@@ -39,7 +39,7 @@ def smalltrain(home: Path, *args: str, code: int | None = 0) -> subprocess.Compl
     return proc
 
 
-def _wait_for_pause(home: Path, job_id: str, nth: int) -> None:
+def _wait_for_pause(home: Path, job_id: str, nth: int = 1) -> None:
     """Wait for the job's ``nth`` pause. Events of earlier attempts are streamed too, and a
     job still CANCELLED from its last attempt (the resume has not queued it yet) is followed
     again from the last event read."""
