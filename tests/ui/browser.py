@@ -180,6 +180,39 @@ def choose(page: Page, elem_id: str, text: str) -> None:
     page.locator("[role=option]", has_text=text).first.click()
 
 
+# The job notice's own text. Gradio keeps each output's status tracker in the element, with
+# its timer text ("0.2s") invisible but still in the element's innerText while an event that
+# outputs to it is pending; the job page's poll outputs to the notice every 0.3 s.
+NOTICE_JS = "(document.querySelector('#job-notice .prose')?.innerText || '').trim()"
+
+
+def notice_text(page: Page) -> str:
+    """What the Job tab's notice says (see ``NOTICE_JS``)."""
+    return str(page.evaluate(f"() => {NOTICE_JS}"))
+
+
+def watch_notice(page: Page) -> None:
+    """Record every text the Job tab's notice shows from now on, however briefly: the notice
+    leaves once its job has ended, which a tiny job may do within a poll of the click."""
+    page.evaluate(
+        "() => { window.stNotices = []; const el = document.getElementById('job-notice');"
+        " new MutationObserver(() => { const t = (el.querySelector('.prose')?.innerText || '')"
+        ".trim(); if (t) window.stNotices.push(t); })"
+        ".observe(el, {childList: true, subtree: true, characterData: true}); }"
+    )
+
+
+def wait_notice(page: Page, text: str, timeout: float = 60_000) -> None:
+    """Wait until the notice has shown ``text`` since ``watch_notice``."""
+    try:
+        page.wait_for_function(
+            "(text) => window.stNotices.some((t) => t.includes(text))", arg=text, timeout=timeout
+        )
+    except Exception:
+        shown = page.evaluate("() => window.stNotices")
+        raise AssertionError(f"the job notice never showed {text!r}; it showed {shown!r}") from None
+
+
 def wait_text(page: Page, elem_id: str, text: str, timeout: float = 60_000) -> None:
     """Wait until ``#elem_id`` shows ``text``; on timeout, fail with what it shows instead."""
     try:

@@ -32,6 +32,7 @@ from tests.support.data import COCO8, PRETRAINED, register_pretrained_detector
 from tests.support.uiserver import http, start_server
 from tests.ui.browser import (
     AUDIO_SETTINGS,
+    NOTICE_JS,
     Env,
     browser_env,
     choose,
@@ -46,8 +47,10 @@ from tests.ui.browser import (
     start_job,
     tab,
     type_into,
+    wait_notice,
     wait_status,
     wait_text,
+    watch_notice,
 )
 
 pytestmark = pytest.mark.slow
@@ -145,18 +148,7 @@ def test_audio_end_to_end(env: Env) -> None:
     assert page.locator("#job-stop").is_enabled()
     assert not page.locator("#job-resume").is_enabled()
     env.shot(page, "03-job-training")
-    # What the model sees: each augmented chunk's player beside its original's, with settings
-    page.wait_for_selector('#job-seen .st-seen[data-task="audio"] audio')
-    assert page.locator("#job-seen audio").count() == 6
-    assert page.locator("#job-seen .st-seen-params").first.inner_text().startswith("speed ")
-    src = page.locator("#job-seen audio").nth(1).get_attribute("src")
-    assert src
-    assert src.endswith("chunk_0_augmented.wav")
-    assert page.request.get(env.server.url.rstrip("/") + src).body()[:4] == b"RIFF"
-    page.locator("#job-seen").scroll_into_view_if_needed()
-    env.shot(page, "03b-job-seen-audio")
-
-    # Stop: graceful, with a checkpoint
+    # Stop at once (the tiny job ends within seconds): graceful, with a checkpoint
     page.locator("#job-stop").click()
     wait_status(page, "CANCELLED")
     job = env.server.api("GET", f"api/jobs/{job_id}").json()
@@ -166,6 +158,17 @@ def test_audio_end_to_end(env: Env) -> None:
     assert page.locator("#job-resume").is_enabled()
     assert not page.locator("#job-stop").is_enabled()
     env.shot(page, "04-job-cancelled")
+    # What the model sees (kept after the stop): each augmented chunk's player beside its
+    # original's, with the settings
+    page.wait_for_selector('#job-seen .st-seen[data-task="audio"] audio')
+    assert page.locator("#job-seen audio").count() == 6
+    assert page.locator("#job-seen .st-seen-params").first.inner_text().startswith("speed ")
+    src = page.locator("#job-seen audio").nth(1).get_attribute("src")
+    assert src
+    assert src.endswith("chunk_0_augmented.wav")
+    assert page.request.get(env.server.url.rstrip("/") + src).body()[:4] == b"RIFF"
+    page.locator("#job-seen").scroll_into_view_if_needed()
+    env.shot(page, "03b-job-seen-audio")
 
     # Reload: the same job and state; the form keeps its settings
     page.reload()
@@ -180,9 +183,13 @@ def test_audio_end_to_end(env: Env) -> None:
 
     # Resume: to the end
     tab(page, "Job")
+    watch_notice(page)
     page.locator("#job-resume").click()
+    wait_notice(page, f"Job {job_id} queued again")
     wait_status(page, "COMPLETED", timeout=240_000)
     assert not page.locator("#job-resume").is_enabled()
+    # the notice was about the resume: once the job has ended, the header says how, alone
+    page.wait_for_function(f"() => {NOTICE_JS} === ''")
     env.shot(page, "05-job-completed")
 
     # Models: registered; set it active

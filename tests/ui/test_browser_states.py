@@ -41,18 +41,22 @@ import yaml
 from tests.support.data import PRETRAINED, require
 from tests.ui.browser import (
     AUDIO_SETTINGS,
+    NOTICE_JS,
     Env,
     browser_env,
     choose,
     field_box,
     fill,
     module_root,
+    notice_text,
     open_app,
     read_events,
     shot_on_failure,
     tab,
     type_into,
+    wait_notice,
     wait_text,
+    watch_notice,
 )
 
 pytestmark = pytest.mark.slow
@@ -325,8 +329,9 @@ def test_evaluating_on_training_files_says_so(env: Env) -> None:
 
 
 def test_one_job_per_start_and_notices_belong_to_their_job(env: Env) -> None:
-    """Start clicked twice makes one job; Stop's notice leaves when another job is shown; the
-    Jobs tab gives final metrics only to ended jobs, with readable names."""
+    """Start clicked twice makes one job; Stop's notice leaves when the job has ended, and
+    when another job is shown; the Jobs tab gives final metrics only to ended jobs, with
+    readable names."""
     page = env.page()
     open_app(page, env.server.page_url)
     tab(page, "Train")
@@ -343,10 +348,13 @@ def test_one_job_per_start_and_notices_belong_to_their_job(env: Env) -> None:
     job_id = found.group(1)
     page.wait_for_selector(f'#job-header [data-job="{job_id}"]')
     # Stop (at once: a tiny job may end within a minute): a notice about this job...
+    watch_notice(page)
     page.locator("#job-stop").click()
-    wait_text(page, "job-notice", f"Job {job_id}: stop requested")
-    page.wait_for_selector('#job-progress .st-progress[data-status="CANCELLED"]', timeout=120_000)
+    wait_notice(page, f"Job {job_id}: stop requested")
     env.shot(page, "s4-01-stop-notice")
+    page.wait_for_selector('#job-progress .st-progress[data-status="CANCELLED"]', timeout=120_000)
+    # ...that is cleared once the job has ended: the header says CANCELLED
+    page.wait_for_function(f"() => {NOTICE_JS} === ''")
     # by now a second start of the double click would long have been queued: there is none
     new = [j for j in env.server.api("GET", "api/jobs").json() if j["id"] not in before]
     assert [j["id"] for j in new] == [job_id], new
@@ -354,7 +362,7 @@ def test_one_job_per_start_and_notices_belong_to_their_job(env: Env) -> None:
     other = next(j["id"] for j in env.server.api("GET", "api/jobs").json() if j["id"] != job_id)
     page.goto(f"{env.server.page_url}&job={other}")
     page.wait_for_selector(f'#job-header [data-job="{other}"]')
-    assert page.locator("#job-notice").inner_text().strip() == ""
+    assert notice_text(page) == ""
 
     # Jobs: final metrics only for ended jobs, in words, explained on hover; no "STATE: -"
     tab(page, "Jobs")

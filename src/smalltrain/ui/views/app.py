@@ -172,10 +172,9 @@ def _wire_refreshes(
         # on to Train expects; after a removal (``added`` is None) the choice there stays
         choices = dataset_choices(backend)
         values = [v for _, v in choices]
+        chosen: str | None = current if current in values else (values[0] if values else None)
         if added in values:
             chosen = added
-        else:
-            chosen = current if current in values else (values[0] if values else None)
         if chosen == current:
             return [gr.update(choices=choices), *[gr.skip()] * len(tr.load_outputs)]
         return [gr.update(choices=choices, value=chosen), *tr.load(chosen)]

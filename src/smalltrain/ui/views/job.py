@@ -204,22 +204,30 @@ class JobPanel:
                for i, (v, k) in enumerate(zip(values, keys, strict=True))]  # fmt: skip
         return [memory, *out]
 
-    def tick(self, job_id: str | None, seen: dict[str, Any] | None) -> list[Any]:
-        """The timer's refresh: nothing is sent unless the stored job changed."""
+    def tick(
+        self, job_id: str | None, seen: dict[str, Any] | None, noted: str | None = None
+    ) -> list[Any]:
+        """The timer's refresh: nothing is sent unless the stored job changed. Then the
+        outputs, the notice and ``noted`` (the status the job had when the notice was given):
+        a notice is cleared once its job has ended in another status ("queued again" is stale
+        on a COMPLETED job; the header says how it ended)."""
+        unchanged = [gr.skip()] * (self.N + 2)
         if not job_id:
-            return [gr.skip()] * self.N
+            return unchanged
         try:
             job = self.backend.manager.get_job(job_id)
         except EXPECTED:
-            return [gr.skip()] * self.N
+            return unchanged
         if seen and self.signature(job) == seen.get("sig"):
-            return [gr.skip()] * self.N
-        return self.render(job_id, seen)
+            return unchanged
+        stale = noted is not None and job.is_terminal and noted != job.status.value
+        return [*self.render(job_id, seen), *(("", None) if stale else (gr.skip(), gr.skip()))]
 
     def act(self, action: str, job_id: str | None) -> list[Any]:
-        """Stop, Stop now or Resume, then the fresh state and a notice."""
+        """Stop, Stop now or Resume, then the fresh state, a notice and the status it was
+        given at (``tick`` clears it when the job ends in another)."""
         if not job_id:
-            return [*([gr.skip()] * self.N), render.message("Choose a job first.", "warn")]
+            return [*([gr.skip()] * self.N), render.message("Choose a job first.", "warn"), None]
         try:
             if action == "resume":
                 job = self.backend.resume(job_id)
@@ -232,9 +240,9 @@ class JobPanel:
                     if mode == "graceful"
                     else f"Job {job.id}: stopping now."
                 )
-            return [*self.render(job_id), render.message(note, "ok")]
+            return [*self.render(job_id), render.message(note, "ok"), job.status.value]
         except EXPECTED as exc:
-            return [*self.render(job_id), error_html(exc)]
+            return [*self.render(job_id), error_html(exc), None]
 
 
 def build(backend: Backend) -> JobTab:
@@ -272,11 +280,12 @@ def build(backend: Backend) -> JobTab:
         log = gr.HTML(elem_id="job-log")
     outputs = [sig, header, progress, charts, warnings, previews, results, seen, log]
     outputs += [stop, stop_now, resume, retry]
+    noted = gr.State(None)  # the job's status when the notice was given (JobPanel.tick)
     timer = gr.Timer(POLL_S)
     timer.tick(
         panel.tick,
-        [picker, sig],
-        outputs,
+        [picker, sig, noted],
+        [*outputs, notice, noted],
         show_progress="hidden",
         concurrency_limit=None,
         queue=False,
@@ -292,9 +301,9 @@ def build(backend: Backend) -> JobTab:
     )
     # a notice belongs to the job it was about: another job shown clears it
     picker.change(
-        lambda j: [*panel.render(j), "", _gauges(backend, j)],
+        lambda j: [*panel.render(j), "", None, _gauges(backend, j)],
         picker,
-        [*outputs, notice, gauges],
+        [*outputs, notice, noted, gauges],
         show_progress="hidden",
     )
     picker.input(None, picker, None, js=URL_JS)
@@ -303,7 +312,7 @@ def build(backend: Backend) -> JobTab:
         button.click(
             lambda j, a=action: panel.act(a, j),
             picker,
-            [*outputs, notice],
+            [*outputs, notice, noted],
             show_progress="hidden",
             concurrency_limit=None,
         )
