@@ -351,7 +351,7 @@ def test_one_job_per_start_and_notices_belong_to_their_job(env: Env) -> None:
     watch_notice(page)
     page.locator("#job-stop").click()
     wait_notice(page, f"Job {job_id}: stop requested")
-    env.shot(page, "s4-01-stop-notice")
+    env.shot(page, "s4-01-stop-requested")
     page.wait_for_selector('#job-progress .st-progress[data-status="CANCELLED"]', timeout=120_000)
     # ...that is cleared once the job has ended: the header says CANCELLED
     page.wait_for_function(f"() => {NOTICE_JS} === ''")
