@@ -167,6 +167,11 @@ def test_audio_end_to_end(env: Env) -> None:
     assert src
     assert src.endswith("chunk_0_augmented.wav")
     assert page.request.get(env.server.url.rstrip("/") + src).body()[:4] == b"RIFF"
+    # each player has read its sound's length (not drawn greyed out, waiting to be played)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#job-seen audio')]"
+        ".every((a) => a.readyState >= 1 && a.duration > 0.1)"
+    )
     page.locator("#job-seen").scroll_into_view_if_needed()
     env.shot(page, "03b-job-seen-audio")
 

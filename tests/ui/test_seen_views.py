@@ -48,6 +48,13 @@ def test_seen_block_names_the_drawn_settings_and_escapes() -> None:
     item = {"files": {"original": "o.wav", "augmented": "a.wav"}, "source": "<k>.wav",
             "start_s": 0.5, "params": {**params, "noise_snr_db": 21.0}}  # fmt: skip
     html = seen_html("job1", {"task": "audio", "items": [item], "augmentation": None})
+    assert "original</span>" in html  # a run from before "seconds" was written: no length
+    html = seen_html(
+        "job1", {"task": "audio", "items": [{**item, "seconds": 0.9}], "augmentation": None}
+    )
+    assert "original · 0.90 s</span>" in html
+    assert "augmented · 0.90 s</span>" in html
+    assert 'preload="metadata"' in html
     assert 'src="/api/jobs/job1/seen/o.wav"' in html
     assert 'src="/api/jobs/job1/seen/a.wav"' in html
     assert "&lt;k&gt;.wav at 0.50 s" in html

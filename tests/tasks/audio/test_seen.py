@@ -48,6 +48,7 @@ def test_a_run_writes_augmented_chunks_beside_their_originals(sounds: Path, tmp_
         assert cfg.speed_range[0] <= item["params"]["speed"] <= cfg.speed_range[1]
         # the augmented WAV is that item's mel through the previews' inversion
         augmented, sr = sf.read(run / "seen" / item["files"]["augmented"], dtype="float32")
+        assert item["seconds"] == round(len(augmented) / sr, 3)  # the length the page shows
         original, _ = sf.read(run / "seen" / item["files"]["original"], dtype="float32")
         assert sr == cfg.sample_rate
         expected = render_mels(mel.unsqueeze(0), spectrogram)[0].numpy()

@@ -35,9 +35,11 @@ def audio_params(params: Mapping[str, Any]) -> str:
 
 
 def _player(url: str, label: str) -> str:
+    # preload="metadata": with "none" a browser draws the player greyed out, as if disabled,
+    # until it is played (six small WAVs, fetched once per rendering of the section)
     return (
         f'<div class="st-audio"><span>{escape(label)}</span>'
-        f'<audio controls preload="none" src="{escape(url)}"></audio></div>'
+        f'<audio controls preload="metadata" src="{escape(url)}"></audio></div>'
     )
 
 
@@ -46,12 +48,14 @@ def _audio(job_id: str, manifest: Mapping[str, Any]) -> str:
     for item in manifest.get("items") or []:
         files = item.get("files") or {}
         where = f"{item.get('source', '?')} at {float(item.get('start_s', 0.0)):.2f} s"
+        # a browser's player reads 0:00 / 0:00 for a chunk under a second: say its length
+        length = f" · {float(item['seconds']):.2f} s" if item.get("seconds") else ""
         rows.append(
             '<div class="st-seen-item">'
             f"<h4>{escape(where)}</h4>"
             '<div class="st-players">'
-            f"{_player(_url(job_id, str(files.get('original', ''))), 'original')}"
-            f"{_player(_url(job_id, str(files.get('augmented', ''))), 'augmented')}</div>"
+            f"{_player(_url(job_id, str(files.get('original', ''))), 'original' + length)}"
+            f"{_player(_url(job_id, str(files.get('augmented', ''))), 'augmented' + length)}</div>"
             f'<p class="st-seen-params">{escape(audio_params(item.get("params") or {}))}</p>'
             "</div>"
         )

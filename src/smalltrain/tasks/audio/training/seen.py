@@ -72,6 +72,7 @@ def write_seen_chunks(
                 "files": files,
                 "source": ds.files[fi].rel,
                 "start_s": round(start / ds.sample_rate, 3),
+                "seconds": round(len(waves[k]) / sr, 3),
                 "params": draw.to_dict(ds.sample_rate) if draw is not None else {},
             }
         )
