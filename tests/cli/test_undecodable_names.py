@@ -68,3 +68,17 @@ def test_a_detection_image_with_a_latin1_name_is_skipped_through_registration_an
     copied = sorted(p.name for p in (resolved.parent / "images" / "train").iterdir())
     assert copied == sorted(p.name for p in (root / "images" / "train").glob("img*.png"))
     json.dumps(report.to_dict())  # no surrogate reaches the report
+
+
+def test_a_detection_dataset_in_a_folder_named_in_latin1_is_used_whole(tmp_path: Path) -> None:
+    """Only names inside the dataset are checked (as for audio): the folder the user keeps it
+    in may be named anyhow."""
+    from smalltrain.tasks.detect.inspect import inspect_dataset
+    from smalltrain.tasks.detect.synth import make_shapes_dataset
+
+    made = make_shapes_dataset(tmp_path / "shapes").parent  # (cv2.imwrite crashes on the name)
+    root = Path(os.fsdecode(os.fsencode(tmp_path) + b"/shapes\xe9"))
+    os.rename(made, root)
+    report = inspect_dataset(root)
+    assert report.problems == []
+    assert report.num_images == len(list(root.rglob("*.png")))

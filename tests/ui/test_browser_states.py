@@ -347,7 +347,9 @@ def test_one_job_per_start_and_notices_belong_to_their_job(env: Env) -> None:
     assert found, page.locator("#train-message").inner_text()
     job_id = found.group(1)
     page.wait_for_selector(f'#job-header [data-job="{job_id}"]')
-    # Stop (at once: a tiny job may end within a minute): a notice about this job...
+    # Stop once it trains (a QUEUED job is cancelled at once, and its notice rightly stays)
+    # and before it ends (it is a long job): a notice about this job...
+    page.wait_for_selector('#job-progress .st-progress[data-status="TRAINING"]', timeout=120_000)
     watch_notice(page)
     page.locator("#job-stop").click()
     wait_notice(page, f"Job {job_id}: stop requested")

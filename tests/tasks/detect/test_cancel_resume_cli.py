@@ -48,7 +48,8 @@ def _wait_for_pause(home: Path, job_id: str, nth: int = 1) -> None:
         while time.monotonic() < deadline:
             for event_id, event in manager.follow(job_id, after, timeout=240):
                 after = event_id
-                if event["type"] == "log" and str(event["message"]).startswith("test pause"):
+                message = str(event.get("message", ""))
+                if event["type"] == "log" and message.startswith("test pause"):
                     seen += 1
                     if seen == nth:
                         return

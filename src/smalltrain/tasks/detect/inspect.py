@@ -389,7 +389,7 @@ def _orphan_labels(
 def _check_image(
     split: str, image: Path, rel: str, nc: int, problems: list[Problem], digest: Any
 ) -> ImageInfo | None:
-    if not valid_utf8_name(str(image)):
+    if not valid_utf8_name(rel):  # inside the dataset; its own folder may be named anyhow
         problems.append(Problem(escaped_name(str(image)), 0, _BAD_NAME))
         return None
     size = _decode(image)

@@ -218,10 +218,12 @@ class JobPanel:
             job = self.backend.manager.get_job(job_id)
         except EXPECTED:
             return unchanged
-        if seen and self.signature(job) == seen.get("sig"):
-            return unchanged
+        # checked before the signature: the job may have ended before the notice arrived
         stale = noted is not None and job.is_terminal and noted != job.status.value
-        return [*self.render(job_id, seen), *(("", None) if stale else (gr.skip(), gr.skip()))]
+        notice = ["", None] if stale else [gr.skip(), gr.skip()]
+        if seen and self.signature(job) == seen.get("sig"):
+            return [*unchanged[: self.N], *notice]
+        return [*self.render(job_id, seen), *notice]
 
     def act(self, action: str, job_id: str | None) -> list[Any]:
         """Stop, Stop now or Resume, then the fresh state, a notice and the status it was
