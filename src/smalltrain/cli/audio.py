@@ -84,7 +84,8 @@ def inspect_cmd(
         console.print(config.describe())
     else:
         for key, value in config.to_dict().items():
-            console.print(f"  {key}: {value}")
+            if value != "":  # unset text fields (detection's dataset_name) say nothing here
+                console.print(f"  {key}: {value}")
     for note in notes:
         console.print(f"note: {note}")
     console.print("Every field, its default and what it does: smalltrain config show " + kind)

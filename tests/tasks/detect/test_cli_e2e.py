@@ -38,6 +38,8 @@ def test_detect_end_to_end_through_the_cli(
 ) -> None:
     inspected = cli("inspect", str(shapes)).stdout
     assert "note: no pretrained weights on disk" in inspected
+    assert "  base_model: " in inspected
+    assert "dataset_name" not in inspected  # an unset text field says nothing
     assert cli_json("datasets", "add", "shapes", str(shapes))["kind"] == "detect"
 
     out = cli("train", "shapes", "--set", f"base_model={tiny_model}", "--set", "epochs=2",
