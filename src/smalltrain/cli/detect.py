@@ -12,6 +12,7 @@ from smalltrain.cli.common import JSON_HELP, console, handle_errors, home, print
 from smalltrain.cli.output import fmt_number, print_table
 from smalltrain.cli.refs import MODEL_HELP, ModelRef, resolve_model
 from smalltrain.errors import ModelNotFound, WeightsNotFound
+from smalltrain.paths import escaped_name
 
 _WEIGHT_CANDIDATES = (
     "weights/best.pt",
@@ -111,7 +112,7 @@ def predict_cmd(
         console.print(f"YOLO labels: {folder / 'labels'}")
     for r in records:
         names = ", ".join(f"{b['class_name']} {b['confidence']:.2f}" for b in r["boxes"]) or "-"
-        console.print(f"  {Path(r['image']).name}: {names}")
+        console.print(f"  {escaped_name(Path(r['image']).name)}: {names}")
 
 
 def print_per_class(per_class: dict[str, dict[str, float]], title: str = "per class") -> None:

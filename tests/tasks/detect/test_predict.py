@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,6 +67,34 @@ def test_predict_real_boxes_with_pretrained(tmp_path: Path) -> None:
     assert x2 > x1 >= 0
     assert y2 > y1 >= 0
     assert x2 > 1
+
+
+def test_predict_on_a_file_named_in_latin_1_writes_it_under_the_same_name(
+    trained: tuple[TrainResult, Path, Path], tmp_path: Path
+) -> None:
+    """``café.png`` written by a Latin-1 system (byte 0xE9, not UTF-8): OpenCV's imwrite
+    crashed the process on such a name (SIGSEGV, no exception), so this runs the CLI in a child
+    process; the annotated copy and the label file keep the image's own bytes."""
+    result, data, home = trained
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    source = sorted((data.parent / "images" / "val").glob("*.png"))[0]
+    odd = folder / os.fsdecode(b"caf\xe9.png")
+    odd.write_bytes(source.read_bytes())
+    (folder / "plain.png").write_bytes(source.read_bytes())
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "smalltrain.cli.main", "--home", str(home), "predict",
+         str(result.weights), str(folder), "--out", str(out), "--save-txt", "--conf", "0.001"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 images" in done.stdout
+    assert "caf\\xe9.png:" in done.stdout  # printable, escaped
+    assert (out / odd.name).read_bytes()[:4] == b"\x89PNG"
+    assert (out / "labels" / os.fsdecode(b"caf\xe9.txt")).is_file()
+    saved = json.loads((out / "predictions.json").read_text())
+    assert [Path(r["image"]) for r in saved] == [odd, folder / "plain.png"]
 
 
 def test_predict_errors(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from smalltrain.tasks.detect.callbacks import (
     per_class_metrics,
     redirect_output,
 )
+from smalltrain.tasks.detect.image_files import write_image
 from smalltrain.tasks.detect.inspect import IMAGE_EXTENSIONS, inspect_dataset
 
 __all__ = ["collect_images", "predict", "validate"]
@@ -146,15 +147,13 @@ def _write(
     out: Path | None, rel: Path, result: Any, save_txt: bool
 ) -> tuple[Path | None, Path | None]:
     """Write the annotated image (and the label file); return their paths."""
-    import cv2
-
     if out is None:
         return None, None
     annotated = out / rel
     if annotated.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"):
         annotated = annotated.with_suffix(".jpg")  # e.g. .webp: write something cv2 can
     annotated.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(annotated), result.plot())
+    write_image(annotated, result.plot())
     if not save_txt:
         return annotated, None
     labels = (out / "labels" / rel).with_suffix(".txt")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from smalltrain.tasks.detect.image_files import read_image, write_image
+
 __all__ = ["draw_confusion_matrix", "draw_pr_curves", "draw_worst"]
 
 _SIDE = 360  # the longer side of each half of a worst-image picture, in pixels
@@ -82,9 +84,7 @@ def draw_confusion_matrix(
         name = _fit(labels[i], cell - 4, 0.38)
         _text(img, name, (left + i * cell + cell // 2, top + n * cell + 14), 0.38, centre=True)
     _text(img, "true", (left + n * cell // 2 - 12, top + n * cell + 44), 0.45)
-    if not cv2.imwrite(str(path), img):
-        raise OSError(f"{path}: could not write the image")
-    return path
+    return write_image(path, img)
 
 
 def draw_pr_curves(curves: dict[str, Any], path: Path) -> Path:
@@ -131,9 +131,7 @@ def draw_pr_curves(curves: dict[str, Any], path: Path) -> Path:
         y = top + ph - 14 - 16 * (len(legend[:12]) - 1 - k)
         cv2.line(img, (left + 10, y - 4), (left + 30, y - 4), colour, 2)
         _text(img, _fit(label, pw - 60, 0.4), (left + 36, y), 0.4)
-    if not cv2.imwrite(str(path), img):
-        raise OSError(f"{path}: could not write the image")
-    return path
+    return write_image(path, img)
 
 
 def _panel(image: Any, boxes: list[tuple[int, str, list[float]]], title: str) -> Any:
@@ -162,10 +160,9 @@ def _panel(image: Any, boxes: list[tuple[int, str, list[float]]], title: str) ->
 
 def draw_worst(record: dict[str, Any], names: dict[int, str], path: Path, conf: float) -> Path:
     """Ground truth (left, green) beside the predictions (right, one colour per class)."""
-    import cv2
     import numpy as np
 
-    image = cv2.imread(record["file"])
+    image = read_image(record["file"])
     if image is None:
         raise ValueError(f"{record['file']}: cannot read this image")
     truth = [(-1, names.get(c, str(c)), box) for c, *box in record["gt"]]
@@ -174,6 +171,4 @@ def draw_worst(record: dict[str, Any], names: dict[int, str], path: Path, conf: 
     right = _panel(image, found, f"predicted (conf > {conf:g}): {len(found)}")
     gap = np.full((left.shape[0], 8, 3), 255, np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.hstack([left, gap, right])):
-        raise OSError(f"{path}: could not write the image")
-    return path
+    return write_image(path, np.hstack([left, gap, right]))

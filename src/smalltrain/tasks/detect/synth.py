@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from smalltrain.tasks.detect.image_files import write_image
+
 __all__ = ["TINY_MODEL_YAML", "make_shapes_dataset", "write_tiny_model"]
 
 
@@ -42,7 +44,7 @@ def make_shapes_dataset(
                     f"{cls} {(x0 + w / 2) / size:.5f} {(y0 + h / 2) / size:.5f} "
                     f"{w / size:.5f} {h / size:.5f}"
                 )
-            cv2.imwrite(str(root / "images" / split / f"img{i:03d}.png"), img)
+            write_image(root / "images" / split / f"img{i:03d}.png", img)
             (root / "labels" / split / f"img{i:03d}.txt").write_text("\n".join(rows) + "\n")
     names = "\n".join(f"  {i}: {n}" for i, n in enumerate(["rect", "circle"][:classes]))
     data_yaml = root / "data.yaml"
