@@ -54,6 +54,14 @@ def shorten(value: Any, limit: int = QUOTE_LIMIT) -> Any:
     return _Cut(f"{text[:limit]}... ({len(text)} characters)")
 
 
+def quoted(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``value``'s repr as a string whose own repr is that text (cut as ``shorten`` cuts): a
+    stand-in that quotes a list or an object the way the value itself would, where only plain
+    values may go (an error's attributes crossing to another process)."""
+    text = repr(value)
+    return _Cut(text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)")
+
+
 class SmallTrainError(Exception):
     """Base class of every error smalltrain raises on purpose."""
 

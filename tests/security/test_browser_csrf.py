@@ -1,9 +1,10 @@
 """A real browser, signed in to the server, visits a page from a second loopback origin (another
 port of 127.0.0.1: "same-site" for the browser, so the SameSite=Strict cookie IS sent). The page
 tries to register a dataset and start a job with ``fetch(..., {mode: "no-cors"})`` and with form
-POSTs (text/plain and urlencoded). No dataset or job may appear; the same call from the server's
-own page works (so the test can fail). The attack page's screenshot goes to
-``test-artifacts/security/``."""
+POSTs (text/plain and urlencoded), and frames the server's page to steer the user's clicks
+(clickjacking). No dataset or job may appear and the frame must not hold the app; the same call
+from the server's own page works, and the server's own page may frame itself (so the test can
+fail). The attack page's screenshot goes to ``test-artifacts/security/``."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.slow
 ATTACK = """<!doctype html><title>a page on another port</title><body>
 <h1>attack page</h1><pre id="log"></pre>
 <iframe name="sink1"></iframe><iframe name="sink2"></iframe>
+<iframe id="framed" src="{page}" onload="document.body.dataset.framed = 1"></iframe>
 <form id="plain" action="{api}/jobs" method="POST" enctype="text/plain" target="sink1">
 <input name='{{"dataset": "toyset", "overrides": {{"epochs": 1}}, "x": "' value='"}}'></form>
 <form id="urlenc" action="{api}/datasets" method="POST" target="sink2">
@@ -53,6 +55,12 @@ async function attack() {{
 }}
 attack();
 </script></body>"""
+
+
+#: The server's own page frames itself: that is allowed (``frame-ancestors 'self'``).
+SELF_FRAME = """(url) => new Promise((done) => { const f = document.createElement("iframe");
+    f.onload = () => done(!!f.contentDocument.querySelector("gradio-app, .gradio-container"));
+    f.src = url; document.body.appendChild(f); })"""
 
 
 CONTROL = """async (url) => (await fetch(url, {method: "POST",
@@ -104,7 +112,8 @@ def test_a_page_on_another_port_cannot_register_or_start_anything(
         assert server.api("POST", "api/datasets", {"name": "toyset", "path": str(data),
                                                    "kind": "toy"}).status == 201  # fmt: skip
         api = server.url + "api"
-        (folder / "index.html").write_text(ATTACK.format(api=api.rstrip("/"), data=data))
+        page_html = ATTACK.format(api=api.rstrip("/"), data=data, page=server.url)
+        (folder / "index.html").write_text(page_html)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
             try:
@@ -116,13 +125,18 @@ def test_a_page_on_another_port_cannot_register_or_start_anything(
                 status = own.evaluate(CONTROL, f"{api}/jobs")
                 assert status == 201
                 assert len(server.api("GET", "api/jobs").json()) == 1
+                assert own.evaluate(SELF_FRAME, server.url), "the page cannot frame itself"
                 page = context.new_page()
                 page.goto(site)
-                page.wait_for_selector("body[data-done]", timeout=60_000)
+                page.wait_for_selector("body[data-done][data-framed]", timeout=60_000)
                 page.screenshot(path=str(artifacts / "cross-origin-attack.png"), full_page=True)
                 log = page.locator("#log").inner_text()
+                framed = page.locator("#framed").element_handle().content_frame()
+                assert framed is not None
+                framed_text = framed.locator("body").inner_text()
             finally:
                 browser.close()
+        assert "may not frame" in framed_text, framed_text  # the refusal, not the app
         assert "form posted" in log, log
         assert "no-cors fetch sent" in log, log
         assert "cors fetch answered 201" not in log, log

@@ -99,6 +99,35 @@ def test_a_link_from_another_site_still_opens_the_page(api: Served) -> None:
     assert answer.headers["content-type"].startswith("text/html")
 
 
+@pytest.mark.parametrize("site", ["same-site", "cross-site"])
+@pytest.mark.parametrize("dest", ["iframe", "frame", "embed", "object"])
+def test_another_site_cannot_frame_the_pages(api: Served, site: str, dest: str) -> None:
+    """Clickjacking: a page on another port of 127.0.0.1 ("same-site": the cookie is sent)
+    frames ours under its own and steers the user's clicks. Refused, before the token is even
+    looked at; a link the user follows (dest "document") still opens the page."""
+    framed = {"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": dest,
+              "Accept": "text/html"}  # fmt: skip
+    answer = api.client.get("/", headers=framed)
+    assert answer.status_code == 403
+    assert "may not frame" in answer.json()["error"]["message"]
+    followed = api.client.get("/api/health", headers={**framed, "Sec-Fetch-Dest": "document"})
+    assert followed.status_code == 200
+
+
+def test_every_answer_says_only_this_server_may_frame_it(api: Served) -> None:
+    """For browsers that send no Sec-Fetch headers: the response itself forbids framing by
+    another origin (X-Frame-Options, CSP frame-ancestors); the server's own pages may."""
+    own = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "iframe", "Accept": "text/html"}
+    for answer in (
+        api.client.get("/api/health"),
+        api.client.get("/api/jobs/0123456789ab"),  # an error answer too
+        api.anonymous.get("/", headers={"Accept": "text/html"}),  # the sign-in page
+        api.client.get("/api/health", headers=own),
+    ):
+        assert answer.headers["x-frame-options"] == "SAMEORIGIN", answer.request.url
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'self'"
+
+
 @pytest.mark.parametrize(("method", "path", "body"), WRITES)
 @pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded"])
 def test_same_origin_writes_need_json(

@@ -103,3 +103,32 @@ def test_short_and_clip_quote_at_most_100_characters() -> None:
     assert clip("name " + "y" * 5000 + " is bad").endswith(" is bad")
     response = error_response(errors.ConfigError("model_name", "z" * 5000, "too long"))
     assert len(response.body) < 300
+
+
+def test_a_job_without_a_dataset_is_a_400_naming_it(api: Served) -> None:
+    for body in ({}, {"dataset": None}, {"overrides": {"epochs": 1}}):
+        message = _error(api.client.post("/api/jobs", json=body))
+        assert message.startswith("dataset=None"), message
+        assert "registered dataset name" in message
+    assert api.job_ids() == []
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{"overrides": {"epochs": []}}, {"overrides": {"epochs": {}}},
+     {"config": {"learning_rate": [1]}}],
+)  # fmt: skip
+def test_a_list_or_object_where_a_number_goes_is_a_400(
+    api: Served, tmp_path: Path, spec: dict[str, object]
+) -> None:
+    """The check runs in a helper process; its error's value (a list) crossed back as nothing,
+    and the answer was a bare 500."""
+    from smalltrain.tasks.audio.data.synth import make_sound_folder
+
+    make_sound_folder(tmp_path / "snd", n_files=2, seed=0)
+    added = api.client.post("/api/datasets", json={"name": "snd", "path": str(tmp_path / "snd")})
+    assert added.status_code == 201, added.text
+    message = _error(api.client.post("/api/jobs", json={"dataset": "snd", **spec}))
+    ((field, value),) = next(iter(spec.values())).items()  # type: ignore[attr-defined]
+    assert message.startswith(f"{field}={value!r}"), message
+    assert api.job_ids() == []

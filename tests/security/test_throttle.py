@@ -60,6 +60,21 @@ def test_wrong_passwords_get_429_and_the_token_still_passes(home: Path) -> None:
         assert s.anonymous.get("/api/jobs").status_code == 401
 
 
+def test_one_users_wrong_passwords_do_not_lock_out_another_behind_one_address(
+    home: Path,
+) -> None:
+    """Behind a TLS proxy every user comes from its address: the lock is per user there."""
+    options = ServeOptions(port=7860, credentials=(("ana", "s3cret"), ("bo", "pa55")))
+    with served(home, options, run_scheduler=False) as s:
+        codes = [
+            s.anonymous.get("/api/jobs", headers=_basic(f"g{i}")).status_code for i in range(11)
+        ]
+        assert codes[-1] == 429
+        bo = {"Authorization": "Basic " + base64.b64encode(b"bo:pa55").decode()}
+        assert s.anonymous.get("/api/jobs", headers=bo).status_code == 200
+        assert s.anonymous.get("/api/jobs", headers=_basic("s3cret")).status_code == 429
+
+
 def test_wrong_tokens_are_throttled_too(home: Path) -> None:
     with served(home, ServeOptions(port=7860), run_scheduler=False) as s:
         wrong = {"Authorization": "Bearer " + "w" * 43}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,28 +52,69 @@ def test_every_route_needs_the_token(api: Served) -> None:
     assert api.job_ids() == []
 
 
-def test_a_browser_gets_a_cookie_and_the_clean_url(api: Served) -> None:
+def _session(answer: Any) -> str:
+    """The cookie's value in a sign-in answer's ``Set-Cookie``."""
+    first = answer.headers["set-cookie"].split(";")[0]
+    name, _, value = first.partition("=")
+    assert name == cookie_name(7860)
+    return value
+
+
+def test_a_browser_gets_a_session_cookie_and_the_clean_url(api: Served) -> None:
     assert api.token is not None
     opened = api.anonymous.get(f"/?token={api.token}&job=abc", headers={"Accept": "text/html"})
     assert opened.status_code == 303
     assert opened.headers["location"] == "/?job=abc"
     cookie = opened.headers["set-cookie"]
-    assert cookie.startswith(f"{cookie_name(7860)}={api.token};")
     assert "HttpOnly" in cookie
     assert "SameSite=Strict" in cookie
     assert "Path=/" in cookie
+    # the cookie is not the token: browsers send it to every port of 127.0.0.1
+    session = _session(opened)
+    assert len(session) >= 40
+    assert api.token not in cookie
     with_cookie = api.anonymous.get(
-        "/api/jobs", headers={"Cookie": f"{cookie_name(7860)}={api.token}"}
+        "/api/jobs", headers={"Cookie": f"{cookie_name(7860)}={session}"}
     )
     assert with_cookie.status_code == 200
     # other apps' cookies around it, even ones SimpleCookie cannot parse, do not hide it
-    mixed = f'a="x\\y; b=[1]; {cookie_name(7860)}={api.token}; c=@'
+    mixed = f'a="x\\y; b=[1]; {cookie_name(7860)}={session}; c=@'
     assert api.anonymous.get("/api/jobs", headers={"Cookie": mixed}).status_code == 200
-    # another port's cookie is not this server's
-    other = api.anonymous.get("/api/jobs", headers={"Cookie": f"{cookie_name(7861)}={api.token}"})
+    # another port's cookie is not this server's; the token itself is no cookie
+    other = api.anonymous.get("/api/jobs", headers={"Cookie": f"{cookie_name(7861)}={session}"})
     assert other.status_code == 401
-    # scripts may put it in the URL too (no redirect for the API)
+    as_cookie = {"Cookie": f"{cookie_name(7860)}={api.token}"}
+    assert api.anonymous.get("/api/jobs", headers=as_cookie).status_code == 401
+    # scripts may put the token in the URL too (no redirect for the API)
     assert api.anonymous.get(f"/api/jobs?token={api.token}").status_code == 200
+
+
+def test_a_session_ends_with_the_server_and_is_not_a_wrong_guess(home: Path) -> None:
+    with served(home, ServeOptions(port=7860), run_scheduler=False) as first:
+        signed_in = first.anonymous.get(f"/?token={first.token}", headers={"Accept": "text/html"})
+        old = {"Cookie": f"{cookie_name(7860)}={_session(signed_in)}"}
+        assert first.anonymous.get("/api/jobs", headers=old).status_code == 200
+    with served(home, ServeOptions(port=7860), run_scheduler=False) as second:
+        assert second.token == first.token  # the token stays; the session does not
+        # a tab left open polls with the old cookie: 401 each time, never the 429 of a guesser
+        codes = {second.anonymous.get("/api/jobs", headers=old).status_code for _ in range(15)}
+        assert codes == {401}
+        again = second.anonymous.get(f"/?token={second.token}", headers={"Accept": "text/html"})
+        assert again.status_code == 303
+        assert _session(again) != old["Cookie"].split("=", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [("//evil.example/", "/evil.example/"), ("/%5Cevil.example/", "/evil.example/"),
+     ("///evil.example/x", "/evil.example/x")],
+)  # fmt: skip
+def test_the_sign_in_redirect_stays_on_this_server(api: Served, path: str, location: str) -> None:
+    # an absolute URL: the path as given ("//x/" alone would name a host)
+    url = f"http://127.0.0.1:7860{path}?token={api.token}"
+    answer = api.anonymous.get(url, headers={"Accept": "text/html"})
+    assert answer.status_code == 303
+    assert answer.headers["location"] == location
 
 
 def test_a_browser_without_the_token_gets_a_page_saying_how_to_get_in(api: Served) -> None:
@@ -82,6 +124,18 @@ def test_a_browser_without_the_token_gets_a_page_saying_how_to_get_in(api: Serve
     assert "smalltrain ui" in page.text
     assert "?token=" in page.text
     assert str(token_path(api.home)) in page.text
+
+
+def test_a_lan_server_does_not_tell_strangers_where_its_token_is(home: Path) -> None:
+    """Listening beyond loopback, the refusal names no path (it would give the user's home
+    and name to anyone on the network); on loopback it does (above)."""
+    options = ServeOptions(host="0.0.0.0", port=7860, credentials=(("ana", "s3cret"),))
+    with served(home, options, run_scheduler=False) as s:
+        for accept in ("application/json", "text/html"):
+            refused = s.anonymous.get("/", headers={"Accept": accept, "Host": "127.0.0.1:7860"})
+            assert refused.status_code == 401
+            assert str(home) not in refused.text
+            assert "ui/token" in refused.text
 
 
 def test_basic_auth_passes_beside_the_token(home: Path) -> None:

@@ -1,5 +1,5 @@
-"""The HTTP API's start and weights endpoints in-process (Starlette's TestClient over
-``install_api`` and a real ``Backend``: a real SQLite home, real child processes for planning).
+"""The HTTP API's start and weights endpoints in-process (Starlette's TestClient over the
+guarded API app and a real ``Backend``: a real SQLite home, real child processes for planning).
 
 - ten concurrent ``POST /api/jobs`` with one model name give exactly one job;
 - the pickle chain: a harmless pickle (it would only create a marker file) uploaded into the
@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from smalltrain.tasks.detect.synth import make_shapes_dataset
-from smalltrain.ui.server.api import install_api
 from smalltrain.ui.viewmodels.backend import Backend
+from tests.support.api import served
 from tests.support.data import PRETRAINED, require
 
 pytestmark = pytest.mark.usefixtures("toy_task")
@@ -41,14 +40,10 @@ class Marker:
 
 @pytest.fixture
 def api(home: Path) -> Iterator[tuple[TestClient, Backend]]:
-    backend = Backend(home, run_scheduler=False)
-    app = FastAPI()
-    install_api(app, backend)
-    try:
-        with TestClient(app) as client:
-            yield client, backend
-    finally:
-        backend.close()
+    """The API behind the same guards as ``smalltrain ui`` (an upload the guards refused
+    once passed here, where the routes stood alone)."""
+    with served(home, run_scheduler=False) as s:
+        yield s.client, s.backend
 
 
 def test_ten_concurrent_starts_with_one_name_give_one_job(

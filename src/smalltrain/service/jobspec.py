@@ -64,9 +64,9 @@ class JobSpec:
         """A spec from a request's JSON object, checked field by field.
 
         Raises:
-            ConfigError: ``data`` is not an object; it has fields a spec has not (named); a
-                field has the wrong type (named: ``"config": "x"`` is a ``config`` error).
-                Messages quote at most ~100 characters of a value.
+            ConfigError: ``data`` is not an object; it has fields a spec has not (named); it
+                has no ``dataset``; a field has the wrong type (named: ``"config": "x"`` is a
+                ``config`` error). Messages quote at most ~100 characters of a value.
         """
         if not isinstance(data, Mapping):
             raise ConfigError("job spec", shorten(data), "must be an object of JobSpec fields")
@@ -81,6 +81,8 @@ class JobSpec:
                 f"not {'a field' if len(unknown) == 1 else 'fields'} of a job; a job has: "
                 f"{', '.join(known)}",
             )
+        if data.get("dataset") is None:
+            raise ConfigError("dataset", None, _RULES["dataset"][1])
         for name, value in data.items():
             _check_type(name, value)
         return cls(**{k: v for k, v in data.items() if v is not None})

@@ -35,7 +35,8 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any])
     try:
         return fn(*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent intact
-        attrs = {k: v for k, v in vars(exc).items() if isinstance(v, (str, int, float, type(None)))}
+        plain = (str, int, float, type(None))  # anything else is quoted (a ConfigError's [])
+        attrs = {k: v if isinstance(v, plain) else errors.quoted(v) for k, v in vars(exc).items()}
         return ("__error__", type(exc).__name__, str(exc), attrs, traceback.format_exc())
 
 

@@ -65,6 +65,7 @@ def protect(
     """``app`` behind the guards, outermost first: Host, Origin, token/Basic auth, body."""
     from smalltrain.ui.server.auth import AuthGate
     from smalltrain.ui.server.guard import (
+        LOOPBACK_NAMES,
         WILDCARDS,
         BodyGuard,
         HostGuard,
@@ -74,9 +75,10 @@ def protect(
     from smalltrain.ui.server.options import MAX_JSON_BYTES
 
     app = BodyGuard(app, MAX_JSON_BYTES, options.max_upload_bytes)
-    app = AuthGate(app, token, options.credentials, options.port, token_file)
-    app = OriginGuard(app)
     hosts = allowed_hosts(options.host, options.allow_hosts)
+    local = options.host.strip().strip("[]").lower() in LOOPBACK_NAMES
+    app = AuthGate(app, token, options.credentials, options.port, token_file, local=local)
+    app = OriginGuard(app)
     return HostGuard(app, hosts, any_address=options.host.strip() in WILDCARDS)
 
 

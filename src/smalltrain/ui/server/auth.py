@@ -4,14 +4,23 @@ One check in front of the whole app (the page, Gradio's own routes, the API), so
 be forgotten. ``AuthGate`` accepts, in this order:
 
 - ``Authorization: Bearer <token>`` (or ``token <token>``, as Jupyter's clients send it);
-- the token cookie a browser got by opening the printed ``/?token=...`` URL;
+- the session cookie a browser got by opening the printed ``/?token=...`` URL;
 - ``?token=<token>`` in the URL: a page's GET then gets the cookie and a redirect to the same
   address without the token, so it leaves the address bar and history;
 - ``Authorization: Basic`` with a ``--auth`` user and password (for use over a LAN; put a TLS
   proxy in front, Basic auth sends the password with every request).
 
+The cookie holds a session key drawn when the server starts, never the token: browsers send a
+cookie to every port of its host (RFC 6265 §8.5), so any other server on 127.0.0.1 the user
+visits receives it. What it could learn then ends with this server's run, and is no use as the
+API's Bearer token. A browser signs in again after a restart, from the printed URL (an earlier
+run's cookie is taken as no credentials, not as a wrong guess).
+
 Without credentials: 401 with a JSON message saying how to get in (a small HTML page for a
-browser opening a page). Wrong ones count against the client's address (``throttle``).
+browser opening a page); the token file's path is named only when the server listens on
+loopback alone. Wrong credentials count against the client's address, and a wrong password
+against the address and the user name together, so behind a proxy (one address for all) one
+user's mistakes do not lock the others out (``throttle``).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import base64
 import binascii
 import hmac
 import html
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +89,9 @@ class AuthGate:
         token: the server's token; None: no token (``--no-token``).
         credentials: accepted ``(user, password)`` pairs (``--auth``); none: no Basic auth.
         port: the port served (the cookie's name carries it).
-        token_file: where the token is kept, named in the refusal.
-        throttle: counts wrong credentials per client address.
+        token_file: where the token is kept, named in the refusal when ``local``.
+        throttle: counts wrong credentials per client address (and user name).
+        local: the server listens on loopback alone (so the refusal may name the token file).
     """
 
     app: ASGIApp
@@ -89,10 +100,12 @@ class AuthGate:
     port: int = 7860
     token_file: Path | None = None
     throttle: Throttle = field(default_factory=Throttle)
+    local: bool = True
 
     def __post_init__(self) -> None:
         self.pairs = [(u.encode(), p.encode()) for u, p in self.credentials]
         self.open = self.token is None and not self.pairs
+        self.session = secrets.token_urlsafe(32)  # the cookie's value, for this run only
 
     def _basic_ok(self, found: tuple[str, str]) -> bool:
         user, password = found[0].encode(), found[1].encode()
@@ -115,18 +128,23 @@ class AuthGate:
         authorization = header(scope, b"authorization")
         cookie = tokens.cookie_value(header(scope, b"cookie") or "", self.port)
         query_token, rest = self._query_token(scope)
-        tried = [t for t in (_bearer(authorization), cookie, query_token) if t]
+        tried = [t for t in (_bearer(authorization), query_token) if t]
         basic = basic_credentials(authorization) if self.pairs else None
         token = self.token
+        if token is not None and tokens.matches(self.session, cookie):
+            await self.app(scope, receive, send)
+            return
         if token is not None and any(tokens.matches(token, t) for t in tried):
             if query_token and tokens.matches(token, query_token) and _is_page(scope):
-                await self._redirect(scope, send, token, rest)
+                await self._redirect(scope, send, rest)
                 return
             await self.app(scope, receive, send)
             return
-        if not tried and basic is None:
+        if not tried and basic is None:  # none, or only a cookie of an earlier run
             await self._ask(scope, send)
             return
+        if basic is not None:
+            client = f"{client} (user {basic[0][:64]!r})"
         wait = self.throttle.retry_after(client)
         if wait <= 0 and basic is not None and self._basic_ok(basic):
             await self.app(scope, receive, send)
@@ -144,11 +162,11 @@ class AuthGate:
             return
         await self._ask(scope, send, wrong=True)
 
-    async def _redirect(
-        self, scope: Scope, send: Send, token: str, rest: list[tuple[str, str]]
-    ) -> None:
-        """The token becomes a cookie; the browser goes to the same page without it."""
-        location = scope.get("root_path", "") + scope.get("path", "/")
+    async def _redirect(self, scope: Scope, send: Send, rest: list[tuple[str, str]]) -> None:
+        """The browser gets the session cookie and goes to the same page without the token.
+        The address stays on this server: ``//evil.example/?token=...`` goes to
+        ``/evil.example/``, not to another host."""
+        location = scope.get("root_path", "") + "/" + scope.get("path", "/").lstrip("/\\")
         if rest:
             location += "?" + urlencode(rest)
         await send(
@@ -157,7 +175,7 @@ class AuthGate:
                 "status": 303,
                 "headers": [
                     (b"location", location.encode("utf-8", "replace")),
-                    (b"set-cookie", tokens.set_cookie_header(token, self.port)),
+                    (b"set-cookie", tokens.set_cookie_header(self.session, self.port)),
                     (b"cache-control", b"no-store"),
                     (b"content-length", b"0"),
                 ],
@@ -166,7 +184,9 @@ class AuthGate:
         await send({"type": "http.response.body", "body": b""})
 
     async def _ask(self, scope: Scope, send: Send, wrong: bool = False) -> None:
-        where = str(self.token_file) if self.token_file else "<home>/ui/token"
+        where = "<home>/ui/token"  # the path names the user's home: loopback clients only
+        if self.token_file and self.local:
+            where = str(self.token_file)
         ways = []
         if self.token is not None:
             ways.append(

@@ -10,7 +10,10 @@ streams and static files) can be forgotten. ``app.build_app`` stacks them, outer
    header (any method, so no CORS preflight is ever answered and nothing reflects an origin), or
    ``Sec-Fetch-Site: cross-site``/``same-site`` on anything but a page opened by the user. A
    page on another port of 127.0.0.1 is "same-site" for the browser (ports do not count), so
-   SameSite cookies alone would not stop it.
+   SameSite cookies alone would not stop it. Another site may not frame the pages either
+   (clickjacking: its page would lay ours under its own and steer the user's clicks): a
+   framed navigation from another origin is refused, and every response says
+   ``X-Frame-Options: SAMEORIGIN`` and ``Content-Security-Policy: frame-ancestors 'self'``.
 3. ``auth.AuthGate``: the token (or Basic auth).
 4. ``BodyGuard``: state-changing requests carry JSON (415 for the "simple" types a cross-site
    form can send: ``text/plain``, ``application/x-www-form-urlencoded``; multipart only on the
@@ -46,7 +49,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")
 #: Routes that take multipart uploads (the API's and Gradio's).
-UPLOAD_PATHS = ("/api/datasets/upload", "/gradio_api/upload")
+UPLOAD_PATHS = ("/api/datasets/upload", "/api/weights", "/gradio_api/upload")
+#: What a page is loaded into when another page embeds it (``Sec-Fetch-Dest``).
+FRAMES = frozenset({"iframe", "frame", "embed", "object", "fencedframe"})
+#: Sent with every response: only this server's own pages may frame its pages.
+FRAME_HEADERS = (
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"content-security-policy", b"frame-ancestors 'self'"),
+)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -170,6 +180,9 @@ def _origin_problem(scope: Scope) -> str | None:
     if origin is not None and origin.strip().lower() != served_origin(scope):
         return f"requests from another origin ({origin[:100]!r}) are refused"
     site = (header(scope, b"sec-fetch-site") or "").lower()
+    dest = (header(scope, b"sec-fetch-dest") or "").lower()
+    if dest in FRAMES and site not in ("", "same-origin", "none"):
+        return f"another site may not frame this server's pages (a {site} {dest})"
     if site in ("cross-site", "same-site"):
         method = scope.get("method", "GET")
         mode = (header(scope, b"sec-fetch-mode") or "").lower()
@@ -186,10 +199,21 @@ class OriginGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         problem = _origin_problem(scope) if scope["type"] in ("http", "websocket") else None
-        if problem is None:
+        if problem is not None:
+            await refuse(scope, send, 403, "CrossOriginRefused", problem)
+            return
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await refuse(scope, send, 403, "CrossOriginRefused", problem)
+
+        async def framed_only_by_us(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {bytes(k).lower() for k, _ in message.get("headers", ())}
+                extra = [(k, v) for k, v in FRAME_HEADERS if k not in names]
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, framed_only_by_us)
 
 
 def _content_problem(path: str, method: str, ctype: str, length: int | None) -> str | None:

@@ -102,7 +102,8 @@ def _status(exc: BaseException) -> int:
 def error_response(exc: BaseException) -> JSONResponse:
     """An error as JSON with its status code (user values in the message clipped)."""
     if isinstance(exc, errors.ConfigError):
-        message = f"{exc.field[:QUOTE_CHARS]}={short(exc.value)}: {exc.rule}"
+        field, rule = str(getattr(exc, "field", "?")), getattr(exc, "rule", str(exc))
+        message = f"{field[:QUOTE_CHARS]}={short(getattr(exc, 'value', '?'))}: {rule}"
     else:
         message = str(exc)
     if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.strerror:

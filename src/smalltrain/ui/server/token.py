@@ -94,7 +94,7 @@ def cookie_name(port: int) -> str:
 
 
 def cookie_value(header: str, port: int) -> str | None:
-    """The token cookie of this port's server in a ``Cookie`` header, if any."""
+    """The session cookie of this port's server in a ``Cookie`` header, if any."""
     # split by hand: SimpleCookie drops every cookie after one it cannot parse, and other
     # apps on localhost may set such cookies
     wanted = cookie_name(port)
@@ -105,7 +105,8 @@ def cookie_value(header: str, port: int) -> str | None:
     return None
 
 
-def set_cookie_header(token: str, port: int) -> bytes:
-    """``Set-Cookie`` for a browser that showed the token: HttpOnly, SameSite=Strict, no
-    expiry date (the browser keeps it for the session)."""
-    return f"{cookie_name(port)}={token}; Path=/; HttpOnly; SameSite=Strict".encode()
+def set_cookie_header(session: str, port: int) -> bytes:
+    """``Set-Cookie`` for a browser that showed the token: the server's session key (never the
+    token, see ``auth``), HttpOnly, SameSite=Strict, no expiry date (the browser keeps it for
+    its session; the server forgets it when it stops)."""
+    return f"{cookie_name(port)}={session}; Path=/; HttpOnly; SameSite=Strict".encode()
