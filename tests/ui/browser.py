@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ class Env:
     requests: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     pages: list[Page] = field(default_factory=list)
+    #: refused requests (status >= 400) and console errors of the pages, for a failure's report
+    problems: list[str] = field(default_factory=list)
 
     def page(self, http_credentials: HttpCredentials | None = None) -> Page:
         """A new page in a fresh context (signed in with ``http_credentials``), recorded."""
@@ -82,7 +85,21 @@ class Env:
             viewport={"width": 1280, "height": 800}, http_credentials=http_credentials
         )
         context.on("request", lambda r: self.requests.append(r.url))
+        context.on(
+            "response",
+            lambda r: (
+                self.problems.append(f"{r.status} {r.request.method} {r.url}")
+                if r.status >= 400
+                else None
+            ),
+        )
         page = context.new_page()
+        page.on(
+            "console",
+            lambda m: (
+                self.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+            ),
+        )
         page.set_default_timeout(60_000)
         self.pages.append(page)
         return page
@@ -97,6 +114,16 @@ class Env:
             if parsed.hostname not in LOOPBACK and f"[{parsed.hostname}]" not in LOOPBACK:
                 out.append(url)
         return out
+
+    def diagnostics(self) -> str:
+        """What a failed test's report adds (see tests/ui/conftest.py): the pages' refused
+        requests and console errors, their last requests, and the server's last lines."""
+        parts = [
+            ("refused requests and console errors", self.problems[-20:]),
+            ("the last requests", self.requests[-10:]),
+            ("the server's last lines", self.server.output().splitlines()[-30:]),
+        ]
+        return "\n".join(f"{title}:\n" + "".join(f"  {x}\n" for x in xs) for title, xs in parts)
 
     def shot(self, page: Page, name: str) -> None:
         page.screenshot(path=str(self.artifacts / f"{name}.png"), full_page=True)
@@ -147,6 +174,7 @@ def shot_on_failure(request: pytest.FixtureRequest, env: Env) -> Iterator[None]:
     """A failed test leaves a screenshot of each page it had open (``FAILED-<test>-<n>.png``
     beside the others), for the CI log. Autouse in every module that imports it."""
     env.pages.clear()
+    env.problems.clear()
     yield
     report = getattr(request.node, "report_call", None)  # kept by tests/ui/conftest.py
     if report is not None and report.failed:
@@ -161,6 +189,28 @@ def fill(page: Page, elem_id: str, text: str) -> None:
     page.locator(f"#{elem_id} textarea, #{elem_id} input").first.fill(text)
 
 
+def upload(page: Page, into: str, files: Path | Sequence[Path], shown: str) -> None:
+    """Give ``files`` to the file input inside ``into`` (a CSS selector), as a user's file
+    dialog does, and wait until ``shown`` (a selector) appears.
+
+    Once in CI (two test workers on two busy cores) a zip given this way never appeared in
+    its gr.File within 60 s, with nothing refused and no console error on record. A user would
+    pick the file again, and so does this, once, after 20 s, with a warning that says so; a
+    second miss fails the test."""
+    paths = [str(files)] if isinstance(files, Path) else [str(f) for f in files]
+    for attempt in (1, 2):
+        page.locator(f"{into} input[type=file]").first.set_input_files(paths)
+        try:
+            page.wait_for_selector(shown, timeout=20_000 if attempt == 1 else 60_000)
+            return
+        except Exception:
+            if attempt == 2:
+                raise
+            warnings.warn(
+                f"{shown} did not appear within 20 s of the upload; trying again", stacklevel=2
+            )
+
+
 def field_box(page: Page, label: str) -> Locator:
     """The Train tab's input titled ``label``. A field showing an error has the error in its
     accessible name too, after the title: the name starts with the title."""
@@ -173,6 +223,11 @@ def type_into(box: Locator, text: str) -> None:
     box.click()
     box.press("Control+a")
     box.press_sequentially(text)
+    if box.input_value() != text:  # the field was drawn again under the keys: type again
+        box.click()
+        box.press("Control+a")
+        box.press_sequentially(text)
+    assert box.input_value() == text, f"typed {text!r}, the field shows {box.input_value()!r}"
 
 
 def choose(page: Page, elem_id: str, text: str) -> None:

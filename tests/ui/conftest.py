@@ -22,7 +22,12 @@ def artifacts() -> Path:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Keep each phase's report on the test item, so fixtures can tell a test failed."""
+    """Keep each phase's report on the test item, so fixtures can tell a test failed; a failed
+    browser test's report gets what its pages and server saw (CI shows the report, not the
+    artifacts)."""
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"report_{report.when}", report)
+    diagnostics = getattr(getattr(item, "funcargs", {}).get("env"), "diagnostics", None)
+    if report.failed and report.when == "call" and diagnostics is not None:
+        report.sections.append(("what the browser and server saw", diagnostics()))

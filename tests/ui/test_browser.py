@@ -47,6 +47,7 @@ from tests.ui.browser import (
     start_job,
     tab,
     type_into,
+    upload,
     wait_notice,
     wait_status,
     wait_text,
@@ -302,8 +303,7 @@ def test_detection_end_to_end(env: Env) -> None:
         "document.querySelector('#use-detect-model input').value.includes('shapes/')"
     )
     image = sorted((data_yaml.parent / "images" / "val").glob("*.png"))[0]
-    page.locator("#use-images input[type=file]").set_input_files(str(image))
-    page.wait_for_selector("#use-images :text('img000.png')")
+    upload(page, "#use-images", image, "#use-images :text('img000.png')")
     page.locator("#use-detect").click()
     wait_text(page, "use-boxes", "1 image(s)", timeout=120_000)
     page.wait_for_selector("#use-gallery img")
@@ -389,8 +389,7 @@ def _slider_filters_without_running(env: Env, page: Any) -> None:
     choose(page, "use-detect-model", ref)
     page.locator("#use-images button[aria-label='Clear']").first.click()
     photo = COCO8 / "images" / "val" / "000000000049.jpg"
-    page.locator("#use-images input[type=file]").set_input_files(str(photo))
-    page.wait_for_selector("#use-images :text('000000000049.jpg')")
+    upload(page, "#use-images", photo, "#use-images :text('000000000049.jpg')")
     page.locator("#use-detect").click()
     wait_text(page, "use-boxes", "000000000049.jpg", timeout=120_000)  # this run's, not the last
     runs = sorted((env.server.home / "ui" / "outputs").glob("*-predict-*"))

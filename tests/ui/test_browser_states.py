@@ -54,6 +54,7 @@ from tests.ui.browser import (
     shot_on_failure,
     tab,
     type_into,
+    upload,
     wait_notice,
     wait_text,
     watch_notice,
@@ -190,8 +191,7 @@ def test_an_uploaded_zip_stays_inside_its_folder_and_train_equal_val_is_warned(e
     open_app(page, env.server.page_url)
     tab(page, "Datasets")
     fill(page, "ds-name", "cells")
-    page.locator("#ds-files input[type=file]").set_input_files(str(archive))
-    page.wait_for_selector("#ds-files :text('cells.zip')")
+    upload(page, "#ds-files", archive, "#ds-files :text('cells.zip')")
     page.locator("#ds-upload").click()
     wait_text(page, "ds-message", "Registered 'cells'")
     shown = page.locator("#ds-message").inner_text()
@@ -312,10 +312,7 @@ def test_evaluating_on_training_files_says_so(env: Env) -> None:
     page.get_by_role("tab", name="Evaluate", exact=True).click()
     page.wait_for_function("document.querySelector('#use-audio-model input').value.includes('ev1')")
     choose(page, "use-eval-dataset", "evalkit")
-    page.locator("#use-eval-files input[type=file]").set_input_files(
-        [str(p) for p in sorted(copies.iterdir())]
-    )
-    page.wait_for_selector("#use-eval-files :text('take0')")
+    upload(page, "#use-eval-files", sorted(copies.iterdir()), "#use-eval-files :text('take0')")
     page.locator("#use-evaluate").click()
     wait_text(page, "use-evaluate-out", "training split", timeout=120_000)
     text = page.locator("#use-evaluate-out").inner_text()
@@ -500,6 +497,8 @@ def test_every_error_at_its_field_and_start_waits(env: Env) -> None:
     assert _start_enabled(page)
     type_into(_slot(page, AUDIO_SLOT["Batch size"]), "0")
     type_into(_slot(page, AUDIO_SLOT["Epochs"]), "-3")
+    # the answer to the last keystroke ("-" alone is wrong too, with another message)
+    wait_text(page, "train-status", "epochs=-3")
     wait_text(page, "train-status", "2 fields need a change")
     slots = page.locator("#tab-train .st-field-error")
     assert slots.count() == 2, page.locator("#train-status").inner_text()
@@ -709,8 +708,12 @@ def test_audio_workbench_previews_download_all_and_a_recording(env: Env) -> None
     recorder = page.locator("#use-reconstruct-input")
     silent = env.data / "silence.wav"
     sf.write(silent, np.zeros(48000), 48000)
-    recorder.locator("input[type=file]").set_input_files(str(silent))
-    recorder.locator("a[data-testid=download-link]").wait_for()
+    upload(
+        page,
+        "#use-reconstruct-input",
+        silent,
+        "#use-reconstruct-input a[data-testid=download-link]",
+    )
     page.locator("#use-reconstruct").click()
     wait_text(page, "use-reconstruct-out", "silence.wav is silent", timeout=120_000)
     assert "Traceback" not in page.locator("#use-reconstruct-out").inner_text()
