@@ -105,6 +105,37 @@ def test_interpolate_says_it_uses_the_first_chunk(
     assert "long.wav is 3.0 s" in out
 
 
+def test_an_out_of_the_wrong_kind_is_named_and_outputs_get_the_usual_mode(
+    trained: dict[str, Any], home: Path, tmp_path: Path
+) -> None:
+    """A file where a folder goes (and the reverse) is refused before anything runs (it was a
+    FileExistsError / IsADirectoryError traceback, naming a temporary file); the sounds
+    written get the mode open() gives (they were 0600: mkstemp's)."""
+    import os
+    import stat
+
+    taken = tmp_path / "clap.wav"
+    taken.write_bytes(b"mine")
+    refused = cli("generate", "vae", "-n", "1", "--out", str(taken), code=2)
+    assert "is a file" in refused.stderr
+    assert taken.read_bytes() == b"mine"
+    folder = tmp_path / "hits"
+    folder.mkdir()
+    short = sorted(Path(trained["sounds"]).glob("*.wav"))[0]
+    refused = cli("reconstruct", "vae", str(short), "--out", str(folder), code=2)
+    assert "is a directory" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    cli("interpolate", "vae", str(short), str(short), "--steps", "2", "--out", str(taken), code=2)
+    old = os.umask(0o022)
+    try:
+        cli("generate", "vae", "-n", "1", "--out", str(tmp_path / "new"))
+        cli("reconstruct", "vae", str(short), "--out", str(tmp_path / "r.wav"))
+    finally:
+        os.umask(old)
+    for written in [*(tmp_path / "new").glob("*.wav"), tmp_path / "r.wav"]:
+        assert stat.S_IMODE(written.stat().st_mode) == 0o644, written
+
+
 def test_near_silent_samples_are_named(tmp_path: Path) -> None:
     from smalltrain.cli.audio import silence_warning
 

@@ -131,3 +131,21 @@ def test_disk_full_words_name_the_path_the_space_and_a_quota(tmp_path: Path) -> 
     assert "needs 3.0 MB, " in text
     assert " left" in text
     assert [format_size(n) for n in (512, 300 * 1024, 1536 * 1024)] == ["512 B", "300 KB", "1.5 MB"]
+
+
+def test_atomic_writes_get_the_mode_open_would_give(tmp_path: Path) -> None:
+    """Not mkstemp's 0o600: generated sounds and predictions are for the user's group too."""
+    import os
+    import stat
+
+    from smalltrain.engine.fsutil import atomic_write_bytes, new_file_mode
+
+    old = os.umask(0o027)
+    try:
+        assert new_file_mode() == 0o640
+        written = atomic_write_bytes(tmp_path / "a.bin", b"x")
+        assert stat.S_IMODE(written.stat().st_mode) == 0o640
+        os.umask(0o022)
+        assert stat.S_IMODE(atomic_write_bytes(tmp_path / "b.bin", b"x").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)

@@ -119,7 +119,9 @@ def generate_cmd(
     model: str = typer.Argument(..., metavar="MODEL", help=MODEL_HELP),
     count: int = typer.Option(8, "-n", "--count", min=1, help="How many sounds to sample."),
     count_old: int | None = typer.Option(None, "--n", min=1, hidden=True),
-    out: Path = typer.Option(Path("generated"), "--out", help="Folder for the WAV files."),
+    out: Path = typer.Option(
+        Path("generated"), "--out", file_okay=False, help="Folder for the WAV files."
+    ),
     seed: int = typer.Option(0, "--seed", help="Same seed, same sounds."),
     temperature: float = typer.Option(
         1.0,
@@ -190,7 +192,9 @@ def generate_cmd(
 def reconstruct_cmd(
     model: str = typer.Argument(..., metavar="MODEL", help=MODEL_HELP),
     audio: Path = typer.Argument(..., exists=True, dir_okay=False, help="The file to rebuild."),
-    out: Path = typer.Option(Path("reconstructed.wav"), "--out", help="Output WAV file."),
+    out: Path = typer.Option(
+        Path("reconstructed.wav"), "--out", dir_okay=False, help="Output WAV file."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Encode a sound and decode it again: hear what the model keeps."""
@@ -231,7 +235,9 @@ def interpolate_cmd(
     file_a: Path = typer.Argument(..., exists=True, dir_okay=False, metavar="A"),
     file_b: Path = typer.Argument(..., exists=True, dir_okay=False, metavar="B"),
     steps: int = typer.Option(8, "--steps", min=2, help="Points from A to B, both included."),
-    out: Path = typer.Option(Path("interpolated"), "--out", help="Folder for the WAV files."),
+    out: Path = typer.Option(
+        Path("interpolated"), "--out", file_okay=False, help="Folder for the WAV files."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Walk the latent space from the start of one sound to the start of another in K steps.

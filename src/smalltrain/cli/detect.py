@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from smalltrain.cli.common import JSON_HELP, console, handle_errors, home, print_json
-from smalltrain.cli.output import fmt_number, print_table
+from smalltrain.cli.common import JSON_HELP, console, err_console, handle_errors, home, print_json
+from smalltrain.cli.output import fmt_number, plural, print_table
 from smalltrain.cli.refs import MODEL_HELP, ModelRef, resolve_model
 from smalltrain.errors import ModelNotFound, WeightsNotFound
 from smalltrain.paths import escaped_name
@@ -105,14 +105,22 @@ def predict_cmd(
     if as_json:
         print_json(records)
         return
-    total = sum(len(r["boxes"]) for r in records)
+    read = [r for r in records if "error" not in r]
+    total = sum(len(r["boxes"]) for r in read)
     where = f" -> {folder / 'predictions.json'}" if folder is not None else ""
-    console.print(f"{len(records)} images, {total} boxes with {model.label}{where}")
+    console.print(f"{plural(len(read), 'image')}, {plural(total, 'box')} with {model.label}{where}")
     if save_txt and folder is not None:
         console.print(f"YOLO labels: {folder / 'labels'}")
     for r in records:
         names = ", ".join(f"{b['class_name']} {b['confidence']:.2f}" for b in r["boxes"]) or "-"
-        console.print(f"  {escaped_name(Path(r['image']).name)}: {names}")
+        console.print(f"  {escaped_name(Path(r['image']).name)}: {r.get('error') or names}")
+    skipped = [escaped_name(Path(r["image"]).name) for r in records if "error" in r]
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        err_console.print(
+            f"warning: skipped {plural(len(skipped), 'file')} that could not be read as images "
+            f"(damaged, empty or not images): {', '.join(skipped[:5])}{more}"
+        )
 
 
 def print_per_class(per_class: dict[str, dict[str, float]], title: str = "per class") -> None:
@@ -196,6 +204,8 @@ def val_cmd(
     if as_json:
         print_json(metrics)
         return
+    for text in metrics.pop("warnings", []):
+        err_console.print(f"warning: {text}")
     per_class: dict[str, Any] = metrics.pop("per_class", {})
     results: dict[str, Any] = metrics.pop("results", {})
     folder = str(metrics.pop("folder", ""))

@@ -263,6 +263,19 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0o666 less the process's umask (mkstemp's files
+    are 0o600, so a file written through a temporary one would be readable by its owner
+    alone: generated sounds, predictions, a model's files shared with a group)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)  # no /proc: read it by setting it, and put it back at once
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(
     path: str | os.PathLike[str],
     write: Callable[[IO[bytes]], Any],
@@ -272,6 +285,7 @@ def atomic_write(
     before_replace: Callable[[Path, Path], None] | None = None,
 ) -> Path:
     """Write a file atomically by calling ``write(fileobj)`` on a temporary file beside it.
+    The file gets the mode a plain ``open()`` would give it (``new_file_mode``).
 
     Args:
         path: the target file; its parent folder is created if missing.
@@ -297,6 +311,7 @@ def atomic_write(
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         tmp = Path(tmp_name)
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as f:
             try:
                 write(f)

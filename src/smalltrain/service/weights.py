@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from smalltrain import paths
-from smalltrain.engine.fsutil import atomic_write_json, sha256_file
+from smalltrain.engine.fsutil import atomic_write_json, new_file_mode, sha256_file
 from smalltrain.engine.locks import FileLock
 from smalltrain.errors import (
     ConfigError,
@@ -173,6 +173,7 @@ def _copy_atomic(source: Path, target: Path) -> None:
     """Copy to a temporary file beside ``target``, fsync, rename: never a half-copied .pt."""
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
             out.flush()

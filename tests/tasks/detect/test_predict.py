@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -82,6 +83,9 @@ def test_predict_on_a_file_named_in_latin_1_writes_it_under_the_same_name(
     odd = folder / os.fsdecode(b"caf\xe9.png")
     odd.write_bytes(source.read_bytes())
     (folder / "plain.png").write_bytes(source.read_bytes())
+    # and two files that are no images: skipped and named, the others still predicted
+    (folder / "broken.jpg").write_text("not a picture")
+    (folder / "empty.png").write_bytes(b"")
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "smalltrain.cli.main", "--home", str(home), "predict",
@@ -93,8 +97,63 @@ def test_predict_on_a_file_named_in_latin_1_writes_it_under_the_same_name(
     assert "caf\\xe9.png:" in done.stdout  # printable, escaped
     assert (out / odd.name).read_bytes()[:4] == b"\x89PNG"
     assert (out / "labels" / os.fsdecode(b"caf\xe9.txt")).is_file()
+    assert "skipped 2 files that could not be read" in done.stderr
+    assert "broken.jpg, empty.png" in done.stderr
+    assert "Traceback" not in done.stderr
     saved = json.loads((out / "predictions.json").read_text())
-    assert [Path(r["image"]) for r in saved] == [odd, folder / "plain.png"]
+    names = [folder / n for n in ("broken.jpg", "empty.png", "plain.png")]
+    assert [Path(r["image"]) for r in saved] == sorted([odd, *names])
+    errors = {Path(r["image"]).name: r.get("error") for r in saved}
+    assert errors[odd.name] is None
+    assert "cannot read this image" in errors["broken.jpg"]
+    assert not (out / "broken.jpg").exists()
+
+
+def test_predict_on_files_none_of_which_is_an_image_says_so(
+    trained: tuple[TrainResult, Path, Path], tmp_path: Path
+) -> None:
+    from smalltrain.errors import DatasetError
+
+    result, _, home = trained
+    assert result.weights is not None
+    (tmp_path / "a.jpg").write_text("x")
+    with pytest.raises(DatasetError, match=r"none of the 1 image\(s\) could be read"):
+        predict(result.weights, tmp_path / "a.jpg", tmp_path / "out", home=home)
+
+
+def test_the_use_tab_names_unreadable_files_and_draws_only_the_others() -> None:
+    from smalltrain.ui.viewmodels.detections import overlay_html, predictions_html
+
+    box = {"class_id": 0, "class_name": "rect", "confidence": 0.9, "xyxy": [1, 2, 3, 4]}
+    records: list[dict[str, Any]] = [
+        {"image": "a.png", "file": "000-a.png", "width": 8, "height": 8, "boxes": [box]},
+        {"image": "bad.jpg", "file": "001-bad.jpg", "width": None, "height": None,
+         "boxes": [], "error": "cannot read this image"},
+    ]  # fmt: skip
+    shown = predictions_html(records, 0.25)
+    assert "1 image(s), 1 box(es)" in shown
+    assert "1 file(s) could not be read as images (damaged or empty): bad.jpg" in shown
+    drawn = overlay_html("out", records)
+    assert "000-a.png" in drawn
+    assert "bad.jpg" not in drawn
+
+
+def test_val_says_when_the_models_classes_are_not_the_datasets(tmp_path: Path) -> None:
+    """The fall detector (Normal, Fall) on coco8 (80 classes): scored, and said to compare
+    class numbers, not classes (it was scored in silence)."""
+    from smalltrain.tasks.detect.predict import class_mismatch
+
+    metrics = validate(require(PRETRAINED), require(COCO8) / "coco8.yaml", imgsz=64,
+                       device="cpu", home=tmp_path / "h")  # fmt: skip
+    (warning,) = metrics["warnings"]
+    assert warning.startswith("the model has 2 classes (Normal, Fall) and the dataset 80 ")
+    assert "person, bicycle, car, motorcycle, ..." in warning
+    assert "Classes are matched by number" in warning
+    same_count = class_mismatch(["cat", "dog"], ["dog", "cat"])
+    assert same_count is not None
+    assert "0: 'dog' is the model's 'cat'; 1: 'cat' is the model's 'dog'" in same_count
+    assert class_mismatch(["cat"], ["cat"]) is None
+    assert class_mismatch([], ["cat"]) is None
 
 
 def test_predict_errors(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ Both apply the offline guard first, so no call waits on the network.
 
 from __future__ import annotations
 
+import ast
 import json
 import tempfile
 from collections.abc import Iterable
@@ -20,10 +21,10 @@ from smalltrain.tasks.detect.callbacks import (
     per_class_metrics,
     redirect_output,
 )
-from smalltrain.tasks.detect.image_files import write_image
+from smalltrain.tasks.detect.image_files import read_image, write_image
 from smalltrain.tasks.detect.inspect import IMAGE_EXTENSIONS, inspect_dataset
 
-__all__ = ["collect_images", "predict", "validate"]
+__all__ = ["class_mismatch", "collect_images", "export_image_size", "predict", "validate"]
 
 
 def collect_images(sources: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -65,6 +66,28 @@ def _collect(sources: str | Path | Iterable[str | Path]) -> list[tuple[Path, Pat
 def is_openvino_folder(path: Path) -> bool:
     """An OpenVINO export (``smalltrain export --format openvino``): a folder with its .xml."""
     return path.is_dir() and path.name.endswith("_openvino_model") and any(path.glob("*.xml"))
+
+
+def export_image_size(path: Path) -> int | None:
+    """The image size an export (.onnx, .torchscript, an OpenVINO folder) was made at, from
+    the metadata Ultralytics writes into it; None for a .pt or where none is found.
+
+    A .pt predicts at its training size by itself; an export with a dynamic input size (ours)
+    would run at Ultralytics' default of 640 instead, and find other boxes than its .pt does:
+    a model trained at 64 px found 300 boxes on an image where its .pt found 20."""
+    if path.suffix == ".pt":
+        return None
+    try:
+        from ultralytics.nn.backends.base import BaseBackend
+
+        size = BaseBackend.read_metadata(path).get("imgsz")
+        if isinstance(size, str):
+            size = ast.literal_eval(size)
+    except (ImportError, AttributeError, ValueError, SyntaxError):
+        return None  # an Ultralytics without the reader, or a foreign export
+    if isinstance(size, (list, tuple)) and size:
+        return int(max(size))
+    return int(size) if isinstance(size, int) else None
 
 
 def _check_weights(weights: str | Path) -> Path:
@@ -116,11 +139,14 @@ def predict(
     Returns:
         One dict per image: ``image``, ``width``, ``height``, ``annotated`` and ``labels``
         (paths or None) and ``boxes``, each box ``{"class_id", "class_name", "confidence",
-        "xyxy": [x1, y1, x2, y2]}`` in pixels.
+        "xyxy": [x1, y1, x2, y2]}`` in pixels. A file that cannot be read as an image (a
+        damaged or empty file, a text file named .jpg) is skipped, not fatal: its record has
+        no boxes, ``width`` None and ``error`` saying why.
 
     Raises:
         WeightsNotFound: ``weights`` is not a file.
-        DatasetError: no images found, or ``out_dir`` is the images' own folder.
+        DatasetError: no images found, none could be read, or ``out_dir`` is the images' own
+            folder.
     """
     _check_weights(weights)
     sources = _collect(images)
@@ -130,17 +156,37 @@ def predict(
         out.mkdir(parents=True, exist_ok=True)
     model = _load(weights, home)
     kwargs: dict[str, Any] = {"conf": conf, "verbose": False, "device": device or None}
+    imgsz = imgsz or export_image_size(Path(weights))
     if imgsz:
         kwargs["imgsz"] = imgsz
     records: list[dict[str, Any]] = []
     log = (out or paths.cache_dir(home or paths.home())) / "predict.log"
     with redirect_output(log):
         for file, rel in sources:
-            result = model.predict(str(file), **kwargs)[0]
+            image = read_image(file)  # read here: any file name, and a bad file is named
+            if image is None:
+                records.append(_unreadable(file))
+                continue
+            result = model.predict(image, **kwargs)[0]
             records.append(_record(file, result, *_write(out, rel, result, save_txt)))
     if out is not None:
         atomic_write_text(out / "predictions.json", json.dumps(records, indent=2))
+    if all("error" in r for r in records):
+        raise DatasetError(
+            f"none of the {len(records)} image(s) could be read (not images, or damaged), "
+            f"e.g. {paths.escaped_name(records[0]['image'])}"
+        )
     return records
+
+
+#: What a record says of a file that is not a readable image.
+UNREADABLE = "cannot read this image (not an image, or damaged); it was skipped"
+
+
+def _unreadable(file: Path) -> dict[str, Any]:
+    """The record of a file that could not be read: no boxes, and why."""
+    return {"image": str(file), "width": None, "height": None, "annotated": None,
+            "labels": None, "boxes": [], "error": UNREADABLE}  # fmt: skip
 
 
 def _write(
@@ -209,8 +255,9 @@ def validate(
 
     Returns:
         ``metrics/precision``, ``metrics/recall``, ``val/mAP50``, ``val/mAP50-95``,
-        ``metrics/fitness`` and ``val/images`` (floats), and ``per_class``: for each class the
-        val split shows, its precision, recall, mAP50, mAP50-95, images and instances; with
+        ``metrics/fitness`` and ``val/images`` (floats), ``per_class``: for each class the
+        val split shows, its precision, recall, mAP50, mAP50-95, images and instances;
+        ``warnings`` (e.g. the model's classes are not the dataset's: ``class_mismatch``); with
         ``results_dir``, ``results``: the contents of its results.json.
 
     Raises:
@@ -234,6 +281,7 @@ def validate(
             "name": "val",
             "verbose": False,
         }
+        imgsz = imgsz or export_image_size(Path(weights))
         if imgsz:
             kwargs["imgsz"] = imgsz
         with redirect_output(Path(tmp) / "val.log"):
@@ -244,4 +292,37 @@ def validate(
             metrics["results"] = write_results(done[0], Path(results_dir), source=source)
     metrics["val/images"] = float(report.images_per_split.get("val", 0))
     metrics["per_class"] = per_class_metrics(results)
+    mismatch = class_mismatch(_names(model), list(report.names))
+    metrics["warnings"] = [mismatch] if mismatch else []
     return metrics
+
+
+def _names(model: Any) -> list[str]:
+    names = getattr(model, "names", None) or {}
+    return [str(v) for _, v in sorted(names.items())] if isinstance(names, dict) else []
+
+
+def class_mismatch(model_names: list[str], data_names: list[str]) -> str | None:
+    """What to say when a model's classes are not the dataset's (None: they are, or the model
+    does not say). Classes are matched by number, so the scores would compare other things."""
+    if not model_names or model_names == data_names:
+        return None
+
+    def some(names: list[str]) -> str:
+        return ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+
+    if len(model_names) != len(data_names):
+        what = (
+            f"the model has {len(model_names)} classes ({some(model_names)}) and the dataset "
+            f"{len(data_names)} ({some(data_names)})"
+        )
+    else:
+        named = enumerate(zip(model_names, data_names, strict=True))
+        pairs = [(i, d, m) for i, (m, d) in named if m != d]
+        shown = "; ".join(f"{i}: {d!r} is the model's {m!r}" for i, d, m in pairs[:3])
+        what = f"the class names differ ({shown}{'; ...' if len(pairs) > 3 else ''})"
+    return (
+        f"{what}. Classes are matched by number, so these scores compare the dataset's class 0 "
+        "with the model's class 0 and so on. Validate on a dataset labelled with the model's "
+        "classes."
+    )

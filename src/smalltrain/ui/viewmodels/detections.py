@@ -65,12 +65,21 @@ def counts_html(records: Sequence[Mapping[str, Any]]) -> str:
 def predictions_html(
     records: Sequence[Mapping[str, Any]], conf: float, skipped: Sequence[str] = ()
 ) -> str:
-    """The summary line, the counts table and the table of every box."""
+    """The summary line, the counts table and the table of every box; files that could not
+    be read (records with an ``error``) are named in a warning, not counted."""
+    unread = [Path(str(r["image"])).name for r in records if r.get("error")]
+    records = [r for r in records if not r.get("error")]
     total = sum(len(r.get("boxes") or []) for r in records)
     out = message(f"{len(records)} image(s), {total} box(es) at confidence ≥ {conf:.2f}", "info")
     if skipped:
         shown = ", ".join(skipped[:5]) + (" …" if len(skipped) > 5 else "")
         out += message(f"{len(skipped)} file(s) left out, not images: {shown}", "warn")
+    if unread:
+        shown = ", ".join(unread[:5]) + (" …" if len(unread) > 5 else "")
+        out += message(
+            f"{len(unread)} file(s) could not be read as images (damaged or empty): {shown}",
+            "warn",
+        )
     out += "<h4>Boxes per class</h4>" + counts_html(records)
     rows = [
         (
@@ -118,6 +127,8 @@ def overlay_html(folder: str, records: Sequence[Mapping[str, Any]]) -> str:
     """Each image with its boxes drawn over it (SVG), opening full size in a new tab."""
     cells = []
     for r in records:
+        if r.get("error"):  # nothing to draw: predictions_html names it
+            continue
         url = escape(f"/api/outputs/{quote(folder)}/{quote(str(r.get('file', '')))}")
         name = escape(str(r["image"]))
         n = len(r.get("boxes") or [])
