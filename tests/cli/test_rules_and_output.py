@@ -187,3 +187,19 @@ def test_a_dataset_without_a_model_says_how_to_get_one(home: Path, data: Path) -
     err = cli("generate", "fresh", code=1).stderr
     assert "dataset 'fresh' has no active model yet" in err
     assert "Train one with: smalltrain train fresh" in err
+
+
+def test_a_filter_that_matches_nothing_says_so_and_a_wrong_status_lists_the_right_ones(
+    home: Path, data: Path
+) -> None:
+    """ "no jobs yet" was printed with jobs in the store, and a wrong status gave an internal
+    "'RUNNING' is not a valid JobStatus" without the valid ones."""
+    train(data, "m1", 1)
+    assert "no job has status training; all jobs" in cli("jobs", "list", "-s", "training").stdout
+    nothing = cli("jobs", "list", "--dataset", "nosuch", "-s", "failed").stdout
+    assert "no job has status failed and dataset 'nosuch'" in nothing
+    assert "m1" in cli("jobs", "list", "-s", "Completed").stdout  # any case
+    wrong = cli("jobs", "list", "-s", "running", code=2).stderr
+    assert "'running' is not a job status; give one of: queued" in wrong
+    assert "JobStatus" not in wrong
+    assert "no model of dataset 'nosuch'" in cli("models", "list", "nosuch").stdout

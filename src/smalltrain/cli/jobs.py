@@ -35,17 +35,37 @@ def _progress(job: TrainingJob) -> str:
 @app.command("list")
 @handle_errors
 def list_cmd(
-    status: list[str] = typer.Option([], "--status", "-s", help="Only these statuses."),
+    status: list[str] = typer.Option(
+        [],
+        "--status",
+        "-s",
+        help="Only these statuses (repeatable): "
+        + ", ".join(s.value.lower() for s in JobStatus)
+        + ".",
+    ),
     dataset: str | None = typer.Option(None, "--dataset", help="Only this dataset."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many jobs."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List jobs, newest first (full ids: paste them into the other commands)."""
+    known = {s.value: s for s in JobStatus}
+    wrong = [s for s in status if s.strip().upper() not in known]
+    if wrong:
+        raise typer.BadParameter(
+            f"{wrong[0]!r} is not a job status; give one of: "
+            + ", ".join(v.lower() for v in known),
+            param_hint="'--status'",
+        )
     manager = open_manager()
-    statuses = [JobStatus(s.upper()) for s in status] or None
+    statuses = [known[s.strip().upper()] for s in status] or None
     jobs = manager.list_jobs(status=statuses, dataset=dataset, limit=limit)
     if as_json:
         print_json([j.to_dict() for j in jobs])
+        return
+    if not jobs and (statuses or dataset):
+        shown = [f"status {' or '.join(s.value.lower() for s in statuses)}"] if statuses else []
+        shown += [f"dataset {dataset!r}"] if dataset else []
+        console.print(f"no job has {' and '.join(shown)}; all jobs: smalltrain jobs list")
         return
     if not jobs:
         console.print("no jobs yet; start one with: smalltrain train DATASET")

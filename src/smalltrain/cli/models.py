@@ -68,6 +68,9 @@ def list_cmd(
     if as_json:
         print_json([m.to_dict() for m in models])
         return
+    if not models and dataset:
+        console.print(f"no model of dataset {dataset!r}; all models: smalltrain models list")
+        return
     if not models:
         console.print("no models yet; train one with: smalltrain train DATASET")
         return

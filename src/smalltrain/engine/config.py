@@ -61,6 +61,10 @@ def _coerce_bool(name: str, text: str) -> bool:
     raise ConfigError(name, text, "must be true or false")
 
 
+#: What a value that does not parse should have been, by the field's type.
+_KIND_OF = {int: "must be a whole number", float: "must be a number", str: "must be text"}
+
+
 def _coerce(name: str, text: str, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -82,7 +86,7 @@ def _coerce(name: str, text: str, annotation: Any) -> Any:
         try:
             return annotation(text)
         except ValueError:
-            raise ConfigError(name, text, f"must be a {annotation.__name__}") from None
+            raise ConfigError(name, text, _KIND_OF[annotation]) from None
     return text
 
 

@@ -96,7 +96,8 @@ def check_dependencies(task: str, fmt: str) -> None:
     formats = FORMATS.get(task, ())
     if fmt not in formats:
         kinds = ", ".join(formats) or "nothing"
-        raise ConfigError("format", fmt, f"a {task or 'this'} model exports to {kinds}")
+        what = {"audio": "an audio", "detect": "a detection"}.get(task or "", "this")
+        raise ConfigError("format", fmt, f"{what} model exports to {kinds}")
     missing = [(m, extra) for m, extra in _NEEDS[(task, fmt)] if not _importable(m)]
     if missing:
         extras = sorted({extra for _, extra in missing})

@@ -23,6 +23,9 @@ def test_seed_defaults() -> None:
 def test_image_size_must_be_multiple_of_32() -> None:
     with pytest.raises(ConfigError, match=r"image_size=100: must be a multiple of 32"):
         TrainingConfig(image_size=100)
+    with pytest.raises(ConfigError, match=r"image_size=32000: must be a multiple of 32 from 32 to"):
+        TrainingConfig(image_size=32000)
+    assert TrainingConfig(image_size=4096).image_size == 4096
 
 
 def test_auto_optimizer_is_resolved_so_lr0_applies() -> None:

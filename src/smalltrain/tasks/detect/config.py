@@ -20,6 +20,9 @@ from smalltrain.engine.config import check, unknown_field
 
 __all__ = ["FIELD_HELP", "OLD_PRESET_NAMES", "OPTIMIZERS", "PRESETS", "TrainingConfig"]
 
+#: The largest training image size (a 32000-px job took the machine's memory until killed).
+MAX_IMAGE_SIZE = 4096
+
 OPTIMIZERS = ("SGD", "MuSGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop")
 PRESETS = ("auto", "ultralytics", "classic")
 #: Earlier spellings of presets, still read (old job records, scripts) but never shown.
@@ -101,8 +104,10 @@ class TrainingConfig:
         check(
             "image_size",
             self.image_size,
-            self.image_size >= 32 and self.image_size % 32 == 0,
-            "must be a multiple of 32 and >= 32 (YOLO's largest stride is 32), e.g. 320, 640",
+            32 <= self.image_size <= MAX_IMAGE_SIZE and self.image_size % 32 == 0,
+            f"must be a multiple of 32 from 32 to {MAX_IMAGE_SIZE} (YOLO's largest stride is 32; "
+            "a larger size needs more memory than a machine has, and the job would be killed "
+            "for it), e.g. 320, 640",
         )
         self._check_rest()
 
