@@ -44,8 +44,10 @@ def test_activation_rule_is_said_and_models_rank_by_the_task_metric(home: Path, 
     assert [m["name"] for m in models] == ["second", "first", "third"]  # best first
     assert [m["active"] for m in models] == [True, False, False]
     assert models[0]["headline_mode"] == "min"
-    cli("models", "activate", "toydata/third")
+    assert "'third' is now the active model" in cli("models", "activate", "toydata/third").stdout
     assert cli_json("models", "show", "third")["active"]
+    again = cli("models", "activate", "toydata/third").stdout
+    assert "'third' was already the active model of 'toydata'" in again, again
     listed = cli("models", "list").stdout
     assert "loss" in listed
     assert "first model, or a later one that beats it" in listed

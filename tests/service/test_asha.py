@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smalltrain.errors import ConfigError
-from smalltrain.service.sweeps.asha import Asha, quantile
+from smalltrain.service.sweeps.asha import Asha, Stop, quantile
 from smalltrain.store.sweeps import EpochReport
 
 
@@ -72,3 +72,10 @@ def test_no_decision_before_the_grace_period_or_without_reports() -> None:
     rule = Asha(8, "min", grace=2)
     assert rule.decide(_reports(("a", 0, 1.0), ("b", 0, 5.0)), "b") is None
     assert rule.decide([], "b") is None
+
+
+def test_the_reason_shows_the_digits_that_tell_value_and_cut_off_apart() -> None:
+    """0.99991 against 0.99989 read "0.9999 is worse than the cut-off 0.9999" at 4 digits."""
+    text = Stop(epochs=3, value=0.99989, cutoff=0.99991, others=2).reason("val/map50")
+    assert "val/map50 0.99989 is worse than the cut-off 0.99991" in text, text
+    assert "0.25 is worse than the cut-off 0.125" in Stop(1, 0.25, 0.125, 1).reason("loss")

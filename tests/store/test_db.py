@@ -90,6 +90,8 @@ def test_insert_get_by_prefix_and_update(store: JobStore) -> None:
     assert store.get_job(job.id.upper()[:6]).id == job.id
     with pytest.raises(JobNotFound, match="smalltrain jobs list"):
         store.get_job("zzzzzzzz")
+    with pytest.raises(JobNotFound, match="a prefix needs 4 characters or more"):
+        store.get_job(job.id[:3])
     updated = store.update_job(job.id, epoch=1, progress=0.5, last_metrics={"train/loss": 0.25})
     again = store.get_job(job.id)
     assert again.epoch == updated.epoch == 1

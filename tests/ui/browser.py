@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -189,26 +188,25 @@ def fill(page: Page, elem_id: str, text: str) -> None:
     page.locator(f"#{elem_id} textarea, #{elem_id} input").first.fill(text)
 
 
-def upload(page: Page, into: str, files: Path | Sequence[Path], shown: str) -> None:
+def upload(page: Page, into: str, files: Path | Sequence[Path], shown: str | None = None) -> None:
     """Give ``files`` to the file input inside ``into`` (a CSS selector), as a user's file
-    dialog does, and wait until ``shown`` (a selector) appears.
+    dialog does, and wait until the upload has finished: ``shown`` (a selector) appears, or,
+    for a gr.File, each file has its row in the component's list, which Gradio draws once the
+    server has answered the upload.
 
-    Once in CI (two test workers on two busy cores) a zip given this way never appeared in
-    its gr.File within 60 s, with nothing refused and no console error on record. A user would
-    pick the file again, and so does this, once, after 20 s, with a warning that says so; a
-    second miss fails the test."""
-    paths = [str(files)] if isinstance(files, Path) else [str(f) for f in files]
-    for attempt in (1, 2):
-        page.locator(f"{into} input[type=file]").first.set_input_files(paths)
-        try:
-            page.wait_for_selector(shown, timeout=20_000 if attempt == 1 else 60_000)
-            return
-        except Exception:
-            if attempt == 2:
-                raise
-            warnings.warn(
-                f"{shown} did not appear within 20 s of the upload; trying again", stacklevel=2
-            )
+    The row shows a name as two spans (``cells`` and ``.zip``) and keeps the whole name in its
+    ``aria-label``; only the progress line shown while the upload runs ("Uploading 1 file...
+    cells.zip") has the name as one text. A wait for that text passed when the page was
+    caught mid-upload and failed, whatever the wait, when the upload was done first (CI: two
+    misses in two runs; here: 1 in 30)."""
+    paths = [files] if isinstance(files, Path) else list(files)
+    page.locator(f"{into} input[type=file]").first.set_input_files([str(f) for f in paths])
+    if shown is not None:
+        page.wait_for_selector(shown)
+        return
+    for path in paths:
+        label = path.name.replace("\\", "\\\\").replace('"', '\\"')
+        page.wait_for_selector(f'{into} td.filename[aria-label="{label}"]')
 
 
 def field_box(page: Page, label: str) -> Locator:

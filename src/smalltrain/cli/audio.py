@@ -16,6 +16,7 @@ from smalltrain.cli.explore import (
     SLIDE_HELP,
     generate_explored,
 )
+from smalltrain.cli.output import plural
 from smalltrain.cli.refs import MODEL_HELP, resolve_model
 
 #: A generated sound whose peak is below this is reported as near-silent.
@@ -185,7 +186,7 @@ def generate_cmd(
                     "duration_s": duration, "warnings": warnings})  # fmt: skip
         return
     length = "" if duration is None else f" of {duration:g} s"
-    console.print(f"wrote {len(paths)} sounds{length} to {out}")
+    console.print(f"wrote {plural(len(paths), 'sound')}{length} to {out}")
 
 
 @handle_errors
@@ -256,7 +257,7 @@ def interpolate_cmd(
         print_json({"model": str(loaded.path), "out": str(out), "files": [str(p) for p in paths],
                     "note": note})  # fmt: skip
         return
-    console.print(f"wrote {len(paths)} sounds to {out}")
+    console.print(f"wrote {plural(len(paths), 'sound')} to {out}")
 
 
 def register(app: typer.Typer) -> None:

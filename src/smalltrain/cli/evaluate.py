@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json, warn
-from smalltrain.cli.output import print_table
+from smalltrain.cli.output import plural, print_table
 from smalltrain.cli.refs import MODEL_HELP
 
 
@@ -23,7 +23,7 @@ def _print_scores(data: dict[str, Any]) -> None:
     rows = [
         ["model", f"{model['latent_floats']} latent floats", f"{model['sc']:.4f}",
          f"{model['mel_l1_db']:.2f}", *_wave_cells(wave, "model")],
-        [f"PCA-{pca['k']}", f"{pca['k']} components", f"{pca['sc']:.4f}",
+        [f"PCA-{pca['k']}", plural(pca['k'], 'component'), f"{pca['sc']:.4f}",
          f"{pca['mel_l1_db']:.2f}", *_wave_cells(wave, "baseline_pca")],
     ]  # fmt: skip
     headers = ["", "size", "mel SC", "mel L1 (dB)"]

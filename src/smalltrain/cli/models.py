@@ -138,11 +138,14 @@ def activate_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Make a model its dataset's active model (what DATASET means in predict, generate...)."""
-    model = open_manager().set_active_model(*_split(name, dataset or dataset_old))
+    manager = open_manager()
+    already = manager.get_model(*_split(name, dataset or dataset_old)).active
+    model = manager.set_active_model(*_split(name, dataset or dataset_old))
     if as_json:
         print_json(model.to_dict())
         return
-    console.print(f"{model.name!r} is now the active model of {model.dataset!r}")
+    now = "was already" if already else "is now"
+    console.print(f"{model.name!r} {now} the active model of {model.dataset!r}")
 
 
 @app.command("delete")

@@ -18,17 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from smalltrain.cli.common import console
-from smalltrain.engine.plain import fmt_number  # one formatter for every face
+from smalltrain.engine.plain import fmt_number, plural  # one formatter for every face
 
 __all__ = ["fmt_number", "plural", "print_fields", "print_table", "readable"]
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 image``, ``2 images``, ``0 boxes``: a count and its noun, in the right number."""
-    if count == 1:
-        return f"1 {noun}"
-    ending = "es" if noun.endswith(("s", "x", "sh", "ch")) else "s"
-    return f"{count} {noun}{ending}"
 
 
 def readable(value: Any) -> str:

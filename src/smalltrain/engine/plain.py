@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["fmt_number", "plain"]
+__all__ = ["fmt_number", "plain", "plural"]
 
 
 def plain(value: Any) -> Any:
@@ -50,3 +50,11 @@ def fmt_number(value: float) -> str:
     if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
         return f"{value:.3e}"
     return f"{value:.4g}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 image``, ``2 images``, ``0 boxes``: a count and its noun, in the right number."""
+    if count == 1:
+        return f"1 {noun}"
+    ending = "es" if noun.endswith(("s", "x", "sh", "ch")) else "s"
+    return f"{count} {noun}{ending}"

@@ -206,7 +206,12 @@ class JobStore:
                 )
             row = rows[0] if rows else None
         if row is None:
-            raise JobNotFound(f"No job {job_id!r}. List jobs with: smalltrain jobs list")
+            short = (
+                f" (a prefix needs {_MIN_PREFIX} characters or more)"
+                if 0 < len(job_id) < _MIN_PREFIX
+                else ""
+            )
+            raise JobNotFound(f"No job {job_id!r}{short}. List jobs with: smalltrain jobs list")
         return TrainingJob.from_row(row)
 
     def get_job(self, job_id: str) -> TrainingJob:

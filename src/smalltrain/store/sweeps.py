@@ -111,7 +111,14 @@ class SweepStore:
                 raise JobNotFound(f"Sweep id prefix {sweep_id!r} matches several ({ids})")
             row = rows[0] if rows else None
         if row is None:
-            raise JobNotFound(f"No sweep {sweep_id!r}. List sweeps with: smalltrain sweep list")
+            short = (
+                f" (a prefix needs {_MIN_PREFIX} characters or more)"
+                if 0 < len(sweep_id) < _MIN_PREFIX
+                else ""
+            )
+            raise JobNotFound(
+                f"No sweep {sweep_id!r}{short}. List sweeps with: smalltrain sweep list"
+            )
         return SweepRecord.from_row(row)
 
     def newest(self, limit: int | None = 50) -> list[SweepRecord]:

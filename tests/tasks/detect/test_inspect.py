@@ -29,6 +29,16 @@ def test_report_of_a_clean_dataset(shapes: Path) -> None:
     assert "12 images, 2 classes" in report.format()
 
 
+def test_one_class_one_problem_one_image_are_said_in_the_singular(tmp_path: Path) -> None:
+    data = make_shapes_dataset(tmp_path / "one", n_train=1, n_val=1, classes=1)
+    (tmp_path / "one" / "labels" / "train" / "bad.txt").write_text("x y z\n")
+    shutil.copy(next((tmp_path / "one" / "images" / "train").iterdir()),
+                tmp_path / "one" / "images" / "train" / "bad.png")  # fmt: skip
+    report = inspect_dataset(data)
+    assert report.snapshot() == "2 images, 1 class", report.snapshot()
+    assert "1 problem; 1 image left out:" in report.format(), report.format()
+
+
 def test_relative_path_resolves_against_the_yaml_folder(
     shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

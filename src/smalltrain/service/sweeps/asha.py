@@ -37,11 +37,14 @@ class Stop:
     others: int
 
     def reason(self, metric: str) -> str:
-        """One line for the job's status."""
+        """One line for the job's status (with the digits that tell the two numbers apart)."""
+        digits = next(
+            (d for d in range(4, 13) if f"{self.value:.{d}g}" != f"{self.cutoff:.{d}g}"), 4
+        )
         return (
-            f"stopped early by ASHA after epoch {self.epochs}: {metric} {self.value:.4g} is "
-            f"worse than the cut-off {self.cutoff:.4g} of the {self.others} trial(s) that "
-            "reached this epoch first"
+            f"stopped early by ASHA after epoch {self.epochs}: {metric} {self.value:.{digits}g} "
+            f"is worse than the cut-off {self.cutoff:.{digits}g} of the {self.others} trial(s) "
+            "that reached this epoch first"
         )
 
 

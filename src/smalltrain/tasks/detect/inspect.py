@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from smalltrain.engine.plain import plural
 from smalltrain.errors import DatasetError
 from smalltrain.paths import escaped_name, valid_utf8_name
 
@@ -83,7 +84,7 @@ class DetectionReport:
 
     def snapshot(self) -> str:
         """The registry's one-line summary, e.g. "200 images, 3 classes"."""
-        return f"{self.num_images} images, {len(self.names)} classes"
+        return f"{plural(self.num_images, 'image')}, {plural(len(self.names), 'class')}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,7 +117,9 @@ class DetectionReport:
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.problems:
             skipped = sum(self.skipped_per_split.values())
-            lines.append(f"  {len(self.problems)} problems; {skipped} images left out:")
+            lines.append(
+                f"  {plural(len(self.problems), 'problem')}; {plural(skipped, 'image')} left out:"
+            )
             lines += [f"    {p}" for p in self.problems[:max_problems]]
             if len(self.problems) > max_problems:
                 lines.append(f"    ... and {len(self.problems) - max_problems} more")
