@@ -103,6 +103,22 @@ def test_tables_in_a_pipe_are_plain_with_whole_ids(home: Path, data: Path) -> No
         assert "  " in header  # aligned columns
 
 
+def test_a_cell_of_several_lines_keeps_its_row_on_one_line_in_a_pipe() -> None:
+    import io
+
+    from rich.console import Console
+
+    from smalltrain.cli.output import print_table
+
+    buffer = io.StringIO()
+    reason = "dataset problems:\n  2 problems; 1 image left out:\n    a.txt line 3: 5 columns"
+    print_table(["id", "reason"], [["abc", reason], ["def", "ok"]], out=Console(file=buffer))
+    lines = buffer.getvalue().splitlines()
+    assert len(lines) == 3, lines
+    assert lines[1].split()[0] == "abc"
+    assert "dataset problems: / 2 problems; 1 image left out: / a.txt line 3" in lines[1]
+
+
 def test_show_commands_are_readable(home: Path, data: Path) -> None:
     train(data, "m", 2)
     (job,) = cli_json("jobs", "list")

@@ -232,3 +232,20 @@ def test_job_processes_run_nice_by_default_and_the_setting_is_checked(
         monkeypatch.setenv(JOB_NICE_ENV, bad)
         with pytest.raises(ValueError, match=f"{JOB_NICE_ENV}='{bad}': give a whole number"):
             job_nice()
+
+
+def test_a_status_line_drops_the_class_of_an_error_written_for_the_user() -> None:
+    """The job's error keeps ``Type: message`` (``failed_on_config`` reads the type); its status
+    line shows our own errors' messages alone, and any other error with its type."""
+    from smalltrain.service.execution.attempt import reason_of
+
+    error = "WeightsNotFound: base_model 'gone.pt' is not on disk; give a local .pt"
+    assert reason_of(error) == "base_model 'gone.pt' is not on disk; give a local .pt"
+    assert reason_of("GpuOutOfMemory: the job ran out") == "the job ran out"
+    assert reason_of("RuntimeError: toy task failure") == "RuntimeError: toy task failure"
+    assert reason_of("os.error: x") == "os.error: x"
+    assert reason_of("DatasetError") == "DatasetError"  # no message: the type is all there is
+    assert reason_of("killed by signal 9 (SIGKILL): out of memory?") == (
+        "killed by signal 9 (SIGKILL): out of memory?"
+    )
+    assert reason_of(None) is None

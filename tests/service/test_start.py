@@ -26,6 +26,7 @@ from smalltrain.service.jobspec import JobSpec
 from smalltrain.service.manager import TrainingManager
 from smalltrain.service.weights import WeightsStore
 from smalltrain.tasks.detect.synth import make_shapes_dataset
+from tests.support.weights import yolo_pt
 
 pytestmark = pytest.mark.usefixtures("toy_task")
 
@@ -167,7 +168,7 @@ def test_weights_by_path_only_from_the_local_user(
     home: Path, shapes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     weights = tmp_path / "mine.pt"
-    weights.write_bytes(b"not loaded while planning")
+    yolo_pt(weights, "not loaded while planning")
     monkeypatch.chdir(tmp_path)
     with TrainingManager.open(home, autostart=False) as manager:
         for given in (str(weights), "mine.pt", "./mine.pt"):
@@ -198,10 +199,10 @@ def test_a_remote_start_names_registered_weights_whose_sha256_matches(
     store = WeightsStore(home)
     store.folder.mkdir(parents=True)
     placed = store.folder / "byhand.pt"
-    placed.write_bytes(b"placed by hand")
+    yolo_pt(placed, "placed by hand")
     index = store.folder / "weights.json"
     index.write_text('{"reg.pt": {"sha256": "0000"}}')
-    (store.folder / "reg.pt").write_bytes(b"changed since registered")
+    yolo_pt(store.folder / "reg.pt", "changed since registered")
     with TrainingManager.open(home, autostart=False) as manager:
         for name, why in (
             ("byhand.pt", "placed in the weights folder by hand"),
@@ -226,7 +227,7 @@ def test_a_job_that_failed_on_its_config_is_not_resumed_but_edited(
     home: Path, shapes: Path, tmp_path: Path
 ) -> None:
     weights = tmp_path / "gone.pt"
-    weights.write_bytes(b"there when the job was planned")
+    yolo_pt(weights, "there when the job was planned")
     with TrainingManager.open(home, executor="inline", autostart=False) as manager:
         job_id = _detect(manager, shapes, str(weights))
         weights.unlink()  # gone before the job runs: it fails on its config

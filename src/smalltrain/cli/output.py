@@ -64,7 +64,8 @@ def print_table(
     out = out or console
     cells = [[c if isinstance(c, str) else readable(c) for c in row] for row in rows]
     right, wrap = set(right), set(wrap)
-    if not out.is_terminal:
+    if not out.is_terminal:  # one line per row, for grep and cut: a cell's lines joined
+        cells = [[_one_line(c) for c in row] for row in cells]
         _plain(out, headers, cells, title, right)
         return
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
@@ -80,6 +81,13 @@ def print_table(
     for row in cells:
         table.add_row(*(Text(c) for c in row))
     out.print(table)
+
+
+def _one_line(text: str) -> str:
+    """A cell of several lines as one: its non-empty lines, stripped, joined by " / "."""
+    if "\n" not in text and "\r" not in text:
+        return text
+    return " / ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _plain(

@@ -42,7 +42,12 @@ from smalltrain.engine.fsutil import SpaceReserve, disk_full_error, is_disk_full
 from smalltrain.engine.jobs import ACTIVE, JobStatus, TrainingJob
 from smalltrain.engine.locks import HolderLock, pid_alive, read_holder
 from smalltrain.errors import STORE_REFUSED, SchedulerBusy, SmallTrainError
-from smalltrain.service.execution.attempt import AttemptOutcome, AttemptSpec, error_line
+from smalltrain.service.execution.attempt import (
+    AttemptOutcome,
+    AttemptSpec,
+    error_line,
+    reason_of,
+)
 from smalltrain.service.execution.executors import Executor
 from smalltrain.service.execution.placement import Placement
 from smalltrain.service.execution.sink import JobEventSink, Publish
@@ -476,7 +481,7 @@ class Scheduler:
             fields["status_reason"] = outcome.error or run.token.reason or "cancelled"
         elif outcome.status == "failed":
             fields.update(
-                status_reason=outcome.error,
+                status_reason=reason_of(outcome.error),
                 error=outcome.error,
                 error_traceback=outcome.traceback,
             )

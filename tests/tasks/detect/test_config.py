@@ -10,6 +10,7 @@ from smalltrain.errors import ConfigError, WeightsNotFound
 from smalltrain.tasks.detect import DetectTask, TrainingConfig, continue_config
 from smalltrain.tasks.detect.config import FIELD_HELP
 from smalltrain.tasks.detect.inspect import inspect_dataset
+from tests.support.weights import yolo_pt
 
 
 def test_seed_defaults() -> None:
@@ -57,7 +58,7 @@ def test_dict_round_trip_and_unknown_field() -> None:
 def test_auto_preset_for_small_data(shapes: Path, tmp_path: Path) -> None:
     report = inspect_dataset(shapes)
     weights = tmp_path / "x.pt"
-    weights.write_bytes(b"x")
+    yolo_pt(weights)
     scratch = DetectTask().adaptive_config(report, "cpu", base_model="yolov8n.yaml")
     assert scratch.nbs == scratch.batch_size  # no accumulation up to nbs=64
     assert scratch.freeze_layers == 0  # never a frozen random backbone
@@ -85,7 +86,7 @@ def test_ultralytics_and_classic_presets(shapes: Path, home: Path) -> None:
     with pytest.raises(WeightsNotFound, match="yolo11n.pt"):
         DetectTask().adaptive_config(report, "cpu", preset="classic")
     (home / "weights").mkdir()
-    (home / "weights" / "yolo11n.pt").write_bytes(b"x")  # found by name in the weights folder
+    yolo_pt(home / "weights" / "yolo11n.pt")  # found by name in the weights folder
     ul = DetectTask().adaptive_config(report, "cpu", preset="ultralytics")
     assert (ul.nbs, ul.epochs, ul.optimizer) == (64, 100, "AdamW")
     assert ul.lr0 == round(0.002 * 5 / (4 + 2), 6)  # what optimizer='auto' would pick, recorded
@@ -115,7 +116,7 @@ def test_auto_preset_without_weights_trains_from_scratch_and_says_so(
     assert "smalltrain weights add FILE" in note
     assert task.config_notes(with_weights, {"base_model": "yolov8n.yaml"}) == []
     (home / "weights").mkdir()
-    (home / "weights" / "yolo11n.pt").write_bytes(b"x")
+    yolo_pt(home / "weights" / "yolo11n.pt")
     assert task.adaptive_config(report, "cpu").base_model == "yolo11n.pt"  # fine-tunes it
 
 

@@ -37,6 +37,11 @@ def test_one_class_one_problem_one_image_are_said_in_the_singular(tmp_path: Path
     report = inspect_dataset(data)
     assert report.snapshot() == "2 images, 1 class", report.snapshot()
     assert "1 problem; 1 image left out:" in report.format(), report.format()
+    # what training warns of: the problems, not the whole report again
+    issues = report.issues()
+    assert issues.startswith("1 problem; 1 image left out:\n  "), issues
+    assert "bad.txt" in issues
+    assert "median image size" not in issues
 
 
 def test_relative_path_resolves_against_the_yaml_folder(

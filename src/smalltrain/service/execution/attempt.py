@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from smalltrain import tasks
+from smalltrain import errors, tasks
 from smalltrain.engine.checkpoint_index import package_versions
 from smalltrain.engine.context import (
     CancelToken,
@@ -44,6 +44,7 @@ __all__ = [
     "child_main",
     "describe_exit",
     "error_line",
+    "reason_of",
     "register_extra_tasks",
     "result_from_dict",
     "result_to_dict",
@@ -141,6 +142,21 @@ def error_line(exc: BaseException) -> str:
     if isinstance(exc, DiskFull):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def reason_of(error: str | None) -> str | None:
+    """What a job's status line says of its ``error`` (``error_line``'s text): the message of
+    an error smalltrain raised on purpose, which is written for the user, without its class
+    name (``WeightsNotFound: base_model ...`` reads ``base_model ...``); any other error keeps
+    its type (``RuntimeError: boom``), which says what went wrong. The error itself keeps the
+    class name: ``failed_on_config`` reads it."""
+    if not error:
+        return error
+    name, sep, text = error.partition(": ")
+    kind = getattr(errors, name, None) if sep and name.isidentifier() else None
+    if isinstance(kind, type) and issubclass(kind, errors.SmallTrainError) and text.strip():
+        return text
+    return error
 
 
 def traceback_summary(exc: BaseException) -> str:

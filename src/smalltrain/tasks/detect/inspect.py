@@ -114,7 +114,16 @@ class DetectionReport:
             f"  median image size: {self.median_size[0]}x{self.median_size[1]}",
             "  instances: " + ", ".join(f"{k} {v}" for k, v in self.instances_per_class.items()),
         ]
-        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines + self._issue_lines(max_problems))
+
+    def issues(self, max_problems: int = 10) -> str:
+        """The report's warnings and problems alone, for training's warning (the rest of the
+        report is ``inspect``'s; "" when there are none)."""
+        lines = self._issue_lines(max_problems)
+        return "\n".join(line.removeprefix("  ").removeprefix("warning: ") for line in lines)
+
+    def _issue_lines(self, max_problems: int) -> list[str]:
+        lines = [f"  warning: {w}" for w in self.warnings]
         if self.problems:
             skipped = sum(self.skipped_per_split.values())
             lines.append(
@@ -123,7 +132,7 @@ class DetectionReport:
             lines += [f"    {p}" for p in self.problems[:max_problems]]
             if len(self.problems) > max_problems:
                 lines.append(f"    ... and {len(self.problems) - max_problems} more")
-        return "\n".join(lines)
+        return lines
 
     def build_resolved(self, dest: Path) -> Path:
         """Write the resolved dataset under ``dest`` and return its ``data.yaml``.

@@ -16,15 +16,18 @@ load without a download, or raises :class:`~smalltrain.errors.WeightsNotFound` a
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from smalltrain import paths
-from smalltrain.errors import CheckpointError, WeightsNotFound
+from smalltrain.errors import CheckpointError, WeightsNotFound, WrongModelKind
 
 __all__ = ["apply", "config_dir", "matplotlib_dir", "resolve_base_model", "weights_dir"]
 
@@ -186,8 +189,60 @@ def _verified(path: Path, home: Path | None) -> str:
     return str(path)
 
 
+def _loadable(found: str) -> str:
+    """``found`` if it may be a YOLO checkpoint: refused at once, before any job is queued,
+    when it is no PyTorch file at all (a text or an HTML page saved as .pt), a damaged one, or
+    a smalltrain audio model. Read with ``peek``: nothing in the file runs."""
+    from smalltrain.engine.ptinfo import peek
+
+    path = Path(found)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return found
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
+    what = "Give a YOLO .pt saved by Ultralytics or smalltrain (e.g. a model's weights/best.pt)."
+    if head.startswith(b"\x80"):
+        return found  # a pickle: torch's legacy format, which only loading can judge
+    if not head.startswith(b"PK\x03\x04"):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (no .pt starts like this). {what}")
+    try:
+        data = peek(path)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{exc} {what}") from exc
+    if isinstance(data, dict) and "model_args" in data and "model_state" in data:
+        raise WrongModelKind(f"{path}: a smalltrain audio model, not a detector. {what}")
+    return found
+
+
 def _is_official_name(name: str) -> bool:
     return "/" not in name and "\\" not in name and name.lower().startswith(("yolo", "rtdetr"))
+
+
+@functools.cache
+def _shipped_configs() -> frozenset[str] | None:
+    """The model .yaml names in the installed Ultralytics package (found without importing
+    it), or None when it is not installed."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.origin:
+        return None
+    root = Path(spec.origin).parent / "cfg" / "models"
+    return frozenset(p.name for p in root.rglob("*.y*ml"))
+
+
+def ships_config(name: str) -> bool:
+    """Whether Ultralytics builds ``name`` (e.g. ``yolo11n.yaml``) from a config it ships: the
+    name itself, or the name without its size letter (``yolo11.yaml``), as Ultralytics looks
+    it up. True when Ultralytics is not installed (the job then fails with that)."""
+    shipped = _shipped_configs()
+    if shipped is None:
+        return True
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", Path(name).stem) + Path(name).suffix
+    p6 = re.sub(r"^(yolov[58][nsmlx])6$", r"\1-p6", Path(name).stem)
+    p6 = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", p6) + Path(name).suffix
+    return bool({name, unified, p6} & shipped)
 
 
 def resolve_base_model(name: str, home: Path | None = None) -> str:
@@ -207,19 +262,26 @@ def resolve_base_model(name: str, home: Path | None = None) -> str:
     path = Path(text).expanduser()
     folder = weights_dir(home).resolve() if home is not None else None
     if folder is not None and len(path.parts) == 1 and (folder / text).is_file():
-        return _verified(folder / text, home)
+        return _loadable(_verified(folder / text, home))
     if path.is_file():
         found = path.resolve()
-        return _verified(found, home) if found.parent == folder else str(found)
+        return _loadable(_verified(found, home) if found.parent == folder else str(found))
     if path.suffix.lower() in (".yaml", ".yml"):
         if len(path.parts) > 1:
             raise WeightsNotFound(f"model config {text!r} does not exist. Check the path.")
+        if not ships_config(text):
+            raise WeightsNotFound(
+                f"model config {text!r} is neither a file here nor one Ultralytics ships. Give "
+                f"a shipped one such as 'yolo11n.yaml' or 'yolov8s.yaml' (the letter is the "
+                "size: n, s, m, l, x), or the path of your own .yaml."
+            )
         return text  # an Ultralytics model config shipped in the package: trains from scratch
     where = f" or in {weights_dir(home)}" if home is not None else ""
+    scratch = f"{path.stem}.yaml" if ships_config(f"{path.stem}.yaml") else "yolo11n.yaml"
     hint = (
         "smalltrain never downloads weights. Give base_model as a local .pt file, or register "
         f"one once with `smalltrain weights add FILE` and name it, or train from scratch with "
-        f"a model .yaml such as '{path.stem}.yaml'."
+        f"a model .yaml such as '{scratch}'."
     )
     kind = "official pretrained weights" if _is_official_name(text) else "weights"
     raise WeightsNotFound(f"{kind} {text!r} not found on disk{where}. {hint}")

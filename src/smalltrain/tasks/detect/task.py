@@ -161,7 +161,7 @@ class DetectTask:
             return self._result(ctx, config, None, None, save_dir, status="cancelled")
         report = inspect_dataset(Path(ctx.dataset_path))
         if report.problems or report.warnings:
-            ctx.emit(WarningEvent("dataset_problems", report.format(max_problems=10)))
+            ctx.emit(WarningEvent("dataset_problems", report.issues(max_problems=10)))
         data_yaml = report.build_resolved(run_dir / "dataset")
         device = resolve_device(config.device or ctx.device)
         cap = ctx.limits.max_gpu_memory_percent or config.max_gpu_memory_percent

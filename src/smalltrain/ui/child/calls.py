@@ -143,7 +143,13 @@ def check_form(
     weights rule and the model name. ``{"config": dict | None, "errors": {field: message},
     "start_line": str}``; ``config`` is None while any field is wrong."""
     from smalltrain.engine.config import apply_overrides
-    from smalltrain.errors import ConfigError, InvalidName, WeightsNotFound
+    from smalltrain.errors import (
+        CheckpointError,
+        ConfigError,
+        InvalidName,
+        WeightsNotFound,
+        WrongModelKind,
+    )
     from smalltrain.service.planning import start_line
     from smalltrain.service.weights import check_weights as rule
     from smalltrain.store.names import validate_name
@@ -167,7 +173,7 @@ def check_form(
     if config is not None:
         try:
             rule(task, config, Path(home), "remote")
-        except (ConfigError, WeightsNotFound) as e:
+        except (ConfigError, WeightsNotFound, CheckpointError, WrongModelKind) as e:
             field = getattr(e, "field", None) or (weights[0] if weights else "config")
             errors[field], config = str(e), None
     if model_name.strip():

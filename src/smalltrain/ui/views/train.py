@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 from smalltrain.engine.fsutil import atomic_write_text
-from smalltrain.errors import ConfigError, WeightsNotFound
+from smalltrain.errors import CheckpointError, ConfigError, WeightsNotFound, WrongModelKind
 from smalltrain.ui.child import calls
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
@@ -161,7 +161,7 @@ class TrainForm:
                     calls.train_form, home, dataset, saved["preset"], overrides
                 )
                 break
-            except (ConfigError, WeightsNotFound) as e:
+            except (ConfigError, WeightsNotFound, CheckpointError, WrongModelKind) as e:
                 # the field at fault goes back to the preset's value; the others stay
                 field = getattr(e, "field", None) or next(
                     (k for k in WEIGHTS_FIELDS if k in overrides), None
