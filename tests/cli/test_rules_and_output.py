@@ -163,6 +163,16 @@ def test_train_config_repeats_a_run_and_set_wins(home: Path, data: Path, tmp_pat
         "--executor", "inline", "--name", "third")  # fmt: skip
     third = next(j for j in cli_json("jobs", "list") if j["model_name"] == "third")
     assert (third["config"]["epochs"], third["config"]["hidden"]) == (1, 4)
+    # a wrong value of the file names the file and its line; a --set value is not the file's
+    mine.write_text("# mine\nepochs: 1\nhidden: lots\n")
+    err = " ".join(cli("train", str(data), "--task", "toy", "--config", str(mine),
+                       "--executor", "inline", code=1).stderr.split())  # fmt: skip
+    assert "hidden='lots': must be a whole number" in err, err
+    assert f"({mine}, line 3)" in err, err
+    err = " ".join(cli("train", str(data), "--task", "toy", "--config", str(mine), "--set",
+                       "hidden=many", "--executor", "inline", code=1).stderr.split())  # fmt: skip
+    assert "hidden='many'" in err, err
+    assert str(mine) not in err, err
 
 
 def test_resuming_a_finished_job_says_what_to_do_instead(home: Path, data: Path) -> None:
@@ -221,3 +231,45 @@ def test_a_filter_that_matches_nothing_says_so_and_a_wrong_status_lists_the_righ
     assert "'running' is not a job status; give one of: queued" in wrong
     assert "JobStatus" not in wrong
     assert "no model of dataset 'nosuch'" in cli("models", "list", "nosuch").stdout
+
+
+def test_deleting_a_model_a_queued_job_fine_tunes_from_warns_and_no_keeps_it(
+    home: Path, data: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from smalltrain.cli.main import app
+    from smalltrain.engine.jobs import TrainingJob
+    from smalltrain.store import JobStore
+
+    train(data, "base", 1)
+    folder = Path(cli_json("models", "show", "base")["path"])
+    job = TrainingJob(task="toy", dataset_path=str(data), dataset="toydata",
+                      config={"base_model": str(folder / "best.pt")})  # fmt: skip
+    with JobStore(home / "smalltrain.db") as store:
+        store.insert_job(job)
+    kept = CliRunner().invoke(app, ["models", "delete", "base"], input="n\n")
+    assert kept.exit_code == 1, kept.output
+    assert f"1 job will fail without it: {job.id} (QUEUED)" in kept.stderr, kept.stderr
+    assert "kept model 'base': nothing was deleted" in kept.stdout
+    assert "Aborted" not in kept.output
+    assert cli_json("models", "show", "base")["name"] == "base"  # still there
+    gone = cli("models", "delete", "base", "--yes")
+    assert "Dataset 'toydata' has no active model: no model of it remains." in gone.stdout, gone
+
+
+def test_jobs_and_models_print_their_times_alike(home: Path, data: Path) -> None:
+    """Models kept an ISO UTC text ("2026-12-07T12:03:01Z") where jobs printed local time."""
+    import datetime as dt
+
+    from smalltrain.cli.output import local_time
+
+    utc = dt.datetime(2026, 12, 7, 12, 3, 1, tzinfo=dt.timezone.utc)
+    assert local_time("2026-12-07T12:03:01Z") == local_time(utc.timestamp())
+    assert local_time(None) == "-"
+    train(data, "when", 1)
+    stamp = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+    for listed in (cli("jobs", "list").stdout, cli("models", "list").stdout,
+                   cli("models", "show", "when").stdout):  # fmt: skip
+        assert stamp.search(listed), listed
+        assert not re.search(r"\dT\d", listed), listed

@@ -252,7 +252,13 @@ def test_subscribe_from_another_process_sees_events(data: Path, home: Path) -> N
 
 
 def test_async_api_keeps_the_event_loop_responsive(data: Path, home: Path) -> None:
-    async def main() -> float:
+    """The loop keeps ticking while a job runs in the async API's calls. A call that blocked
+    the loop would stop it for the job's whole run (a child start and 2 epochs: seconds); a
+    busy machine delays single ticks (0.27 s once, with the suite's other worker busy), so
+    the test reads the ticks' count and their worst gap against that, not a tight bound."""
+
+    async def main() -> tuple[float, int, float]:
+        started = time.monotonic()
         manager = AsyncTrainingManager(_open(home, autostart=True))
         lags: list[float] = []
         stop = asyncio.Event()
@@ -277,9 +283,11 @@ def test_async_api_keeps_the_event_loop_responsive(data: Path, home: Path) -> No
         stop.set()
         await tick
         await manager.close()
-        return max(lags)
+        return max(lags), len(lags), time.monotonic() - started
 
-    assert asyncio.run(main()) < 0.2
+    worst, ticks, elapsed = asyncio.run(main())
+    assert worst < 1.0, (worst, ticks, elapsed)
+    assert ticks >= elapsed / 0.1, (worst, ticks, elapsed)  # on average a tick per 100 ms
 
 
 def test_follow_waits_with_backoff_and_times_out(

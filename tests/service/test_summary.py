@@ -32,6 +32,17 @@ def test_a_real_pca_fit_gives_a_verdict() -> None:
     assert "25% closer" in verdict("audio", older)
 
 
+def test_worse_than_pca_says_train_longer_only_when_the_model_was_still_improving() -> None:
+    """A model best at epoch 3 of 400 was told to "train longer"."""
+    metrics = {"val/sc": 0.5, "pca/sc": 0.4, "best_epoch": 2.0}
+    early = verdict("audio", metrics, epochs_run=400)
+    assert "its best was epoch 3 of 400, so more epochs would not help" in early, early
+    assert "train longer" not in early
+    late = verdict("audio", {**metrics, "best_epoch": 390.0}, epochs_run=400)
+    assert late.endswith("train longer or on more sounds"), late
+    assert verdict("audio", metrics).endswith("train longer or on more sounds")  # unknown
+
+
 def test_the_evaluation_verdict_is_one_rule_for_the_cli_and_the_page() -> None:
     from smalltrain.service.summary import evaluation_verdict
 

@@ -11,7 +11,7 @@ import typer
 
 from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json, say
 from smalltrain.cli.follow import exit_for, follow_job, open_manager
-from smalltrain.cli.output import fmt_number, print_fields, print_table, readable
+from smalltrain.cli.output import fmt_number, local_time, print_fields, print_table, readable
 from smalltrain.cli.summary import job_summary, print_summary
 from smalltrain.cli.train import DETACH_HELP, resume_job
 from smalltrain.engine.jobs import JobStatus, TrainingJob
@@ -21,10 +21,6 @@ __all__ = ["app"]
 app = typer.Typer(name="jobs", help="Training jobs: list, show, cancel, resume, logs, wait.")
 
 _JOB_HELP = "Job id or a 4+ character prefix."
-
-
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
 def _progress(job: TrainingJob) -> str:
@@ -71,7 +67,7 @@ def list_cmd(
         console.print("no jobs yet; start one with: smalltrain train DATASET")
         return
     rows = [[j.id, j.status.value, j.task, j.dataset or "-", j.model_name, _progress(j),
-             _when(j.created_at), j.status_reason or ""] for j in jobs]  # fmt: skip
+             local_time(j.created_at), j.status_reason or ""] for j in jobs]  # fmt: skip
     headers = ["id", "status", "task", "dataset", "model", "progress", "created", "reason"]
     print_table(headers, rows, wrap=["reason"])
 
@@ -90,9 +86,9 @@ def _show_rows(job: TrainingJob, home: Path) -> list[tuple[str, Any]]:
         ("dataset", f"{job.dataset} ({job.dataset_path})"),
         ("model", job.model_name),
         ("progress", f"{_progress(job)}, step {job.step}/{job.total_steps or '?'}"),
-        ("created", _when(job.created_at)),
-        ("started", _when(job.started_at)),
-        ("finished", _when(job.finished_at)),
+        ("created", local_time(job.created_at)),
+        ("started", local_time(job.started_at)),
+        ("finished", local_time(job.finished_at)),
         ("sweep", job.sweep_id or "-"),
         ("placement", json.dumps(job.placement) if job.placement else "-"),
         ("run folder", job.run_dir or "-"),
@@ -127,12 +123,8 @@ def show_cmd(
         outcome = f" {a.outcome}" if a.outcome else ""
         error = f": {a.error}" if a.error else ""
         resumed = f" from {Path(a.resume_from).name}" if a.resume_from else ""
-        rows.append(
-            (
-                f"attempt {a.n}",
-                f"{_when(a.started_at)} → {_when(a.finished_at)}{outcome}{resumed}{error}",
-            )
-        )
+        span = f"{local_time(a.started_at)} → {local_time(a.finished_at)}"
+        rows.append((f"attempt {a.n}", f"{span}{outcome}{resumed}{error}"))
     print_fields(rows)
     if job.error_traceback:
         console.print("traceback (summary)", style="bold")

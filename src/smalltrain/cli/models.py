@@ -12,9 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json
+from smalltrain.cli.common import JSON_HELP, console, handle_errors, print_json, say, warn
 from smalltrain.cli.follow import open_manager
-from smalltrain.cli.output import fmt_number, print_fields, print_table, readable
+from smalltrain.cli.output import (
+    fmt_number,
+    local_time,
+    plural,
+    print_fields,
+    print_table,
+    readable,
+)
 
 if TYPE_CHECKING:
     from smalltrain.store.models import ModelInfo
@@ -75,7 +82,7 @@ def list_cmd(
         console.print("no models yet; train one with: smalltrain train DATASET")
         return
     rows = [["*" if m.active else "", m.dataset, m.name, m.task, str(m.epochs_completed),
-             _metric(m), m.created, m.job_id or "-"] for m in models]  # fmt: skip
+             _metric(m), local_time(m.created), m.job_id or "-"] for m in models]  # fmt: skip
     headers = ["", "dataset", "name", "task", "epochs", "metric (best first)", "created", "job"]
     print_table(headers, rows)
     console.print("* = active: each dataset's first model, or a later one that beats it "
@@ -93,7 +100,7 @@ def _show_rows(model: ModelInfo) -> list[tuple[str, Any]]:
         ("task", model.task or "-"),
         ("metric", f"{_metric(model)} ({better})"),
         ("epochs", model.epochs_completed),
-        ("created", model.created),
+        ("created", local_time(model.created)),
         ("base model", model.base_model),
         ("dataset", model.dataset_snapshot),
         ("job", model.job_id),
@@ -161,8 +168,18 @@ def delete_cmd(
     on the task's metric active)."""
     manager = open_manager()
     model = manager.get_model(*_split(name, dataset or dataset_old))
-    if not yes:
-        typer.confirm(f"Delete model {model.name!r} of {model.dataset!r}?", abort=True, err=True)
+    users = manager.jobs_using_model(model)
+    if users:
+        ids = ", ".join(f"{j.id} ({j.status.value})" for j in users)
+        warn(
+            f"{plural(len(users), 'job')} will fail without it: {ids} fine-tune(s) from it; "
+            "cancel them first with: smalltrain jobs cancel ID"
+        )
+    if not yes and not typer.confirm(
+        f"Delete model {model.name!r} of {model.dataset!r}?", err=True
+    ):
+        say(f"kept model {model.name!r}: nothing was deleted")
+        raise typer.Exit(1)
     outcome = manager.model_queries.delete_and_promote(model.name, model.dataset)
     if as_json:
         active = f"{outcome.active.dataset}/{outcome.active.name}" if outcome.active else None

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +21,23 @@ from rich.text import Text
 from smalltrain.cli.common import console
 from smalltrain.engine.plain import fmt_number, plural  # one formatter for every face
 
-__all__ = ["fmt_number", "plural", "print_fields", "print_table", "readable"]
+__all__ = ["fmt_number", "local_time", "plural", "print_fields", "print_table", "readable"]
+
+
+def local_time(value: float | str | None) -> str:
+    """A moment as every table and show command prints it: local time, to the second
+    (``2026-12-07 13:03:01``). Takes a Unix time (jobs) or an ISO 8601 UTC text (models)."""
+    if value is None or value == "":
+        return "-"
+    try:
+        if isinstance(value, str):
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                return moment.strftime("%Y-%m-%d %H:%M:%S")
+            return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        return dt.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return str(value)
 
 
 def readable(value: Any) -> str:

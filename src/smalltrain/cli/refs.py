@@ -7,7 +7,9 @@ one of (in this order):
 2. ``DATASET/NAME``: a registered model;
 3. ``NAME``: a registered model (when only one dataset has a model of that name);
 4. ``DATASET``: that dataset's active model;
-5. any other existing path (its loader then says what is missing).
+5. any other existing path (its loader then says what is missing);
+6. ``NAME.pt``: a file of the weights folder (``smalltrain weights add``), as ``base_model``
+   names one.
 
 The registry knows each model's task, and files and run folders are peeked at (without
 running them), so a model of the wrong kind gets "X is an audio model; predict needs a
@@ -28,7 +30,7 @@ __all__ = ["MODEL_HELP", "ModelRef", "resolve_model"]
 
 MODEL_HELP = (
     "A registered model (NAME or DATASET/NAME), a dataset (its active model), a run folder, "
-    "a model folder or a .pt file."
+    "a model folder, a .pt file, or the name of a file in the weights folder."
 )
 _KIND_WORDS = {"audio": "an audio", "detect": "a detection"}
 
@@ -66,6 +68,20 @@ def _registered(ref: str) -> ModelRef | None:
     if dataset:
         return None
     return _active_of(ref)
+
+
+def _registered_weights(ref: str) -> ModelRef | None:
+    """A file of the weights folder named by its bare name (``yolov8s.pt``), or None."""
+    from smalltrain.tasks import model_kind
+    from smalltrain.tasks.detect.offline import resolve_base_model
+
+    if not ref.strip() or Path(ref).name != ref:
+        return None
+    if not (paths.weights_dir(home()) / ref).is_file():
+        return None
+    # checked as base_model is: its recorded sha256, and that it is a checkpoint at all
+    path = Path(resolve_base_model(ref, home()))
+    return ModelRef(path, model_kind(path), f"{ref} (in the weights folder)")
 
 
 def _active_of(dataset: str) -> ModelRef | None:
@@ -120,6 +136,8 @@ def resolve_model(ref: str, *, need: str | None = None, command: str = "") -> Mo
         found = registered
     elif path.exists():
         found = ModelRef(path, kind, str(path))
+    elif (weights := _registered_weights(ref)) is not None:
+        found = weights
     else:
         raise ModelNotFound(
             f"{ref!r} is not a file, a folder, a registered model or a dataset with an "

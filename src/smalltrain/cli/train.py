@@ -19,11 +19,12 @@ from smalltrain.cli.common import JSON_HELP, handle_errors, print_json, say
 from smalltrain.cli.follow import exit_for, follow_job, open_manager, spawn_worker
 from smalltrain.cli.summary import job_summary, print_summary
 from smalltrain.engine.config import parse_assignments
-from smalltrain.errors import JobNotFound
+from smalltrain.errors import ConfigError, JobNotFound
 
 if TYPE_CHECKING:
     # The service layer loads when a command runs, not at start-up (`smalltrain --help`).
     from smalltrain.service.manager import JobSpec, TrainingManager
+    from smalltrain.service.planning import ConfigFile
 
 __all__ = ["follow_to_end", "register", "resume_cmd", "train_cmd"]
 
@@ -79,13 +80,15 @@ def _spec_from(
     config_file: Path | None,
     settings: list[str],
     **fields: Any,
-) -> JobSpec:
+) -> tuple[JobSpec, ConfigFile | None]:
     """The JobSpec of a train command: --config fields, then --set values on top, and the
-    other flags (``fields``: task, model_name, preset, device, run_dir; None = not given)."""
+    other flags (``fields``: task, model_name, preset, device, run_dir; None = not given);
+    and the --config file read, if any."""
     from smalltrain.service.manager import JobSpec
     from smalltrain.service.planning import read_config_file
 
     overrides = parse_assignments(settings)
+    loaded = None
     if config_file is not None:
         loaded = read_config_file(config_file)
         overrides = {**loaded.fields, **overrides}
@@ -95,7 +98,7 @@ def _spec_from(
     if not dataset:
         raise typer.BadParameter("give the DATASET to train on (a registered name or a path)")
     given = {k: v for k, v in fields.items() if v is not None}
-    return JobSpec(dataset=dataset, overrides=overrides, **given)
+    return JobSpec(dataset=dataset, overrides=overrides, **given), loaded
 
 
 @handle_errors
@@ -149,7 +152,7 @@ def train_cmd(
     manager = open_manager(pick_executor(executor, ray_address, connect=not detach))
     if not detach and manager.scheduler_info() is None:
         manager.warm_up()  # this process will run the job: load torch while it plans it
-    spec = _spec_from(
+    spec, loaded = _spec_from(
         manager,
         dataset,
         config_file,
@@ -160,7 +163,10 @@ def train_cmd(
         device=device,
         run_dir=run_dir,
     )
-    job_id = manager.start_training(spec)
+    try:
+        job_id = manager.start_training(spec)
+    except ConfigError as e:  # a value of the --config file: name the file and its line
+        raise (loaded.located(e) if loaded is not None else e) from None
     job = manager.get_job(job_id)
     say(
         f"job {job_id}: {job.task} model {job.model_name!r} on {job.dataset} "

@@ -29,6 +29,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from smalltrain import paths
@@ -423,6 +424,21 @@ class TrainingManager:
     def set_active_model(self, name: str, dataset: str | None = None) -> ModelInfo:
         """Mark a model as its dataset's active model; return it."""
         return self.model_queries.set_active(name, dataset)
+
+    def jobs_using_model(self, model: ModelInfo) -> list[TrainingJob]:
+        """Queued or running jobs that load ``model``'s files (their ``base_model`` is inside
+        its folder, as ``train --continue`` and fine-tuning from it give): deleting it makes
+        them fail. Every face warns with this before a delete."""
+        folder = Path(model.path).resolve()
+        waiting = [JobStatus.QUEUED, *ACTIVE]
+        found = []
+        for job in self.jobs.list_jobs(status=waiting, limit=None):
+            base = (job.config or {}).get("base_model")
+            if not isinstance(base, str) or not Path(base).is_absolute():
+                continue  # a name of the weights folder, a .yaml, or none
+            if Path(base).resolve().is_relative_to(folder):
+                found.append(job)
+        return found
 
     def get_active_model(self, dataset: str) -> ModelInfo | None:
         """The active model of ``dataset``, or None."""

@@ -16,7 +16,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +222,8 @@ def _model_name(
     if spec.model_name and name in models.read_registry(dataset)["models"]:
         raise ModelExists(
             f"A model named {name!r} already exists for dataset {dataset!r}; choose "
-            f"another --name, or delete it with: smalltrain models delete {dataset}/{name}"
+            f"another model name (the CLI's --name), or delete it with: "
+            f"smalltrain models delete {dataset}/{name}"
         )
     return name
 
@@ -284,7 +285,7 @@ def check_model_name(models: ModelStore, job: TrainingJob) -> None:
     if entry is not None and (not isinstance(entry, dict) or entry.get("job_id") != job.id):
         raise ModelExists(
             f"A model named {job.model_name!r} already exists for dataset {dataset!r}; choose "
-            f"another --name, or delete it with: "
+            f"another model name (the CLI's --name), or delete it with: "
             f"smalltrain models delete {dataset}/{job.model_name}"
         )
 
@@ -338,6 +339,17 @@ class ConfigFile:
     dataset: str | None = None
     dataset_path: str | None = None
     preset: str | None = None
+    path: Path | None = None
+    #: each field's line in the file (1-based), for errors about its value
+    lines: Mapping[str, int] = field(default_factory=dict)
+
+    def located(self, error: ConfigError) -> ConfigError:
+        """``error`` naming this file and the line of its field, when the field's value came
+        from here (a --set of the same field wins, and is not the file's fault)."""
+        line = self.lines.get(error.field)
+        if line is None or self.path is None or self.fields.get(error.field) != error.value:
+            return error
+        return ConfigError(error.field, error.value, f"{error.rule} ({self.path}, line {line})")
 
     def dataset_ref(self, datasets: DatasetStore) -> str | None:
         """The dataset to train on: its registered name, or its path when the name is gone."""
@@ -368,8 +380,9 @@ def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
     if not isinstance(data, Mapping):
         raise ConfigError("--config", str(file), "must be a YAML mapping of config fields")
     section = data.get("config")
+    lines = _key_lines(file, nested="config" if isinstance(section, Mapping) else None)
     if not isinstance(section, Mapping):
-        return ConfigFile(dict(data))
+        return ConfigFile(dict(data), path=file, lines=lines)
     dataset, dataset_path = data.get("dataset"), data.get("dataset_path")
     return ConfigFile(
         fields=dict(section),
@@ -377,4 +390,19 @@ def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
         dataset=str(dataset) if dataset else None,
         dataset_path=str(dataset_path) if dataset_path else None,
         preset=data.get("preset") or None,
+        path=file,
+        lines=lines,
     )
+
+
+def _key_lines(file: Path, nested: str | None) -> dict[str, int]:
+    """The 1-based line of each key of the file's mapping (of its ``nested`` section's)."""
+    try:
+        node = yaml.compose(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    if nested is not None and isinstance(node, yaml.MappingNode):
+        node = next((v for k, v in node.value if k.value == nested), None)
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}

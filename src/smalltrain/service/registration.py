@@ -116,6 +116,8 @@ def best_model(candidates: list[ModelInfo], metric: str) -> tuple[ModelInfo | No
         and m.headline_value is not None
         and math.isfinite(m.headline_value)
     ]
+    if not candidates:
+        return None, "no model of it remains"
     if not scored:
         return None, f"no remaining model has a {metric_label(metric)} score to compare"
     mode = metric_mode(metric, scored[0].headline_mode)

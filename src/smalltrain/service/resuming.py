@@ -9,6 +9,7 @@ with every setting it had, ``--set`` values included).
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from smalltrain import paths, tasks
@@ -53,7 +54,8 @@ def refuse_config_failure(job: TrainingJob, home: Path) -> None:
         return
     config = run_dir_of(job, home) / RUN_CONFIG
     raise NotResumable(
-        f"Cannot resume job {job.id}: it failed on its config ({error[:200]}); resuming would "
+        f"Cannot resume job {job.id}: it failed on its config "
+        f"({textwrap.shorten(error, 200, placeholder=' ...')}); resuming would "
         f"fail the same way. Edit and retry: fix the field and start it again with: "
         f"smalltrain train --config {config} --set FIELD=VALUE (in the web UI: change it in "
         f"the Train tab and start again)"

@@ -52,8 +52,10 @@ def evaluation_verdict(data: dict[str, Any], marked: bool = False) -> str:
     )
 
 
-def verdict(task: str, metrics: dict[str, Any]) -> str:
-    """The result against its baseline in plain words ("" when there is nothing to say)."""
+def verdict(task: str, metrics: dict[str, Any], epochs_run: int | None = None) -> str:
+    """The result against its baseline in plain words ("" when there is nothing to say).
+    ``epochs_run``: how many epochs the job ran; with the metrics' ``best_epoch`` it tells
+    a model that needs more epochs from one that was best early and only got worse."""
     sc, pca = metrics.get("val/sc"), metrics.get("pca/sc")
     if task == "audio" and isinstance(sc, (int, float)) and isinstance(pca, (int, float)):
         if pca <= 0 or not (math.isfinite(sc) and math.isfinite(pca)):
@@ -74,9 +76,16 @@ def verdict(task: str, metrics: dict[str, Any]) -> str:
                 f"it reproduces sounds it never heard {change:.0%} closer than a linear model "
                 "of its size (PCA)"
             )
+        advice = "train longer or on more sounds"
+        best = metrics.get("best_epoch")
+        if isinstance(best, (int, float)) and epochs_run and best + 1 <= epochs_run / 2:
+            advice = (
+                f"its best was epoch {int(best) + 1} of {epochs_run}, so more epochs would not "
+                "help: train on more sounds, or a smaller model (--preset tiny)"
+            )
         return (
             f"it reproduces sounds it never heard {-change:.0%} further off than a linear model "
-            "of its size (PCA): a simpler model would do better; train longer or on more sounds"
+            f"of its size (PCA): a simpler model would do better; {advice}"
         )
     m = metrics.get("val/mAP50-95", metrics.get("val/mAP50"))
     if task == "detect" and isinstance(m, (int, float)) and math.isfinite(m):
@@ -168,7 +177,7 @@ def job_summary(
     run_dir = Path(job.run_dir) if job.run_dir else None
     duration = (job.finished_at or 0) - (job.started_at or 0) if job.started_at else None
     out: dict[str, Any] = {
-        "verdict": verdict(job.task, metrics),
+        "verdict": verdict(job.task, metrics, job.epoch or job.total_epochs),
         "job": job.id,
         "status": job.status.value,
         "reason": job.status_reason,

@@ -187,7 +187,8 @@ class JobStore:
             raise ModelExists(
                 f"A model named {job.model_name!r} is already being trained for dataset "
                 f"{job.dataset!r} by job {row['id']} ({row['status']}); choose another "
-                f"--name, or wait for that job with: smalltrain jobs wait {row['id']}"
+                f"model name (the CLI's --name), or wait for that job with: "
+                f"smalltrain jobs wait {row['id']}"
             )
 
     def _find(self, con: sqlite3.Connection, job_id: str) -> TrainingJob:

@@ -63,7 +63,7 @@ def test_load_to_other_rate(tmp_path: Path, make_audio: MakeAudio) -> None:
     assert load_audio(path, target_sr=16000).shape[0] == 8000
 
 
-def test_load_errors_name_file_and_reason(tmp_path: Path) -> None:
+def test_load_errors_name_file_and_reason(tmp_path: Path, make_audio: MakeAudio) -> None:
     bad = tmp_path / "junk.wav"
     bad.write_text("definitely not audio")
     with pytest.raises(AudioLoadError, match="junk.wav: not audio") as info:
@@ -75,6 +75,12 @@ def test_load_errors_name_file_and_reason(tmp_path: Path) -> None:
     (tmp_path / "empty.flac").write_bytes(b"")
     with pytest.raises(AudioLoadError, match=r"empty.flac: empty file \(0 bytes\)"):
         load_audio(tmp_path / "empty.flac")
+    # a FLAC cut short (a download that stopped): said in words, not libsndfile's "Error : "
+    whole = make_audio(tmp_path / "whole.flac", 1.0, sr=48000).read_bytes()
+    (tmp_path / "cut.flac").write_bytes(whole[: len(whole) // 3])
+    with pytest.raises(AudioLoadError, match=r"cut.flac: damaged or cut short partway") as cut:
+        load_audio(tmp_path / "cut.flac")
+    assert "Error :" not in str(cut.value)
 
 
 def test_scan_synthetic_folder(synthetic_audio_dir: Path) -> None:

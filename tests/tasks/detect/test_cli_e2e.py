@@ -100,7 +100,8 @@ def test_detect_end_to_end_through_the_cli(
         assert cls in ("0", "1")
         assert len(coords) == 4
         assert all(0.0 <= float(v) <= 1.0 for v in coords)
-    for ref in ("det1", str(run_dir), str(best)):
+    # ... or a file of the weights folder by its name, as base_model takes it
+    for ref in ("det1", str(run_dir), str(best), "tiny.pt"):
         records = json.loads(cli("predict", ref, images, "--json").stdout)
         assert len(records) == 4
         assert all(r["annotated"] is None for r in records)  # --json alone writes nothing

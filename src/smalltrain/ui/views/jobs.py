@@ -3,6 +3,7 @@ duration, final metrics, error, run folder and log."""
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -52,7 +53,7 @@ def history(
             render.when(j.created_at),
             render.fmt_duration(duration_s(store, j)),
             _final(j),
-            (j.error or j.status_reason or "")[:120],
+            textwrap.shorten(j.status_reason or j.error or "", 120, placeholder=" ..."),
         )
         for j in jobs
     ]

@@ -199,6 +199,10 @@ def build(backend: Backend) -> ModelsTab:
                 " It is the active model: the best remaining one on the task's metric "
                 "becomes active."
             )
+        users = backend.manager.jobs_using_model(info)
+        if users:
+            ids = ", ".join(f"{j.id} ({j.status.value})" for j in users)
+            note += f" Job(s) {ids} fine-tune from it and will fail without it: cancel them first."
         return [gr.update(visible=True), render.message(note, "warn"), ""]
 
     delete.click(guard(ask, 3, 2), [dataset, model], [confirm_row, confirm_text, message])

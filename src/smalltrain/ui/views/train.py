@@ -3,6 +3,7 @@ dataset, exported and imported as YAML; Start queues the job and opens the Job t
 
 from __future__ import annotations
 
+import textwrap
 import threading
 import time
 from dataclasses import dataclass
@@ -190,7 +191,7 @@ class TrainForm:
         overrides = diff(wanted, base["preset_config"])
         self.backend.settings.save(dataset, "auto", overrides, job.model_name)
         out = self.load(dataset)
-        failed = (job.error or "failed").split("\n")[0][:300]
+        failed = textwrap.shorten((job.error or "failed").split("\n")[0], 300, placeholder=" ...")
         out[STATUS_AT] = render.message(
             f"Job {job.id}'s settings, to edit: it failed on its config ({failed}). Change the "
             "field it names (base model: a name from the Weights tab, or a model .yaml to "

@@ -59,7 +59,17 @@ def _sf_message(exc: Exception) -> str:
     if "does not exist or is not a regular file" in text:
         # libsndfile's words for an MP3 it cannot parse; the file is there (checked before)
         return "Format not recognised"
+    text = text.removeprefix("Error : ").strip()
+    if "lost sync" in text or "unexpected end" in text.lower():
+        # a FLAC (or MP3) whose data stops or is damaged partway: audio, cut short
+        return f"damaged or cut short partway ({text})"
     return text
+
+
+def _not_read(exc: Exception) -> str:
+    """Why libsndfile could not read a file: "not audio: ..." or "damaged or cut short..."."""
+    text = _sf_message(exc)
+    return text if text.startswith("damaged") else f"not audio: {text}"
 
 
 def _open_problem(path: Path) -> str | None:
@@ -119,7 +129,7 @@ def load_audio(path: str | Path, target_sr: int = TARGET_SR) -> np.ndarray:
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except sf.LibsndfileError as exc:
-        raise AudioLoadError(p, f"not audio: {_sf_message(exc)}") from exc
+        raise AudioLoadError(p, _not_read(exc)) from exc
     except (OSError, RuntimeError) as exc:
         raise AudioLoadError(p, f"unreadable: {exc}") from exc
     if data.shape[0] == 0:
@@ -330,7 +340,7 @@ def _inspect_file(path: Path, rel: str, silence_db: float) -> AudioFileInfo | Sk
             return SkippedFile(rel, problem)
         info = sf.info(str(path))
     except sf.LibsndfileError as exc:
-        return SkippedFile(rel, f"not audio: {_sf_message(exc)}")
+        return SkippedFile(rel, _not_read(exc))
     except (OSError, RuntimeError) as exc:
         return SkippedFile(rel, f"unreadable: {exc}")
     if info.frames <= 0 or info.samplerate <= 0:
