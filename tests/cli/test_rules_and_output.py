@@ -273,3 +273,19 @@ def test_jobs_and_models_print_their_times_alike(home: Path, data: Path) -> None
                    cli("models", "show", "when").stdout):  # fmt: skip
         assert stamp.search(listed), listed
         assert not re.search(r"\dT\d", listed), listed
+
+
+def test_a_dataset_known_only_by_its_models_is_shown_and_not_removed_twice(
+    home: Path, data: Path
+) -> None:
+    train(data, "kept", 1)
+    cli("datasets", "remove", "toydata")  # forgotten; its model stays, and so does the name
+    (row,) = cli_json("datasets", "list")
+    assert (row["name"], row["registered"], row["models"]) == ("toydata", False, 1)
+    shown = cli("datasets", "show", "toydata").stdout
+    assert "no: it exists through its models" in shown, shown
+    assert "smalltrain datasets add toydata PATH" in shown
+    assert cli_json("datasets", "show", "toydata")["models"] == 1
+    err = " ".join(cli("datasets", "remove", "toydata", code=1).stderr.split())
+    assert "'toydata' is not registered, so there is nothing to forget" in err, err
+    assert "its 1 model (smalltrain models list toydata)" in err, err

@@ -238,5 +238,9 @@ def test_a_detection_sweep_from_the_cli_stops_the_weak_trials(tmp_path: Path) ->
     assert shown.returncode == 0, shown.stderr
     assert "registered as" in shown.stdout
     assert "stopped early" in shown.stdout
+    assert not set("━─│") & set(shown.stdout), shown.stdout  # a pipe gets lines, no rules
     listed = _cli(home, "sweep", "list", "--json")
     assert [s["id"] for s in json.loads(listed.stdout)] == [summary["id"]]
+    plain = _cli(home, "sweep", "list").stdout
+    assert summary["id"] in plain
+    assert not set("━─│") & set(plain), plain

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from smalltrain.cli.common import JSON_HELP, console, handle_errors, home, print_json, warn
-from smalltrain.cli.output import print_fields, print_table, readable
+from smalltrain.cli.output import plural, print_fields, print_table, readable
+from smalltrain.errors import DatasetNotFound
 from smalltrain.paths import cache_dir, db_path, models_dir
 
 if TYPE_CHECKING:
@@ -72,6 +73,16 @@ def add_cmd(
     console.print(f"dataset {record.name!r} ({record.kind}): {record.snapshot} at {record.path}")
 
 
+def _models_only(name: str, store: Any) -> dict[str, Any] | None:
+    """``datasets list``'s row of ``name`` when it has models but no record, else None."""
+    try:
+        store.get(name)
+        return None
+    except DatasetNotFound:
+        pass
+    return next((r for r in _unregistered(set()) if r["name"] == name), None)
+
+
 def _unregistered(known: set[str]) -> list[dict[str, Any]]:
     """Datasets that have models but no record (trained by path before registration)."""
     store = _model_store()
@@ -124,6 +135,16 @@ def show_cmd(
     from smalltrain.service.datasets import names_for_path
 
     store = _store()
+    only = _models_only(name, store)
+    if only is not None:
+        if as_json:
+            print_json(only)
+            return
+        print_fields([("name", name), ("kind", only["kind"]), ("models", only["models"]),
+                      ("registered", "no: it exists through its models (trained by path "
+                       "before it had a name); its path is unknown")])  # fmt: skip
+        console.print(f"register it with: smalltrain datasets add {name} PATH")
+        return
     record = store.get(name)
     changed = store.changed_since(name)
     others = [n for n in names_for_path(store, record.path) if n != name]
@@ -157,7 +178,15 @@ def remove_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Forget a dataset (its files and models stay where they are)."""
-    record = _store().remove(name)
+    store = _store()
+    only = _models_only(name, store)
+    if only is not None:
+        raise DatasetNotFound(
+            f"dataset {name!r} is not registered, so there is nothing to forget: it exists "
+            f"through its {plural(only['models'], 'model')} (smalltrain models list {name}), "
+            f"and leaves the list when they are deleted (smalltrain models delete {name}/NAME)"
+        )
+    record = store.remove(name)
     if as_json:
         print_json({"removed": record.name, "path": record.path})
         return

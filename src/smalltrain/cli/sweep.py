@@ -15,20 +15,18 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich import box
-from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
 from smalltrain.cli.cluster import pick_executor, ray_option, worker_args
 from smalltrain.cli.common import console, handle_errors, home, print_json
 from smalltrain.cli.follow import open_manager, spawn_worker
+from smalltrain.cli.output import local_time, print_table
 from smalltrain.cli.sweep_view import describe_event, render_summary, setting_text
 from smalltrain.engine.config import parse_assignments
 from smalltrain.errors import SmallTrainError
@@ -222,13 +220,10 @@ def list_cmd(
             "no sweeps yet; start one with: smalltrain sweep DATASET --trials 4 --vary seed"
         )
         return
-    table = Table("id", "status", "task", "dataset", "trials", "metric", "created", "best",
-                  box=box.SIMPLE_HEAD)  # fmt: skip
-    for s in sweeps:
-        created = time.strftime("%m-%d %H:%M", time.localtime(s.created_at))
-        table.add_row(s.id, s.status, s.task, s.dataset or "-", str(s.spec.get("trials", "?")),
-                      s.metric, created, s.best_model or "-")  # fmt: skip
-    console.print(table)
+    rows = [[s.id, s.status, s.task, s.dataset or "-", str(s.spec.get("trials", "?")),
+             s.metric, local_time(s.created_at), s.best_model or "-"] for s in sweeps]  # fmt: skip
+    headers = ["id", "status", "task", "dataset", "trials", "metric", "created", "best"]
+    print_table(headers, rows, right=["trials"])
 
 
 @app.command("cancel")

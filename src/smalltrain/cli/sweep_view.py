@@ -68,7 +68,8 @@ def render_summary(console: Console, summary: SweepSummary) -> None:
     values = [v for row in summary.trials for _, v in row.curve]
     lo, hi = _scale(values)
     width = max([int(sweep.spec.get("max_epochs", 1))] + [len(r.curve) for r in summary.trials])
-    table = Table(box=box.SIMPLE_HEAD)
+    # no rules in a pipe or a file (as print_table): lines of text for grep
+    table = Table(box=box.SIMPLE_HEAD if console.is_terminal else None)
     table.add_column("trial", no_wrap=True)
     table.add_column("status", no_wrap=True)
     lines = [setting_text(r.setting, "\n").splitlines() for r in summary.trials]
