@@ -131,6 +131,24 @@ class Server:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def stacks(self, settle_s: float = 0.5, timeout: float = 10.0) -> str:
+        """Every thread's stack of the server and of its helper processes, as ``kill -USR1``
+        makes them print (for a failed test's report): what the log gains until it has not
+        grown for ``settle_s``. "" if the server has exited."""
+        if self.proc.poll() is not None:
+            return ""
+        before = len(self.output())
+        self.proc.send_signal(signal.SIGUSR1)
+        size, changed, deadline = before, time.monotonic(), time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            now = len(self.output())
+            if now != size:
+                size, changed = now, time.monotonic()
+            elif now > before and time.monotonic() - changed >= settle_s:
+                break
+            time.sleep(0.05)
+        return self.output()[before:]
+
     def stop(self, timeout: float = 60.0) -> int:
         """Ctrl-C, as a user would; the exit code (the process is killed if it hangs)."""
         if self.proc.poll() is None:

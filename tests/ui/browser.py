@@ -116,11 +116,14 @@ class Env:
 
     def diagnostics(self) -> str:
         """What a failed test's report adds (see tests/ui/conftest.py): the pages' refused
-        requests and console errors, their last requests, and the server's last lines."""
+        requests and console errors, their last requests, the server's last lines, and the
+        stacks of the server's threads and helper processes."""
         parts = [
             ("refused requests and console errors", self.problems[-20:]),
             ("the last requests", self.requests[-10:]),
             ("the server's last lines", self.server.output().splitlines()[-30:]),
+            # where a page that waits is stuck: the server's threads, then its helpers'
+            ("every thread's stack (kill -USR1)", self.server.stacks().splitlines()[:400]),
         ]
         return "\n".join(f"{title}:\n" + "".join(f"  {x}\n" for x in xs) for title, xs in parts)
 

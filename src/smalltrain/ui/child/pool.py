@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import builtins
 import concurrent.futures as cf
+import faulthandler
 import logging
 import multiprocessing
+import signal
 import threading
 import time
 import traceback
@@ -59,6 +61,8 @@ def _child_start() -> None:
     wait for a fresh child's imports (about 0.7 s)."""
     from smalltrain.tasks import register_extra_tasks
 
+    if hasattr(signal, "SIGUSR1"):  # the server forwards its SIGUSR1: every stack, to stderr
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     register_extra_tasks()
     import smalltrain.service.planning  # noqa: F401
     import smalltrain.ui.child.calls  # noqa: F401
@@ -133,6 +137,12 @@ class ChildPool:
             log.debug("child %s failed:\n%s", fn.__name__, trace)
             raise rebuild_error(name, message, attrs)
         return result
+
+    def pids(self) -> list[int]:
+        """The children's process ids (none while the pool is idle)."""
+        with self._lock:
+            executor = self._executor
+        return [p.pid for p in list(getattr(executor, "_processes", {}).values()) if p.pid]
 
     @property
     def alive(self) -> bool:

@@ -24,6 +24,7 @@ import contextlib
 import errno
 import faulthandler
 import logging
+import os
 import signal
 import socket
 import sys
@@ -216,6 +217,23 @@ def _announce(options: ServeOptions, token: str | None, token_file: Path, say: A
     )
 
 
+def _dump_stacks_on_usr1(backend: Any) -> None:
+    """`kill -USR1 <pid>` prints every thread's stack of the server, then of its helper
+    processes (which print theirs on the same signal), to stderr: where a page that waits
+    forever is stuck. faulthandler writes the server's from C, even with the GIL held; the
+    Python handler it chains to forwards the signal to the helpers."""
+    if not hasattr(signal, "SIGUSR1"):
+        return
+
+    def forward(signum: int, frame: Any) -> None:
+        for pid in backend.pool.pids():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGUSR1)
+
+    signal.signal(signal.SIGUSR1, forward)
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
+
+
 def serve(home: Path, options: ServeOptions, say: Any = print) -> None:
     """Serve the UI and the API until Ctrl-C (see the module docstring).
 
@@ -223,8 +241,6 @@ def serve(home: Path, options: ServeOptions, say: Any = print) -> None:
         ServeError: the port is taken or the address cannot be used.
     """
     ui = env.prepare(home)  # before gradio is imported
-    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 <pid>` prints every thread's stack (debugging)
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
     sock = _bind(options)
     import uvicorn
 
@@ -236,6 +252,7 @@ def serve(home: Path, options: ServeOptions, say: Any = print) -> None:
         job_nice=options.job_nice,
         executor=options.executor,
     )
+    _dump_stacks_on_usr1(backend)
     try:
         token, token_file = None, tokens.token_path(backend.home)
         if options.token:
