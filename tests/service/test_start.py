@@ -24,6 +24,7 @@ from smalltrain.errors import (
 from smalltrain.service.datasets import register_dataset
 from smalltrain.service.jobspec import JobSpec
 from smalltrain.service.manager import TrainingManager
+from smalltrain.service.summary import job_summary
 from smalltrain.service.weights import WeightsStore
 from smalltrain.tasks.detect.synth import make_shapes_dataset
 from tests.support.weights import yolo_pt
@@ -238,6 +239,11 @@ def test_a_job_that_failed_on_its_config_is_not_resumed_but_edited(
         with pytest.raises(NotResumable, match="Edit and retry") as caught:
             manager.resume(job_id)
         assert f"smalltrain train --config {job.run_dir}/config.yaml" in str(caught.value)
+        # the status line and the summary say the same: the message, and edit and retry
+        assert (job.status_reason or "").startswith("weights '"), job.status_reason
+        summary = job_summary(manager, job, None)
+        assert "failed on its config" in summary["resume"], summary["resume"]
+        assert "Edit and retry" in summary["resume"]
 
 
 def test_a_dataset_name_is_not_moved_to_another_folder_unasked(home: Path, tmp_path: Path) -> None:

@@ -118,8 +118,11 @@ def resume_point_for(job: TrainingJob, home: Path) -> ResumePoint:
 
 
 def check_resumable_job(job: TrainingJob, home: Path) -> str | None:
-    """None if ``job`` can be resumed now, else why not (for hints such as "Resume with")."""
+    """None if ``job`` can be resumed now, else why not (for hints such as "Resume with"): the
+    same refusals as ``TrainingManager.resume``, a failure on the job's config first (its
+    summary offered "start it again" where the way on is to edit and retry)."""
     try:
+        refuse_config_failure(job, home)
         resume_point_for(job, home)
     except NotResumable as exc:
         return str(exc)

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from smalltrain.engine.jobs import JobStatus, TrainingJob
 from smalltrain.engine.plain import fmt_number as glossary_fmt
 from smalltrain.service import glossary
+from smalltrain.service.execution.attempt import reason_of
 from smalltrain.ui.viewmodels.charts import line_chart
 from smalltrain.ui.viewmodels.jobs import JobView
 from smalltrain.ui.viewmodels.settings import form_advice
@@ -88,7 +89,7 @@ def message(text: str, kind: str = "info") -> str:
 
 def job_header(job: TrainingJob) -> str:
     """Who the job is: status, model, dataset, task, reason, run folder."""
-    reason = job.status_reason or job.error or ""
+    reason = job.status_reason or reason_of(job.error) or ""
     return (
         f'<div class="st-jobhead" data-job="{escape(job.id)}">'
         f'<div class="st-jobtitle">{badge(job.status)} <b>{escape(job.model_name)}</b> '
