@@ -42,8 +42,9 @@ def print_summary(data: dict[str, Any]) -> None:
     if data.get("verdict"):
         rows.append(("verdict", data["verdict"]))
     if data["headline"]:
-        rows.append(("model metric", f"{data['headline']['metric']} "
-                                     f"{fmt_number(data['headline']['value'])}"))  # fmt: skip
+        head = data["headline"]
+        note = f" ({head['note']})" if head.get("note") else ""
+        rows.append(("model metric", f"{head['metric']} {fmt_number(head['value'])}{note}"))
     rows += [("run folder", data["run_dir"] or "-")]
     if data["plot"]:
         rows.append(("metrics plot", data["plot"]))

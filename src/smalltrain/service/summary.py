@@ -126,6 +126,15 @@ def _per_class(model: Any) -> dict[str, dict[str, float]]:
     return dict(per_class) if isinstance(per_class, dict) else {}
 
 
+def _headline_note(job: TrainingJob, metrics: dict[str, Any]) -> str:
+    """Why the model's score may differ from its best epoch's ("" when it does not): a
+    detector's is best.pt evaluated again once training ended (Ultralytics' final validation,
+    with the weights as saved), not the number logged during that epoch."""
+    if job.task == "detect" and "final/mAP50-95" in metrics:
+        return "best.pt evaluated again after training"
+    return ""
+
+
 def _best(job: TrainingJob, metrics: dict[str, float]) -> str:
     """ "epoch 12 of 40: val/sc 0.2452 (PCA 0.4024)" or "epoch 7 of 30: mAP50-95 0.52, ..."."""
     if "best_epoch" not in metrics:
@@ -191,7 +200,11 @@ def job_summary(
         "active": bool(model.active) if model else None,
         "activation": job.artifacts.get("activation"),
         "headline": (
-            {"metric": metric_label(model.headline_metric), "value": model.headline_value}
+            {
+                "metric": metric_label(model.headline_metric),
+                "value": model.headline_value,
+                "note": _headline_note(job, metrics),
+            }
             if model and model.headline_value is not None
             else None
         ),

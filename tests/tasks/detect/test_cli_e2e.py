@@ -53,6 +53,7 @@ def test_detect_end_to_end_through_the_cli(
         "model",
         "active",
         "per class (best.pt on the val split)",
+        "(best.pt evaluated again after training)",  # why it may differ from the best epoch
         "next: smalltrain predict shapes/det1",
         "active: the first model of dataset 'shapes'",
     ):
