@@ -220,3 +220,17 @@ def test_websockets_from_another_origin_are_closed(full: Served) -> None:
         pass
     assert closed.value.code == 1008
     assert "token" in closed.value.reason
+
+
+def test_an_api_upload_streams_where_gradios_file_route_does_not_serve(full: Served) -> None:
+    """Gradio's /gradio_api/file= serves any file under its temporary folder (<home>/ui/tmp)
+    to a token holder; an API upload used to stream there, readable while half-written."""
+    for folder, served_there in (("staging", False), ("tmp", True)):
+        part = full.home / "ui" / folder / "api-upload-x" / "a.wav"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(b"RIFF half of a sound")
+        answer = full.client.get(f"/gradio_api/file={part}")
+        assert (answer.status_code == 200) is served_there, (folder, answer.status_code)
+    from smalltrain.ui.env import UIPaths
+
+    assert UIPaths(full.home).staging == full.home / "ui" / "staging"

@@ -83,7 +83,7 @@ def test_bad_zips_over_the_api_are_400s_leaving_nothing(api: Served, tmp_path: P
         assert answer.status_code == 400, answer.text  # type: ignore[attr-defined]
         assert words in answer.json()["error"]["message"]  # type: ignore[attr-defined]
     assert not list((api.home / "datasets").glob("*"))
-    assert not list((api.home / "ui" / "tmp").glob("api-upload-*"))
+    assert not list((api.home / "ui" / "staging").glob("api-upload-*"))
 
 
 def test_an_uploaded_zip_reports_the_weights_it_skipped(api: Served, tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_uploads_over_the_cap_are_refused_and_removed(home: Path, toy_task: None
             headers={"Content-Type": "multipart/form-data; boundary=b"},
         )
         assert streamed.status_code == 413, streamed.text
-        assert not list((s.home / "ui" / "tmp").glob("api-upload-*"))
+        assert not list((s.home / "ui" / "staging").glob("api-upload-*"))
         assert not (s.home / "datasets").exists() or not list((s.home / "datasets").iterdir())
 
 

@@ -490,7 +490,9 @@ def test_api_follows_a_job_to_its_end(env: Env) -> None:
     assert uploaded["record"]["snapshot"].startswith("3 files")
     stored = Path(uploaded["record"]["path"])
     assert stored.is_relative_to(s.home / "datasets")
-    assert not list((s.home / "ui" / "tmp").glob("api-upload-*")), "staged uploads are cleaned up"
+    assert not list((s.home / "ui" / "staging").glob("api-upload-*")), (
+        "staged uploads are cleaned up"
+    )
     assert s.api("DELETE", "api/datasets/up").status == 200
     assert not stored.exists(), "removing an uploaded dataset deletes its copy in the home"
 

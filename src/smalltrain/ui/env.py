@@ -62,12 +62,19 @@ class UIPaths:
         return self.root / "tmp"
 
     @property
+    def staging(self) -> Path:
+        """API uploads while they stream in. Not inside ``tmp``: Gradio's file route serves
+        anything under its own temporary folder, a half-written upload included."""
+        return self.root / "staging"
+
+    @property
     def datasets(self) -> Path:
         """Datasets uploaded through the UI or the API."""
         return paths.datasets_dir(self.home)
 
     def make(self) -> UIPaths:
-        for folder in (self.settings, self.reports, self.outputs, self.uploads, self.tmp):
+        folders = (self.settings, self.reports, self.outputs, self.uploads, self.tmp, self.staging)
+        for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -121,10 +121,10 @@ def _datasets(router: APIRouter, backend: Backend, max_upload_bytes: int) -> Non
 
     @router.post("/datasets/upload", status_code=201)
     async def upload_dataset(request: Request) -> JSONResponse:
-        """Multipart ``name`` and ``files``, streamed to ``<home>/ui/tmp`` (see ``uploads``)."""
+        """Multipart ``name`` and ``files``, streamed to ``<home>/ui/staging`` (see ``uploads``)."""
         import tempfile
 
-        folder = Path(tempfile.mkdtemp(prefix="api-upload-", dir=backend.ui.tmp))
+        folder = Path(tempfile.mkdtemp(prefix="api-upload-", dir=backend.ui.staging))
         try:
             parts = await stream_multipart(request, folder, max_upload_bytes)
             unknown = sorted((set(parts.fields) | set(parts.files)) - {"name", "files"})
@@ -308,7 +308,7 @@ def _weights(router: APIRouter, backend: Backend, max_upload_bytes: int) -> None
         """Multipart ``file`` and optional ``name``, streamed like a dataset upload."""
         import tempfile
 
-        folder = Path(tempfile.mkdtemp(prefix="api-weights-", dir=backend.ui.tmp))
+        folder = Path(tempfile.mkdtemp(prefix="api-weights-", dir=backend.ui.staging))
         try:
             parts = await stream_multipart(request, folder, max_upload_bytes)
             unknown = sorted((set(parts.fields) | set(parts.files)) - {"name", "file"})

@@ -2,7 +2,7 @@
 
 FastAPI's ``UploadFile`` spools each file into a temporary file of the system temp folder, which
 the handler then copies again: a 500 MB upload used about 1.5 GB of temporary disk. Here each
-part is written once, as it arrives, into a folder of the home (``<home>/ui/tmp``), from where
+part is written once, as it arrives, into a folder of the home (``<home>/ui/staging``), from where
 the dataset code moves it (a rename, on the same disk). The whole body is capped
 (``--max-upload``): past it, the parse stops and nothing is kept.
 """
