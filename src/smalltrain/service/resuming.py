@@ -16,6 +16,7 @@ from smalltrain import paths, tasks
 from smalltrain.engine.context import ResumePoint, resume_point_of
 from smalltrain.engine.jobs import RESUMABLE, JobStatus, TrainingJob
 from smalltrain.errors import NotResumable
+from smalltrain.service.execution.attempt import reason_of
 
 __all__ = [
     "CONFIG_FAILURES",
@@ -55,7 +56,7 @@ def refuse_config_failure(job: TrainingJob, home: Path) -> None:
     config = run_dir_of(job, home) / RUN_CONFIG
     raise NotResumable(
         f"Cannot resume job {job.id}: it failed on its config "
-        f"({textwrap.shorten(error, 200, placeholder=' ...')}); resuming would "
+        f"({textwrap.shorten(reason_of(error) or '', 200, placeholder=' ...')}); resuming would "
         f"fail the same way. Edit and retry: fix the field and start it again with: "
         f"smalltrain train --config {config} --set FIELD=VALUE (in the web UI: change it in "
         f"the Train tab and start again)"

@@ -15,6 +15,7 @@ import gradio as gr
 
 from smalltrain.engine.fsutil import atomic_write_text
 from smalltrain.errors import CheckpointError, ConfigError, WeightsNotFound, WrongModelKind
+from smalltrain.service.execution.attempt import reason_of
 from smalltrain.ui.child import calls
 from smalltrain.ui.viewmodels import render
 from smalltrain.ui.viewmodels.backend import Backend
@@ -191,7 +192,8 @@ class TrainForm:
         overrides = diff(wanted, base["preset_config"])
         self.backend.settings.save(dataset, "auto", overrides, job.model_name)
         out = self.load(dataset)
-        failed = textwrap.shorten((job.error or "failed").split("\n")[0], 300, placeholder=" ...")
+        failed = reason_of(job.error) or "failed"
+        failed = textwrap.shorten(failed.split("\n")[0], 300, placeholder=" ...")
         out[STATUS_AT] = render.message(
             f"Job {job.id}'s settings, to edit: it failed on its config ({failed}). Change the "
             "field it names (base model: a name from the Weights tab, or a model .yaml to "
