@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,6 +95,7 @@ class Env:
             ),
         )
         page = context.new_page()
+        track_queue(page)
         page.on(
             "console",
             lambda m: (
@@ -132,6 +135,43 @@ class Env:
 
 
 # --- page helpers ---------------------------------------------------------------------------
+
+#: Each page's Gradio queue requests in flight: joins, and the event stream that carries their
+#: results (``/gradio_api/queue/data``), open until the server has sent every result.
+_IN_FLIGHT: weakref.WeakKeyDictionary[Page, set[object]] = weakref.WeakKeyDictionary()
+
+
+def track_queue(page: Page) -> None:
+    """Keep ``_IN_FLIGHT`` for ``page`` (``Env.page`` does it for every page)."""
+    flying: set[object] = set()
+    _IN_FLIGHT[page] = flying
+
+    def started(request: object) -> None:
+        if "/gradio_api/queue/" in getattr(request, "url", ""):
+            flying.add(request)
+
+    def ended(request: object) -> None:
+        flying.discard(request)
+
+    page.on("request", started)
+    page.on("requestfinished", ended)
+    page.on("requestfailed", ended)
+
+
+def settle(page: Page, timeout_s: float = 15.0) -> None:
+    """Wait until the page has no queued event in flight (no join unanswered, no result stream
+    open), at most ``timeout_s``, then go on whatever the state.
+
+    Gradio 6.31's client can lose an event's result when the event is joined while the stream
+    of the events before it is closing: it counts on that stream, the server has just ended it,
+    and the event stays pending for good (twice in this machine's full runs, at a click that
+    followed a field's change event; the server's stacks showed it idle, its helpers idle, the
+    last request a join with no stream after it). A user's remedy is to click again. The
+    helpers below act on a quiet page instead, as a person does at a person's pace."""
+    flying = _IN_FLIGHT.get(page)
+    deadline = time.monotonic() + timeout_s
+    while flying and time.monotonic() < deadline:
+        page.wait_for_timeout(50)  # lets Playwright deliver the requests' events
 
 
 def module_root(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
@@ -188,6 +228,7 @@ def shot_on_failure(request: pytest.FixtureRequest, env: Env) -> Iterator[None]:
 
 
 def fill(page: Page, elem_id: str, text: str) -> None:
+    settle(page)
     page.locator(f"#{elem_id} textarea, #{elem_id} input").first.fill(text)
 
 
@@ -203,6 +244,7 @@ def upload(page: Page, into: str, files: Path | Sequence[Path], shown: str | Non
     caught mid-upload and failed, whatever the wait, when the upload was done first (CI: two
     misses in two runs; here: 1 in 30)."""
     paths = [files] if isinstance(files, Path) else list(files)
+    settle(page)
     page.locator(f"{into} input[type=file]").first.set_input_files([str(f) for f in paths])
     if shown is not None:
         page.wait_for_selector(shown)
@@ -221,6 +263,7 @@ def field_box(page: Page, label: str) -> Locator:
 def type_into(box: Locator, text: str) -> None:
     """Replace a text field's value by typing, as a user does (Gradio's input event follows
     keystrokes; Playwright's fill() sets the value without them)."""
+    settle(box.page)
     box.click()
     box.press("Control+a")
     box.press_sequentially(text)
@@ -232,6 +275,7 @@ def type_into(box: Locator, text: str) -> None:
 
 
 def choose(page: Page, elem_id: str, text: str) -> None:
+    settle(page)
     page.locator(f"#{elem_id} input").first.click()
     page.locator("[role=option]", has_text=text).first.click()
 
@@ -288,9 +332,11 @@ def open_app(page: Page, url: str) -> None:
     """Open the app and wait until its load handler has filled it from the store."""
     page.goto(url)
     page.wait_for_selector(".st-title[data-loaded]")
+    settle(page)  # the page's other load events too
 
 
 def tab(page: Page, name: str) -> None:
+    settle(page)
     page.get_by_role("tab", name=name, exact=True).click()
 
 
