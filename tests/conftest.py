@@ -14,6 +14,28 @@ from tests.support.audio import TrainedAudio, train_tiny_run
 from tests.support.explore import train_explore_model
 
 
+def _load_anyio_now() -> None:
+    """Import every submodule anyio loads lazily, here in the main thread. anyio is a pytest
+    plugin, so pytest compiles its modules itself (assertion rewriting), with ast.parse; the
+    first ``anyio.open_file`` of a worker then compiled ``anyio._core._fileio`` in the test
+    client's thread, where CPython 3.11.7 raised "SystemError: AST constructor recursion depth
+    mismatch" (once in a full run, in a test that fetched a file through Gradio)."""
+    import warnings
+
+    import anyio
+
+    with warnings.catch_warnings():  # deprecated aliases warn when read
+        warnings.simplefilter("ignore")
+        for name in dir(anyio):
+            try:
+                getattr(anyio, name)
+            except Exception:  # a name that does not load here: its test will say so
+                continue
+
+
+_load_anyio_now()
+
+
 @pytest.fixture
 def toy_task(monkeypatch: pytest.MonkeyPatch) -> None:
     """The toy task (``smalltrain.tasks.toy``) registered here and in every child process
