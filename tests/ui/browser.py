@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pytest
@@ -191,9 +191,9 @@ def browser_env(
     ``smalltrain ui`` on ``home``, headless Chromium (``args`` added to its flags, e.g. a
     WAV for the fake microphone); the server's output is kept in ``artifacts/log`` and the
     server must exit 0."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import Locator, sync_playwright
 
-    with offline():
+    with offline(), _clicks_settle_first(Locator):
         assert not has_route_out(), "the test namespace still has a network interface up"
         server = start_server(home)
         try:
@@ -209,6 +209,25 @@ def browser_env(
             code = server.stop()
             (artifacts / log).write_text(server.output())
         assert code == 0, server.output()
+
+
+@contextmanager
+def _clicks_settle_first(locator_class: Any) -> Iterator[None]:
+    """Every ``Locator.click`` of the browser tests first ``settle``s its page (see there): a
+    click is the commonest action, and a test's own clicks come straight after waits that a
+    result already satisfies while its event's stream is still closing (an Export click lost
+    its result that way in a full run, its page showing Gradio's timer at 180 s)."""
+    original = locator_class.click
+
+    def click(self: Locator, *args: Any, **kwargs: Any) -> None:
+        settle(self.page)
+        original(self, *args, **kwargs)
+
+    locator_class.click = click
+    try:
+        yield
+    finally:
+        locator_class.click = original
 
 
 @pytest.fixture(autouse=True)
