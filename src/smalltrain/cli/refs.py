@@ -32,7 +32,6 @@ MODEL_HELP = (
     "A registered model (NAME or DATASET/NAME), a dataset (its active model), a run folder, "
     "a model folder, a .pt file, or the name of a file in the weights folder."
 )
-_KIND_WORDS = {"audio": "an audio", "detect": "a detection"}
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ def resolve_model(ref: str, *, need: str | None = None, command: str = "") -> Mo
         ModelNotFound: nothing of that name or path; the message lists what is accepted.
         WrongModelKind: it is a model of another task.
     """
-    from smalltrain.tasks import model_kind
+    from smalltrain.tasks import kind_words, model_kind
 
     path = Path(ref).expanduser()
     kind = model_kind(path) if path.exists() else None
@@ -144,9 +143,9 @@ def resolve_model(ref: str, *, need: str | None = None, command: str = "") -> Mo
             "active model. List models with: smalltrain models list"
         )
     if need is not None and found.task is not None and found.task != need:
-        have = _KIND_WORDS.get(found.task, f"a {found.task}")
+        have = kind_words(found.task)
         raise WrongModelKind(
             f"{found.label} is {have} model; {command or 'this command'} needs "
-            f"{_KIND_WORDS.get(need, f'a {need}')} model"
+            f"{kind_words(need)} model"
         )
     return found

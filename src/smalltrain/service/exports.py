@@ -31,6 +31,7 @@ from smalltrain.engine.fsutil import atomic_write_json, replace_folder, sha256_f
 from smalltrain.errors import CheckpointError, ConfigError, MissingDependency, ModelNotFound
 from smalltrain.store.model_info import ModelInfo, utc_now
 from smalltrain.store.models import ModelStore
+from smalltrain.tasks import kind_words
 
 __all__ = [
     "EXPORTS_DIR",
@@ -96,8 +97,7 @@ def check_dependencies(task: str, fmt: str) -> None:
     formats = FORMATS.get(task, ())
     if fmt not in formats:
         kinds = ", ".join(formats) or "nothing"
-        what = {"audio": "an audio", "detect": "a detection"}.get(task or "", "this")
-        raise ConfigError("format", fmt, f"{what} model exports to {kinds}")
+        raise ConfigError("format", fmt, f"{kind_words(task)} model exports to {kinds}")
     missing = [(m, extra) for m, extra in _NEEDS[(task, fmt)] if not _importable(m)]
     if missing:
         extras = sorted({extra for _, extra in missing})

@@ -370,7 +370,8 @@ def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
     """
     file = Path(path).expanduser()
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except OSError as exc:
         raise ConfigError(
             "--config", str(file), f"cannot be read ({exc.strerror or exc})"
@@ -380,7 +381,7 @@ def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
     if not isinstance(data, Mapping):
         raise ConfigError("--config", str(file), "must be a YAML mapping of config fields")
     section = data.get("config")
-    lines = _key_lines(file, nested="config" if isinstance(section, Mapping) else None)
+    lines = _key_lines(text, nested="config" if isinstance(section, Mapping) else None)
     if not isinstance(section, Mapping):
         return ConfigFile(dict(data), path=file, lines=lines)
     dataset, dataset_path = data.get("dataset"), data.get("dataset_path")
@@ -395,11 +396,11 @@ def read_config_file(path: str | os.PathLike[str]) -> ConfigFile:
     )
 
 
-def _key_lines(file: Path, nested: str | None) -> dict[str, int]:
-    """The 1-based line of each key of the file's mapping (of its ``nested`` section's)."""
+def _key_lines(text: str, nested: str | None) -> dict[str, int]:
+    """The 1-based line of each key of a YAML mapping (of its ``nested`` section's)."""
     try:
-        node = yaml.compose(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        node = yaml.compose(text)
+    except yaml.YAMLError:
         return {}
     if nested is not None and isinstance(node, yaml.MappingNode):
         node = next((v for k, v in node.value if k.value == nested), None)

@@ -51,11 +51,20 @@ from smalltrain.store.history import Attempt, HistoryStore, MetricRow, end_attem
 from smalltrain.store.records import DatasetRecord
 from smalltrain.store.sqlite import Database
 
-__all__ = ["Attempt", "JobStore", "MetricRow"]
+__all__ = ["MIN_PREFIX", "Attempt", "JobStore", "MetricRow", "short_prefix_note"]
 
 _UPDATABLE = frozenset(JOB_FIELDS) - {"id", "status"}
 _ACTIVE_SQL = "(" + ",".join(f"'{s.value}'" for s in sorted(ACTIVE)) + ")"
-_MIN_PREFIX = 4
+MIN_PREFIX = 4
+
+
+def short_prefix_note(ref: str) -> str:
+    """What a not-found message adds for an id too short to be read as a prefix ("" else)."""
+    if 0 < len(ref) < MIN_PREFIX:
+        return f" (a prefix needs {MIN_PREFIX} characters or more)"
+    return ""
+
+
 #: Jobs that will register a model soon: their model name is reserved.
 _NAME_HOLDERS = frozenset({JobStatus.QUEUED, *ACTIVE})
 
@@ -194,7 +203,7 @@ class JobStore:
     def _find(self, con: sqlite3.Connection, job_id: str) -> TrainingJob:
         """The job with this id or unique prefix."""
         row = con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None and len(job_id) >= _MIN_PREFIX:
+        if row is None and len(job_id) >= MIN_PREFIX:
             prefix = job_id.strip().lower()
             rows = con.execute(
                 "SELECT * FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
@@ -207,11 +216,7 @@ class JobStore:
                 )
             row = rows[0] if rows else None
         if row is None:
-            short = (
-                f" (a prefix needs {_MIN_PREFIX} characters or more)"
-                if 0 < len(job_id) < _MIN_PREFIX
-                else ""
-            )
+            short = short_prefix_note(job_id)
             raise JobNotFound(f"No job {job_id!r}{short}. List jobs with: smalltrain jobs list")
         return TrainingJob.from_row(row)
 

@@ -21,13 +21,12 @@ from typing import Any
 
 from smalltrain.engine.jobs import TrainingJob
 from smalltrain.errors import JobNotFound
-from smalltrain.store.db import JobStore
+from smalltrain.store.db import MIN_PREFIX, JobStore, short_prefix_note
 
 __all__ = ["SWEEP_STATUSES", "EpochReport", "SweepRecord", "SweepStore"]
 
 #: RUNNING → FINALIZING (one process registers the best trial) → COMPLETED or FAILED.
 SWEEP_STATUSES = ("RUNNING", "FINALIZING", "COMPLETED", "FAILED")
-_MIN_PREFIX = 4
 
 
 @dataclass
@@ -100,7 +99,7 @@ class SweepStore:
         """
         con = self.jobs.db.connection()
         row = con.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
-        if row is None and len(sweep_id) >= _MIN_PREFIX:
+        if row is None and len(sweep_id) >= MIN_PREFIX:
             prefix = sweep_id.strip().lower()
             rows = con.execute(
                 "SELECT * FROM sweeps WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
@@ -111,13 +110,9 @@ class SweepStore:
                 raise JobNotFound(f"Sweep id prefix {sweep_id!r} matches several ({ids})")
             row = rows[0] if rows else None
         if row is None:
-            short = (
-                f" (a prefix needs {_MIN_PREFIX} characters or more)"
-                if 0 < len(sweep_id) < _MIN_PREFIX
-                else ""
-            )
             raise JobNotFound(
-                f"No sweep {sweep_id!r}{short}. List sweeps with: smalltrain sweep list"
+                f"No sweep {sweep_id!r}{short_prefix_note(sweep_id)}. List sweeps with: "
+                "smalltrain sweep list"
             )
         return SweepRecord.from_row(row)
 

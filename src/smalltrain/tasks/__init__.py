@@ -24,6 +24,15 @@ _TASKS: dict[str, str] = {
 #: Extra tasks as "name=module:Factory,..."; every process (children included) reads it on start.
 EXTRA_TASKS_ENV = "SMALLTRAIN_EXTRA_TASKS"
 
+
+def kind_words(task: str | None) -> str:
+    """A task's models in words, with the article: "an audio", "a detection" ("this" when
+    unknown); every face's wrong-kind and export messages say it the same way."""
+    if not task:
+        return "this"
+    return {"audio": "an audio", "detect": "a detection"}.get(task, f"a {task}")
+
+
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".aifc"})
 
 
@@ -108,6 +117,11 @@ def _kind_of_file(path: Path) -> str | None:
         data = peek(path)  # no torch, and nothing from the file runs
     except (OSError, ValueError):
         return None
+    return kind_of_checkpoint(data)
+
+
+def kind_of_checkpoint(data: Any) -> str | None:
+    """Which task a peeked checkpoint (``engine.ptinfo.peek``) belongs to, or None."""
     if not isinstance(data, dict):
         return None
     if "model_args" in data and "model_state" in data:

@@ -212,7 +212,9 @@ def _loadable(found: str) -> str:
         data = peek(path)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{exc} {what}") from exc
-    if isinstance(data, dict) and "model_args" in data and "model_state" in data:
+    from smalltrain.tasks import kind_of_checkpoint
+
+    if kind_of_checkpoint(data) == "audio":
         raise WrongModelKind(f"{path}: a smalltrain audio model, not a detector. {what}")
     return found
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from smalltrain.errors import DatasetError, ModelNotFound
 from smalltrain.store.models import ModelInfo, ModelStore
+from smalltrain.tasks import kind_words
 from smalltrain.ui.child import calls
 from smalltrain.ui.child.pool import ChildPool
 from smalltrain.ui.env import UIPaths
@@ -63,7 +64,7 @@ class UseUI:
                 task.
         """
         if not ref:
-            what = "an audio" if task == "audio" else "a detection"
+            what = kind_words(task)
             raise ModelNotFound(
                 f"No {task} model chosen. Choose one above; if the list is empty, train "
                 f"{what} model first (Train tab), or press Refresh models and sounds"
